@@ -1,0 +1,525 @@
+//! CLI glue: each subcommand as a function from parsed arguments to an exit code. Loads rules,
+//! parameters and units, expands the graph, opens the cache, and prints results.
+//!
+//! Must never: contain engine or science logic (it calls the library modules for that).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::cli::{BuildArgs, DagArgs, ExplainArgs, FieldArgs, GcArgs, ParamsArgs, StatusArgs};
+use crate::config::{self, Origin, Params};
+use crate::exec::action::{write_atomic, TMP_PREFIX};
+use crate::exec::local::{self, BuildOptions, BuildResult, Mode, Status};
+use crate::exec::{Engine, StaleClass};
+use crate::graph::Graph;
+use crate::rules::{self, expand::expand, RuleSet};
+use crate::stages::{builtin_names, builtin_version};
+use crate::units::Units;
+
+/// Exit code when targets failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code when interrupted.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Rules, parameters, units and graph of one field.
+pub struct Setup {
+    /// The rules.
+    pub rules: RuleSet,
+    /// Resolved parameters.
+    pub params: Params,
+    /// The field's units.
+    pub units: Units,
+    /// The expanded graph.
+    pub graph: Graph,
+}
+
+/// Load the rule set: a directory, or the compiled-in rules.
+pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
+    let names = builtin_names();
+    Ok(match dir {
+        Some(d) => RuleSet::load_dir(d, &names)?,
+        None => rules::embedded(&names)?,
+    })
+}
+
+/// Load everything needed to build one field.
+pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
+    let rules = load_rules(args.rules.as_deref())?;
+    let params = config::resolve(&rules, &args.config, &args.sets)?;
+    let limit = args.limit.or_else(|| {
+        params
+            .get("limit")
+            .and_then(|v| v.as_i64())
+            .map(|v| v.max(0) as usize)
+    });
+    let radius = params
+        .get("beam_radius_deg")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(1.0);
+    let field_dir = args.datadir.join(&args.field);
+    if !field_dir.is_dir() {
+        return Err(anyhow!(
+            "field directory {} does not exist; pass --datadir pointing at the directory that holds {}",
+            field_dir.display(),
+            args.field
+        ));
+    }
+    let field_dir = field_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", field_dir.display()))?;
+    let units = Units::load(&field_dir, radius, limit)?;
+    let graph = expand(&rules, &params, &units, &field_dir, &builtin_version)?;
+    Ok(Setup {
+        rules,
+        params,
+        units,
+        graph,
+    })
+}
+
+fn open_cache(dir: &Path, wait: bool) -> Result<Cache> {
+    Ok(Cache::open(dir, wait)?)
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[derive(Serialize)]
+struct ReportTarget<'a> {
+    id: &'a str,
+    stage: &'a str,
+    status: &'static str,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    field: &'a str,
+    targets: Vec<ReportTarget<'a>>,
+    summary: BTreeMap<&'static str, usize>,
+    interrupted: bool,
+    seconds: f64,
+}
+
+fn write_report(path: &Path, graph: &Graph, res: &BuildResult) -> Result<()> {
+    let mut summary: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for k in ["ran", "skipped", "failed"] {
+        summary.insert(k, 0);
+    }
+    let mut targets = Vec::new();
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        *summary.entry(o.status.as_str()).or_default() += 1;
+        targets.push(ReportTarget {
+            id: &graph.targets[i].id,
+            stage: graph.stage_of(i),
+            status: o.status.as_str(),
+            seconds: o.seconds,
+            error: o.error.as_deref(),
+        });
+    }
+    let report = Report {
+        field: &graph.field,
+        targets,
+        summary,
+        interrupted: res.interrupted,
+        seconds: res.seconds,
+    };
+    let json = serde_json::to_vec_pretty(&report)?;
+    write_atomic(path, &json)
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    Ok(())
+}
+
+fn print_notes(setup: &Setup) {
+    for (k, why) in &setup.params.unused {
+        eprintln!("note: config key '{k}' is not used ({why})");
+    }
+    if !setup.graph.orphans.is_empty() {
+        let n = setup.graph.orphans.len();
+        let shown: Vec<&str> = setup
+            .graph
+            .orphans
+            .iter()
+            .take(5)
+            .map(|s| s.as_str())
+            .collect();
+        eprintln!(
+            "note: {n} island(s) lie outside every beam and are not built: {}{}",
+            shown.join(", "),
+            if n > 5 { ", ..." } else { "" }
+        );
+    }
+}
+
+/// `arrakis build`.
+pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
+    let setup = load_setup(&args.field)?;
+    print_notes(&setup);
+    let cache = open_cache(cache_dir, wait)?;
+    let graph = &setup.graph;
+    let selected = graph
+        .select(args.until.as_deref(), args.only.as_deref())
+        .map_err(|e| anyhow!(e))?;
+    let modes = local::modes_for(graph, &selected, args.only.is_some());
+    let engine = Engine::new(graph, &setup.rules, &cache);
+    let opts = BuildOptions {
+        jobs: args.jobs.unwrap_or_else(default_jobs),
+        keep_going: args.keep_going,
+        dry_run: args.dry_run,
+        quiet: args.quiet,
+    };
+    let res = local::build(&engine, &modes, &opts);
+    cache.flush()?;
+    if let Some(path) = &args.report {
+        write_report(path, graph, &res)?;
+    }
+    if args.dry_run {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let mut n = 0;
+        for (i, o) in res.outcomes.iter().enumerate() {
+            let Some(o) = o else { continue };
+            match o.status {
+                Status::WouldRun => {
+                    n += 1;
+                    writeln!(
+                        out,
+                        "{}\t{}",
+                        graph.targets[i].id,
+                        o.reasons.first().map(|s| s.as_str()).unwrap_or("")
+                    )?;
+                }
+                Status::Failed => {
+                    writeln!(
+                        out,
+                        "{}\tcannot run: {}",
+                        graph.targets[i].id,
+                        o.error.as_deref().unwrap_or("")
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        eprintln!("arrakis: {n} target(s) would run ({:.3} s)", res.seconds);
+        return Ok(0);
+    }
+    print_summary(graph, &res);
+    if let Some(f) = &res.fatal {
+        return Err(anyhow!("build stopped: {f}"));
+    }
+    if res.interrupted {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    let failed = res
+        .outcomes
+        .iter()
+        .flatten()
+        .filter(|o| o.status == Status::Failed)
+        .count();
+    Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+}
+
+fn print_summary(graph: &Graph, res: &BuildResult) {
+    let stages = graph.stages();
+    let mut per: Vec<[f64; 4]> = vec![[0.0; 4]; stages.len()];
+    let mut failures = Vec::new();
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        let s = stages
+            .iter()
+            .position(|x| x == graph.stage_of(i))
+            .unwrap_or(0);
+        match o.status {
+            Status::Ran => per[s][0] += 1.0,
+            Status::Skipped => per[s][1] += 1.0,
+            Status::Failed => {
+                per[s][2] += 1.0;
+                if !o.blocked {
+                    failures.push((
+                        graph.targets[i].id.as_str(),
+                        o.error.as_deref().unwrap_or(""),
+                    ));
+                }
+            }
+            Status::WouldRun => {}
+        }
+        per[s][3] += o.seconds;
+    }
+    eprintln!(
+        "{:<12} {:>8} {:>8} {:>8} {:>10}",
+        "stage", "ran", "skipped", "failed", "cpu-s"
+    );
+    for (s, name) in stages.iter().enumerate() {
+        let p = per[s];
+        if p[0] + p[1] + p[2] > 0.0 {
+            eprintln!(
+                "{:<12} {:>8} {:>8} {:>8} {:>10.2}",
+                name, p[0], p[1], p[2], p[3]
+            );
+        }
+    }
+    let tot = |k: usize| per.iter().map(|p| p[k]).sum::<f64>();
+    let blocked = res.outcomes.iter().flatten().filter(|o| o.blocked).count();
+    if !failures.is_empty() {
+        eprintln!("failures:");
+        for (id, e) in failures.iter().take(20) {
+            eprintln!("  {id}: {e}");
+        }
+        if failures.len() > 20 {
+            eprintln!("  ... and {} more (see --report)", failures.len() - 20);
+        }
+    }
+    eprintln!(
+        "arrakis: ran {}, skipped {}, failed {}{} in {:.2} s{}",
+        tot(0),
+        tot(1),
+        tot(2),
+        if blocked > 0 {
+            format!(" ({blocked} because an input failed or is missing)")
+        } else {
+            String::new()
+        },
+        res.seconds,
+        if res.interrupted {
+            " (interrupted: rerun to finish)"
+        } else if res.stopped {
+            " (stopped after a failure; --keep-going runs the rest)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// `arrakis status`.
+pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
+    let setup = load_setup(&args.field)?;
+    let cache = open_cache(cache_dir, wait)?;
+    let graph = &setup.graph;
+    let engine = Engine::new(graph, &setup.rules, &cache);
+    let modes = vec![Mode::Run; graph.targets.len()];
+    let opts = BuildOptions {
+        jobs: default_jobs(),
+        keep_going: true,
+        dry_run: true,
+        quiet: true,
+    };
+    let res = local::build(&engine, &modes, &opts);
+    let stages = graph.stages();
+    let mut rows: Vec<[usize; 5]> = vec![[0; 5]; stages.len()];
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        let s = stages
+            .iter()
+            .position(|x| x == graph.stage_of(i))
+            .unwrap_or(0);
+        let col = match (o.status, o.class) {
+            (Status::Skipped, _) => 0,
+            (_, Some(StaleClass::Stale)) => 1,
+            (_, Some(StaleClass::Failed)) => 2,
+            (_, Some(StaleClass::Missing)) => 3,
+            _ => 4,
+        };
+        rows[s][col] += 1;
+    }
+    println!(
+        "{:<12} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "stage", "up-to-date", "stale", "failed", "missing", "blocked"
+    );
+    for (s, name) in stages.iter().enumerate() {
+        let r = rows[s];
+        println!(
+            "{:<12} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            name, r[0], r[1], r[2], r[3], r[4]
+        );
+    }
+    Ok(0)
+}
+
+/// `arrakis explain`.
+pub fn explain(cache_dir: &Path, wait: bool, args: &ExplainArgs) -> Result<i32> {
+    let setup = load_setup(&args.field)?;
+    let graph = &setup.graph;
+    let Some(ti) = graph.find(&args.target) else {
+        let ids = graph.targets.iter().map(|t| t.id.as_str());
+        return Err(anyhow!(
+            "no target '{}' in field {}{}; `arrakis dag {} --dot` lists them",
+            args.target,
+            graph.field,
+            crate::diag::did_you_mean(&args.target, ids),
+            graph.field
+        ));
+    };
+    let cache = open_cache(cache_dir, wait)?;
+    let engine = Engine::new(graph, &setup.rules, &cache);
+    let mut selected = vec![false; graph.targets.len()];
+    selected[ti] = true;
+    let modes = local::modes_for(graph, &selected, false);
+    let opts = BuildOptions {
+        jobs: default_jobs(),
+        keep_going: true,
+        dry_run: true,
+        quiet: true,
+    };
+    let res = local::build(&engine, &modes, &opts);
+    let describe = |i: usize| -> Vec<String> {
+        match &res.outcomes[i] {
+            Some(o) if o.status == Status::Skipped => vec!["up to date".into()],
+            Some(o) if o.status == Status::WouldRun => o.reasons.clone(),
+            Some(o) => vec![format!("cannot run: {}", o.error.as_deref().unwrap_or(""))],
+            None => vec!["not evaluated".into()],
+        }
+    };
+    println!("{}:", graph.targets[ti].id);
+    for r in describe(ti) {
+        println!("  {r}");
+    }
+    // Follow the chain of upstream targets that will run, to the root cause.
+    let mut frontier: Vec<usize> = graph.targets[ti].deps.iter().map(|&d| d as usize).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut shown = 0;
+    while let Some(d) = frontier.pop() {
+        if !seen.insert(d) || shown >= 10 {
+            continue;
+        }
+        if let Some(o) = &res.outcomes[d] {
+            if o.status == Status::WouldRun || o.status == Status::Failed {
+                shown += 1;
+                println!("upstream {}:", graph.targets[d].id);
+                for r in describe(d) {
+                    println!("  {r}");
+                }
+                frontier.extend(graph.targets[d].deps.iter().map(|&x| x as usize));
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `arrakis dag`.
+pub fn dag(args: &DagArgs) -> Result<i32> {
+    let setup = load_setup(&args.field)?;
+    print!("{}", setup.graph.to_dot());
+    Ok(0)
+}
+
+/// `arrakis params`.
+pub fn params(args: &ParamsArgs) -> Result<i32> {
+    let rules = load_rules(args.rules.as_deref())?;
+    let params = config::resolve(&rules, &args.config, &args.sets)?;
+    let mut readers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rules.rules {
+        for p in r.params.keys() {
+            readers.entry(p.clone()).or_default().push(r.name.clone());
+        }
+    }
+    for (k, v) in params.iter() {
+        let origin = match params.origin(k) {
+            Some(Origin::Default) | None => "default".to_string(),
+            Some(Origin::File(f)) => f.display().to_string(),
+            Some(Origin::Set) => "--set".to_string(),
+        };
+        let by = readers
+            .get(k)
+            .map(|v| v.join(","))
+            .unwrap_or_else(|| "engine".into());
+        println!("{k} = {}\t[{origin}; read by {by}]", v.display());
+    }
+    for (k, why) in &params.unused {
+        println!("# unused: {k} ({why})");
+    }
+    Ok(0)
+}
+
+/// `arrakis gc`.
+pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
+    let rules = load_rules(args.rules.as_deref())?;
+    let cache = open_cache(cache_dir, wait)?;
+    if args.repair {
+        let n = cache.repair()?;
+        eprintln!("gc: dropped {n} unreadable record(s); their targets rebuild on the next build");
+    }
+    let ids = cache.target_ids()?;
+    let rule_names: std::collections::HashSet<&str> =
+        rules.rules.iter().map(|r| r.name.as_str()).collect();
+    let mut fields: Vec<String> = args.fields.clone();
+    if fields.is_empty() {
+        let mut seen: Vec<String> = ids.iter().map(|(f, _)| f.clone()).collect();
+        seen.sort();
+        seen.dedup();
+        fields = seen
+            .into_iter()
+            .filter(|f| args.datadir.join(f).join("field.yaml").exists())
+            .collect();
+    }
+    let mut forgotten = 0;
+    // Records of rules that no longer exist, in any field.
+    for (f, id) in &ids {
+        let rule = id.split('/').next().unwrap_or("");
+        if !rule_names.contains(rule) {
+            cache.remove_target(f, id)?;
+            forgotten += 1;
+        }
+    }
+    let mut removed_tmp = 0;
+    for field in &fields {
+        let fa = FieldArgs {
+            field: field.clone(),
+            datadir: args.datadir.clone(),
+            rules: args.rules.clone(),
+            config: args.config.clone(),
+            sets: args.sets.clone(),
+            limit: None,
+        };
+        let setup = load_setup(&fa)?;
+        let live: std::collections::HashSet<&str> =
+            setup.graph.targets.iter().map(|t| t.id.as_str()).collect();
+        for (f, id) in &ids {
+            if f == field
+                && rule_names.contains(id.split('/').next().unwrap_or(""))
+                && !live.contains(id.as_str())
+            {
+                cache.remove_target(f, id)?;
+                forgotten += 1;
+            }
+        }
+        removed_tmp += remove_temp_files(&setup.graph.field_dir)?;
+    }
+    let pruned = cache.prune_files()?;
+    cache.flush()?;
+    eprintln!("gc: forgot {forgotten} target record(s), removed {removed_tmp} temporary file(s), dropped {pruned} stat-cache entr(ies) of vanished files");
+    Ok(0)
+}
+
+/// Remove leftover temporary outputs (from a killed build) under `dir`.
+pub fn remove_temp_files(dir: &Path) -> Result<usize> {
+    let mut n = 0;
+    for entry in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        if entry.file_type().is_file()
+            && entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+        {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Absolute form of `p` (for messages).
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

@@ -1,0 +1,490 @@
+//! The sled store: typed, versioned, checksummed records; nothing else in arrakis touches sled.
+//!
+//! Owns: the cache directory (`cache/` by default), its exclusive lock file naming the holder, and
+//! three trees: `targets` (field + target id → [`TargetRecord`]), `files` (absolute path →
+//! [`FileRecord`], the stat cache) and `meta` (schema version).
+//! Must never: know about rules, stages or astronomy; accept a record it cannot decode (a corrupt
+//! record is an error naming the key and the way out, never a panic or a silent skip).
+//! Invariants: only one process has the cache open (the lock is held for the life of [`Cache`]);
+//! every record carries a schema byte and a BLAKE3 checksum of its payload.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{Digest, StatSig};
+
+/// Version of the record encoding; bumped when [`TargetRecord`] or [`FileRecord`] change shape.
+pub const SCHEMA_VERSION: u8 = 1;
+
+/// Errors from opening or reading the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// Another process holds the lock.
+    #[error("the cache {dir} is in use by another arrakis process ({holder}); wait for it to finish, pass --wait to queue behind it, or use a different --cache directory")]
+    Busy {
+        /// The cache directory.
+        dir: PathBuf,
+        /// What the holder wrote into the lock file.
+        holder: String,
+    },
+    /// The cache was written by an incompatible version of arrakis.
+    #[error("the cache {dir} has schema version {found}, this arrakis uses {expected}; move it aside or delete it (`rm -r {dir}`) and rebuild")]
+    Schema {
+        /// The cache directory.
+        dir: PathBuf,
+        /// Version found on disk.
+        found: u8,
+        /// Version this build understands.
+        expected: u8,
+    },
+    /// A record failed its checksum or could not be decoded.
+    #[error("corrupt cache record {key:?} in tree '{tree}' of {dir}: {why}; run `arrakis gc --repair` to drop unreadable records (the affected targets then rebuild)")]
+    Corrupt {
+        /// The cache directory.
+        dir: PathBuf,
+        /// The tree holding the record.
+        tree: &'static str,
+        /// The record key, lossily decoded.
+        key: String,
+        /// What was wrong.
+        why: String,
+    },
+    /// An I/O error on the lock file or directory.
+    #[error("cache {dir}: {source}")]
+    Io {
+        /// The cache directory.
+        dir: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// sled itself failed.
+    #[error("cache {dir}: sled error: {source}")]
+    Sled {
+        /// The cache directory.
+        dir: PathBuf,
+        /// The underlying error.
+        source: sled::Error,
+    },
+}
+
+/// Outcome of a target's last run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// The action succeeded and every output is recorded.
+    Ok,
+    /// The action failed; `error` says why. Outputs are not recorded.
+    Failed,
+}
+
+/// One input file as it went into a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRecord {
+    /// The input slot name declared by the rule.
+    pub slot: String,
+    /// Path relative to the field directory.
+    pub path: String,
+    /// Content digest.
+    pub digest: Digest,
+}
+
+/// One output file of a successful run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// The output name declared by the rule.
+    pub name: String,
+    /// Path relative to the field directory.
+    pub path: String,
+    /// Content digest.
+    pub digest: Digest,
+    /// Stat signature right after the rename into place.
+    pub sig: StatSig,
+}
+
+/// What the cache remembers of one target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    /// The key the target was last run with.
+    pub key: Digest,
+    /// Ok or failed.
+    pub status: RunStatus,
+    /// The action descriptor that went into the key.
+    pub action: String,
+    /// Parameter name → canonical display value, sorted by name.
+    pub params: Vec<(String, String)>,
+    /// Inputs in declared order.
+    pub inputs: Vec<InputRecord>,
+    /// Outputs (empty when failed).
+    pub outputs: Vec<OutputRecord>,
+    /// Wall time of the action in seconds.
+    pub seconds: f64,
+    /// Host the action ran on.
+    pub host: String,
+    /// The error message when failed.
+    pub error: Option<String>,
+}
+
+/// A stat-cache entry: a file's signature and the digest it had at that signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Stat signature when hashed.
+    pub sig: StatSig,
+    /// Content digest.
+    pub digest: Digest,
+}
+
+/// The open cache. Holds the exclusive lock until dropped.
+pub struct Cache {
+    dir: PathBuf,
+    db: sled::Db,
+    targets: sled::Tree,
+    files: sled::Tree,
+    _lock: File,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // bincode of plain structs of owned data cannot fail.
+    let payload = bincode::serialize(value).unwrap_or_default();
+    let sum = blake3::hash(&payload);
+    let mut out = Vec::with_capacity(payload.len() + 9);
+    out.push(SCHEMA_VERSION);
+    out.extend_from_slice(&sum.as_bytes()[..8]);
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.len() < 9 {
+        return Err(format!("record is {} bytes, too short", bytes.len()));
+    }
+    if bytes[0] != SCHEMA_VERSION {
+        return Err(format!(
+            "record schema byte {} (expected {SCHEMA_VERSION})",
+            bytes[0]
+        ));
+    }
+    let payload = &bytes[9..];
+    if blake3::hash(payload).as_bytes()[..8] != bytes[1..9] {
+        return Err("checksum mismatch".into());
+    }
+    bincode::deserialize(payload).map_err(|e| format!("undecodable: {e}"))
+}
+
+/// Who holds the lock, as written into the lock file.
+fn holder_description() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    format!(
+        "pid {} on host {}: {}",
+        std::process::id(),
+        hostname(),
+        args.join(" ")
+    )
+}
+
+/// This machine's host name (for records and the lock file; never part of a key).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn record_key(field: &str, target: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(field.len() + target.len() + 1);
+    k.extend_from_slice(field.as_bytes());
+    k.push(0);
+    k.extend_from_slice(target.as_bytes());
+    k
+}
+
+impl Cache {
+    /// Open (creating if needed) the cache at `dir`. With `wait`, block until another holder
+    /// releases it; otherwise fail at once naming the holder.
+    pub fn open(dir: &Path, wait: bool) -> Result<Cache, CacheError> {
+        let io = |source| CacheError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("arrakis.lock"))
+            .map_err(io)?;
+        if lock.try_lock_exclusive().is_err() {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            let holder = holder.trim().to_string();
+            if !wait {
+                return Err(CacheError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "holder unknown".into()
+                    } else {
+                        holder
+                    },
+                });
+            }
+            eprintln!(
+                "arrakis: waiting for the cache {} ({holder})",
+                dir.display()
+            );
+            lock.lock_exclusive().map_err(io)?;
+        }
+        lock.set_len(0).map_err(io)?;
+        lock.rewind().map_err(io)?;
+        writeln!(lock, "{}", holder_description()).map_err(io)?;
+        let _ = lock.flush();
+
+        let sled_err = |source| CacheError::Sled {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(64 << 20)
+            .open()
+            .map_err(sled_err)?;
+        let meta = db.open_tree("meta").map_err(sled_err)?;
+        match meta.get("schema").map_err(sled_err)? {
+            Some(v) if v.as_ref() != [SCHEMA_VERSION] => {
+                return Err(CacheError::Schema {
+                    dir: dir.to_path_buf(),
+                    found: v.first().copied().unwrap_or(0),
+                    expected: SCHEMA_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("schema", &[SCHEMA_VERSION]).map_err(sled_err)?;
+            }
+        }
+        let targets = db.open_tree("targets").map_err(sled_err)?;
+        let files = db.open_tree("files").map_err(sled_err)?;
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+            db,
+            targets,
+            files,
+            _lock: lock,
+        })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn sled_err(&self, source: sled::Error) -> CacheError {
+        CacheError::Sled {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, tree: &'static str, key: &[u8], why: String) -> CacheError {
+        CacheError::Corrupt {
+            dir: self.dir.clone(),
+            tree,
+            key: String::from_utf8_lossy(key).replace('\0', " "),
+            why,
+        }
+    }
+
+    /// The record of `target` in `field`, if any.
+    pub fn get_target(
+        &self,
+        field: &str,
+        target: &str,
+    ) -> Result<Option<TargetRecord>, CacheError> {
+        let k = record_key(field, target);
+        match self.targets.get(&k).map_err(|e| self.sled_err(e))? {
+            None => Ok(None),
+            Some(v) => decode(&v)
+                .map(Some)
+                .map_err(|why| self.corrupt("targets", &k, why)),
+        }
+    }
+
+    /// Record `target` (replacing any earlier record).
+    pub fn put_target(
+        &self,
+        field: &str,
+        target: &str,
+        record: &TargetRecord,
+    ) -> Result<(), CacheError> {
+        self.targets
+            .insert(record_key(field, target), encode(record))
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Forget `target`.
+    pub fn remove_target(&self, field: &str, target: &str) -> Result<(), CacheError> {
+        self.targets
+            .remove(record_key(field, target))
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Every (field, target id) with a record; unreadable keys are reported, not skipped.
+    pub fn target_ids(&self) -> Result<Vec<(String, String)>, CacheError> {
+        let mut out = Vec::new();
+        for item in self.targets.iter() {
+            let (k, _) = item.map_err(|e| self.sled_err(e))?;
+            let text = String::from_utf8_lossy(&k);
+            let (field, target) = text.split_once('\0').unwrap_or(("", &text));
+            out.push((field.to_string(), target.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Drop every record (targets and files) that fails to decode; returns how many were dropped.
+    pub fn repair(&self) -> Result<usize, CacheError> {
+        let mut dropped = 0;
+        for (tree, check) in [(&self.targets, true), (&self.files, false)] {
+            let mut bad = Vec::new();
+            for item in tree.iter() {
+                let (k, v) = item.map_err(|e| self.sled_err(e))?;
+                let ok = if check {
+                    decode::<TargetRecord>(&v).is_ok()
+                } else {
+                    decode::<FileRecord>(&v).is_ok()
+                };
+                if !ok {
+                    bad.push(k);
+                }
+            }
+            for k in bad {
+                tree.remove(k).map_err(|e| self.sled_err(e))?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// The stat-cache entry of an absolute path.
+    pub fn get_file(&self, abs_path: &Path) -> Result<Option<FileRecord>, CacheError> {
+        let k = abs_path.as_os_str().as_encoded_bytes();
+        match self.files.get(k).map_err(|e| self.sled_err(e))? {
+            None => Ok(None),
+            Some(v) => match decode(&v) {
+                Ok(r) => Ok(Some(r)),
+                // A stat-cache entry is only a hint: an unreadable one is dropped and the file
+                // re-hashed, which is always correct.
+                Err(_) => Ok(None),
+            },
+        }
+    }
+
+    /// Store a stat-cache entry.
+    pub fn put_file(&self, abs_path: &Path, record: &FileRecord) -> Result<(), CacheError> {
+        self.files
+            .insert(abs_path.as_os_str().as_encoded_bytes(), encode(record))
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Drop stat-cache entries of files that no longer exist; returns how many were dropped.
+    pub fn prune_files(&self) -> Result<usize, CacheError> {
+        let mut dropped = 0;
+        for item in self.files.iter() {
+            let (k, _) = item.map_err(|e| self.sled_err(e))?;
+            let path = PathBuf::from(String::from_utf8_lossy(&k).to_string());
+            if !path.exists() {
+                self.files.remove(&k).map_err(|e| self.sled_err(e))?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Number of target records and stat-cache entries.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.targets.len(), self.files.len())
+    }
+
+    /// Make everything written so far durable.
+    pub fn flush(&self) -> Result<(), CacheError> {
+        self.db.flush().map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Overwrite the raw bytes of a target record (for corruption tests and repair drills only).
+    #[doc(hidden)]
+    pub fn put_raw_target(
+        &self,
+        field: &str,
+        target: &str,
+        bytes: &[u8],
+    ) -> Result<(), CacheError> {
+        self.targets
+            .insert(record_key(field, target), bytes)
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// The raw bytes of a target record (for corruption tests only).
+    #[doc(hidden)]
+    pub fn get_raw_target(&self, field: &str, target: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        Ok(self
+            .targets
+            .get(record_key(field, target))
+            .map_err(|e| self.sled_err(e))?
+            .map(|v| v.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> TargetRecord {
+        TargetRecord {
+            key: Digest::of_bytes(b"k"),
+            status: RunStatus::Ok,
+            action: "builtin:x:1".into(),
+            params: vec![("a".into(), "1".into())],
+            inputs: vec![],
+            outputs: vec![],
+            seconds: 0.5,
+            host: "h".into(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::open(dir.path(), false).unwrap();
+        c.put_target("F", "r/u", &rec()).unwrap();
+        assert_eq!(c.get_target("F", "r/u").unwrap(), Some(rec()));
+        let mut raw = c.get_raw_target("F", "r/u").unwrap().unwrap();
+        let n = raw.len();
+        raw[n - 3] ^= 0x40;
+        c.put_raw_target("F", "r/u", &raw).unwrap();
+        let err = c.get_target("F", "r/u").unwrap_err();
+        assert!(err.to_string().contains("gc --repair"), "{err}");
+        assert_eq!(c.repair().unwrap(), 1);
+        assert_eq!(c.get_target("F", "r/u").unwrap(), None);
+    }
+
+    #[test]
+    fn second_open_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _c = Cache::open(dir.path(), false).unwrap();
+        // flock locks belong to the open file description, so a second open in the same process
+        // conflicts exactly as a second process would.
+        let err = Cache::open(dir.path(), false).err().unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("in use"), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+    }
+}

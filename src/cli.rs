@@ -1,0 +1,186 @@
+//! Command-line definitions (clap derive). Nothing here does any work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// arrakis: the SPICE-RACS polarisation pipeline as an incremental build system.
+#[derive(Debug, Parser)]
+#[command(name = "arrakis", version, about, long_about = None)]
+pub struct Cli {
+    /// Cache directory (sled store of target records and the stat cache).
+    #[arg(long, global = true, env = "ARRAKIS_CACHE", default_value = "cache")]
+    pub cache: PathBuf,
+    /// Wait for another arrakis process holding the cache instead of failing at once.
+    #[arg(long, global = true)]
+    pub wait: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the field and its rules and parameters come from.
+#[derive(Debug, Args, Clone)]
+pub struct FieldArgs {
+    /// Field name (a directory under --datadir).
+    pub field: String,
+    /// Directory holding field directories.
+    #[arg(long, default_value = ".")]
+    pub datadir: PathBuf,
+    /// Rule directory (default: the rules compiled into this binary).
+    #[arg(long, env = "ARRAKIS_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Pipeline config file (YAML; Arrakis config files work as they are). Repeatable; later
+    /// files override earlier ones.
+    #[arg(long)]
+    pub config: Vec<PathBuf>,
+    /// Override one parameter, e.g. --set cutoff=-5. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Process only the first N islands of the catalogue.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a field: run exactly the targets that are not up to date.
+    Build(BuildArgs),
+    /// Per stage: how many targets are up to date, stale, failed or never built.
+    Status(StatusArgs),
+    /// Why a target would run.
+    Explain(ExplainArgs),
+    /// Print the target graph.
+    Dag(DagArgs),
+    /// Forget records of targets no longer in the rule set; remove leftover temporary files.
+    Gc(GcArgs),
+    /// List the parameters the rules read, with their values and where each came from.
+    Params(ParamsArgs),
+    /// Benchmarks.
+    Bench(BenchArgs),
+}
+
+/// `arrakis build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The field.
+    #[command(flatten)]
+    pub field: FieldArgs,
+    /// Print the targets that would run, and why; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep running independent targets after a failure (per-source stages always do).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Parallel jobs (default: all cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Build every stage up to and including STAGE.
+    #[arg(long, value_name = "STAGE")]
+    pub until: Option<String>,
+    /// Build only STAGE; its inputs must already be up to date.
+    #[arg(long, value_name = "STAGE")]
+    pub only: Option<String>,
+    /// Write a JSON report of every target's outcome to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// No progress bars or lines.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `arrakis status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The field.
+    #[command(flatten)]
+    pub field: FieldArgs,
+}
+
+/// `arrakis explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The field.
+    #[command(flatten)]
+    pub field: FieldArgs,
+    /// Target id, e.g. rmclean/J123745+120300_c1.
+    pub target: String,
+}
+
+/// `arrakis dag`.
+#[derive(Debug, Args)]
+pub struct DagArgs {
+    /// The field.
+    #[command(flatten)]
+    pub field: FieldArgs,
+    /// Graphviz DOT output (the only format so far; accepted for clarity).
+    #[arg(long)]
+    pub dot: bool,
+}
+
+/// `arrakis gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Fields whose records to check against the current rules (default: every field directory
+    /// under --datadir that has records).
+    pub fields: Vec<String>,
+    /// Directory holding field directories.
+    #[arg(long, default_value = ".")]
+    pub datadir: PathBuf,
+    /// Rule directory (default: the compiled-in rules).
+    #[arg(long, env = "ARRAKIS_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Pipeline config files, as for build.
+    #[arg(long)]
+    pub config: Vec<PathBuf>,
+    /// Parameter overrides, as for build.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Also drop cache records that fail their checksum (their targets rebuild).
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// `arrakis params`.
+#[derive(Debug, Args)]
+pub struct ParamsArgs {
+    /// Rule directory (default: the compiled-in rules).
+    #[arg(long, env = "ARRAKIS_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Pipeline config files.
+    #[arg(long)]
+    pub config: Vec<PathBuf>,
+    /// Parameter overrides.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// `arrakis bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Engine overhead on a synthetic field with the pipeline's shape: cold build, no-op build,
+    /// dry run, one-parameter change, peak memory, cache size.
+    Engine {
+        /// Number of islands.
+        #[arg(long, default_value_t = 10_000)]
+        islands: usize,
+        /// Number of beams.
+        #[arg(long, default_value_t = 36)]
+        beams: usize,
+        /// Working directory (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Parallel jobs.
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+    },
+}

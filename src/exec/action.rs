@@ -1,0 +1,308 @@
+//! Running one target's action with atomic outputs.
+//!
+//! Owns: temporary output names (`.arrakis-tmp-<pid>-<n>-<name>` in the output's own directory,
+//! keeping the extension so tools that look at it still work), rendering of external command
+//! argv templates, and the rename of finished outputs into place.
+//! Must never: pass anything through a shell; leave a temporary file behind after a failure it
+//! survives; rename an output into place before the action has succeeded.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::cache::OutputRecord;
+use crate::graph::{InputFile, Target};
+use crate::hash::{hash_file, StatSig};
+use crate::rules::spec::{Action, Rule};
+use crate::stages::{builtin, ActionCtx};
+
+use super::Engine;
+
+/// Prefix of every temporary output name; `arrakis gc` removes leftovers.
+pub const TMP_PREFIX: &str = ".arrakis-tmp-";
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh temporary path beside `final_path`.
+pub fn temp_path_for(final_path: &Path) -> PathBuf {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = final_path
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    final_path.with_file_name(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id()))
+}
+
+/// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = temp_path_for(path);
+    let res = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// The outcome of running one target.
+pub struct RunResult {
+    /// The outputs, in place, with digests and signatures; `Err` with the message on failure.
+    pub outputs: Result<Vec<OutputRecord>, String>,
+    /// Wall time of the action.
+    pub seconds: f64,
+}
+
+fn tail(bytes: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    let s = s.trim_end();
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &s[start..])
+}
+
+/// Render one argv template element. Whole-element `{in:X}`/`{out:X}` expand to one argument per
+/// file; inside a longer string they must name exactly one file.
+fn render_arg(
+    arg: &str,
+    t: &Target,
+    field_dir: &Path,
+    params: &[(String, crate::config::params::ParamValue)],
+    inputs: &[(&str, Vec<PathBuf>)],
+    outputs: &[(&str, PathBuf, Option<&str>)],
+) -> Result<Vec<String>, String> {
+    let files_of = |name: &str| -> Option<Vec<String>> {
+        if let Some(i) = name.strip_prefix("in:") {
+            return inputs
+                .iter()
+                .find(|(k, _)| *k == i)
+                .map(|(_, v)| v.iter().map(|p| p.to_string_lossy().to_string()).collect());
+        }
+        if let Some(o) = name.strip_prefix("out:") {
+            return Some(
+                outputs
+                    .iter()
+                    .filter(|(k, _, _)| *k == o)
+                    .map(|(_, p, _)| p.to_string_lossy().to_string())
+                    .collect(),
+            );
+        }
+        None
+    };
+    if arg.starts_with('{') && arg.ends_with('}') && !arg.starts_with("{{") {
+        if let Some(files) = files_of(&arg[1..arg.len() - 1]) {
+            return Ok(files);
+        }
+    }
+    let mut out = String::new();
+    let mut rest = arg;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let c = rest.as_bytes()[i] as char;
+        if rest[i + 1..].starts_with(c) {
+            out.push(c);
+            rest = &rest[i + 2..];
+            continue;
+        }
+        let end = rest[i..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed '{{' in '{arg}'"))?
+            + i;
+        let name = &rest[i + 1..end];
+        let value = if let Some(files) = files_of(name) {
+            if files.len() != 1 {
+                return Err(format!(
+                    "'{{{name}}}' stands for {} files inside '{arg}'; use it as a whole argument",
+                    files.len()
+                ));
+            }
+            files[0].clone()
+        } else if let Some(p) = name.strip_prefix("param:") {
+            params
+                .iter()
+                .find(|(k, _)| k == p)
+                .map(|(_, v)| v.display())
+                .unwrap_or_default()
+        } else if name == "fielddir" {
+            field_dir.to_string_lossy().to_string()
+        } else {
+            t.vars
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| format!("no value for '{{{name}}}'"))?
+        };
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(vec![out])
+}
+
+/// Run target `ti`: create output directories, run the action into temporary paths, then hash
+/// and rename every output into place. On failure every temporary file is removed.
+pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
+    let start = Instant::now();
+    let g = engine.graph;
+    let t = &g.targets[ti];
+    let info = &g.rules[t.rule as usize];
+    let field_dir = g.field_dir.as_path();
+    let inputs: Vec<(&str, Vec<PathBuf>)> = t
+        .inputs
+        .iter()
+        .map(|slot| {
+            let files =
+                slot.files
+                    .iter()
+                    .map(|f| match f {
+                        InputFile::Source(rel) => field_dir.join(rel),
+                        InputFile::Output { target, output } => field_dir
+                            .join(&g.targets[*target as usize].outputs[*output as usize].rel),
+                    })
+                    .filter(|p| !slot.optional || p.exists())
+                    .collect();
+            (info.input_names[slot.spec as usize].as_str(), files)
+        })
+        .collect();
+    let mut outputs: Vec<(&str, PathBuf, Option<&str>)> = Vec::with_capacity(t.outputs.len());
+    for o in &t.outputs {
+        let fin = field_dir.join(&o.rel);
+        if let Some(dir) = fin.parent() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                return RunResult {
+                    outputs: Err(format!("cannot create directory {}: {e}", dir.display())),
+                    seconds: start.elapsed().as_secs_f64(),
+                };
+            }
+        }
+        outputs.push((
+            info.output_names[o.spec as usize].as_str(),
+            temp_path_for(&fin),
+            o.each.as_deref(),
+        ));
+    }
+    let rule: Option<&Rule> = engine.rules.get(&info.name);
+    let result = match rule.map(|r| &r.action) {
+        Some(Action::Builtin(name)) => match builtin(name) {
+            Some(b) => {
+                let ctx = ActionCtx {
+                    field_dir,
+                    target: &t.id,
+                    vars: &t.vars,
+                    params: &info.params,
+                    inputs: inputs.clone(),
+                    outputs: outputs.clone(),
+                };
+                b.run(&ctx)
+            }
+            None => Err(format!("builtin '{name}' is not part of this arrakis")),
+        },
+        Some(Action::Command(argv)) => {
+            run_command(argv, t, field_dir, &info.params, &inputs, &outputs)
+        }
+        None => Err(format!("rule '{}' is not loaded", info.name)),
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let cleanup = |outputs: &[(&str, PathBuf, Option<&str>)]| {
+        for (_, tmp, _) in outputs {
+            let _ = std::fs::remove_file(tmp);
+        }
+    };
+    if let Err(e) = result {
+        cleanup(&outputs);
+        return RunResult {
+            outputs: Err(e),
+            seconds,
+        };
+    }
+    let mut records = Vec::with_capacity(outputs.len());
+    for ((name, tmp, _), o) in outputs.iter().zip(&t.outputs) {
+        let fin = field_dir.join(&o.rel);
+        let step = || -> Result<OutputRecord, String> {
+            let digest = hash_file(tmp).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "the action succeeded but did not write output '{name}' ({})",
+                    o.rel
+                ),
+                _ => format!("cannot read output '{name}' {}: {e}", tmp.display()),
+            })?;
+            std::fs::rename(tmp, &fin)
+                .map_err(|e| format!("cannot move output into place at {}: {e}", fin.display()))?;
+            let sig = StatSig::of_path(&fin)
+                .map_err(|e| format!("cannot stat {}: {e}", fin.display()))?
+                .ok_or_else(|| format!("{} vanished right after it was written", fin.display()))?;
+            Ok(OutputRecord {
+                name: name.to_string(),
+                path: o.rel.clone(),
+                digest,
+                sig,
+            })
+        };
+        match step() {
+            Ok(r) => records.push(r),
+            Err(e) => {
+                cleanup(&outputs);
+                return RunResult {
+                    outputs: Err(e),
+                    seconds,
+                };
+            }
+        }
+    }
+    RunResult {
+        outputs: Ok(records),
+        seconds,
+    }
+}
+
+fn run_command(
+    argv: &[String],
+    t: &Target,
+    field_dir: &Path,
+    params: &[(String, crate::config::params::ParamValue)],
+    inputs: &[(&str, Vec<PathBuf>)],
+    outputs: &[(&str, PathBuf, Option<&str>)],
+) -> Result<(), String> {
+    let mut args = Vec::new();
+    for a in argv {
+        args.extend(render_arg(a, t, field_dir, params, inputs, outputs)?);
+    }
+    let Some((prog, rest)) = args.split_first() else {
+        return Err("empty command".into());
+    };
+    let out = Command::new(prog)
+        .args(rest)
+        .current_dir(field_dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!("program '{prog}' not found; install it or put it on PATH")
+            }
+            _ => format!("cannot start '{prog}': {e}"),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut log = out.stdout.clone();
+    log.extend_from_slice(&out.stderr);
+    let status = match (
+        out.status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+    ) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "unknown status".into(),
+    };
+    Err(format!(
+        "command '{prog}' failed ({status}): {}",
+        tail(&log, 2000)
+    ))
+}

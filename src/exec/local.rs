@@ -1,0 +1,371 @@
+//! The local executor: dynamic scheduling of a graph on a rayon pool.
+//!
+//! Owns: the scheduling loop (a target is evaluated as soon as every target it reads from has
+//! finished; there are no barriers between stages), `-j N`, keep-going and stop-on-failure,
+//! Ctrl-C handling (nothing new starts; running targets finish and are recorded), and the per
+//! target outcomes that reports are made of. Dry runs and `status` use the same loop without
+//! running actions.
+//! Must never: write a record for a target whose outputs are not all in place; record a failure
+//! caused by the user's interrupt.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use crate::cache::{hostname, RunStatus, TargetRecord};
+use crate::progress::Progress;
+
+use super::action::run_target;
+use super::{interrupted, Done, Engine, Evaluation, StaleClass, UpInput, Verdict};
+
+/// How a target takes part in a build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Evaluate and run if stale.
+    Run,
+    /// Evaluate only (an upstream target of `--only`): if stale, dependents cannot run.
+    CheckOnly,
+    /// Not part of this build.
+    Ignore,
+}
+
+/// Options of one build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Worker threads.
+    pub jobs: usize,
+    /// Let independent targets go on after any failure (per-source rules always do).
+    pub keep_going: bool,
+    /// Evaluate only; run nothing.
+    pub dry_run: bool,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// What happened to a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Its action ran and succeeded.
+    Ran,
+    /// It was up to date.
+    Skipped,
+    /// Its action failed, or it could not run because an input is missing or failed.
+    Failed,
+    /// Dry run: it would run.
+    WouldRun,
+}
+
+impl Status {
+    /// The report's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ran => "ran",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::WouldRun => "would_run",
+        }
+    }
+}
+
+/// The outcome of one target in one build.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// What happened.
+    pub status: Status,
+    /// Seconds spent in its action (0 when not run).
+    pub seconds: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Whether the failure was only that an input was unavailable.
+    pub blocked: bool,
+    /// Why it ran or would run.
+    pub reasons: Vec<String>,
+    /// Which kind of not-up-to-date, when it was not.
+    pub class: Option<StaleClass>,
+}
+
+/// The result of a build.
+pub struct BuildResult {
+    /// Per target, `None` when it was not reached (not selected, or the build stopped first).
+    pub outcomes: Vec<Option<Outcome>>,
+    /// Ctrl-C stopped the build.
+    pub interrupted: bool,
+    /// A failure stopped the build before every target was reached.
+    pub stopped: bool,
+    /// Wall time.
+    pub seconds: f64,
+    /// A cache or file-system error that stopped the build.
+    pub fatal: Option<String>,
+}
+
+struct Msg {
+    ti: usize,
+    outcome: Outcome,
+    fatal: Option<String>,
+}
+
+fn outcome(status: Status) -> Outcome {
+    Outcome {
+        status,
+        seconds: 0.0,
+        error: None,
+        blocked: false,
+        reasons: Vec::new(),
+        class: None,
+    }
+}
+
+/// Evaluate one target and, if stale and allowed, run it and commit its record.
+fn process(
+    engine: &Engine,
+    ti: usize,
+    mode: Mode,
+    dry_run: bool,
+    results: &[OnceLock<Done>],
+) -> (Outcome, Done, Option<String>) {
+    let up = |t: u32, o: u32| -> UpInput {
+        match results[t as usize].get() {
+            Some(d) => d.output(o),
+            None => UpInput::Unavailable("not evaluated".into()),
+        }
+    };
+    let ev: Evaluation = match engine.evaluate(ti, &up) {
+        Ok(ev) => ev,
+        Err(e) => {
+            let msg = e.to_string();
+            let mut o = outcome(Status::Failed);
+            o.error = Some(msg.clone());
+            return (o, Done::Unavailable(msg.clone()), Some(msg));
+        }
+    };
+    match ev.verdict {
+        Verdict::UpToDate => {
+            let digests = ev
+                .record
+                .as_ref()
+                .map(Engine::recorded_digests)
+                .unwrap_or_default();
+            (outcome(Status::Skipped), Done::Outputs(digests), None)
+        }
+        Verdict::Blocked(why) => {
+            let mut o = outcome(Status::Failed);
+            o.error = Some(format!("not run: {why}"));
+            o.blocked = true;
+            (o, Done::Unavailable(why), None)
+        }
+        Verdict::Run { reasons, class } => {
+            if mode == Mode::CheckOnly {
+                let why = format!(
+                    "{} is not up to date and --only does not build it",
+                    engine.graph.targets[ti].id
+                );
+                let mut o = outcome(Status::Failed);
+                o.error = Some(why.clone());
+                o.class = Some(class);
+                return (o, Done::Unavailable(why), None);
+            }
+            if dry_run {
+                let mut o = outcome(Status::WouldRun);
+                o.reasons = reasons;
+                o.class = Some(class);
+                return (o, Done::Unknown, None);
+            }
+            let t = &engine.graph.targets[ti];
+            let info = &engine.graph.rules[t.rule as usize];
+            let run = run_target(engine, ti);
+            let mut record = TargetRecord {
+                key: ev.key.unwrap_or(crate::hash::Digest([0; 32])),
+                status: RunStatus::Ok,
+                action: info.action.clone(),
+                params: info
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.display()))
+                    .collect(),
+                inputs: ev.inputs,
+                outputs: Vec::new(),
+                seconds: run.seconds,
+                host: hostname(),
+                error: None,
+            };
+            let mut o = outcome(Status::Ran);
+            o.seconds = run.seconds;
+            o.reasons = reasons;
+            o.class = Some(class);
+            match run.outputs {
+                Ok(outputs) => {
+                    let digests = outputs.iter().map(|r| r.digest).collect();
+                    record.outputs = outputs;
+                    if let Err(e) = engine.cache.put_target(&engine.graph.field, &t.id, &record) {
+                        let msg = e.to_string();
+                        o.status = Status::Failed;
+                        o.error = Some(msg.clone());
+                        return (o, Done::Unavailable(msg.clone()), Some(msg));
+                    }
+                    (o, Done::Outputs(digests), None)
+                }
+                Err(e) => {
+                    o.status = Status::Failed;
+                    o.error = Some(e.clone());
+                    let mut fatal = None;
+                    // A failure caused by Ctrl-C (children get the signal too) is not recorded.
+                    if !interrupted() {
+                        record.status = RunStatus::Failed;
+                        record.error = Some(e.clone());
+                        if let Err(ce) =
+                            engine.cache.put_target(&engine.graph.field, &t.id, &record)
+                        {
+                            fatal = Some(ce.to_string());
+                        }
+                    }
+                    (o, Done::Unavailable(e), fatal)
+                }
+            }
+        }
+    }
+}
+
+/// Build the targets whose mode is not `Ignore`, on a pool of `opts.jobs` threads.
+pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResult {
+    let start = Instant::now();
+    let g = engine.graph;
+    let n = g.targets.len();
+    let results: Vec<OnceLock<Done>> = (0..n).map(|_| OnceLock::new()).collect();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+    let stages = g.stages();
+    let stage_idx: HashMap<&str, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let target_stage: Vec<usize> = (0..n).map(|i| stage_idx[g.stage_of(i)]).collect();
+    let mut totals = vec![0u64; stages.len()];
+    for i in 0..n {
+        if modes[i] == Mode::Run {
+            totals[target_stage[i]] += 1;
+        }
+    }
+    let mut progress = Progress::new(
+        stages.iter().cloned().zip(totals).collect(),
+        opts.quiet || opts.dry_run,
+    );
+    let mut pending: Vec<u32> = (0..n)
+        .map(|i| {
+            g.targets[i]
+                .deps
+                .iter()
+                .filter(|&&d| modes[d as usize] != Mode::Ignore)
+                .count() as u32
+        })
+        .collect();
+    let mut ready: VecDeque<usize> = (0..n)
+        .filter(|&i| modes[i] != Mode::Ignore && pending[i] == 0)
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .thread_name(|i| format!("arrakis-worker-{i}"))
+        .build();
+    let pool = match pool {
+        Ok(p) => p,
+        Err(e) => {
+            return BuildResult {
+                outcomes,
+                interrupted: false,
+                stopped: true,
+                seconds: 0.0,
+                fatal: Some(format!("cannot start the worker pool: {e}")),
+            }
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut stopped = false;
+    let mut fatal: Option<String> = None;
+    let mut was_interrupted = false;
+    pool.in_place_scope(|scope| {
+        let mut running = 0usize;
+        loop {
+            if interrupted() && !was_interrupted {
+                was_interrupted = true;
+                progress.println(&format!("arrakis: interrupted; waiting for {running} running target(s) to finish (Ctrl-C again to abandon them)"));
+            }
+            while let Some(ti) = (!stopped && !was_interrupted).then(|| ready.pop_front()).flatten() {
+                running += 1;
+                let tx = tx.clone();
+                let results = &results;
+                let mode = modes[ti];
+                let dry = opts.dry_run;
+                scope.spawn(move |_| {
+                    let (outcome, done, fatal) = process(engine, ti, mode, dry, results);
+                    let _ = results[ti].set(done);
+                    let _ = tx.send(Msg { ti, outcome, fatal });
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok(msg) = rx.recv() else { break };
+            running -= 1;
+            let ti = msg.ti;
+            let o = msg.outcome;
+            if modes[ti] == Mode::Run {
+                let st = target_stage[ti];
+                progress.finished(st, o.status == Status::Ran, o.status == Status::Failed, false);
+                if o.status == Status::Failed && !o.blocked {
+                    progress.println(&format!("FAILED {}: {}", g.targets[ti].id, o.error.as_deref().unwrap_or("")));
+                }
+            }
+            if let Some(f) = msg.fatal {
+                fatal.get_or_insert(f);
+                stopped = true;
+            }
+            if o.status == Status::Failed && !o.blocked && !opts.keep_going && !g.rules[g.targets[ti].rule as usize].keep_going {
+                stopped = true;
+            }
+            if modes[ti] == Mode::Run {
+                outcomes[ti] = Some(o);
+            }
+            for &d in &g.dependents[ti] {
+                let d = d as usize;
+                if modes[d] == Mode::Ignore {
+                    continue;
+                }
+                pending[d] -= 1;
+                if pending[d] == 0 {
+                    ready.push_back(d);
+                }
+            }
+        }
+    });
+    progress.finish();
+    BuildResult {
+        outcomes,
+        interrupted: was_interrupted,
+        stopped,
+        seconds: start.elapsed().as_secs_f64(),
+        fatal,
+    }
+}
+
+/// Modes for a build: `--until`/`--only` selections from [`crate::graph::Graph::select`]. With
+/// `only`, the selected targets' ancestors are checked but not run; otherwise ancestors run too.
+pub fn modes_for(graph: &crate::graph::Graph, selected: &[bool], only: bool) -> Vec<Mode> {
+    let n = graph.targets.len();
+    let mut modes: Vec<Mode> = selected
+        .iter()
+        .map(|&s| if s { Mode::Run } else { Mode::Ignore })
+        .collect();
+    // Ancestors, walking backwards (targets are in topological order).
+    for i in (0..n).rev() {
+        if modes[i] == Mode::Ignore {
+            continue;
+        }
+        for &d in &graph.targets[i].deps {
+            let d = d as usize;
+            if modes[d] == Mode::Ignore {
+                modes[d] = if only { Mode::CheckOnly } else { Mode::Run };
+            }
+        }
+    }
+    modes
+}

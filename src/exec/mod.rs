@@ -1,0 +1,440 @@
+//! The build engine: deciding whether a target is up to date, running its action with atomic
+//! outputs, and committing its record.
+//!
+//! Owns: [`Engine`] (evaluation of one target against its record, source-file hashing through the
+//! stat cache with a per-build memo so no file is hashed twice, running one target), and the
+//! interrupt flag. The schedulers (`local`) decide *when* targets are evaluated.
+//! Must never: know what a stage computes; accept an output that was not completely written (every
+//! output goes to a temporary file in its own directory and is renamed into place only after the
+//! action succeeded); commit a record before all of a target's outputs are in place.
+//! Invariants (DESIGN.md §2): a target runs iff its key differs from its record's, its last run
+//! failed, or a recorded output is missing or no longer has its recorded digest.
+
+pub mod action;
+pub mod local;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use crate::cache::{Cache, CacheError, FileRecord, InputRecord, RunStatus, TargetRecord};
+use crate::graph::{Graph, InputFile};
+use crate::hash::{hash_file, Digest, KeyHasher, StatSig};
+use crate::rules::RuleSet;
+
+/// Set by the Ctrl-C handler: schedulers start nothing new once it is set.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C was pressed.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// What a finished target leaves for its dependents.
+#[derive(Clone, Debug)]
+pub enum Done {
+    /// The digests of its outputs, in graph order.
+    Outputs(Vec<Digest>),
+    /// Dry run: it would run, so its outputs are not known yet.
+    Unknown,
+    /// It failed or could not run; dependents cannot run. The string says why.
+    Unavailable(String),
+}
+
+/// One upstream output as seen by a dependent.
+#[derive(Clone, Debug)]
+pub enum UpInput {
+    /// Its digest.
+    Known(Digest),
+    /// Dry run: the producer would run first.
+    Unknown,
+    /// The producer failed or could not run.
+    Unavailable(String),
+}
+
+impl Done {
+    /// Output `k` of a finished target, as its dependents see it.
+    pub fn output(&self, k: u32) -> UpInput {
+        match self {
+            Done::Outputs(d) => d
+                .get(k as usize)
+                .map(|d| UpInput::Known(*d))
+                .unwrap_or(UpInput::Unavailable("output index out of range".into())),
+            Done::Unknown => UpInput::Unknown,
+            Done::Unavailable(why) => UpInput::Unavailable(why.clone()),
+        }
+    }
+}
+
+/// Why a target is not up to date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaleClass {
+    /// No record: never built (or forgotten).
+    Missing,
+    /// The last run failed.
+    Failed,
+    /// Recorded, but something changed.
+    Stale,
+}
+
+/// The decision for one target.
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    /// Nothing to do; the recorded outputs are valid.
+    UpToDate,
+    /// It must run, for these reasons.
+    Run {
+        /// Human-readable reasons (`explain` prints them).
+        reasons: Vec<String>,
+        /// Which kind of not-up-to-date.
+        class: StaleClass,
+    },
+    /// It cannot run: an input is missing or comes from a target that failed.
+    Blocked(String),
+}
+
+/// The result of evaluating one target.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// The key, when every input is known.
+    pub key: Option<Digest>,
+    /// Inputs as they go into the key.
+    pub inputs: Vec<InputRecord>,
+    /// The decision.
+    pub verdict: Verdict,
+    /// The target's record, if any.
+    pub record: Option<TargetRecord>,
+}
+
+/// Errors that stop a build (as opposed to a target failing).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A file could not be stat'ed or read for a reason other than not existing.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Everything needed to evaluate and run the targets of one graph.
+pub struct Engine<'a> {
+    /// The graph.
+    pub graph: &'a Graph,
+    /// The rules the graph was expanded from (for actions).
+    pub rules: &'a RuleSet,
+    /// The cache.
+    pub cache: &'a Cache,
+    memo: Mutex<HashMap<String, Option<Digest>>>,
+}
+
+impl<'a> Engine<'a> {
+    /// A new engine for one build.
+    pub fn new(graph: &'a Graph, rules: &'a RuleSet, cache: &'a Cache) -> Engine<'a> {
+        Engine {
+            graph,
+            rules,
+            cache,
+            memo: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The absolute path of a field-relative path.
+    pub fn abs(&self, rel: &str) -> PathBuf {
+        self.graph.field_dir.join(rel)
+    }
+
+    /// Digest of a file no rule makes, through the stat cache; `None` when it does not exist.
+    /// Each path is hashed at most once per build.
+    pub fn source_digest(&self, rel: &str) -> Result<Option<Digest>, EngineError> {
+        if let Some(d) = self
+            .memo
+            .lock()
+            .map(|m| m.get(rel).copied())
+            .unwrap_or(None)
+        {
+            return Ok(d);
+        }
+        let abs = self.abs(rel);
+        let d = self.file_digest(&abs)?;
+        if let Ok(mut m) = self.memo.lock() {
+            m.insert(rel.to_string(), d);
+        }
+        Ok(d)
+    }
+
+    fn file_digest(&self, abs: &Path) -> Result<Option<Digest>, EngineError> {
+        let io = |source| EngineError::Io {
+            path: abs.to_path_buf(),
+            source,
+        };
+        let Some(sig) = StatSig::of_path(abs).map_err(io)? else {
+            return Ok(None);
+        };
+        if let Some(rec) = self.cache.get_file(abs)? {
+            if rec.sig == sig {
+                return Ok(Some(rec.digest));
+            }
+        }
+        let digest = hash_file(abs).map_err(io)?;
+        // A signature taken in the same tick as a write could hide a second write: don't keep it.
+        if !sig.is_racy() {
+            self.cache.put_file(abs, &FileRecord { sig, digest })?;
+        }
+        Ok(Some(digest))
+    }
+
+    /// Evaluate target `ti`, given what its upstream targets left (`upstream(t)` is only called
+    /// for targets `ti` depends on, which have finished).
+    pub fn evaluate(
+        &self,
+        ti: usize,
+        upstream: &dyn Fn(u32, u32) -> UpInput,
+    ) -> Result<Evaluation, EngineError> {
+        let t = &self.graph.targets[ti];
+        let rule = &self.graph.rules[t.rule as usize];
+        let record = self.cache.get_target(&self.graph.field, &t.id)?;
+        let mut inputs = Vec::new();
+        let mut unknown: Vec<String> = Vec::new();
+        let mut blocked: Option<String> = None;
+        let mut key = KeyHasher::new();
+        key.rule(&rule.name);
+        key.action(&rule.action);
+        for (name, value) in &rule.params {
+            key.param(name, &value.canonical());
+        }
+        for slot in &t.inputs {
+            let sname = &rule.input_names[slot.spec as usize];
+            let mut files: Vec<(String, Digest)> = Vec::with_capacity(slot.files.len());
+            for f in &slot.files {
+                match f {
+                    InputFile::Output { target, output } => {
+                        let up = &self.graph.targets[*target as usize];
+                        let rel = &up.outputs[*output as usize].rel;
+                        match upstream(*target, *output) {
+                            UpInput::Known(d) => files.push((rel.clone(), d)),
+                            UpInput::Unknown => {
+                                if unknown.len() < 3 {
+                                    unknown.push(format!(
+                                        "input '{sname}' comes from {}, which will run first",
+                                        up.id
+                                    ));
+                                }
+                            }
+                            UpInput::Unavailable(why) => {
+                                blocked.get_or_insert_with(|| format!("input '{sname}' comes from {}, which did not complete ({why})", up.id));
+                            }
+                        }
+                    }
+                    InputFile::Source(rel) => match self.source_digest(rel)? {
+                        Some(d) => files.push((rel.clone(), d)),
+                        None if slot.optional => {}
+                        None => {
+                            blocked.get_or_insert_with(|| {
+                                format!(
+                                    "input file {} (input '{sname}') does not exist",
+                                    self.abs(rel).display()
+                                )
+                            });
+                        }
+                    },
+                }
+            }
+            if files.is_empty() && slot.optional {
+                key.input_slot(sname, 0);
+                key.input_absent();
+            } else {
+                key.input_slot(sname, files.len());
+            }
+            for (rel, d) in files {
+                key.input_file(&rel, &d);
+                inputs.push(InputRecord {
+                    slot: sname.clone(),
+                    path: rel,
+                    digest: d,
+                });
+            }
+        }
+        if let Some(why) = blocked {
+            return Ok(Evaluation {
+                key: None,
+                inputs,
+                verdict: Verdict::Blocked(why),
+                record,
+            });
+        }
+        if !unknown.is_empty() {
+            let class = match &record {
+                None => StaleClass::Missing,
+                Some(r) if r.status == RunStatus::Failed => StaleClass::Failed,
+                Some(_) => StaleClass::Stale,
+            };
+            return Ok(Evaluation {
+                key: None,
+                inputs,
+                verdict: Verdict::Run {
+                    reasons: unknown,
+                    class,
+                },
+                record,
+            });
+        }
+        let key = key.finish();
+        let verdict = match &record {
+            None => Verdict::Run {
+                reasons: vec!["never built (no record in the cache)".into()],
+                class: StaleClass::Missing,
+            },
+            Some(r) if r.status == RunStatus::Failed => Verdict::Run {
+                reasons: vec![format!(
+                    "the last run failed: {}",
+                    r.error.as_deref().unwrap_or("unknown error")
+                )],
+                class: StaleClass::Failed,
+            },
+            Some(r) if r.key != key => Verdict::Run {
+                reasons: self.key_diff(ti, r, &inputs),
+                class: StaleClass::Stale,
+            },
+            Some(r) => match self.check_outputs(ti, r)? {
+                Some(reasons) => Verdict::Run {
+                    reasons,
+                    class: StaleClass::Stale,
+                },
+                None => Verdict::UpToDate,
+            },
+        };
+        Ok(Evaluation {
+            key: Some(key),
+            inputs,
+            verdict,
+            record,
+        })
+    }
+
+    /// Why the key differs from the record's: parameters, action, inputs.
+    fn key_diff(&self, ti: usize, rec: &TargetRecord, inputs: &[InputRecord]) -> Vec<String> {
+        let t = &self.graph.targets[ti];
+        let rule = &self.graph.rules[t.rule as usize];
+        let mut reasons = Vec::new();
+        if rec.action != rule.action {
+            reasons.push(format!(
+                "the action changed from {} to {}",
+                rec.action, rule.action
+            ));
+        }
+        let old: HashMap<&str, &str> = rec
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        for (k, v) in &rule.params {
+            let now = v.display();
+            match old.get(k.as_str()) {
+                Some(o) if *o == now => {}
+                Some(o) => reasons.push(format!("parameter {k} changed from {o} to {now}")),
+                None => reasons.push(format!("parameter {k} is new (value {now})")),
+            }
+        }
+        for (k, o) in &old {
+            if !rule.params.iter().any(|(n, _)| n == k) {
+                reasons.push(format!("parameter {k} (was {o}) is no longer read"));
+            }
+        }
+        let old_in: HashMap<(&str, &str), &Digest> = rec
+            .inputs
+            .iter()
+            .map(|i| ((i.slot.as_str(), i.path.as_str()), &i.digest))
+            .collect();
+        let new_in: HashMap<(&str, &str), &Digest> = inputs
+            .iter()
+            .map(|i| ((i.slot.as_str(), i.path.as_str()), &i.digest))
+            .collect();
+        for i in inputs {
+            match old_in.get(&(i.slot.as_str(), i.path.as_str())) {
+                Some(d) if **d == i.digest => {}
+                Some(d) => reasons.push(format!(
+                    "input '{}' {} changed (content {} -> {})",
+                    i.slot,
+                    i.path,
+                    d.short(),
+                    i.digest.short()
+                )),
+                None => reasons.push(format!("input '{}' {} is new", i.slot, i.path)),
+            }
+        }
+        for i in &rec.inputs {
+            if !new_in.contains_key(&(i.slot.as_str(), i.path.as_str())) {
+                reasons.push(format!(
+                    "input '{}' {} is no longer an input",
+                    i.slot, i.path
+                ));
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push("the order of inputs or the rule's definition changed".into());
+        }
+        reasons
+    }
+
+    /// `None` when every recorded output is present with its recorded digest; otherwise why not.
+    /// Outputs whose stat signature changed but whose bytes did not (a `touch`) get their record
+    /// refreshed so the next check is a stat again.
+    fn check_outputs(
+        &self,
+        ti: usize,
+        rec: &TargetRecord,
+    ) -> Result<Option<Vec<String>>, EngineError> {
+        let t = &self.graph.targets[ti];
+        if rec.outputs.len() != t.outputs.len()
+            || rec
+                .outputs
+                .iter()
+                .zip(&t.outputs)
+                .any(|(r, o)| r.path != o.rel)
+        {
+            return Ok(Some(vec!["its set of outputs changed".into()]));
+        }
+        let mut refreshed: Option<TargetRecord> = None;
+        for (k, out) in rec.outputs.iter().enumerate() {
+            let abs = self.abs(&out.path);
+            let io = |source| EngineError::Io {
+                path: abs.clone(),
+                source,
+            };
+            let Some(sig) = StatSig::of_path(&abs).map_err(io)? else {
+                return Ok(Some(vec![format!("output {} is missing", out.path)]));
+            };
+            if sig == out.sig {
+                continue;
+            }
+            let d = hash_file(&abs).map_err(io)?;
+            if d != out.digest {
+                return Ok(Some(vec![format!(
+                    "output {} was modified (content {} -> {})",
+                    out.path,
+                    out.digest.short(),
+                    d.short()
+                )]));
+            }
+            if !sig.is_racy() {
+                refreshed.get_or_insert_with(|| rec.clone()).outputs[k].sig = sig;
+            }
+        }
+        if let Some(r) = refreshed {
+            self.cache.put_target(&self.graph.field, &t.id, &r)?;
+        }
+        Ok(None)
+    }
+
+    /// Digests of a target's outputs as recorded (valid after an up-to-date verdict).
+    pub fn recorded_digests(rec: &TargetRecord) -> Vec<Digest> {
+        rec.outputs.iter().map(|o| o.digest).collect()
+    }
+}

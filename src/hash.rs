@@ -1,0 +1,200 @@
+//! Content hashing, the canonical target-key encoding and the stat-cache fingerprint.
+//!
+//! Owns: how a file's bytes become a [`Digest`], how a target's key is derived from its rule name,
+//! action descriptor, parameter values and input digests (DESIGN.md §1), and the [`StatSig`]
+//! fingerprint that lets a no-op build stat files instead of reading them (§2.6).
+//! Must never: include mtimes, absolute paths or host names in a key; touch sled (the cache module
+//! stores what this module computes).
+//! Invariant: the same rule, action, parameters and input contents give the same key bytes on any
+//! machine and in any process.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Files at least this large are hashed memory-mapped with rayon (multithreaded BLAKE3).
+const MMAP_THRESHOLD_BYTES: u64 = 1 << 20;
+
+/// A BLAKE3 digest of a file's contents or of a key encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Lower-case hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from(self.0).to_hex().to_string()
+    }
+    /// The first 12 hex characters: enough for humans reading `explain` output.
+    pub fn short(&self) -> String {
+        self.to_hex()[..12].to_string()
+    }
+    /// Digest of an in-memory byte string.
+    pub fn of_bytes(bytes: &[u8]) -> Digest {
+        Digest(*blake3::hash(bytes).as_bytes())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.short())
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.short())
+    }
+}
+
+/// What `stat` says about a file: if all fields match a recorded signature, the file's recorded
+/// digest is trusted without reading it (the ninja/git approach).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatSig {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+    /// Inode number (changes when a file is replaced by rename).
+    pub inode: u64,
+    /// Change time in nanoseconds: catches `touch -m` back-dating.
+    pub ctime_ns: i128,
+}
+
+impl StatSig {
+    /// Build a signature from metadata.
+    pub fn from_metadata(md: &std::fs::Metadata) -> StatSig {
+        StatSig {
+            size: md.size(),
+            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
+            inode: md.ino(),
+            ctime_ns: md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128,
+        }
+    }
+
+    /// Stat `path`; `Ok(None)` when it does not exist.
+    pub fn of_path(path: &Path) -> std::io::Result<Option<StatSig>> {
+        match std::fs::metadata(path) {
+            Ok(md) => Ok(Some(StatSig::from_metadata(&md))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A signature taken within this many nanoseconds of the file's last write may be followed by
+    /// a second write in the same timestamp tick ("racy" in git's terms): do not trust it later.
+    pub fn is_racy(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        now - self.mtime_ns < 20_000_000
+    }
+}
+
+/// Hash a file's contents. Large files are memory-mapped and hashed on the rayon pool.
+pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut hasher = blake3::Hasher::new();
+    if len >= MMAP_THRESHOLD_BYTES {
+        hasher.update_mmap_rayon(path)?;
+    } else {
+        let mut buf = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut buf)?;
+        hasher.update(&buf);
+    }
+    Ok(Digest(*hasher.finalize().as_bytes()))
+}
+
+/// Incremental builder of the canonical key encoding (DESIGN.md §1).
+///
+/// Every field is written length-prefixed with a one-byte tag, so no two different sequences of
+/// fields encode to the same bytes.
+pub struct KeyHasher {
+    hasher: blake3::Hasher,
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeyHasher {
+    /// Start a key; the domain string versions the encoding itself.
+    pub fn new() -> KeyHasher {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"arrakis-target-key-v1\0");
+        KeyHasher { hasher }
+    }
+
+    fn field(&mut self, tag: u8, bytes: &[u8]) {
+        self.hasher.update(&[tag]);
+        self.hasher.update(&(bytes.len() as u64).to_le_bytes());
+        self.hasher.update(bytes);
+    }
+
+    /// The rule name.
+    pub fn rule(&mut self, name: &str) {
+        self.field(b'R', name.as_bytes());
+    }
+    /// The action descriptor: builtin name and VERSION, or the command template.
+    pub fn action(&mut self, descriptor: &str) {
+        self.field(b'A', descriptor.as_bytes());
+    }
+    /// One parameter: its name and its canonical typed encoding. Call in sorted name order.
+    pub fn param(&mut self, name: &str, canonical: &[u8]) {
+        self.field(b'P', name.as_bytes());
+        self.field(b'V', canonical);
+    }
+    /// Start an input slot (declared order), with the number of files it holds.
+    pub fn input_slot(&mut self, name: &str, count: usize) {
+        self.field(b'I', name.as_bytes());
+        self.hasher.update(&(count as u64).to_le_bytes());
+    }
+    /// One input file of the current slot: its path relative to the field directory (so a gather
+    /// knows which unit each content belongs to) and its content digest.
+    pub fn input_file(&mut self, rel_path: &str, digest: &Digest) {
+        self.field(b'F', rel_path.as_bytes());
+        self.hasher.update(&digest.0);
+    }
+    /// An input slot that is absent (optional file not present).
+    pub fn input_absent(&mut self) {
+        self.field(b'N', b"");
+    }
+    /// The finished key.
+    pub fn finish(self) -> Digest {
+        Digest(*self.hasher.finalize().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_hash_matches_in_memory_hash_for_small_and_large_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0usize, 10, (MMAP_THRESHOLD_BYTES as usize) + 17] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let p = dir.path().join(format!("f{size}"));
+            std::fs::write(&p, &data).unwrap();
+            assert_eq!(hash_file(&p).unwrap(), Digest::of_bytes(&data));
+        }
+    }
+
+    #[test]
+    fn key_fields_are_unambiguous() {
+        let mut a = KeyHasher::new();
+        a.rule("ab");
+        a.action("c");
+        let mut b = KeyHasher::new();
+        b.rule("a");
+        b.action("bc");
+        assert_ne!(a.finish(), b.finish());
+    }
+}

@@ -1,0 +1,16 @@
+//! arrakis: the SPICE-RACS radio-polarisation pipeline as a content-addressed, make-like
+//! incremental build system. See `ARCHITECTURE.md` for the map of these modules.
+
+pub mod app;
+pub mod bench;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod exec;
+pub mod graph;
+pub mod hash;
+pub mod progress;
+pub mod rules;
+pub mod stages;
+pub mod units;

@@ -1,0 +1,41 @@
+//! The `arrakis` binary: parse the command line, call the library, map errors to exit codes.
+
+use clap::Parser;
+
+use arrakis::cli::{BenchWhat, Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let mut presses = 0u32;
+    let _ = ctrlc::set_handler(move || {
+        presses += 1;
+        if presses > 1 {
+            // Outputs are written atomically and records only after them: abandoning is safe.
+            std::process::exit(arrakis::app::EXIT_INTERRUPTED);
+        }
+        arrakis::exec::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let result = match &cli.command {
+        Command::Build(a) => arrakis::app::build(&cli.cache, cli.wait, a),
+        Command::Status(a) => arrakis::app::status(&cli.cache, cli.wait, a),
+        Command::Explain(a) => arrakis::app::explain(&cli.cache, cli.wait, a),
+        Command::Dag(a) => arrakis::app::dag(a),
+        Command::Gc(a) => arrakis::app::gc(&cli.cache, cli.wait, a),
+        Command::Params(a) => arrakis::app::params(a),
+        Command::Bench(b) => match &b.what {
+            BenchWhat::Engine {
+                islands,
+                beams,
+                dir,
+                jobs,
+            } => arrakis::bench::engine(*islands, *beams, dir.as_deref(), *jobs),
+        },
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("arrakis: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

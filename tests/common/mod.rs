@@ -1,0 +1,152 @@
+//! Helpers shared by the integration tests: a small field layout, the engine test rules, and
+//! running the real binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The engine test rule directory.
+pub fn engine_rules() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/engine_rules")
+}
+
+/// Write a field with `side`×`side` beams 0.8 deg apart and `islands` islands spread over them,
+/// the first `doubles` of which have two components. Beam cubes are small text files.
+pub fn make_field(
+    datadir: &Path,
+    name: &str,
+    side: usize,
+    islands: usize,
+    doubles: usize,
+) -> PathBuf {
+    let dir = datadir.join(name);
+    std::fs::create_dir_all(dir.join("catalogue")).unwrap();
+    let mut y = format!("field: {name}\nbeams:\n");
+    let mut beam = 0;
+    for r in 0..side {
+        for c in 0..side {
+            y.push_str(&format!(
+                "  - {{beam: {beam}, ra_deg: {}, dec_deg: {}}}\n",
+                180.0 + 0.8 * c as f64,
+                -30.0 + 0.8 * r as f64
+            ));
+            for s in ["i", "q", "u"] {
+                std::fs::write(
+                    dir.join(format!("cube.{s}.beam{beam:02}.txt")),
+                    format!("cube {s} beam {beam}\n"),
+                )
+                .unwrap();
+            }
+            beam += 1;
+        }
+    }
+    std::fs::write(dir.join("field.yaml"), y).unwrap();
+    let span = 0.8 * (side.max(1) - 1) as f64;
+    let mut isl = String::from("Source_ID,RA,Dec\n");
+    let mut comp = String::from("Gaussian_ID,Source_ID,RA,Dec\n");
+    for i in 0..islands {
+        let f = (i as f64 + 0.5) / islands as f64;
+        let ra = 180.0 + span * f;
+        let dec = -30.0 + span * ((i * 7919) % islands) as f64 / islands as f64;
+        let id = format!("J{i:04}");
+        isl.push_str(&format!("{id},{ra},{dec}\n"));
+        comp.push_str(&format!("{id}_c1,{id},{ra},{dec}\n"));
+        if i < doubles {
+            comp.push_str(&format!("{id}_c2,{id},{ra},{dec}\n"));
+        }
+    }
+    std::fs::write(dir.join("catalogue/islands.csv"), isl).unwrap();
+    std::fs::write(dir.join("catalogue/components.csv"), comp).unwrap();
+    dir
+}
+
+/// A command for the real binary with `cache` as its cache.
+pub fn arrakis(cache: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_arrakis"));
+    c.arg("--cache").arg(cache);
+    c.env_remove("ARRAKIS_CACHE").env_remove("ARRAKIS_RULES");
+    c
+}
+
+/// Run `arrakis build FIELD` with the engine rules and extra args; returns the output and the
+/// report as id → status.
+pub fn build(
+    cache: &Path,
+    datadir: &Path,
+    field: &str,
+    extra: &[&str],
+) -> (Output, BTreeMap<String, String>) {
+    let report = datadir.join(format!("report-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    let out = arrakis(cache)
+        .args(["build", field, "--quiet", "--datadir"])
+        .arg(datadir)
+        .arg("--rules")
+        .arg(engine_rules())
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .output()
+        .unwrap();
+    let statuses = read_report(&report);
+    (out, statuses)
+}
+
+/// id → status from a report file (empty when there is none).
+pub fn read_report(path: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Ids with status `status`.
+pub fn with_status(m: &BTreeMap<String, String>, status: &str) -> Vec<String> {
+    m.iter()
+        .filter(|(_, s)| *s == status)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Every regular file under `dir` (relative path → bytes), skipping temporary outputs, reports
+/// and the cache.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if e.file_type().is_file() && !name.starts_with(".arrakis-tmp-") {
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            m.insert(rel, std::fs::read(e.path()).unwrap());
+        }
+    }
+    m
+}
+
+/// stdout + stderr as text.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
