@@ -84,6 +84,19 @@ impl StatSig {
         }
     }
 
+    /// This signature, or one that never matches if it was taken so soon after the file's last
+    /// write that a later write in the same timestamp tick could go unseen.
+    pub fn untrusted_if_racy(self) -> StatSig {
+        if self.is_racy() {
+            StatSig {
+                size: u64::MAX,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
     /// A signature taken within this many nanoseconds of the file's last write may be followed by
     /// a second write in the same timestamp tick ("racy" in git's terms): do not trust it later.
     pub fn is_racy(&self) -> bool {

@@ -105,6 +105,47 @@ struct Msg {
     fatal: Option<String>,
 }
 
+/// Outputs whose stat signature was taken in the same timestamp tick as their last write: a
+/// second write in that tick would leave the signature unchanged, so they are re-hashed once the
+/// tick has passed (see [`settle`]).
+fn racy_outputs(engine: &Engine, ti: usize) -> Vec<(usize, usize)> {
+    let t = &engine.graph.targets[ti];
+    match engine.cache.get_target(&engine.graph.field, &t.id) {
+        Ok(Some(rec)) => rec
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.sig.is_racy())
+            .map(|(k, _)| (ti, k))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Re-hash outputs recorded within the last timestamp tick, after that tick has passed. One
+/// whose bytes changed since it was recorded gets a signature that never matches, so the next
+/// build re-hashes it and sees the change.
+fn settle(engine: &Engine, racy: &[(usize, usize)]) {
+    if racy.is_empty() {
+        return;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(25));
+    for &(ti, k) in racy {
+        let t = &engine.graph.targets[ti];
+        let Ok(Some(mut rec)) = engine.cache.get_target(&engine.graph.field, &t.id) else {
+            continue;
+        };
+        let Some(out) = rec.outputs.get(k) else {
+            continue;
+        };
+        let now = crate::hash::hash_file(&engine.abs(&out.path)).ok();
+        if now != Some(out.digest) {
+            rec.outputs[k].sig.size = u64::MAX;
+            let _ = engine.cache.put_target(&engine.graph.field, &t.id, &rec);
+        }
+    }
+}
+
 fn outcome(status: Status) -> Outcome {
     Outcome {
         status,
@@ -282,6 +323,7 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
     let mut stopped = false;
     let mut fatal: Option<String> = None;
     let mut was_interrupted = false;
+    let mut finished_at: Vec<(usize, Instant)> = Vec::new();
     pool.in_place_scope(|scope| {
         let mut running = 0usize;
         loop {
@@ -308,6 +350,9 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
             running -= 1;
             let ti = msg.ti;
             let o = msg.outcome;
+            if o.status == Status::Ran && !opts.dry_run {
+                finished_at.push((ti, Instant::now()));
+            }
             if modes[ti] == Mode::Run {
                 let st = target_stage[ti];
                 progress.finished(st, o.status == Status::Ran, o.status == Status::Failed, false);
@@ -338,6 +383,14 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
         }
     });
     progress.finish();
+    // Only targets that finished in the last moments can have outputs within the racy window.
+    let racy: Vec<(usize, usize)> = finished_at
+        .iter()
+        .rev()
+        .take_while(|(_, at)| at.elapsed() < std::time::Duration::from_millis(100))
+        .flat_map(|(ti, _)| racy_outputs(engine, *ti))
+        .collect();
+    settle(engine, &racy);
     BuildResult {
         outcomes,
         interrupted: was_interrupted,
