@@ -44,3 +44,244 @@ fn clean_build_then_noop_then_parameter_change_reruns_only_dependents() {
         after["cutouts/J0000/J0000_c1_RMsynth.txt"]
     );
 }
+
+#[test]
+fn early_cutoff_stops_at_a_target_that_rewrites_identical_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "F2", 2, 6, 0);
+    let (out, _) = build(&cache, data, "F2", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Same length, other bytes: cutout and linmos change, rmsynth (a byte count) does not.
+    std::fs::write(data.join("F2/cube.i.beam00.txt"), "CUBE i beam 0\n").unwrap();
+    let (out, r) = build(&cache, data, "F2", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&r, "ran");
+    assert!(ran.contains(&"cutout/beam00.i".to_string()), "{ran:?}");
+    assert!(ran.iter().any(|id| id.starts_with("linmos/")), "{ran:?}");
+    assert!(ran.iter().any(|id| id.starts_with("rmsynth/")), "{ran:?}");
+    assert!(
+        !ran.iter()
+            .any(|id| id.starts_with("rmclean/") || id.starts_with("catalogue/")),
+        "early cutoff failed: {ran:?}"
+    );
+    assert!(
+        !ran.iter()
+            .any(|id| id.starts_with("linmos/") && !id.ends_with(".i")),
+        "{ran:?}"
+    );
+}
+
+#[test]
+fn touching_an_input_without_changing_it_reruns_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "F3", 2, 4, 0);
+    assert!(build(&cache, data, "F3", &[]).0.status.success());
+    let p = data.join("F3/cube.q.beam01.txt");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    let (out, r) = build(&cache, data, "F3", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(with_status(&r, "ran").is_empty(), "{r:?}");
+}
+
+#[test]
+fn dry_run_status_and_explain_agree_on_a_parameter_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "F4", 2, 5, 1);
+    assert!(build(&cache, data, "F4", &[]).0.status.success());
+    let rules = engine_rules();
+    let base = |cmd: &str| {
+        let mut c = arrakis(&cache);
+        c.args([cmd, "F4", "--datadir"])
+            .arg(data)
+            .arg("--rules")
+            .arg(&rules)
+            .args(["--set", "cutoff=-5"]);
+        c
+    };
+    let out = base("build").arg("--dry-run").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut ids: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 6 + 1, "{stdout}");
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("rmclean/") || id.starts_with("catalogue/")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("parameter cutoff changed from -8.0 to -5.0"),
+        "{stdout}"
+    );
+
+    let out = base("explain").arg("rmclean/J0000_c1").output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("parameter cutoff changed from -8.0 to -5.0"),
+        "{t}"
+    );
+
+    let out = base("explain").arg("catalogue/F4").output().unwrap();
+    let t = text(&out);
+    assert!(
+        t.contains("will run first") && t.contains("upstream rmclean/"),
+        "{t}"
+    );
+
+    let out = base("status").output().unwrap();
+    let t = text(&out);
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("rmclean"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(row[1..], ["0", "6", "0", "0", "0"], "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("rmsynth"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(row[1..], ["6", "0", "0", "0", "0"], "{t}");
+
+    // A deleted and a modified output are each explained and rebuilt.
+    std::fs::remove_file(data.join("F4/cutouts/J0001/J0001_c1_RMsynth.txt")).unwrap();
+    std::fs::write(
+        data.join("F4/cutouts/J0002/J0002.i.linmos.txt"),
+        "tampered\n",
+    )
+    .unwrap();
+    let mut c = arrakis(&cache);
+    let out = c
+        .args(["explain", "F4", "rmsynth/J0001_c1", "--datadir"])
+        .arg(data)
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).contains("output cutouts/J0001/J0001_c1_RMsynth.txt is missing"),
+        "{}",
+        text(&out)
+    );
+    let mut c = arrakis(&cache);
+    let out = c
+        .args(["explain", "F4", "linmos/J0002.i", "--datadir"])
+        .arg(data)
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("was modified"), "{}", text(&out));
+    let (out, r) = build(&cache, data, "F4", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut ran = with_status(&r, "ran");
+    ran.sort();
+    assert_eq!(ran, ["linmos/J0002.i", "rmsynth/J0001_c1"], "{r:?}");
+}
+
+#[test]
+fn a_failing_target_is_recorded_and_independent_targets_still_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "F5", 2, 6, 0);
+    // Break one beam's cube: its cutouts cannot run, so its islands' mosaics fail as blocked.
+    std::fs::remove_file(data.join("F5/cube.u.beam03.txt")).unwrap();
+    let (out, r) = build(&cache, data, "F5", &["--keep-going"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = with_status(&r, "failed");
+    assert!(
+        failed.contains(&"cutout/beam03.u".to_string()),
+        "{failed:?}"
+    );
+    assert!(
+        text(&out).contains("cube.u.beam03.txt (input 'cube') does not exist"),
+        "{}",
+        text(&out)
+    );
+    // Every island outside beam 03 is built through to RM-CLEAN.
+    let blocked: Vec<&String> = failed
+        .iter()
+        .filter(|id| id.starts_with("rmclean/"))
+        .collect();
+    assert_eq!(
+        with_status(&r, "ran")
+            .iter()
+            .filter(|id| id.starts_with("rmclean/"))
+            .count()
+            + blocked.len(),
+        6
+    );
+    assert!(!blocked.is_empty() && blocked.len() < 6, "{failed:?}");
+    assert!(
+        text(&out).contains("because an input failed or is missing"),
+        "{}",
+        text(&out)
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join(format!("report-{}.json", std::process::id()))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report["summary"]["failed"].as_u64().unwrap() as usize,
+        failed.len()
+    );
+    assert!(report["targets"][0]["seconds"].is_number());
+    // Restore it: only what failed (and what depends on it) runs.
+    std::fs::write(data.join("F5/cube.u.beam03.txt"), "cube u beam 3\n").unwrap();
+    let (out, r) = build(&cache, data, "F5", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&r, "ran");
+    assert!(ran.contains(&"cutout/beam03.u".to_string()), "{ran:?}");
+    assert!(
+        !ran.iter()
+            .any(|id| id.starts_with("cutout/") && id != "cutout/beam03.u"),
+        "{ran:?}"
+    );
+}
+
+#[test]
+fn a_failing_command_is_reported_with_its_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "F6", 1, 2, 0);
+    let rules = data.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("a.yaml"),
+        "rule: a\nunit: source\naction:\n  command: [sh, -c, 'echo boom-on-stderr >&2; exit 3']\noutputs:\n  o: \"{source}.txt\"\n",
+    )
+    .unwrap();
+    let out = arrakis(&cache)
+        .args(["build", "F6", "--datadir"])
+        .arg(data)
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("exit code 3") && t.contains("boom-on-stderr"),
+        "{t}"
+    );
+    // No temporary file is left behind.
+    assert!(snapshot(&data.join("F6"))
+        .keys()
+        .all(|k| !k.contains(".arrakis-tmp-")));
+}

@@ -189,10 +189,14 @@ fn process(
                 .unwrap_or_default();
             (outcome(Status::Skipped), Done::Outputs(digests), None)
         }
-        Verdict::Blocked(why) => {
+        Verdict::Blocked { why, upstream } => {
             let mut o = outcome(Status::Failed);
-            o.error = Some(format!("not run: {why}"));
-            o.blocked = true;
+            o.error = Some(if upstream {
+                format!("not run: {why}")
+            } else {
+                why.clone()
+            });
+            o.blocked = upstream;
             (o, Done::Unavailable(why), None)
         }
         Verdict::Run { reasons, class } => {

@@ -90,8 +90,14 @@ pub enum Verdict {
         /// Which kind of not-up-to-date.
         class: StaleClass,
     },
-    /// It cannot run: an input is missing or comes from a target that failed.
-    Blocked(String),
+    /// It cannot run: an input file is missing (`upstream: false`) or comes from a target that
+    /// failed (`upstream: true`).
+    Blocked {
+        /// Why.
+        why: String,
+        /// Whether the cause is an upstream target rather than this target's own inputs.
+        upstream: bool,
+    },
 }
 
 /// The result of evaluating one target.
@@ -202,7 +208,7 @@ impl<'a> Engine<'a> {
         let record = self.cache.get_target(&self.graph.field, &t.id)?;
         let mut inputs = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
-        let mut blocked: Option<String> = None;
+        let mut blocked: Option<(String, bool)> = None;
         let mut key = KeyHasher::new();
         key.rule(&rule.name);
         key.action(&rule.action);
@@ -228,7 +234,7 @@ impl<'a> Engine<'a> {
                                 }
                             }
                             UpInput::Unavailable(why) => {
-                                blocked.get_or_insert_with(|| format!("input '{sname}' comes from {}, which did not complete ({why})", up.id));
+                                blocked.get_or_insert_with(|| (format!("input '{sname}' comes from {}, which did not complete ({why})", up.id), true));
                             }
                         }
                     }
@@ -237,10 +243,11 @@ impl<'a> Engine<'a> {
                         None if slot.optional => {}
                         None => {
                             blocked.get_or_insert_with(|| {
-                                format!(
+                                let why = format!(
                                     "input file {} (input '{sname}') does not exist",
                                     self.abs(rel).display()
-                                )
+                                );
+                                (why, false)
                             });
                         }
                     },
@@ -261,11 +268,11 @@ impl<'a> Engine<'a> {
                 });
             }
         }
-        if let Some(why) = blocked {
+        if let Some((why, upstream)) = blocked {
             return Ok(Evaluation {
                 key: None,
                 inputs,
-                verdict: Verdict::Blocked(why),
+                verdict: Verdict::Blocked { why, upstream },
                 record,
             });
         }
