@@ -1,0 +1,358 @@
+//! Bad rule files, configs and fields: each gets a clear error naming the file, the line or key,
+//! and what to do.
+
+mod common;
+
+use std::path::PathBuf;
+
+use arrakis::config;
+use arrakis::rules::RuleSet;
+use arrakis::stages::builtin_names;
+use common::*;
+
+const GOOD_A: &str = "rule: a\nunit: source\nparams:\n  cutoff: {type: float, default: -8}\ninputs:\n  cat: {file: catalogue/islands.csv}\naction:\n  builtin: stamp\noutputs:\n  o: \"{source}/a.txt\"\n";
+const GOOD_B: &str = "rule: b\nunit: field\ninputs:\n  all: {from: a, output: o}\naction:\n  builtin: stamp\noutputs:\n  t: \"b.txt\"\n";
+
+fn load(files: &[(&str, &str)]) -> Result<RuleSet, String> {
+    let sources: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(n, t)| (PathBuf::from(n), t.to_string()))
+        .collect();
+    RuleSet::from_sources(&sources, &builtin_names()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_good_rules_load() {
+    let rs = load(&[("b.yaml", GOOD_B), ("a.yaml", GOOD_A)]).unwrap();
+    // Dependency order, whatever the file order.
+    assert_eq!(
+        rs.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+}
+
+#[test]
+fn bad_rule_files_get_clear_errors() {
+    // (what is wrong, file text(s), fragments the message must contain)
+    let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>)> = vec![
+        (
+            "YAML syntax",
+            vec![("a.yaml", "rule: a\nunit: [source\n".into())],
+            vec!["a.yaml:", "invalid rule file"],
+        ),
+        (
+            "unknown key, typo",
+            vec![("a.yaml", GOOD_A.replace("outputs:", "ouputs:"))],
+            vec![
+                "a.yaml:",
+                "unknown field `ouputs`",
+                "did you mean 'outputs'",
+            ],
+        ),
+        (
+            "missing required key",
+            vec![("a.yaml", GOOD_A.replace("unit: source\n", ""))],
+            vec!["a.yaml", "missing field `unit`"],
+        ),
+        (
+            "wrong unit",
+            vec![("a.yaml", GOOD_A.replace("unit: source", "unit: island"))],
+            vec!["a.yaml:2", "unknown variant `island`"],
+        ),
+        (
+            "wrong type of default",
+            vec![("a.yaml", GOOD_A.replace("default: -8", "default: lots"))],
+            vec!["a.yaml:4", "parameter 'cutoff'", "expected float"],
+        ),
+        (
+            "unknown builtin",
+            vec![("a.yaml", GOOD_A.replace("builtin: stamp", "builtin: stmap"))],
+            vec![
+                "a.yaml:8",
+                "unknown builtin 'stmap'",
+                "did you mean 'stamp'",
+            ],
+        ),
+        (
+            "dangling rule reference",
+            vec![
+                ("a.yaml", GOOD_A.into()),
+                ("b.yaml", GOOD_B.replace("from: a", "from: aa")),
+            ],
+            vec![
+                "b.yaml:4",
+                "rule 'aa', which does not exist",
+                "did you mean 'a'",
+            ],
+        ),
+        (
+            "dangling output reference",
+            vec![
+                ("a.yaml", GOOD_A.into()),
+                ("b.yaml", GOOD_B.replace("output: o", "output: out")),
+            ],
+            vec!["b.yaml:4", "has no such output", "(it has: o)"],
+        ),
+        (
+            "cycle",
+            vec![
+                (
+                    "a.yaml",
+                    GOOD_A.replace(
+                        "  cat: {file: catalogue/islands.csv}",
+                        "  x: {from: b, output: t}",
+                    ),
+                ),
+                ("b.yaml", GOOD_B.into()),
+            ],
+            vec!["cycle", "a, b"],
+        ),
+        (
+            "unknown placeholder",
+            vec![("a.yaml", GOOD_A.replace("{source}/a.txt", "{sorce}/a.txt"))],
+            vec![
+                "a.yaml:10",
+                "unknown placeholder '{sorce}'",
+                "did you mean 'source'",
+            ],
+        ),
+        (
+            "output shared by all units",
+            vec![("a.yaml", GOOD_A.replace("{source}/a.txt", "a.txt"))],
+            vec!["a.yaml:10", "does not contain {source}"],
+        ),
+        (
+            "output escaping the field",
+            vec![(
+                "a.yaml",
+                GOOD_A.replace("{source}/a.txt", "../{source}.txt"),
+            )],
+            vec!["a.yaml:10", "must stay inside the field directory"],
+        ),
+        (
+            "duplicate rule name",
+            vec![("a.yaml", GOOD_A.into()), ("c.yaml", GOOD_A.into())],
+            vec!["c.yaml:1", "already defined in a.yaml"],
+        ),
+        (
+            "conflicting parameter declarations",
+            vec![
+                ("a.yaml", GOOD_A.into()),
+                (
+                    "b.yaml",
+                    GOOD_B.replace(
+                        "inputs:",
+                        "params:\n  cutoff: {type: int, default: 3}\ninputs:",
+                    ),
+                ),
+            ],
+            vec!["b.yaml:4", "parameter 'cutoff' is declared differently"],
+        ),
+        (
+            "no action",
+            vec![("a.yaml", GOOD_A.replace("  builtin: stamp\n", "  {}\n"))],
+            vec!["a.yaml", "exactly one of 'builtin: NAME' or 'command"],
+        ),
+        (
+            "when on an undeclared parameter",
+            vec![(
+                "a.yaml",
+                GOOD_A.replace("inputs:", "when:\n  dimensoin: 1d\ninputs:"),
+            )],
+            vec!["a.yaml:6", "does not declare", "dimensoin"],
+        ),
+    ];
+    for (what, files, want) in cases {
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let err = match load(&files) {
+            Ok(_) => panic!("{what}: loaded without error"),
+            Err(e) => e,
+        };
+        for w in want {
+            assert!(err.contains(w), "{what}: error lacks '{w}':\n{err}");
+        }
+    }
+}
+
+#[test]
+fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
+    let rules = load(&[("a.yaml", GOOD_A), ("b.yaml", GOOD_B)]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // An Arrakis pipeline config as users have them: MongoDB keys, hyphenated keys, nulls.
+    let arrakis_cfg = write(
+        "arrakis.yaml",
+        "hosted-wsclean: docker://alecthomson/wsclean:latest\nhost: 10.0.0.1\nusername: admin\npassword:\ndatabase: false\nskip_imager: true\ncutoff: -5\nweight_type:\nniter: 500_000\n",
+    );
+    let p = config::resolve(&rules, &[arrakis_cfg], &[]).unwrap();
+    assert_eq!(p.get("cutoff").unwrap().as_f64(), Some(-5.0));
+    let unused: Vec<&str> = p.unused.iter().map(|(k, _)| k.as_str()).collect();
+    for k in [
+        "hosted_wsclean",
+        "host",
+        "username",
+        "password",
+        "database",
+        "skip_imager",
+        "weight_type",
+        "niter",
+    ] {
+        assert!(
+            unused.contains(&k),
+            "{k} should be listed as unused: {unused:?}"
+        );
+    }
+    assert!(p
+        .unused
+        .iter()
+        .any(|(k, why)| k == "host" && why.contains("MongoDB")));
+
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "unknown key",
+            "cutof: -3\n".into(),
+            vec![
+                "bad.yaml:1",
+                "unknown parameter 'cutof'",
+                "did you mean 'cutoff'",
+            ],
+        ),
+        (
+            "wrong type",
+            "pad: 1\ncutoff: deep\n".into(),
+            vec!["bad.yaml:2", "cutoff", "expected float"],
+        ),
+        (
+            "not a mapping",
+            "- cutoff\n".into(),
+            vec!["bad.yaml:1", "must be a mapping"],
+        ),
+        (
+            "YAML syntax",
+            "cutoff: [1,\n".into(),
+            vec!["bad.yaml", "not valid YAML"],
+        ),
+    ];
+    for (what, text, want) in cases {
+        let f = write("bad.yaml", &text);
+        let err = config::resolve(&rules, &[f], &[]).unwrap_err().to_string();
+        for w in want {
+            assert!(err.contains(w), "{what}: error lacks '{w}':\n{err}");
+        }
+    }
+    let err = config::resolve(&rules, &[], &["cutof=1".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--set cutof") && err.contains("did you mean 'cutoff'"),
+        "{err}"
+    );
+    let err = config::resolve(&rules, &[], &["cutoff".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected KEY=VALUE"), "{err}");
+    let err = config::resolve(&rules, &[], &["cutoff=abc".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected float"), "{err}");
+}
+
+#[test]
+fn bad_fields_and_expansion_errors_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "B", 1, 3, 0);
+    let run = |rules: &std::path::Path| {
+        let out = arrakis(&cache)
+            .args(["build", "B", "--datadir"])
+            .arg(data)
+            .arg("--rules")
+            .arg(rules)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out))
+    };
+    // Two rules writing the same file.
+    let rules = data.join("dup");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("a.yaml"),
+        "rule: a\nunit: source\naction: {builtin: stamp}\noutputs:\n  o: \"{source}.txt\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("b.yaml"),
+        "rule: b\nunit: source\naction: {builtin: stamp}\noutputs:\n  o: \"{source}.txt\"\n",
+    )
+    .unwrap();
+    let (code, t) = run(&rules);
+    assert_eq!(code, Some(2), "{t}");
+    assert!(
+        t.contains("b.yaml") && t.contains("which target a/J0000 also writes"),
+        "{t}"
+    );
+
+    // A catalogue with a missing column, a bad number, a duplicate and an unsafe name.
+    let good = engine_rules();
+    let isl = data.join("B/catalogue/islands.csv");
+    for (text, want) in [
+        (
+            "Source_ID,RA\nJ1,1\n",
+            vec!["islands.csv:1", "missing column 'Dec'"],
+        ),
+        (
+            "Source_ID,RA,Dec\nJ1,1,x\n",
+            vec!["islands.csv:2", "'x', which is not a finite number"],
+        ),
+        (
+            "Source_ID,RA,Dec\nJ1,1,2\nJ1,1,2\n",
+            vec![
+                "islands.csv:3",
+                "duplicate Source_ID 'J1' (first on line 2)",
+            ],
+        ),
+        (
+            "Source_ID,RA,Dec\n../etc,1,2\n",
+            vec!["islands.csv:2", "path separator"],
+        ),
+    ] {
+        std::fs::write(&isl, text).unwrap();
+        let (code, t) = run(&good);
+        assert_eq!(code, Some(2), "{t}");
+        for w in want {
+            assert!(t.contains(w), "error lacks '{w}': {t}");
+        }
+    }
+    // No field at all.
+    let out = arrakis(&cache)
+        .args(["build", "NOPE", "--datadir"])
+        .arg(data)
+        .arg("--rules")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).contains("field directory") && text(&out).contains("NOPE"),
+        "{}",
+        text(&out)
+    );
+    // An unknown stage for --until.
+    make_field(data, "C", 1, 2, 0);
+    let out = arrakis(&cache)
+        .args(["build", "C", "--until", "rmclaen", "--datadir"])
+        .arg(data)
+        .arg("--rules")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).contains("unknown stage 'rmclaen'; did you mean 'rmclean'"),
+        "{}",
+        text(&out)
+    );
+}
