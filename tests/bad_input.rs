@@ -31,10 +31,13 @@ fn the_good_rules_load() {
     );
 }
 
+/// (what is wrong, file names and texts, fragments the message must contain)
+type Case = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
+
 #[test]
 fn bad_rule_files_get_clear_errors() {
     // (what is wrong, file text(s), fragments the message must contain)
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "YAML syntax",
             vec![("a.yaml", "rule: a\nunit: [source\n".into())],

@@ -114,6 +114,9 @@ fn model_output(r: &RuleDef, param: i64, inputs: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// (parameter, input contents, bytes written) of a rule's last run.
+type LastRun = (i64, Vec<Vec<u8>>, Vec<u8>);
+
 struct World {
     defs: Vec<RuleDef>,
     rules: RuleSet,
@@ -121,7 +124,7 @@ struct World {
     cache: PathBuf,
     params: Vec<i64>,
     /// Per rule: (param, input contents) of its last successful run, and the bytes it wrote.
-    last: Vec<Option<(i64, Vec<Vec<u8>>, Vec<u8>)>>,
+    last: Vec<Option<LastRun>>,
 }
 
 impl World {
