@@ -49,8 +49,10 @@ pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
 
 /// Load everything needed to build one field.
 pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
+    let t0 = std::time::Instant::now();
     let rules = load_rules(args.rules.as_deref())?;
     let params = config::resolve(&rules, &args.config, &args.sets)?;
+    timing("rules+config", t0);
     let limit = args.limit.or_else(|| {
         params
             .get("limit")
@@ -72,8 +74,12 @@ pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
     let field_dir = field_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", field_dir.display()))?;
+    let t0 = std::time::Instant::now();
     let units = Units::load(&field_dir, radius, limit)?;
+    timing("units", t0);
+    let t0 = std::time::Instant::now();
     let graph = expand(&rules, &params, &units, &field_dir, &builtin_version)?;
+    timing("expand", t0);
     Ok(Setup {
         rules,
         params,
@@ -83,7 +89,28 @@ pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
 }
 
 fn open_cache(dir: &Path, wait: bool) -> Result<Cache> {
-    Ok(Cache::open(dir, wait)?)
+    let t0 = std::time::Instant::now();
+    let c = Cache::open(dir, wait)?;
+    timing("cache open", t0);
+    Ok(c)
+}
+
+/// With `ARRAKIS_TIMINGS` set, print how long a phase took (for profiling the engine).
+pub fn timing(phase: &str, since: std::time::Instant) {
+    if std::env::var_os("ARRAKIS_TIMINGS").is_some() {
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS"))
+                    .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+            })
+            .unwrap_or_default();
+        eprintln!(
+            "timing: {phase}: {:.3} s (rss {rss} kB)",
+            since.elapsed().as_secs_f64()
+        );
+    }
 }
 
 fn default_jobs() -> usize {
@@ -164,23 +191,41 @@ fn print_notes(setup: &Setup) {
 
 /// `arrakis build`.
 pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
-    let setup = load_setup(&args.field)?;
-    print_notes(&setup);
     let cache = open_cache(cache_dir, wait)?;
+    // Read the field's records while the rules are expanded: the two are independent.
+    let (setup, states) = std::thread::scope(|s| {
+        let field = args.field.field.clone();
+        let cache = &cache;
+        let scan = s.spawn(move || {
+            let t0 = std::time::Instant::now();
+            let r = cache.scan_states(&field);
+            timing("scan records", t0);
+            r
+        });
+        let setup = load_setup(&args.field);
+        (setup, scan.join())
+    });
+    let setup = setup?;
+    let states = states.map_err(|_| anyhow!("reading the cache failed"))??;
+    print_notes(&setup);
     let graph = &setup.graph;
     let selected = graph
         .select(args.until.as_deref(), args.only.as_deref())
         .map_err(|e| anyhow!(e))?;
     let modes = local::modes_for(graph, &selected, args.only.is_some());
-    let engine = Engine::new(graph, &setup.rules, &cache);
+    let engine = Engine::new(graph, &setup.rules, &cache).with_states(states);
     let opts = BuildOptions {
         jobs: args.jobs.unwrap_or_else(default_jobs),
         keep_going: args.keep_going,
         dry_run: args.dry_run,
         quiet: args.quiet,
     };
+    let t0 = std::time::Instant::now();
     let res = local::build(&engine, &modes, &opts);
+    timing("build loop", t0);
+    let t0 = std::time::Instant::now();
     cache.flush()?;
+    timing("flush", t0);
     if let Some(path) = &args.report {
         write_report(path, graph, &res)?;
     }
@@ -227,6 +272,10 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         .flatten()
         .filter(|o| o.status == Status::Failed)
         .count();
+    // The process exits next: freeing a large graph piece by piece would only cost time.
+    std::mem::forget(res);
+    std::mem::forget(engine);
+    std::mem::forget(setup);
     Ok(if failed > 0 { EXIT_FAILED } else { 0 })
 }
 

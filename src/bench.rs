@@ -1,15 +1,250 @@
 //! Benchmarks run by `arrakis bench`.
+//!
+//! `bench engine`: the engine's own overhead on a synthetic field with the pipeline's shape
+//! (`benches/engine_rules/`: 36 beams × 3 Stokes cutout targets with one output per island in the
+//! beam; per island 3 mosaics and frion; per component rmsynth and rmclean; one catalogue), every
+//! action the `stamp` builtin. Each phase runs the real binary as a child process so wall time and
+//! peak memory (`wait4` rusage) are the whole program's.
+//! Must never: be run from tests (timings belong in BENCHMARKS.md, not in assertions).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{anyhow, Context, Result};
 
-/// Engine overhead benchmark (see `arrakis bench engine --help`).
+const RULES: &[(&str, &str)] = &[
+    (
+        "cutout.yaml",
+        include_str!("../benches/engine_rules/cutout.yaml"),
+    ),
+    (
+        "linmos.yaml",
+        include_str!("../benches/engine_rules/linmos.yaml"),
+    ),
+    (
+        "frion.yaml",
+        include_str!("../benches/engine_rules/frion.yaml"),
+    ),
+    (
+        "rmsynth.yaml",
+        include_str!("../benches/engine_rules/rmsynth.yaml"),
+    ),
+    (
+        "rmclean.yaml",
+        include_str!("../benches/engine_rules/rmclean.yaml"),
+    ),
+    (
+        "catalogue.yaml",
+        include_str!("../benches/engine_rules/catalogue.yaml"),
+    ),
+];
+
+const FIELD: &str = "BENCH_0000-00A";
+
+/// Write the synthetic field: beams on a square footprint 0.9 deg apart, islands spread evenly
+/// over it, every third island with two components. Beam cubes are small stand-in files.
+pub fn write_field(datadir: &Path, islands: usize, beams: usize) -> Result<PathBuf> {
+    let dir = datadir.join(FIELD);
+    std::fs::create_dir_all(dir.join("catalogue"))?;
+    let side = (beams as f64).sqrt().ceil() as usize;
+    let mut y = format!("field: {FIELD}\nbeams:\n");
+    for b in 0..beams {
+        let (r, c) = (b / side, b % side);
+        y.push_str(&format!(
+            "  - {{beam: {b}, ra_deg: {:.4}, dec_deg: {:.4}}}\n",
+            180.0 + 0.9 * c as f64,
+            -30.0 + 0.9 * r as f64
+        ));
+        for s in ["i", "q", "u"] {
+            std::fs::write(
+                dir.join(format!(
+                    "image.restored.{s}.{FIELD}.contcube.beam{b:02}.conv.fits"
+                )),
+                format!("stand-in cube {s} {b}\n").repeat(64),
+            )?;
+        }
+    }
+    std::fs::write(dir.join("field.yaml"), y)?;
+    let span = 0.9 * (side - 1) as f64;
+    let mut isl = String::from("Source_ID,RA,Dec\n");
+    let mut comp = String::from("Gaussian_ID,Source_ID,RA,Dec\n");
+    // A low-discrepancy spread keeps the number of beams per island realistic (1 to 4).
+    for i in 0..islands {
+        let x = (i as f64 + 0.5) / islands as f64;
+        let yv = (i as f64 * 0.618_033_988_75).fract();
+        let (ra, dec) = (180.0 + span * x, -30.0 + span * yv);
+        let id = format!("RACS_B{i:06}");
+        isl.push_str(&format!("{id},{ra:.5},{dec:.5}\n"));
+        comp.push_str(&format!("{id}_c1,{id},{ra:.5},{dec:.5}\n"));
+        if i % 3 == 0 {
+            comp.push_str(&format!("{id}_c2,{id},{ra:.5},{dec:.5}\n"));
+        }
+    }
+    std::fs::write(dir.join("catalogue/islands.csv"), isl)?;
+    std::fs::write(dir.join("catalogue/components.csv"), comp)?;
+    Ok(dir)
+}
+
+struct Run {
+    seconds: f64,
+    max_rss_mib: f64,
+    ran: usize,
+    skipped: usize,
+    work_seconds: f64,
+}
+
+fn run_phase(dir: &Path, jobs: usize, extra: &[&str]) -> Result<Run> {
+    let exe = std::env::current_exe()?;
+    let report = dir.join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let start = Instant::now();
+    let child = Command::new(exe)
+        .arg("--cache")
+        .arg(dir.join("cache"))
+        .args([
+            "build",
+            FIELD,
+            "--quiet",
+            "-j",
+            &jobs.to_string(),
+            "--datadir",
+        ])
+        .arg(dir.join("data"))
+        .arg("--rules")
+        .arg(dir.join("rules"))
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut status = 0i32;
+    // SAFETY: rusage is plain data filled by the kernel; the pid is our own child, reaped once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let seconds = start.elapsed().as_secs_f64();
+    if pid < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(anyhow!(
+            "benchmark build {extra:?} failed (status {status})"
+        ));
+    }
+    let mut run = Run {
+        seconds,
+        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        ran: 0,
+        skipped: 0,
+        work_seconds: 0.0,
+    };
+    if let Ok(text) = std::fs::read_to_string(&report) {
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        for t in v["targets"].as_array().into_iter().flatten() {
+            match t["status"].as_str() {
+                Some("ran") => {
+                    run.ran += 1;
+                    run.work_seconds += t["seconds"].as_f64().unwrap_or(0.0);
+                }
+                Some("skipped") => run.skipped += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok(run)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// `arrakis bench engine`.
 pub fn engine(
-    _islands: usize,
-    _beams: usize,
-    _dir: Option<&Path>,
-    _jobs: Option<usize>,
+    islands: usize,
+    beams: usize,
+    dir: Option<&Path>,
+    jobs: Option<usize>,
 ) -> Result<i32> {
+    let tmp;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            tmp = tempfile::tempdir().context("cannot make a temporary directory")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let _ = std::fs::remove_dir_all(dir.join("cache"));
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    std::fs::create_dir_all(dir.join("rules"))?;
+    for (name, text) in RULES {
+        std::fs::write(dir.join("rules").join(name), text)?;
+    }
+    write_field(&dir.join("data"), islands, beams)?;
+    eprintln!(
+        "bench engine: {islands} islands, {beams} beams, -j {jobs}, in {}",
+        dir.display()
+    );
+
+    let cold = run_phase(&dir, jobs, &[])?;
+    let targets = cold.ran;
+    let outputs = walkdir::WalkDir::new(dir.join("data").join(FIELD).join("cutouts"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .count();
+    let noops: Vec<Run> = (0..3)
+        .map(|_| run_phase(&dir, jobs, &[]))
+        .collect::<Result<_>>()?;
+    if noops.iter().any(|r| r.ran > 0) {
+        return Err(anyhow!(
+            "a no-op build ran targets: the engine is not stable"
+        ));
+    }
+    let dry: Vec<Run> = (0..3)
+        .map(|_| run_phase(&dir, jobs, &["--dry-run"]))
+        .collect::<Result<_>>()?;
+    let change = run_phase(&dir, jobs, &["--set", "cutoff=-5"])?;
+    let cache_mib = dir_size(&dir.join("cache")) as f64 / (1024.0 * 1024.0);
+
+    println!("| phase | wall s | peak RSS MiB | targets run | note |");
+    println!("|---|---:|---:|---:|---|");
+    println!(
+        "| cold build | {:.2} | {:.0} | {} | {} output files under cutouts/ |",
+        cold.seconds, cold.max_rss_mib, cold.ran, outputs
+    );
+    println!(
+        "| no-op build (median of 3) | {:.3} | {:.0} | 0 | {} targets checked |",
+        median(noops.iter().map(|r| r.seconds).collect()),
+        noops.iter().map(|r| r.max_rss_mib).fold(0.0, f64::max),
+        noops[0].skipped
+    );
+    println!(
+        "| --dry-run (median of 3) | {:.3} | {:.0} | 0 | |",
+        median(dry.iter().map(|r| r.seconds).collect()),
+        dry.iter().map(|r| r.max_rss_mib).fold(0.0, f64::max)
+    );
+    println!(
+        "| --set cutoff=-5 | {:.3} | {:.0} | {} | actions took {:.3} s of CPU; overhead ≈ {:.3} s |",
+        change.seconds,
+        change.max_rss_mib,
+        change.ran,
+        change.work_seconds,
+        (change.seconds - change.work_seconds / jobs as f64).max(0.0)
+    );
+    println!("| cache on disk | | | | {cache_mib:.1} MiB for {targets} targets |");
     Ok(0)
 }

@@ -127,6 +127,70 @@ pub struct TargetRecord {
     pub error: Option<String>,
 }
 
+/// One output as every build checks it: digest and stat signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputState {
+    /// Content digest.
+    pub digest: Digest,
+    /// Stat signature right after the rename into place.
+    pub sig: StatSig,
+}
+
+/// The part of a target's record that every build reads (kept small so a no-op build of a big
+/// field reads little): key, status and the outputs' digests and signatures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetState {
+    /// The key the target was last run with.
+    pub key: Digest,
+    /// Ok or failed.
+    pub status: RunStatus,
+    /// Digest of the output paths, in order ([`outputs_id`]).
+    pub outputs_id: Digest,
+    /// Outputs (empty when failed), in the graph's order.
+    pub outputs: Vec<OutputState>,
+}
+
+/// The rest of a record: read by `explain`, stale-reason messages and reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TargetDetails {
+    action: String,
+    params: Vec<(String, String)>,
+    inputs: Vec<InputRecord>,
+    outputs: Vec<(String, String)>,
+    seconds: f64,
+    host: String,
+    error: Option<String>,
+}
+
+/// Digest identifying a list of output paths.
+pub fn outputs_id<'a>(paths: impl Iterator<Item = &'a str>) -> Digest {
+    let mut h = blake3::Hasher::new();
+    for p in paths {
+        h.update(p.as_bytes());
+        h.update(&[0]);
+    }
+    Digest(*h.finalize().as_bytes())
+}
+
+impl TargetRecord {
+    /// The hot part of this record.
+    pub fn state(&self) -> TargetState {
+        TargetState {
+            key: self.key,
+            status: self.status,
+            outputs_id: outputs_id(self.outputs.iter().map(|o| o.path.as_str())),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| OutputState {
+                    digest: o.digest,
+                    sig: o.sig,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A stat-cache entry: a file's signature and the digest it had at that signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
@@ -141,6 +205,7 @@ pub struct Cache {
     dir: PathBuf,
     db: sled::Db,
     targets: sled::Tree,
+    details: sled::Tree,
     files: sled::Tree,
     _lock: File,
 }
@@ -246,7 +311,7 @@ impl Cache {
         };
         let db = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(64 << 20)
+            .cache_capacity(16 << 20)
             .open()
             .map_err(sled_err)?;
         let meta = db.open_tree("meta").map_err(sled_err)?;
@@ -264,11 +329,13 @@ impl Cache {
             }
         }
         let targets = db.open_tree("targets").map_err(sled_err)?;
+        let details = db.open_tree("details").map_err(sled_err)?;
         let files = db.open_tree("files").map_err(sled_err)?;
         Ok(Cache {
             dir: dir.to_path_buf(),
             db,
             targets,
+            details,
             files,
             _lock: lock,
         })
@@ -295,12 +362,8 @@ impl Cache {
         }
     }
 
-    /// The record of `target` in `field`, if any.
-    pub fn get_target(
-        &self,
-        field: &str,
-        target: &str,
-    ) -> Result<Option<TargetRecord>, CacheError> {
+    /// The hot part of the record of `target` in `field`, if any.
+    pub fn get_state(&self, field: &str, target: &str) -> Result<Option<TargetState>, CacheError> {
         let k = record_key(field, target);
         match self.targets.get(&k).map_err(|e| self.sled_err(e))? {
             None => Ok(None),
@@ -310,24 +373,120 @@ impl Cache {
         }
     }
 
-    /// Record `target` (replacing any earlier record).
+    /// The hot part of every record of `field`, by target id, in one sequential scan (much
+    /// cheaper than a lookup per target on a big field).
+    pub fn scan_states(
+        &self,
+        field: &str,
+    ) -> Result<rustc_hash::FxHashMap<String, TargetState>, CacheError> {
+        let prefix = record_key(field, "");
+        let mut out = rustc_hash::FxHashMap::default();
+        for item in self.targets.scan_prefix(&prefix) {
+            let (k, v) = item.map_err(|e| self.sled_err(e))?;
+            let state = decode(&v).map_err(|why| self.corrupt("targets", &k, why))?;
+            out.insert(
+                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                state,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Replace the hot part of a record (after re-checking outputs).
+    pub fn put_state(
+        &self,
+        field: &str,
+        target: &str,
+        state: &TargetState,
+    ) -> Result<(), CacheError> {
+        self.targets
+            .insert(record_key(field, target), encode(state))
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// The whole record of `target` in `field`, if any.
+    pub fn get_target(
+        &self,
+        field: &str,
+        target: &str,
+    ) -> Result<Option<TargetRecord>, CacheError> {
+        let Some(state) = self.get_state(field, target)? else {
+            return Ok(None);
+        };
+        let k = record_key(field, target);
+        let details: TargetDetails = match self.details.get(&k).map_err(|e| self.sled_err(e))? {
+            None => {
+                return Err(self.corrupt("details", &k, "the record has no details part".into()))
+            }
+            Some(v) => decode(&v).map_err(|why| self.corrupt("details", &k, why))?,
+        };
+        if details.outputs.len() != state.outputs.len() {
+            return Err(self.corrupt(
+                "details",
+                &k,
+                "details and state disagree on the outputs".into(),
+            ));
+        }
+        Ok(Some(TargetRecord {
+            key: state.key,
+            status: state.status,
+            action: details.action,
+            params: details.params,
+            inputs: details.inputs,
+            outputs: details
+                .outputs
+                .into_iter()
+                .zip(state.outputs)
+                .map(|((name, path), o)| OutputRecord {
+                    name,
+                    path,
+                    digest: o.digest,
+                    sig: o.sig,
+                })
+                .collect(),
+            seconds: details.seconds,
+            host: details.host,
+            error: details.error,
+        }))
+    }
+
+    /// Record `target` (replacing any earlier record). The details go in first, so a crash in
+    /// between leaves the old state, whose key no longer matches: the target reruns.
     pub fn put_target(
         &self,
         field: &str,
         target: &str,
         record: &TargetRecord,
     ) -> Result<(), CacheError> {
+        let k = record_key(field, target);
+        let details = TargetDetails {
+            action: record.action.clone(),
+            params: record.params.clone(),
+            inputs: record.inputs.clone(),
+            outputs: record
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), o.path.clone()))
+                .collect(),
+            seconds: record.seconds,
+            host: record.host.clone(),
+            error: record.error.clone(),
+        };
+        self.details
+            .insert(&k, encode(&details))
+            .map_err(|e| self.sled_err(e))?;
         self.targets
-            .insert(record_key(field, target), encode(record))
+            .insert(k, encode(&record.state()))
             .map_err(|e| self.sled_err(e))?;
         Ok(())
     }
 
     /// Forget `target`.
     pub fn remove_target(&self, field: &str, target: &str) -> Result<(), CacheError> {
-        self.targets
-            .remove(record_key(field, target))
-            .map_err(|e| self.sled_err(e))?;
+        let k = record_key(field, target);
+        self.targets.remove(&k).map_err(|e| self.sled_err(e))?;
+        self.details.remove(k).map_err(|e| self.sled_err(e))?;
         Ok(())
     }
 
@@ -346,21 +505,27 @@ impl Cache {
     /// Drop every record (targets and files) that fails to decode; returns how many were dropped.
     pub fn repair(&self) -> Result<usize, CacheError> {
         let mut dropped = 0;
-        for (tree, check) in [(&self.targets, true), (&self.files, false)] {
+        for (tree, kind) in [(&self.targets, 0), (&self.details, 1), (&self.files, 2)] {
             let mut bad = Vec::new();
             for item in tree.iter() {
                 let (k, v) = item.map_err(|e| self.sled_err(e))?;
-                let ok = if check {
-                    decode::<TargetRecord>(&v).is_ok()
-                } else {
-                    decode::<FileRecord>(&v).is_ok()
+                let ok = match kind {
+                    0 => decode::<TargetState>(&v).is_ok(),
+                    1 => decode::<TargetDetails>(&v).is_ok(),
+                    _ => decode::<FileRecord>(&v).is_ok(),
                 };
                 if !ok {
                     bad.push(k);
                 }
             }
             for k in bad {
-                tree.remove(k).map_err(|e| self.sled_err(e))?;
+                // A target loses both parts, so it is simply rebuilt.
+                if kind < 2 {
+                    self.targets.remove(&k).map_err(|e| self.sled_err(e))?;
+                    self.details.remove(&k).map_err(|e| self.sled_err(e))?;
+                } else {
+                    tree.remove(k).map_err(|e| self.sled_err(e))?;
+                }
                 dropped += 1;
             }
         }

@@ -11,6 +11,21 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::config::params::ParamValue;
+use crate::rules::spec::UnitKind;
+use crate::units::Units;
+
+/// Marks an unbound variable slot.
+pub const NONE: u32 = u32::MAX;
+/// Binding slots: beam, source, component, then up to five foreach variables.
+pub const SLOTS: usize = 8;
+/// A unit's variables as indexes (see [`Target::binding`]).
+pub type Binding = [u32; SLOTS];
+/// Slot of the beam index.
+pub const BEAM: usize = 0;
+/// Slot of the island index.
+pub const SOURCE: usize = 1;
+/// Slot of the component index.
+pub const COMPONENT: usize = 2;
 
 /// One input file of a slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,8 +59,9 @@ pub struct OutputFile {
     pub spec: u16,
     /// Path relative to the field directory.
     pub rel: String,
-    /// For an `each:` output, the label of the finer unit it belongs to (e.g. the island name).
-    pub each: Option<String>,
+    /// For an `each:` output, the index of the finer unit it belongs to (into the field's
+    /// sources or components, per the rule's `each`); [`NONE`] otherwise.
+    pub each: u32,
 }
 
 /// A rule applied to one unit.
@@ -55,8 +71,9 @@ pub struct Target {
     pub id: String,
     /// Index into the graph's rule table.
     pub rule: u32,
-    /// Template variables of the unit (field, beam, source, component, foreach variables).
-    pub vars: Vec<(String, String)>,
+    /// The unit's variables: beam, source and component indexes, then foreach value indexes
+    /// ([`NONE`] where unbound). [`Graph::vars`] turns them into names.
+    pub binding: Binding,
     /// Input slots in declared order.
     pub inputs: Vec<InputSlot>,
     /// Outputs.
@@ -82,6 +99,8 @@ pub struct RuleInfo {
     pub input_names: Vec<String>,
     /// Output names in declared order.
     pub output_names: Vec<String>,
+    /// Per output, the finer unit an `each:` output expands over.
+    pub output_each: Vec<Option<UnitKind>>,
 }
 
 /// The expanded targets of one field.
@@ -99,6 +118,12 @@ pub struct Graph {
     pub dependents: Vec<Vec<u32>>,
     /// Islands that no beam holds (reported, not built).
     pub orphans: Vec<String>,
+    /// The field's units (names for binding indexes).
+    pub units: Units,
+    /// Names of the foreach variables (binding slots 3..).
+    pub foreach_names: Vec<String>,
+    /// Values of each foreach variable.
+    pub foreach_values: Vec<Vec<String>>,
 }
 
 impl Graph {
@@ -111,6 +136,54 @@ impl Graph {
             }
         }
         self.dependents = dependents;
+    }
+
+    /// The template variables of target `ti`: field, beam, source, component and foreach
+    /// variables that are bound.
+    pub fn vars(&self, ti: usize) -> Vec<(String, String)> {
+        let b = &self.targets[ti].binding;
+        let u = &self.units;
+        let mut v = vec![("field".to_string(), u.field.clone())];
+        if b[BEAM] != NONE {
+            v.push(("beam".into(), u.beams[b[BEAM] as usize].clone()));
+        }
+        if b[SOURCE] != NONE {
+            v.push(("source".into(), u.sources[b[SOURCE] as usize].clone()));
+        }
+        if b[COMPONENT] != NONE {
+            v.push((
+                "component".into(),
+                u.components[b[COMPONENT] as usize].0.clone(),
+            ));
+        }
+        for (i, name) in self.foreach_names.iter().enumerate() {
+            if b[3 + i] != NONE {
+                v.push((
+                    name.clone(),
+                    self.foreach_values[i][b[3 + i] as usize].clone(),
+                ));
+            }
+        }
+        v
+    }
+
+    /// For an `each:` output of target `ti`, the name of the unit it belongs to.
+    pub fn each_label(&self, ti: usize, k: usize) -> Option<&str> {
+        let t = &self.targets[ti];
+        let o = &t.outputs[k];
+        if o.each == NONE {
+            return None;
+        }
+        match self.rules[t.rule as usize].output_each[o.spec as usize]? {
+            UnitKind::Beam => self.units.beams.get(o.each as usize).map(|s| s.as_str()),
+            UnitKind::Source => self.units.sources.get(o.each as usize).map(|s| s.as_str()),
+            UnitKind::Component => self
+                .units
+                .components
+                .get(o.each as usize)
+                .map(|c| c.0.as_str()),
+            UnitKind::Field => Some(self.units.field.as_str()),
+        }
     }
 
     /// Index of the target with id `id`.

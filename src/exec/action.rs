@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::cache::OutputRecord;
-use crate::graph::{InputFile, Target};
+use crate::graph::InputFile;
 use crate::hash::{hash_file, StatSig};
 use crate::rules::spec::{Action, Rule};
 use crate::stages::{builtin, ActionCtx};
@@ -72,7 +72,7 @@ fn tail(bytes: &[u8], max: usize) -> String {
 /// file; inside a longer string they must name exactly one file.
 fn render_arg(
     arg: &str,
-    t: &Target,
+    vars: &[(String, String)],
     field_dir: &Path,
     params: &[(String, crate::config::params::ParamValue)],
     inputs: &[(&str, Vec<PathBuf>)],
@@ -133,8 +133,7 @@ fn render_arg(
         } else if name == "fielddir" {
             field_dir.to_string_lossy().to_string()
         } else {
-            t.vars
-                .iter()
+            vars.iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| format!("no value for '{{{name}}}'"))?
@@ -172,7 +171,8 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
         })
         .collect();
     let mut outputs: Vec<(&str, PathBuf, Option<&str>)> = Vec::with_capacity(t.outputs.len());
-    for o in &t.outputs {
+    let vars = g.vars(ti);
+    for (k, o) in t.outputs.iter().enumerate() {
         let fin = field_dir.join(&o.rel);
         if let Some(dir) = fin.parent() {
             if let Err(e) = std::fs::create_dir_all(dir) {
@@ -185,7 +185,7 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
         outputs.push((
             info.output_names[o.spec as usize].as_str(),
             temp_path_for(&fin),
-            o.each.as_deref(),
+            g.each_label(ti, k),
         ));
     }
     let rule: Option<&Rule> = engine.rules.get(&info.name);
@@ -195,7 +195,7 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
                 let ctx = ActionCtx {
                     field_dir,
                     target: &t.id,
-                    vars: &t.vars,
+                    vars: &vars,
                     params: &info.params,
                     inputs: inputs.clone(),
                     outputs: outputs.clone(),
@@ -205,7 +205,7 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
             None => Err(format!("builtin '{name}' is not part of this arrakis")),
         },
         Some(Action::Command(argv)) => {
-            run_command(argv, t, field_dir, &info.params, &inputs, &outputs)
+            run_command(argv, &vars, field_dir, &info.params, &inputs, &outputs)
         }
         None => Err(format!("rule '{}' is not loaded", info.name)),
     };
@@ -264,7 +264,7 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
 
 fn run_command(
     argv: &[String],
-    t: &Target,
+    vars: &[(String, String)],
     field_dir: &Path,
     params: &[(String, crate::config::params::ParamValue)],
     inputs: &[(&str, Vec<PathBuf>)],
@@ -272,7 +272,7 @@ fn run_command(
 ) -> Result<(), String> {
     let mut args = Vec::new();
     for a in argv {
-        args.extend(render_arg(a, t, field_dir, params, inputs, outputs)?);
+        args.extend(render_arg(a, vars, field_dir, params, inputs, outputs)?);
     }
     let Some((prog, rest)) = args.split_first() else {
         return Err("empty command".into());

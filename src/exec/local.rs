@@ -99,9 +99,11 @@ pub struct BuildResult {
     pub fatal: Option<String>,
 }
 
+/// What a job reports for each target it processed: the outcome (`None` when the target was
+/// left alone because of Ctrl-C) and a fatal error, if any.
 struct Msg {
     ti: usize,
-    outcome: Outcome,
+    outcome: Option<Outcome>,
     fatal: Option<String>,
 }
 
@@ -110,7 +112,7 @@ struct Msg {
 /// tick has passed (see [`settle`]).
 fn racy_outputs(engine: &Engine, ti: usize) -> Vec<(usize, usize)> {
     let t = &engine.graph.targets[ti];
-    match engine.cache.get_target(&engine.graph.field, &t.id) {
+    match engine.cache.get_state(&engine.graph.field, &t.id) {
         Ok(Some(rec)) => rec
             .outputs
             .iter()
@@ -132,16 +134,16 @@ fn settle(engine: &Engine, racy: &[(usize, usize)]) {
     std::thread::sleep(std::time::Duration::from_millis(25));
     for &(ti, k) in racy {
         let t = &engine.graph.targets[ti];
-        let Ok(Some(mut rec)) = engine.cache.get_target(&engine.graph.field, &t.id) else {
+        let Ok(Some(mut rec)) = engine.cache.get_state(&engine.graph.field, &t.id) else {
             continue;
         };
-        let Some(out) = rec.outputs.get(k) else {
+        let (Some(out), Some(o)) = (rec.outputs.get(k), t.outputs.get(k)) else {
             continue;
         };
-        let now = crate::hash::hash_file(&engine.abs(&out.path)).ok();
+        let now = crate::hash::hash_file(&engine.abs(&o.rel)).ok();
         if now != Some(out.digest) {
             rec.outputs[k].sig.size = u64::MAX;
-            let _ = engine.cache.put_target(&engine.graph.field, &t.id, &rec);
+            let _ = engine.cache.put_state(&engine.graph.field, &t.id, &rec);
         }
     }
 }
@@ -164,7 +166,7 @@ fn process(
     mode: Mode,
     dry_run: bool,
     results: &[OnceLock<Done>],
-) -> (Outcome, Done, Option<String>) {
+) -> (Option<Outcome>, Done, Option<String>) {
     let up = |t: u32, o: u32| -> UpInput {
         match results[t as usize].get() {
             Some(d) => d.output(o),
@@ -177,7 +179,7 @@ fn process(
             let msg = e.to_string();
             let mut o = outcome(Status::Failed);
             o.error = Some(msg.clone());
-            return (o, Done::Unavailable(msg.clone()), Some(msg));
+            return (Some(o), Done::Unavailable(msg.clone()), Some(msg));
         }
     };
     match ev.verdict {
@@ -187,7 +189,7 @@ fn process(
                 .as_ref()
                 .map(Engine::recorded_digests)
                 .unwrap_or_default();
-            (outcome(Status::Skipped), Done::Outputs(digests), None)
+            (Some(outcome(Status::Skipped)), Done::Outputs(digests), None)
         }
         Verdict::Blocked { why, upstream } => {
             let mut o = outcome(Status::Failed);
@@ -197,7 +199,7 @@ fn process(
                 why.clone()
             });
             o.blocked = upstream;
-            (o, Done::Unavailable(why), None)
+            (Some(o), Done::Unavailable(why), None)
         }
         Verdict::Run { reasons, class } => {
             if mode == Mode::CheckOnly {
@@ -208,13 +210,16 @@ fn process(
                 let mut o = outcome(Status::Failed);
                 o.error = Some(why.clone());
                 o.class = Some(class);
-                return (o, Done::Unavailable(why), None);
+                return (Some(o), Done::Unavailable(why), None);
             }
             if dry_run {
                 let mut o = outcome(Status::WouldRun);
                 o.reasons = reasons;
                 o.class = Some(class);
-                return (o, Done::Unknown, None);
+                return (Some(o), Done::Unknown, None);
+            }
+            if interrupted() {
+                return (None, Done::Unavailable("interrupted".into()), None);
             }
             let t = &engine.graph.targets[ti];
             let info = &engine.graph.rules[t.rule as usize];
@@ -246,9 +251,9 @@ fn process(
                         let msg = e.to_string();
                         o.status = Status::Failed;
                         o.error = Some(msg.clone());
-                        return (o, Done::Unavailable(msg.clone()), Some(msg));
+                        return (Some(o), Done::Unavailable(msg.clone()), Some(msg));
                     }
-                    (o, Done::Outputs(digests), None)
+                    (Some(o), Done::Outputs(digests), None)
                 }
                 Err(e) => {
                     o.status = Status::Failed;
@@ -264,7 +269,7 @@ fn process(
                             fatal = Some(ce.to_string());
                         }
                     }
-                    (o, Done::Unavailable(e), fatal)
+                    (Some(o), Done::Unavailable(e), fatal)
                 }
             }
         }
@@ -323,65 +328,82 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
             }
         }
     };
-    let (tx, rx) = mpsc::channel::<Msg>();
+    let (tx, rx) = mpsc::channel::<Vec<Msg>>();
     let mut stopped = false;
     let mut fatal: Option<String> = None;
     let mut was_interrupted = false;
     let mut finished_at: Vec<(usize, Instant)> = Vec::new();
+    let jobs = opts.jobs.max(1);
     pool.in_place_scope(|scope| {
-        let mut running = 0usize;
+        let mut in_flight = 0usize;
         loop {
             if interrupted() && !was_interrupted {
                 was_interrupted = true;
-                progress.println(&format!("arrakis: interrupted; waiting for {running} running target(s) to finish (Ctrl-C again to abandon them)"));
+                progress.println(&format!(
+                    "arrakis: interrupted; waiting for {in_flight} target(s) in flight (Ctrl-C again to abandon them)"
+                ));
             }
-            while let Some(ti) = (!stopped && !was_interrupted).then(|| ready.pop_front()).flatten() {
-                running += 1;
+            // Hand out ready targets in chunks: one per job when few are ready (so actions run in
+            // parallel), many per job when thousands are (so a no-op build is not dominated by
+            // scheduling).
+            while !stopped && !was_interrupted && !ready.is_empty() {
+                let chunk = (ready.len() / (jobs * 4)).clamp(1, 256);
+                let batch: Vec<usize> = ready.drain(..chunk).collect();
+                in_flight += batch.len();
                 let tx = tx.clone();
                 let results = &results;
-                let mode = modes[ti];
                 let dry = opts.dry_run;
                 scope.spawn(move |_| {
-                    let (outcome, done, fatal) = process(engine, ti, mode, dry, results);
-                    let _ = results[ti].set(done);
-                    let _ = tx.send(Msg { ti, outcome, fatal });
+                    let mut msgs = Vec::with_capacity(batch.len());
+                    for ti in batch {
+                        let (outcome, done, fatal) = process(engine, ti, modes[ti], dry, results);
+                        let _ = results[ti].set(done);
+                        msgs.push(Msg { ti, outcome, fatal });
+                    }
+                    let _ = tx.send(msgs);
                 });
             }
-            if running == 0 {
+            if in_flight == 0 {
                 break;
             }
-            let Ok(msg) = rx.recv() else { break };
-            running -= 1;
-            let ti = msg.ti;
-            let o = msg.outcome;
-            if o.status == Status::Ran && !opts.dry_run {
-                finished_at.push((ti, Instant::now()));
+            let Ok(mut msgs) = rx.recv() else { break };
+            // Take every report that is already waiting before handing out more work.
+            while let Ok(more) = rx.try_recv() {
+                msgs.extend(more);
             }
-            if modes[ti] == Mode::Run {
-                let st = target_stage[ti];
-                progress.finished(st, o.status == Status::Ran, o.status == Status::Failed, false);
-                if o.status == Status::Failed && !o.blocked {
-                    progress.println(&format!("FAILED {}: {}", g.targets[ti].id, o.error.as_deref().unwrap_or("")));
+            in_flight -= msgs.len();
+            for msg in msgs {
+                let ti = msg.ti;
+                if let Some(f) = msg.fatal {
+                    fatal.get_or_insert(f);
+                    stopped = true;
                 }
-            }
-            if let Some(f) = msg.fatal {
-                fatal.get_or_insert(f);
-                stopped = true;
-            }
-            if o.status == Status::Failed && !o.blocked && !opts.keep_going && !g.rules[g.targets[ti].rule as usize].keep_going {
-                stopped = true;
-            }
-            if modes[ti] == Mode::Run {
-                outcomes[ti] = Some(o);
-            }
-            for &d in &g.dependents[ti] {
-                let d = d as usize;
-                if modes[d] == Mode::Ignore {
-                    continue;
+                let Some(o) = msg.outcome else { continue };
+                if o.status == Status::Ran && !opts.dry_run {
+                    finished_at.push((ti, Instant::now()));
                 }
-                pending[d] -= 1;
-                if pending[d] == 0 {
-                    ready.push_back(d);
+                if modes[ti] == Mode::Run {
+                    progress.finished(target_stage[ti], o.status == Status::Ran, o.status == Status::Failed, false);
+                    if o.status == Status::Failed && !o.blocked {
+                        progress.println(&format!("FAILED {}: {}", g.targets[ti].id, o.error.as_deref().unwrap_or("")));
+                    }
+                }
+                let rule_keeps_going = g.rules[g.targets[ti].rule as usize].keep_going;
+                if o.status == Status::Failed && !o.blocked && !opts.keep_going && !rule_keeps_going {
+                    stopped = true;
+                }
+                if modes[ti] == Mode::Run {
+                    outcomes[ti] = Some(o);
+                }
+                for &d in &g.dependents[ti] {
+                    let d = d as usize;
+                    if modes[d] == Mode::Ignore {
+                        continue;
+                    }
+                    pending[d] -= 1;
+                    if pending[d] == 0 {
+                        ready.push_back(d);
+                    }
                 }
             }
         }

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::cache::{Cache, CacheError, FileRecord, InputRecord, RunStatus, TargetRecord};
+use crate::cache::{
+    outputs_id, Cache, CacheError, FileRecord, InputRecord, RunStatus, TargetState,
+};
 use crate::graph::{Graph, InputFile};
 use crate::hash::{hash_file, Digest, KeyHasher, StatSig};
 use crate::rules::RuleSet;
@@ -105,12 +107,12 @@ pub enum Verdict {
 pub struct Evaluation {
     /// The key, when every input is known.
     pub key: Option<Digest>,
-    /// Inputs as they go into the key.
+    /// Inputs as they go into the key (empty when up to date: nothing needs them).
     pub inputs: Vec<InputRecord>,
     /// The decision.
     pub verdict: Verdict,
     /// The target's record, if any.
-    pub record: Option<TargetRecord>,
+    pub record: Option<TargetState>,
 }
 
 /// Errors that stop a build (as opposed to a target failing).
@@ -137,7 +139,8 @@ pub struct Engine<'a> {
     pub rules: &'a RuleSet,
     /// The cache.
     pub cache: &'a Cache,
-    memo: Mutex<HashMap<String, Option<Digest>>>,
+    memo: Mutex<rustc_hash::FxHashMap<String, Option<Digest>>>,
+    states: Option<rustc_hash::FxHashMap<String, TargetState>>,
 }
 
 impl<'a> Engine<'a> {
@@ -147,8 +150,16 @@ impl<'a> Engine<'a> {
             graph,
             rules,
             cache,
-            memo: Mutex::new(HashMap::new()),
+            memo: Mutex::new(rustc_hash::FxHashMap::default()),
+            states: None,
         }
+    }
+
+    /// Use records read in bulk ([`Cache::scan_states`]) instead of one lookup per target. Each
+    /// target's record is read before it runs and written only after, so the snapshot is exact.
+    pub fn with_states(mut self, states: rustc_hash::FxHashMap<String, TargetState>) -> Engine<'a> {
+        self.states = Some(states);
+        self
     }
 
     /// The absolute path of a field-relative path.
@@ -205,8 +216,12 @@ impl<'a> Engine<'a> {
     ) -> Result<Evaluation, EngineError> {
         let t = &self.graph.targets[ti];
         let rule = &self.graph.rules[t.rule as usize];
-        let record = self.cache.get_target(&self.graph.field, &t.id)?;
-        let mut inputs = Vec::new();
+        let record = match &self.states {
+            Some(m) => m.get(&t.id).cloned(),
+            None => self.cache.get_state(&self.graph.field, &t.id)?,
+        };
+        // Borrowed (slot, path, digest) triples: owned records are only made when needed.
+        let mut refs: Vec<(&str, &str, Digest)> = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
         let mut blocked: Option<(String, bool)> = None;
         let mut key = KeyHasher::new();
@@ -217,14 +232,14 @@ impl<'a> Engine<'a> {
         }
         for slot in &t.inputs {
             let sname = &rule.input_names[slot.spec as usize];
-            let mut files: Vec<(String, Digest)> = Vec::with_capacity(slot.files.len());
+            let first = refs.len();
             for f in &slot.files {
                 match f {
                     InputFile::Output { target, output } => {
                         let up = &self.graph.targets[*target as usize];
                         let rel = &up.outputs[*output as usize].rel;
                         match upstream(*target, *output) {
-                            UpInput::Known(d) => files.push((rel.clone(), d)),
+                            UpInput::Known(d) => refs.push((sname, rel, d)),
                             UpInput::Unknown => {
                                 if unknown.len() < 3 {
                                     unknown.push(format!(
@@ -239,7 +254,7 @@ impl<'a> Engine<'a> {
                         }
                     }
                     InputFile::Source(rel) => match self.source_digest(rel)? {
-                        Some(d) => files.push((rel.clone(), d)),
+                        Some(d) => refs.push((sname, rel, d)),
                         None if slot.optional => {}
                         None => {
                             blocked.get_or_insert_with(|| {
@@ -253,25 +268,30 @@ impl<'a> Engine<'a> {
                     },
                 }
             }
+            let files = &refs[first..];
             if files.is_empty() && slot.optional {
                 key.input_slot(sname, 0);
                 key.input_absent();
             } else {
                 key.input_slot(sname, files.len());
             }
-            for (rel, d) in files {
-                key.input_file(&rel, &d);
-                inputs.push(InputRecord {
-                    slot: sname.clone(),
-                    path: rel,
-                    digest: d,
-                });
+            for (_, rel, d) in files {
+                key.input_file(rel, d);
             }
         }
+        let owned = |refs: &[(&str, &str, Digest)]| -> Vec<InputRecord> {
+            refs.iter()
+                .map(|(s, p, d)| InputRecord {
+                    slot: s.to_string(),
+                    path: p.to_string(),
+                    digest: *d,
+                })
+                .collect()
+        };
         if let Some((why, upstream)) = blocked {
             return Ok(Evaluation {
                 key: None,
-                inputs,
+                inputs: owned(&refs),
                 verdict: Verdict::Blocked { why, upstream },
                 record,
             });
@@ -284,7 +304,7 @@ impl<'a> Engine<'a> {
             };
             return Ok(Evaluation {
                 key: None,
-                inputs,
+                inputs: owned(&refs),
                 verdict: Verdict::Run {
                     reasons: unknown,
                     class,
@@ -298,15 +318,18 @@ impl<'a> Engine<'a> {
                 reasons: vec!["never built (no record in the cache)".into()],
                 class: StaleClass::Missing,
             },
-            Some(r) if r.status == RunStatus::Failed => Verdict::Run {
-                reasons: vec![format!(
-                    "the last run failed: {}",
-                    r.error.as_deref().unwrap_or("unknown error")
-                )],
-                class: StaleClass::Failed,
-            },
+            Some(r) if r.status == RunStatus::Failed => {
+                let full = self.cache.get_target(&self.graph.field, &t.id)?;
+                let error = full
+                    .and_then(|f| f.error)
+                    .unwrap_or_else(|| "unknown error".into());
+                Verdict::Run {
+                    reasons: vec![format!("the last run failed: {error}")],
+                    class: StaleClass::Failed,
+                }
+            }
             Some(r) if r.key != key => Verdict::Run {
-                reasons: self.key_diff(ti, r, &inputs),
+                reasons: self.key_diff(ti, &owned(&refs))?,
                 class: StaleClass::Stale,
             },
             Some(r) => match self.check_outputs(ti, r)? {
@@ -317,6 +340,10 @@ impl<'a> Engine<'a> {
                 None => Verdict::UpToDate,
             },
         };
+        let inputs = match verdict {
+            Verdict::UpToDate => Vec::new(),
+            _ => owned(&refs),
+        };
         Ok(Evaluation {
             key: Some(key),
             inputs,
@@ -326,9 +353,12 @@ impl<'a> Engine<'a> {
     }
 
     /// Why the key differs from the record's: parameters, action, inputs.
-    fn key_diff(&self, ti: usize, rec: &TargetRecord, inputs: &[InputRecord]) -> Vec<String> {
+    fn key_diff(&self, ti: usize, inputs: &[InputRecord]) -> Result<Vec<String>, EngineError> {
         let t = &self.graph.targets[ti];
         let rule = &self.graph.rules[t.rule as usize];
+        let Some(rec) = self.cache.get_target(&self.graph.field, &t.id)? else {
+            return Ok(vec!["never built (no record in the cache)".into()]);
+        };
         let mut reasons = Vec::new();
         if rec.action != rule.action {
             reasons.push(format!(
@@ -387,7 +417,7 @@ impl<'a> Engine<'a> {
         if reasons.is_empty() {
             reasons.push("the order of inputs or the rule's definition changed".into());
         }
-        reasons
+        Ok(reasons)
     }
 
     /// `None` when every recorded output is present with its recorded digest; otherwise why not.
@@ -396,27 +426,23 @@ impl<'a> Engine<'a> {
     fn check_outputs(
         &self,
         ti: usize,
-        rec: &TargetRecord,
+        rec: &TargetState,
     ) -> Result<Option<Vec<String>>, EngineError> {
         let t = &self.graph.targets[ti];
         if rec.outputs.len() != t.outputs.len()
-            || rec
-                .outputs
-                .iter()
-                .zip(&t.outputs)
-                .any(|(r, o)| r.path != o.rel)
+            || rec.outputs_id != outputs_id(t.outputs.iter().map(|o| o.rel.as_str()))
         {
             return Ok(Some(vec!["its set of outputs changed".into()]));
         }
-        let mut refreshed: Option<TargetRecord> = None;
-        for (k, out) in rec.outputs.iter().enumerate() {
-            let abs = self.abs(&out.path);
+        let mut refreshed: Option<TargetState> = None;
+        for (k, (out, o)) in rec.outputs.iter().zip(&t.outputs).enumerate() {
+            let abs = self.abs(&o.rel);
             let io = |source| EngineError::Io {
                 path: abs.clone(),
                 source,
             };
             let Some(sig) = StatSig::of_path(&abs).map_err(io)? else {
-                return Ok(Some(vec![format!("output {} is missing", out.path)]));
+                return Ok(Some(vec![format!("output {} is missing", o.rel)]));
             };
             if sig == out.sig {
                 continue;
@@ -425,7 +451,7 @@ impl<'a> Engine<'a> {
             if d != out.digest {
                 return Ok(Some(vec![format!(
                     "output {} was modified (content {} -> {})",
-                    out.path,
+                    o.rel,
                     out.digest.short(),
                     d.short()
                 )]));
@@ -435,13 +461,13 @@ impl<'a> Engine<'a> {
             }
         }
         if let Some(r) = refreshed {
-            self.cache.put_target(&self.graph.field, &t.id, &r)?;
+            self.cache.put_state(&self.graph.field, &t.id, &r)?;
         }
         Ok(None)
     }
 
     /// Digests of a target's outputs as recorded (valid after an up-to-date verdict).
-    pub fn recorded_digests(rec: &TargetRecord) -> Vec<Digest> {
+    pub fn recorded_digests(rec: &TargetState) -> Vec<Digest> {
         rec.outputs.iter().map(|o| o.digest).collect()
     }
 }

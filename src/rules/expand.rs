@@ -1,19 +1,25 @@
 //! Expansion of a rule set over a field's units into the target graph.
 //!
-//! Owns: unit enumeration per rule (with `foreach` products), template rendering, the join that
-//! connects an input `from: RULE` to the upstream outputs whose unit variables agree with the
-//! target's (same unit, enclosing unit, or a gather over finer units), glob inputs, and the
-//! duplicate-output check.
+//! Owns: unit enumeration per rule (with `foreach` products), template compilation and
+//! rendering, the join that connects an input `from: RULE` to the upstream outputs whose unit
+//! variables agree with the target's (same unit, enclosing unit, or a gather over finer units),
+//! glob inputs, and the duplicate-output check.
 //! Must never: read file contents or the cache (globs list directory entries only).
 //! Invariant: the same rules, parameters and units give the same graph, in the same order.
+//! Performance: bindings are fixed-size arrays and templates are compiled once per rule, so a
+//! 10 000-island field expands without per-target allocations beyond ids and paths.
 
-use std::collections::HashMap;
 use std::path::Path;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::params::ParamValue;
 use crate::config::Params;
-use crate::graph::{Graph, InputFile, InputSlot, OutputFile, RuleInfo, Target};
-use crate::rules::spec::{placeholders, Action, InputSource, Rule, RuleSet, UnitKind};
+use crate::graph::{
+    Binding, Graph, InputFile, InputSlot, OutputFile, RuleInfo, Target, BEAM, COMPONENT, NONE,
+    SLOTS, SOURCE,
+};
+use crate::rules::spec::{Action, InputSource, Rule, RuleSet, UnitKind};
 use crate::units::Units;
 
 /// A problem found while expanding rules for a field.
@@ -26,99 +32,139 @@ pub struct ExpandError {
     pub message: String,
 }
 
-const NONE: u32 = u32::MAX;
-const BEAM: usize = 0;
-const SOURCE: usize = 1;
-const COMPONENT: usize = 2;
-
-/// Slot layout of bindings: beam, source, component, then every foreach variable of the set.
+/// Foreach variables of the whole rule set: names (slots 3..) and their values.
 struct VarSpace {
-    foreach_names: Vec<String>,
-    foreach_values: Vec<Vec<String>>,
+    names: Vec<String>,
+    values: Vec<Vec<String>>,
 }
 
 impl VarSpace {
-    fn new(rules: &RuleSet) -> VarSpace {
+    fn new(rules: &RuleSet) -> Result<VarSpace, ExpandError> {
         let mut vs = VarSpace {
-            foreach_names: Vec::new(),
-            foreach_values: Vec::new(),
+            names: Vec::new(),
+            values: Vec::new(),
         };
         for r in &rules.rules {
             for (k, vals) in &r.foreach {
-                let i = match vs.foreach_names.iter().position(|n| n == k) {
+                let i = match vs.names.iter().position(|n| n == k) {
                     Some(i) => i,
                     None => {
-                        vs.foreach_names.push(k.clone());
-                        vs.foreach_values.push(Vec::new());
-                        vs.foreach_names.len() - 1
+                        vs.names.push(k.clone());
+                        vs.values.push(Vec::new());
+                        vs.names.len() - 1
                     }
                 };
                 for v in vals {
-                    if !vs.foreach_values[i].contains(v) {
-                        vs.foreach_values[i].push(v.clone());
+                    if !vs.values[i].contains(v) {
+                        vs.values[i].push(v.clone());
                     }
                 }
             }
         }
-        vs
-    }
-    fn width(&self) -> usize {
-        3 + self.foreach_names.len()
+        if vs.names.len() > SLOTS - 3 {
+            return Err(ExpandError {
+                context: "rules".into(),
+                message: format!(
+                    "at most {} distinct foreach variables are supported (found {})",
+                    SLOTS - 3,
+                    vs.names.join(", ")
+                ),
+            });
+        }
+        Ok(vs)
     }
     fn slot_of(&self, name: &str) -> Option<usize> {
-        self.foreach_names
-            .iter()
-            .position(|n| n == name)
-            .map(|i| 3 + i)
+        self.names.iter().position(|n| n == name).map(|i| 3 + i)
     }
 }
 
-/// Render `template` with the variables of `binding`.
-fn render(
-    template: &str,
-    binding: &[u32],
-    vs: &VarSpace,
-    units: &Units,
-    params: &[(String, ParamValue)],
-) -> Result<String, String> {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        out.push_str(&rest[..i]);
-        let c = rest.as_bytes()[i];
-        if rest[i + 1..].starts_with(c as char) {
-            out.push(c as char);
-            rest = &rest[i + 2..];
-            continue;
+/// One piece of a compiled template.
+enum Seg {
+    Lit(String),
+    Field,
+    Slot(usize),
+}
+
+/// A path template compiled for one rule (parameters already substituted).
+struct Template(Vec<Seg>);
+
+impl Template {
+    fn compile(
+        template: &str,
+        vs: &VarSpace,
+        params: &[(String, ParamValue)],
+    ) -> Result<Template, String> {
+        let mut segs = Vec::new();
+        let mut lit = String::new();
+        let mut rest = template;
+        while let Some(i) = rest.find(['{', '}']) {
+            lit.push_str(&rest[..i]);
+            let c = rest.as_bytes()[i] as char;
+            if rest[i + 1..].starts_with(c) {
+                lit.push(c);
+                rest = &rest[i + 2..];
+                continue;
+            }
+            let end = rest[i..].find('}').ok_or("unclosed '{'")? + i;
+            let name = &rest[i + 1..end];
+            let seg = match name {
+                "field" => Seg::Field,
+                "beam" => Seg::Slot(BEAM),
+                "source" => Seg::Slot(SOURCE),
+                "component" => Seg::Slot(COMPONENT),
+                _ => {
+                    if let Some(p) = name.strip_prefix("param:") {
+                        let v = params
+                            .iter()
+                            .find(|(k, _)| k == p)
+                            .map(|(_, v)| v.display());
+                        lit.push_str(&v.ok_or_else(|| {
+                            format!("parameter '{p}' is not declared by this rule")
+                        })?);
+                        rest = &rest[end + 1..];
+                        continue;
+                    }
+                    Seg::Slot(
+                        vs.slot_of(name)
+                            .ok_or_else(|| format!("unknown placeholder '{{{name}}}'"))?,
+                    )
+                }
+            };
+            if !lit.is_empty() {
+                segs.push(Seg::Lit(std::mem::take(&mut lit)));
+            }
+            segs.push(seg);
+            rest = &rest[end + 1..];
         }
-        let end = rest[i..].find('}').ok_or("unclosed '{'")? + i;
-        let name = &rest[i + 1..end];
-        let get = |slot: usize| binding.get(slot).copied().filter(|&v| v != NONE);
-        let value: Option<String> = match name {
-            "field" => Some(units.field.clone()),
-            "beam" => get(BEAM).map(|b| units.beams[b as usize].clone()),
-            "source" => get(SOURCE).map(|s| units.sources[s as usize].clone()),
-            "component" => get(COMPONENT).map(|c| units.components[c as usize].0.clone()),
-            _ => {
-                if let Some(p) = name.strip_prefix("param:") {
-                    params
-                        .iter()
-                        .find(|(k, _)| k == p)
-                        .map(|(_, v)| v.display())
-                } else {
-                    vs.slot_of(name)
-                        .and_then(|s| get(s).map(|v| vs.foreach_values[s - 3][v as usize].clone()))
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            segs.push(Seg::Lit(lit));
+        }
+        Ok(Template(segs))
+    }
+
+    fn render(&self, b: &Binding, vs: &VarSpace, units: &Units) -> Result<String, String> {
+        let mut out = String::with_capacity(96);
+        for seg in &self.0 {
+            match seg {
+                Seg::Lit(s) => out.push_str(s),
+                Seg::Field => out.push_str(&units.field),
+                Seg::Slot(slot) => {
+                    let v = b[*slot];
+                    if v == NONE {
+                        return Err("a placeholder has no value for this target".into());
+                    }
+                    out.push_str(match *slot {
+                        BEAM => &units.beams[v as usize],
+                        SOURCE => &units.sources[v as usize],
+                        COMPONENT => &units.components[v as usize].0,
+                        s => &vs.values[s - 3][v as usize],
+                    });
                 }
             }
-        };
-        out.push_str(
-            &value
-                .ok_or_else(|| format!("placeholder '{{{name}}}' has no value for this target"))?,
-        );
-        rest = &rest[end + 1..];
+        }
+        Ok(out)
     }
-    out.push_str(rest);
-    Ok(out)
 }
 
 fn check_inside(rel: &str) -> Result<(), String> {
@@ -130,58 +176,61 @@ fn check_inside(rel: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Units of a rule's kind, as bindings (without foreach).
-fn unit_bindings(kind: UnitKind, units: &Units, width: usize) -> Vec<Vec<u32>> {
-    let blank = vec![NONE; width];
+/// Units of a rule's kind, as bindings (without foreach). Islands outside every beam are left
+/// out (they are reported instead).
+fn unit_bindings(kind: UnitKind, units: &Units) -> Vec<Binding> {
+    let orphan = |s: u32| units.orphan_mask.get(s as usize).copied().unwrap_or(false);
+    let blank = [NONE; SLOTS];
+    let with = |slot_vals: &[(usize, u32)]| {
+        let mut b = blank;
+        for &(s, v) in slot_vals {
+            b[s] = v;
+        }
+        b
+    };
     match kind {
         UnitKind::Field => vec![blank],
         UnitKind::Beam => (0..units.beams.len() as u32)
-            .map(|b| {
-                let mut v = blank.clone();
-                v[BEAM] = b;
-                v
-            })
+            .map(|b| with(&[(BEAM, b)]))
             .collect(),
         UnitKind::Source => (0..units.sources.len() as u32)
-            .filter(|&s| !units.orphan_mask.get(s as usize).copied().unwrap_or(false))
-            .map(|s| {
-                let mut v = blank.clone();
-                v[SOURCE] = s;
-                v
-            })
+            .filter(|&s| !orphan(s))
+            .map(|s| with(&[(SOURCE, s)]))
             .collect(),
         UnitKind::Component => (0..units.components.len() as u32)
-            .filter(|&c| {
-                let s = units.components[c as usize].1;
-                !units.orphan_mask.get(s as usize).copied().unwrap_or(false)
-            })
-            .map(|c| {
-                let mut v = blank.clone();
-                v[SOURCE] = units.components[c as usize].1;
-                v[COMPONENT] = c;
-                v
-            })
+            .filter(|&c| !orphan(units.components[c as usize].1))
+            .map(|c| with(&[(SOURCE, units.components[c as usize].1), (COMPONENT, c)]))
             .collect(),
     }
 }
 
-/// Finer units that an output `each: KIND` expands over, for a target bound as `b`.
-fn each_bindings(rule_unit: UnitKind, each: UnitKind, b: &[u32], units: &Units) -> Vec<Vec<u32>> {
-    let with = |f: &dyn Fn(&mut Vec<u32>)| {
-        let mut v = b.to_vec();
-        f(&mut v);
-        v
-    };
+/// Finer units that an output `each: KIND` expands over, for a target bound as `b`; with the
+/// index of the finer unit.
+fn each_bindings(
+    rule_unit: UnitKind,
+    each: UnitKind,
+    b: &Binding,
+    units: &Units,
+) -> Vec<(Binding, u32)> {
     let sources: Vec<u32> = match rule_unit {
         UnitKind::Beam => units.beam_sources[b[BEAM] as usize].clone(),
         UnitKind::Source => vec![b[SOURCE]],
-        _ => (0..units.sources.len() as u32).collect(),
+        _ => (0..units.sources.len() as u32)
+            .filter(|&s| !units.orphan_mask.get(s as usize).copied().unwrap_or(false))
+            .collect(),
+    };
+    let set = |pairs: &[(usize, u32)]| {
+        let mut nb = *b;
+        for &(s, v) in pairs {
+            nb[s] = v;
+        }
+        nb
     };
     match each {
         UnitKind::Beam => (0..units.beams.len() as u32)
-            .map(|x| with(&|v| v[BEAM] = x))
+            .map(|x| (set(&[(BEAM, x)]), x))
             .collect(),
-        UnitKind::Source => sources.iter().map(|&s| with(&|v| v[SOURCE] = s)).collect(),
+        UnitKind::Source => sources.iter().map(|&s| (set(&[(SOURCE, s)]), s)).collect(),
         UnitKind::Component => sources
             .iter()
             .flat_map(|&s| {
@@ -189,25 +238,20 @@ fn each_bindings(rule_unit: UnitKind, each: UnitKind, b: &[u32], units: &Units) 
                     .iter()
                     .map(move |&c| (s, c))
             })
-            .map(|(s, c)| {
-                with(&|v| {
-                    v[SOURCE] = s;
-                    v[COMPONENT] = c
-                })
-            })
+            .map(|(s, c)| (set(&[(SOURCE, s), (COMPONENT, c)]), c))
             .collect(),
-        UnitKind::Field => vec![b.to_vec()],
+        UnitKind::Field => vec![(*b, NONE)],
     }
 }
 
-fn unit_label(kind: UnitKind, b: &[u32], vs: &VarSpace, units: &Units) -> String {
+fn unit_label(kind: UnitKind, b: &Binding, vs: &VarSpace, units: &Units) -> String {
     let mut s = match kind {
         UnitKind::Field => units.field.clone(),
         UnitKind::Beam => format!("beam{}", units.beams[b[BEAM] as usize]),
         UnitKind::Source => units.sources[b[SOURCE] as usize].clone(),
         UnitKind::Component => units.components[b[COMPONENT] as usize].0.clone(),
     };
-    for (i, vals) in vs.foreach_values.iter().enumerate() {
+    for (i, vals) in vs.values.iter().enumerate() {
         let v = b[3 + i];
         if v != NONE {
             s.push('.');
@@ -217,13 +261,24 @@ fn unit_label(kind: UnitKind, b: &[u32], vs: &VarSpace, units: &Units) -> String
     s
 }
 
-/// Upstream instances grouped by their values on the join variables.
-type JoinIndex = HashMap<Vec<u32>, Vec<usize>>;
-
+/// Every instance of one rule output: (target, output index, binding).
 struct Instances {
-    /// Which binding slots are bound for every instance of this output.
-    bound: Vec<bool>,
-    items: Vec<(u32, u32, Vec<u32>)>,
+    /// Which slots are bound for every instance of this output.
+    bound: [bool; SLOTS],
+    items: Vec<(u32, u32, Binding)>,
+}
+
+/// Upstream instances grouped by their values on the join slots.
+type JoinIndex = FxHashMap<Binding, Vec<u32>>;
+
+fn project(b: &Binding, shared: &[bool; SLOTS]) -> Binding {
+    let mut k = [NONE; SLOTS];
+    for i in 0..SLOTS {
+        if shared[i] {
+            k[i] = b[i];
+        }
+    }
+    k
 }
 
 /// The action descriptor that goes into a key.
@@ -250,8 +305,7 @@ pub fn expand(
     field_dir: &Path,
     builtin_version: &dyn Fn(&str) -> Option<u32>,
 ) -> Result<Graph, ExpandError> {
-    let vs = VarSpace::new(rules);
-    let width = vs.width();
+    let vs = VarSpace::new(rules)?;
     let mut graph = Graph {
         field: units.field.clone(),
         field_dir: field_dir.to_path_buf(),
@@ -259,11 +313,13 @@ pub fn expand(
         targets: Vec::new(),
         dependents: Vec::new(),
         orphans: units.orphans.clone(),
+        units: Units::default(),
+        foreach_names: vs.names.clone(),
+        foreach_values: vs.values.clone(),
     };
-    let mut rule_index: HashMap<&str, usize> = HashMap::new();
-    let mut instances: HashMap<(usize, usize), Instances> = HashMap::new();
-    let mut join_cache: HashMap<(usize, usize, Vec<bool>), JoinIndex> = HashMap::new();
-    let mut output_owner: HashMap<String, u32> = HashMap::new();
+    let mut rule_index: FxHashMap<&str, usize> = FxHashMap::default();
+    let mut instances: FxHashMap<(usize, usize), Instances> = FxHashMap::default();
+    let mut join_cache: FxHashMap<(usize, usize, [bool; SLOTS]), JoinIndex> = FxHashMap::default();
 
     for rule in &rules.rules {
         if !rule_active(rule, params) {
@@ -292,36 +348,46 @@ pub fn expand(
                 }
             )
         };
-        // Inputs: resolve upstream rules, check they are active.
+        let compile = |what: &str, tpl: &str| {
+            Template::compile(tpl, &vs, &rparams).map_err(|e| ExpandError {
+                context: ctx(""),
+                message: format!("{what}: {e}"),
+            })
+        };
+        let out_tpls: Vec<Template> = rule
+            .outputs
+            .iter()
+            .map(|o| compile(&format!("output '{}'", o.name), &o.path))
+            .collect::<Result<_, _>>()?;
         let mut upstream: Vec<Option<(usize, usize)>> = Vec::new();
+        let mut in_tpls: Vec<Option<Template>> = Vec::new();
         for inp in &rule.inputs {
             match &inp.source {
                 InputSource::Rule { from, output } => {
                     let Some(&up) = rule_index.get(from.as_str()) else {
                         let why = match rules.get(from) {
                             Some(r) => format!(
-                                "rule '{from}' is switched off by its 'when' ({}) under the current parameters; change the parameters or the 'when' of one of the rules",
+                                "rule '{from}', which is switched off by its 'when' ({}) under the current parameters; change the parameters or the 'when' of one of the rules",
                                 r.when.iter().map(|(k, v)| format!("{k}: {}", v.display())).collect::<Vec<_>>().join(", ")
                             ),
-                            None => format!("rule '{from}' does not exist"),
+                            None => format!("rule '{from}', which does not exist"),
                         };
                         return Err(ExpandError {
                             context: ctx(""),
                             message: format!("input '{}' reads from {why}", inp.name),
                         });
                     };
-                    let up_rule = rules.get(from).ok_or_else(|| ExpandError {
-                        context: ctx(""),
-                        message: format!("rule '{from}' vanished"),
-                    })?;
-                    let oi = up_rule
-                        .outputs
-                        .iter()
-                        .position(|o| &o.name == output)
+                    let oi = rules
+                        .get(from)
+                        .and_then(|r| r.outputs.iter().position(|o| &o.name == output))
                         .unwrap_or(0);
                     upstream.push(Some((up, oi)));
+                    in_tpls.push(None);
                 }
-                _ => upstream.push(None),
+                InputSource::File(t) | InputSource::Glob(t) => {
+                    upstream.push(None);
+                    in_tpls.push(Some(compile(&format!("input '{}'", inp.name), t)?));
+                }
             }
         }
         let include_input: Vec<bool> = rule
@@ -346,26 +412,45 @@ pub fn expand(
             keep_going: rule.keep_going,
             input_names: rule.inputs.iter().map(|i| i.name.clone()).collect(),
             output_names: rule.outputs.iter().map(|o| o.name.clone()).collect(),
+            output_each: rule.outputs.iter().map(|o| o.each).collect(),
         });
         rule_index.insert(rule.name.as_str(), ri);
 
         // Unit bindings × foreach.
-        let mut bindings = unit_bindings(rule.unit, units, width);
+        let mut bindings = unit_bindings(rule.unit, units);
         for (var, vals) in &rule.foreach {
             let slot = vs.slot_of(var).unwrap_or(0);
-            let all = &vs.foreach_values[slot - 3];
+            let all = &vs.values[slot - 3];
             let mut next = Vec::with_capacity(bindings.len() * vals.len());
             for b in &bindings {
                 for v in vals {
-                    let mut nb = b.clone();
+                    let mut nb = *b;
                     nb[slot] = all.iter().position(|x| x == v).unwrap_or(0) as u32;
                     next.push(nb);
                 }
             }
             bindings = next;
         }
-        let bound_of = |b: &[u32]| -> Vec<bool> { b.iter().map(|&v| v != NONE).collect() };
+        let bound_of = |b: &Binding| -> [bool; SLOTS] { std::array::from_fn(|i| b[i] != NONE) };
 
+        // Join indexes for this rule's rule inputs (same bound slots for every target).
+        if let Some(b0) = bindings.first() {
+            let dbound = bound_of(b0);
+            for &(up, oi) in upstream.iter().flatten() {
+                if let Some(inst) = instances.get(&(up, oi)) {
+                    let shared: [bool; SLOTS] = std::array::from_fn(|i| inst.bound[i] && dbound[i]);
+                    join_cache.entry((up, oi, shared)).or_insert_with(|| {
+                        let mut m: JoinIndex = FxHashMap::default();
+                        for (k, (_, _, ob)) in inst.items.iter().enumerate() {
+                            m.entry(project(ob, &shared)).or_default().push(k as u32);
+                        }
+                        m
+                    });
+                }
+            }
+        }
+
+        graph.targets.reserve(bindings.len());
         for b in &bindings {
             let ti = graph.targets.len() as u32;
             let id = format!("{}/{}", rule.name, unit_label(rule.unit, b, &vs, units));
@@ -373,36 +458,16 @@ pub fn expand(
             for (oi, o) in rule.outputs.iter().enumerate() {
                 let obs = match o.each {
                     Some(each) => each_bindings(rule.unit, each, b, units),
-                    None => vec![b.clone()],
+                    None => vec![(*b, NONE)],
                 };
-                for ob in obs {
-                    let rel = render(&o.path, &ob, &vs, units, &rparams)
+                for (ob, each_idx) in obs {
+                    let rel = out_tpls[oi]
+                        .render(&ob, &vs, units)
                         .and_then(|r| check_inside(&r).map(|_| r))
                         .map_err(|e| ExpandError {
                             context: ctx(&id),
                             message: format!("output '{}': {e}", o.name),
                         })?;
-                    if let Some(&other) = output_owner.get(&rel) {
-                        return Err(ExpandError {
-                            context: ctx(&id),
-                            message: format!(
-                                "output '{}' is {rel}, which target {} also writes; give the rules distinct output paths",
-                                o.name, graph.targets[other as usize].id
-                            ),
-                        });
-                    }
-                    output_owner.insert(rel.clone(), ti);
-                    let each = o.each.map(|e| {
-                        unit_label(
-                            e,
-                            &ob,
-                            &VarSpace {
-                                foreach_names: vec![],
-                                foreach_values: vec![],
-                            },
-                            units,
-                        )
-                    });
                     let entry = instances.entry((ri, oi)).or_insert_with(|| Instances {
                         bound: bound_of(&ob),
                         items: Vec::new(),
@@ -411,94 +476,71 @@ pub fn expand(
                     outputs.push(OutputFile {
                         spec: oi as u16,
                         rel,
-                        each,
+                        each: each_idx,
                     });
                 }
             }
-            let mut inputs = Vec::new();
+            let mut inputs = Vec::with_capacity(rule.inputs.len());
             let mut deps = Vec::new();
             let dbound = bound_of(b);
             for (ii, inp) in rule.inputs.iter().enumerate() {
                 let mut files = Vec::new();
                 if include_input[ii] {
-                    match (&inp.source, upstream[ii]) {
-                        (InputSource::Rule { .. }, Some((up, oi))) => {
-                            if let Some(inst) = instances.get(&(up, oi)) {
-                                let shared: Vec<bool> = inst
-                                    .bound
-                                    .iter()
-                                    .zip(&dbound)
-                                    .map(|(a, b)| *a && *b)
-                                    .collect();
-                                let index = join_cache
-                                    .entry((up, oi, shared.clone()))
-                                    .or_insert_with(|| {
-                                        let mut m: HashMap<Vec<u32>, Vec<usize>> = HashMap::new();
-                                        for (k, (_, _, ob)) in inst.items.iter().enumerate() {
-                                            let key: Vec<u32> = ob
-                                                .iter()
-                                                .zip(&shared)
-                                                .filter(|(_, s)| **s)
-                                                .map(|(v, _)| *v)
-                                                .collect();
-                                            m.entry(key).or_default().push(k);
-                                        }
-                                        m
+                    if let Some((up, oi)) = upstream[ii] {
+                        if let Some(inst) = instances.get(&(up, oi)) {
+                            let shared: [bool; SLOTS] =
+                                std::array::from_fn(|i| inst.bound[i] && dbound[i]);
+                            if let Some(list) = join_cache
+                                .get(&(up, oi, shared))
+                                .and_then(|idx| idx.get(&project(b, &shared)))
+                            {
+                                files.reserve(list.len());
+                                for &k in list {
+                                    let (t, o, _) = &inst.items[k as usize];
+                                    files.push(InputFile::Output {
+                                        target: *t,
+                                        output: *o,
                                     });
-                                let key: Vec<u32> = b
-                                    .iter()
-                                    .zip(&shared)
-                                    .filter(|(_, s)| **s)
-                                    .map(|(v, _)| *v)
-                                    .collect();
-                                if let Some(list) = index.get(&key) {
-                                    for &k in list {
-                                        let (t, o, _) = &inst.items[k];
-                                        files.push(InputFile::Output {
-                                            target: *t,
-                                            output: *o,
-                                        });
-                                        deps.push(*t);
-                                    }
+                                    deps.push(*t);
                                 }
                             }
                         }
-                        (InputSource::File(tpl), _) => {
-                            let rel = render(tpl, b, &vs, units, &rparams)
-                                .and_then(|r| check_inside(&r).map(|_| r))
-                                .map_err(|e| ExpandError {
+                    } else if let Some(tpl) = &in_tpls[ii] {
+                        let rendered = tpl.render(b, &vs, units).map_err(|e| ExpandError {
+                            context: ctx(&id),
+                            message: format!("input '{}': {e}", inp.name),
+                        })?;
+                        match &inp.source {
+                            InputSource::Glob(_) => {
+                                let full = field_dir.join(&rendered);
+                                let paths = glob::glob(&full.to_string_lossy()).map_err(|e| {
+                                    ExpandError {
+                                        context: ctx(&id),
+                                        message: format!(
+                                            "input '{}': bad glob pattern '{rendered}': {e}",
+                                            inp.name
+                                        ),
+                                    }
+                                })?;
+                                let mut found: Vec<String> = paths
+                                    .filter_map(|p| p.ok())
+                                    .filter_map(|p| {
+                                        p.strip_prefix(field_dir)
+                                            .ok()
+                                            .map(|r| r.to_string_lossy().to_string())
+                                    })
+                                    .collect();
+                                found.sort();
+                                files.extend(found.into_iter().map(InputFile::Source));
+                            }
+                            _ => {
+                                check_inside(&rendered).map_err(|e| ExpandError {
                                     context: ctx(&id),
                                     message: format!("input '{}': {e}", inp.name),
                                 })?;
-                            files.push(InputFile::Source(rel));
+                                files.push(InputFile::Source(rendered));
+                            }
                         }
-                        (InputSource::Glob(tpl), _) => {
-                            let pattern =
-                                render(tpl, b, &vs, units, &rparams).map_err(|e| ExpandError {
-                                    context: ctx(&id),
-                                    message: format!("input '{}': {e}", inp.name),
-                                })?;
-                            let full = field_dir.join(&pattern);
-                            let paths =
-                                glob::glob(&full.to_string_lossy()).map_err(|e| ExpandError {
-                                    context: ctx(&id),
-                                    message: format!(
-                                        "input '{}': bad glob pattern '{pattern}': {e}",
-                                        inp.name
-                                    ),
-                                })?;
-                            let mut found: Vec<String> = paths
-                                .filter_map(|p| p.ok())
-                                .filter_map(|p| {
-                                    p.strip_prefix(field_dir)
-                                        .ok()
-                                        .map(|r| r.to_string_lossy().to_string())
-                                })
-                                .collect();
-                            found.sort();
-                            files.extend(found.into_iter().map(InputFile::Source));
-                        }
-                        _ => {}
                     }
                 }
                 inputs.push(InputSlot {
@@ -509,42 +551,64 @@ pub fn expand(
             }
             deps.sort_unstable();
             deps.dedup();
-            let mut vars = vec![("field".to_string(), units.field.clone())];
-            for (slot, name) in [(BEAM, "beam"), (SOURCE, "source"), (COMPONENT, "component")] {
-                if b[slot] != NONE {
-                    let v =
-                        render(&format!("{{{name}}}"), b, &vs, units, &rparams).unwrap_or_default();
-                    vars.push((name.to_string(), v));
-                }
-            }
-            for (i, n) in vs.foreach_names.iter().enumerate() {
-                if b[3 + i] != NONE {
-                    vars.push((n.clone(), vs.foreach_values[i][b[3 + i] as usize].clone()));
-                }
-            }
             graph.targets.push(Target {
                 id,
                 rule: ri as u32,
-                vars,
+                binding: *b,
                 inputs,
                 outputs,
                 deps,
             });
         }
     }
-    // A file input must not be another target's output: that dependency would be invisible.
+    check_outputs_unique(&graph, rules)?;
+    graph.units = units.clone();
+    graph.link();
+    Ok(graph)
+}
+
+/// No two targets may write the same file, and a `file:` input must not be another target's
+/// output (that dependency would be invisible).
+fn check_outputs_unique(graph: &Graph, rules: &RuleSet) -> Result<(), ExpandError> {
+    let n: usize = graph.targets.iter().map(|t| t.outputs.len()).sum();
+    let mut owner: FxHashMap<&str, u32> =
+        FxHashMap::with_capacity_and_hasher(n, Default::default());
+    let file_of = |t: &Target| {
+        rules
+            .get(&graph.rules[t.rule as usize].name)
+            .map(|r| r.file.display().to_string())
+            .unwrap_or_default()
+    };
+    for (ti, t) in graph.targets.iter().enumerate() {
+        for o in &t.outputs {
+            if let Some(&other) = owner.get(o.rel.as_str()) {
+                let o_name = &graph.rules[t.rule as usize].output_names[o.spec as usize];
+                return Err(ExpandError {
+                    context: format!("{} (rule '{}', target {})", file_of(t), graph.rules[t.rule as usize].name, t.id),
+                    message: format!(
+                        "output '{o_name}' is {}, which target {} also writes; give the rules distinct output paths",
+                        o.rel, graph.targets[other as usize].id
+                    ),
+                });
+            }
+            owner.insert(o.rel.as_str(), ti as u32);
+        }
+    }
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
     for t in &graph.targets {
         for slot in &t.inputs {
             for f in &slot.files {
                 if let InputFile::Source(rel) = f {
-                    if let Some(&owner) = output_owner.get(rel) {
-                        let rule = rules.get(&graph.rules[t.rule as usize].name);
+                    if !seen.insert(rel.as_str()) {
+                        continue;
+                    }
+                    if let Some(&owner_t) = owner.get(rel.as_str()) {
+                        let ot = &graph.targets[owner_t as usize];
                         return Err(ExpandError {
-                            context: format!("{} (target {})", rule.map(|r| r.file.display().to_string()).unwrap_or_default(), t.id),
+                            context: format!("{} (target {})", file_of(t), t.id),
                             message: format!(
                                 "input file {rel} is an output of target {}; read it with 'from: {}' instead of 'file:'",
-                                graph.targets[owner as usize].id,
-                                graph.rules[graph.targets[owner as usize].rule as usize].name
+                                ot.id, graph.rules[ot.rule as usize].name
                             ),
                         });
                     }
@@ -552,7 +616,5 @@ pub fn expand(
             }
         }
     }
-    let _ = placeholders;
-    graph.link();
-    Ok(graph)
+    Ok(())
 }
