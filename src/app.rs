@@ -572,3 +572,36 @@ pub fn remove_temp_files(dir: &Path) -> Result<usize> {
 pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
+
+/// `arrakis rmsynth1d` / `rmclean1d`.
+pub fn rm1d(args: &crate::cli::Rm1dArgs, clean: bool) -> Result<i32> {
+    use crate::cli::{FitFunctionArg, WeightTypeArg};
+    use crate::science::stokes_i::FitFunction;
+    let data = crate::stages::rm1d::read_spectrum(&args.file).map_err(|e| anyhow!(e))?;
+    let p = crate::science::rm_synthesis::SynthParams {
+        poly_ord: args.poly_ord,
+        fit_function: match args.fit_function {
+            FitFunctionArg::Log => FitFunction::Log,
+            FitFunctionArg::Linear => FitFunction::Linear,
+        },
+        n_samples: args.n_samples,
+        dphi: args.dphi,
+        phi_max: args.phi_max,
+        weight_variance: matches!(args.weight_type, WeightTypeArg::Variance),
+        fit_rmsf: args.fit_rmsf,
+    };
+    let json = if clean {
+        let c = crate::science::rm_clean::CleanParams {
+            cutoff: args.cutoff,
+            max_iter: args.max_iter,
+            gain: args.gain,
+            window: args.window,
+        };
+        let (s, cs) = crate::stages::rm1d::synth_and_clean(&data, &p, &c);
+        serde_json::json!({"synth": s, "clean": cs})
+    } else {
+        serde_json::to_value(crate::stages::rm1d::synth(&data, &p).0)?
+    };
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(0)
+}

@@ -57,8 +57,71 @@ pub enum Command {
     Gc(GcArgs),
     /// List the parameters the rules read, with their values and where each came from.
     Params(ParamsArgs),
+    /// RM synthesis of one spectrum (as RM-Tools' rmsynth1d); prints a JSON summary.
+    Rmsynth1d(Rm1dArgs),
+    /// RM synthesis then RM-CLEAN of one spectrum (as RM-Tools' rmclean1d); prints
+    /// {"synth": ..., "clean": ...}.
+    Rmclean1d(Rm1dArgs),
     /// Benchmarks.
     Bench(BenchArgs),
+}
+
+/// Stokes I model for `--fit-function`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FitFunctionArg {
+    /// Log-polynomial (power law with curvature).
+    Log,
+    /// Linear polynomial.
+    Linear,
+}
+
+/// Channel weights for `--weight-type`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum WeightTypeArg {
+    /// 1/σ² from dQ and dU.
+    Variance,
+    /// All ones.
+    Uniform,
+}
+
+/// `arrakis rmsynth1d` / `rmclean1d`: the pipeline's parameter names and defaults.
+#[derive(Debug, Args)]
+pub struct Rm1dArgs {
+    /// Text file: columns freq_Hz I Q U dI dQ dU, or freq_Hz Q U dQ dU.
+    pub file: PathBuf,
+    /// Stokes I model order (negative: choose up to |N| by AIC).
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    pub poly_ord: i32,
+    /// Stokes I model.
+    #[arg(long, value_enum, default_value = "log")]
+    pub fit_function: FitFunctionArg,
+    /// Samples across the RMSF FWHM (when --dphi is not given).
+    #[arg(long, default_value_t = 5.0)]
+    pub n_samples: f64,
+    /// Faraday-depth spacing, rad/m^2.
+    #[arg(long)]
+    pub dphi: Option<f64>,
+    /// Largest |Faraday depth|, rad/m^2.
+    #[arg(long)]
+    pub phi_max: Option<f64>,
+    /// Channel weights.
+    #[arg(long, value_enum, default_value = "variance")]
+    pub weight_type: WeightTypeArg,
+    /// Fit a Gaussian to the RMSF main lobe for its FWHM.
+    #[arg(long)]
+    pub fit_rmsf: bool,
+    /// CLEAN cutoff (negative: multiples of the theoretical FDF noise).
+    #[arg(long, default_value_t = -8.0, allow_negative_numbers = true)]
+    pub cutoff: f64,
+    /// CLEAN iteration limit.
+    #[arg(long, default_value_t = 10000)]
+    pub max_iter: usize,
+    /// CLEAN loop gain.
+    #[arg(long, default_value_t = 0.1)]
+    pub gain: f64,
+    /// Windowed second CLEAN pass threshold (negative: multiples of the noise); off by default.
+    #[arg(long, allow_negative_numbers = true)]
+    pub window: Option<f64>,
 }
 
 /// `arrakis build`.

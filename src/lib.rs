@@ -12,5 +12,6 @@ pub mod graph;
 pub mod hash;
 pub mod progress;
 pub mod rules;
+pub mod science;
 pub mod stages;
 pub mod units;

@@ -27,6 +27,8 @@ fn main() {
         Command::Dag(a) => arrakis::app::dag(a),
         Command::Gc(a) => arrakis::app::gc(&cli.cache, cli.wait, a),
         Command::Params(a) => arrakis::app::params(a),
+        Command::Rmsynth1d(a) => arrakis::app::rm1d(a, false),
+        Command::Rmclean1d(a) => arrakis::app::rm1d(a, true),
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {
                 islands,

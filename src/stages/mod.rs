@@ -8,6 +8,7 @@
 //! Invariant: a builtin's outputs are a deterministic function of its inputs' bytes, its
 //! parameters and its unit; its `VERSION` is bumped whenever that function changes.
 
+pub mod rm1d;
 pub mod stamp;
 
 use std::path::{Path, PathBuf};

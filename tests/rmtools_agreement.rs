@@ -1,0 +1,455 @@
+//! Agreement with RM-Tools (the numerical reference): the same spectra through arrakis's kernels
+//! and through RM-Tools' Python API (`tests/py/rmtools_ref.py`, in the venv `.ci/run` makes).
+//! Covers both weightings, both Stokes I models, fixed and default Faraday axes, a fitted RMSF,
+//! flagged (NaN) channels, a spectrum without Stokes I, and RM-CLEAN with and without a window.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arrakis::science::rm_clean::{run_rmclean, CleanParams};
+use arrakis::science::rm_synthesis::{run_rmsynth, SynthParams};
+use arrakis::science::stokes_i::FitFunction;
+use arrakis::stages::rm1d::read_spectrum;
+use serde_json::Value;
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("ARRAKIS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} not found: RM-Tools is the reference these tests compare against; run `bash .ci/run` once (it makes the venv) or set ARRAKIS_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// A small deterministic generator (SplitMix64 + Box–Muller), so spectra are the same every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn gauss(&mut self) -> f64 {
+        let (u, v) = (self.next().max(1e-300), self.next());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+struct Case {
+    name: &'static str,
+    components: Vec<(f64, f64, f64)>, // (fractional pol, RM, psi0 rad)
+    stokes_i: bool,
+    nan_channels: Vec<usize>,
+    poly_ord: i32,
+    fit_function: &'static str,
+    weight_type: &'static str,
+    dphi: Option<f64>,
+    phi_max: Option<f64>,
+    n_samples: f64,
+    fit_rmsf: bool,
+    cutoff: f64,
+    window: Option<f64>,
+    noise: f64,
+}
+
+fn write_spectrum(dir: &Path, c: &Case, seed: u64) -> PathBuf {
+    let mut rng = Rng(seed);
+    let mut text = String::new();
+    for k in 0..288 {
+        let f = 743.5e6 + 1e6 * k as f64;
+        let x: f64 = f / 887.5e6;
+        let i_true = 0.8 * x.powf(-0.7 + 0.2 * x.log10());
+        let l2 = (299_792_458.0 / f).powi(2);
+        let (mut q, mut u) = (0.0, 0.0);
+        for &(p, rm, psi) in &c.components {
+            q += p * i_true * (2.0 * (psi + rm * l2)).cos();
+            u += p * i_true * (2.0 * (psi + rm * l2)).sin();
+        }
+        let sig = c.noise * (1.0 + 0.3 * (k as f64 / 40.0).sin());
+        let (mut i, mut qn, mut un) = (
+            i_true + sig * rng.gauss(),
+            q + sig * rng.gauss(),
+            u + sig * rng.gauss(),
+        );
+        if c.nan_channels.contains(&k) {
+            i = f64::NAN;
+            qn = f64::NAN;
+            un = f64::NAN;
+        }
+        if c.stokes_i {
+            text.push_str(&format!(
+                "{f:.17e} {i:.17e} {qn:.17e} {un:.17e} {sig:.17e} {sig:.17e} {sig:.17e}\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "{f:.17e} {:.17e} {:.17e} {:.17e} {:.17e}\n",
+                qn / i_true,
+                un / i_true,
+                sig / i_true,
+                sig / i_true
+            ));
+        }
+    }
+    let p = dir.join(format!("{}.dat", c.name));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn close(what: &str, case: &str, ours: f64, theirs: f64, abs: f64, rel: f64) {
+    let ok =
+        (ours - theirs).abs() <= abs + rel * theirs.abs() || (ours.is_nan() && theirs.is_nan());
+    assert!(
+        ok,
+        "{case}: {what}: arrakis {ours} vs RM-Tools {theirs} (tolerance {abs} + {rel}·|ref|)"
+    );
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn arr(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(num).collect()
+}
+
+#[test]
+fn rm_synthesis_and_clean_agree_with_rm_tools() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let nan: Vec<usize> = vec![3, 4, 5, 100, 101, 200, 250, 251, 252, 253];
+    let cases = [
+        Case {
+            name: "variance_log_default",
+            components: vec![(0.06, 37.5, 0.4)],
+            stokes_i: true,
+            nan_channels: vec![],
+            poly_ord: 3,
+            fit_function: "log",
+            weight_type: "variance",
+            dphi: None,
+            phi_max: None,
+            n_samples: 5.0,
+            fit_rmsf: false,
+            cutoff: -8.0,
+            window: None,
+            noise: 0.002,
+        },
+        Case {
+            name: "uniform_linear_fixed_axis",
+            components: vec![(0.1, -120.0, 1.2)],
+            stokes_i: true,
+            nan_channels: vec![],
+            poly_ord: 2,
+            fit_function: "linear",
+            weight_type: "uniform",
+            dphi: Some(2.0),
+            phi_max: Some(500.0),
+            n_samples: 5.0,
+            fit_rmsf: false,
+            cutoff: -5.0,
+            window: None,
+            noise: 0.003,
+        },
+        Case {
+            name: "nan_channels_fitted_rmsf",
+            components: vec![(0.08, 250.0, 2.0)],
+            stokes_i: true,
+            nan_channels: nan.clone(),
+            poly_ord: 3,
+            fit_function: "log",
+            weight_type: "variance",
+            dphi: None,
+            phi_max: None,
+            n_samples: 5.0,
+            fit_rmsf: true,
+            cutoff: -8.0,
+            window: None,
+            noise: 0.002,
+        },
+        Case {
+            name: "dynamic_order_uniform_window",
+            components: vec![(0.05, 5.0, 0.1), (0.03, 80.0, 0.9)],
+            stokes_i: true,
+            nan_channels: vec![],
+            poly_ord: -3,
+            fit_function: "log",
+            weight_type: "uniform",
+            dphi: None,
+            phi_max: None,
+            n_samples: 10.0,
+            fit_rmsf: false,
+            cutoff: -6.0,
+            window: Some(-3.0),
+            noise: 0.001,
+        },
+        Case {
+            name: "no_stokes_i",
+            components: vec![(0.07, 60.0, 0.3)],
+            stokes_i: false,
+            nan_channels: vec![50, 51],
+            poly_ord: 2,
+            fit_function: "log",
+            weight_type: "variance",
+            dphi: None,
+            phi_max: Some(1000.0),
+            n_samples: 5.0,
+            fit_rmsf: false,
+            cutoff: -3.0,
+            window: None,
+            noise: 0.002,
+        },
+        Case {
+            name: "linear_nan_variance",
+            components: vec![(0.04, -33.0, 2.8)],
+            stokes_i: true,
+            nan_channels: nan,
+            poly_ord: 3,
+            fit_function: "linear",
+            weight_type: "variance",
+            dphi: Some(5.0),
+            phi_max: None,
+            n_samples: 5.0,
+            fit_rmsf: true,
+            cutoff: -8.0,
+            window: None,
+            noise: 0.002,
+        },
+    ];
+    let mut spec = Vec::new();
+    let files: Vec<PathBuf> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| write_spectrum(dir.path(), c, 1000 + i as u64))
+        .collect();
+    for (c, f) in cases.iter().zip(&files) {
+        spec.push(serde_json::json!({
+            "file": f, "poly_ord": c.poly_ord, "fit_function": c.fit_function, "n_samples": c.n_samples,
+            "dphi": c.dphi, "phi_max": c.phi_max, "weight_type": c.weight_type, "fit_rmsf": c.fit_rmsf,
+            "cutoff": c.cutoff, "max_iter": 10000, "gain": 0.1, "window": c.window,
+        }));
+    }
+    let cases_json = dir.path().join("cases.json");
+    let out_json = dir.path().join("out.json");
+    std::fs::write(&cases_json, serde_json::to_string(&spec).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/rmtools_ref.py");
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(&cases_json)
+        .arg(&out_json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "RM-Tools reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+
+    for ((c, f), r) in cases.iter().zip(&files).zip(&reference) {
+        let data = read_spectrum(f).unwrap();
+        let p = SynthParams {
+            poly_ord: c.poly_ord,
+            fit_function: FitFunction::parse(c.fit_function).unwrap(),
+            n_samples: c.n_samples,
+            dphi: c.dphi,
+            phi_max: c.phi_max,
+            weight_variance: c.weight_type == "variance",
+            fit_rmsf: c.fit_rmsf,
+        };
+        let (s, a) = run_rmsynth(&data.spectrum(), &p);
+        let (cs, cr) = run_rmclean(
+            &s,
+            &a,
+            &CleanParams {
+                cutoff: c.cutoff,
+                max_iter: 10000,
+                gain: 0.1,
+                window: c.window,
+            },
+        );
+        let rs = &r["synth"];
+        let n = c.name;
+        // Axes and arrays.
+        assert!(
+            a.axes.phi == arr(&r["phi"]),
+            "{n}: Faraday-depth axes differ"
+        );
+        let peak = arr(&r["fdf_re"])
+            .iter()
+            .zip(arr(&r["fdf_im"]))
+            .map(|(x, y)| x.hypot(y))
+            .fold(0.0, f64::max);
+        let d =
+            max_diff(&a.fdf_re, &arr(&r["fdf_re"])).max(max_diff(&a.fdf_im, &arr(&r["fdf_im"])));
+        assert!(
+            d <= 1e-5 * peak,
+            "{n}: dirty FDF differs by {d} (peak {peak})"
+        );
+        let d = max_diff(&a.rmsf_re, &arr(&r["rmsf_re"]))
+            .max(max_diff(&a.rmsf_im, &arr(&r["rmsf_im"])));
+        assert!(d <= 1e-5, "{n}: RMSF differs by {d}");
+        // Scalars.
+        // RM-Tools makes uniform weights in float32, so λ0² agrees to float32 precision.
+        close(
+            "lam0Sq_m2",
+            n,
+            s.lam0Sq_m2,
+            num(&rs["lam0Sq_m2"]),
+            0.0,
+            1e-7,
+        );
+        close(
+            "fwhmRMSF",
+            n,
+            s.fwhmRMSF,
+            num(&rs["fwhmRMSF"]),
+            0.0,
+            if c.fit_rmsf { 1e-4 } else { 1e-9 },
+        );
+        close("Ifreq0", n, s.Ifreq0, num(&rs["Ifreq0"]), 0.0, 1e-5);
+        close("dFDFth", n, s.dFDFth, num(&rs["dFDFth"]), 0.0, 1e-5);
+        close(
+            "phiPeakPIfit_rm2",
+            n,
+            s.peak.phiPeakPIfit_rm2,
+            num(&rs["phiPeakPIfit_rm2"]),
+            0.01,
+            0.0,
+        );
+        close(
+            "dPhiPeakPIfit_rm2",
+            n,
+            s.peak.dPhiPeakPIfit_rm2,
+            num(&rs["dPhiPeakPIfit_rm2"]),
+            0.0,
+            1e-4,
+        );
+        close(
+            "ampPeakPIfit",
+            n,
+            s.peak.ampPeakPIfit,
+            num(&rs["ampPeakPIfit"]),
+            0.0,
+            1e-5,
+        );
+        close(
+            "ampPeakPIfitEff",
+            n,
+            s.peak.ampPeakPIfitEff,
+            num(&rs["ampPeakPIfitEff"]),
+            0.0,
+            1e-5,
+        );
+        close(
+            "snrPIfit",
+            n,
+            s.peak.snrPIfit,
+            num(&rs["snrPIfit"]),
+            0.0,
+            1e-4,
+        );
+        close(
+            "polAngleFit_deg",
+            n,
+            s.peak.polAngleFit_deg,
+            num(&rs["polAngleFit_deg"]),
+            0.01,
+            0.0,
+        );
+        close(
+            "polAngle0Fit_deg",
+            n,
+            s.peak.polAngle0Fit_deg,
+            num(&rs["polAngle0Fit_deg"]),
+            0.05,
+            0.0,
+        );
+        close(
+            "dPolAngle0Fit_deg",
+            n,
+            s.peak.dPolAngle0Fit_deg,
+            num(&rs["dPolAngle0Fit_deg"]),
+            0.0,
+            1e-4,
+        );
+        close(
+            "dFDFcorMAD",
+            n,
+            s.peak.dFDFcorMAD,
+            num(&rs["dFDFcorMAD"]),
+            0.0,
+            1e-3,
+        );
+        close("fracPol", n, s.fracPol, num(&rs["fracPol"]), 0.0, 1e-5);
+        assert_eq!(
+            s.N_channels as i64,
+            rs["N_channels"].as_i64().unwrap(),
+            "{n}: N_channels"
+        );
+        assert_eq!(
+            s.polyOrd as i64,
+            rs["polyOrd"].as_i64().unwrap(),
+            "{n}: polyOrd"
+        );
+        // RM-CLEAN.
+        let rc = &r["clean"];
+        close(
+            "cleanCutoff",
+            n,
+            cs.cleanCutoff,
+            num(&rc["cleanCutoff"]),
+            0.0,
+            1e-5,
+        );
+        let it = rc["nIter"].as_i64().unwrap();
+        assert!(
+            (cs.nIter as i64 - it).abs() <= 1,
+            "{n}: nIter {} vs {it}",
+            cs.nIter
+        );
+        close(
+            "clean phiPeakPIfit_rm2",
+            n,
+            cs.peak.phiPeakPIfit_rm2,
+            num(&rc["phiPeakPIfit_rm2"]),
+            0.01,
+            0.0,
+        );
+        close(
+            "clean ampPeakPIfit",
+            n,
+            cs.peak.ampPeakPIfit,
+            num(&rc["ampPeakPIfit"]),
+            0.0,
+            1e-3,
+        );
+        close(
+            "mom2CCFDF",
+            n,
+            cs.mom2CCFDF,
+            num(&rc["mom2CCFDF"]),
+            0.05,
+            1e-2,
+        );
+        let d = max_diff(&cr.clean_re, &arr(&r["clean_re"]))
+            .max(max_diff(&cr.clean_im, &arr(&r["clean_im"])));
+        assert!(
+            d <= 1e-3 * peak,
+            "{n}: clean FDF differs by {d} (peak {peak})"
+        );
+    }
+}
