@@ -248,3 +248,118 @@ pub fn engine(
     println!("| cache on disk | | | | {cache_mib:.1} MiB for {targets} targets |");
     Ok(0)
 }
+
+/// Write `n` RACS-low spectra (288 channels, 743.5–1030.5 MHz): a curved power-law Stokes I,
+/// one Faraday-thin component, Gaussian noise; deterministic for a given index.
+pub fn write_racs_spectra(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for s in 0..n {
+        let mut state = 0x5EED_0000_u64 + s as u64;
+        let mut uniform = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let rm = -300.0 + 600.0 * uniform();
+        let (p, psi) = (0.02 + 0.1 * uniform(), std::f64::consts::PI * uniform());
+        let mut text = String::new();
+        for k in 0..288 {
+            let f = 743.5e6 + 1e6 * k as f64;
+            let x: f64 = f / 887.5e6;
+            let i = 0.05 * x.powf(-0.8);
+            let l2 = (crate::science::C_M_S / f).powi(2);
+            let sigma = 0.0005;
+            let mut g = || {
+                (-2.0 * uniform().max(1e-300).ln()).sqrt()
+                    * (2.0 * std::f64::consts::PI * uniform()).cos()
+            };
+            let (ni, nq, nu) = (g(), g(), g());
+            text.push_str(&format!(
+                "{f:.17e} {:.17e} {:.17e} {:.17e} {sigma:.17e} {sigma:.17e} {sigma:.17e}\n",
+                i + sigma * ni,
+                p * i * (2.0 * (psi + rm * l2)).cos() + sigma * nq,
+                p * i * (2.0 * (psi + rm * l2)).sin() + sigma * nu
+            ));
+        }
+        let path = dir.join(format!("spec{s:04}.dat"));
+        std::fs::write(&path, text)?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+/// `arrakis bench rm1d`: RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools' API on the
+/// same spectra in the same run (Arrakis settings: poly_ord 3, n_samples 5, fitted RMSF,
+/// cutoff −8, gain 0.1).
+pub fn rm1d(n: usize, python: Option<&Path>) -> Result<i32> {
+    use crate::science::rm_clean::CleanParams;
+    use crate::science::rm_synthesis::SynthParams;
+    use crate::science::stokes_i::FitFunction;
+    let tmp = tempfile::tempdir()?;
+    let files = write_racs_spectra(tmp.path(), n)?;
+    let data: Vec<_> = files
+        .iter()
+        .map(|f| crate::stages::rm1d::read_spectrum(f).map_err(|e| anyhow!(e)))
+        .collect::<Result<_>>()?;
+    let p = SynthParams {
+        poly_ord: 3,
+        fit_function: FitFunction::Log,
+        n_samples: 5.0,
+        dphi: None,
+        phi_max: None,
+        weight_variance: true,
+        fit_rmsf: true,
+    };
+    let c = CleanParams {
+        cutoff: -8.0,
+        max_iter: 10000,
+        gain: 0.1,
+        window: None,
+    };
+    let t0 = Instant::now();
+    let mut sink = 0.0;
+    for d in &data {
+        let (s, cs) = crate::stages::rm1d::synth_and_clean(d, &p, &c);
+        sink += s.peak.phiPeakPIfit_rm2 + cs.peak.ampPeakPIfit;
+    }
+    let ours = t0.elapsed().as_secs_f64() / n as f64;
+    std::hint::black_box(sink);
+    let py = python
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ARRAKIS_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
+    let settings = tmp.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"poly_ord": 3, "n_samples": 5, "fit_rmsf": true, "cutoff": -8, "max_iter": 10000, "gain": 0.1}"#,
+    )?;
+    let script = tmp.path().join("rmtools_bench.py");
+    std::fs::write(&script, include_str!("../tests/py/rmtools_bench.py"))?;
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(&settings)
+        .args(&files)
+        .output()
+        .with_context(|| format!("cannot run {}", py.display()))?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "RM-Tools benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let theirs: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("RM-Tools benchmark output")?;
+    println!("| RM synthesis + RM-CLEAN, 1 spectrum (288 ch, 815 depths) | ms per spectrum |");
+    println!("|---|---:|");
+    println!("| arrakis (1 thread) | {:.3} |", ours * 1e3);
+    println!(
+        "| RM-Tools 1.5.0 run_rmsynth + run_rmclean | {:.3} |",
+        theirs * 1e3
+    );
+    println!("| ratio | {:.0}x |", theirs / ours);
+    Ok(0)
+}

@@ -246,4 +246,13 @@ pub enum BenchWhat {
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
     },
+    /// RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools on the same spectra.
+    Rm1d {
+        /// Number of spectra.
+        #[arg(long, default_value_t = 200)]
+        spectra: usize,
+        /// Python with RM-Tools installed (default: $ARRAKIS_PYTHON or /opt/arrakis-venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
 }

@@ -36,6 +36,9 @@ fn main() {
                 dir,
                 jobs,
             } => arrakis::bench::engine(*islands, *beams, dir.as_deref(), *jobs),
+            BenchWhat::Rm1d { spectra, python } => {
+                arrakis::bench::rm1d(*spectra, python.as_deref())
+            }
         },
     };
     match result {

@@ -86,7 +86,8 @@ pub fn hogbom(
                 if !allowed(j) {
                     continue;
                 }
-                let a = r_re[j].hypot(r_im[j]);
+                // Compare squared amplitudes (no hypot in the hot loop); same argmax.
+                let a = r_re[j] * r_re[j] + r_im[j] * r_im[j];
                 if a.is_nan() {
                     continue;
                 }
@@ -94,7 +95,7 @@ pub fn hogbom(
                     best = Some((j, a));
                 }
             }
-            best
+            best.map(|(j, a2)| (j, a2.sqrt()))
         };
     while n_iter < max_iter {
         let Some((k, a)) = peak(&r_re, &r_im, &|_| true) else {
