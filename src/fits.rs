@@ -1,0 +1,597 @@
+//! FITS I/O for image cubes and binary tables, on the bundled cfitsio (`fitsio` crate).
+//!
+//! Owns: reading a float cube (whole, or one channel plane at a time), its header cards, and
+//! writing cubes and tables. Files are opened with cfitsio's *diskfile* calls, which take the path
+//! literally: island names with brackets or spaces are never read as cfitsio filename syntax.
+//! Must never: decide where files go (stages pass paths; the engine renames them into place).
+//! Errors name the file and, for header problems, the keyword.
+
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_long};
+use std::path::{Path, PathBuf};
+
+use fitsio::sys;
+
+/// A FITS problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FitsError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(path: &Path, message: impl Into<String>) -> FitsError {
+    FitsError {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn status_text(status: c_int) -> String {
+    let mut buf = [0 as c_char; 31];
+    // SAFETY: ffgerr writes at most 30 characters plus NUL into the buffer.
+    unsafe { sys::ffgerr(status, buf.as_mut_ptr()) };
+    // SAFETY: the buffer is NUL-terminated by ffgerr.
+    let s = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .to_string();
+    format!("cfitsio error {status} ({s})")
+}
+
+/// An open FITS file; closed on drop.
+struct Handle {
+    fptr: *mut sys::fitsfile,
+    path: PathBuf,
+}
+
+impl Handle {
+    fn open(path: &Path) -> Result<Handle, FitsError> {
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| err(path, "path contains a NUL byte"))?;
+        let mut fptr = std::ptr::null_mut();
+        let mut status = 0;
+        // SAFETY: valid C string and out-pointers; cfitsio sets fptr on success.
+        unsafe { sys::ffdkopn(&mut fptr, c.as_ptr(), 0, &mut status) };
+        if status != 0 {
+            return Err(err(
+                path,
+                format!("cannot open as FITS: {}", status_text(status)),
+            ));
+        }
+        Ok(Handle {
+            fptr,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn create(path: &Path) -> Result<Handle, FitsError> {
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| err(path, "path contains a NUL byte"))?;
+        let mut fptr = std::ptr::null_mut();
+        let mut status = 0;
+        // SAFETY: as in `open`.
+        unsafe { sys::ffdkinit(&mut fptr, c.as_ptr(), &mut status) };
+        if status != 0 {
+            return Err(err(path, format!("cannot create: {}", status_text(status))));
+        }
+        Ok(Handle {
+            fptr,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn check(&self, status: c_int, what: &str) -> Result<(), FitsError> {
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(err(&self.path, format!("{what}: {}", status_text(status))))
+        }
+    }
+
+    fn cards(&self) -> Result<Vec<String>, FitsError> {
+        let (mut n, mut more, mut status) = (0, 0, 0);
+        // SAFETY: valid handle and out-pointers.
+        unsafe { sys::ffghsp(self.fptr, &mut n, &mut more, &mut status) };
+        self.check(status, "reading the header")?;
+        let mut out = Vec::with_capacity(n as usize);
+        for i in 1..=n {
+            let mut buf = [0 as c_char; 81];
+            // SAFETY: a card is at most 80 characters plus NUL.
+            unsafe { sys::ffgrec(self.fptr, i, buf.as_mut_ptr(), &mut status) };
+            self.check(status, "reading a header card")?;
+            // SAFETY: NUL-terminated by cfitsio.
+            out.push(
+                unsafe { CStr::from_ptr(buf.as_ptr()) }
+                    .to_string_lossy()
+                    .to_string(),
+            );
+        }
+        Ok(out)
+    }
+
+    fn close(mut self) -> Result<(), FitsError> {
+        let mut status = 0;
+        // SAFETY: the handle is open; it is nulled so Drop does not close it again.
+        unsafe { sys::ffclos(self.fptr, &mut status) };
+        self.fptr = std::ptr::null_mut();
+        self.check(status, "closing")
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if !self.fptr.is_null() {
+            let mut status = 0;
+            // SAFETY: the handle is open.
+            unsafe { sys::ffclos(self.fptr, &mut status) };
+        }
+    }
+}
+
+/// A FITS header as its 80-character cards (structural keywords included as read).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Header {
+    /// The cards, in order, without END.
+    pub cards: Vec<String>,
+}
+
+const STRUCTURAL: &[&str] = &[
+    "SIMPLE", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "END", "XTENSION",
+];
+
+fn card_key(card: &str) -> &str {
+    card.get(..8).unwrap_or(card).trim_end()
+}
+
+fn is_structural(key: &str) -> bool {
+    STRUCTURAL.contains(&key)
+        || (key.starts_with("NAXIS") && key[5..].chars().all(|c| c.is_ascii_digit()))
+}
+
+impl Header {
+    fn raw_value(&self, key: &str) -> Option<&str> {
+        let card = self
+            .cards
+            .iter()
+            .find(|c| card_key(c) == key && c.get(8..10) == Some("= "))?;
+        Some(card.get(10..).unwrap_or(""))
+    }
+
+    /// A string keyword's value (quotes removed, trailing blanks trimmed).
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        let v = self.raw_value(key)?.trim_start();
+        if let Some(rest) = v.strip_prefix('\'') {
+            let mut out = String::new();
+            let mut chars = rest.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        out.push('\'');
+                        chars.next();
+                        continue;
+                    }
+                    break;
+                }
+                out.push(c);
+            }
+            Some(out.trim_end().to_string())
+        } else {
+            Some(v.split('/').next().unwrap_or("").trim().to_string())
+        }
+    }
+
+    /// A numeric keyword's value.
+    pub fn get_f64(&self, key: &str) -> Option<f64> {
+        let v = self.raw_value(key)?;
+        v.split('/')
+            .next()?
+            .trim()
+            .replace(['D', 'd'], "E")
+            .parse()
+            .ok()
+    }
+
+    /// A numeric keyword that must be present, or an error naming it.
+    pub fn require_f64(&self, key: &str, path: &Path) -> Result<f64, FitsError> {
+        self.get_f64(key).ok_or_else(|| err(path, format!("missing or non-numeric header keyword {key}; the cube needs a celestial (RA---SIN/DEC--SIN) and FREQ WCS")))
+    }
+
+    /// Set a numeric keyword (replacing an existing card).
+    pub fn set_f64(&mut self, key: &str, value: f64, comment: &str) {
+        self.set_raw(key, &format!("{value:>20.12E}"), comment);
+    }
+
+    /// Set a string keyword.
+    pub fn set_str(&mut self, key: &str, value: &str, comment: &str) {
+        let v = format!("'{:<8}'", value.replace('\'', "''"));
+        self.set_raw(key, &format!("{v:<20}"), comment);
+    }
+
+    fn set_raw(&mut self, key: &str, value: &str, comment: &str) {
+        let mut card = format!("{key:<8}= {value}");
+        if !comment.is_empty() {
+            card.push_str(" / ");
+            card.push_str(comment);
+        }
+        card.truncate(80);
+        match self.cards.iter().position(|c| card_key(c) == key) {
+            Some(i) => self.cards[i] = card,
+            None => self.cards.push(card),
+        }
+    }
+
+    /// Append a HISTORY card.
+    pub fn history(&mut self, text: &str) {
+        let mut card = format!("HISTORY {text}");
+        card.truncate(80);
+        self.cards.push(card);
+    }
+}
+
+/// A float image cube: data in FITS order flattened as [channel][y][x].
+#[derive(Clone, Debug)]
+pub struct Cube {
+    /// Pixels along x (NAXIS1).
+    pub nx: usize,
+    /// Pixels along y (NAXIS2).
+    pub ny: usize,
+    /// Channels (NAXIS3; a fourth axis of length 1 is accepted and dropped).
+    pub nchan: usize,
+    /// The pixels.
+    pub data: Vec<f32>,
+    /// The header.
+    pub header: Header,
+}
+
+fn dims(h: &Header, path: &Path) -> Result<(usize, usize, usize), FitsError> {
+    let bitpix = h.get_f64("BITPIX").unwrap_or(0.0) as i64;
+    if bitpix != -32 && bitpix != -64 {
+        return Err(err(
+            path,
+            format!(
+                "BITPIX = {bitpix}: the cube must hold floating-point data (BITPIX -32 or -64)"
+            ),
+        ));
+    }
+    let naxis = h.get_f64("NAXIS").unwrap_or(0.0) as usize;
+    let n: Vec<usize> = (1..=naxis)
+        .map(|i| h.get_f64(&format!("NAXIS{i}")).unwrap_or(0.0) as usize)
+        .collect();
+    let ok = (naxis == 3 || (naxis == 4 && n[3] == 1)) && n[..3].iter().all(|&x| x > 0);
+    if !ok {
+        return Err(err(path, format!("shape {n:?}: expected a 3-axis cube (RA, Dec, FREQ), optionally with a 4th axis of length 1")));
+    }
+    Ok((n[0], n[1], n[2]))
+}
+
+/// Read the header and shape of a cube without its data.
+pub fn read_header(path: &Path) -> Result<(Header, (usize, usize, usize)), FitsError> {
+    let h = Handle::open(path)?;
+    let header = Header { cards: h.cards()? };
+    let d = dims(&header, path)?;
+    h.close()?;
+    Ok((header, d))
+}
+
+impl Cube {
+    /// Read a whole cube.
+    pub fn read(path: &Path) -> Result<Cube, FitsError> {
+        let mut planes = PlaneReader::open(path)?;
+        let (nx, ny, nchan) = (planes.nx, planes.ny, planes.nchan);
+        let mut data = vec![0f32; nx * ny * nchan];
+        for c in 0..nchan {
+            planes.read_plane(c, &mut data[c * nx * ny..(c + 1) * nx * ny])?;
+        }
+        Ok(Cube {
+            nx,
+            ny,
+            nchan,
+            data,
+            header: planes.header.clone(),
+        })
+    }
+
+    /// Write as a 3-axis float32 cube with this header (structural cards are regenerated).
+    pub fn write(&self, path: &Path) -> Result<(), FitsError> {
+        let h = Handle::create(path)?;
+        let mut status = 0;
+        let mut naxes: [c_long; 3] = [self.nx as c_long, self.ny as c_long, self.nchan as c_long];
+        // SAFETY: valid handle; naxes has NAXIS entries.
+        unsafe { sys::ffcrim(h.fptr, -32, 3, naxes.as_mut_ptr(), &mut status) };
+        h.check(status, "creating the image")?;
+        write_cards(&h, &self.header)?;
+        let mut data = self.data.clone();
+        // SAFETY: the buffer holds exactly nelem floats.
+        unsafe {
+            sys::ffppre(
+                h.fptr,
+                0,
+                1,
+                data.len() as i64,
+                data.as_mut_ptr(),
+                &mut status,
+            )
+        };
+        h.check(status, "writing the pixels")?;
+        h.close()
+    }
+
+    /// Pixel value at (channel, y, x).
+    pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
+        self.data[(c * self.ny + y) * self.nx + x]
+    }
+}
+
+fn write_cards(h: &Handle, header: &Header) -> Result<(), FitsError> {
+    let mut status = 0;
+    for card in &header.cards {
+        let key = card_key(card);
+        if is_structural(key) || key.is_empty() && card.trim().is_empty() {
+            continue;
+        }
+        let c = CString::new(card.as_str())
+            .map_err(|_| err(&h.path, "header card contains a NUL byte"))?;
+        // SAFETY: valid handle and C string.
+        unsafe { sys::ffprec(h.fptr, c.as_ptr(), &mut status) };
+        h.check(status, &format!("writing header card {key}"))?;
+    }
+    Ok(())
+}
+
+/// Reads a cube one channel plane at a time (cutouts read only what they need, once).
+pub struct PlaneReader {
+    handle: Handle,
+    /// Pixels along x.
+    pub nx: usize,
+    /// Pixels along y.
+    pub ny: usize,
+    /// Channels.
+    pub nchan: usize,
+    /// The header.
+    pub header: Header,
+}
+
+impl PlaneReader {
+    /// Open a cube for plane reads.
+    pub fn open(path: &Path) -> Result<PlaneReader, FitsError> {
+        let handle = Handle::open(path)?;
+        let header = Header {
+            cards: handle.cards()?,
+        };
+        let (nx, ny, nchan) = dims(&header, path)?;
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let bytes = (header.get_f64("BITPIX").unwrap_or(-32.0).abs() / 8.0) as u64;
+        let need = (nx * ny * nchan) as u64 * bytes;
+        if size < need {
+            return Err(err(path, format!("truncated: the header promises {need} bytes of pixels but the file has {size} bytes in all")));
+        }
+        Ok(PlaneReader {
+            handle,
+            nx,
+            ny,
+            nchan,
+            header,
+        })
+    }
+
+    /// Read channel `c` into `out` (nx·ny floats, [y][x]).
+    pub fn read_plane(&mut self, c: usize, out: &mut [f32]) -> Result<(), FitsError> {
+        let n = self.nx * self.ny;
+        let mut status = 0;
+        let mut anynul = 0;
+        // SAFETY: `out` holds n floats; firstelem is 1-based.
+        unsafe {
+            sys::ffgpve(
+                self.handle.fptr,
+                0,
+                (c * n + 1) as i64,
+                n as i64,
+                f32::NAN,
+                out.as_mut_ptr(),
+                &mut anynul,
+                &mut status,
+            )
+        };
+        self.handle.check(status, &format!("reading channel {c}"))
+    }
+}
+
+/// A column of a binary table.
+pub enum Column {
+    /// 64-bit floats.
+    F64(Vec<f64>),
+    /// 64-bit integers.
+    I64(Vec<i64>),
+    /// Booleans.
+    Bool(Vec<bool>),
+    /// Strings.
+    Str(Vec<String>),
+}
+
+impl Column {
+    fn len(&self) -> usize {
+        match self {
+            Column::F64(v) => v.len(),
+            Column::I64(v) => v.len(),
+            Column::Bool(v) => v.len(),
+            Column::Str(v) => v.len(),
+        }
+    }
+}
+
+/// Write a binary table (after an empty primary HDU): (name, unit, column).
+pub fn write_table(
+    path: &Path,
+    extname: &str,
+    columns: &[(String, String, Column)],
+    extra: &Header,
+) -> Result<(), FitsError> {
+    let h = Handle::create(path)?;
+    let mut status = 0;
+    let mut naxes: [c_long; 1] = [0];
+    // SAFETY: valid handle; an empty primary image.
+    unsafe { sys::ffcrim(h.fptr, 8, 0, naxes.as_mut_ptr(), &mut status) };
+    h.check(status, "creating the primary HDU")?;
+    let nrows = columns.first().map(|c| c.2.len()).unwrap_or(0);
+    let to_c =
+        |s: &str| CString::new(s).map_err(|_| err(path, "a column name contains a NUL byte"));
+    let names: Vec<CString> = columns
+        .iter()
+        .map(|c| to_c(&c.0))
+        .collect::<Result<_, _>>()?;
+    let forms: Vec<CString> = columns
+        .iter()
+        .map(|(_, _, c)| {
+            to_c(&match c {
+                Column::F64(_) => "D".to_string(),
+                Column::I64(_) => "K".to_string(),
+                Column::Bool(_) => "L".to_string(),
+                Column::Str(v) => {
+                    format!("{}A", v.iter().map(|s| s.len()).max().unwrap_or(1).max(1))
+                }
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let units: Vec<CString> = columns
+        .iter()
+        .map(|c| to_c(&c.1))
+        .collect::<Result<_, _>>()?;
+    let mut pn: Vec<*mut c_char> = names.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+    let mut pf: Vec<*mut c_char> = forms.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+    let mut pu: Vec<*mut c_char> = units.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+    let ext = to_c(extname)?;
+    // SAFETY: arrays of C strings with tfields entries each; cfitsio copies them.
+    unsafe {
+        sys::ffcrtb(
+            h.fptr,
+            2,
+            nrows as i64,
+            columns.len() as c_int,
+            pn.as_mut_ptr(),
+            pf.as_mut_ptr(),
+            pu.as_mut_ptr(),
+            ext.as_ptr(),
+            &mut status,
+        )
+    };
+    h.check(status, "creating the table")?;
+    for (i, (name, _, col)) in columns.iter().enumerate() {
+        if col.len() != nrows {
+            return Err(err(
+                path,
+                format!("column {name} has {} rows, expected {nrows}", col.len()),
+            ));
+        }
+        if nrows == 0 {
+            continue;
+        }
+        let colnum = (i + 1) as c_int;
+        match col {
+            Column::F64(v) => {
+                let mut v = v.clone();
+                // SAFETY: buffer holds nrows values.
+                unsafe {
+                    sys::ffpcld(
+                        h.fptr,
+                        colnum,
+                        1,
+                        1,
+                        nrows as i64,
+                        v.as_mut_ptr(),
+                        &mut status,
+                    )
+                };
+            }
+            Column::I64(v) => {
+                let mut v: Vec<c_long> = v.iter().map(|&x| x as c_long).collect();
+                // SAFETY: as above (c_long is 64-bit on this platform's cfitsio build).
+                unsafe {
+                    sys::ffpclj(
+                        h.fptr,
+                        colnum,
+                        1,
+                        1,
+                        nrows as i64,
+                        v.as_mut_ptr(),
+                        &mut status,
+                    )
+                };
+            }
+            Column::Bool(v) => {
+                let mut v: Vec<c_char> = v.iter().map(|&b| b as c_char).collect();
+                // SAFETY: as above.
+                unsafe {
+                    sys::ffpcll(
+                        h.fptr,
+                        colnum,
+                        1,
+                        1,
+                        nrows as i64,
+                        v.as_mut_ptr(),
+                        &mut status,
+                    )
+                };
+            }
+            Column::Str(v) => {
+                let cs: Vec<CString> = v.iter().map(|s| to_c(s)).collect::<Result<_, _>>()?;
+                let mut ptrs: Vec<*mut c_char> =
+                    cs.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+                // SAFETY: nrows C strings.
+                unsafe {
+                    sys::ffpcls(
+                        h.fptr,
+                        colnum,
+                        1,
+                        1,
+                        nrows as i64,
+                        ptrs.as_mut_ptr(),
+                        &mut status,
+                    )
+                };
+            }
+        }
+        h.check(status, &format!("writing column {name}"))?;
+    }
+    write_cards(&h, extra)?;
+    h.close()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cubes_round_trip_with_their_header_even_with_odd_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("J12[3] a b.fits");
+        let mut header = Header::default();
+        header.set_str("CTYPE1", "RA---SIN", "");
+        header.set_f64("CRVAL1", 189.25, "deg");
+        header.set_str("OBJECT", "it's", "");
+        let cube = Cube {
+            nx: 3,
+            ny: 2,
+            nchan: 4,
+            data: (0..24).map(|i| i as f32 * 0.5).collect(),
+            header,
+        };
+        cube.write(&p).unwrap();
+        let back = Cube::read(&p).unwrap();
+        assert_eq!((back.nx, back.ny, back.nchan), (3, 2, 4));
+        assert_eq!(back.data, cube.data);
+        assert_eq!(back.header.get_f64("CRVAL1"), Some(189.25));
+        assert_eq!(back.header.get_str("CTYPE1").as_deref(), Some("RA---SIN"));
+        assert_eq!(back.header.get_str("OBJECT").as_deref(), Some("it's"));
+        // Truncation is reported, not read as zeros.
+        let bytes = std::fs::read(&p).unwrap();
+        let t = dir.path().join("t.fits");
+        std::fs::write(&t, &bytes[..bytes.len() - 2880]).unwrap();
+        let e = Cube::read(&t).unwrap_err().to_string();
+        assert!(
+            e.contains("t.fits") && (e.contains("truncated") || e.contains("cfitsio")),
+            "{e}"
+        );
+    }
+}
