@@ -605,3 +605,20 @@ pub fn rm1d(args: &crate::cli::Rm1dArgs, clean: bool) -> Result<i32> {
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(0)
 }
+
+/// `arrakis simulate`.
+pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {
+    crate::units::check_unit_name(&a.field).map_err(|e| anyhow!("field name: {e}"))?;
+    let o = crate::simulate::SimOptions {
+        field: a.field.clone(),
+        beams: a.beams.max(1),
+        sources: a.sources,
+        nchan: a.nchan.max(4),
+        npix: a.npix.max(32),
+        band: a.band.clone(),
+        seed: a.seed,
+    };
+    let dir = crate::simulate::simulate(&a.datadir, &o).map_err(|e| anyhow!(e))?;
+    eprintln!("simulated field {} in {}", a.field, dir.display());
+    Ok(0)
+}

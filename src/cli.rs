@@ -62,8 +62,38 @@ pub enum Command {
     /// RM synthesis then RM-CLEAN of one spectrum (as RM-Tools' rmclean1d); prints
     /// {"synth": ..., "clean": ...}.
     Rmclean1d(Rm1dArgs),
+    /// Write a simulated ASKAP-like field (beam cubes, catalogues, field.yaml, truth.csv).
+    Simulate(SimulateArgs),
     /// Benchmarks.
     Bench(BenchArgs),
+}
+
+/// `arrakis simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Field name (the directory made under --datadir).
+    pub field: String,
+    /// Directory to hold the field directory.
+    #[arg(long, default_value = ".")]
+    pub datadir: PathBuf,
+    /// Number of beams.
+    #[arg(long, default_value_t = 4)]
+    pub beams: usize,
+    /// Number of islands.
+    #[arg(long, default_value_t = 20)]
+    pub sources: usize,
+    /// Channels.
+    #[arg(long, default_value_t = 72)]
+    pub nchan: usize,
+    /// Pixels per image side.
+    #[arg(long, default_value_t = 160)]
+    pub npix: usize,
+    /// Band: low (743-1031 MHz) or mid (1296-1440 MHz).
+    #[arg(long, default_value = "low", value_parser = ["low", "mid"])]
+    pub band: String,
+    /// Random seed (the same arguments give the same bytes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Stokes I model for `--fit-function`.

@@ -14,6 +14,7 @@ pub mod hash;
 pub mod progress;
 pub mod rules;
 pub mod science;
+pub mod simulate;
 pub mod stages;
 pub mod units;
 pub mod wcs;

@@ -29,6 +29,7 @@ fn main() {
         Command::Params(a) => arrakis::app::params(a),
         Command::Rmsynth1d(a) => arrakis::app::rm1d(a, false),
         Command::Rmclean1d(a) => arrakis::app::rm1d(a, true),
+        Command::Simulate(a) => arrakis::app::simulate(a),
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {
                 islands,

@@ -1,0 +1,390 @@
+//! `arrakis simulate`: a small but physically honest ASKAP-like field, deterministic for a seed.
+//!
+//! Beams on a square footprint (pitch 0.9° low band, 0.6° mid) that overlap; each beam cube (I, Q,
+//! U; float32; RA---SIN/DEC--SIN + FREQ) sees every source through a Gaussian primary beam of FWHM
+//! 1.09 λ/D (D = 12 m) that narrows with frequency, convolved with the restoring beam (BMAJ, BMIN,
+//! BPA). Sources: power-law Stokes I, Faraday-thin polarisation (some with a second Faraday
+//! component, some unpolarised, some slightly extended), Gaussian noise per channel, a few flagged
+//! (NaN) channels. Writes Arrakis's file names, RACS-low DR1 catalogue columns, `field.yaml`,
+//! per-beam channel weights and `truth.csv`.
+//! Must never: use unseeded randomness or wall-clock time (same arguments, same bytes).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::fits::{Cube, Header};
+use crate::science::C_M_S;
+use crate::wcs::{separation_deg, Wcs};
+
+/// Options of a simulated field.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Field name (directory name).
+    pub field: String,
+    /// Number of beams (square footprint, filled row by row).
+    pub beams: usize,
+    /// Number of islands.
+    pub sources: usize,
+    /// Channels.
+    pub nchan: usize,
+    /// Pixels per image side.
+    pub npix: usize,
+    /// `low` (743–1031 MHz) or `mid` (1296–1440 MHz).
+    pub band: String,
+    /// Random seed.
+    pub seed: u64,
+}
+
+/// A deterministic generator (SplitMix64) with Gaussian draws.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0xA5A5_5A5A_DEAD_BEEF)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [a, b).
+    pub fn range(&mut self, a: f64, b: f64) -> f64 {
+        a + (b - a) * self.uniform()
+    }
+    /// Standard normal.
+    pub fn gauss(&mut self) -> f64 {
+        let u = self.uniform().max(1e-300);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// One injected component.
+#[derive(Clone, Debug)]
+pub struct Truth {
+    /// Component id (`Gaussian_ID`, the catalogue's `cat_id`).
+    pub cat_id: String,
+    /// Island id.
+    pub source_id: String,
+    /// Position, degrees.
+    pub ra: f64,
+    /// Position, degrees.
+    pub dec: f64,
+    /// Stokes I at the reference frequency, Jy.
+    pub stokes_i: f64,
+    /// Spectral index.
+    pub spectral_index: f64,
+    /// Fractional polarisation of the main Faraday component.
+    pub fracpol: f64,
+    /// Its RM, rad/m².
+    pub rm: f64,
+    /// Intrinsic angle ψ0, degrees.
+    pub polangle_deg: f64,
+    /// Second Faraday component: fractional polarisation (0 if none) and RM.
+    pub fracpol2: f64,
+    /// RM of the second component.
+    pub rm2: f64,
+    /// Intrinsic FWHM size (arcsec; 0 for a point source).
+    pub size_arcsec: f64,
+}
+
+/// The channel frequencies of a band, Hz.
+pub fn band_freqs(band: &str, nchan: usize) -> Vec<f64> {
+    let (lo, bw) = if band == "mid" {
+        (1296e6, 144e6)
+    } else {
+        (743e6, 288e6)
+    };
+    (0..nchan)
+        .map(|k| lo + bw * (k as f64 + 0.5) / nchan as f64)
+        .collect()
+}
+
+fn sexagesimal_name(ra: f64, dec: f64) -> String {
+    let h = ra / 15.0;
+    let (hh, mm) = (h.floor(), ((h - h.floor()) * 60.0).floor());
+    let ss = ((h - hh) * 60.0 - mm) * 60.0;
+    let sign = if dec < 0.0 { '-' } else { '+' };
+    let d = dec.abs();
+    let (dd, dm) = (d.floor(), ((d - d.floor()) * 60.0).floor());
+    let ds = ((d - dd) * 60.0 - dm) * 60.0;
+    format!(
+        "J{hh:02}{mm:02}{:02}{sign}{dd:02}{dm:02}{:02}",
+        ss.floor(),
+        ds.floor()
+    )
+}
+
+/// Write the simulated field into `datadir/field`; returns the field directory.
+pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
+    let dir = datadir.join(&o.field);
+    std::fs::create_dir_all(dir.join("catalogue"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut rng = Rng::new(o.seed);
+    let freqs = band_freqs(&o.band, o.nchan);
+    let f_ref = freqs.iter().sum::<f64>() / freqs.len() as f64;
+    let pitch = if o.band == "mid" { 0.6 } else { 0.9 };
+    let side = (o.beams as f64).sqrt().ceil() as usize;
+    let (ra0, dec0): (f64, f64) = (189.375, -25.0);
+    let cosd = dec0.to_radians().cos();
+    let centres: Vec<(f64, f64)> = (0..o.beams)
+        .map(|b| {
+            let (r, c) = ((b / side) as f64, (b % side) as f64);
+            let off = (side as f64 - 1.0) / 2.0;
+            (ra0 + (c - off) * pitch / cosd, dec0 + (r - off) * pitch)
+        })
+        .collect();
+    let cell = 2.4 * pitch / o.npix as f64;
+    let bmaj = 3.0 * cell;
+    let bmin = 0.8 * bmaj;
+    let bpa: f64 = 30.0;
+    // Channel noise (Jy/beam) and flagged channels.
+    let sigma0 = 0.0015;
+    let sigmas: Vec<f64> = (0..o.nchan)
+        .map(|c| sigma0 * (1.0 + 0.25 * (c as f64 / 7.0).sin()))
+        .collect();
+    let mut flagged = Vec::new();
+    while flagged.len() < (o.nchan / 24).max(1) {
+        let c = (rng.uniform() * o.nchan as f64) as usize;
+        if c > 0 && c + 1 < o.nchan && !flagged.contains(&c) {
+            flagged.push(c);
+        }
+    }
+    // Sources inside the footprint.
+    let half = (side as f64 - 1.0) / 2.0 * pitch + 0.3;
+    let mut truths: Vec<Truth> = Vec::new();
+    let mut islands: Vec<(String, f64, f64, usize)> = Vec::new();
+    for i in 0..o.sources {
+        let ddec = rng.range(-half, half);
+        let dra = rng.range(-half, half) / cosd;
+        let (ra, dec) = (ra0 + dra, dec0 + ddec);
+        let sid = format!("{}_{i:03}", sexagesimal_name(ra, dec));
+        let n_comp = if i % 9 == 4 { 2 } else { 1 };
+        for k in 0..n_comp {
+            let (cra, cdec) = if k == 0 {
+                (ra, dec)
+            } else {
+                (ra + 4.0 * bmaj / cosd, dec)
+            };
+            let unpolarised = i % 7 == 3;
+            let two = i % 10 == 6;
+            let p = if unpolarised {
+                0.0
+            } else {
+                rng.range(0.02, 0.12)
+            };
+            let rm = rng.range(-150.0, 150.0);
+            truths.push(Truth {
+                cat_id: format!("{sid}_c{}", k + 1),
+                source_id: sid.clone(),
+                ra: cra,
+                dec: cdec,
+                stokes_i: (rng.range(0.04f64.ln(), 0.4f64.ln())).exp(),
+                spectral_index: rng.range(-1.1, -0.4),
+                fracpol: p,
+                rm,
+                polangle_deg: rng.range(0.0, 180.0),
+                fracpol2: if two { 0.5 * p } else { 0.0 },
+                rm2: if two {
+                    rm + rng.range(60.0, 120.0)
+                } else {
+                    0.0
+                },
+                size_arcsec: if i % 5 == 2 { 1.5 * bmaj * 3600.0 } else { 0.0 },
+            });
+        }
+        islands.push((sid, ra, dec, n_comp));
+    }
+    // Beam cubes.
+    for (b, &(bra, bdec)) in centres.iter().enumerate() {
+        let wcs = Wcs {
+            crval_ra: bra,
+            crval_dec: bdec,
+            crpix_x: o.npix as f64 / 2.0 + 1.0,
+            crpix_y: o.npix as f64 / 2.0 + 1.0,
+            cdelt_x: -cell,
+            cdelt_y: cell,
+            crval_freq: freqs[0],
+            crpix_freq: 1.0,
+            cdelt_freq: if o.nchan > 1 {
+                freqs[1] - freqs[0]
+            } else {
+                1e6
+            },
+        };
+        for (si, stokes) in ["i", "q", "u"].iter().enumerate() {
+            let n = o.npix * o.npix;
+            let mut data = vec![0f32; n * o.nchan];
+            let mut noise_rng =
+                Rng::new(o.seed.wrapping_mul(1000).wrapping_add((b * 3 + si) as u64));
+            for (c, plane) in data.chunks_mut(n).enumerate() {
+                for v in plane.iter_mut() {
+                    *v = (sigmas[c] * noise_rng.gauss()) as f32;
+                }
+            }
+            for t in &truths {
+                let r = separation_deg(bra, bdec, t.ra, t.dec);
+                let Some((px, py)) = wcs.world_to_pix(t.ra, t.dec) else {
+                    continue;
+                };
+                let src = t.size_arcsec / 3600.0;
+                let (maj, min) = (
+                    (bmaj * bmaj + src * src).sqrt(),
+                    (bmin * bmin + src * src).sqrt(),
+                );
+                let peak_scale = (bmaj * bmin) / (maj * min);
+                let (sa, ca) = (bpa + 90.0).to_radians().sin_cos();
+                let (sx, sy) = (maj / 2.3548 / cell, min / 2.3548 / cell);
+                let reach = (4.0 * sx).ceil() as i64;
+                let (x0, y0) = (px.round() as i64, py.round() as i64);
+                for (c, plane) in data.chunks_mut(n).enumerate() {
+                    let f = freqs[c];
+                    let lam2 = (C_M_S / f).powi(2);
+                    let fwhm_pb = (1.09 * C_M_S / f / 12.0).to_degrees();
+                    let pb = (-4.0 * 2f64.ln() * (r / fwhm_pb).powi(2)).exp();
+                    let i_f = t.stokes_i * (f / f_ref).powf(t.spectral_index);
+                    let chi = t.polangle_deg.to_radians() + t.rm * lam2;
+                    let chi2 = t.polangle_deg.to_radians() + t.rm2 * lam2;
+                    let value = match si {
+                        0 => i_f,
+                        1 => {
+                            i_f * (t.fracpol * (2.0 * chi).cos() + t.fracpol2 * (2.0 * chi2).cos())
+                        }
+                        _ => {
+                            i_f * (t.fracpol * (2.0 * chi).sin() + t.fracpol2 * (2.0 * chi2).sin())
+                        }
+                    } * pb
+                        * peak_scale;
+                    for y in (y0 - reach).max(0)..(y0 + reach + 1).min(o.npix as i64) {
+                        for x in (x0 - reach).max(0)..(x0 + reach + 1).min(o.npix as i64) {
+                            // Elliptical Gaussian; x grows west, so flip to east-positive for the PA.
+                            let (dx, dy) = (-(x as f64 - px), y as f64 - py);
+                            let u = dx * ca + dy * sa;
+                            let v = -dx * sa + dy * ca;
+                            let g = (-(u * u) / (2.0 * sx * sx) - (v * v) / (2.0 * sy * sy)).exp();
+                            plane[y as usize * o.npix + x as usize] += (value * g) as f32;
+                        }
+                    }
+                }
+            }
+            for &c in &flagged {
+                data[c * n..(c + 1) * n]
+                    .iter_mut()
+                    .for_each(|v| *v = f32::NAN);
+            }
+            let mut header = Header::default();
+            wcs.to_header(&mut header);
+            header.set_f64("BMAJ", bmaj, "deg");
+            header.set_f64("BMIN", bmin, "deg");
+            header.set_f64("BPA", bpa, "deg");
+            header.set_str("BUNIT", "Jy/beam", "");
+            header.set_str("BTYPE", "Intensity", "");
+            header.set_str("STOKES", &stokes.to_uppercase(), "");
+            header.set_str("OBJECT", &o.field, "");
+            header.set_str("TELESCOP", "ASKAP", "");
+            header.set_f64("RESTFREQ", f_ref, "Hz");
+            header.history(&format!("arrakis simulate seed {} beam {b:02}", o.seed));
+            let cube = Cube {
+                nx: o.npix,
+                ny: o.npix,
+                nchan: o.nchan,
+                data,
+                header,
+            };
+            let name = format!(
+                "image.restored.{stokes}.{}.contcube.beam{b:02}.conv.fits",
+                o.field
+            );
+            let path = dir.join(&name);
+            let tmp = crate::exec::action::temp_path_for(&path);
+            cube.write(&tmp).map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut w = String::from("# Channel Weight\n");
+            for (c, s) in sigmas.iter().enumerate() {
+                let wt = if flagged.contains(&c) {
+                    0.0
+                } else {
+                    1.0 / (s * s)
+                };
+                let _ = writeln!(w, "{c} {wt:.6e}");
+            }
+            write(
+                &dir.join(format!(
+                    "weights.restored.{stokes}.{}.contcube.beam{b:02}.conv.txt",
+                    o.field
+                )),
+                &w,
+            )?;
+        }
+    }
+    // Catalogues (RACS-low DR1 column names; fluxes in mJy, sizes in arcsec).
+    let mut isl = String::from(
+        "Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Source,Peak_flux,N_Gaus,S_Code\n",
+    );
+    let mut comp = String::from("Gaussian_ID,Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Gaussian,Peak_flux,Maj,Min,PA,S_Code,N_Gaus\n");
+    for (sid, ra, dec, n) in &islands {
+        let comps: Vec<&Truth> = truths.iter().filter(|t| &t.source_id == sid).collect();
+        let total: f64 = comps.iter().map(|t| t.stokes_i * 1e3).sum();
+        let _ = writeln!(
+            isl,
+            "{sid},{sid},{},{ra:.6},{dec:.6},{total:.3},{total:.3},{n},{}",
+            o.field,
+            if *n > 1 { "M" } else { "S" }
+        );
+        for t in comps {
+            let maj = ((bmaj * 3600.0).powi(2) + t.size_arcsec.powi(2)).sqrt();
+            let min = ((bmin * 3600.0).powi(2) + t.size_arcsec.powi(2)).sqrt();
+            let _ = writeln!(
+                comp,
+                "{},{sid},{sid},{},{:.6},{:.6},{:.3},{:.3},{maj:.2},{min:.2},{bpa:.1},{},{n}",
+                t.cat_id,
+                o.field,
+                t.ra,
+                t.dec,
+                t.stokes_i * 1e3,
+                t.stokes_i * 1e3,
+                if *n > 1 { "M" } else { "S" }
+            );
+        }
+    }
+    write(&dir.join("catalogue/islands.csv"), &isl)?;
+    write(&dir.join("catalogue/components.csv"), &comp)?;
+    let mut tr = String::from("cat_id,source_id,ra,dec,stokesI,reffreq,spectral_index,fracpol,rm,polangle,fracpol2,rm2,size_arcsec\n");
+    for t in &truths {
+        let _ = writeln!(
+            tr,
+            "{},{},{:.6},{:.6},{:.6},{f_ref:.1},{:.4},{:.5},{:.3},{:.3},{:.5},{:.3},{:.2}",
+            t.cat_id,
+            t.source_id,
+            t.ra,
+            t.dec,
+            t.stokes_i,
+            t.spectral_index,
+            t.fracpol,
+            t.rm,
+            t.polangle_deg,
+            t.fracpol2,
+            t.rm2,
+            t.size_arcsec
+        );
+    }
+    write(&dir.join("truth.csv"), &tr)?;
+    let mut y = format!(
+        "field: {}\nsbid: {}\nband: {}\nscan_start_mjd_s: 5.0e9\nscan_length_s: 900.0\npol_axis_deg: -45.0\nflagged_channels: {:?}\nbeams:\n",
+        o.field, 10000 + o.seed, o.band, flagged
+    );
+    for (b, (ra, dec)) in centres.iter().enumerate() {
+        let _ = writeln!(y, "  - {{beam: {b}, ra_deg: {ra:.6}, dec_deg: {dec:.6}}}");
+    }
+    write(&dir.join("field.yaml"), &y)?;
+    Ok(dir)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    crate::exec::action::write_atomic(path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
