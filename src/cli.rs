@@ -62,6 +62,8 @@ pub enum Command {
     /// RM synthesis then RM-CLEAN of one spectrum (as RM-Tools' rmclean1d); prints
     /// {"synth": ..., "clean": ...}.
     Rmclean1d(Rm1dArgs),
+    /// Simulate a small field into ./demo and build it (the README's first command).
+    Demo(DemoArgs),
     /// Write a simulated ASKAP-like field (beam cubes, catalogues, field.yaml, truth.csv).
     Simulate(SimulateArgs),
     /// Benchmarks.
@@ -285,4 +287,15 @@ pub enum BenchWhat {
         #[arg(long)]
         python: Option<PathBuf>,
     },
+}
+
+/// `arrakis demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo field (and its cache, unless --cache is given).
+    #[arg(long, default_value = "demo")]
+    pub dir: PathBuf,
+    /// Parallel jobs (default: all cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
 }

@@ -30,6 +30,7 @@ fn main() {
         Command::Rmsynth1d(a) => arrakis::app::rm1d(a, false),
         Command::Rmclean1d(a) => arrakis::app::rm1d(a, true),
         Command::Simulate(a) => arrakis::app::simulate(a),
+        Command::Demo(a) => arrakis::app::demo(&cli.cache, a),
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {
                 islands,

@@ -35,6 +35,22 @@ pub struct SimOptions {
     pub seed: u64,
 }
 
+impl SimOptions {
+    /// The small field of `arrakis demo` and the CI regression test: 4 beams, 20 islands, 72
+    /// RACS-low channels, 160-pixel images.
+    pub fn small(field: &str, seed: u64) -> SimOptions {
+        SimOptions {
+            field: field.into(),
+            beams: 4,
+            sources: 20,
+            nchan: 72,
+            npix: 160,
+            band: "low".into(),
+            seed,
+        }
+    }
+}
+
 /// A deterministic generator (SplitMix64) with Gaussian draws.
 pub struct Rng(u64);
 
@@ -159,9 +175,25 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
     let mut truths: Vec<Truth> = Vec::new();
     let mut islands: Vec<(String, f64, f64, usize)> = Vec::new();
     for i in 0..o.sources {
-        let ddec = rng.range(-half, half);
-        let dra = rng.range(-half, half) / cosd;
-        let (ra, dec) = (ra0 + dra, dec0 + ddec);
+        // Islands at least 5 beam widths apart where the footprint allows (otherwise the
+        // candidate farthest from the others), so the truth is not confused by blends.
+        let mut best = (0.0, 0.0, -1.0);
+        for _ in 0..200 {
+            let ddec = rng.range(-half, half);
+            let dra = rng.range(-half, half) / cosd;
+            let (ra, dec) = (ra0 + dra, dec0 + ddec);
+            let gap = islands
+                .iter()
+                .map(|(_, r2, d2, _)| separation_deg(ra, dec, *r2, *d2))
+                .fold(f64::INFINITY, f64::min);
+            if gap > best.2 {
+                best = (ra, dec, gap);
+            }
+            if gap > 5.0 * bmaj + 4.0 * bmaj {
+                break;
+            }
+        }
+        let (ra, dec) = (best.0, best.1);
         let sid = format!("{}_{i:03}", sexagesimal_name(ra, dec));
         let n_comp = if i % 9 == 4 { 2 } else { 1 };
         for k in 0..n_comp {

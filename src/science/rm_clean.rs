@@ -232,16 +232,56 @@ pub fn run_rmclean(
     arrays: &super::rm_synthesis::SynthArrays,
     p: &CleanParams,
 ) -> (CleanSummary, CleanResult) {
-    let abs_of = |v: f64| if v < 0.0 { -v * synth.dFDFth } else { v };
+    clean_spectrum(
+        &CleanInput {
+            fdf_re: &arrays.fdf_re,
+            fdf_im: &arrays.fdf_im,
+            rmsf_re: &arrays.rmsf_re,
+            rmsf_im: &arrays.rmsf_im,
+            phi: &arrays.axes.phi,
+            lambda_sq: &arrays.lambda_sq,
+            fwhm_rmsf: synth.fwhmRMSF,
+            dfdf_th: synth.dFDFth,
+            lam0_sq: synth.lam0Sq_m2,
+        },
+        p,
+    )
+}
+
+/// What RM-CLEAN needs from a synthesis (as stored by the rmsynth stage).
+pub struct CleanInput<'a> {
+    /// Dirty FDF, real part.
+    pub fdf_re: &'a [f64],
+    /// Dirty FDF, imaginary part.
+    pub fdf_im: &'a [f64],
+    /// RMSF (2N+1), real part.
+    pub rmsf_re: &'a [f64],
+    /// RMSF, imaginary part.
+    pub rmsf_im: &'a [f64],
+    /// Faraday depths of the FDF.
+    pub phi: &'a [f64],
+    /// λ² of every channel.
+    pub lambda_sq: &'a [f64],
+    /// RMSF FWHM in use.
+    pub fwhm_rmsf: f64,
+    /// Theoretical FDF noise.
+    pub dfdf_th: f64,
+    /// λ0².
+    pub lam0_sq: f64,
+}
+
+/// CLEAN one FDF and measure the clean peak.
+pub fn clean_spectrum(inp: &CleanInput, p: &CleanParams) -> (CleanSummary, CleanResult) {
+    let abs_of = |v: f64| if v < 0.0 { -v * inp.dfdf_th } else { v };
     let cutoff = abs_of(p.cutoff);
     let window = p.window.map(abs_of);
     let r = hogbom(
-        &arrays.fdf_re,
-        &arrays.fdf_im,
-        &arrays.rmsf_re,
-        &arrays.rmsf_im,
-        &arrays.axes.phi,
-        synth.fwhmRMSF,
+        inp.fdf_re,
+        inp.fdf_im,
+        inp.rmsf_re,
+        inp.rmsf_im,
+        inp.phi,
+        inp.fwhm_rmsf,
         cutoff,
         p.max_iter,
         p.gain,
@@ -250,17 +290,17 @@ pub fn run_rmclean(
     let peak = super::rm_synthesis::measure_fdf(
         &r.clean_re,
         &r.clean_im,
-        &arrays.axes.phi,
-        synth.fwhmRMSF,
-        synth.dFDFth,
-        &arrays.lambda_sq,
-        synth.lam0Sq_m2,
+        inp.phi,
+        inp.fwhm_rmsf,
+        inp.dfdf_th,
+        inp.lambda_sq,
+        inp.lam0_sq,
     );
-    let scale = peak.dFDFcorMAD / synth.dFDFth;
+    let scale = peak.dFDFcorMAD / inp.dfdf_th;
     let summary = CleanSummary {
         cleanCutoff: cutoff,
         nIter: r.n_iter,
-        mom2CCFDF: mom2_cc(&r.cc_re, &r.cc_im, &arrays.axes.phi),
+        mom2CCFDF: mom2_cc(&r.cc_re, &r.cc_im, inp.phi),
         dPhiObserved_rm2: peak.dPhiPeakPIfit_rm2 * scale,
         dAmpObserved: peak.dFDFcorMAD,
         dPolAngleFitObserved_deg: peak.dPolAngleFit_deg * scale,

@@ -8,7 +8,9 @@
 //! Invariant: a builtin's outputs are a deterministic function of its inputs' bytes, its
 //! parameters and its unit; its `VERSION` is bumped whenever that function changes.
 
+pub mod imaging;
 pub mod rm1d;
+pub mod spectral;
 pub mod stamp;
 
 use std::path::{Path, PathBuf};
@@ -65,10 +67,18 @@ pub trait Builtin: Sync {
 }
 
 static STAMP: stamp::Stamp = stamp::Stamp;
+static BEAMS: imaging::Beams = imaging::Beams;
+static CUTOUT: imaging::Cutout = imaging::Cutout;
+static LINMOS: imaging::Linmos = imaging::Linmos;
+static RMSYNTH: spectral::RmSynth = spectral::RmSynth;
+static RMCLEAN: spectral::RmClean = spectral::RmClean;
+static CATALOGUE: spectral::Catalogue = spectral::Catalogue;
 
 /// Every builtin, by name.
 pub fn registry() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 1] = [&STAMP];
+    static REG: [&dyn Builtin; 7] = [
+        &STAMP, &BEAMS, &CUTOUT, &LINMOS, &RMSYNTH, &RMCLEAN, &CATALOGUE,
+    ];
     &REG
 }
 
