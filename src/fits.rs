@@ -150,6 +150,14 @@ fn is_structural(key: &str) -> bool {
         || (key.starts_with("NAXIS") && key[5..].chars().all(|c| c.is_ascii_digit()))
 }
 
+/// The two COMMENT cards cfitsio writes into every new primary header ("FITS (Flexible Image
+/// Transport System) format is defined in ..."): copying them would add another pair each time a
+/// header passes from one file to the next.
+fn is_standard_note(card: &str) -> bool {
+    card.starts_with("COMMENT   FITS (Flexible Image Transport System) format is defined")
+        || card.starts_with("COMMENT   and Astrophysics', volume 376, page 359")
+}
+
 impl Header {
     fn raw_value(&self, key: &str) -> Option<&str> {
         let card = self
@@ -328,7 +336,8 @@ fn write_cards(h: &Handle, header: &Header) -> Result<(), FitsError> {
     let mut status = 0;
     for card in &header.cards {
         let key = card_key(card);
-        if is_structural(key) || key.is_empty() && card.trim().is_empty() {
+        if is_structural(key) || key.is_empty() && card.trim().is_empty() || is_standard_note(card)
+        {
             continue;
         }
         let c = CString::new(card.as_str())

@@ -150,3 +150,54 @@ fn simulated_field_is_recovered_and_rebuilds_incrementally() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(with_status(&r, "ran").is_empty(), "{r:?}");
 }
+
+/// The files a build writes, checked by others' readers: astropy (WCS, cutout pixels against the
+/// beam cubes, mosaic fluxes, catalogue units), the `rmtable` package, and Debian's `fitsverify`.
+#[test]
+fn fits_outputs_pass_astropy_rmtable_and_fitsverify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let field = "RACS_FITS";
+    let dir = simulate(data, &SimOptions::small(field, 11)).unwrap();
+    let (out, r) = build_real(&data.join("cache"), data, field, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(with_status(&r, "failed").is_empty(), "{r:?}");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_fits.py");
+    let out = std::process::Command::new(python())
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "astropy check failed:\n{}",
+        text(&out)
+    );
+
+    let fitsverify = ["/usr/bin/fitsverify", "/usr/local/bin/fitsverify"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("fitsverify not found: `apt-get install fitsverify` (.ci/run does)");
+    let files: Vec<_> = walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "fits"))
+        .collect();
+    assert!(files.len() > 100, "{} FITS files", files.len());
+    for chunk in files.chunks(64) {
+        let out = std::process::Command::new(fitsverify)
+            .arg("-q")
+            .args(chunk)
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert!(
+            out.status.success() && !t.contains("verification FAILED"),
+            "{t}"
+        );
+        assert_eq!(t.matches("verification OK").count(), chunk.len(), "{t}");
+        assert!(!t.contains("warning"), "fitsverify warns:\n{t}");
+    }
+}

@@ -3,7 +3,11 @@
 //! Covers both weightings, both Stokes I models, fixed and default Faraday axes, a fitted RMSF,
 //! flagged (NaN) channels, a spectrum without Stokes I, and RM-CLEAN with and without a window.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::python;
 use std::process::Command;
 
 use arrakis::science::rm_clean::{run_rmclean, CleanParams};
@@ -11,18 +15,6 @@ use arrakis::science::rm_synthesis::{run_rmsynth, SynthParams};
 use arrakis::science::stokes_i::FitFunction;
 use arrakis::stages::rm1d::read_spectrum;
 use serde_json::Value;
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("ARRAKIS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
-    assert!(
-        p.exists(),
-        "{} not found: RM-Tools is the reference these tests compare against; run `bash .ci/run` once (it makes the venv) or set ARRAKIS_PYTHON",
-        p.display()
-    );
-    p
-}
 
 /// A small deterministic generator (SplitMix64 + Box–Muller), so spectra are the same every run.
 struct Rng(u64);

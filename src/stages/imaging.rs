@@ -297,6 +297,48 @@ pub fn primary_beam(r_deg: f64, freq_hz: f64) -> f64 {
     (-4.0 * 2f64.ln() * (r_deg / fwhm).powi(2)).exp()
 }
 
+/// Keys' cubic convolution kernel (a = -0.5): interpolates exactly at the samples, reproduces
+/// quadratics, and loses far less of a beam-sized peak between pixels than bilinear does (a
+/// Gaussian of FWHM 3 pixels sampled half a pixel off in x and y: bilinear gives 0.86 of the
+/// peak, this 0.96).
+fn keys(t: f64) -> f64 {
+    let t = t.abs();
+    if t <= 1.0 {
+        (1.5 * t - 2.5) * t * t + 1.0
+    } else if t < 2.0 {
+        ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
+    } else {
+        0.0
+    }
+}
+
+/// The value of channel `ch` at fractional pixel (x, y): bicubic where the 4×4 neighbourhood
+/// is inside the image and free of blanks, else bilinear, else NaN outside the image.
+fn interpolate(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
+    if x < 0.0 || y < 0.0 || x > (c.nx - 1) as f64 || y > (c.ny - 1) as f64 {
+        return f64::NAN;
+    }
+    let (xf, yf) = (x.floor(), y.floor());
+    let (x0, y0) = (xf as isize - 1, yf as isize - 1);
+    if x0 >= 0 && y0 >= 0 && x0 + 3 < c.nx as isize && y0 + 3 < c.ny as isize {
+        let (fx, fy) = (x - xf, y - yf);
+        let wx = [keys(1.0 + fx), keys(fx), keys(1.0 - fx), keys(2.0 - fx)];
+        let wy = [keys(1.0 + fy), keys(fy), keys(1.0 - fy), keys(2.0 - fy)];
+        let mut sum = 0.0;
+        for (j, wyj) in wy.iter().enumerate() {
+            let mut row = 0.0;
+            for (i, wxi) in wx.iter().enumerate() {
+                row += wxi * c.at(ch, y0 as usize + j, x0 as usize + i) as f64;
+            }
+            sum += wyj * row;
+        }
+        if sum.is_finite() {
+            return sum;
+        }
+    }
+    bilinear(c, ch, x, y)
+}
+
 fn bilinear(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
     if x < 0.0 || y < 0.0 || x > (c.nx - 1) as f64 || y > (c.ny - 1) as f64 {
         return f64::NAN;
@@ -320,7 +362,7 @@ impl Builtin for Linmos {
         "linmos"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let cutoff = ctx
@@ -387,7 +429,7 @@ impl Builtin for Linmos {
                         if pb < cutoff || w <= 0.0 || !w.is_finite() {
                             continue;
                         }
-                        let v = bilinear(&cubes[b].0, ch, px, py);
+                        let v = interpolate(&cubes[b].0, ch, px, py);
                         if !v.is_finite() {
                             continue;
                         }
@@ -427,5 +469,59 @@ impl Builtin for Linmos {
             .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fits::Header;
+
+    fn cube(nx: usize, ny: usize, f: impl Fn(f64, f64) -> f64) -> Cube {
+        let data = (0..ny)
+            .flat_map(|y| (0..nx).map(move |x| (x, y)))
+            .map(|(x, y)| f(x as f64, y as f64) as f32)
+            .collect();
+        Cube {
+            nx,
+            ny,
+            nchan: 1,
+            data,
+            header: Header::default(),
+        }
+    }
+
+    #[test]
+    fn interpolation_is_exact_at_samples_and_on_quadratics() {
+        let q = |x: f64, y: f64| 0.5 * x * x - 0.25 * x * y + 2.0 * y + 1.0;
+        let c = cube(9, 8, q);
+        for (x, y) in [(3.0, 4.0), (2.5, 3.25), (4.75, 2.1), (1.0, 1.0)] {
+            let v = interpolate(&c, 0, x, y);
+            assert!((v - q(x, y)).abs() < 1e-4, "({x}, {y}): {v} vs {}", q(x, y));
+        }
+        // Near the edge: bilinear, still exact at samples and on planes; outside: NaN.
+        assert!((interpolate(&c, 0, 0.0, 7.0) - q(0.0, 7.0)).abs() < 1e-5);
+        assert!(interpolate(&c, 0, -0.1, 3.0).is_nan());
+        assert!(interpolate(&c, 0, 3.0, 7.5).is_nan());
+    }
+
+    #[test]
+    fn a_beam_sized_peak_survives_regridding() {
+        // FWHM 3 pixels, sampled half a pixel off in both axes.
+        let k = 4.0 * std::f64::consts::LN_2 / 9.0;
+        let c = cube(12, 12, |x, y| {
+            (-k * ((x - 5.5).powi(2) + (y - 5.5).powi(2))).exp()
+        });
+        let v = interpolate(&c, 0, 5.5, 5.5);
+        assert!(v > 0.95 && v < 1.0, "{v}");
+        assert!(bilinear(&c, 0, 5.5, 5.5) < 0.87);
+    }
+
+    #[test]
+    fn a_blank_neighbour_falls_back_to_bilinear() {
+        let mut c = cube(8, 8, |x, _| x);
+        c.data[2 * 8 + 2] = f32::NAN; // (x 2, y 2) is in the 4×4 of (3.5, 3.5) but not its 2×2
+        assert!((interpolate(&c, 0, 3.5, 3.5) - 3.5).abs() < 1e-6);
+        assert!(interpolate(&c, 0, 2.5, 2.5).is_nan());
     }
 }

@@ -524,35 +524,40 @@ impl Builtin for Catalogue {
             .iter()
             .map(|c| synth[&c.id]["reason"].as_str().unwrap_or("").to_string())
             .collect();
-        // CSV.
-        let mut csv_text = String::from("cat_id,source_id");
-        for (n, _, _) in &columns {
-            csv_text.push(',');
-            csv_text.push_str(n);
-        }
-        csv_text.push_str(
-            ",Nchan,stokesI_fit_stat,snr_flag,stokesI_fit_flag,rmsynth_failed,failure_reason\n",
-        );
+        // CSV (quoted where a field needs it; empty where a value is not finite).
+        let csv_err = |e: csv::Error| e.to_string();
+        let mut w = csv::Writer::from_path(out_path(ctx, "csv")?).map_err(csv_err)?;
+        let mut header = vec!["cat_id", "source_id"];
+        header.extend(columns.iter().map(|c| c.0));
+        header.extend([
+            "Nchan",
+            "stokesI_fit_stat",
+            "snr_flag",
+            "stokesI_fit_flag",
+            "rmsynth_failed",
+            "failure_reason",
+        ]);
+        w.write_record(&header).map_err(csv_err)?;
         for (r, c) in rows.iter().enumerate() {
-            let mut line = format!("{},{}", c.id, c.island);
-            for (_, _, v) in &columns {
-                line.push(',');
+            let mut rec = vec![c.id.clone(), c.island.clone()];
+            rec.extend(columns.iter().map(|(_, _, v)| {
                 if v[r].is_finite() {
-                    line.push_str(&format!("{}", v[r]));
+                    v[r].to_string()
+                } else {
+                    String::new()
                 }
-            }
-            line.push_str(&format!(
-                ",{},{},{},{},{},\"{}\"\n",
-                nchan[r],
-                ifit[r],
-                snr_flag[r],
-                ifit_flag[r],
-                ok_flag[r],
-                reason[r].replace('"', "'")
-            ));
-            csv_text.push_str(&line);
+            }));
+            rec.extend([
+                nchan[r].to_string(),
+                ifit[r].to_string(),
+                snr_flag[r].to_string(),
+                ifit_flag[r].to_string(),
+                ok_flag[r].to_string(),
+                reason[r].clone(),
+            ]);
+            w.write_record(&rec).map_err(csv_err)?;
         }
-        std::fs::write(out_path(ctx, "csv")?, csv_text).map_err(|e| e.to_string())?;
+        w.flush().map_err(|e| e.to_string())?;
         // FITS binary table.
         use crate::fits::Column;
         let mut cols: Vec<(String, String, Column)> = vec![
@@ -579,6 +584,7 @@ impl Builtin for Catalogue {
             Column::Bool(ifit_flag),
         ));
         cols.push(("rmsynth_failed".into(), "".into(), Column::Bool(ok_flag)));
+        cols.push(("failure_reason".into(), "".into(), Column::Str(reason)));
         let mut extra = crate::fits::Header::default();
         extra.set_str("FIELD", ctx.var("field").unwrap_or(""), "");
         extra.set_str("ORIGIN", "arrakis", "");

@@ -150,3 +150,16 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The reference venv's Python (`ARRAKIS_PYTHON`, which `.ci/run` sets; else the venv it makes).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("ARRAKIS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} not found: the science tests compare against Python references (RM-Tools, astropy, rmtable); run `bash .ci/run` once (it makes the venv) or set ARRAKIS_PYTHON",
+        p.display()
+    );
+    p
+}
