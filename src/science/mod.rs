@@ -6,6 +6,7 @@
 //! Must never: open a file, read a parameter file or know about targets.
 
 pub mod lm;
+pub mod primary_beam;
 pub mod rm_clean;
 pub mod rm_synthesis;
 pub mod stats;

@@ -8,9 +8,14 @@
 //! Invariant: a builtin's outputs are a deterministic function of its inputs' bytes, its
 //! parameters and its unit; its `VERSION` is bumped whenever that function changes.
 
-pub mod imaging;
+pub mod beams;
+pub mod catalogue;
+pub mod cutout;
+pub mod io;
+pub mod linmos;
 pub mod rm1d;
-pub mod spectral;
+pub mod rmclean;
+pub mod rmsynth;
 pub mod stamp;
 
 use std::path::{Path, PathBuf};
@@ -67,12 +72,12 @@ pub trait Builtin: Sync {
 }
 
 static STAMP: stamp::Stamp = stamp::Stamp;
-static BEAMS: imaging::Beams = imaging::Beams;
-static CUTOUT: imaging::Cutout = imaging::Cutout;
-static LINMOS: imaging::Linmos = imaging::Linmos;
-static RMSYNTH: spectral::RmSynth = spectral::RmSynth;
-static RMCLEAN: spectral::RmClean = spectral::RmClean;
-static CATALOGUE: spectral::Catalogue = spectral::Catalogue;
+static BEAMS: beams::Beams = beams::Beams;
+static CUTOUT: cutout::Cutout = cutout::Cutout;
+static LINMOS: linmos::Linmos = linmos::Linmos;
+static RMSYNTH: rmsynth::RmSynth = rmsynth::RmSynth;
+static RMCLEAN: rmclean::RmClean = rmclean::RmClean;
+static CATALOGUE: catalogue::Catalogue = catalogue::Catalogue;
 
 /// Every builtin, by name.
 pub fn registry() -> &'static [&'static dyn Builtin] {
