@@ -635,12 +635,7 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
             a.dir.display()
         );
     }
-    // The default cache is per working directory; the demo keeps its own beside its field.
-    let cache = if cache_dir == Path::new("cache") {
-        a.dir.join("cache")
-    } else {
-        cache_dir.to_path_buf()
-    };
+    let cache = cache_dir.to_path_buf();
     let args = BuildArgs {
         field: FieldArgs {
             field: field.into(),
@@ -660,18 +655,28 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
     };
     let code = build(&cache, false, &args)?;
     let cat = a.dir.join(field).join(format!("{field}.catalogue.csv"));
-    if let Ok(text) = std::fs::read_to_string(&cat) {
-        let rows = text.lines().count().saturating_sub(1);
-        let detected = text
-            .lines()
-            .skip(1)
-            .filter(|l| l.contains(",false,false,false,"))
-            .count();
-        println!("catalogue: {} ({rows} components, {detected} with polarised SNR above the cut and a good fit)", absolute(&cat).display());
+    if let Ok(mut rdr) = csv::Reader::from_path(&cat) {
+        let headers = rdr.headers().cloned().unwrap_or_default();
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        let flags = [
+            col("snr_flag"),
+            col("stokesI_fit_flag"),
+            col("rmsynth_failed"),
+        ];
+        let (mut rows, mut detected) = (0, 0);
+        for rec in rdr.records().flatten() {
+            rows += 1;
+            let clear = |c: Option<usize>| c.and_then(|c| rec.get(c)) == Some("false");
+            detected += usize::from(flags.iter().all(|&c| clear(c)));
+        }
+        println!(
+            "catalogue: {} ({rows} components, {detected} with polarised SNR above the cut and a good fit)",
+            absolute(&cat).display()
+        );
         println!("also: {}", absolute(&cat.with_extension("fits")).display());
     }
     println!(
-        "demo took {:.1} s; run it again: nothing is rebuilt (arrakis status --datadir {} {field})",
+        "demo took {:.1} s; run it again and nothing is rebuilt; see `arrakis status {field} --datadir {}`",
         t0.elapsed().as_secs_f64(),
         a.dir.display()
     );

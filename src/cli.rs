@@ -292,7 +292,7 @@ pub enum BenchWhat {
 /// `arrakis demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Directory for the demo field (and its cache, unless --cache is given).
+    /// Directory for the demo field.
     #[arg(long, default_value = "demo")]
     pub dir: PathBuf,
     /// Parallel jobs (default: all cores).

@@ -201,3 +201,32 @@ fn fits_outputs_pass_astropy_rmtable_and_fitsverify() {
         assert!(!t.contains("warning"), "fitsverify warns:\n{t}");
     }
 }
+
+/// `arrakis demo`, the README's first command: a catalogue on the first run, nothing rebuilt on
+/// the second.
+#[test]
+fn demo_builds_a_catalogue_then_rebuilds_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+            .arg("demo")
+            .current_dir(tmp.path())
+            .env_remove("ARRAKIS_CACHE")
+            .env_remove("ARRAKIS_RULES")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let t = text(&first);
+    assert!(first.status.success(), "{t}");
+    assert!(t.contains("ran 118, skipped 0, failed 0"), "{t}");
+    let cat = tmp.path().join("demo/RACS_DEMO/RACS_DEMO.catalogue.csv");
+    assert!(t.contains(&*cat.to_string_lossy()), "{t}");
+    assert_eq!(read_csv(&cat).len(), 22);
+    let second = run();
+    let t = text(&second);
+    assert!(
+        second.status.success() && t.contains("ran 0, skipped 118, failed 0"),
+        "{t}"
+    );
+}
