@@ -303,27 +303,12 @@ impl Cube {
 
     /// Write as a 3-axis float32 cube with this header (structural cards are regenerated).
     pub fn write(&self, path: &Path) -> Result<(), FitsError> {
-        let h = Handle::create(path)?;
-        let mut status = 0;
-        let mut naxes: [c_long; 3] = [self.nx as c_long, self.ny as c_long, self.nchan as c_long];
-        // SAFETY: valid handle; naxes has NAXIS entries.
-        unsafe { sys::ffcrim(h.fptr, -32, 3, naxes.as_mut_ptr(), &mut status) };
-        h.check(status, "creating the image")?;
-        write_cards(&h, &self.header)?;
-        let mut data = self.data.clone();
-        // SAFETY: the buffer holds exactly nelem floats.
-        unsafe {
-            sys::ffppre(
-                h.fptr,
-                0,
-                1,
-                data.len() as i64,
-                data.as_mut_ptr(),
-                &mut status,
-            )
-        };
-        h.check(status, "writing the pixels")?;
-        h.close()
+        write_image(
+            path,
+            &[self.nx, self.ny, self.nchan],
+            &self.data,
+            &self.header,
+        )
     }
 
     /// Pixel value at (channel, y, x).
@@ -404,6 +389,113 @@ impl PlaneReader {
             )
         };
         self.handle.check(status, &format!("reading channel {c}"))
+    }
+}
+
+/// Write a float32 primary image of `shape` (NAXIS1 first) with the header's non-structural cards.
+fn write_image(
+    path: &Path,
+    shape: &[usize],
+    data: &[f32],
+    header: &Header,
+) -> Result<(), FitsError> {
+    let h = Handle::create(path)?;
+    let mut status = 0;
+    let mut naxes: Vec<c_long> = shape.iter().map(|&n| n as c_long).collect();
+    // SAFETY: valid handle; naxes has NAXIS entries.
+    unsafe {
+        sys::ffcrim(
+            h.fptr,
+            -32,
+            naxes.len() as c_int,
+            naxes.as_mut_ptr(),
+            &mut status,
+        )
+    };
+    h.check(status, "creating the image")?;
+    write_cards(&h, header)?;
+    let mut data = data.to_vec();
+    // SAFETY: the buffer holds exactly nelem floats.
+    unsafe {
+        sys::ffppre(
+            h.fptr,
+            0,
+            1,
+            data.len() as i64,
+            data.as_mut_ptr(),
+            &mut status,
+        )
+    };
+    h.check(status, "writing the pixels")?;
+    h.close()
+}
+
+/// A float image of any number of axes (the holography beam model is 4-D: x, y, FREQ, BEAM).
+pub struct Image {
+    /// Axis lengths, NAXIS1 first.
+    pub shape: Vec<usize>,
+    /// The pixels, NAXIS1 varying fastest.
+    pub data: Vec<f32>,
+    /// The header.
+    pub header: Header,
+}
+
+impl Image {
+    /// Read the primary image, whatever its number of axes (floating-point data only).
+    pub fn read(path: &Path) -> Result<Image, FitsError> {
+        let handle = Handle::open(path)?;
+        let header = Header {
+            cards: handle.cards()?,
+        };
+        let bitpix = header.get_f64("BITPIX").unwrap_or(0.0) as i64;
+        if bitpix != -32 && bitpix != -64 {
+            return Err(err(
+                path,
+                format!("BITPIX = {bitpix}: expected floating-point data (BITPIX -32 or -64)"),
+            ));
+        }
+        let naxis = header.get_f64("NAXIS").unwrap_or(0.0) as usize;
+        let shape: Vec<usize> = (1..=naxis)
+            .map(|i| header.get_f64(&format!("NAXIS{i}")).unwrap_or(0.0) as usize)
+            .collect();
+        let n: usize = shape.iter().product();
+        if naxis == 0 || n == 0 {
+            return Err(err(path, format!("shape {shape:?}: the image is empty")));
+        }
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if size < (n as u64) * (bitpix.unsigned_abs() / 8) {
+            return Err(err(
+                path,
+                "truncated: the file is shorter than its header promises",
+            ));
+        }
+        let mut data = vec![0f32; n];
+        let (mut status, mut anynul) = (0, 0);
+        // SAFETY: `data` holds n floats; firstelem is 1-based.
+        unsafe {
+            sys::ffgpve(
+                handle.fptr,
+                0,
+                1,
+                n as i64,
+                f32::NAN,
+                data.as_mut_ptr(),
+                &mut anynul,
+                &mut status,
+            )
+        };
+        handle.check(status, "reading the pixels")?;
+        handle.close()?;
+        Ok(Image {
+            shape,
+            data,
+            header,
+        })
+    }
+
+    /// Write as a float32 image with this header (structural cards are regenerated).
+    pub fn write(&self, path: &Path) -> Result<(), FitsError> {
+        write_image(path, &self.shape, &self.data, &self.header)
     }
 }
 

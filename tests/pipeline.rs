@@ -230,3 +230,114 @@ fn demo_builds_a_catalogue_then_rebuilds_nothing() {
         "{t}"
     );
 }
+
+/// A holography model that is the Gaussian beam gives the Gaussian mosaics; editing the model
+/// reruns linmos and what follows, never the cutouts.
+#[test]
+fn holography_beam_model_drives_linmos() {
+    use arrakis::fits::{Cube, Header, Image};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    let field = "RACS_HOLO";
+    let dir = simulate(data, &SimOptions::small(field, 5)).unwrap();
+    let (out, _) = build_real(&cache, data, field, &["--until", "linmos"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mosaics: Vec<std::path::PathBuf> = walkdir::WalkDir::new(dir.join("cutouts"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".linmos.fits") && p.to_string_lossy().contains(".image.")
+        })
+        .collect();
+    let gaussian: Vec<Cube> = mosaics.iter().map(|p| Cube::read(p).unwrap()).collect();
+
+    // The Gaussian beam (FWHM 1.09 λ/D, D = 12 m) sampled every 0.02° out to ±2.5°, at three
+    // frequencies spanning the band, for beams 0..3.
+    let write_model = |scale_beam2: f32| {
+        let (n, step, freqs) = (251usize, 0.02f64, [740e6f64, 890e6, 1040e6]);
+        let mut pix = Vec::new();
+        for beam in 0..4 {
+            for f in freqs {
+                let fwhm = (1.09 * 299_792_458.0 / f / 12.0f64).to_degrees();
+                for iy in 0..n {
+                    for ix in 0..n {
+                        let (l, m) = (-2.5 + step * ix as f64, -2.5 + step * iy as f64);
+                        let v = (-4.0 * 2f64.ln() * (l * l + m * m) / (fwhm * fwhm)).exp() as f32;
+                        pix.push(if beam == 2 { v * scale_beam2 } else { v });
+                    }
+                }
+            }
+        }
+        let mut h = Header::default();
+        for (i, (ctype, crval, cdelt)) in [
+            ("L-OFFSET", -2.5, step),
+            ("M-OFFSET", -2.5, step),
+            ("FREQ", 740e6, 150e6),
+            ("BEAM", 0.0, 1.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            h.set_str(&format!("CTYPE{}", i + 1), ctype, "");
+            h.set_f64(&format!("CRVAL{}", i + 1), crval, "");
+            h.set_f64(&format!("CRPIX{}", i + 1), 1.0, "");
+            h.set_f64(&format!("CDELT{}", i + 1), cdelt, "");
+        }
+        // cfitsio never overwrites: replace the file.
+        let _ = std::fs::remove_file(dir.join("holo.fits"));
+        Image {
+            shape: vec![n, n, 3, 4],
+            data: pix,
+            header: h,
+        }
+        .write(&dir.join("holo.fits"))
+        .unwrap();
+    };
+    write_model(1.0);
+    let holo = ["--set", "holofile=holo.fits"];
+    let (out, r) = build_real(&cache, data, field, &holo);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        stages_that_ran(&r),
+        ["catalogue", "linmos", "rmclean", "rmsynth"],
+        "{r:?}"
+    );
+    for (p, g) in mosaics.iter().zip(&gaussian) {
+        let h = Cube::read(p).unwrap();
+        let peak = g
+            .data
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0f32, |a, v| a.max(v.abs()));
+        let worst = h
+            .data
+            .iter()
+            .zip(&g.data)
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        // Linear interpolation of the model between 0.02° samples and 150 MHz planes.
+        assert!(
+            worst < 0.02 * peak,
+            "{}: differs by {worst} (peak {peak})",
+            p.display()
+        );
+        assert!(h.header.cards.iter().any(|c| c.contains("holography")));
+    }
+    // A different model for beam 2 reruns linmos (and downstream), not the cutouts.
+    write_model(0.5);
+    let (out, r) = build_real(&cache, data, field, &holo);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stages_that_ran(&r).contains(&"linmos".to_string())
+            && !stages_that_ran(&r).contains(&"cutout".to_string()),
+        "{r:?}"
+    );
+    // A holofile that is not FITS: linmos fails with an error naming it.
+    std::fs::write(dir.join("holo.fits"), b"not a FITS file").unwrap();
+    let (out, r) = build_real(&cache, data, field, &holo);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("holo.fits"), "{}", text(&out));
+    assert!(!with_status(&r, "failed").is_empty());
+}

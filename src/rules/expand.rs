@@ -292,6 +292,15 @@ pub fn action_descriptor(rule: &Rule, builtin_version: &dyn Fn(&str) -> Option<u
     }
 }
 
+/// Whether an input's `when`/`unless` parameter counts as set: a bool that is true, or any other
+/// value that is not null.
+fn is_set(v: Option<&ParamValue>) -> bool {
+    match v {
+        None | Some(ParamValue::Null) | Some(ParamValue::Bool(false)) => false,
+        Some(_) => true,
+    }
+}
+
 /// Whether a rule is active under `params` (its `when` conditions hold).
 pub fn rule_active(rule: &Rule, params: &Params) -> bool {
     rule.when.iter().all(|(k, v)| params.get(k) == Some(v))
@@ -396,12 +405,9 @@ pub fn expand(
             .map(|i| {
                 i.when
                     .as_ref()
-                    .map(|p| params.get(p) == Some(&ParamValue::Bool(true)))
+                    .map(|p| is_set(params.get(p)))
                     .unwrap_or(true)
-                    && i.unless
-                        .as_ref()
-                        .map(|p| params.get(p) != Some(&ParamValue::Bool(true)))
-                        .unwrap_or(true)
+                    && !i.unless.as_ref().is_some_and(|p| is_set(params.get(p)))
             })
             .collect();
         graph.rules.push(RuleInfo {

@@ -98,9 +98,9 @@ pub struct InputSpec {
     pub source: InputSource,
     /// A missing file is an absent slot rather than an error.
     pub optional: bool,
-    /// Only when this bool parameter is true.
+    /// Only when this parameter is set: a bool that is true, or a nullable one that is not null.
     pub when: Option<String>,
-    /// Only when this bool parameter is false.
+    /// Only when this parameter is not set.
     pub unless: Option<String>,
 }
 
@@ -444,9 +444,9 @@ impl Loader<'_> {
             }
             for p in ri.when.iter().chain(ri.unless.iter()) {
                 match raw.params.get(p) {
-                    Some(d) if d.ty == crate::config::params::ParamType::Bool => {}
+                    Some(d) if d.ty == crate::config::params::ParamType::Bool || d.nullable => {}
                     Some(_) => {
-                        return Err(self.err(&kp, format!("input '{iname}': when/unless parameter '{p}' must be declared with type bool")))
+                        return Err(self.err(&kp, format!("input '{iname}': when/unless parameter '{p}' must be a bool, or nullable (then it counts as set when not null)")))
                     }
                     None => {
                         return Err(self.err(

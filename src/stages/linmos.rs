@@ -4,11 +4,92 @@
 //!
 //! Must never: write anywhere but its temporary outputs.
 
+use std::path::Path;
+
 use super::io::read_weights;
 use super::{ActionCtx, Builtin};
-use crate::fits::Cube;
-use crate::science::primary_beam::primary_beam;
-use crate::wcs::{separation_deg, Wcs};
+use crate::fits::{Cube, Image};
+use crate::science::primary_beam::{offset_lm_deg, primary_beam, BeamModel};
+use crate::wcs::Wcs;
+
+/// The beam number in a cutout's name (`....beamNN.conv.fits`).
+fn beam_number(path: &Path) -> Option<usize> {
+    let name = path.file_name()?.to_str()?;
+    let rest = &name[name.rfind(".beam")? + 5..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// Read a holography primary-beam model: a float FITS image with axes (l, m, FREQ[, BEAM]):
+/// axes 1 and 2 are offsets from the beam pointing in degrees (CTYPE `L-OFFSET`, `M-OFFSET`;
+/// l towards the east), axis 3 is frequency in Hz, and the optional axis 4 (CTYPE `BEAM`) numbers
+/// the beams (CRVAL4 at CRPIX4, step 1). Without axis 4 one pattern serves every beam.
+pub fn read_beam_model(path: &Path) -> Result<BeamModel, String> {
+    let img = Image::read(path).map_err(|e| e.to_string())?;
+    let h = &img.header;
+    let bad = |what: String| {
+        format!(
+            "{}: {what}; a holography model has axes (L-OFFSET deg, M-OFFSET deg, FREQ Hz[, BEAM])",
+            path.display()
+        )
+    };
+    if !(img.shape.len() == 3 || img.shape.len() == 4) {
+        return Err(bad(format!("{} axes", img.shape.len())));
+    }
+    let axis = |i: usize| -> Result<(f64, f64), String> {
+        let key = |k: &str| format!("{k}{i}");
+        let crval = h.get_f64(&key("CRVAL")).unwrap_or(0.0);
+        let crpix = h.get_f64(&key("CRPIX")).unwrap_or(1.0);
+        let cdelt = h
+            .get_f64(&key("CDELT"))
+            .filter(|d| *d != 0.0)
+            .ok_or_else(|| bad(format!("{} is missing or zero", key("CDELT"))))?;
+        // Value of the first sample (pixel 1) and the step.
+        Ok((crval + (1.0 - crpix) * cdelt, cdelt))
+    };
+    for (i, want) in [(1, "L-OFFSET"), (2, "M-OFFSET"), (3, "FREQ"), (4, "BEAM")] {
+        if i > img.shape.len() {
+            break;
+        }
+        let got = h.get_str(&format!("CTYPE{i}")).unwrap_or_default();
+        if got.trim() != want {
+            return Err(bad(format!(
+                "CTYPE{i} is '{}', expected '{want}'",
+                got.trim()
+            )));
+        }
+    }
+    let (l0, dl) = axis(1)?;
+    let (m0, dm) = axis(2)?;
+    let (f0, df) = if img.shape[2] > 1 {
+        axis(3)?
+    } else {
+        (h.get_f64("CRVAL3").unwrap_or(0.0), 1.0)
+    };
+    let (shared, beam0, nb) = if img.shape.len() == 4 {
+        let (b0, db) = axis(4)?;
+        if db != 1.0 || b0 < 0.0 || b0.fract() != 0.0 {
+            return Err(bad(
+                "the BEAM axis must count beams from a whole number in steps of 1".into(),
+            ));
+        }
+        (false, b0 as usize, img.shape[3])
+    } else {
+        (true, 0, 1)
+    };
+    Ok(BeamModel {
+        shape: [img.shape[0], img.shape[1], img.shape[2], nb],
+        data: img.data,
+        l0_deg: l0,
+        dl_deg: dl,
+        m0_deg: m0,
+        dm_deg: dm,
+        f0_hz: f0,
+        df_hz: df,
+        beam0,
+        shared,
+    })
+}
 
 /// Keys' cubic convolution kernel (a = -0.5): interpolates exactly at the samples, reproduces
 /// quadratics, and loses far less of a beam-sized peak between pixels than bilinear does (a
@@ -75,7 +156,7 @@ impl Builtin for Linmos {
         "linmos"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let cutoff = ctx
@@ -92,8 +173,20 @@ impl Builtin for Linmos {
                 weights.len()
             ));
         }
+        let holography = match ctx.input("holography").first() {
+            Some(p) => Some(read_beam_model(p)?),
+            None => None,
+        };
         let mut cubes = Vec::new();
+        let mut beam_numbers = Vec::new();
         for p in images {
+            beam_numbers.push(beam_number(p).ok_or_else(|| {
+                format!(
+                    "{}: cannot tell the beam of {} (expected '.beamNN.' in its name)",
+                    ctx.target,
+                    p.display()
+                )
+            })?);
             let c = Cube::read(p).map_err(|e| e.to_string())?;
             let w = Wcs::from_header(&c.header, p).map_err(|e| e.to_string())?;
             cubes.push((c, w));
@@ -122,11 +215,12 @@ impl Builtin for Linmos {
             for x in 0..out_nx {
                 let (ra, dec) = out_wcs.pix_to_world(x as f64, y as f64);
                 // Where this sky position falls in each beam's cutout, and how far from its pointing.
-                let places: Vec<Option<(f64, f64, f64)>> = cubes
+                let places: Vec<Option<(f64, f64, f64, f64)>> = cubes
                     .iter()
                     .map(|(_, w)| {
                         w.world_to_pix(ra, dec).map(|(px, py)| {
-                            (px, py, separation_deg(ra, dec, w.crval_ra, w.crval_dec))
+                            let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
+                            (px, py, l, m)
                         })
                     })
                     .collect();
@@ -136,8 +230,20 @@ impl Builtin for Linmos {
                     let freq = out_wcs.freq(ch);
                     let (mut num, mut den) = (0.0, 0.0);
                     for (b, place) in places.iter().enumerate() {
-                        let Some((px, py, r)) = *place else { continue };
-                        let pb = primary_beam(r, freq);
+                        let Some((px, py, l, m)) = *place else {
+                            continue;
+                        };
+                        let pb = match &holography {
+                            Some(model) => model
+                                .response(beam_numbers[b], l, m, freq)
+                                .ok_or_else(|| {
+                                    format!(
+                                        "{}: the holography model has no beam {}; give a model that covers every beam, or drop holofile to use the Gaussian beam",
+                                        ctx.target, beam_numbers[b]
+                                    )
+                                })?,
+                            None => primary_beam((l * l + m * m).sqrt(), freq),
+                        };
                         let w = ws[b][ch];
                         if pb < cutoff || w <= 0.0 || !w.is_finite() {
                             continue;
@@ -158,9 +264,11 @@ impl Builtin for Linmos {
             }
         }
         let mut header = cubes[ref_i].0.header.clone();
-        header.history(
-            "arrakis linmos: sum w B I / sum w B^2 (Gaussian primary beam, FWHM 1.09 lambda/D)",
-        );
+        header.history(if holography.is_some() {
+            "arrakis linmos: sum w B I / sum w B^2 (holography primary beams)"
+        } else {
+            "arrakis linmos: sum w B I / sum w B^2 (Gaussian primary beam, FWHM 1.09 lambda/D)"
+        });
         for (name, path, _) in &ctx.outputs {
             let data = if *name == "mosaic" {
                 out.clone()
