@@ -16,7 +16,7 @@ impl Builtin for RmClean {
         "rmclean"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let synth_path = ctx.input("synth").first().ok_or("input 'synth' missing")?;
@@ -74,6 +74,8 @@ impl Builtin for RmClean {
                     &result.clean_im,
                     &result.cc_re,
                     &result.cc_im,
+                    &result.resid_re,
+                    &result.resid_im,
                 ],
             )?;
             out["rmclean1d"] = json!(true);
