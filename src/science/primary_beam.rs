@@ -124,7 +124,11 @@ mod tests {
     #[test]
     fn a_gaussian_holography_model_gives_the_gaussian_beam() {
         let m = gaussian_model(1.0);
-        for (l, mm, f) in [(0.0f64, 0.0f64, 800e6), (0.3, -0.2, 900e6), (0.55, 0.45, 1000e6)] {
+        for (l, mm, f) in [
+            (0.0f64, 0.0f64, 800e6),
+            (0.3, -0.2, 900e6),
+            (0.55, 0.45, 1000e6),
+        ] {
             let r = (l * l + mm * mm).sqrt();
             let want = primary_beam(r, f);
             let got = m.response(5, l, mm, f).unwrap();
