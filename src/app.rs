@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::cli::{BuildArgs, DagArgs, ExplainArgs, FieldArgs, GcArgs, ParamsArgs, StatusArgs};
+use crate::config::cluster::{ClusterClass, ClusterConfig};
 use crate::config::{self, Origin, Params};
 use crate::exec::action::{write_atomic, TMP_PREFIX};
 use crate::exec::local::{self, BuildOptions, BuildResult, Mode, Status};
+use crate::exec::slurm::{job_script as slurm_script, worker_command, SlurmRunner};
 use crate::exec::{Engine, StaleClass};
 use crate::graph::Graph;
 use crate::rules::{self, expand::expand, RuleSet};
@@ -214,15 +216,55 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         .map_err(|e| anyhow!(e))?;
     let modes = local::modes_for(graph, &selected, args.only.is_some());
     let engine = Engine::new(graph, &setup.rules, &cache).with_states(states);
+    let load = |p: &Option<PathBuf>| -> Result<ClusterConfig> {
+        match p {
+            Some(p) => {
+                let c = ClusterConfig::load(p).map_err(|e| anyhow!(e.to_string()))?;
+                for u in &c.unused {
+                    eprintln!("arrakis: unused cluster config key {u}");
+                }
+                Ok(c)
+            }
+            None => Ok(ClusterConfig::local_default()),
+        }
+    };
+    let dask = load(&args.dask_config)?;
+    let imager = load(&args.imager_dask_config)?;
     let opts = BuildOptions {
-        jobs: args.jobs.unwrap_or_else(default_jobs),
+        jobs: args.jobs.or(dask.local_jobs).unwrap_or_else(default_jobs),
         keep_going: args.keep_going,
         dry_run: args.dry_run,
         quiet: args.quiet,
     };
+    let mut clusters = local::Clusters::default();
+    if !args.dry_run {
+        fn runner<'c>(
+            c: &'c ClusterConfig,
+            cache_dir: &Path,
+            field: &str,
+            retries: u32,
+        ) -> Result<Option<SlurmRunner<'c>>> {
+            if c.class != ClusterClass::Slurm {
+                return Ok(None);
+            }
+            SlurmRunner::new(c, cache_dir, field, retries)
+                .map(Some)
+                .map_err(|e| anyhow!(e))
+        }
+        clusters.default = runner(&dask, cache_dir, &graph.field, args.retries)?;
+        clusters.imager = runner(&imager, cache_dir, &graph.field, args.retries)?;
+    }
     let t0 = std::time::Instant::now();
-    let res = local::build(&engine, &modes, &opts);
+    let res = local::build_on(&engine, &modes, &opts, &mut clusters);
     timing("build loop", t0);
+    for r in clusters.default.iter().chain(clusters.imager.iter()) {
+        if r.jobs_submitted > 0 {
+            eprintln!(
+                "arrakis: {} Slurm job(s) submitted, at most {} in flight",
+                r.jobs_submitted, r.peak_in_flight
+            );
+        }
+    }
     let t0 = std::time::Instant::now();
     cache.flush()?;
     timing("flush", t0);
@@ -623,6 +665,36 @@ pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `arrakis job-script --dask-config FILE`: the script one job of that config gets.
+pub fn job_script(a: &crate::cli::JobScriptArgs) -> Result<i32> {
+    let c = ClusterConfig::load(&a.dask_config).map_err(|e| anyhow!(e.to_string()))?;
+    if c.class != ClusterClass::Slurm {
+        return Err(anyhow!(
+            "{}: cluster_class is not dask_jobqueue.SLURMCluster; a local cluster has no job script",
+            a.dask_config.display()
+        ));
+    }
+    for u in &c.unused {
+        eprintln!("arrakis: unused cluster config key {u}");
+    }
+    let exe = std::env::current_exe()?;
+    let manifest = "CACHE/slurm/FIELD/batch-N.json";
+    print!("{}", slurm_script(&c, &worker_command(&c, &exe, manifest)));
+    Ok(0)
+}
+
+/// `arrakis worker`: run a batch manifest (inside a Slurm job).
+pub fn worker(a: &crate::cli::WorkerArgs) -> Result<i32> {
+    let failed =
+        crate::exec::worker::run_manifest(&a.manifest, a.parallel, a.local_directory.as_deref())
+            .map_err(|e| anyhow!(e))?;
+    // Failed targets are reported in their receipts; the job itself succeeded.
+    if failed > 0 {
+        eprintln!("arrakis worker: {failed} target(s) failed (see their receipts)");
+    }
+    Ok(0)
+}
+
 /// `arrakis demo`: simulate a small field into `dir` (unless it is there already) and build it.
 pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
     let field = "RACS_DEMO";
@@ -652,6 +724,9 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
         only: None,
         report: None,
         quiet: false,
+        dask_config: None,
+        imager_dask_config: None,
+        retries: 2,
     };
     let code = build(&cache, false, &args)?;
     let cat = a.dir.join(field).join(format!("{field}.catalogue.csv"));

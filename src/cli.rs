@@ -68,6 +68,11 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Benchmarks.
     Bench(BenchArgs),
+    /// Print the Slurm job script one job of a cluster config gets.
+    JobScript(JobScriptArgs),
+    /// Run a batch of targets (what a Slurm job runs; never opens the cache).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
 }
 
 /// `arrakis simulate`.
@@ -183,6 +188,38 @@ pub struct BuildArgs {
     /// No progress bars or lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Cluster config (dask-jobqueue YAML) for the cutout and per-source stages; a
+    /// dask_jobqueue.SLURMCluster config runs them as Slurm jobs.
+    #[arg(long, alias = "dask_config", value_name = "FILE")]
+    pub dask_config: Option<PathBuf>,
+    /// Cluster config for the imaging stage.
+    #[arg(long, alias = "imager_dask_config", value_name = "FILE")]
+    pub imager_dask_config: Option<PathBuf>,
+    /// Resubmit targets of a failed, timed-out or cancelled Slurm job up to N times.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+}
+
+/// `arrakis worker` (what a Slurm job runs).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The batch manifest (`{task}` is replaced by SLURM_ARRAY_TASK_ID).
+    #[arg(long)]
+    pub manifest: String,
+    /// Targets to run at once.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Scratch directory for external commands (TMPDIR).
+    #[arg(long)]
+    pub local_directory: Option<String>,
+}
+
+/// `arrakis job-script`.
+#[derive(Debug, Args)]
+pub struct JobScriptArgs {
+    /// The cluster config (dask-jobqueue SLURMCluster YAML).
+    #[arg(long, alias = "dask_config", value_name = "FILE")]
+    pub dask_config: PathBuf,
 }
 
 /// `arrakis status`.

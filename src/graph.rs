@@ -101,6 +101,8 @@ pub struct RuleInfo {
     pub output_names: Vec<String>,
     /// Per output, the finer unit an `each:` output expands over.
     pub output_each: Vec<Option<UnitKind>>,
+    /// Which cluster config runs its targets.
+    pub resources: crate::rules::spec::Resources,
 }
 
 /// The expanded targets of one field.

@@ -31,6 +31,8 @@ fn main() {
         Command::Rmclean1d(a) => arrakis::app::rm1d(a, true),
         Command::Simulate(a) => arrakis::app::simulate(a),
         Command::Demo(a) => arrakis::app::demo(&cli.cache, a),
+        Command::JobScript(a) => arrakis::app::job_script(a),
+        Command::Worker(a) => arrakis::app::worker(a),
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {
                 islands,

@@ -7,6 +7,7 @@
 //! is either a known Arrakis key (reported as unused, with the reason) or an error naming the file,
 //! line and nearest known key.
 
+pub mod cluster;
 pub mod params;
 
 use std::collections::BTreeMap;

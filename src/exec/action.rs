@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::cache::OutputRecord;
+use crate::config::params::ParamValue;
 use crate::graph::InputFile;
 use crate::hash::{hash_file, StatSig};
-use crate::rules::spec::{Action, Rule};
+use crate::rules::spec::Action;
 use crate::stages::{builtin, ActionCtx};
 
 use super::Engine;
@@ -145,15 +146,55 @@ fn render_arg(
     Ok(vec![out])
 }
 
-/// Run target `ti`: create output directories, run the action into temporary paths, then hash
-/// and rename every output into place. On failure every temporary file is removed.
-pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
-    let start = Instant::now();
+/// Everything needed to run one target's action, without the graph or the cache: what the
+/// local executor runs directly and what a Slurm batch manifest carries to `arrakis worker`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TargetJob {
+    /// Target id.
+    pub id: String,
+    /// Rule name.
+    pub rule: String,
+    /// The field directory (absolute).
+    pub field_dir: PathBuf,
+    /// The action.
+    pub action: JobAction,
+    /// The unit's template variables.
+    pub vars: Vec<(String, String)>,
+    /// The parameters the rule declares, sorted by name.
+    pub params: Vec<(String, ParamValue)>,
+    /// Input slots in declared order: (slot name, absolute paths).
+    pub inputs: Vec<(String, Vec<PathBuf>)>,
+    /// Outputs in declared order.
+    pub outputs: Vec<JobOutput>,
+}
+
+/// A target's action.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum JobAction {
+    /// A builtin stage by name.
+    Builtin(String),
+    /// An argv template.
+    Command(Vec<String>),
+}
+
+/// One output of a job.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct JobOutput {
+    /// The rule's output name.
+    pub name: String,
+    /// Path relative to the field directory.
+    pub rel: String,
+    /// The finer unit's label of an `each:` output.
+    pub each: Option<String>,
+}
+
+/// The job for target `ti` of the engine's graph.
+pub fn job_for(engine: &Engine, ti: usize) -> Result<TargetJob, String> {
     let g = engine.graph;
     let t = &g.targets[ti];
     let info = &g.rules[t.rule as usize];
     let field_dir = g.field_dir.as_path();
-    let inputs: Vec<(&str, Vec<PathBuf>)> = t
+    let inputs = t
         .inputs
         .iter()
         .map(|slot| {
@@ -167,12 +208,59 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
                     })
                     .filter(|p| !slot.optional || p.exists())
                     .collect();
-            (info.input_names[slot.spec as usize].as_str(), files)
+            (info.input_names[slot.spec as usize].clone(), files)
         })
         .collect();
-    let mut outputs: Vec<(&str, PathBuf, Option<&str>)> = Vec::with_capacity(t.outputs.len());
-    let vars = g.vars(ti);
-    for (k, o) in t.outputs.iter().enumerate() {
+    let outputs = t
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(k, o)| JobOutput {
+            name: info.output_names[o.spec as usize].clone(),
+            rel: o.rel.clone(),
+            each: g.each_label(ti, k).map(str::to_string),
+        })
+        .collect();
+    let action = match engine.rules.get(&info.name).map(|r| &r.action) {
+        Some(Action::Builtin(name)) => JobAction::Builtin(name.clone()),
+        Some(Action::Command(argv)) => JobAction::Command(argv.clone()),
+        None => return Err(format!("rule '{}' is not loaded", info.name)),
+    };
+    Ok(TargetJob {
+        id: t.id.clone(),
+        rule: info.name.clone(),
+        field_dir: field_dir.to_path_buf(),
+        action,
+        vars: g.vars(ti),
+        params: info.params.clone(),
+        inputs,
+        outputs,
+    })
+}
+
+/// Run target `ti` of the engine's graph (see [`run_job`]).
+pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
+    match job_for(engine, ti) {
+        Ok(job) => run_job(&job),
+        Err(e) => RunResult {
+            outputs: Err(e),
+            seconds: 0.0,
+        },
+    }
+}
+
+/// Run a job: create output directories, run the action into temporary paths, then hash and
+/// rename every output into place. On failure every temporary file is removed.
+pub fn run_job(job: &TargetJob) -> RunResult {
+    let start = Instant::now();
+    let field_dir = job.field_dir.as_path();
+    let inputs: Vec<(&str, Vec<PathBuf>)> = job
+        .inputs
+        .iter()
+        .map(|(n, f)| (n.as_str(), f.clone()))
+        .collect();
+    let mut outputs: Vec<(&str, PathBuf, Option<&str>)> = Vec::with_capacity(job.outputs.len());
+    for o in &job.outputs {
         let fin = field_dir.join(&o.rel);
         if let Some(dir) = fin.parent() {
             if let Err(e) = std::fs::create_dir_all(dir) {
@@ -182,21 +270,16 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
                 };
             }
         }
-        outputs.push((
-            info.output_names[o.spec as usize].as_str(),
-            temp_path_for(&fin),
-            g.each_label(ti, k),
-        ));
+        outputs.push((o.name.as_str(), temp_path_for(&fin), o.each.as_deref()));
     }
-    let rule: Option<&Rule> = engine.rules.get(&info.name);
-    let result = match rule.map(|r| &r.action) {
-        Some(Action::Builtin(name)) => match builtin(name) {
+    let result = match &job.action {
+        JobAction::Builtin(name) => match builtin(name) {
             Some(b) => {
                 let ctx = ActionCtx {
                     field_dir,
-                    target: &t.id,
-                    vars: &vars,
-                    params: &info.params,
+                    target: &job.id,
+                    vars: &job.vars,
+                    params: &job.params,
                     inputs: inputs.clone(),
                     outputs: outputs.clone(),
                 };
@@ -204,10 +287,9 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
             }
             None => Err(format!("builtin '{name}' is not part of this arrakis")),
         },
-        Some(Action::Command(argv)) => {
-            run_command(argv, &vars, field_dir, &info.params, &inputs, &outputs)
+        JobAction::Command(argv) => {
+            run_command(argv, &job.vars, field_dir, &job.params, &inputs, &outputs)
         }
-        None => Err(format!("rule '{}' is not loaded", info.name)),
     };
     let seconds = start.elapsed().as_secs_f64();
     let cleanup = |outputs: &[(&str, PathBuf, Option<&str>)]| {
@@ -223,7 +305,7 @@ pub fn run_target(engine: &Engine, ti: usize) -> RunResult {
         };
     }
     let mut records = Vec::with_capacity(outputs.len());
-    for ((name, tmp, _), o) in outputs.iter().zip(&t.outputs) {
+    for ((name, tmp, _), o) in outputs.iter().zip(&job.outputs) {
         let fin = field_dir.join(&o.rel);
         let step = || -> Result<OutputRecord, String> {
             let digest = hash_file(tmp).map_err(|e| match e.kind() {

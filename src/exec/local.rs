@@ -16,8 +16,10 @@ use std::time::Instant;
 use crate::cache::{hostname, RunStatus, TargetRecord};
 use crate::progress::Progress;
 
-use super::action::run_target;
+use super::action::{job_for, run_target};
+use super::slurm::{RemoteTask, SlurmRunner};
 use super::{interrupted, Done, Engine, Evaluation, StaleClass, UpInput, Verdict};
+use crate::rules::spec::Resources;
 
 /// How a target takes part in a build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +107,44 @@ struct Msg {
     ti: usize,
     outcome: Option<Outcome>,
     fatal: Option<String>,
+    deferred: Option<Deferred>,
+}
+
+/// The cluster executors of a build, per rule `resources` (None: that kind runs locally).
+#[derive(Default)]
+pub struct Clusters<'a> {
+    /// For `resources: default` rules (`--dask-config`).
+    pub default: Option<SlurmRunner<'a>>,
+    /// For `resources: imager` rules (`--imager-dask-config`).
+    pub imager: Option<SlurmRunner<'a>>,
+}
+
+impl<'a> Clusters<'a> {
+    fn runner(&mut self, r: Resources) -> Option<&mut SlurmRunner<'a>> {
+        match r {
+            Resources::Default => self.default.as_mut(),
+            Resources::Imager => self.imager.as_mut(),
+        }
+    }
+
+    fn has(&self, r: Resources) -> bool {
+        match r {
+            Resources::Default => self.default.is_some(),
+            Resources::Imager => self.imager.is_some(),
+        }
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut SlurmRunner<'a>> {
+        self.default.iter_mut().chain(self.imager.iter_mut())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.default
+            .iter()
+            .chain(self.imager.iter())
+            .map(|r| r.in_flight())
+            .sum()
+    }
 }
 
 /// Outputs whose stat signature was taken in the same timestamp tick as their last write: a
@@ -159,13 +199,28 @@ fn outcome(status: Status) -> Outcome {
     }
 }
 
-/// Evaluate one target and, if stale and allowed, run it and commit its record.
+/// A stale target handed to a cluster executor instead of run here.
+pub struct Deferred {
+    /// Its key.
+    pub key: crate::hash::Digest,
+    /// Inputs as they went into the key (for the record).
+    pub inputs: Vec<crate::cache::InputRecord>,
+    /// Why it runs.
+    pub reasons: Vec<String>,
+    /// Which kind of stale.
+    pub class: StaleClass,
+}
+
+/// Evaluate one target and, if stale and allowed, run it and commit its record. With `defer`,
+/// a target that would run is put in `deferred` instead (the outcome is then `None`).
 fn process(
     engine: &Engine,
     ti: usize,
     mode: Mode,
     dry_run: bool,
     results: &[OnceLock<Done>],
+    defer: bool,
+    deferred: &mut Option<Deferred>,
 ) -> (Option<Outcome>, Done, Option<String>) {
     let up = |t: u32, o: u32| -> UpInput {
         match results[t as usize].get() {
@@ -221,63 +276,144 @@ fn process(
             if interrupted() {
                 return (None, Done::Unavailable("interrupted".into()), None);
             }
-            let t = &engine.graph.targets[ti];
-            let info = &engine.graph.rules[t.rule as usize];
-            let run = run_target(engine, ti);
-            let mut record = TargetRecord {
-                key: ev.key.unwrap_or(crate::hash::Digest([0; 32])),
-                status: RunStatus::Ok,
-                action: info.action.clone(),
-                params: info
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.display()))
-                    .collect(),
-                inputs: ev.inputs,
-                outputs: Vec::new(),
-                seconds: run.seconds,
-                host: hostname(),
-                error: None,
-            };
-            let mut o = outcome(Status::Ran);
-            o.seconds = run.seconds;
-            o.reasons = reasons;
-            o.class = Some(class);
-            match run.outputs {
-                Ok(outputs) => {
-                    let digests = outputs.iter().map(|r| r.digest).collect();
-                    record.outputs = outputs;
-                    if let Err(e) = engine.cache.put_target(&engine.graph.field, &t.id, &record) {
-                        let msg = e.to_string();
-                        o.status = Status::Failed;
-                        o.error = Some(msg.clone());
-                        return (Some(o), Done::Unavailable(msg.clone()), Some(msg));
-                    }
-                    (Some(o), Done::Outputs(digests), None)
+            let key = ev.key.unwrap_or(crate::hash::Digest([0; 32]));
+            // Work a Slurm job finished after its coordinator died: take it, do not redo it.
+            if let Some(outputs) = ingest_receipt(engine, ti, &key) {
+                let seconds = outputs.1;
+                let (mut o, done, fatal) =
+                    commit(engine, ti, key, ev.inputs, Ok(outputs), reasons, class);
+                if o.as_ref().is_some_and(|o| o.status == Status::Ran) {
+                    o = Some(Outcome {
+                        status: Status::Skipped,
+                        seconds,
+                        reasons: vec![
+                            "finished by a Slurm job of an earlier build (receipt taken)".into(),
+                        ],
+                        ..outcome(Status::Skipped)
+                    });
                 }
-                Err(e) => {
-                    o.status = Status::Failed;
-                    o.error = Some(e.clone());
-                    let mut fatal = None;
-                    // A failure caused by Ctrl-C (children get the signal too) is not recorded.
-                    if !interrupted() {
-                        record.status = RunStatus::Failed;
-                        record.error = Some(e.clone());
-                        if let Err(ce) =
-                            engine.cache.put_target(&engine.graph.field, &t.id, &record)
-                        {
-                            fatal = Some(ce.to_string());
-                        }
-                    }
-                    (Some(o), Done::Unavailable(e), fatal)
+                return (o, done, fatal);
+            }
+            if defer {
+                *deferred = Some(Deferred {
+                    key,
+                    inputs: ev.inputs,
+                    reasons,
+                    class,
+                });
+                return (None, Done::Unknown, None);
+            }
+            let run = run_target(engine, ti);
+            let result = run.outputs.map(|o| (o, run.seconds, hostname()));
+            commit(engine, ti, key, ev.inputs, result, reasons, class)
+        }
+    }
+}
+
+/// A receipt left for target `ti` with this key whose outputs are intact: (outputs, seconds,
+/// host). The receipt file is removed once its record is committed.
+fn ingest_receipt(
+    engine: &Engine,
+    ti: usize,
+    key: &crate::hash::Digest,
+) -> Option<(Vec<crate::cache::OutputRecord>, f64, String)> {
+    let t = &engine.graph.targets[ti];
+    let dir = super::worker::receipts_dir(engine.cache.dir(), &engine.graph.field);
+    let path = super::worker::receipt_path(&dir, &t.id);
+    let r = super::worker::read_receipt(&path)?;
+    if r.id != t.id || r.key != key.to_hex() {
+        return None;
+    }
+    let outs = r.outputs.ok()?;
+    let mut verified = Vec::with_capacity(outs.len());
+    for o in outs {
+        let p = engine.abs(&o.path);
+        if crate::hash::hash_file(&p).ok()? != o.digest {
+            return None;
+        }
+        let sig = crate::hash::StatSig::of_path(&p).ok()??;
+        verified.push(crate::cache::OutputRecord { sig, ..o });
+    }
+    let _ = std::fs::remove_file(&path);
+    Some((verified, r.seconds, r.host))
+}
+
+/// Record the result of running target `ti` (locally or by a Slurm worker) and say what its
+/// dependents get.
+fn commit(
+    engine: &Engine,
+    ti: usize,
+    key: crate::hash::Digest,
+    inputs: Vec<crate::cache::InputRecord>,
+    result: Result<(Vec<crate::cache::OutputRecord>, f64, String), String>,
+    reasons: Vec<String>,
+    class: StaleClass,
+) -> (Option<Outcome>, Done, Option<String>) {
+    let t = &engine.graph.targets[ti];
+    let info = &engine.graph.rules[t.rule as usize];
+    let mut record = TargetRecord {
+        key,
+        status: RunStatus::Ok,
+        action: info.action.clone(),
+        params: info
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.display()))
+            .collect(),
+        inputs,
+        outputs: Vec::new(),
+        seconds: 0.0,
+        host: hostname(),
+        error: None,
+    };
+    let mut o = outcome(Status::Ran);
+    o.reasons = reasons;
+    o.class = Some(class);
+    match result {
+        Ok((outputs, seconds, host)) => {
+            o.seconds = seconds;
+            record.seconds = seconds;
+            record.host = host;
+            let digests = outputs.iter().map(|r| r.digest).collect();
+            record.outputs = outputs;
+            if let Err(e) = engine.cache.put_target(&engine.graph.field, &t.id, &record) {
+                let msg = e.to_string();
+                o.status = Status::Failed;
+                o.error = Some(msg.clone());
+                return (Some(o), Done::Unavailable(msg.clone()), Some(msg));
+            }
+            (Some(o), Done::Outputs(digests), None)
+        }
+        Err(e) => {
+            o.status = Status::Failed;
+            o.error = Some(e.clone());
+            let mut fatal = None;
+            // A failure caused by Ctrl-C (children get the signal too) is not recorded.
+            if !interrupted() {
+                record.status = RunStatus::Failed;
+                record.error = Some(e.clone());
+                if let Err(ce) = engine.cache.put_target(&engine.graph.field, &t.id, &record) {
+                    fatal = Some(ce.to_string());
                 }
             }
+            (Some(o), Done::Unavailable(e), fatal)
         }
     }
 }
 
 /// Build the targets whose mode is not `Ignore`, on a pool of `opts.jobs` threads.
 pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResult {
+    build_on(engine, modes, opts, &mut Clusters::default())
+}
+
+/// [`build`], with the targets of rules whose resources have a cluster executor run there: the
+/// pool evaluates them, the cluster runs the stale ones, and their receipts are committed here.
+pub fn build_on(
+    engine: &Engine,
+    modes: &[Mode],
+    opts: &BuildOptions,
+    clusters: &mut Clusters,
+) -> BuildResult {
     let start = Instant::now();
     let g = engine.graph;
     let n = g.targets.len();
@@ -334,6 +470,10 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
     let mut was_interrupted = false;
     let mut finished_at: Vec<(usize, Instant)> = Vec::new();
     let jobs = opts.jobs.max(1);
+    let remote_rule: Vec<bool> = g.rules.iter().map(|r| clusters.has(r.resources)).collect();
+    let mut deferred_of: HashMap<usize, Deferred> = HashMap::new();
+    // Recorded durations seed batch sizes, one lookup per rule.
+    let mut seen_rule: HashMap<u32, f64> = HashMap::new();
     pool.in_place_scope(|scope| {
         let mut in_flight = 0usize;
         loop {
@@ -342,6 +482,13 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
                 progress.println(&format!(
                     "arrakis: interrupted; waiting for {in_flight} target(s) in flight (Ctrl-C again to abandon them)"
                 ));
+                for r in clusters.all() {
+                    r.cancel_all();
+                    for m in r.take_messages() {
+                        progress.println(&m);
+                    }
+                }
+                deferred_of.clear();
             }
             // Hand out ready targets in chunks: one per job when few are ready (so actions run in
             // parallel), many per job when thousands are (so a no-op build is not dominated by
@@ -353,26 +500,91 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
                 let tx = tx.clone();
                 let results = &results;
                 let dry = opts.dry_run;
+                let remote_rule = &remote_rule;
                 scope.spawn(move |_| {
                     let mut msgs = Vec::with_capacity(batch.len());
                     for ti in batch {
-                        let (outcome, done, fatal) = process(engine, ti, modes[ti], dry, results);
-                        let _ = results[ti].set(done);
-                        msgs.push(Msg { ti, outcome, fatal });
+                        let defer = remote_rule[g.targets[ti].rule as usize];
+                        let mut deferred = None;
+                        let (outcome, done, fatal) =
+                            process(engine, ti, modes[ti], dry, results, defer, &mut deferred);
+                        if deferred.is_none() {
+                            let _ = results[ti].set(done);
+                        }
+                        msgs.push(Msg { ti, outcome, fatal, deferred });
                     }
                     let _ = tx.send(msgs);
                 });
             }
-            if in_flight == 0 {
+            let remote = clusters.in_flight();
+            if in_flight == 0 && remote == 0 {
                 break;
             }
-            let Ok(mut msgs) = rx.recv() else { break };
-            // Take every report that is already waiting before handing out more work.
-            while let Ok(more) = rx.try_recv() {
-                msgs.extend(more);
+            let mut msgs = Vec::new();
+            let tick = std::time::Duration::from_millis(200);
+            if in_flight > 0 {
+                let got = if remote > 0 { rx.recv_timeout(tick).ok() } else { rx.recv().ok() };
+                match got {
+                    Some(m) => msgs.extend(m),
+                    None if remote == 0 => break,
+                    None => {}
+                }
+                // Take every report that is already waiting before handing out more work.
+                while let Ok(more) = rx.try_recv() {
+                    msgs.extend(more);
+                }
+                in_flight -= msgs.len();
+            } else {
+                std::thread::sleep(tick);
             }
-            in_flight -= msgs.len();
-            for msg in msgs {
+            // Stale targets of cluster rules go to their executor.
+            let mut local_msgs = Vec::with_capacity(msgs.len());
+            for mut msg in msgs {
+                let Some(d) = msg.deferred.take() else {
+                    local_msgs.push(msg);
+                    continue;
+                };
+                let ti = msg.ti;
+                let t = &g.targets[ti];
+                let expect_s = *seen_rule.entry(t.rule).or_insert_with(|| {
+                    engine
+                        .cache
+                        .get_target(&g.field, &t.id)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.seconds)
+                        .filter(|s| *s > 0.0)
+                        .unwrap_or(1.0)
+                });
+                match job_for(engine, ti) {
+                    Ok(job) => {
+                        if let Some(r) = clusters.runner(g.rules[t.rule as usize].resources) {
+                            r.submit(RemoteTask { ti, key: d.key, job, expect_s, attempts: 1 });
+                        }
+                        deferred_of.insert(ti, d);
+                    }
+                    Err(e) => {
+                        let (o, done, fatal) =
+                            commit(engine, ti, d.key, d.inputs, Err(e), d.reasons, d.class);
+                        let _ = results[ti].set(done);
+                        local_msgs.push(Msg { ti, outcome: o, fatal, deferred: None });
+                    }
+                }
+            }
+            // Receipts the clusters verified are committed here, in the only process with the cache.
+            for r in clusters.all() {
+                for done in r.poll() {
+                    let Some(d) = deferred_of.remove(&done.ti) else { continue };
+                    let (o, dn, fatal) =
+                        commit(engine, done.ti, d.key, d.inputs, done.result, d.reasons, d.class);
+                    let _ = results[done.ti].set(dn);
+                    local_msgs.push(Msg { ti: done.ti, outcome: o, fatal, deferred: None });
+                }
+                for m in r.take_messages() {
+                    progress.println(&m);
+                }
+            }
+            for msg in local_msgs {
                 let ti = msg.ti;
                 if let Some(f) = msg.fatal {
                     fatal.get_or_insert(f);

@@ -12,6 +12,8 @@
 
 pub mod action;
 pub mod local;
+pub mod slurm;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -419,6 +419,7 @@ pub fn expand(
             input_names: rule.inputs.iter().map(|i| i.name.clone()).collect(),
             output_names: rule.outputs.iter().map(|o| o.name.clone()).collect(),
             output_each: rule.outputs.iter().map(|o| o.each).collect(),
+            resources: rule.resources,
         });
         rule_index.insert(rule.name.as_str(), ri);
 

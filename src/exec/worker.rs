@@ -1,0 +1,148 @@
+//! `arrakis worker`: what a Slurm job runs. It reads a batch manifest, runs each target's action
+//! with atomic outputs (the same `run_job` as the local executor), and leaves one receipt per
+//! target for the coordinator.
+//!
+//! Owns: the manifest and receipt formats and their file names.
+//! Must never: open the sled cache (only the coordinator does); write a receipt before the
+//! target's outputs are renamed into place; write a receipt non-atomically.
+//! Invariant: a receipt names the key the coordinator computed for the target, so a receipt
+//! from an older build whose key no longer matches is never accepted.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::action::{run_job, write_atomic, TargetJob};
+use crate::cache::OutputRecord;
+
+/// A batch of targets for one Slurm job (or one task of a job array).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Field name (receipts are per field).
+    pub field: String,
+    /// Where receipts go (absolute).
+    pub receipts_dir: PathBuf,
+    /// The targets, each with the key the coordinator computed.
+    pub targets: Vec<ManifestEntry>,
+}
+
+/// One target of a manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// The target's key (hex).
+    pub key: String,
+    /// What to run.
+    pub job: TargetJob,
+}
+
+/// What a worker reports for one target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Target id.
+    pub id: String,
+    /// The key the manifest gave.
+    pub key: String,
+    /// The outputs, in place, with digests; or the error.
+    pub outputs: Result<Vec<OutputRecord>, String>,
+    /// Seconds the action took.
+    pub seconds: f64,
+    /// The node it ran on.
+    pub host: String,
+    /// `SLURM_JOB_ID`, when run by Slurm.
+    pub job_id: Option<String>,
+}
+
+/// The directory receipts of `field` go to, under the cache directory.
+pub fn receipts_dir(cache_dir: &Path, field: &str) -> PathBuf {
+    cache_dir.join("receipts").join(field)
+}
+
+/// The receipt file of target `id` (named by a hash, so any id makes a safe file name).
+pub fn receipt_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!(
+        "{}.json",
+        &blake3::hash(id.as_bytes()).to_hex()[..32]
+    ))
+}
+
+/// Read a receipt; `None` if there is none or it cannot be parsed (a torn write cannot happen:
+/// receipts are renamed into place).
+pub fn read_receipt(path: &Path) -> Option<Receipt> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Run every target of the manifest at `path` on `parallel` threads; returns how many failed.
+/// `{task}` in the path is replaced by `SLURM_ARRAY_TASK_ID` (job arrays).
+pub fn run_manifest(path: &str, parallel: usize, local_dir: Option<&str>) -> Result<usize, String> {
+    let task = std::env::var("SLURM_ARRAY_TASK_ID").unwrap_or_else(|_| "0".into());
+    let path = PathBuf::from(path.replace("{task}", &task));
+    let text = std::fs::read(&path)
+        .map_err(|e| format!("cannot read the batch manifest {}: {e}", path.display()))?;
+    let m: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| format!("{}: not a batch manifest: {e}", path.display()))?;
+    if let Some(dir) = local_dir.filter(|d| !d.trim().is_empty()) {
+        // Scratch space for external commands (dask's local_directory, e.g. $LOCALDIR).
+        if std::fs::create_dir_all(dir).is_ok() {
+            std::env::set_var("TMPDIR", dir);
+        }
+    }
+    std::fs::create_dir_all(&m.receipts_dir)
+        .map_err(|e| format!("cannot create {}: {e}", m.receipts_dir.display()))?;
+    let host = crate::cache::hostname();
+    let job_id = std::env::var("SLURM_JOB_ID").ok();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(parallel.max(1))
+        .build()
+        .map_err(|e| format!("cannot start {parallel} threads: {e}"))?;
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let fatal = std::sync::Mutex::new(None::<String>);
+    pool.scope(|s| {
+        for entry in &m.targets {
+            let (host, job_id, failed, fatal, dir) =
+                (&host, &job_id, &failed, &fatal, &m.receipts_dir);
+            s.spawn(move |_| {
+                if super::interrupted() {
+                    return;
+                }
+                let run = run_job(&entry.job);
+                // SIGTERM (scancel, walltime) reaches the actions too: their failure is the
+                // job's, not the target's, so no receipt; the coordinator resubmits.
+                if super::interrupted() {
+                    return;
+                }
+                if run.outputs.is_err() {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let receipt = Receipt {
+                    id: entry.job.id.clone(),
+                    key: entry.key.clone(),
+                    outputs: run.outputs,
+                    seconds: run.seconds,
+                    host: host.clone(),
+                    job_id: job_id.clone(),
+                };
+                let bytes = serde_json::to_vec(&receipt).unwrap_or_default();
+                let p = receipt_path(dir, &entry.job.id);
+                if let Err(e) = write_atomic(&p, &bytes) {
+                    if let Ok(mut f) = fatal.lock() {
+                        f.get_or_insert(format!("cannot write receipt {}: {e}", p.display()));
+                    }
+                }
+                eprintln!(
+                    "arrakis worker: {} {}",
+                    entry.job.id,
+                    if receipt.outputs.is_ok() {
+                        "done"
+                    } else {
+                        "failed"
+                    }
+                );
+            });
+        }
+    });
+    if let Some(e) = fatal.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    Ok(failed.into_inner())
+}

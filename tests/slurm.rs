@@ -1,0 +1,457 @@
+//! The Slurm executor on a real Slurm (the one-node cluster `.ci/slurm-up` starts): the same
+//! outputs and records as a local build, only stale targets resubmitted, the adapt bound on
+//! jobs in flight, failed/cancelled/timed-out jobs retried, and a killed coordinator's finished
+//! work taken from the receipts.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrakis::simulate::{simulate, SimOptions};
+use common::*;
+
+fn require_slurm() {
+    let ok = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    assert!(ok, "no Slurm answers here: start the test cluster with `bash .ci/slurm-up` (as root; .ci/run does)");
+}
+
+/// A SLURMCluster config with a job name of its own (tests run side by side on one cluster).
+fn config(dir: &Path, job_name: &str, extra_kwargs: &str, max_jobs: usize) -> PathBuf {
+    let p = dir.join(format!("{job_name}.yaml"));
+    std::fs::write(
+        &p,
+        format!(
+            "cluster_class: \"dask_jobqueue.SLURMCluster\"\ncluster_kwargs:\n  cores: 2\n  processes: 2\n  name: spice-worker\n  job_name: {job_name}\n  memory: 1GiB\n  walltime: '00:10:00'\n  log_directory: {}\n  interface: ib0\n{extra_kwargs}adapt_kwargs:\n  maximum_jobs: {max_jobs}\n  target_duration: 2s\n  interval: 1s\n",
+            dir.join("logs").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Jobs of `job_name` that are pending or running now.
+fn live_jobs(job_name: &str) -> usize {
+    let out = Command::new("squeue")
+        .args([
+            "-h",
+            "-r",
+            "-n",
+            job_name,
+            "-t",
+            "PENDING,RUNNING,CONFIGURING,COMPLETING",
+            "-o",
+            "%i",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+fn wait_no_jobs(job_name: &str) {
+    let t0 = Instant::now();
+    while live_jobs(job_name) > 0 && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Every record of a cache as (field/target → key, outputs (path, digest), params, inputs).
+fn records(cache: &Path) -> BTreeMap<String, String> {
+    let c = arrakis::cache::Cache::open(cache, false).unwrap();
+    c.target_ids()
+        .unwrap()
+        .into_iter()
+        .map(|(field, id)| {
+            let r = c.get_target(&field, &id).unwrap().unwrap();
+            let outs: Vec<(String, String)> = r
+                .outputs
+                .iter()
+                .map(|o| (o.path.clone(), o.digest.to_hex()))
+                .collect();
+            (
+                format!("{field}/{id}"),
+                format!(
+                    "{} {:?} {:?} {:?} {:?}",
+                    r.key.to_hex(),
+                    r.status,
+                    outs,
+                    r.params,
+                    r.inputs
+                ),
+            )
+        })
+        .collect()
+}
+
+fn submitted_targets(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let l = l.strip_prefix("slurm: submitted job ")?;
+            let inner = l.split('(').nth(1)?;
+            let n = inner.split(" target").next()?;
+            n.rsplit(' ').next()?.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
+    require_slurm();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let field = "RACS_SLURM";
+    simulate(&base.join("local"), &SimOptions::small(field, 3)).unwrap();
+    simulate(&base.join("slurm"), &SimOptions::small(field, 3)).unwrap();
+    let (out, r) = {
+        let report = base.join("local.json");
+        let out = arrakis(&base.join("cache-local"))
+            .args(["build", field, "--quiet", "--datadir"])
+            .arg(base.join("local"))
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .unwrap();
+        (out, read_report(&report))
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(with_status(&r, "ran").len(), 118);
+
+    let cfg = config(base, "arrakis-eq", "", 3);
+    // Watch the jobs in flight while the build runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(live_jobs("arrakis-eq"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    let report = base.join("slurm.json");
+    let out = arrakis(&base.join("cache-slurm"))
+        .args(["build", field, "--quiet", "--datadir"])
+        .arg(base.join("slurm"))
+        .arg("--dask-config")
+        .arg(&cfg)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(with_status(&read_report(&report), "ran").len(), 118, "{t}");
+    assert!(t.contains("Slurm job(s) submitted"), "{t}");
+    assert!(
+        t.contains("unused cluster config key cluster_kwargs.interface"),
+        "{t}"
+    );
+    let peak = peak.load(Ordering::Relaxed);
+    assert!(
+        (1..=3).contains(&peak),
+        "{peak} jobs in flight; maximum_jobs is 3"
+    );
+    assert_eq!(
+        snapshot(&base.join("local").join(field)),
+        snapshot(&base.join("slurm").join(field)),
+        "the Slurm build wrote other bytes than the local one"
+    );
+    assert_eq!(
+        records(&base.join("cache-local")),
+        records(&base.join("cache-slurm"))
+    );
+
+    // A changed RM-CLEAN cutoff: only rmclean (22) and the catalogue are submitted.
+    let out = arrakis(&base.join("cache-slurm"))
+        .args(["build", field, "--quiet", "--datadir"])
+        .arg(base.join("slurm"))
+        .arg("--dask-config")
+        .arg(&cfg)
+        .arg("--report")
+        .arg(&report)
+        .args(["--set", "cutoff=-5"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let r = read_report(&report);
+    let ran = with_status(&r, "ran");
+    let stages: std::collections::BTreeSet<&str> =
+        ran.iter().map(|id| id.split('/').next().unwrap()).collect();
+    let stages: Vec<&str> = stages.into_iter().collect();
+    assert_eq!(stages, ["catalogue", "rmclean"], "{r:?}");
+    assert_eq!(submitted_targets(&t), 23, "{t}");
+}
+
+/// A temporary directory with an engine-rules field "F" (see `make_field`) under `data/`.
+fn engine_field(
+    side: usize,
+    islands: usize,
+    doubles: usize,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    require_slurm();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().to_path_buf();
+    let data = base.join("data");
+    make_field(&data, "F", side, islands, doubles);
+    (tmp, base, data)
+}
+
+/// Engine test rules (external commands), each target sleeping `delay` seconds.
+fn engine_build(cache: &Path, data: &Path, cfg: &Path, report: &Path, delay: &str) -> Command {
+    let mut c = arrakis(cache);
+    c.args(["build", "F", "--quiet", "--rules"])
+        .arg(engine_rules())
+        .arg("--datadir")
+        .arg(data)
+        .arg("--dask-config")
+        .arg(cfg)
+        .arg("--report")
+        .arg(report)
+        .env("ARRAKIS_TEST_DELAY", delay);
+    c
+}
+
+#[test]
+fn cancelled_and_failing_jobs_are_retried_and_reported() {
+    let (_tmp, base, data) = engine_field(2, 6, 2);
+    let base = base.as_path();
+    // The first job exits 3 before running anything; later jobs run.
+    let flag = base.join("first-job-done");
+    let cfg = config(
+        base,
+        "arrakis-retry",
+        &format!(
+            "  job_script_prologue: ['[ -e {f} ] || {{ touch {f}; exit 3; }}']\n",
+            f = flag.display()
+        ),
+        2,
+    );
+    let report = base.join("r.json");
+    let child = engine_build(&base.join("cache"), &data, &cfg, &report, "1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Cancel the first job seen running after the failing one.
+    let t0 = Instant::now();
+    let mut cancelled = None;
+    while cancelled.is_none() && t0.elapsed() < Duration::from_secs(60) {
+        if flag.exists() {
+            let out = Command::new("squeue")
+                .args([
+                    "-h",
+                    "-r",
+                    "-n",
+                    "arrakis-retry",
+                    "-t",
+                    "RUNNING",
+                    "-o",
+                    "%i",
+                ])
+                .output()
+                .unwrap();
+            if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
+                Command::new("scancel").arg(id.trim()).status().unwrap();
+                cancelled = Some(id.trim().to_string());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(cancelled.is_some(), "no job was ever seen running: {t}");
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("ended FAILED"),
+        "the exit-3 job is reported: {t}"
+    );
+    assert!(
+        t.contains("ended CANCELLED"),
+        "the cancelled job is reported: {t}"
+    );
+    assert!(t.contains("resubmitting"), "{t}");
+    let r = read_report(&report);
+    assert!(with_status(&r, "failed").is_empty(), "{r:?}");
+    assert!(!with_status(&r, "ran").is_empty());
+    wait_no_jobs("arrakis-retry");
+}
+
+#[test]
+fn with_no_retries_left_targets_fail_with_the_job_and_its_log() {
+    let (_tmp, base, data) = engine_field(1, 2, 0);
+    let base = base.as_path();
+    let cfg = config(
+        base,
+        "arrakis-fail",
+        "  job_script_prologue: ['echo worker setup broke >&2', 'exit 4']\n",
+        2,
+    );
+    let report = base.join("r.json");
+    let out = engine_build(&base.join("cache"), &data, &cfg, &report, "0")
+        .args(["--retries", "1"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let r = read_report(&report);
+    assert!(!with_status(&r, "failed").is_empty(), "{r:?}");
+    let report_text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        report_text.contains("ended FAILED") && report_text.contains("gave up after 2 attempt"),
+        "{report_text}"
+    );
+    assert!(
+        report_text.contains("worker setup broke"),
+        "the log tail is quoted: {report_text}"
+    );
+}
+
+#[test]
+fn impossible_and_rejected_requests_are_explained() {
+    let (_tmp, base, data) = engine_field(1, 1, 0);
+    let base = base.as_path();
+    // More CPUs than any node has: accepted by sbatch, then pending forever.
+    let cfg = config(base, "arrakis-big", "  job_cpu: 64\n", 2);
+    let report = base.join("r.json");
+    let out = engine_build(&base.join("cache"), &data, &cfg, &report, "0")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("can never start") && t.contains("cancelled it") && t.contains("job_cpu"),
+        "{t}"
+    );
+    assert_eq!(live_jobs("arrakis-big"), 0, "the stuck job was cancelled");
+    // More memory than any node has: sbatch refuses; its words and the key to change are quoted.
+    let cfg = config(base, "arrakis-huge", "  job_mem: 9000G\n", 2);
+    let out = engine_build(&base.join("cache2"), &data, &cfg, &report, "0")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("sbatch rejected the job") && t.contains("cluster_kwargs.memory"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_killed_coordinator_loses_no_finished_work() {
+    let (_tmp, base, data) = engine_field(2, 8, 2);
+    let base = base.as_path();
+    let cfg = config(base, "arrakis-kill", "", 4);
+    let cache = base.join("cache");
+    let report = base.join("r.json");
+    let mut child = engine_build(&cache, &data, &cfg, &report, "1")
+        .spawn()
+        .unwrap();
+    // Kill it once some jobs are running.
+    let t0 = Instant::now();
+    while live_jobs("arrakis-kill") == 0 && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Its jobs go on and leave receipts.
+    wait_no_jobs("arrakis-kill");
+    let receipts = std::fs::read_dir(cache.join("receipts/F"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(receipts > 0, "the orphaned jobs left no receipts");
+    let out = engine_build(&cache, &data, &cfg, &report, "0")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let r = read_report(&report);
+    let ran = with_status(&r, "ran").len();
+    assert!(ran < r.len(), "everything ran again: {t}");
+    assert_eq!(
+        submitted_targets(&t),
+        ran,
+        "only what was left was submitted: {t}"
+    );
+    // The result equals a clean local build.
+    let clean = base.join("clean");
+    make_field(&clean, "F", 2, 8, 2);
+    let out = build(&base.join("cache-clean"), &clean, "F", &[]);
+    assert!(out.0.status.success());
+    assert_eq!(snapshot(&data.join("F")), snapshot(&clean.join("F")));
+}
+
+#[test]
+fn job_script_of_the_arrakis_configs() {
+    for (name, want) in [
+        (
+            "petrichor.yaml",
+            "#!/usr/bin/env bash\n\n#SBATCH -J dask-worker\n#SBATCH -e spice_logs/dask-worker-%J.err\n#SBATCH -o spice_logs/dask-worker-%J.out\n#SBATCH -A OD-217087\n#SBATCH -n 1\n#SBATCH --cpus-per-task=16\n#SBATCH --mem=128G\n#SBATCH -t 1-00:00:00\n#SBATCH --qos express\nmodule load singularity\nunset SINGULARITY_BINDPATH\nARRAKIS worker --manifest CACHE/slurm/FIELD/batch-N.json --parallel 16 --local-directory $LOCALDIR\n",
+        ),
+        (
+            "rm_petrichor.yaml",
+            "#!/usr/bin/env bash\n\n#SBATCH -J dask-worker\n#SBATCH -e spice_logs/dask-worker-%J.err\n#SBATCH -o spice_logs/dask-worker-%J.out\n#SBATCH -A OD-217087\n#SBATCH -n 1\n#SBATCH --cpus-per-task=4\n#SBATCH --mem=256G\n#SBATCH -t 0-01:00:00\n#SBATCH --qos express\nmodule load singularity\nunset SINGULARITY_BINDPATH\nexport OMP_NUM_THREADS=1\nARRAKIS worker --manifest CACHE/slurm/FIELD/batch-N.json --parallel 4 --local-directory $LOCALDIR\n",
+        ),
+    ] {
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_arrakis"))
+            .arg("job-script")
+            .arg("--dask-config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let got = String::from_utf8(out.stdout).unwrap().replace(env!("CARGO_BIN_EXE_arrakis"), "ARRAKIS");
+        assert_eq!(got, want, "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cluster_kwargs.interface") && err.contains("cluster_kwargs.silence_logs"), "{err}");
+    }
+}
+
+#[test]
+fn a_job_over_its_walltime_is_retried() {
+    let (_tmp, base, data) = engine_field(1, 1, 0);
+    let base = base.as_path();
+    let flag = base.join("slow-once");
+    // The first job outlives its one-minute walltime; the retry runs normally.
+    let cfg = config(
+        base,
+        "arrakis-walltime",
+        &format!(
+            "  walltime: '00:01:00'\n  job_script_prologue: ['[ -e {f} ] || {{ touch {f}; sleep 300; }}']\n",
+            f = flag.display()
+        ),
+        1,
+    );
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replacen("  walltime: '00:10:00'\n", "", 1),
+    )
+    .unwrap();
+    let report = base.join("r.json");
+    let out = engine_build(&base.join("cache"), &data, &cfg, &report, "0")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("ran out of walltime (00:01:00)") && t.contains("resubmitting"),
+        "{t}"
+    );
+    assert!(with_status(&read_report(&report), "failed").is_empty());
+}
