@@ -455,3 +455,35 @@ fn a_job_over_its_walltime_is_retried() {
     );
     assert!(with_status(&read_report(&report), "failed").is_empty());
 }
+
+#[test]
+fn ctrl_c_cancels_the_builds_jobs() {
+    let (_tmp, base, data) = engine_field(2, 6, 0);
+    let base = base.as_path();
+    let cfg = config(base, "arrakis-sigint", "", 4);
+    let report = base.join("r.json");
+    let child = engine_build(&base.join("cache"), &data, &cfg, &report, "20")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while live_jobs("arrakis-sigint") == 0 && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(live_jobs("arrakis-sigint") > 0, "no job was submitted");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{t}");
+    assert!(t.contains("slurm: cancelled job(s)"), "{t}");
+    let t1 = Instant::now();
+    while live_jobs("arrakis-sigint") > 0 && t1.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        live_jobs("arrakis-sigint"),
+        0,
+        "jobs left behind after Ctrl-C"
+    );
+}

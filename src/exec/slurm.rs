@@ -124,6 +124,8 @@ struct Batch {
     submitted: Instant,
     state: String,
     cancelled_by_us: bool,
+    /// Slurm says it ended (its targets may have finished earlier, from their receipts).
+    ended: bool,
 }
 
 /// Submits and follows the jobs of one cluster config.
@@ -226,8 +228,10 @@ impl<'a> SlurmRunner<'a> {
         std::mem::take(&mut self.messages)
     }
 
+    /// Jobs not yet ended by Slurm's account: a job whose targets all reported is still in
+    /// flight until it exits, and counts against the adapt bound until then.
     fn jobs_in_flight(&self) -> usize {
-        self.batches.iter().filter(|b| !b.tasks.is_empty()).count()
+        self.batches.iter().filter(|b| !b.ended).count()
     }
 
     /// Follow jobs, take in receipts, retry or give up on failed jobs, and submit what is
@@ -291,7 +295,7 @@ impl<'a> SlurmRunner<'a> {
         let mut ids: Vec<String> = self
             .batches
             .iter()
-            .filter(|b| !b.tasks.is_empty())
+            .filter(|b| !b.ended)
             .map(|b| b.job.split('_').next().unwrap_or(&b.job).to_string())
             .collect();
         ids.sort();
@@ -325,7 +329,7 @@ impl<'a> SlurmRunner<'a> {
             }
         }
         for b in &mut self.batches {
-            if b.tasks.is_empty() {
+            if b.ended {
                 continue;
             }
             match seen.get(b.job.as_str()) {
@@ -351,13 +355,14 @@ impl<'a> SlurmRunner<'a> {
     fn settle_finished(&mut self, done: &mut Vec<RemoteDone>) {
         let mut requeue = Vec::new();
         for b in &mut self.batches {
-            if b.tasks.is_empty() {
-                continue;
-            }
             let state = b.state.clone();
             let base = state.split_whitespace().next().unwrap_or("");
             let impossible = state.strip_prefix("IMPOSSIBLE:");
             if !TERMINAL.contains(&base) && impossible.is_none() && base != "VANISHED" {
+                continue;
+            }
+            b.ended = true;
+            if b.tasks.is_empty() {
                 continue;
             }
             let job = b.raw_id.clone().unwrap_or_else(|| b.job.clone());
@@ -414,7 +419,7 @@ impl<'a> SlurmRunner<'a> {
                 requeue.clear();
             }
         }
-        self.batches.retain(|b| !b.tasks.is_empty());
+        self.batches.retain(|b| !b.ended);
     }
 
     fn expected(&self, t: &RemoteTask) -> f64 {
@@ -515,6 +520,7 @@ impl<'a> SlurmRunner<'a> {
                         submitted: Instant::now(),
                         state: "PENDING".into(),
                         cancelled_by_us: false,
+                        ended: false,
                     });
                 }
                 self.jobs_submitted += k;
@@ -537,7 +543,7 @@ impl<'a> SlurmRunner<'a> {
         let ids: Vec<String> = self
             .batches
             .iter()
-            .filter(|b| !b.tasks.is_empty())
+            .filter(|b| !b.ended)
             .map(|b| b.job.clone())
             .collect();
         if !ids.is_empty() {

@@ -107,7 +107,16 @@ pub fn run_manifest(path: &str, parallel: usize, local_dir: Option<&str>) -> Res
                 }
                 let run = run_job(&entry.job);
                 // SIGTERM (scancel, walltime) reaches the actions too: their failure is the
-                // job's, not the target's, so no receipt; the coordinator resubmits.
+                // job's, not the target's, so no receipt; the coordinator resubmits. A child can
+                // die of the signal before our handler has run: give it a moment.
+                if run.outputs.is_err() {
+                    for _ in 0..10 {
+                        if super::interrupted() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                }
                 if super::interrupted() {
                     return;
                 }
