@@ -253,21 +253,37 @@ pub struct Cube {
     pub header: Header,
 }
 
-fn dims(h: &Header, path: &Path) -> Result<(usize, usize, usize), FitsError> {
+/// The axis lengths of a floating-point image (an error for integer data).
+fn float_shape(h: &Header, path: &Path) -> Result<Vec<usize>, FitsError> {
     let bitpix = h.get_f64("BITPIX").unwrap_or(0.0) as i64;
     if bitpix != -32 && bitpix != -64 {
         return Err(err(
             path,
             format!(
-                "BITPIX = {bitpix}: the cube must hold floating-point data (BITPIX -32 or -64)"
+                "BITPIX = {bitpix}: the image must hold floating-point data (BITPIX -32 or -64)"
             ),
         ));
     }
     let naxis = h.get_f64("NAXIS").unwrap_or(0.0) as usize;
-    let n: Vec<usize> = (1..=naxis)
+    Ok((1..=naxis)
         .map(|i| h.get_f64(&format!("NAXIS{i}")).unwrap_or(0.0) as usize)
-        .collect();
-    let ok = (naxis == 3 || (naxis == 4 && n[3] == 1)) && n[..3].iter().all(|&x| x > 0);
+        .collect())
+}
+
+/// An error if the file is shorter than the `n` pixels its header promises.
+fn check_complete(h: &Header, path: &Path, n: usize) -> Result<(), FitsError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bytes = (h.get_f64("BITPIX").unwrap_or(-32.0).abs() / 8.0) as u64;
+    let need = n as u64 * bytes;
+    if size < need {
+        return Err(err(path, format!("truncated: the header promises {need} bytes of pixels but the file has {size} bytes in all")));
+    }
+    Ok(())
+}
+
+fn dims(h: &Header, path: &Path) -> Result<(usize, usize, usize), FitsError> {
+    let n = float_shape(h, path)?;
+    let ok = (n.len() == 3 || (n.len() == 4 && n[3] == 1)) && n[..3].iter().all(|&x| x > 0);
     if !ok {
         return Err(err(path, format!("shape {n:?}: expected a 3-axis cube (RA, Dec, FREQ), optionally with a 4th axis of length 1")));
     }
@@ -355,12 +371,7 @@ impl PlaneReader {
             cards: handle.cards()?,
         };
         let (nx, ny, nchan) = dims(&header, path)?;
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let bytes = (header.get_f64("BITPIX").unwrap_or(-32.0).abs() / 8.0) as u64;
-        let need = (nx * ny * nchan) as u64 * bytes;
-        if size < need {
-            return Err(err(path, format!("truncated: the header promises {need} bytes of pixels but the file has {size} bytes in all")));
-        }
+        check_complete(&header, path, nx * ny * nchan)?;
         Ok(PlaneReader {
             handle,
             nx,
@@ -447,28 +458,12 @@ impl Image {
         let header = Header {
             cards: handle.cards()?,
         };
-        let bitpix = header.get_f64("BITPIX").unwrap_or(0.0) as i64;
-        if bitpix != -32 && bitpix != -64 {
-            return Err(err(
-                path,
-                format!("BITPIX = {bitpix}: expected floating-point data (BITPIX -32 or -64)"),
-            ));
-        }
-        let naxis = header.get_f64("NAXIS").unwrap_or(0.0) as usize;
-        let shape: Vec<usize> = (1..=naxis)
-            .map(|i| header.get_f64(&format!("NAXIS{i}")).unwrap_or(0.0) as usize)
-            .collect();
+        let shape = float_shape(&header, path)?;
         let n: usize = shape.iter().product();
-        if naxis == 0 || n == 0 {
+        if shape.is_empty() || n == 0 {
             return Err(err(path, format!("shape {shape:?}: the image is empty")));
         }
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if size < (n as u64) * (bitpix.unsigned_abs() / 8) {
-            return Err(err(
-                path,
-                "truncated: the file is shorter than its header promises",
-            ));
-        }
+        check_complete(&header, path, n)?;
         let mut data = vec![0f32; n];
         let (mut status, mut anynul) = (0, 0);
         // SAFETY: `data` holds n floats; firstelem is 1-based.

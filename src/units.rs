@@ -103,27 +103,17 @@ pub fn check_unit_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn angular_sep_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
-    // Haversine: well conditioned at small separations.
-    let (ra1, dec1, ra2, dec2) = (
-        ra1.to_radians(),
-        dec1.to_radians(),
-        ra2.to_radians(),
-        dec2.to_radians(),
-    );
-    let s = ((dec2 - dec1) / 2.0).sin().powi(2)
-        + dec1.cos() * dec2.cos() * ((ra2 - ra1) / 2.0).sin().powi(2);
-    (2.0 * s.sqrt().min(1.0).asin()).to_degrees()
-}
-
-struct Table {
-    path: PathBuf,
-    headers: Vec<String>,
-    rows: Vec<(usize, Vec<String>)>,
+/// A catalogue CSV as read for units and stages: trimmed cells, `#` comments, rows with their
+/// line numbers, and errors that name FILE:LINE and the column.
+pub(crate) struct Table {
+    pub(crate) path: PathBuf,
+    pub(crate) headers: Vec<String>,
+    pub(crate) rows: Vec<(usize, Vec<String>)>,
 }
 
 impl Table {
-    fn read(path: &Path) -> Result<Table, UnitsError> {
+    /// Read a catalogue CSV.
+    pub(crate) fn read(path: &Path) -> Result<Table, UnitsError> {
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
@@ -161,7 +151,8 @@ impl Table {
         })
     }
 
-    fn col(&self, name: &str) -> Result<usize, UnitsError> {
+    /// Index of column `name` (an error suggesting the nearest header if there is none).
+    pub(crate) fn col(&self, name: &str) -> Result<usize, UnitsError> {
         self.headers.iter().position(|h| h == name).ok_or_else(|| UnitsError::Bad {
             location: format!("{}:1", self.path.display()),
             why: format!(
@@ -171,14 +162,21 @@ impl Table {
         })
     }
 
-    fn bad(&self, line: usize, why: String) -> UnitsError {
+    /// An error at `line` of this file.
+    pub(crate) fn bad(&self, line: usize, why: String) -> UnitsError {
         UnitsError::Bad {
             location: format!("{}:{line}", self.path.display()),
             why,
         }
     }
 
-    fn number(&self, line: usize, row: &[String], col: usize) -> Result<f64, UnitsError> {
+    /// The finite number in `row` at `col`.
+    pub(crate) fn number(
+        &self,
+        line: usize,
+        row: &[String],
+        col: usize,
+    ) -> Result<f64, UnitsError> {
         let v = row.get(col).map(|s| s.as_str()).unwrap_or("");
         v.parse::<f64>()
             .ok()
@@ -320,7 +318,7 @@ impl Units {
                 (0..units.sources.len() as u32)
                     .filter(|&s| {
                         let (ra, dec) = pos[s as usize];
-                        angular_sep_deg(b.ra_deg, b.dec_deg, ra, dec) <= beam_radius_deg
+                        crate::wcs::separation_deg(b.ra_deg, b.dec_deg, ra, dec) <= beam_radius_deg
                     })
                     .collect()
             })
@@ -354,12 +352,6 @@ impl Units {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn separation_is_symmetric_and_right() {
-        assert!((angular_sep_deg(10.0, 0.0, 11.0, 0.0) - 1.0).abs() < 1e-9);
-        assert!((angular_sep_deg(0.0, 89.0, 180.0, 89.0) - 2.0).abs() < 1e-9);
-    }
 
     #[test]
     fn names_must_be_path_safe() {

@@ -160,5 +160,6 @@ mod tests {
             );
         }
         assert!((separation_deg(10.0, 0.0, 11.0, 0.0) - 1.0).abs() < 1e-12);
+        assert!((separation_deg(0.0, 89.0, 180.0, 89.0) - 2.0).abs() < 1e-9);
     }
 }

@@ -49,6 +49,28 @@ struct Case {
     noise: f64,
 }
 
+impl Default for Case {
+    /// Arrakis's settings on a Faraday-thin source with Stokes I and no flagged channels.
+    fn default() -> Case {
+        Case {
+            name: "",
+            components: vec![],
+            stokes_i: true,
+            nan_channels: vec![],
+            poly_ord: 3,
+            fit_function: "log",
+            weight_type: "variance",
+            dphi: None,
+            phi_max: None,
+            n_samples: 5.0,
+            fit_rmsf: false,
+            cutoff: -8.0,
+            window: None,
+            noise: 0.002,
+        }
+    }
+}
+
 fn write_spectrum(dir: &Path, c: &Case, seed: u64) -> PathBuf {
     let mut rng = Rng(seed);
     let mut text = String::new();
@@ -126,66 +148,37 @@ fn rm_synthesis_and_clean_agree_with_rm_tools() {
         Case {
             name: "variance_log_default",
             components: vec![(0.06, 37.5, 0.4)],
-            stokes_i: true,
-            nan_channels: vec![],
-            poly_ord: 3,
-            fit_function: "log",
-            weight_type: "variance",
-            dphi: None,
-            phi_max: None,
-            n_samples: 5.0,
-            fit_rmsf: false,
-            cutoff: -8.0,
-            window: None,
-            noise: 0.002,
+            ..Case::default()
         },
         Case {
             name: "uniform_linear_fixed_axis",
             components: vec![(0.1, -120.0, 1.2)],
-            stokes_i: true,
-            nan_channels: vec![],
             poly_ord: 2,
             fit_function: "linear",
             weight_type: "uniform",
             dphi: Some(2.0),
             phi_max: Some(500.0),
-            n_samples: 5.0,
-            fit_rmsf: false,
             cutoff: -5.0,
-            window: None,
             noise: 0.003,
+            ..Case::default()
         },
         Case {
             name: "nan_channels_fitted_rmsf",
             components: vec![(0.08, 250.0, 2.0)],
-            stokes_i: true,
             nan_channels: nan.clone(),
-            poly_ord: 3,
-            fit_function: "log",
-            weight_type: "variance",
-            dphi: None,
-            phi_max: None,
-            n_samples: 5.0,
             fit_rmsf: true,
-            cutoff: -8.0,
-            window: None,
-            noise: 0.002,
+            ..Case::default()
         },
         Case {
             name: "dynamic_order_uniform_window",
             components: vec![(0.05, 5.0, 0.1), (0.03, 80.0, 0.9)],
-            stokes_i: true,
-            nan_channels: vec![],
             poly_ord: -3,
-            fit_function: "log",
             weight_type: "uniform",
-            dphi: None,
-            phi_max: None,
             n_samples: 10.0,
-            fit_rmsf: false,
             cutoff: -6.0,
             window: Some(-3.0),
             noise: 0.001,
+            ..Case::default()
         },
         Case {
             name: "no_stokes_i",
@@ -193,31 +186,18 @@ fn rm_synthesis_and_clean_agree_with_rm_tools() {
             stokes_i: false,
             nan_channels: vec![50, 51],
             poly_ord: 2,
-            fit_function: "log",
-            weight_type: "variance",
-            dphi: None,
             phi_max: Some(1000.0),
-            n_samples: 5.0,
-            fit_rmsf: false,
             cutoff: -3.0,
-            window: None,
-            noise: 0.002,
+            ..Case::default()
         },
         Case {
             name: "linear_nan_variance",
             components: vec![(0.04, -33.0, 2.8)],
-            stokes_i: true,
             nan_channels: nan,
-            poly_ord: 3,
             fit_function: "linear",
-            weight_type: "variance",
             dphi: Some(5.0),
-            phi_max: None,
-            n_samples: 5.0,
             fit_rmsf: true,
-            cutoff: -8.0,
-            window: None,
-            noise: 0.002,
+            ..Case::default()
         },
     ];
     let mut spec = Vec::new();

@@ -24,18 +24,44 @@ fn require_slurm() {
     assert!(ok, "no Slurm answers here: start the test cluster with `bash .ci/slurm-up` (as root; .ci/run does)");
 }
 
-/// A SLURMCluster config with a job name of its own (tests run side by side on one cluster).
-fn config(dir: &Path, job_name: &str, extra_kwargs: &str, max_jobs: usize) -> PathBuf {
+/// A SLURMCluster config with a job name of its own (tests run side by side on one cluster):
+/// small jobs, logs under `dir/logs`, and `kwargs` (YAML values) replacing or adding keys.
+fn config(dir: &Path, job_name: &str, kwargs: &[(&str, String)], max_jobs: usize) -> PathBuf {
+    let mut kw: Vec<(&str, String)> = vec![
+        ("cores", "2".into()),
+        ("processes", "2".into()),
+        ("name", "spice-worker".into()),
+        ("job_name", job_name.into()),
+        ("memory", "1GiB".into()),
+        ("walltime", "'00:10:00'".into()),
+        ("log_directory", dir.join("logs").display().to_string()),
+        ("interface", "ib0".into()),
+    ];
+    for (k, v) in kwargs {
+        match kw.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => kw.push((k, v.clone())),
+        }
+    }
+    let body: String = kw.iter().map(|(k, v)| format!("  {k}: {v}\n")).collect();
     let p = dir.join(format!("{job_name}.yaml"));
     std::fs::write(
         &p,
-        format!(
-            "cluster_class: \"dask_jobqueue.SLURMCluster\"\ncluster_kwargs:\n  cores: 2\n  processes: 2\n  name: spice-worker\n  job_name: {job_name}\n  memory: 1GiB\n  walltime: '00:10:00'\n  log_directory: {}\n  interface: ib0\n{extra_kwargs}adapt_kwargs:\n  maximum_jobs: {max_jobs}\n  target_duration: 2s\n  interval: 1s\n",
-            dir.join("logs").display()
-        ),
+        format!("cluster_class: \"dask_jobqueue.SLURMCluster\"\ncluster_kwargs:\n{body}adapt_kwargs:\n  maximum_jobs: {max_jobs}\n  target_duration: 2s\n  interval: 1s\n"),
     )
     .unwrap();
     p
+}
+
+/// A prologue that runs `cmd` in the first job only (`flag` marks that it has run).
+fn first_job_only(flag: &Path, cmd: &str) -> (&'static str, String) {
+    (
+        "job_script_prologue",
+        format!(
+            "['[ -e {f} ] || {{ touch {f}; {cmd}; }}']",
+            f = flag.display()
+        ),
+    )
 }
 
 /// Jobs of `job_name` that are pending or running now.
@@ -125,7 +151,7 @@ fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(with_status(&r, "ran").len(), 118);
 
-    let cfg = config(base, "arrakis-eq", "", 3);
+    let cfg = config(base, "arrakis-eq", &[], 3);
     // Watch the jobs in flight while the build runs.
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -230,15 +256,7 @@ fn cancelled_and_failing_jobs_are_retried_and_reported() {
     let base = base.as_path();
     // The first job exits 3 before running anything; later jobs run.
     let flag = base.join("first-job-done");
-    let cfg = config(
-        base,
-        "arrakis-retry",
-        &format!(
-            "  job_script_prologue: ['[ -e {f} ] || {{ touch {f}; exit 3; }}']\n",
-            f = flag.display()
-        ),
-        2,
-    );
+    let cfg = config(base, "arrakis-retry", &[first_job_only(&flag, "exit 3")], 2);
     let report = base.join("r.json");
     let child = engine_build(&base.join("cache"), &data, &cfg, &report, "1")
         .stderr(std::process::Stdio::piped())
@@ -296,7 +314,10 @@ fn with_no_retries_left_targets_fail_with_the_job_and_its_log() {
     let cfg = config(
         base,
         "arrakis-fail",
-        "  job_script_prologue: ['echo worker setup broke >&2', 'exit 4']\n",
+        &[(
+            "job_script_prologue",
+            "['echo worker setup broke >&2', 'exit 4']".into(),
+        )],
         2,
     );
     let report = base.join("r.json");
@@ -324,7 +345,7 @@ fn impossible_and_rejected_requests_are_explained() {
     let (_tmp, base, data) = engine_field(1, 1, 0);
     let base = base.as_path();
     // More CPUs than any node has: accepted by sbatch, then pending forever.
-    let cfg = config(base, "arrakis-big", "  job_cpu: 64\n", 2);
+    let cfg = config(base, "arrakis-big", &[("job_cpu", "64".into())], 2);
     let report = base.join("r.json");
     let out = engine_build(&base.join("cache"), &data, &cfg, &report, "0")
         .output()
@@ -337,7 +358,7 @@ fn impossible_and_rejected_requests_are_explained() {
     );
     assert_eq!(live_jobs("arrakis-big"), 0, "the stuck job was cancelled");
     // More memory than any node has: sbatch refuses; its words and the key to change are quoted.
-    let cfg = config(base, "arrakis-huge", "  job_mem: 9000G\n", 2);
+    let cfg = config(base, "arrakis-huge", &[("job_mem", "9000G".into())], 2);
     let out = engine_build(&base.join("cache2"), &data, &cfg, &report, "0")
         .output()
         .unwrap();
@@ -353,7 +374,7 @@ fn impossible_and_rejected_requests_are_explained() {
 fn a_killed_coordinator_loses_no_finished_work() {
     let (_tmp, base, data) = engine_field(2, 8, 2);
     let base = base.as_path();
-    let cfg = config(base, "arrakis-kill", "", 4);
+    let cfg = config(base, "arrakis-kill", &[], 4);
     let cache = base.join("cache");
     let report = base.join("r.json");
     let mut child = engine_build(&cache, &data, &cfg, &report, "1")
@@ -430,19 +451,12 @@ fn a_job_over_its_walltime_is_retried() {
     let cfg = config(
         base,
         "arrakis-walltime",
-        &format!(
-            "  walltime: '00:01:00'\n  job_script_prologue: ['[ -e {f} ] || {{ touch {f}; sleep 300; }}']\n",
-            f = flag.display()
-        ),
+        &[
+            ("walltime", "'00:01:00'".into()),
+            first_job_only(&flag, "sleep 300"),
+        ],
         1,
     );
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replacen("  walltime: '00:10:00'\n", "", 1),
-    )
-    .unwrap();
     let report = base.join("r.json");
     let out = engine_build(&base.join("cache"), &data, &cfg, &report, "0")
         .output()
@@ -460,7 +474,7 @@ fn a_job_over_its_walltime_is_retried() {
 fn ctrl_c_cancels_the_builds_jobs() {
     let (_tmp, base, data) = engine_field(2, 6, 0);
     let base = base.as_path();
-    let cfg = config(base, "arrakis-sigint", "", 4);
+    let cfg = config(base, "arrakis-sigint", &[], 4);
     let report = base.join("r.json");
     let child = engine_build(&base.join("cache"), &data, &cfg, &report, "20")
         .stderr(std::process::Stdio::piped())

@@ -18,6 +18,7 @@ use crate::progress::Progress;
 
 use super::action::{job_for, run_target};
 use super::slurm::{RemoteTask, SlurmRunner};
+use super::worker;
 use super::{interrupted, Done, Engine, Evaluation, StaleClass, UpInput, Verdict};
 use crate::rules::spec::Resources;
 
@@ -211,8 +212,18 @@ pub struct Deferred {
     pub class: StaleClass,
 }
 
-/// Evaluate one target and, if stale and allowed, run it and commit its record. With `defer`,
-/// a target that would run is put in `deferred` instead (the outcome is then `None`).
+/// What processing one target came to.
+enum Step {
+    /// Decided here: the outcome (`None` when left alone because of Ctrl-C), what dependents
+    /// get, and a fatal error if any.
+    Finished(Option<Outcome>, Done, Option<String>),
+    /// Stale, and its rule runs on a cluster: the scheduler hands it on.
+    Deferred(Deferred),
+}
+
+/// Evaluate one target and, if stale and allowed, run it and commit its record; with `defer`,
+/// a stale target is handed back instead. `receipts` are the receipt files waiting at the start
+/// of the build.
 fn process(
     engine: &Engine,
     ti: usize,
@@ -220,8 +231,8 @@ fn process(
     dry_run: bool,
     results: &[OnceLock<Done>],
     defer: bool,
-    deferred: &mut Option<Deferred>,
-) -> (Option<Outcome>, Done, Option<String>) {
+    receipts: &Receipts,
+) -> Step {
     let up = |t: u32, o: u32| -> UpInput {
         match results[t as usize].get() {
             Some(d) => d.output(o),
@@ -234,7 +245,7 @@ fn process(
             let msg = e.to_string();
             let mut o = outcome(Status::Failed);
             o.error = Some(msg.clone());
-            return (Some(o), Done::Unavailable(msg.clone()), Some(msg));
+            return Step::Finished(Some(o), Done::Unavailable(msg.clone()), Some(msg));
         }
     };
     match ev.verdict {
@@ -244,7 +255,7 @@ fn process(
                 .as_ref()
                 .map(Engine::recorded_digests)
                 .unwrap_or_default();
-            (Some(outcome(Status::Skipped)), Done::Outputs(digests), None)
+            Step::Finished(Some(outcome(Status::Skipped)), Done::Outputs(digests), None)
         }
         Verdict::Blocked { why, upstream } => {
             let mut o = outcome(Status::Failed);
@@ -254,7 +265,7 @@ fn process(
                 why.clone()
             });
             o.blocked = upstream;
-            (Some(o), Done::Unavailable(why), None)
+            Step::Finished(Some(o), Done::Unavailable(why), None)
         }
         Verdict::Run { reasons, class } => {
             if mode == Mode::CheckOnly {
@@ -265,20 +276,20 @@ fn process(
                 let mut o = outcome(Status::Failed);
                 o.error = Some(why.clone());
                 o.class = Some(class);
-                return (Some(o), Done::Unavailable(why), None);
+                return Step::Finished(Some(o), Done::Unavailable(why), None);
             }
             if dry_run {
                 let mut o = outcome(Status::WouldRun);
                 o.reasons = reasons;
                 o.class = Some(class);
-                return (Some(o), Done::Unknown, None);
+                return Step::Finished(Some(o), Done::Unknown, None);
             }
             if interrupted() {
-                return (None, Done::Unavailable("interrupted".into()), None);
+                return Step::Finished(None, Done::Unavailable("interrupted".into()), None);
             }
             let key = ev.key.unwrap_or(crate::hash::Digest([0; 32]));
             // Work a Slurm job finished after its coordinator died: take it, do not redo it.
-            if let Some(outputs) = ingest_receipt(engine, ti, &key) {
+            if let Some(outputs) = ingest_receipt(engine, ti, &key, receipts) {
                 let seconds = outputs.1;
                 let (mut o, done, fatal) =
                     commit(engine, ti, key, ev.inputs, Ok(outputs), reasons, class);
@@ -292,23 +303,26 @@ fn process(
                         ..outcome(Status::Skipped)
                     });
                 }
-                return (o, done, fatal);
+                return Step::Finished(o, done, fatal);
             }
             if defer {
-                *deferred = Some(Deferred {
+                return Step::Deferred(Deferred {
                     key,
                     inputs: ev.inputs,
                     reasons,
                     class,
                 });
-                return (None, Done::Unknown, None);
             }
             let run = run_target(engine, ti);
             let result = run.outputs.map(|o| (o, run.seconds, hostname()));
-            commit(engine, ti, key, ev.inputs, result, reasons, class)
+            let (o, done, fatal) = commit(engine, ti, key, ev.inputs, result, reasons, class);
+            Step::Finished(o, done, fatal)
         }
     }
 }
+
+/// Receipt files present when the build started (so targets without one cost no file access).
+type Receipts = std::collections::HashSet<std::ffi::OsString>;
 
 /// A receipt left for target `ti` with this key whose outputs are intact: (outputs, seconds,
 /// host). The receipt file is removed once its record is committed.
@@ -316,24 +330,19 @@ fn ingest_receipt(
     engine: &Engine,
     ti: usize,
     key: &crate::hash::Digest,
+    receipts: &Receipts,
 ) -> Option<(Vec<crate::cache::OutputRecord>, f64, String)> {
     let t = &engine.graph.targets[ti];
-    let dir = super::worker::receipts_dir(engine.cache.dir(), &engine.graph.field);
-    let path = super::worker::receipt_path(&dir, &t.id);
-    let r = super::worker::read_receipt(&path)?;
+    let dir = worker::receipts_dir(engine.cache.dir(), &engine.graph.field);
+    let path = worker::receipt_path(&dir, &t.id);
+    if !receipts.contains(path.file_name()?) {
+        return None;
+    }
+    let r = worker::read_receipt(&path)?;
     if r.id != t.id || r.key != key.to_hex() {
         return None;
     }
-    let outs = r.outputs.ok()?;
-    let mut verified = Vec::with_capacity(outs.len());
-    for o in outs {
-        let p = engine.abs(&o.path);
-        if crate::hash::hash_file(&p).ok()? != o.digest {
-            return None;
-        }
-        let sig = crate::hash::StatSig::of_path(&p).ok()??;
-        verified.push(crate::cache::OutputRecord { sig, ..o });
-    }
+    let verified = worker::verify_outputs(&engine.graph.field_dir, &r.outputs.ok()?).ok()?;
     let _ = std::fs::remove_file(&path);
     Some((verified, r.seconds, r.host))
 }
@@ -471,6 +480,7 @@ pub fn build_on(
     let mut finished_at: Vec<(usize, Instant)> = Vec::new();
     let jobs = opts.jobs.max(1);
     let remote_rule: Vec<bool> = g.rules.iter().map(|r| clusters.has(r.resources)).collect();
+    let receipts = worker::receipt_files(&worker::receipts_dir(engine.cache.dir(), &g.field));
     let mut deferred_of: HashMap<usize, Deferred> = HashMap::new();
     // Recorded durations seed batch sizes, one lookup per rule.
     let mut seen_rule: HashMap<u32, f64> = HashMap::new();
@@ -501,17 +511,18 @@ pub fn build_on(
                 let results = &results;
                 let dry = opts.dry_run;
                 let remote_rule = &remote_rule;
+                let receipts = &receipts;
                 scope.spawn(move |_| {
                     let mut msgs = Vec::with_capacity(batch.len());
                     for ti in batch {
                         let defer = remote_rule[g.targets[ti].rule as usize];
-                        let mut deferred = None;
-                        let (outcome, done, fatal) =
-                            process(engine, ti, modes[ti], dry, results, defer, &mut deferred);
-                        if deferred.is_none() {
-                            let _ = results[ti].set(done);
-                        }
-                        msgs.push(Msg { ti, outcome, fatal, deferred });
+                        msgs.push(match process(engine, ti, modes[ti], dry, results, defer, receipts) {
+                            Step::Finished(outcome, done, fatal) => {
+                                let _ = results[ti].set(done);
+                                Msg { ti, outcome, fatal, deferred: None }
+                            }
+                            Step::Deferred(d) => Msg { ti, outcome: None, fatal: None, deferred: Some(d) },
+                        });
                     }
                     let _ = tx.send(msgs);
                 });

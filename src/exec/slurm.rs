@@ -16,10 +16,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::action::TargetJob;
-use super::worker::{read_receipt, receipt_path, Manifest, ManifestEntry};
+use super::worker::{
+    read_receipt, receipt_files, receipt_path, verify_outputs, Manifest, ManifestEntry,
+};
 use crate::cache::OutputRecord;
 use crate::config::cluster::{slurm_mem, ClusterConfig};
-use crate::hash::{hash_file, Digest};
+use crate::hash::Digest;
 
 /// The job script for one job of `cfg`, running `worker_command`: dask-jobqueue's layout
 /// (shebang, blank line, `#SBATCH` header, prologue, command).
@@ -258,12 +260,18 @@ impl<'a> SlurmRunner<'a> {
     }
 
     fn take_receipts(&mut self, done: &mut Vec<RemoteDone>) {
+        // One directory listing per poll, not one open per target in flight.
+        let present = receipt_files(&self.receipts);
+        if present.is_empty() {
+            return;
+        }
         for b in &mut self.batches {
             let mut k = 0;
             while k < b.tasks.len() {
                 let t = &b.tasks[k];
                 let p = receipt_path(&self.receipts, &t.job.id);
-                let Some(r) = read_receipt(&p) else {
+                let listed = p.file_name().is_some_and(|n| present.contains(n));
+                let Some(r) = listed.then(|| read_receipt(&p)).flatten() else {
                     k += 1;
                     continue;
                 };
@@ -353,7 +361,6 @@ impl<'a> SlurmRunner<'a> {
     }
 
     fn settle_finished(&mut self, done: &mut Vec<RemoteDone>) {
-        let mut requeue = Vec::new();
         for b in &mut self.batches {
             let state = b.state.clone();
             let base = state.split_whitespace().next().unwrap_or("");
@@ -391,9 +398,10 @@ impl<'a> SlurmRunner<'a> {
                 "VANISHED" => format!("job {job} is no longer known to Slurm"),
                 other => format!("job {job} ended {other}"),
             };
+            let mut requeued = 0;
             for mut t in b.tasks.drain(..) {
                 if t.attempts <= self.retries {
-                    requeue.push(t.job.id.clone());
+                    requeued += 1;
                     t.attempts += 1;
                     self.queue.push_back(t);
                 } else {
@@ -411,12 +419,9 @@ impl<'a> SlurmRunner<'a> {
                     });
                 }
             }
-            if !requeue.is_empty() {
-                self.messages.push(format!(
-                    "slurm: {why}; resubmitting {} target(s)",
-                    requeue.len()
-                ));
-                requeue.clear();
+            if requeued > 0 {
+                self.messages
+                    .push(format!("slurm: {why}; resubmitting {requeued} target(s)"));
             }
         }
         self.batches.retain(|b| !b.ended);
@@ -561,31 +566,6 @@ fn cfg_name(cfg: &ClusterConfig) -> String {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "the cluster config".into())
-}
-
-/// Check the outputs a receipt names: each exists with the digest the worker recorded.
-fn verify_outputs(field_dir: &Path, outs: &[OutputRecord]) -> Result<Vec<OutputRecord>, String> {
-    let mut verified = Vec::with_capacity(outs.len());
-    for o in outs {
-        let p = field_dir.join(&o.path);
-        let digest = hash_file(&p).map_err(|e| {
-            format!(
-                "the worker reported {} but it cannot be read here: {e}",
-                p.display()
-            )
-        })?;
-        if digest != o.digest {
-            return Err(format!(
-                "{} does not have the bytes the worker reported (changed since, or a shared file system out of step)",
-                p.display()
-            ));
-        }
-        let sig = crate::hash::StatSig::of_path(&p)
-            .map_err(|e| format!("cannot stat {}: {e}", p.display()))?
-            .ok_or_else(|| format!("{} vanished", p.display()))?;
-        verified.push(OutputRecord { sig, ..o.clone() });
-    }
-    Ok(verified)
 }
 
 /// Submit `script` (as an array of `k` when k > 1); the job id, or sbatch's complaint with the

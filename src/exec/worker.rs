@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::action::{run_job, write_atomic, TargetJob};
 use crate::cache::OutputRecord;
+use crate::hash::{hash_file, StatSig};
 
 /// A batch of targets for one Slurm job (or one task of a job array).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -63,6 +64,42 @@ pub fn receipt_path(dir: &Path, id: &str) -> PathBuf {
         "{}.json",
         &blake3::hash(id.as_bytes()).to_hex()[..32]
     ))
+}
+
+/// The receipt files in `dir` now (none if it does not exist).
+pub fn receipt_files(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default()
+}
+
+/// Check the outputs a receipt names: each is in place with the digest the worker recorded.
+/// Returns them with signatures taken here (the coordinator's view of the file system).
+pub fn verify_outputs(
+    field_dir: &Path,
+    outs: &[OutputRecord],
+) -> Result<Vec<OutputRecord>, String> {
+    let mut verified = Vec::with_capacity(outs.len());
+    for o in outs {
+        let p = field_dir.join(&o.path);
+        let digest = hash_file(&p).map_err(|e| {
+            format!(
+                "the worker reported {} but it cannot be read here: {e}",
+                p.display()
+            )
+        })?;
+        if digest != o.digest {
+            return Err(format!(
+                "{} does not have the bytes the worker reported (changed since, or a shared file system out of step)",
+                p.display()
+            ));
+        }
+        let sig = StatSig::of_path(&p)
+            .map_err(|e| format!("cannot stat {}: {e}", p.display()))?
+            .ok_or_else(|| format!("{} vanished", p.display()))?;
+        verified.push(OutputRecord { sig, ..o.clone() });
+    }
+    Ok(verified)
 }
 
 /// Read a receipt; `None` if there is none or it cannot be parsed (a torn write cannot happen:

@@ -41,18 +41,22 @@ pub fn fit(
     let mut status = 5;
     let mut iterations = 0;
     let eps = f64::EPSILON.sqrt();
-    for it in 0..max_iter {
-        iterations = it + 1;
-        // Forward-difference Jacobian (columns of free parameters).
+    // Forward-difference Jacobian at `p` (residuals `r`), columns of the free parameters;
+    // `scratch` holds the shifted residuals.
+    let jacobian = |p: &[f64], r: &[f64], jac: &mut [f64], scratch: &mut [f64]| {
         for (c, &j) in free.iter().enumerate() {
             let h = if p[j] == 0.0 { eps } else { eps * p[j].abs() };
-            let mut pj = p.clone();
+            let mut pj = p.to_vec();
             pj[j] += h;
-            residuals(&pj, &mut r2);
+            residuals(&pj, scratch);
             for i in 0..n_res {
-                jac[i * m + c] = (r2[i] - r[i]) / h;
+                jac[i * m + c] = (scratch[i] - r[i]) / h;
             }
         }
+    };
+    for it in 0..max_iter {
+        iterations = it + 1;
+        jacobian(&p, &r, &mut jac, &mut r2);
         let (jtj, jtr) = normal_equations(&jac, &r, n_res, m);
         let mut improved = false;
         for _ in 0..30 {
@@ -100,15 +104,7 @@ pub fn fit(
         }
     }
     // Covariance from the Jacobian at the solution.
-    for (c, &j) in free.iter().enumerate() {
-        let h = if p[j] == 0.0 { eps } else { eps * p[j].abs() };
-        let mut pj = p.clone();
-        pj[j] += h;
-        residuals(&pj, &mut r2);
-        for i in 0..n_res {
-            jac[i * m + c] = (r2[i] - r[i]) / h;
-        }
-    }
+    jacobian(&p, &r, &mut jac, &mut r2);
     let (jtj, _) = normal_equations(&jac, &r, n_res, m);
     let n = start.len();
     let mut perror = vec![0.0; n];

@@ -22,15 +22,15 @@ impl Builtin for Beams {
         let field_dir = ctx.field_dir;
         let units =
             crate::units::Units::load(field_dir, radius, None).map_err(|e| e.to_string())?;
+        // Units hold beam → islands; the file is island → beams.
+        let mut beams_of: Vec<Vec<&str>> = vec![Vec::new(); units.sources.len()];
+        for (b, list) in units.beam_sources.iter().enumerate() {
+            for &s in list {
+                beams_of[s as usize].push(units.beams[b].as_str());
+            }
+        }
         let mut text = String::from("Source_ID,beams\n");
-        for (s, name) in units.sources.iter().enumerate() {
-            let beams: Vec<&str> = units
-                .beam_sources
-                .iter()
-                .enumerate()
-                .filter(|(_, list)| list.contains(&(s as u32)))
-                .map(|(b, _)| units.beams[b].as_str())
-                .collect();
+        for (name, beams) in units.sources.iter().zip(&beams_of) {
             text.push_str(&format!("{name},{}\n", beams.join(" ")));
         }
         let (_, path, _) = &ctx.outputs[0];

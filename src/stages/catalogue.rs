@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::io::{out_path, read_components, Component};
+use super::io::{components, out_path, single, Component};
 use super::{ActionCtx, Builtin};
 
 /// `catalogue`: one row per component, RMTable column names, as CSV and a FITS binary table.
@@ -20,11 +20,7 @@ impl Builtin for Catalogue {
         1
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let comps = read_components(
-            ctx.input("components")
-                .first()
-                .ok_or("input 'components' missing")?,
-        )?;
+        let comps = components(single(ctx, "components")?)?;
         let load = |p: &PathBuf| -> Result<Value, String> {
             serde_json::from_str(
                 &std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -41,7 +37,11 @@ impl Builtin for Catalogue {
             let v = load(p)?;
             clean.insert(v["cat_id"].as_str().unwrap_or("").to_string(), v);
         }
-        let rows: Vec<&Component> = comps.iter().filter(|c| synth.contains_key(&c.id)).collect();
+        let rows: Vec<&Component> = comps
+            .list
+            .iter()
+            .filter(|c| synth.contains_key(&c.id))
+            .collect();
         let snr_cut = ctx.param("snr_cut").and_then(|v| v.as_f64()).unwrap_or(8.0);
         // (name, unit, value per row)
         let num =

@@ -4,7 +4,7 @@
 //!
 //! Must never: read a beam cube more than once, or write anywhere but its temporary outputs.
 
-use super::io::{read_components, single, Component};
+use super::io::{components, single};
 use super::{ActionCtx, Builtin};
 use crate::fits::{Cube, Header, PlaneReader};
 use crate::wcs::Wcs;
@@ -23,14 +23,19 @@ impl Builtin for Cutout {
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let cube_path = single(ctx, "cube")?;
         let weights_path = single(ctx, "weights")?;
-        let comps = read_components(single(ctx, "components")?)?;
+        let comps = components(single(ctx, "components")?)?;
         let pad = ctx.param("pad").and_then(|v| v.as_f64()).unwrap_or(3.0);
         let mut reader = PlaneReader::open(cube_path).map_err(|e| e.to_string())?;
         let wcs = Wcs::from_header(&reader.header, cube_path).map_err(|e| e.to_string())?;
         let bmaj = reader
             .header
             .get_f64("BMAJ")
-            .ok_or_else(|| format!("{}: missing BMAJ", cube_path.display()))?;
+            .ok_or_else(|| {
+                format!(
+                    "{}: no BMAJ in the header; the beam cube needs its restoring beam (BMAJ, BMIN, BPA in degrees)",
+                    cube_path.display()
+                )
+            })?;
         let (nx, ny, nchan) = (reader.nx as i64, reader.ny as i64, reader.nchan);
         let weights =
             std::fs::read(weights_path).map_err(|e| format!("{}: {e}", weights_path.display()))?;
@@ -48,10 +53,10 @@ impl Builtin for Cutout {
                 continue;
             }
             let island = each.ok_or("cutout output without an island")?;
-            let mine: Vec<&Component> = comps.iter().filter(|c| c.island == island).collect();
+            let mine = comps.of_island(island);
             if mine.is_empty() {
                 return Err(format!(
-                    "island {island} has no components in the catalogue"
+                    "island {island} has no components in catalogue/components.csv; give it at least one Gaussian_ID row"
                 ));
             }
             let pad_deg =

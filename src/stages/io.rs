@@ -3,13 +3,17 @@
 //!
 //! Must never: write anywhere but the paths it is given.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::Array2;
 use serde_json::Value;
 
 use super::ActionCtx;
+use crate::hash::StatSig;
+use crate::units::Table;
 
 /// A component as the catalogue gives it.
 #[derive(Clone, Debug)]
@@ -24,63 +28,96 @@ pub struct Component {
     pub dec: f64,
     /// Major axis, arcsec.
     pub maj_arcsec: f64,
-    /// Every column, by name (for the catalogue).
-    pub columns: HashMap<String, String>,
 }
 
-/// Read `components.csv` (RACS column names; `Maj` in arcsec, 0 when absent).
-pub fn read_components(path: &Path) -> Result<Vec<Component>, String> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_path(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let col = |n: &str| {
-        headers
-            .iter()
-            .position(|h| h == n)
-            .ok_or_else(|| format!("{}:1: missing column '{n}'", path.display()))
-    };
-    let (gi, si, ri, di) = (
-        col("Gaussian_ID")?,
-        col("Source_ID")?,
-        col("RA")?,
-        col("Dec")?,
-    );
-    let mi = headers.iter().position(|h| h == "Maj");
-    let mut out = Vec::new();
-    for (line, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{}:{}: {e}", path.display(), line + 2))?;
-        let num = |i: usize| -> Result<f64, String> {
-            rec.get(i).unwrap_or("").parse::<f64>().map_err(|_| {
-                format!(
-                    "{}:{}: column '{}' is not a number",
-                    path.display(),
-                    line + 2,
-                    headers[i]
-                )
-            })
-        };
-        out.push(Component {
-            id: rec.get(gi).unwrap_or("").to_string(),
-            island: rec.get(si).unwrap_or("").to_string(),
-            ra: num(ri)?,
-            dec: num(di)?,
-            maj_arcsec: mi.map(num).transpose()?.unwrap_or(0.0),
-            columns: headers
-                .iter()
-                .cloned()
-                .zip(rec.iter().map(|s| s.to_string()))
-                .collect(),
-        });
+/// The component catalogue, in file order, indexed by component and by island.
+pub struct Components {
+    /// Every component, in file order.
+    pub list: Vec<Component>,
+    by_id: HashMap<String, usize>,
+    by_island: HashMap<String, Vec<usize>>,
+}
+
+impl Components {
+    /// The component named `id`.
+    pub fn get(&self, id: &str) -> Option<&Component> {
+        self.by_id.get(id).map(|&i| &self.list[i])
     }
-    Ok(out)
+
+    /// The components of island `island`, in file order.
+    pub fn of_island(&self, island: &str) -> Vec<&Component> {
+        self.by_island
+            .get(island)
+            .map(|ix| ix.iter().map(|&i| &self.list[i]).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Read `components.csv` (RACS column names; `Maj` in arcsec, 0 when absent), with the same
+/// reader and messages as the unit catalogue (`units::Table`). Parsed once per version of the
+/// file per process: every component's rmsynth target reads the same catalogue.
+pub fn components(path: &Path) -> Result<Arc<Components>, String> {
+    memo_by_file(path, || {
+        let t = Table::read(path).map_err(|e| e.to_string())?;
+        let col = |n: &str| t.col(n).map_err(|e| e.to_string());
+        let (gi, si, ri, di) = (
+            col("Gaussian_ID")?,
+            col("Source_ID")?,
+            col("RA")?,
+            col("Dec")?,
+        );
+        let mi = t.headers.iter().position(|h| h == "Maj");
+        let mut c = Components {
+            list: Vec::with_capacity(t.rows.len()),
+            by_id: HashMap::new(),
+            by_island: HashMap::new(),
+        };
+        for (line, row) in &t.rows {
+            let num = |i: usize| t.number(*line, row, i).map_err(|e| e.to_string());
+            let comp = Component {
+                id: row.get(gi).cloned().unwrap_or_default(),
+                island: row.get(si).cloned().unwrap_or_default(),
+                ra: num(ri)?,
+                dec: num(di)?,
+                maj_arcsec: mi.map(num).transpose()?.unwrap_or(0.0),
+            };
+            c.by_id.insert(comp.id.clone(), c.list.len());
+            c.by_island
+                .entry(comp.island.clone())
+                .or_default()
+                .push(c.list.len());
+            c.list.push(comp);
+        }
+        Ok(c)
+    })
+}
+
+/// `load()` of the file at `path`, kept for the life of the process and reused while the file's
+/// stat signature (size, mtime, inode, ctime) is unchanged. For inputs many targets of one build
+/// read whole (the component catalogue, a holography beam model).
+pub fn memo_by_file<T: Send + Sync + 'static>(
+    path: &Path,
+    load: impl FnOnce() -> Result<T, String>,
+) -> Result<Arc<T>, String> {
+    type Memo = HashMap<(PathBuf, TypeId), (StatSig, Arc<dyn Any + Send + Sync>)>;
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+    let sig = StatSig::of_path(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .ok_or_else(|| format!("{}: no such file", path.display()))?;
+    let key = (path.to_path_buf(), TypeId::of::<T>());
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some((s, v)) = memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if s == sig {
+            if let Ok(v) = v.downcast::<T>() {
+                return Ok(v);
+            }
+        }
+    }
+    let v = Arc::new(load()?);
+    if let Ok(mut m) = memo.lock() {
+        m.insert(key, (sig, v.clone()));
+    }
+    Ok(v)
 }
 
 /// The one file of input slot `slot` (an error naming the target if there is none).

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::io::read_weights;
+use super::io::{memo_by_file, read_weights};
 use super::{ActionCtx, Builtin};
 use crate::fits::{Cube, Image};
 use crate::science::primary_beam::{offset_lm_deg, primary_beam, BeamModel};
@@ -173,8 +173,9 @@ impl Builtin for Linmos {
                 weights.len()
             ));
         }
+        // One model serves every island: parsed once per process, not once per target.
         let holography = match ctx.input("holography").first() {
-            Some(p) => Some(read_beam_model(p)?),
+            Some(p) => Some(memo_by_file(p, || read_beam_model(p))?),
             None => None,
         };
         let mut cubes = Vec::new();

@@ -1,7 +1,7 @@
 //! One spectrum through RM synthesis and RM-CLEAN: the text format RM-Tools users know
 //! (columns freq_Hz, I, Q, U, dI, dQ, dU; or freq_Hz, Q, U, dQ, dU without Stokes I), and the
-//! JSON summaries with RM-Tools' key names. `arrakis rmsynth1d/rmclean1d` and the pipeline's
-//! rmsynth and rmclean stages call this same code.
+//! JSON summaries with RM-Tools' key names. `arrakis rmsynth1d/rmclean1d` here and the pipeline's
+//! rmsynth and rmclean stages run the same kernels (`science::rm_synthesis`, `science::rm_clean`).
 
 use std::path::Path;
 

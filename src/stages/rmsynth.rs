@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::io::{out_path, read_components, write_json, write_npy, Component};
+use super::io::{components, out_path, single, write_json, write_npy, Component};
 use super::{ActionCtx, Builtin};
 use crate::fits::Cube;
 use crate::science::rm_synthesis::{run_rmsynth, Spectrum, SynthParams};
@@ -262,16 +262,11 @@ impl Builtin for RmSynth {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let id = ctx.var("component").ok_or("rmsynth runs per component")?;
-        let comps = read_components(
-            ctx.input("components")
-                .first()
-                .ok_or("input 'components' missing")?,
-        )?;
-        let comp = comps
-            .iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| format!("component {id} is not in the catalogue"))?;
-        let siblings: Vec<&Component> = comps.iter().filter(|c| c.island == comp.island).collect();
+        let comps = components(single(ctx, "components")?)?;
+        let comp = comps.get(id).ok_or_else(|| {
+            format!("component {id} is not in catalogue/components.csv (was it removed since the build started?)")
+        })?;
+        let siblings = comps.of_island(&comp.island);
         let mut v = Self::measure(ctx, comp, &siblings)?;
         v["cat_id"] = json!(comp.id);
         v["source_id"] = json!(comp.island);
