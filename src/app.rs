@@ -659,6 +659,7 @@ pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {
         npix: a.npix.max(32),
         band: a.band.clone(),
         seed: a.seed,
+        ionosphere: a.ionosphere,
     };
     let dir = crate::simulate::simulate(&a.datadir, &o).map_err(|e| anyhow!(e))?;
     eprintln!("simulated field {} in {}", a.field, dir.display());

@@ -101,6 +101,10 @@ pub struct SimulateArgs {
     /// Random seed (the same arguments give the same bytes).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Inject an ionospheric Faraday rotation (RM_ion about 3 rad/m^2, varying through the
+    /// scan) into Q and U; `ionosphere/rm_ion.txt` records it for the frion stage.
+    #[arg(long)]
+    pub ionosphere: bool,
 }
 
 /// Stokes I model for `--fit-function`.
@@ -312,6 +316,32 @@ pub enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Parallel jobs.
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+    },
+    /// A simulated field built by the local executor and by the Slurm executor in the same run:
+    /// wall time, Slurm jobs submitted, scheduling overhead per target.
+    Slurm {
+        /// Number of islands.
+        #[arg(long, default_value_t = 1000)]
+        sources: usize,
+        /// Number of beams.
+        #[arg(long, default_value_t = 9)]
+        beams: usize,
+        /// Pixels per beam image side.
+        #[arg(long, default_value_t = 256)]
+        npix: usize,
+        /// Channels.
+        #[arg(long, default_value_t = 36)]
+        nchan: usize,
+        /// Cluster config (default: cores 2, processes 2, maximum_jobs 4, target_duration 10s).
+        #[arg(long = "dask-config", alias = "dask_config")]
+        dask_config: Option<PathBuf>,
+        /// Working directory (default: a scratch directory under the current one, so that
+        /// Slurm jobs see it).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Parallel jobs of the local build.
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
     },

@@ -40,6 +40,24 @@ fn main() {
                 dir,
                 jobs,
             } => arrakis::bench::engine(*islands, *beams, dir.as_deref(), *jobs),
+            BenchWhat::Slurm {
+                sources,
+                beams,
+                npix,
+                nchan,
+                dask_config,
+                dir,
+                jobs,
+            } => {
+                let sim = arrakis::simulate::SimOptions {
+                    sources: *sources,
+                    beams: (*beams).max(1),
+                    npix: (*npix).max(32),
+                    nchan: (*nchan).max(4),
+                    ..arrakis::simulate::SimOptions::small("RACS_BENCH", 1)
+                };
+                arrakis::bench::slurm(&sim, dir.as_deref(), dask_config.as_deref(), *jobs)
+            }
             BenchWhat::Rm1d { spectra, python } => {
                 arrakis::bench::rm1d(*spectra, python.as_deref())
             }

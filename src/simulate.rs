@@ -33,6 +33,9 @@ pub struct SimOptions {
     pub band: String,
     /// Random seed.
     pub seed: u64,
+    /// Inject an ionospheric Faraday rotation (RM_ion about 3 rad/m², varying through the
+    /// scan) into Q and U; without it `ionosphere/rm_ion.txt` holds RM_ion = 0.
+    pub ionosphere: bool,
 }
 
 impl SimOptions {
@@ -47,6 +50,7 @@ impl SimOptions {
             npix: 160,
             band: "low".into(),
             seed,
+            ionosphere: false,
         }
     }
 }
@@ -231,6 +235,33 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
         }
         islands.push((sid, ra, dec, n_comp));
     }
+    // The ionosphere: RM_ion sampled every 60 s through the 900 s scan (16 samples), and the
+    // modulation theta(lambda^2) FRion would derive from it, applied to P = Q + iU.
+    let times: Vec<f64> = (0..16).map(|k| 5.0e9 + 60.0 * k as f64).collect();
+    let rm_ion: Vec<f64> = times
+        .iter()
+        .map(|t| {
+            if o.ionosphere {
+                let x = (t - times[0]) / 900.0;
+                3.0 + 0.4 * (2.0 * std::f64::consts::PI * x).sin() + 0.2 * x
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let theta = if o.ionosphere {
+        crate::science::frion::modulation(&times, &rm_ion, &freqs)
+    } else {
+        vec![(1.0, 0.0); freqs.len()]
+    };
+    let mut ion_text =
+        String::from("# RM_ion time series (arrakis simulate)\n# time_s rm_ion_rad_m2\n");
+    for (t, rm) in times.iter().zip(&rm_ion) {
+        let _ = writeln!(ion_text, "{t:.1} {rm:.6}");
+    }
+    std::fs::create_dir_all(dir.join("ionosphere"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    write(&dir.join("ionosphere/rm_ion.txt"), &ion_text)?;
     // Beam cubes.
     for (b, &(bra, bdec)) in centres.iter().enumerate() {
         let wcs = Wcs {
@@ -281,14 +312,14 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
                     let i_f = t.stokes_i * (f / f_ref).powf(t.spectral_index);
                     let chi = t.polangle_deg.to_radians() + t.rm * lam2;
                     let chi2 = t.polangle_deg.to_radians() + t.rm2 * lam2;
+                    let pq = t.fracpol * (2.0 * chi).cos() + t.fracpol2 * (2.0 * chi2).cos();
+                    let pu = t.fracpol * (2.0 * chi).sin() + t.fracpol2 * (2.0 * chi2).sin();
+                    // The ionosphere multiplies P by theta.
+                    let (tr, ti) = theta[c];
                     let value = match si {
                         0 => i_f,
-                        1 => {
-                            i_f * (t.fracpol * (2.0 * chi).cos() + t.fracpol2 * (2.0 * chi2).cos())
-                        }
-                        _ => {
-                            i_f * (t.fracpol * (2.0 * chi).sin() + t.fracpol2 * (2.0 * chi2).sin())
-                        }
+                        1 => i_f * (pq * tr - pu * ti),
+                        _ => i_f * (pq * ti + pu * tr),
                     } * pb
                         * peak_scale;
                     for y in (y0 - reach).max(0)..(y0 + reach + 1).min(o.npix as i64) {

@@ -4,65 +4,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use arrakis::simulate::{simulate, SimOptions};
 use common::*;
-
-fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut rdr = csv::Reader::from_path(path).unwrap();
-    let headers: Vec<String> = rdr
-        .headers()
-        .unwrap()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    rdr.records()
-        .map(|r| {
-            headers
-                .iter()
-                .cloned()
-                .zip(r.unwrap().iter().map(|s| s.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
-fn f(row: &HashMap<String, String>, k: &str) -> f64 {
-    row.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
-}
-
-/// The stages with at least one target that ran, in name order.
-fn stages_that_ran(r: &std::collections::BTreeMap<String, String>) -> Vec<String> {
-    let set: std::collections::BTreeSet<String> = with_status(r, "ran")
-        .iter()
-        .map(|id| id.split('/').next().unwrap().to_string())
-        .collect();
-    set.into_iter().collect()
-}
-
-fn build_real(
-    cache: &Path,
-    data: &Path,
-    field: &str,
-    extra: &[&str],
-) -> (
-    std::process::Output,
-    std::collections::BTreeMap<String, String>,
-) {
-    let report = data.join("pipeline-report.json");
-    let _ = std::fs::remove_file(&report);
-    let out = arrakis(cache)
-        .args(["build", field, "--quiet", "--datadir"])
-        .arg(data)
-        .arg("--report")
-        .arg(&report)
-        .args(extra)
-        .output()
-        .unwrap();
-    (out, read_report(&report))
-}
 
 #[test]
 fn simulated_field_is_recovered_and_rebuilds_incrementally() {
@@ -92,11 +37,7 @@ fn simulated_field_is_recovered_and_rebuilds_incrementally() {
     assert!(!r.keys().any(|id| id.contains("J0000-8000_far")));
 
     let truth = read_csv(&dir.join("truth.csv"));
-    let cat: HashMap<String, HashMap<String, String>> =
-        read_csv(&dir.join(format!("{field}.catalogue.csv")))
-            .into_iter()
-            .map(|row| (row["cat_id"].clone(), row))
-            .collect();
+    let cat = catalogue_by_id(&dir, field);
     assert_eq!(cat.len(), truth.len(), "one catalogue row per component");
     let mut checked = 0;
     for t in &truth {
@@ -219,14 +160,14 @@ fn demo_builds_a_catalogue_then_rebuilds_nothing() {
     let first = run();
     let t = text(&first);
     assert!(first.status.success(), "{t}");
-    assert!(t.contains("ran 118, skipped 0, failed 0"), "{t}");
+    assert!(t.contains("ran 138, skipped 0, failed 0"), "{t}");
     let cat = tmp.path().join("demo/RACS_DEMO/RACS_DEMO.catalogue.csv");
     assert!(t.contains(&*cat.to_string_lossy()), "{t}");
     assert_eq!(read_csv(&cat).len(), 22);
     let second = run();
     let t = text(&second);
     assert!(
-        second.status.success() && t.contains("ran 0, skipped 118, failed 0"),
+        second.status.success() && t.contains("ran 0, skipped 138, failed 0"),
         "{t}"
     );
 }
@@ -300,7 +241,7 @@ fn holography_beam_model_drives_linmos() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         stages_that_ran(&r),
-        ["catalogue", "linmos", "rmclean", "rmsynth"],
+        ["catalogue", "frion", "linmos", "rmclean", "rmsynth"],
         "{r:?}"
     );
     for (p, g) in mosaics.iter().zip(&gaussian) {

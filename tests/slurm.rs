@@ -149,7 +149,7 @@ fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
         (out, read_report(&report))
     };
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(with_status(&r, "ran").len(), 118);
+    assert_eq!(with_status(&r, "ran").len(), 138);
 
     let cfg = config(base, "arrakis-eq", &[], 3);
     // Watch the jobs in flight while the build runs.
@@ -178,7 +178,7 @@ fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
     watcher.join().unwrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert_eq!(with_status(&read_report(&report), "ran").len(), 118, "{t}");
+    assert_eq!(with_status(&read_report(&report), "ran").len(), 138, "{t}");
     assert!(t.contains("Slurm job(s) submitted"), "{t}");
     assert!(
         t.contains("unused cluster config key cluster_kwargs.interface"),

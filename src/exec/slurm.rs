@@ -352,8 +352,12 @@ impl<'a> SlurmRunner<'a> {
                 }
                 None => {
                     // Not listed (yet, or any more): ask the controller directly.
+                    // Once the controller has forgotten it too (after MinJobAge), the
+                    // accounting database is the last word, when the cluster has one.
                     if b.submitted.elapsed() > Duration::from_secs(5) {
-                        b.state = scontrol_state(&b.job).unwrap_or_else(|| "VANISHED".into());
+                        b.state = scontrol_state(&b.job)
+                            .or_else(|| sacct_state(&b.job))
+                            .unwrap_or_else(|| "VANISHED".into());
                     }
                 }
             }
@@ -388,16 +392,7 @@ impl<'a> SlurmRunner<'a> {
                 continue;
             }
             let log = log_tail(self.cfg, &job);
-            let why = match base {
-                "COMPLETED" => "the job completed without writing a receipt for it".to_string(),
-                "TIMEOUT" => format!(
-                    "job {job} ran out of walltime ({})",
-                    self.cfg.slurm.walltime
-                ),
-                "OUT_OF_MEMORY" => format!("job {job} ran out of memory"),
-                "VANISHED" => format!("job {job} is no longer known to Slurm"),
-                other => format!("job {job} ended {other}"),
-            };
+            let why = end_reason(base, &job, &self.cfg.slurm.walltime);
             let mut requeued = 0;
             for mut t in b.tasks.drain(..) {
                 if t.attempts <= self.retries {
@@ -626,6 +621,65 @@ fn scontrol_state(job: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Why a job that ended without a receipt for some of its targets failed them, in words.
+fn end_reason(state: &str, job: &str, walltime: &str) -> String {
+    match state {
+        "COMPLETED" => format!("job {job} completed without writing a receipt for it"),
+        "TIMEOUT" => format!(
+            "job {job} ran out of walltime ({walltime}); raise cluster_kwargs.walltime or lower adapt_kwargs.target_duration"
+        ),
+        "OUT_OF_MEMORY" => format!(
+            "job {job} ran out of memory (OUT_OF_MEMORY); raise cluster_kwargs.memory (or job_mem)"
+        ),
+        "NODE_FAIL" => format!("job {job} was lost with its node (NODE_FAIL)"),
+        "PREEMPTED" => format!("job {job} was preempted"),
+        "BOOT_FAIL" => format!("job {job} could not start: its node failed to boot (BOOT_FAIL)"),
+        "CANCELLED" => format!("job {job} ended CANCELLED (scancel, or by an administrator)"),
+        "FAILED" => format!("job {job} ended FAILED (its batch script exited non-zero)"),
+        "VANISHED" => format!(
+            "job {job} is no longer known to Slurm (not in squeue, scontrol or sacct)"
+        ),
+        other => format!("job {job} ended {other}"),
+    }
+}
+
+/// Whether `sacct` can answer: a cluster without slurmdbd prints "Slurm accounting storage is
+/// disabled" and exits 1. Asked once per process.
+fn accounting_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        Command::new("sacct")
+            .args(["-n", "-X", "-P", "-o", "JobID", "-j", "1"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
+
+/// A job's final state from the accounting database (`sacct`), if the cluster keeps one.
+fn sacct_state(job: &str) -> Option<String> {
+    if !accounting_available() {
+        return None;
+    }
+    let out = Command::new("sacct")
+        .args(["-X", "-n", "-P", "-o", "JobID,State,ExitCode", "-j", job])
+        .output()
+        .ok()?;
+    parse_sacct(&String::from_utf8_lossy(&out.stdout), job)
+}
+
+/// The state of `job` (`123` or an array task `123_4`) in `sacct -X -n -P -o
+/// JobID,State,ExitCode` output. sacct writes `CANCELLED by 0` for a cancelled job; the words
+/// after the state are dropped.
+fn parse_sacct(text: &str, job: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut f = line.split('|');
+        let id = f.next()?.trim();
+        let state = f.next()?.split_whitespace().next()?;
+        (id == job).then(|| state.to_string())
+    })
+}
+
 /// The last lines of a job's logs (`.err` then `.out`), where dask-jobqueue's settings put them.
 fn log_tail(cfg: &ClusterConfig, raw_id: &str) -> String {
     let s = &cfg.slurm;
@@ -652,6 +706,28 @@ fn log_tail(cfg: &ClusterConfig, raw_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sacct_output_is_read_per_job_and_array_task() {
+        let text = "466|COMPLETED|0:0\n467_0|OUT_OF_MEMORY|0:125\n467_1|CANCELLED by 0|0:15\n468|NODE_FAIL|0:0\n";
+        assert_eq!(parse_sacct(text, "466").as_deref(), Some("COMPLETED"));
+        assert_eq!(parse_sacct(text, "467_0").as_deref(), Some("OUT_OF_MEMORY"));
+        assert_eq!(parse_sacct(text, "467_1").as_deref(), Some("CANCELLED"));
+        assert_eq!(parse_sacct(text, "468").as_deref(), Some("NODE_FAIL"));
+        assert_eq!(parse_sacct(text, "467"), None);
+        assert_eq!(parse_sacct("", "1"), None);
+    }
+
+    #[test]
+    fn every_terminal_state_has_a_reason_naming_the_job() {
+        for state in TERMINAL.iter().chain(&["VANISHED"]) {
+            let why = end_reason(state, "77_3", "01:00:00");
+            assert!(why.contains("77_3"), "{state}: {why}");
+        }
+        assert!(end_reason("OUT_OF_MEMORY", "5", "1:00").contains("cluster_kwargs.memory"));
+        assert!(end_reason("TIMEOUT", "5", "0-00:45:00").contains("0-00:45:00"));
+        assert!(end_reason("NODE_FAIL", "5", "1:00").contains("NODE_FAIL"));
+    }
 
     #[test]
     fn skip_and_extra_directives() {

@@ -117,10 +117,25 @@ impl Template {
                         let v = params
                             .iter()
                             .find(|(k, _)| k == p)
-                            .map(|(_, v)| v.display());
-                        lit.push_str(&v.ok_or_else(|| {
-                            format!("parameter '{p}' is not declared by this rule")
-                        })?);
+                            .map(|(_, v)| v.display())
+                            .ok_or_else(|| {
+                                format!("parameter '{p}' is not declared by this rule")
+                            })?;
+                        // A parameter's value may itself name unit placeholders (a file per
+                        // island: `ionosphere/{source}.txt`), but no further parameters.
+                        let inner = Template::compile(&v, vs, &[])
+                            .map_err(|e| format!("the value of parameter '{p}' ('{v}'): {e}"))?;
+                        for seg in inner.0 {
+                            match seg {
+                                Seg::Lit(l) => lit.push_str(&l),
+                                other => {
+                                    if !lit.is_empty() {
+                                        segs.push(Seg::Lit(std::mem::take(&mut lit)));
+                                    }
+                                    segs.push(other);
+                                }
+                            }
+                        }
                         rest = &rest[end + 1..];
                         continue;
                     }
@@ -368,9 +383,26 @@ pub fn expand(
             .iter()
             .map(|o| compile(&format!("output '{}'", o.name), &o.path))
             .collect::<Result<_, _>>()?;
+        let include_input: Vec<bool> = rule
+            .inputs
+            .iter()
+            .map(|i| {
+                i.when
+                    .as_ref()
+                    .map(|p| is_set(params.get(p)))
+                    .unwrap_or(true)
+                    && !i.unless.as_ref().is_some_and(|p| is_set(params.get(p)))
+            })
+            .collect();
         let mut upstream: Vec<Option<(usize, usize)>> = Vec::new();
         let mut in_tpls: Vec<Option<Template>> = Vec::new();
-        for inp in &rule.inputs {
+        for (inp, &included) in rule.inputs.iter().zip(&include_input) {
+            if !included {
+                // Switched off by its own when/unless: the upstream rule may be off too.
+                upstream.push(None);
+                in_tpls.push(None);
+                continue;
+            }
             match &inp.source {
                 InputSource::Rule { from, output } => {
                     let Some(&up) = rule_index.get(from.as_str()) else {
@@ -399,17 +431,6 @@ pub fn expand(
                 }
             }
         }
-        let include_input: Vec<bool> = rule
-            .inputs
-            .iter()
-            .map(|i| {
-                i.when
-                    .as_ref()
-                    .map(|p| is_set(params.get(p)))
-                    .unwrap_or(true)
-                    && !i.unless.as_ref().is_some_and(|p| is_set(params.get(p)))
-            })
-            .collect();
         graph.rules.push(RuleInfo {
             name: rule.name.clone(),
             stage: rule.stage.clone(),

@@ -5,6 +5,7 @@
 //! `../shared/science/rm-synthesis-and-frion.md`.
 //! Must never: open a file, read a parameter file or know about targets.
 
+pub mod frion;
 pub mod lm;
 pub mod primary_beam;
 pub mod rm_clean;

@@ -11,6 +11,7 @@
 pub mod beams;
 pub mod catalogue;
 pub mod cutout;
+pub mod frion;
 pub mod io;
 pub mod linmos;
 pub mod rm1d;
@@ -75,14 +76,15 @@ static STAMP: stamp::Stamp = stamp::Stamp;
 static BEAMS: beams::Beams = beams::Beams;
 static CUTOUT: cutout::Cutout = cutout::Cutout;
 static LINMOS: linmos::Linmos = linmos::Linmos;
+static FRION: frion::Frion = frion::Frion;
 static RMSYNTH: rmsynth::RmSynth = rmsynth::RmSynth;
 static RMCLEAN: rmclean::RmClean = rmclean::RmClean;
 static CATALOGUE: catalogue::Catalogue = catalogue::Catalogue;
 
 /// Every builtin, by name.
 pub fn registry() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 7] = [
-        &STAMP, &BEAMS, &CUTOUT, &LINMOS, &RMSYNTH, &RMCLEAN, &CATALOGUE,
+    static REG: [&dyn Builtin; 8] = [
+        &STAMP, &BEAMS, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &CATALOGUE,
     ];
     &REG
 }

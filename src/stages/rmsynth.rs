@@ -137,11 +137,11 @@ impl RmSynth {
         siblings: &[&Component],
     ) -> Result<Value, String> {
         let mut cubes: [Option<(Cube, PathBuf)>; 3] = [None, None, None];
-        for p in ctx.input("mosaics").iter().chain(ctx.input("ion")) {
+        // Q and U from frion (when `ion` is on) come first and stand in for the uncorrected ones.
+        let ion = ctx.input("ion_q").iter().chain(ctx.input("ion_u"));
+        for p in ion.chain(ctx.input("mosaics")) {
             let Some(s) = stokes_of(p) else { continue };
-            // Q and U from frion (when given) replace the uncorrected ones.
-            let is_ion = p.to_string_lossy().contains(".ion.");
-            if cubes[s].is_none() || is_ion {
+            if cubes[s].is_none() {
                 cubes[s] = Some((Cube::read(p).map_err(|e| e.to_string())?, p.clone()));
             }
         }

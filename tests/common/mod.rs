@@ -163,3 +163,71 @@ pub fn python() -> PathBuf {
     );
     p
 }
+
+/// Rows of a CSV file as maps from column name to text.
+pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let headers: Vec<String> = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    rdr.records()
+        .map(|r| {
+            headers
+                .iter()
+                .cloned()
+                .zip(r.unwrap().iter().map(|s| s.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// A numeric column of a row (NaN if absent or not a number).
+pub fn f(row: &std::collections::HashMap<String, String>, k: &str) -> f64 {
+    row.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// The stages with at least one target that ran, in name order.
+pub fn stages_that_ran(r: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = with_status(r, "ran")
+        .iter()
+        .map(|id| id.split('/').next().unwrap().to_string())
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Build a field with the real rules, returning the output and the report's statuses.
+pub fn build_real(
+    cache: &Path,
+    data: &Path,
+    field: &str,
+    extra: &[&str],
+) -> (
+    std::process::Output,
+    std::collections::BTreeMap<String, String>,
+) {
+    let report = data.join("pipeline-report.json");
+    let _ = std::fs::remove_file(&report);
+    let out = arrakis(cache)
+        .args(["build", field, "--quiet", "--datadir"])
+        .arg(data)
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .output()
+        .unwrap();
+    (out, read_report(&report))
+}
+
+/// The field's catalogue rows by `cat_id`.
+pub fn catalogue_by_id(
+    dir: &Path,
+    field: &str,
+) -> std::collections::HashMap<String, std::collections::HashMap<String, String>> {
+    read_csv(&dir.join(format!("{field}.catalogue.csv")))
+        .into_iter()
+        .map(|row| (row["cat_id"].clone(), row))
+        .collect()
+}
