@@ -309,8 +309,29 @@ impl Cache {
             dir: dir.to_path_buf(),
             source,
         };
+        let db_path = dir.join("db");
+        if !db_path.exists() {
+            // A new cache is made beside its final name and renamed into place, so a build
+            // killed while sled lays out its files never leaves a half-made database behind.
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().starts_with("db.new-") {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+            let fresh = dir.join(format!("db.new-{}", std::process::id()));
+            {
+                let db = sled::Config::new().path(&fresh).open().map_err(sled_err)?;
+                db.open_tree("meta")
+                    .and_then(|m| m.insert("schema", &[SCHEMA_VERSION]))
+                    .map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+            }
+            std::fs::rename(&fresh, &db_path).map_err(io)?;
+        }
         let db = sled::Config::new()
-            .path(dir.join("db"))
+            .path(&db_path)
             .cache_capacity(16 << 20)
             .open()
             .map_err(sled_err)?;

@@ -230,6 +230,11 @@ impl Header {
         }
     }
 
+    /// Remove every card with this keyword.
+    pub fn remove(&mut self, key: &str) {
+        self.cards.retain(|c| card_key(c) != key);
+    }
+
     /// Append a HISTORY card.
     pub fn history(&mut self, text: &str) {
         let mut card = format!("HISTORY {text}");

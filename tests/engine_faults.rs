@@ -13,7 +13,8 @@ use common::*;
 
 /// Targets with an Ok record whose outputs are all in place, read straight from the cache.
 fn recorded_ok(cache: &Path, field: &str, field_dir: &Path) -> BTreeSet<String> {
-    let c = Cache::open(cache, false).expect("the cache opens cleanly after a kill");
+    let c = Cache::open(cache, false)
+        .unwrap_or_else(|e| panic!("the cache must open cleanly after a kill: {e}"));
     let mut out = BTreeSet::new();
     for (f, id) in c.target_ids().unwrap() {
         if f != field {

@@ -8,6 +8,7 @@
 pub mod frion;
 pub mod lm;
 pub mod primary_beam;
+pub mod rm3d;
 pub mod rm_clean;
 pub mod rm_synthesis;
 pub mod stats;

@@ -36,6 +36,29 @@ pub fn nanmean(values: &[f64]) -> f64 {
     }
 }
 
+/// Iterative σ clipping about the mean with the population standard deviation (astropy's
+/// `sigma_clip` with a Gaussian ML centre and width), until nothing more is clipped or fewer than
+/// `min_keep` values would remain. Returns (mean, std); `None` for no values.
+pub fn clipped_mean_std(mut v: Vec<f64>, nsigma: f64, min_keep: usize) -> Option<(f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    loop {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let kept: Vec<f64> = v
+            .iter()
+            .copied()
+            .filter(|x| (x - mean).abs() <= nsigma * std)
+            .collect();
+        if kept.len() == v.len() || kept.len() < min_keep {
+            return Some((mean, std));
+        }
+        v = kept;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod frion;
 pub mod io;
 pub mod linmos;
 pub mod rm1d;
+pub mod rm3d;
 pub mod rmclean;
 pub mod rmsynth;
 pub mod stamp;
@@ -80,11 +81,14 @@ static FRION: frion::Frion = frion::Frion;
 static RMSYNTH: rmsynth::RmSynth = rmsynth::RmSynth;
 static RMCLEAN: rmclean::RmClean = rmclean::RmClean;
 static CATALOGUE: catalogue::Catalogue = catalogue::Catalogue;
+static RMSYNTH3D: rm3d::RmSynth3d = rm3d::RmSynth3d;
+static RMCLEAN3D: rm3d::RmClean3d = rm3d::RmClean3d;
 
 /// Every builtin, by name.
 pub fn registry() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 8] = [
-        &STAMP, &BEAMS, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &CATALOGUE,
+    static REG: [&dyn Builtin; 10] = [
+        &STAMP, &BEAMS, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &RMSYNTH3D, &RMCLEAN3D,
+        &CATALOGUE,
     ];
     &REG
 }

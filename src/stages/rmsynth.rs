@@ -13,7 +13,7 @@ use super::io::{components, out_path, single, write_json, write_npy, Component};
 use super::{ActionCtx, Builtin};
 use crate::fits::Cube;
 use crate::science::rm_synthesis::{run_rmsynth, Spectrum, SynthParams};
-use crate::science::stats::{mad_sigma, nanmedian};
+use crate::science::stats::{clipped_mean_std, mad_sigma, nanmedian};
 use crate::science::stokes_i::FitFunction;
 use crate::wcs::Wcs;
 
@@ -46,7 +46,7 @@ fn annulus_stats(
     let mut bkg = vec![f64::NAN; c.nchan];
     let mut rms = vec![f64::NAN; c.nchan];
     for ch in 0..c.nchan {
-        let mut v: Vec<f64> = idx
+        let v: Vec<f64> = idx
             .iter()
             .map(|&(y, x)| c.at(ch, y, x) as f64)
             .filter(|v| v.is_finite())
@@ -54,21 +54,9 @@ fn annulus_stats(
         if v.len() < 3 {
             continue;
         }
-        loop {
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-            let kept: Vec<f64> = v
-                .iter()
-                .copied()
-                .filter(|x| (x - mean).abs() <= 3.0 * std)
-                .collect();
-            if kept.len() == v.len() || kept.len() < 3 {
-                bkg[ch] = mean;
-                rms[ch] = std;
-                break;
-            }
-            v = kept;
+        if let Some((mean, std)) = clipped_mean_std(v, 3.0, 3) {
+            bkg[ch] = mean;
+            rms[ch] = std;
         }
     }
     let med = nanmedian(&rms);
