@@ -524,3 +524,164 @@ pub fn slurm(
     );
     Ok(if same { 0 } else { 1 })
 }
+
+/// `arrakis bench rm3d`: 3D RM synthesis of an `npix`² × 288-channel RACS-low cube (815
+/// Faraday depths with the Arrakis settings) and 3D RM-CLEAN of its first `clean_npix`² pixels,
+/// arrakis's kernels vs RM-Tools' `run_rmsynth` / `do_rmclean_hogbom` on the same cube in the
+/// same run. Reports wall times, the ratio, and the synthesis's achieved GFLOP/s (8 flops per
+/// channel × depth × pixel).
+pub fn rm3d(npix: usize, clean_npix: usize, python: Option<&Path>) -> Result<i32> {
+    use crate::fits::{Cube, Header};
+    use crate::science::rm3d::{rmclean3d, rmsynth3d, Synth3dParams};
+    let nchan = 288;
+    let freqs: Vec<f64> = (0..nchan).map(|k| 743.5e6 + 1e6 * k as f64).collect();
+    let l2 = crate::science::rm_synthesis::lambda_sq(&freqs);
+    let n = npix * npix;
+    let mut rng = crate::simulate::Rng::new(42);
+    let sigma: Vec<f64> = (0..nchan)
+        .map(|c| 0.001 * (1.0 + 0.2 * (c as f64 / 11.0).sin()))
+        .collect();
+    let mut q = vec![0f32; nchan * n];
+    let mut u = vec![0f32; nchan * n];
+    // Noise everywhere and a Faraday-thin source in every pixel (RM from −200 to 200 and
+    // amplitude from 5 to 50 σ of the FDF), so that CLEAN has work in every pixel.
+    for c in 0..nchan {
+        for i in 0..n {
+            let (mut qv, mut uv) = (sigma[c] * rng.gauss(), sigma[c] * rng.gauss());
+            let rm = -200.0 + 400.0 * (i as f64 * 0.618_034).fract();
+            let amp = 0.0003 + 0.003 * (i as f64 * 0.414_214).fract();
+            qv += amp * (2.0 * rm * l2[c]).cos();
+            uv += amp * (2.0 * rm * l2[c]).sin();
+            q[c * n + i] = qv as f32;
+            u[c * n + i] = uv as f32;
+        }
+    }
+    let tmp = tempfile::tempdir()?;
+    let mut header = Header::default();
+    crate::wcs::Wcs {
+        crval_ra: 180.0,
+        crval_dec: -30.0,
+        crpix_x: npix as f64 / 2.0,
+        crpix_y: npix as f64 / 2.0,
+        cdelt_x: -0.001,
+        cdelt_y: 0.001,
+        crval_freq: freqs[0],
+        crpix_freq: 1.0,
+        cdelt_freq: 1e6,
+    }
+    .to_header(&mut header);
+    let (qf, uf, nf) = (
+        tmp.path().join("q.fits"),
+        tmp.path().join("u.fits"),
+        tmp.path().join("noise.dat"),
+    );
+    for (path, data) in [(&qf, &q), (&uf, &u)] {
+        Cube {
+            nx: npix,
+            ny: npix,
+            nchan,
+            data: data.clone(),
+            header: header.clone(),
+        }
+        .write(path)
+        .map_err(|e| anyhow!(e.to_string()))?;
+    }
+    std::fs::write(
+        &nf,
+        sigma
+            .iter()
+            .map(|s| format!("{s:.9e}\n"))
+            .collect::<String>(),
+    )?;
+    let weights: Vec<f64> = sigma.iter().map(|s| 1.0 / (s * s)).collect();
+    let p = Synth3dParams {
+        dphi: None,
+        phi_max: None,
+        n_samples: 5.0,
+        fit_rmsf: false,
+    };
+    let t0 = Instant::now();
+    let s = rmsynth3d(&q, &u, n, &freqs, &weights, &p);
+    let ours_synth = t0.elapsed().as_secs_f64();
+    let nphi = s.axes.phi.len();
+    let gflops = 8.0 * nchan as f64 * nphi as f64 * n as f64 / ours_synth / 1e9;
+
+    // CLEAN of the first clean_npix² pixels, 8σ absolute cutoff.
+    let dfdf = 1.0 / weights.iter().sum::<f64>().sqrt();
+    let cutoff = 8.0 * dfdf;
+    let m = clean_npix.min(npix);
+    let pick = |v: &[f32], depth: usize| -> Vec<f32> {
+        let mut out = Vec::with_capacity(depth * m * m);
+        for k in 0..depth {
+            for y in 0..m {
+                let row = k * n + y * npix;
+                out.extend_from_slice(&v[row..row + m]);
+            }
+        }
+        out
+    };
+    let nphi2 = s.axes.phi2.len();
+    let (rmsf_re, rmsf_im, fwhm) = s.rmsf_cubes();
+    let (fr, fi) = (pick(&s.fdf_re, nphi), pick(&s.fdf_im, nphi));
+    let (rr, ri) = (pick(&rmsf_re, nphi2), pick(&rmsf_im, nphi2));
+    let fwhm = pick(&fwhm, 1);
+    let t0 = Instant::now();
+    let c = rmclean3d(
+        (&fr, &fi),
+        (&rr, &ri),
+        &fwhm,
+        &s.axes.phi,
+        m * m,
+        cutoff,
+        1000,
+        0.1,
+    );
+    let ours_clean = t0.elapsed().as_secs_f64();
+    let ours_iters: f64 = c.n_iter.iter().map(|&x| x as f64).sum();
+
+    let py = python
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ARRAKIS_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
+    let script = tmp.path().join("rmtools3d_bench.py");
+    std::fs::write(&script, include_str!("../tests/py/rmtools3d_bench.py"))?;
+    let out = Command::new(&py)
+        .arg(&script)
+        .args([&qf, &uf, &nf])
+        .arg(format!("{cutoff:e}"))
+        .arg(m.to_string())
+        .output()
+        .with_context(|| format!("cannot run {}", py.display()))?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "RM-Tools 3D benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let threads = rayon::current_num_threads();
+    println!(
+        "3D cube {npix}x{npix}x{nchan}, {nphi} Faraday depths (RM-Tools: {}); CLEAN on {m}x{m} pixels, cutoff 8 sigma, gain 0.1",
+        g("nphi")
+    );
+    println!("| kernel | arrakis ({threads} threads) | RM-Tools | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| RM synthesis 3D, s | {ours_synth:.3} ({gflops:.1} GFLOP/s) | {:.3} | {:.1}x |",
+        g("synth_s"),
+        g("synth_s") / ours_synth
+    );
+    let (ours_it, theirs_it) = (
+        ours_clean / ours_iters.max(1.0),
+        g("clean_s") / g("clean_iters").max(1.0),
+    );
+    println!(
+        "| RM-CLEAN 3D, µs per iteration | {:.2} ({ours_iters:.0} iterations) | {:.2} ({:.0} iterations) | {:.0}x |",
+        ours_it * 1e6,
+        theirs_it * 1e6,
+        g("clean_iters"),
+        theirs_it / ours_it
+    );
+    Ok(0)
+}

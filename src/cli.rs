@@ -345,6 +345,19 @@ pub enum BenchWhat {
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
     },
+    /// 3D RM synthesis and RM-CLEAN, arrakis vs RM-Tools on the same cube.
+    Rm3d {
+        /// Pixels per image side.
+        #[arg(long, default_value_t = 256)]
+        npix: usize,
+        /// Pixels per side of the corner CLEANed by both (RM-Tools cleans pixel by pixel in
+        /// Python).
+        #[arg(long, default_value_t = 32)]
+        clean_npix: usize,
+        /// Python with RM-Tools installed (default: $ARRAKIS_PYTHON or /opt/arrakis-venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
     /// RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools on the same spectra.
     Rm1d {
         /// Number of spectra.

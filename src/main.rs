@@ -58,6 +58,11 @@ fn main() {
                 };
                 arrakis::bench::slurm(&sim, dir.as_deref(), dask_config.as_deref(), *jobs)
             }
+            BenchWhat::Rm3d {
+                npix,
+                clean_npix,
+                python,
+            } => arrakis::bench::rm3d(*npix, *clean_npix, python.as_deref()),
             BenchWhat::Rm1d { spectra, python } => {
                 arrakis::bench::rm1d(*spectra, python.as_deref())
             }

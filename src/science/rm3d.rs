@@ -37,13 +37,56 @@ pub struct Synth3d {
     pub fdf_re: Vec<f32>,
     /// Dirty FDF, imaginary part.
     pub fdf_im: Vec<f32>,
-    /// RMSF, real part, (2 N_φ + 1) × N_pix.
-    pub rmsf_re: Vec<f32>,
-    /// RMSF, imaginary part.
-    pub rmsf_im: Vec<f32>,
-    /// RMSF FWHM per pixel (rad/m²).
-    pub fwhm: Vec<f32>,
+    /// The distinct RMSFs (one per channel mask among the pixels), on the 2 N_φ + 1 axis.
+    pub rmsfs: Vec<Rmsf>,
+    /// Which of `rmsfs` each pixel has.
+    pub rmsf_of: Vec<u32>,
 }
+
+/// One RMSF and its FWHM.
+#[derive(Clone, Debug)]
+pub struct Rmsf {
+    /// Real part.
+    pub re: Vec<f32>,
+    /// Imaginary part.
+    pub im: Vec<f32>,
+    /// Main-lobe FWHM (rad/m²): fitted with `fit_rmsf`, else 3.8/Δλ².
+    pub fwhm: f32,
+}
+
+impl Synth3d {
+    /// The RMSF cubes ([depth][pixel], real and imaginary) and the FWHM map, as RM-Tools
+    /// writes them.
+    pub fn rmsf_cubes(&self) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let npix = self.rmsf_of.len();
+        let nphi2 = self.axes.phi2.len();
+        let mut re = vec![0f32; nphi2 * npix];
+        let mut im = vec![0f32; nphi2 * npix];
+        re.par_chunks_mut(npix)
+            .zip(im.par_chunks_mut(npix))
+            .enumerate()
+            .for_each(|(k, (row_re, row_im))| {
+                for (i, &r) in self.rmsf_of.iter().enumerate() {
+                    let rm = &self.rmsfs[r as usize];
+                    row_re[i] = rm.re[k];
+                    row_im[i] = rm.im[k];
+                }
+            });
+        let fwhm = self
+            .rmsf_of
+            .iter()
+            .map(|&r| self.rmsfs[r as usize].fwhm)
+            .collect();
+        (re, im, fwhm)
+    }
+}
+
+/// A pointer into an output cube shared by the parallel blocks, each of which writes only its
+/// own columns.
+struct Shared(*mut f32);
+// SAFETY: the blocks write disjoint elements; see the use in `rmsynth3d`.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
 
 /// Pixels per block of the matrix product (columns of B).
 const BLOCK: usize = 1024;
@@ -79,15 +122,19 @@ pub fn rmsynth3d(
     let lam0 = lam0_sq(&w, &l2);
     let a: Vec<f64> = l2.iter().map(|l| ((l - lam0) as f32) as f64).collect();
 
-    // The kernel [[C, S]; [−S, C]], 2N_φ × 2N_chan, float32.
-    let mut kern = Array2::<f32>::zeros((2 * nphi, 2 * nchan));
-    for (k, &phi) in axes.phi.iter().enumerate() {
+    // The axis is symmetric about φ = 0 (centre sample `mid`), and cos is even and sin odd in φ,
+    // so one product with the kernel [C; S] over φ ≥ 0 (2 N_h × N_chan, float32) and the data
+    // [wQ | wU] gives both halves: Re(±φ) = CQ ± SU, Im(±φ) = CU ∓ SQ. Half the flops of the
+    // full [[C, S]; [−S, C]] product.
+    let mid = nphi / 2;
+    let nh = nphi - mid;
+    let mut kern = Array2::<f32>::zeros((2 * nh, nchan));
+    for j in 0..nh {
+        let phi = axes.phi[mid + j];
         for c in 0..nchan {
             let (s, co) = (2.0 * phi * a[c]).sin_cos();
-            kern[[k, c]] = co as f32;
-            kern[[k, nchan + c]] = s as f32;
-            kern[[nphi + k, c]] = -s as f32;
-            kern[[nphi + k, nchan + c]] = co as f32;
+            kern[[j, c]] = co as f32;
+            kern[[nh + j, c]] = s as f32;
         }
     }
 
@@ -97,68 +144,113 @@ pub fn rmsynth3d(
         .step_by(BLOCK)
         .map(|s| (s, (s + BLOCK).min(npix)))
         .collect();
-    let results: Vec<Array2<f32>> = blocks
-        .par_iter()
-        .map(|&(s, e)| {
+    let (out_re, out_im) = (Shared(fdf_re.as_mut_ptr()), Shared(fdf_im.as_mut_ptr()));
+    blocks.par_iter().for_each_init(
+        || (Array2::<f32>::zeros((0, 0)), Array2::<f32>::zeros((0, 0))),
+        |(b, p), &(s, e)| {
             let m = e - s;
-            let mut b = Array2::<f32>::zeros((2 * nchan, m));
+            if b.dim() != (nchan, 2 * m) {
+                *b = Array2::zeros((nchan, 2 * m));
+                *p = Array2::zeros((2 * nh, 2 * m));
+            }
+            b.fill(0.0);
             let mut ksum = vec![0f64; m];
             for c in 0..nchan {
+                if w[c] == 0.0 {
+                    continue;
+                }
+                let row = b.row_mut(c).into_slice().expect("standard layout");
+                let (bq, bu) = row.split_at_mut(m);
                 for j in 0..m {
-                    let i = s + j;
-                    if w[c] != 0.0 && valid(c, i) {
-                        b[[c, j]] = (w[c] * q[c * npix + i] as f64) as f32;
-                        b[[nchan + c, j]] = (w[c] * u[c * npix + i] as f64) as f32;
+                    let (qv, uv) = (q[c * npix + s + j], u[c * npix + s + j]);
+                    if qv.is_finite() && uv.is_finite() {
+                        bq[j] = (w[c] * qv as f64) as f32;
+                        bu[j] = (w[c] * uv as f64) as f32;
                         ksum[j] += w[c];
                     }
                 }
             }
-            let mut out = Array2::<f32>::zeros((2 * nphi, m));
-            ndarray::linalg::general_mat_mul(1.0, &kern, &b, 0.0, &mut out);
-            for j in 0..m {
-                let k = if ksum[j] > 0.0 { 1.0 / ksum[j] } else { 0.0 };
-                let col_zero = (0..2 * nphi).all(|r| out[[r, j]] * k as f32 == 0.0);
-                for r in 0..2 * nphi {
-                    out[[r, j]] = if col_zero {
-                        f32::NAN
-                    } else {
-                        (out[[r, j]] as f64 * k) as f32
-                    };
+            ndarray::linalg::general_mat_mul(1.0, &kern, &*b, 0.0, p);
+            let k: Vec<f64> = ksum
+                .iter()
+                .map(|&x| if x > 0.0 { 1.0 / x } else { 0.0 })
+                .collect();
+            // SAFETY: each block writes only columns s..e of every row, and blocks are
+            // disjoint; the buffers outlive the parallel loop.
+            let row_of = |ptr: &Shared, r: usize| unsafe {
+                std::slice::from_raw_parts_mut(ptr.0.add(r * npix + s), m)
+            };
+            let mut nonzero = vec![false; m];
+            for j in 0..nh {
+                let (c_row, s_row) = (
+                    p.row(j).to_slice().expect("standard layout"),
+                    p.row(nh + j).to_slice().expect("standard layout"),
+                );
+                let (cq, cu) = c_row.split_at(m);
+                let (sq, su) = s_row.split_at(m);
+                let (re_up, im_up) = (row_of(&out_re, mid + j), row_of(&out_im, mid + j));
+                let (re_dn, im_dn) = (row_of(&out_re, mid - j), row_of(&out_im, mid - j));
+                for x in 0..m {
+                    let kx = k[x];
+                    re_up[x] = ((cq[x] + su[x]) as f64 * kx) as f32;
+                    im_up[x] = ((cu[x] - sq[x]) as f64 * kx) as f32;
+                    re_dn[x] = ((cq[x] - su[x]) as f64 * kx) as f32;
+                    im_dn[x] = ((cu[x] + sq[x]) as f64 * kx) as f32;
+                    nonzero[x] |=
+                        re_up[x] != 0.0 || im_up[x] != 0.0 || re_dn[x] != 0.0 || im_dn[x] != 0.0;
                 }
             }
-            out
-        })
-        .collect();
-    for (&(s, e), out) in blocks.iter().zip(&results) {
-        let m = e - s;
-        for k in 0..nphi {
-            fdf_re[k * npix + s..k * npix + e]
-                .copy_from_slice(&out.row(k).as_slice().unwrap()[..m]);
-            fdf_im[k * npix + s..k * npix + e]
-                .copy_from_slice(&out.row(nphi + k).as_slice().unwrap()[..m]);
+            // A pixel whose FDF is zero at every depth is blank (RM-Tools writes NaN).
+            if nonzero.iter().any(|nz| !nz) {
+                for r in 0..nphi {
+                    let (re, im) = (row_of(&out_re, r), row_of(&out_im, r));
+                    for x in (0..m).filter(|&x| !nonzero[x]) {
+                        re[x] = f32::NAN;
+                        im[x] = f32::NAN;
+                    }
+                }
+            }
+        },
+    );
+
+    // RMSF per distinct channel mask: the masks as bit sets, built channel by channel so the
+    // cube is read in memory order.
+    let nphi2 = axes.phi2.len();
+    let words = nchan.div_ceil(64);
+    let mut masks = vec![0u64; npix * words];
+    for c in 0..nchan {
+        let (word, bit) = (c / 64, 1u64 << (c % 64));
+        for i in 0..npix {
+            if !(q[c * npix + i].is_finite() && u[c * npix + i].is_finite()) || w[c] == 0.0 {
+                masks[i * words + word] |= bit;
+            }
         }
     }
-
-    // RMSF per distinct channel mask.
-    let nphi2 = axes.phi2.len();
-    let mut rmsf_re = vec![0f32; nphi2 * npix];
-    let mut rmsf_im = vec![0f32; nphi2 * npix];
-    let mut fwhm = vec![axes.fwhm_rmsf_theory as f32; npix];
-    let mut patterns: std::collections::HashMap<Vec<bool>, Vec<usize>> = Default::default();
+    let mut index: rustc_hash::FxHashMap<&[u64], u32> = Default::default();
+    let mut rmsf_of = Vec::with_capacity(npix);
+    let mut distinct: Vec<&[u64]> = Vec::new();
     for i in 0..npix {
-        let mask: Vec<bool> = (0..nchan).map(|c| !valid(c, i)).collect();
-        patterns.entry(mask).or_default().push(i);
+        let m = &masks[i * words..(i + 1) * words];
+        let next = distinct.len() as u32;
+        let r = *index.entry(m).or_insert_with(|| {
+            distinct.push(m);
+            next
+        });
+        rmsf_of.push(r);
     }
-    let plane_mask: Vec<bool> = w.iter().map(|&x| x == 0.0).collect();
-    for (mask, pixels) in &patterns {
-        let m: Vec<bool> = mask
-            .iter()
-            .zip(&plane_mask)
-            .map(|(a, b)| *a || *b)
-            .collect();
-        let (re, im, width) = if m.iter().all(|&x| x) {
-            (vec![0.0; nphi2], vec![0.0; nphi2], axes.fwhm_rmsf_theory)
-        } else {
+    let rmsfs: Vec<Rmsf> = distinct
+        .par_iter()
+        .map(|bits| {
+            let m: Vec<bool> = (0..nchan)
+                .map(|c| bits[c / 64] & (1u64 << (c % 64)) != 0)
+                .collect();
+            if m.iter().all(|&x| x) {
+                return Rmsf {
+                    re: vec![0.0; nphi2],
+                    im: vec![0.0; nphi2],
+                    fwhm: axes.fwhm_rmsf_theory as f32,
+                };
+            }
             let (re, im) = rmsf(&l2, &w, &m, &axes.phi2, axes.dphi, lam0);
             let width = if p.fit_rmsf {
                 let abs: Vec<f64> = re.iter().zip(&im).map(|(r, i)| r.hypot(*i)).collect();
@@ -166,24 +258,20 @@ pub fn rmsynth3d(
             } else {
                 axes.fwhm_rmsf_theory
             };
-            (re, im, width)
-        };
-        for &i in pixels {
-            for k in 0..nphi2 {
-                rmsf_re[k * npix + i] = re[k] as f32;
-                rmsf_im[k * npix + i] = im[k] as f32;
+            Rmsf {
+                re: re.iter().map(|&x| x as f32).collect(),
+                im: im.iter().map(|&x| x as f32).collect(),
+                fwhm: width as f32,
             }
-            fwhm[i] = width as f32;
-        }
-    }
+        })
+        .collect();
     Synth3d {
         axes,
         lam0,
         fdf_re,
         fdf_im,
-        rmsf_re,
-        rmsf_im,
-        fwhm,
+        rmsfs,
+        rmsf_of,
     }
 }
 
@@ -245,31 +333,6 @@ pub fn rmclean3d(
 ) -> Clean3d {
     let nphi = phi.len();
     let nphi2 = rmsf.0.len() / npix.max(1);
-    let per_pixel: Vec<Option<CleanResult>> = (0..npix)
-        .into_par_iter()
-        .map(|i| {
-            let col = |v: &[f32], n: usize| -> Vec<f64> {
-                (0..n).map(|k| v[k * npix + i] as f64).collect()
-            };
-            let (fr, fi) = (col(fdf.0, nphi), col(fdf.1, nphi));
-            if fr.iter().chain(&fi).any(|x| x.is_nan()) {
-                return None;
-            }
-            let (rr, ri) = (col(rmsf.0, nphi2), col(rmsf.1, nphi2));
-            Some(hogbom(
-                &fr,
-                &fi,
-                &rr,
-                &ri,
-                phi,
-                fwhm[i] as f64,
-                cutoff,
-                max_iter,
-                gain,
-                None,
-            ))
-        })
-        .collect();
     let mut out = Clean3d {
         clean_re: vec![f32::NAN; nphi * npix],
         clean_im: vec![f32::NAN; nphi * npix],
@@ -277,16 +340,78 @@ pub fn rmclean3d(
         cc_im: vec![f32::NAN; nphi * npix],
         n_iter: vec![0.0; npix],
     };
-    for (i, r) in per_pixel.into_iter().enumerate() {
-        let Some(r) = r else { continue };
+    let ptrs = [
+        Shared(out.clean_re.as_mut_ptr()),
+        Shared(out.clean_im.as_mut_ptr()),
+        Shared(out.cc_re.as_mut_ptr()),
+        Shared(out.cc_im.as_mut_ptr()),
+        Shared(out.n_iter.as_mut_ptr()),
+    ];
+    // Blocks of pixels side by side in memory: gathering a block reads whole cache lines of
+    // each depth row, rather than one float per line per pixel.
+    const PIX: usize = 16;
+    let blocks: Vec<usize> = (0..npix).step_by(PIX).collect();
+    blocks.par_iter().for_each(|&s| {
+        let e = (s + PIX).min(npix);
+        let m = e - s;
+        // Pixel-major copies of the block: column x of the cube is buf[x * depth..][..depth].
+        let gather = |v: &[f32], depth: usize| -> Vec<f64> {
+            let mut buf = vec![0f64; m * depth];
+            for k in 0..depth {
+                let row = &v[k * npix + s..k * npix + e];
+                for (x, &val) in row.iter().enumerate() {
+                    buf[x * depth + k] = val as f64;
+                }
+            }
+            buf
+        };
+        let (fr, fi) = (gather(fdf.0, nphi), gather(fdf.1, nphi));
+        let (rr, ri) = (gather(rmsf.0, nphi2), gather(rmsf.1, nphi2));
+        let results: Vec<Option<CleanResult>> = (0..m)
+            .map(|x| {
+                let (f_re, f_im) = (&fr[x * nphi..(x + 1) * nphi], &fi[x * nphi..(x + 1) * nphi]);
+                if f_re.iter().chain(f_im).any(|v| v.is_nan()) {
+                    return None;
+                }
+                Some(hogbom(
+                    f_re,
+                    f_im,
+                    &rr[x * nphi2..(x + 1) * nphi2],
+                    &ri[x * nphi2..(x + 1) * nphi2],
+                    phi,
+                    fwhm[s + x] as f64,
+                    cutoff,
+                    max_iter,
+                    gain,
+                    None,
+                ))
+            })
+            .collect();
+        // SAFETY: this block writes only its own pixels (columns s..e); blocks are disjoint and
+        // the buffers outlive the loop.
+        let row_of = |p: &Shared, r: usize, len: usize| unsafe {
+            std::slice::from_raw_parts_mut(p.0.add(r * len + s), m)
+        };
+        row_of(&ptrs[4], 0, npix)
+            .iter_mut()
+            .zip(&results)
+            .for_each(|(n, r)| *n = r.as_ref().map_or(0.0, |r| r.n_iter as f32));
         for k in 0..nphi {
-            out.clean_re[k * npix + i] = r.clean_re[k] as f32;
-            out.clean_im[k * npix + i] = r.clean_im[k] as f32;
-            out.cc_re[k * npix + i] = r.cc_re[k] as f32;
-            out.cc_im[k * npix + i] = r.cc_im[k] as f32;
+            let rows = [
+                row_of(&ptrs[0], k, npix),
+                row_of(&ptrs[1], k, npix),
+                row_of(&ptrs[2], k, npix),
+                row_of(&ptrs[3], k, npix),
+            ];
+            for (x, r) in results.iter().enumerate() {
+                let Some(r) = r else { continue };
+                rows[0][x] = r.clean_re[k] as f32;
+                rows[1][x] = r.clean_im[k] as f32;
+                rows[2][x] = r.cc_re[k] as f32;
+                rows[3][x] = r.cc_im[k] as f32;
+            }
         }
-        out.n_iter[i] = r.n_iter as f32;
-    }
+    });
     out
 }
 
@@ -375,10 +500,11 @@ mod tests {
             fit_rmsf: false,
         };
         let s = rmsynth3d(&q, &u, npix, &freqs, &vec![1.0; nchan], &p);
+        let (rmsf_re, rmsf_im, fwhm) = s.rmsf_cubes();
         let c = rmclean3d(
             (&s.fdf_re, &s.fdf_im),
-            (&s.rmsf_re, &s.rmsf_im),
-            &s.fwhm,
+            (&rmsf_re, &rmsf_im),
+            &fwhm,
             &s.axes.phi,
             npix,
             0.01,

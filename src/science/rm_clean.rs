@@ -65,11 +65,10 @@ pub fn hogbom(
         cc_re[k] += a;
         cc_im[k] += b;
         // RMSF sample for offset (j - k) sits at index j - k + n of the 2n+1 axis.
-        for j in 0..n {
-            let idx = j + n - k;
-            let (sr, si) = (rmsf_re[idx], rmsf_im[idx]);
-            r_re[j] -= a * sr - b * si;
-            r_im[j] -= a * si + b * sr;
+        let (sr, si) = (&rmsf_re[n - k..2 * n - k], &rmsf_im[n - k..2 * n - k]);
+        for (((re, im), &sr), &si) in r_re.iter_mut().zip(r_im.iter_mut()).zip(sr).zip(si) {
+            *re -= a * sr - b * si;
+            *im -= a * si + b * sr;
         }
         let lo = k.saturating_sub(half);
         let hi = (k + half).min(n - 1);
@@ -79,26 +78,34 @@ pub fn hogbom(
             cl_im[j] += b * g;
         }
     };
-    let peak =
-        |r_re: &[f64], r_im: &[f64], allowed: &dyn Fn(usize) -> bool| -> Option<(usize, f64)> {
-            let mut best: Option<(usize, f64)> = None;
-            for j in 0..n {
-                if !allowed(j) {
-                    continue;
-                }
-                // Compare squared amplitudes (no hypot in the hot loop); same argmax.
-                let a = r_re[j] * r_re[j] + r_im[j] * r_im[j];
-                if a.is_nan() {
-                    continue;
-                }
-                if best.map(|(_, b)| a > b).unwrap_or(true) {
-                    best = Some((j, a));
+    // The first sample of largest amplitude (squared amplitudes compared: no square root in the
+    // hot loop; NaN samples never win), among the allowed ones.
+    let peak = |r_re: &[f64], r_im: &[f64], allowed: Option<&[bool]>| -> Option<(usize, f64)> {
+        let (mut best_j, mut best_a) = (usize::MAX, f64::NEG_INFINITY);
+        match allowed {
+            None => {
+                for (j, (re, im)) in r_re.iter().zip(r_im).enumerate() {
+                    let a = re * re + im * im;
+                    if a > best_a {
+                        best_a = a;
+                        best_j = j;
+                    }
                 }
             }
-            best.map(|(j, a2)| (j, a2.sqrt()))
-        };
+            Some(mask) => {
+                for j in (0..n).filter(|&j| mask[j]) {
+                    let a = r_re[j] * r_re[j] + r_im[j] * r_im[j];
+                    if a > best_a {
+                        best_a = a;
+                        best_j = j;
+                    }
+                }
+            }
+        }
+        (best_j != usize::MAX).then(|| (best_j, best_a.sqrt()))
+    };
     while n_iter < max_iter {
-        let Some((k, a)) = peak(&r_re, &r_im, &|_| true) else {
+        let Some((k, a)) = peak(&r_re, &r_im, None) else {
             break;
         };
         if a < cutoff {
@@ -122,7 +129,7 @@ pub fn hogbom(
             }
         }
         while n_iter < max_iter {
-            let Some((k, a)) = peak(&r_re, &r_im, &|j| mask[j]) else {
+            let Some((k, a)) = peak(&r_re, &r_im, Some(&mask)) else {
                 break;
             };
             if a < win {

@@ -165,6 +165,7 @@ impl Builtin for RmSynth3d {
 
         let nphi = s.axes.phi.len();
         let nphi2 = s.axes.phi2.len();
+        let (rmsf_re, rmsf_im, fwhm) = s.rmsf_cubes();
         let unit = q.header.get_str("BUNIT").unwrap_or_default();
         let mut hf = fdep_header(&q.header, nphi, s.axes.dphi, s.axes.phi[nphi / 2], s.lam0);
         hf.set_str("BUNIT", &format!("{unit}/RMSF"), "");
@@ -192,18 +193,14 @@ impl Builtin for RmSynth3d {
             s.lam0,
         );
         hr.set_str("BUNIT", "", "");
-        write_cube(
-            ctx,
-            "rmsf_tot",
-            &cube(tot(&s.rmsf_re, &s.rmsf_im), nphi2, &hr),
-        )?;
-        write_cube(ctx, "rmsf_real", &cube(s.rmsf_re, nphi2, &hr))?;
-        write_cube(ctx, "rmsf_im", &cube(s.rmsf_im, nphi2, &hr))?;
+        write_cube(ctx, "rmsf_tot", &cube(tot(&rmsf_re, &rmsf_im), nphi2, &hr))?;
+        write_cube(ctx, "rmsf_real", &cube(rmsf_re, nphi2, &hr))?;
+        write_cube(ctx, "rmsf_im", &cube(rmsf_im, nphi2, &hr))?;
         let mut hw = hr.clone();
         hw.set_str("BUNIT", "rad/m^2", "");
         Image {
             shape: vec![q.nx, q.ny],
-            data: s.fwhm,
+            data: fwhm,
             header: hw,
         }
         .write(out_path(ctx, "rmsf_fwhm")?)
