@@ -179,7 +179,7 @@ fn injected_ionosphere_is_removed_and_matches_frion_files() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         stages_that_ran(&r),
-        ["catalogue", "rmclean", "rmsynth"],
+        ["catalogue", "rmclean", "rmsynth", "validate"],
         "{r:?}"
     );
     let (raw, _) = mean_rm_offset(&dir, field);
@@ -200,7 +200,7 @@ fn injected_ionosphere_is_removed_and_matches_frion_files() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         stages_that_ran(&r),
-        ["catalogue", "frion", "rmclean", "rmsynth"],
+        ["catalogue", "frion", "rmclean", "rmsynth", "validate"],
         "{r:?}"
     );
 }

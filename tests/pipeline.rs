@@ -70,14 +70,18 @@ fn simulated_field_is_recovered_and_rebuilds_incrementally() {
     // A changed RM-CLEAN cutoff reruns RM-CLEAN and the catalogue only.
     let (out, r) = build_real(&cache, data, field, &["--set", "cutoff=-5"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(stages_that_ran(&r), ["catalogue", "rmclean"], "{r:?}");
+    assert_eq!(
+        stages_that_ran(&r),
+        ["catalogue", "rmclean", "validate"],
+        "{r:?}"
+    );
     let both = ["--set", "cutoff=-5", "--set", "n_samples=8"];
     // n_samples reruns RM synthesis, RM-CLEAN and the catalogue.
     let (out, r) = build_real(&cache, data, field, &both);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         stages_that_ran(&r),
-        ["catalogue", "rmclean", "rmsynth"],
+        ["catalogue", "rmclean", "rmsynth", "validate"],
         "{r:?}"
     );
     // Rewriting a beam cube with the same bytes reruns nothing.
@@ -160,14 +164,14 @@ fn demo_builds_a_catalogue_then_rebuilds_nothing() {
     let first = run();
     let t = text(&first);
     assert!(first.status.success(), "{t}");
-    assert!(t.contains("ran 138, skipped 0, failed 0"), "{t}");
+    assert!(t.contains("ran 139, skipped 0, failed 0"), "{t}");
     let cat = tmp.path().join("demo/RACS_DEMO/RACS_DEMO.catalogue.csv");
     assert!(t.contains(&*cat.to_string_lossy()), "{t}");
     assert_eq!(read_csv(&cat).len(), 22);
     let second = run();
     let t = text(&second);
     assert!(
-        second.status.success() && t.contains("ran 0, skipped 138, failed 0"),
+        second.status.success() && t.contains("ran 0, skipped 139, failed 0"),
         "{t}"
     );
 }
@@ -241,7 +245,14 @@ fn holography_beam_model_drives_linmos() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         stages_that_ran(&r),
-        ["catalogue", "frion", "linmos", "rmclean", "rmsynth"],
+        [
+            "catalogue",
+            "frion",
+            "linmos",
+            "rmclean",
+            "rmsynth",
+            "validate"
+        ],
         "{r:?}"
     );
     for (p, g) in mosaics.iter().zip(&gaussian) {

@@ -149,7 +149,7 @@ fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
         (out, read_report(&report))
     };
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(with_status(&r, "ran").len(), 138);
+    assert_eq!(with_status(&r, "ran").len(), 139);
 
     let cfg = config(base, "arrakis-eq", &[], 3);
     // Watch the jobs in flight while the build runs.
@@ -178,7 +178,7 @@ fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
     watcher.join().unwrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert_eq!(with_status(&read_report(&report), "ran").len(), 138, "{t}");
+    assert_eq!(with_status(&read_report(&report), "ran").len(), 139, "{t}");
     assert!(t.contains("Slurm job(s) submitted"), "{t}");
     assert!(
         t.contains("unused cluster config key cluster_kwargs.interface"),
@@ -199,7 +199,7 @@ fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
         records(&base.join("cache-slurm"))
     );
 
-    // A changed RM-CLEAN cutoff: only rmclean (22) and the catalogue are submitted.
+    // A changed RM-CLEAN cutoff: only rmclean (22), the catalogue and validation are submitted.
     let out = arrakis(&base.join("cache-slurm"))
         .args(["build", field, "--quiet", "--datadir"])
         .arg(base.join("slurm"))
@@ -217,8 +217,8 @@ fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
     let stages: std::collections::BTreeSet<&str> =
         ran.iter().map(|id| id.split('/').next().unwrap()).collect();
     let stages: Vec<&str> = stages.into_iter().collect();
-    assert_eq!(stages, ["catalogue", "rmclean"], "{r:?}");
-    assert_eq!(submitted_targets(&t), 23, "{t}");
+    assert_eq!(stages, ["catalogue", "rmclean", "validate"], "{r:?}");
+    assert_eq!(submitted_targets(&t), 24, "{t}");
 }
 
 /// A temporary directory with an engine-rules field "F" (see `make_field`) under `data/`.

@@ -25,6 +25,13 @@ pub const TMP_PREFIX: &str = ".arrakis-tmp-";
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The final file name a temporary output path stands for (the inverse of [`temp_path_for`]).
+pub fn final_name_of(temp: &Path) -> Option<String> {
+    let name = temp.file_name()?.to_string_lossy().to_string();
+    let rest = name.strip_prefix(TMP_PREFIX)?;
+    rest.splitn(3, '-').nth(2).map(str::to_string)
+}
+
 /// A fresh temporary path beside `final_path`.
 pub fn temp_path_for(final_path: &Path) -> PathBuf {
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);

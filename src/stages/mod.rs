@@ -19,6 +19,7 @@ pub mod rm3d;
 pub mod rmclean;
 pub mod rmsynth;
 pub mod stamp;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -83,12 +84,13 @@ static RMCLEAN: rmclean::RmClean = rmclean::RmClean;
 static CATALOGUE: catalogue::Catalogue = catalogue::Catalogue;
 static RMSYNTH3D: rm3d::RmSynth3d = rm3d::RmSynth3d;
 static RMCLEAN3D: rm3d::RmClean3d = rm3d::RmClean3d;
+static VALIDATE: validate::Validate = validate::Validate;
 
 /// Every builtin, by name.
 pub fn registry() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 10] = [
+    static REG: [&dyn Builtin; 11] = [
         &STAMP, &BEAMS, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &RMSYNTH3D, &RMCLEAN3D,
-        &CATALOGUE,
+        &CATALOGUE, &VALIDATE,
     ];
     &REG
 }

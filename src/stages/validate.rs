@@ -1,0 +1,680 @@
+//! `validate` (per field): plots of the catalogue a person can judge at a glance, and an HTML
+//! page that shows them all. RM on the sky (colour and size), the fractional polarisation
+//! distribution, RM against Galactic latitude, the polarised SNR distribution, residual leakage
+//! (fractional Q and U of bright sources against distance from the nearest beam centre), and
+//! for simulated fields (`truth.csv`) recovered against injected RM and fraction.
+//!
+//! Decision (Arrakis quirk, fixed): Arrakis wraps each plot in try/except and silently skips it;
+//! here every plot is always written, with a note in the panel when there is nothing to show.
+//! Must never: read anything but its declared inputs; fonts come from the binary (DejaVu Sans).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::io::{out_path, single};
+use super::{ActionCtx, Builtin};
+use crate::units::FieldFile;
+
+const SIZE: (u32, u32) = (900, 680);
+const FONT: &str = "sans-serif";
+
+/// DejaVu Sans, registered once for every plot.
+fn fonts() -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
+        )
+        .map_err(|_| "the bundled DejaVu Sans font could not be loaded".to_string())
+    })
+    .clone()
+}
+
+/// The catalogue columns the plots use.
+#[derive(Clone, Debug, Default)]
+struct Row {
+    cat_id: String,
+    ra: f64,
+    dec: f64,
+    rm: f64,
+    rm_err: f64,
+    polint: f64,
+    snr: f64,
+    stokes_i: f64,
+    stokes_i_err: f64,
+    fracpol: f64,
+    fracpol_err: f64,
+    polangle: f64,
+    flagged: bool,
+}
+
+fn read_catalogue(path: &Path) -> Result<Vec<Row>, String> {
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .clone();
+    let col = |name: &str| -> Result<usize, String> {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("{}: no column '{name}'", path.display()))
+    };
+    let idx: HashMap<&str, usize> = [
+        "cat_id",
+        "ra",
+        "dec",
+        "rm",
+        "rm_err",
+        "polint",
+        "snr_polint",
+        "stokesI",
+        "stokesI_err",
+        "fracpol",
+        "fracpol_err",
+        "polangle",
+        "snr_flag",
+        "rmsynth_failed",
+    ]
+    .iter()
+    .map(|&n| col(n).map(|i| (n, i)))
+    .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        let f = |n: &str| -> f64 {
+            rec.get(idx[n])
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let flag = |n: &str| {
+            rec.get(idx[n])
+                .is_some_and(|v| v == "true" || v == "True" || v == "1")
+        };
+        rows.push(Row {
+            cat_id: rec.get(idx["cat_id"]).unwrap_or_default().to_string(),
+            ra: f("ra"),
+            dec: f("dec"),
+            rm: f("rm"),
+            rm_err: f("rm_err"),
+            polint: f("polint"),
+            snr: f("snr_polint"),
+            stokes_i: f("stokesI"),
+            stokes_i_err: f("stokesI_err"),
+            fracpol: f("fracpol"),
+            fracpol_err: f("fracpol_err"),
+            polangle: f("polangle"),
+            flagged: flag("snr_flag") || flag("rmsynth_failed"),
+        });
+    }
+    Ok(rows)
+}
+
+/// Galactic (l, b) in degrees of J2000 (RA, Dec) in degrees (IAU 1958 pole, FK5).
+pub fn galactic(ra: f64, dec: f64) -> (f64, f64) {
+    let (ra_p, dec_p, l_ncp) = (
+        192.859_48f64.to_radians(),
+        27.128_25f64.to_radians(),
+        122.931_92,
+    );
+    let (a, d) = (ra.to_radians(), dec.to_radians());
+    let sb = d.sin() * dec_p.sin() + d.cos() * dec_p.cos() * (a - ra_p).cos();
+    let b = sb.clamp(-1.0, 1.0).asin();
+    let y = d.cos() * (a - ra_p).sin();
+    let x = d.sin() * dec_p.cos() - d.cos() * dec_p.sin() * (a - ra_p).cos();
+    let l = (l_ncp - y.atan2(x).to_degrees()).rem_euclid(360.0);
+    (l, b.to_degrees())
+}
+
+type Draw<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("plotting failed: {e:?}")
+}
+
+/// Padded (min, max) of finite values, never empty.
+fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = v
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3 * hi.abs().max(1.0));
+    (lo - pad, hi + pad)
+}
+
+/// A panel with a message instead of data (the plot still exists and says why it is empty).
+fn note(root: &Draw, title: &str, text: &str) -> Result<(), String> {
+    root.fill(&WHITE).map_err(err)?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (30, 30),
+        (FONT, 30).into_font().color(&BLACK),
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new(
+        text.to_string(),
+        (30, 320),
+        (FONT, 22).into_font().color(&RGBColor(90, 90, 90)),
+    ))
+    .map_err(err)?;
+    Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A white panel with a caption, axes over `x` × `y` and their labels.
+fn axes<'a, 'b>(
+    root: &'a Draw<'b>,
+    caption: String,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    desc: (&str, &str),
+) -> Result<Chart<'a, 'b>, String> {
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 21))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(desc.0)
+        .y_desc(desc.1)
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+/// The legend box, in the style every panel shares.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
+/// Blue for negative, red for positive RM, stronger with |RM| up to `scale`.
+fn rm_colour(rm: f64, scale: f64) -> RGBColor {
+    let t = (rm.abs() / scale).clamp(0.0, 1.0);
+    let fade = |full: u8| (255.0 - t * (255.0 - full as f64)) as u8;
+    if rm >= 0.0 {
+        RGBColor(fade(200), fade(20), fade(30))
+    } else {
+        RGBColor(fade(20), fade(60), fade(200))
+    }
+}
+
+fn rm_sky(root: &Draw, good: &[&Row], field: &str) -> Result<(), String> {
+    if good.is_empty() {
+        return note(
+            root,
+            "RM on the sky",
+            "no polarised detections above the SNR cut",
+        );
+    }
+    let (ra0, ra1) = range(good.iter().map(|r| r.ra));
+    let (d0, d1) = range(good.iter().map(|r| r.dec));
+    let scale = good.iter().map(|r| r.rm.abs()).fold(1.0, f64::max);
+    let pmax = good.iter().map(|r| r.polint).fold(0.0, f64::max);
+    let size = |r: &Row| (3.0 + 17.0 * (r.polint / pmax).max(0.0).sqrt()) as i32;
+    // RA grows to the east, which is drawn to the left.
+    let mut chart = axes(
+        root,
+        format!(
+            "{field}: RM on the sky ({} components; red > 0, blue < 0, size ∝ √PI)",
+            good.len()
+        ),
+        ra1..ra0,
+        d0..d1,
+        ("RA (deg)", "Dec (deg)"),
+    )?;
+    chart
+        .draw_series(
+            good.iter()
+                .map(|r| Circle::new((r.ra, r.dec), size(r), rm_colour(r.rm, scale).filled())),
+        )
+        .map_err(err)?;
+    chart
+        .draw_series(
+            good.iter()
+                .map(|r| Circle::new((r.ra, r.dec), size(r), BLACK.stroke_width(1))),
+        )
+        .map_err(err)?;
+    // A key: the colour at ±|RM|max and ±half of it.
+    for (k, rm) in [-scale, -scale / 2.0, scale / 2.0, scale]
+        .iter()
+        .enumerate()
+    {
+        let y = 70 + 26 * k as i32;
+        root.draw(&Circle::new(
+            (SIZE.0 as i32 - 150, y),
+            8,
+            rm_colour(*rm, scale).filled(),
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            format!("{rm:+.0} rad/m²"),
+            (SIZE.0 as i32 - 135, y - 8),
+            (FONT, 15).into_font(),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Histogram of `values` in `bins` equal bins over their range, with an optional marked value.
+fn histogram(
+    root: &Draw,
+    values: &[f64],
+    bins: usize,
+    title: &str,
+    xdesc: &str,
+    colour: RGBColor,
+    marker: Option<(f64, &str)>,
+) -> Result<(), String> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return note(root, title, "no values to show");
+    }
+    let (lo, hi) = range(v.iter().copied());
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0u32; bins];
+    for x in &v {
+        let b = (((x - lo) / width) as usize).min(bins - 1);
+        counts[b] += 1;
+    }
+    let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.15 + 1.0;
+    let mut chart = axes(
+        root,
+        format!("{title} ({} components)", v.len()),
+        lo..hi,
+        0.0..top,
+        (xdesc, "components"),
+    )?;
+    let bar = |b: usize, c: u32| {
+        let x0 = lo + b as f64 * width;
+        [(x0, 0.0), (x0 + width, c as f64)]
+    };
+    chart
+        .draw_series(
+            counts
+                .iter()
+                .enumerate()
+                .map(|(b, &c)| Rectangle::new(bar(b, c), colour.filled())),
+        )
+        .map_err(err)?;
+    chart
+        .draw_series(
+            counts
+                .iter()
+                .enumerate()
+                .map(|(b, &c)| Rectangle::new(bar(b, c), BLACK.stroke_width(1))),
+        )
+        .map_err(err)?;
+    if let Some((x, label)) = marker.filter(|(x, _)| *x > lo && *x < hi) {
+        let red = RGBColor(200, 30, 30);
+        chart
+            .draw_series(LineSeries::new([(x, 0.0), (x, top)], red.stroke_width(2)))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(px, py)| {
+                PathElement::new([(px - 8, py), (px + 8, py)], red.stroke_width(2))
+            });
+        legend(&mut chart)?;
+    }
+    Ok(())
+}
+
+/// y against x with vertical error bars, and optionally the line y = x.
+fn scatter(
+    root: &Draw,
+    pts: &[(f64, f64, f64)],
+    title: &str,
+    desc: (&str, &str),
+    identity: bool,
+    colour: RGBColor,
+) -> Result<(), String> {
+    let pts: Vec<(f64, f64, f64)> = pts
+        .iter()
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return note(root, title, "nothing to show");
+    }
+    let (mut x0, mut x1) = range(pts.iter().map(|p| p.0));
+    let (mut y0, mut y1) = range(
+        pts.iter()
+            .flat_map(|p| [p.1 - p.2.max(0.0), p.1 + p.2.max(0.0)]),
+    );
+    if identity {
+        (x0, x1) = (x0.min(y0), x1.max(y1));
+        (y0, y1) = (x0, x1);
+    }
+    let mut chart = axes(
+        root,
+        format!("{title} ({} components)", pts.len()),
+        x0..x1,
+        y0..y1,
+        desc,
+    )?;
+    if identity {
+        chart
+            .draw_series(LineSeries::new(
+                [(x0, x0), (x1, x1)],
+                BLACK.mix(0.5).stroke_width(2),
+            ))
+            .map_err(err)?;
+    }
+    chart
+        .draw_series(
+            pts.iter()
+                .filter(|p| p.2.is_finite() && p.2 > 0.0)
+                .map(|p| {
+                    PathElement::new(
+                        [(p.0, p.1 - p.2), (p.0, p.1 + p.2)],
+                        colour.mix(0.6).stroke_width(1),
+                    )
+                }),
+        )
+        .map_err(err)?;
+    chart
+        .draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.0, p.1), 4, colour.filled())),
+        )
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Fractional Q and U of bright sources against distance from the nearest beam centre, with the
+/// median in `bins` distance bins.
+fn leakage(root: &Draw, pts: &[(f64, f64, f64)], bins: usize) -> Result<(), String> {
+    let title = "Residual leakage: fractional Q, U of bright sources";
+    if pts.is_empty() {
+        return note(
+            root,
+            title,
+            "no source bright enough in Stokes I (leakage_snr), or no beam centres in field.yaml",
+        );
+    }
+    let (x0, x1) = range(pts.iter().map(|p| p.0));
+    let (y0, y1) = range(pts.iter().flat_map(|p| [p.1, p.2]));
+    let mut chart = axes(
+        root,
+        format!("{title} ({} sources)", pts.len()),
+        x0..x1,
+        y0..y1,
+        (
+            "distance from the nearest beam centre (deg)",
+            "Q/I, U/I at the FDF peak",
+        ),
+    )?;
+    let (qc, uc) = (RGBColor(30, 90, 200), RGBColor(210, 60, 30));
+    chart
+        .draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.0, p.1), 4, qc.mix(0.7).filled())),
+        )
+        .map_err(err)?
+        .label("q = Q/I")
+        .legend(move |(x, y)| Circle::new((x, y), 5, qc.filled()));
+    chart
+        .draw_series(
+            pts.iter()
+                .map(|p| TriangleMarker::new((p.0, p.2), 5, uc.mix(0.7).filled())),
+        )
+        .map_err(err)?
+        .label("u = U/I")
+        .legend(move |(x, y)| TriangleMarker::new((x, y), 5, uc.filled()));
+    // Binned medians (at least five sources per bin on average).
+    let bins = bins.min(pts.len() / 5).max(1);
+    let width = (x1 - x0) / bins as f64;
+    for (k, colour) in [(1usize, qc), (2, uc)] {
+        let mut line = Vec::new();
+        for b in 0..bins {
+            let (lo, hi) = (x0 + b as f64 * width, x0 + (b + 1) as f64 * width);
+            let v: Vec<f64> = pts
+                .iter()
+                .filter(|p| p.0 >= lo && p.0 < hi)
+                .map(|p| if k == 1 { p.1 } else { p.2 })
+                .collect();
+            let m = crate::science::stats::nanmedian(&v);
+            if m.is_finite() {
+                line.push(((lo + hi) / 2.0, m));
+            }
+        }
+        chart
+            .draw_series(LineSeries::new(line, colour.stroke_width(3)))
+            .map_err(err)?;
+    }
+    legend(&mut chart)?;
+    Ok(())
+}
+
+fn png(
+    ctx: &ActionCtx,
+    name: &str,
+    draw: impl FnOnce(&Draw) -> Result<(), String>,
+) -> Result<(), String> {
+    let path = out_path(ctx, name)?;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    draw(&root)?;
+    root.present().map_err(err)
+}
+
+fn truth_rows(path: Option<&std::path::PathBuf>) -> Result<HashMap<String, (f64, f64)>, String> {
+    let Some(path) = path else {
+        return Ok(HashMap::new());
+    };
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let h = rdr.headers().map_err(|e| e.to_string())?.clone();
+    let col = |n: &str| {
+        h.iter()
+            .position(|x| x == n)
+            .ok_or_else(|| format!("{}: no column '{n}'", path.display()))
+    };
+    let (ci, cr, cp) = (col("cat_id")?, col("rm")?, col("fracpol")?);
+    let mut out = HashMap::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        let f = |i: usize| rec.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        out.insert(rec.get(ci).unwrap_or_default().to_string(), (f(cr), f(cp)));
+    }
+    Ok(out)
+}
+
+/// `validate` (per field).
+pub struct Validate;
+
+impl Builtin for Validate {
+    fn name(&self) -> &'static str {
+        "validate"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
+        fonts()?;
+        let field = ctx.var("field").unwrap_or("field").to_string();
+        let rows = read_catalogue(single(ctx, "catalogue")?)?;
+        let p = |k: &str, d: f64| ctx.param(k).and_then(|v| v.as_f64()).unwrap_or(d);
+        let (snr_cut, leak_snr) = (p("snr_cut", 8.0), p("leakage_snr", 30.0));
+        let bins = p("leakage_bins", 16.0).max(1.0) as usize;
+        let good: Vec<&Row> = rows
+            .iter()
+            .filter(|r| !r.flagged && r.snr >= snr_cut && r.rm.is_finite())
+            .collect();
+        let beams: Vec<(f64, f64)> = match ctx.input("field_file").first() {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let ff: FieldFile =
+                    serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                ff.beams.iter().map(|b| (b.ra_deg, b.dec_deg)).collect()
+            }
+            None => Vec::new(),
+        };
+        let truth = truth_rows(ctx.input("truth").first())?;
+
+        png(ctx, "rm_sky", |r| rm_sky(r, &good, &field))?;
+        png(ctx, "fracpol", |r| {
+            let v: Vec<f64> = good.iter().map(|x| x.fracpol).collect();
+            histogram(
+                r,
+                &v,
+                20,
+                "Fractional polarisation of detections",
+                "p = PI / I",
+                RGBColor(60, 120, 180),
+                None,
+            )
+        })?;
+        png(ctx, "rm_glat", |r| {
+            let pts: Vec<(f64, f64, f64)> = good
+                .iter()
+                .map(|x| (galactic(x.ra, x.dec).1, x.rm, x.rm_err))
+                .collect();
+            scatter(
+                r,
+                &pts,
+                "RM against Galactic latitude",
+                ("Galactic latitude b (deg)", "RM (rad/m²)"),
+                false,
+                RGBColor(120, 40, 160),
+            )
+        })?;
+        png(ctx, "snr", |r| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|x| x.snr > 0.0)
+                .map(|x| x.snr.log10())
+                .collect();
+            let cut = format!("snr_cut = {snr_cut}");
+            histogram(
+                r,
+                &v,
+                25,
+                "Polarised signal-to-noise, all components",
+                "log10(PI / σ)",
+                RGBColor(70, 150, 90),
+                Some((snr_cut.log10(), &cut)),
+            )
+        })?;
+        png(ctx, "leakage", |r| {
+            let pts: Vec<(f64, f64, f64)> = if beams.is_empty() {
+                Vec::new()
+            } else {
+                rows.iter()
+                    .filter(|x| x.stokes_i / x.stokes_i_err > leak_snr && x.polint.is_finite())
+                    .map(|x| {
+                        let d = beams
+                            .iter()
+                            .map(|&(ra, dec)| crate::wcs::separation_deg(ra, dec, x.ra, x.dec))
+                            .fold(f64::INFINITY, f64::min);
+                        let two_chi = 2.0 * x.polangle.to_radians();
+                        let f = x.polint / x.stokes_i;
+                        (d, f * two_chi.cos(), f * two_chi.sin())
+                    })
+                    .collect()
+            };
+            leakage(r, &pts, bins)
+        })?;
+        for (name, title, xdesc, ydesc, colour, rm) in [
+            (
+                "truth_rm",
+                "Recovered against injected RM",
+                "injected RM (rad/m²)",
+                "recovered RM (rad/m²)",
+                RGBColor(200, 70, 40),
+                true,
+            ),
+            (
+                "truth_fracpol",
+                "Recovered against injected fractional polarisation",
+                "injected p",
+                "recovered p",
+                RGBColor(40, 120, 170),
+                false,
+            ),
+        ] {
+            png(ctx, name, |r| {
+                if truth.is_empty() {
+                    return note(r, title, "no truth.csv: not a simulated field");
+                }
+                let pts: Vec<(f64, f64, f64)> = good
+                    .iter()
+                    .filter_map(|x| {
+                        let &(t_rm, t_p) = truth.get(&x.cat_id)?;
+                        Some(if rm {
+                            (t_rm, x.rm, x.rm_err)
+                        } else {
+                            (t_p, x.fracpol, x.fracpol_err)
+                        })
+                    })
+                    .collect();
+                scatter(r, &pts, title, (xdesc, ydesc), true, colour)
+            })?;
+        }
+
+        let detected = good.len();
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{field}: arrakis validation</title>\n<style>body{{font-family:sans-serif;margin:2em;max-width:1900px}} figure{{display:inline-block;margin:0.6em;vertical-align:top}} img{{width:880px;border:1px solid #ccc}} figcaption{{max-width:880px;color:#444}}</style></head><body>\n<h1>{field}: validation</h1>\n<p>{} components in the catalogue, {detected} polarised detections (SNR ≥ {snr_cut}, not flagged).</p>\n",
+            rows.len()
+        );
+        for (name, caption) in [
+            ("rm_sky", "RM of each detection on the sky: colour gives the sign and size of the RM, marker size the polarised intensity."),
+            ("fracpol", "Distribution of fractional polarisation of the detections."),
+            ("rm_glat", "RM against Galactic latitude, with 1σ errors."),
+            ("snr", "Polarised signal-to-noise of every component (log scale)."),
+            ("leakage", "Residual instrumental leakage: Q/I and U/I at the FDF peak for sources bright in Stokes I, against distance from the nearest beam centre; lines are binned medians."),
+            ("truth_rm", "Simulated fields: recovered RM against the injected RM; the line is equality."),
+            ("truth_fracpol", "Simulated fields: recovered fractional polarisation against the injected one."),
+        ] {
+            let final_name = crate::exec::action::final_name_of(out_path(ctx, name)?)
+                .unwrap_or_else(|| format!("{name}.png"));
+            html.push_str(&format!(
+                "<figure><a href=\"{final_name}\"><img src=\"{final_name}\" alt=\"{name}\"></a><figcaption>{caption}</figcaption></figure>\n"
+            ));
+        }
+        html.push_str("</body></html>\n");
+        std::fs::write(out_path(ctx, "index")?, html).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn galactic_coordinates_of_known_points() {
+        // The Galactic centre and the north Galactic pole.
+        let (l, b) = galactic(266.404_99, -28.936_17);
+        assert!(
+            (l.rem_euclid(360.0) - 0.0).abs() < 0.01 || (l - 360.0).abs() < 0.01,
+            "l {l}"
+        );
+        assert!(b.abs() < 0.01, "b {b}");
+        let (_, b) = galactic(192.859_48, 27.128_25);
+        assert!((b - 90.0).abs() < 1e-6);
+    }
+}
