@@ -392,20 +392,25 @@ fn print_summary(graph: &Graph, res: &BuildResult) {
     );
 }
 
-/// `arrakis status`.
-pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
-    let setup = load_setup(&args.field)?;
-    let cache = open_cache(cache_dir, wait)?;
-    let graph = &setup.graph;
-    let engine = Engine::new(graph, &setup.rules, &cache);
-    let modes = vec![Mode::Run; graph.targets.len()];
+/// A dry run over every target: what is up to date, stale, failed or missing.
+fn evaluate_all(engine: &Engine) -> local::BuildResult {
+    let modes = vec![Mode::Run; engine.graph.targets.len()];
     let opts = BuildOptions {
         jobs: default_jobs(),
         keep_going: true,
         dry_run: true,
         quiet: true,
     };
-    let res = local::build(&engine, &modes, &opts);
+    local::build(engine, &modes, &opts)
+}
+
+/// `arrakis status`.
+pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
+    let setup = load_setup(&args.field)?;
+    let cache = open_cache(cache_dir, wait)?;
+    let graph = &setup.graph;
+    let engine = Engine::new(graph, &setup.rules, &cache);
+    let res = evaluate_all(&engine);
     let stages = graph.stages();
     let mut rows: Vec<[usize; 5]> = vec![[0; 5]; stages.len()];
     for (i, o) in res.outcomes.iter().enumerate() {
@@ -434,6 +439,123 @@ pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
             name, r[0], r[1], r[2], r[3], r[4]
         );
     }
+    Ok(0)
+}
+
+/// `arrakis archive`: tar the per-beam cutouts of an up-to-date field and remove them (see
+/// `crate::archive`).
+pub fn archive(cache_dir: &Path, wait: bool, args: &crate::cli::ArchiveArgs) -> Result<i32> {
+    const TAR: &str = "cutouts.tar";
+    let setup = load_setup(&args.field)?;
+    let cache = open_cache(cache_dir, wait)?;
+    let graph = &setup.graph;
+    let engine = Engine::new(graph, &setup.rules, &cache);
+    let res = evaluate_all(&engine);
+    let cutouts: Vec<usize> = (0..graph.targets.len())
+        .filter(|&i| graph.stage_of(i) == "cutout")
+        .collect();
+    let not_ready = cutouts
+        .iter()
+        .filter(|&&i| {
+            res.outcomes[i]
+                .as_ref()
+                .is_none_or(|o| o.status != Status::Skipped)
+        })
+        .count();
+    if not_ready > 0 {
+        return Err(anyhow!(
+            "{not_ready} cutout target(s) of {} are not up to date; run `arrakis build {}` first, then archive",
+            graph.field,
+            graph.field
+        ));
+    }
+    // The files to archive: every cutout output still on disk, with its recorded digest.
+    let mut members: Vec<(String, crate::hash::Digest)> = Vec::new();
+    let mut cubes: Vec<String> = Vec::new();
+    for &i in &cutouts {
+        let t = &graph.targets[i];
+        let rec = cache
+            .get_state(&graph.field, &t.id)?
+            .ok_or_else(|| anyhow!("{}: no record", t.id))?;
+        for (o, r) in t.outputs.iter().zip(&rec.outputs) {
+            if engine.abs(&o.rel).exists() {
+                members.push((o.rel.clone(), r.digest));
+            }
+        }
+        for slot in &t.inputs {
+            for f in &slot.files {
+                if let crate::graph::InputFile::Source(rel) = f {
+                    if rel.ends_with(".fits") && !cubes.contains(rel) {
+                        cubes.push(rel.clone());
+                    }
+                }
+            }
+        }
+    }
+    let names: Vec<String> = members.iter().map(|(r, _)| r.clone()).collect();
+    let mut bytes = 0u64;
+    if !members.is_empty() {
+        let written =
+            crate::archive::write_tarball(&graph.field_dir, TAR, &names).map_err(|e| anyhow!(e))?;
+        for (rel, recorded) in &members {
+            if written.get(rel).map(|a| a.digest) != Some(*recorded) {
+                return Err(anyhow!(
+                    "{} changed since it was built; rebuild (`arrakis build {}`) before archiving. {TAR} holds the current bytes, nothing was removed",
+                    engine.abs(rel).display(),
+                    graph.field
+                ));
+            }
+        }
+        for (rel, a) in &written {
+            cache.put_archived(&graph.field, rel, a)?;
+        }
+        cache.flush()?;
+        for rel in &names {
+            let p = engine.abs(rel);
+            bytes += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    let mut cube_bytes = 0u64;
+    let mut removed_cubes = 0;
+    if args.remove_beam_cubes {
+        for rel in &cubes {
+            let Some(digest) = engine.source_digest(rel)? else {
+                continue;
+            };
+            cache.put_archived(
+                &graph.field,
+                rel,
+                &crate::cache::ArchivedFile {
+                    tar: String::new(),
+                    digest,
+                    offset: 0,
+                    size: 0,
+                },
+            )?;
+            cache.flush()?;
+            let p = engine.abs(rel);
+            cube_bytes += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+            removed_cubes += 1;
+        }
+    }
+    cache.flush()?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "archived {} per-beam cutout file(s) ({:.1} MiB) into {}; removed them{}",
+        names.len(),
+        mib(bytes),
+        graph.field_dir.join(TAR).display(),
+        if args.remove_beam_cubes {
+            format!(
+                "; removed {removed_cubes} beam cube(s) ({:.1} MiB, no copy kept)",
+                mib(cube_bytes)
+            )
+        } else {
+            String::new()
+        }
+    );
     Ok(0)
 }
 

@@ -207,7 +207,22 @@ pub struct Cache {
     targets: sled::Tree,
     details: sled::Tree,
     files: sled::Tree,
+    archived: sled::Tree,
     _lock: File,
+}
+
+/// A file `arrakis archive` removed on purpose: where its bytes went and what they were.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchivedFile {
+    /// The tarball holding it (relative to the field directory), or empty when it was deleted
+    /// without a copy (beam cubes: imaging makes them again).
+    pub tar: String,
+    /// Its digest when it was removed.
+    pub digest: Digest,
+    /// Where its bytes start in the tarball, and how many there are.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -352,12 +367,14 @@ impl Cache {
         let targets = db.open_tree("targets").map_err(sled_err)?;
         let details = db.open_tree("details").map_err(sled_err)?;
         let files = db.open_tree("files").map_err(sled_err)?;
+        let archived = db.open_tree("archived").map_err(sled_err)?;
         Ok(Cache {
             dir: dir.to_path_buf(),
             db,
             targets,
             details,
             files,
+            archived,
             _lock: lock,
         })
     }
@@ -500,6 +517,38 @@ impl Cache {
         self.targets
             .insert(k, encode(&record.state()))
             .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Remember that `rel` (relative to the field directory) was removed on purpose.
+    pub fn put_archived(&self, field: &str, rel: &str, a: &ArchivedFile) -> Result<(), CacheError> {
+        self.archived
+            .insert(record_key(field, rel), encode(a))
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// What `arrakis archive` did with `rel`, if it removed it.
+    pub fn archived(&self, field: &str, rel: &str) -> Result<Option<ArchivedFile>, CacheError> {
+        if self.archived.is_empty() {
+            return Ok(None);
+        }
+        let k = record_key(field, rel);
+        match self.archived.get(&k).map_err(|e| self.sled_err(e))? {
+            Some(v) => decode(&v)
+                .map(Some)
+                .map_err(|why| self.corrupt("archived", &k, why)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forget that `rel` was archived (it exists again).
+    pub fn forget_archived(&self, field: &str, rel: &str) -> Result<(), CacheError> {
+        if !self.archived.is_empty() {
+            self.archived
+                .remove(record_key(field, rel))
+                .map_err(|e| self.sled_err(e))?;
+        }
         Ok(())
     }
 

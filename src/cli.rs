@@ -70,6 +70,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print the Slurm job script one job of a cluster config gets.
     JobScript(JobScriptArgs),
+    /// Arrakis's cleanup, made safe: tar the per-beam cutouts into FIELD/cutouts.tar and remove
+    /// them (and with --remove-beam-cubes the beam cubes). The cache remembers them, so nothing
+    /// becomes stale, and a target that needs them again gets them back from the tarball.
+    Archive(ArchiveArgs),
     /// Run a batch of targets (what a Slurm job runs; never opens the cache).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -232,6 +236,18 @@ pub struct StatusArgs {
     /// The field.
     #[command(flatten)]
     pub field: FieldArgs,
+}
+
+/// `arrakis archive`.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The field.
+    #[command(flatten)]
+    pub field: FieldArgs,
+    /// Also remove the beam cubes the cutouts were made from (no copy is kept: imaging makes
+    /// them again).
+    #[arg(long)]
+    pub remove_beam_cubes: bool,
 }
 
 /// `arrakis explain`.

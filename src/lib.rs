@@ -2,6 +2,7 @@
 //! incremental build system. See `ARCHITECTURE.md` for the map of these modules.
 
 pub mod app;
+pub mod archive;
 pub mod bench;
 pub mod cache;
 pub mod cli;

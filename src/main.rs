@@ -32,6 +32,7 @@ fn main() {
         Command::Simulate(a) => arrakis::app::simulate(a),
         Command::Demo(a) => arrakis::app::demo(&cli.cache, a),
         Command::JobScript(a) => arrakis::app::job_script(a),
+        Command::Archive(a) => arrakis::app::archive(&cli.cache, cli.wait, a),
         Command::Worker(a) => arrakis::app::worker(a),
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {

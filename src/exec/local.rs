@@ -305,6 +305,11 @@ fn process(
                 }
                 return Step::Finished(o, done, fatal);
             }
+            // Inputs `arrakis archive` removed come back from the tarball first.
+            if let Err(e) = engine.restore_inputs(ti) {
+                let (o, done, fatal) = commit(engine, ti, key, ev.inputs, Err(e), reasons, class);
+                return Step::Finished(o, done, fatal);
+            }
             if defer {
                 return Step::Deferred(Deferred {
                     key,
@@ -384,6 +389,15 @@ fn commit(
             record.seconds = seconds;
             record.host = host;
             let digests = outputs.iter().map(|r| r.digest).collect();
+            for out in &outputs {
+                // Written again: no longer an archived file.
+                if let Err(e) = engine.cache.forget_archived(&engine.graph.field, &out.path) {
+                    let msg = e.to_string();
+                    o.status = Status::Failed;
+                    o.error = Some(msg.clone());
+                    return (Some(o), Done::Unavailable(msg.clone()), Some(msg));
+                }
+            }
             record.outputs = outputs;
             if let Err(e) = engine.cache.put_target(&engine.graph.field, &t.id, &record) {
                 let msg = e.to_string();
