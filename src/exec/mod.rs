@@ -193,6 +193,9 @@ impl<'a> Engine<'a> {
             path: abs.to_path_buf(),
             source,
         };
+        if abs.is_dir() {
+            return self.dir_digest(abs).map(Some);
+        }
         let Some(sig) = StatSig::of_path(abs).map_err(io)? else {
             return Ok(None);
         };
@@ -207,6 +210,31 @@ impl<'a> Engine<'a> {
             self.cache.put_file(abs, &FileRecord { sig, digest })?;
         }
         Ok(Some(digest))
+    }
+
+    /// Digest of a directory input (a measurement set is a directory of tables): every file
+    /// under it, in path order, by relative path and content digest (each through the stat
+    /// cache, so an unchanged MS costs one `stat` per file).
+    fn dir_digest(&self, dir: &Path) -> Result<Digest, EngineError> {
+        let mut h = blake3::Hasher::new();
+        h.update(b"arrakis-dir-v1\0");
+        for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+            let e = e.map_err(|err| EngineError::Io {
+                path: dir.to_path_buf(),
+                source: err.into(),
+            })?;
+            if !e.file_type().is_file() {
+                continue;
+            }
+            let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+            let Some(d) = self.file_digest(e.path())? else {
+                continue;
+            };
+            h.update(rel.to_string_lossy().as_bytes());
+            h.update(b"\0");
+            h.update(&d.0);
+        }
+        Ok(Digest(*h.finalize().as_bytes()))
     }
 
     /// Evaluate target `ti`, given what its upstream targets left (`upstream(t)` is only called

@@ -21,8 +21,15 @@ impl Builtin for Cutout {
         1
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let cube_path = single(ctx, "cube")?;
-        let weights_path = single(ctx, "weights")?;
+        // The beam cube given with the field, or the one the imager made (`imaging: true`).
+        let from_imager = !ctx.input("imaged_cube").is_empty();
+        let (cube_slot, weights_slot) = if from_imager {
+            ("imaged_cube", "imaged_weights")
+        } else {
+            ("cube", "weights")
+        };
+        let cube_path = single(ctx, cube_slot)?;
+        let weights_path = single(ctx, weights_slot)?;
         let comps = components(single(ctx, "components")?)?;
         let pad = ctx.param("pad").and_then(|v| v.as_f64()).unwrap_or(3.0);
         let mut reader = PlaneReader::open(cube_path).map_err(|e| e.to_string())?;

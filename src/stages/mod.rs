@@ -12,6 +12,7 @@ pub mod beams;
 pub mod catalogue;
 pub mod cutout;
 pub mod frion;
+pub mod imager;
 pub mod io;
 pub mod linmos;
 pub mod rm1d;
@@ -79,6 +80,7 @@ static BEAMS: beams::Beams = beams::Beams;
 static CUTOUT: cutout::Cutout = cutout::Cutout;
 static LINMOS: linmos::Linmos = linmos::Linmos;
 static FRION: frion::Frion = frion::Frion;
+static IMAGER: imager::Imager = imager::Imager;
 static RMSYNTH: rmsynth::RmSynth = rmsynth::RmSynth;
 static RMCLEAN: rmclean::RmClean = rmclean::RmClean;
 static CATALOGUE: catalogue::Catalogue = catalogue::Catalogue;
@@ -88,9 +90,9 @@ static VALIDATE: validate::Validate = validate::Validate;
 
 /// Every builtin, by name.
 pub fn registry() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 11] = [
-        &STAMP, &BEAMS, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &RMSYNTH3D, &RMCLEAN3D,
-        &CATALOGUE, &VALIDATE,
+    static REG: [&dyn Builtin; 12] = [
+        &STAMP, &BEAMS, &IMAGER, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &RMSYNTH3D,
+        &RMCLEAN3D, &CATALOGUE, &VALIDATE,
     ];
     &REG
 }

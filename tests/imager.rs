@@ -1,0 +1,139 @@
+//! The imager rule (`imaging: true`): the measurement set of each beam found by name, WSClean
+//! run without a shell with the argv `stages::imager::wsclean_argv` builds (its exact form is
+//! tested against Arrakis's settings in the unit tests), the channel images stacked into the
+//! beam cube the cutout stage reads. WSClean itself is stood in for by tests/py/fake_wsclean.py,
+//! which writes channel images from a simulated field's cubes.
+
+mod common;
+
+use arrakis::simulate::{simulate, SimOptions};
+use common::*;
+
+#[test]
+fn imaging_makes_the_beam_cubes_the_cutouts_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let field = "RACS_IMG";
+    let dir = simulate(data, &SimOptions::small(field, 6)).unwrap();
+    // Keep the simulated cubes aside as what "WSClean" will produce, and give the field
+    // measurement sets instead.
+    let cubes = data.join("truth-cubes");
+    std::fs::create_dir_all(&cubes).unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let n = p.file_name().unwrap().to_string_lossy().to_string();
+        if n.starts_with("image.restored.") || n.starts_with("weights.restored.") {
+            std::fs::rename(&p, cubes.join(&n)).unwrap();
+        }
+    }
+    for b in 0..4 {
+        let ms = dir.join(format!(
+            "scienceData.{field}.SB1.beam{b:02}_averaged_cal.leakage.ms"
+        ));
+        std::fs::create_dir_all(ms.join("ANTENNA")).unwrap();
+        std::fs::write(ms.join("table.dat"), format!("main table of beam {b}")).unwrap();
+        std::fs::write(ms.join("ANTENNA/table.dat"), "antennas").unwrap();
+    }
+    let stub = dir.join("wsclean");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!{}\nexec(open({:?}).read())\n",
+            python().display(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/fake_wsclean.py")
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = data.join("wsclean.log");
+    let cache = data.join("cache");
+    let sets = [
+        "--set",
+        "imaging=true",
+        "--set",
+        &format!("wsclean={}", stub.display()),
+        "--set",
+        "nchan=72",
+        "--set",
+        "force_mask_rounds=null",
+    ];
+    let run = |extra: &[&str]| {
+        let report = data.join("img-report.json");
+        let out = arrakis(&cache)
+            .args(["build", field, "--quiet", "--datadir"])
+            .arg(data)
+            .arg("--report")
+            .arg(&report)
+            .args(sets)
+            .args(extra)
+            .env("FAKE_WSCLEAN_CUBES", &cubes)
+            .env("FAKE_WSCLEAN_LOG", &log)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        read_report(&report)
+    };
+    let r = run(&[]);
+    let imaged = with_status(&r, "ran")
+        .into_iter()
+        .filter(|id| id.starts_with("imager/"))
+        .count();
+    assert_eq!(imaged, 12, "4 beams x I, Q, U: {r:?}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.lines().count(), 12);
+    assert!(
+        calls.contains("-pol q") && calls.contains("-squared-channel-joining"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("-channels-out 72") && calls.contains("-weight briggs -0.5"),
+        "{calls}"
+    );
+    // The stacked cube holds the channel planes WSClean wrote.
+    let made = arrakis::fits::Cube::read(&dir.join(format!(
+        "image.restored.u.{field}.contcube.beam02.conv.fits"
+    )))
+    .unwrap();
+    let truth = arrakis::fits::Cube::read(&cubes.join(format!(
+        "image.restored.u.{field}.contcube.beam02.conv.fits"
+    )))
+    .unwrap();
+    assert_eq!(
+        (made.nx, made.ny, made.nchan),
+        (truth.nx, truth.ny, truth.nchan)
+    );
+    let same = made
+        .data
+        .iter()
+        .zip(&truth.data)
+        .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+    assert!(same, "stacked planes differ from the images");
+    assert!(dir.join(format!("{field}.catalogue.csv")).exists());
+    // No scratch directory is left behind.
+    assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".arrakis-imager")));
+
+    // A measurement set changes: that beam is imaged again, the others are not.
+    std::fs::write(
+        dir.join(format!(
+            "scienceData.{field}.SB1.beam01_averaged_cal.leakage.ms/table.dat"
+        )),
+        "recalibrated",
+    )
+    .unwrap();
+    let r = run(&[]);
+    let mut again: Vec<String> = with_status(&r, "ran")
+        .into_iter()
+        .filter(|id| id.starts_with("imager/"))
+        .collect();
+    again.sort();
+    assert_eq!(
+        again,
+        ["imager/beam01.i", "imager/beam01.q", "imager/beam01.u"],
+        "{r:?}"
+    );
+}
