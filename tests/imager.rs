@@ -1,13 +1,116 @@
 //! The imager rule (`imaging: true`): the measurement set of each beam found by name, WSClean
 //! run without a shell with the argv `stages::imager::wsclean_argv` builds (its exact form is
 //! tested against Arrakis's settings in the unit tests), the channel images stacked into the
-//! beam cube the cutout stage reads. WSClean itself is stood in for by tests/py/fake_wsclean.py,
-//! which writes channel images from a simulated field's cubes.
+//! beam cube the cutout stage reads. The first test runs Debian's real WSClean on a tiny
+//! measurement set written with python-casacore and follows it to the catalogue; the second
+//! stands in for WSClean (tests/py/fake_wsclean.py) on a whole simulated field, to check
+//! which beams are imaged again when a measurement set changes.
 
 mod common;
 
 use arrakis::simulate::{simulate, SimOptions};
 use common::*;
+
+/// Debian's python3 with python-casacore (`ARRAKIS_CASACORE_PYTHON` to override).
+fn casacore_python() -> std::path::PathBuf {
+    let p = std::env::var_os("ARRAKIS_CASACORE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/python3".into());
+    let ok = std::process::Command::new(&p)
+        .args(["-c", "import casacore.tables"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import casacore: install python3-casacore and wsclean (`bash .ci/run` does), or set ARRAKIS_CASACORE_PYTHON",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn real_wsclean_images_a_tiny_measurement_set_into_the_catalogue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let field = "TINY";
+    let dir = data.join(field);
+    std::fs::create_dir_all(dir.join("catalogue")).unwrap();
+    std::fs::write(
+        dir.join("field.yaml"),
+        "field: TINY\nbeams:\n  - {beam: 0, ra_deg: 189.0, dec_deg: -25.0}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("catalogue/islands.csv"),
+        "Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Source,Peak_flux,N_Gaus,S_Code\nJ123600-250000,J123600-250000,TINY,189.0,-25.0,1000.0,1000.0,1,S\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("catalogue/components.csv"),
+        "Gaussian_ID,Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Gaussian,Peak_flux,Maj,Min,PA,S_Code,N_Gaus\nJ123600-250000_c1,J123600-250000,J123600-250000,TINY,189.0,-25.0,1000.0,1000.0,10,10,0,S,1\n",
+    )
+    .unwrap();
+    // I = 1 Jy, Q = 0.3, U = -0.2: p = 0.3606, RM = 0.
+    let out = std::process::Command::new(casacore_python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/make_ms.py"))
+        .arg(dir.join("scienceData.TINY.SB1.beam00_averaged_cal.leakage.ms"))
+        .args(["16", "1.0", "0.3", "-0.2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Arrakis's settings, less what the stock WSClean 3.1 lacks (force_mask_rounds, -gridder),
+    // on a small image.
+    let (out, r) = build_real(
+        &data.join("cache"),
+        data,
+        field,
+        &[
+            "--set",
+            "imaging=true",
+            "--set",
+            "nchan=16",
+            "--set",
+            "size=160",
+            "--set",
+            "scale=3",
+            "--set",
+            "niter=200",
+            "--set",
+            "force_mask_rounds=null",
+            "--set",
+            "gridder=null",
+            "--set",
+            "ion=false",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        with_status(&r, "ran")
+            .iter()
+            .filter(|id| id.starts_with("imager/"))
+            .count(),
+        3,
+        "{r:?}"
+    );
+    let cat = catalogue_by_id(&dir, field);
+    let row = &cat["J123600-250000_c1"];
+    let (i, p, rm, rm_err) = (
+        f(row, "stokesI"),
+        f(row, "fracpol"),
+        f(row, "rm"),
+        f(row, "rm_err"),
+    );
+    eprintln!("WSClean -> arrakis: I {i}, p {p}, RM {rm} ± {rm_err}");
+    assert!((i - 1.0).abs() < 0.02, "Stokes I {i}, injected 1.0");
+    assert!(
+        (p - 0.3606).abs() < 0.01,
+        "fractional polarisation {p}, injected 0.3606"
+    );
+    assert!(
+        rm.abs() < (3.0 * rm_err).max(0.5),
+        "RM {rm} ± {rm_err}, injected 0"
+    );
+}
 
 #[test]
 fn imaging_makes_the_beam_cubes_the_cutouts_read() {
