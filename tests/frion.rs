@@ -204,3 +204,81 @@ fn injected_ionosphere_is_removed_and_matches_frion_files() {
         "{r:?}"
     );
 }
+
+#[test]
+fn frion_predict_runs_as_an_external_program_or_says_what_to_provide() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    let field = "RACS_PRED";
+    let dir = simulate(data, &SimOptions::small(field, 12)).unwrap();
+    std::fs::create_dir_all(dir.join("IONEXdata")).unwrap();
+    std::fs::write(dir.join("IONEXdata/codg0010.21i"), "an IONEX map").unwrap();
+    let times = [
+        "--set",
+        "ion_start=2021-01-01T10:00:00",
+        "--set",
+        "ion_end=2021-01-01T10:15:00",
+    ];
+
+    // Without the program: the frion targets fail saying what to install or provide.
+    let mut args = vec![
+        "--keep-going",
+        "--set",
+        "ion_predict=true",
+        "--set",
+        "frion_predict=/nonexistent/frion_predict",
+    ];
+    args.extend(times);
+    let (out, _) = build_real(&cache, data, field, &args);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("cannot run FRion's") && t.contains("ion_file") && t.contains("IONEXdata"),
+        "{t}"
+    );
+    // Without the observation's times: said so.
+    let (out, _) = build_real(
+        &cache,
+        data,
+        field,
+        &["--keep-going", "--set", "ion_predict=true"],
+    );
+    assert!(text(&out).contains("ion_start"), "{}", text(&out));
+
+    // With it (a stand-in that writes FRion's format for RM_ion = 2): the prediction is used.
+    let stub = data.join("frion_predict");
+    python_stub(&stub, "fake_frion_predict.py");
+    let prog = format!("frion_predict={}", stub.display());
+    let mut args = vec!["--set", "ion_predict=true", "--set", prog.as_str()];
+    args.extend(times);
+    let (out, r) = build_real(&cache, data, field, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let src = with_status(&r, "ran")
+        .into_iter()
+        .find_map(|id| id.strip_prefix("frion/").map(str::to_string))
+        .expect("frion ran");
+    let pred = std::fs::read_to_string(
+        dir.join("cutouts")
+            .join(&src)
+            .join(format!("{src}_ion.txt")),
+    )
+    .unwrap();
+    let first: Vec<f64> = pred
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let l2 = (299_792_458.0 / first[0]).powi(2);
+    assert!(
+        (first[1] - (4.0 * l2).cos()).abs() < 1e-12 && (first[2] - (4.0 * l2).sin()).abs() < 1e-12,
+        "{first:?}"
+    );
+    // A new IONEX file on disk reruns frion.
+    std::fs::write(dir.join("IONEXdata/codg0020.21i"), "another day").unwrap();
+    let (out, r) = build_real(&cache, data, field, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stages_that_ran(&r).contains(&"frion".to_string()), "{r:?}");
+}

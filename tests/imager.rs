@@ -138,17 +138,7 @@ fn imaging_makes_the_beam_cubes_the_cutouts_read() {
         std::fs::write(ms.join("ANTENNA/table.dat"), "antennas").unwrap();
     }
     let stub = dir.join("wsclean");
-    std::fs::write(
-        &stub,
-        format!(
-            "#!{}\nexec(open({:?}).read())\n",
-            python().display(),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/fake_wsclean.py")
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    python_stub(&stub, "fake_wsclean.py");
     let log = data.join("wsclean.log");
     let cache = data.join("cache");
     let sets = [

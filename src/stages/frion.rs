@@ -193,6 +193,51 @@ fn stokes_cube<'a>(ctx: &'a ActionCtx, s: &str) -> Result<&'a std::path::PathBuf
         })
 }
 
+/// Run FRion's `frion_predict` (an external program, no shell) in the field directory, where it
+/// finds IONEX files under `IONEXdata/` (and downloads missing ones from CDDIS, which needs an
+/// account), for the island's Q mosaic (frequencies and pointing from its header) between
+/// `ion_start` and `ion_end`. Returns the prediction file it wrote (beside the outputs).
+fn run_frion_predict(ctx: &ActionCtx, q_mosaic: &Path) -> Result<std::path::PathBuf, String> {
+    let s = |k: &str| {
+        ctx.param(k)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .filter(|v| !v.is_empty())
+    };
+    let program = s("frion_predict").unwrap_or_else(|| "frion_predict".into());
+    let (Some(start), Some(end)) = (s("ion_start"), s("ion_end")) else {
+        return Err("ion_predict is on but ion_start or ion_end is not set: give the observation's start and end (e.g. --set ion_start=2021-01-01T10:00:00 --set ion_end=2021-01-01T10:15:00)".into());
+    };
+    let step = ctx
+        .param("ion_timestep")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(300.0);
+    let prefix = s("ionex_prefix").unwrap_or_else(|| "codg".into());
+    let out = out_path(ctx, "prediction")?.with_extension("frion_predict.txt");
+    let result = std::process::Command::new(&program)
+        .arg("-F")
+        .arg(q_mosaic)
+        .args(["-d", &start, &end, "-t", "ASKAP", "--timestep", &step.to_string()])
+        .args(["-P", &prefix, "-s"])
+        .arg(&out)
+        .current_dir(ctx.field_dir)
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run FRion's {program} ({e}): install FRion with RMextract (pip install frion RMextract) and put the IONEX files in {}/IONEXdata, or set ion_predict: false and give an RM_ion time series or FRion prediction file as ion_file",
+                ctx.field_dir.display()
+            )
+        })?;
+    if !result.status.success() {
+        return Err(format!(
+            "{program} failed ({}); it needs RMextract and IONEX files in {}/IONEXdata (or a CDDIS account to download them):\n  {}",
+            result.status,
+            ctx.field_dir.display(),
+            super::io::output_tail(&result, 12)
+        ));
+    }
+    Ok(out)
+}
+
 /// `frion` (per island).
 pub struct Frion;
 
@@ -204,9 +249,23 @@ impl Builtin for Frion {
         1
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let ion_path = single(ctx, "ionosphere")?;
-        let ion = read_ionosphere(ion_path)?;
         let (qp, up) = (stokes_cube(ctx, "q")?, stokes_cube(ctx, "u")?);
+        let predict = ctx
+            .param("ion_predict")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let predicted;
+        let ion_path = if predict {
+            predicted = run_frion_predict(ctx, qp)?;
+            predicted.as_path()
+        } else {
+            single(ctx, "ionosphere")?.as_path()
+        };
+        let ion = read_ionosphere(ion_path);
+        if predict {
+            let _ = std::fs::remove_file(ion_path);
+        }
+        let ion = ion?;
         let mut q = Cube::read(qp).map_err(|e| e.to_string())?;
         let mut u = Cube::read(up).map_err(|e| e.to_string())?;
         if (q.nx, q.ny, q.nchan) != (u.nx, u.ny, u.nchan) {

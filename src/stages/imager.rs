@@ -325,14 +325,11 @@ impl Builtin for Imager {
                     )
                 })?;
             if !out.status.success() {
-                let log = String::from_utf8_lossy(&out.stdout).to_string()
-                    + &String::from_utf8_lossy(&out.stderr);
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
                 return Err(format!(
                     "WSClean failed ({}): {}\n  {}",
                     out.status,
                     argv.join(" "),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+                    super::io::output_tail(&out, 15)
                 ));
             }
             let cube = stack_channels(&name, p.nchan.max(1) as usize)?;

@@ -193,3 +193,11 @@ pub fn write_json(path: &Path, v: &Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// The last `n` lines of a finished program's stdout then stderr, indented for an error message.
+pub fn output_tail(out: &std::process::Output, n: usize) -> String {
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n  ")
+}

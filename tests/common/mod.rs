@@ -231,3 +231,22 @@ pub fn catalogue_by_id(
         .map(|row| (row["cat_id"].clone(), row))
         .collect()
 }
+
+/// An executable at `path` that runs the Python script `script` (under tests/py) with the
+/// reference venv's Python: a stand-in for an external program.
+pub fn python_stub(path: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    std::fs::write(
+        path,
+        format!(
+            "#!{}\nexec(open({:?}).read())\n",
+            python().display(),
+            script
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
