@@ -351,22 +351,26 @@ pub fn rmclean3d(
     // each depth row, rather than one float per line per pixel.
     const PIX: usize = 16;
     let blocks: Vec<usize> = (0..npix).step_by(PIX).collect();
-    blocks.par_iter().for_each(|&s| {
+    // Each worker keeps its gather buffers from block to block (no fresh pages per block).
+    let scratch = || [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    blocks.par_iter().for_each_init(scratch, |bufs: &mut [Vec<f64>; 4], &s| {
         let e = (s + PIX).min(npix);
         let m = e - s;
         // Pixel-major copies of the block: column x of the cube is buf[x * depth..][..depth].
-        let gather = |v: &[f32], depth: usize| -> Vec<f64> {
-            let mut buf = vec![0f64; m * depth];
+        let gather = |buf: &mut Vec<f64>, v: &[f32], depth: usize| {
+            buf.resize(m * depth, 0.0);
             for k in 0..depth {
                 let row = &v[k * npix + s..k * npix + e];
                 for (x, &val) in row.iter().enumerate() {
                     buf[x * depth + k] = val as f64;
                 }
             }
-            buf
         };
-        let (fr, fi) = (gather(fdf.0, nphi), gather(fdf.1, nphi));
-        let (rr, ri) = (gather(rmsf.0, nphi2), gather(rmsf.1, nphi2));
+        let [fr, fi, rr, ri] = bufs;
+        gather(fr, fdf.0, nphi);
+        gather(fi, fdf.1, nphi);
+        gather(rr, rmsf.0, nphi2);
+        gather(ri, rmsf.1, nphi2);
         let results: Vec<Option<CleanResult>> = (0..m)
             .map(|x| {
                 let (f_re, f_im) = (&fr[x * nphi..(x + 1) * nphi], &fi[x * nphi..(x + 1) * nphi]);
