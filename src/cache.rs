@@ -254,6 +254,37 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
 }
 
 /// Who holds the lock, as written into the lock file.
+/// When the process named in the lock file is gone (killed), the lock can still be held for a
+/// moment by a child it was starting (between fork and exec the child has its files). Wait for
+/// that to pass, up to a few seconds, rather than report a dead process as the holder. True once
+/// the lock is ours.
+fn holder_gone_then_free(lock: &File) -> bool {
+    let mut text = String::new();
+    let _ = (&*lock).read_to_string(&mut text);
+    let _ = (&*lock).rewind();
+    let pid = text
+        .strip_prefix("pid ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse::<i32>().ok());
+    let same_host = text.contains(&format!(" on host {}:", hostname()));
+    let Some(pid) = pid.filter(|_| same_host) else {
+        return false;
+    };
+    let alive = || {
+        // SAFETY: signal 0 only asks whether the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    };
+    let start = std::time::Instant::now();
+    while !alive() && start.elapsed() < std::time::Duration::from_secs(5) {
+        if lock.try_lock_exclusive().is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 fn holder_description() -> String {
     let args: Vec<String> = std::env::args().collect();
     format!(
@@ -295,7 +326,7 @@ impl Cache {
             .truncate(false)
             .open(dir.join("arrakis.lock"))
             .map_err(io)?;
-        if lock.try_lock_exclusive().is_err() {
+        if lock.try_lock_exclusive().is_err() && !holder_gone_then_free(&lock) {
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
             let holder = holder.trim().to_string();
