@@ -353,69 +353,72 @@ pub fn rmclean3d(
     let blocks: Vec<usize> = (0..npix).step_by(PIX).collect();
     // Each worker keeps its gather buffers from block to block (no fresh pages per block).
     let scratch = || [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
-    blocks.par_iter().for_each_init(scratch, |bufs: &mut [Vec<f64>; 4], &s| {
-        let e = (s + PIX).min(npix);
-        let m = e - s;
-        // Pixel-major copies of the block: column x of the cube is buf[x * depth..][..depth].
-        let gather = |buf: &mut Vec<f64>, v: &[f32], depth: usize| {
-            buf.resize(m * depth, 0.0);
-            for k in 0..depth {
-                let row = &v[k * npix + s..k * npix + e];
-                for (x, &val) in row.iter().enumerate() {
-                    buf[x * depth + k] = val as f64;
+    blocks
+        .par_iter()
+        .for_each_init(scratch, |bufs: &mut [Vec<f64>; 4], &s| {
+            let e = (s + PIX).min(npix);
+            let m = e - s;
+            // Pixel-major copies of the block: column x of the cube is buf[x * depth..][..depth].
+            let gather = |buf: &mut Vec<f64>, v: &[f32], depth: usize| {
+                buf.resize(m * depth, 0.0);
+                for k in 0..depth {
+                    let row = &v[k * npix + s..k * npix + e];
+                    for (x, &val) in row.iter().enumerate() {
+                        buf[x * depth + k] = val as f64;
+                    }
+                }
+            };
+            let [fr, fi, rr, ri] = bufs;
+            gather(fr, fdf.0, nphi);
+            gather(fi, fdf.1, nphi);
+            gather(rr, rmsf.0, nphi2);
+            gather(ri, rmsf.1, nphi2);
+            let results: Vec<Option<CleanResult>> = (0..m)
+                .map(|x| {
+                    let (f_re, f_im) =
+                        (&fr[x * nphi..(x + 1) * nphi], &fi[x * nphi..(x + 1) * nphi]);
+                    if f_re.iter().chain(f_im).any(|v| v.is_nan()) {
+                        return None;
+                    }
+                    Some(hogbom(
+                        f_re,
+                        f_im,
+                        &rr[x * nphi2..(x + 1) * nphi2],
+                        &ri[x * nphi2..(x + 1) * nphi2],
+                        phi,
+                        fwhm[s + x] as f64,
+                        cutoff,
+                        max_iter,
+                        gain,
+                        None,
+                    ))
+                })
+                .collect();
+            // SAFETY: this block writes only its own pixels (columns s..e); blocks are disjoint and
+            // the buffers outlive the loop.
+            let row_of = |p: &Shared, r: usize, len: usize| unsafe {
+                std::slice::from_raw_parts_mut(p.0.add(r * len + s), m)
+            };
+            row_of(&ptrs[4], 0, npix)
+                .iter_mut()
+                .zip(&results)
+                .for_each(|(n, r)| *n = r.as_ref().map_or(0.0, |r| r.n_iter as f32));
+            for k in 0..nphi {
+                let rows = [
+                    row_of(&ptrs[0], k, npix),
+                    row_of(&ptrs[1], k, npix),
+                    row_of(&ptrs[2], k, npix),
+                    row_of(&ptrs[3], k, npix),
+                ];
+                for (x, r) in results.iter().enumerate() {
+                    let Some(r) = r else { continue };
+                    rows[0][x] = r.clean_re[k] as f32;
+                    rows[1][x] = r.clean_im[k] as f32;
+                    rows[2][x] = r.cc_re[k] as f32;
+                    rows[3][x] = r.cc_im[k] as f32;
                 }
             }
-        };
-        let [fr, fi, rr, ri] = bufs;
-        gather(fr, fdf.0, nphi);
-        gather(fi, fdf.1, nphi);
-        gather(rr, rmsf.0, nphi2);
-        gather(ri, rmsf.1, nphi2);
-        let results: Vec<Option<CleanResult>> = (0..m)
-            .map(|x| {
-                let (f_re, f_im) = (&fr[x * nphi..(x + 1) * nphi], &fi[x * nphi..(x + 1) * nphi]);
-                if f_re.iter().chain(f_im).any(|v| v.is_nan()) {
-                    return None;
-                }
-                Some(hogbom(
-                    f_re,
-                    f_im,
-                    &rr[x * nphi2..(x + 1) * nphi2],
-                    &ri[x * nphi2..(x + 1) * nphi2],
-                    phi,
-                    fwhm[s + x] as f64,
-                    cutoff,
-                    max_iter,
-                    gain,
-                    None,
-                ))
-            })
-            .collect();
-        // SAFETY: this block writes only its own pixels (columns s..e); blocks are disjoint and
-        // the buffers outlive the loop.
-        let row_of = |p: &Shared, r: usize, len: usize| unsafe {
-            std::slice::from_raw_parts_mut(p.0.add(r * len + s), m)
-        };
-        row_of(&ptrs[4], 0, npix)
-            .iter_mut()
-            .zip(&results)
-            .for_each(|(n, r)| *n = r.as_ref().map_or(0.0, |r| r.n_iter as f32));
-        for k in 0..nphi {
-            let rows = [
-                row_of(&ptrs[0], k, npix),
-                row_of(&ptrs[1], k, npix),
-                row_of(&ptrs[2], k, npix),
-                row_of(&ptrs[3], k, npix),
-            ];
-            for (x, r) in results.iter().enumerate() {
-                let Some(r) = r else { continue };
-                rows[0][x] = r.clean_re[k] as f32;
-                rows[1][x] = r.clean_im[k] as f32;
-                rows[2][x] = r.cc_re[k] as f32;
-                rows[3][x] = r.cc_im[k] as f32;
-            }
-        }
-    });
+        });
     out
 }
 
