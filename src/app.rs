@@ -872,6 +872,12 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
             absolute(&cat).display()
         );
         println!("also: {}", absolute(&cat.with_extension("fits")).display());
+        if let Some(dir) = cat.parent() {
+            let index = dir.join("validation/index.html");
+            if index.exists() {
+                println!("plots: {}", absolute(&index).display());
+            }
+        }
     }
     println!(
         "demo took {:.1} s; run it again and nothing is rebuilt; see `arrakis status {field} --datadir {}`",
