@@ -152,7 +152,8 @@ fn run_phase(dir: &Path, jobs: usize, extra: &[&str]) -> Result<Run> {
     Ok(run)
 }
 
-fn dir_size(dir: &Path) -> u64 {
+/// Bytes in the files under `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|e| e.ok())

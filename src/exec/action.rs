@@ -55,6 +55,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     res
 }
 
+/// (bytes free to unprivileged users, total bytes) of the filesystem holding `dir`.
+pub fn fs_space(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct for a valid NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let unit = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+}
+
+/// A failed action whose output directory is (nearly) out of space: say so, whatever the tool
+/// reported (cfitsio says only "error writing to FITS file"). Nearly: under 16 MiB or 2 % free.
+fn with_full_disk_note(e: String, outputs: &[(&str, PathBuf, Option<&str>)]) -> String {
+    for (_, tmp, _) in outputs {
+        let Some(dir) = tmp.parent() else { continue };
+        if let Some((free, total)) = fs_space(dir) {
+            if free < 16 << 20 || free * 50 < total {
+                return format!(
+                    "{e}\n  the filesystem holding {} has only {free} bytes free: the disk is full (no space left on device); free some space and build again (nothing half-written was kept)",
+                    dir.display()
+                );
+            }
+        }
+    }
+    e
+}
+
 /// The outcome of running one target.
 pub struct RunResult {
     /// The outputs, in place, with digests and signatures; `Err` with the message on failure.
@@ -305,6 +335,8 @@ pub fn run_job(job: &TargetJob) -> RunResult {
         }
     };
     if let Err(e) = result {
+        // Look at the free space before the partial outputs are removed.
+        let e = with_full_disk_note(e, &outputs);
         cleanup(&outputs);
         return RunResult {
             outputs: Err(e),
