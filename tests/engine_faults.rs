@@ -8,27 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use arrakis::cache::{Cache, RunStatus};
+use arrakis::cache::Cache;
 use common::*;
-
-/// Targets with an Ok record whose outputs are all in place, read straight from the cache.
-fn recorded_ok(cache: &Path, field: &str, field_dir: &Path) -> BTreeSet<String> {
-    let c = Cache::open(cache, false)
-        .unwrap_or_else(|e| panic!("the cache must open cleanly after a kill: {e}"));
-    let mut out = BTreeSet::new();
-    for (f, id) in c.target_ids().unwrap() {
-        if f != field {
-            continue;
-        }
-        let rec = c.get_target(&f, &id).unwrap().unwrap();
-        if rec.status == RunStatus::Ok
-            && rec.outputs.iter().all(|o| field_dir.join(&o.path).exists())
-        {
-            out.insert(id);
-        }
-    }
-    out
-}
 
 fn spawn_build(cache: &Path, data: &Path, field: &str, delay: &str) -> std::process::Child {
     arrakis(cache)
@@ -63,20 +44,7 @@ fn killed_builds_resume_without_redoing_recorded_work() {
         let mut child = spawn_build(&cache, data, "K", "0.01");
         std::thread::sleep(delay);
         let sigint = trial % 6 == 5;
-        unsafe {
-            libc::kill(
-                child.id() as i32,
-                if sigint { libc::SIGINT } else { libc::SIGKILL },
-            );
-        }
-        let status = child.wait().unwrap();
-        if sigint {
-            // Ctrl-C: running targets finish, nothing new starts, exit 130 (or 0 if it was done).
-            assert!(
-                matches!(status.code(), Some(130) | Some(0)),
-                "SIGINT exit {status:?}"
-            );
-        }
+        interrupt(&mut child, sigint, trial);
         let before = recorded_ok(&cache, "K", &field_dir);
         if before.len() < 59 {
             partial += 1;

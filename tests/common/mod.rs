@@ -250,3 +250,50 @@ pub fn python_stub(path: &Path, script: &str) {
     .unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Targets with an Ok record whose outputs are all in place, read straight from the cache.
+pub fn recorded_ok(
+    cache: &Path,
+    field: &str,
+    field_dir: &Path,
+) -> std::collections::BTreeSet<String> {
+    let c = arrakis::cache::Cache::open(cache, false)
+        .unwrap_or_else(|e| panic!("the cache must open cleanly after a kill: {e}"));
+    let mut out = std::collections::BTreeSet::new();
+    for (f, id) in c.target_ids().unwrap() {
+        if f != field {
+            continue;
+        }
+        let rec = c.get_target(&f, &id).unwrap().unwrap();
+        if rec.status == arrakis::cache::RunStatus::Ok
+            && rec.outputs.iter().all(|o| field_dir.join(&o.path).exists())
+        {
+            out.insert(id);
+        }
+    }
+    out
+}
+
+/// Send SIGINT (Ctrl-C) or SIGKILL to a running build and wait for it; a Ctrl-C'd build must exit
+/// 130 (running targets finished, nothing new started) or 0 (it was done).
+pub fn interrupt(
+    child: &mut std::process::Child,
+    sigint: bool,
+    trial: usize,
+) -> std::process::ExitStatus {
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(
+            child.id() as i32,
+            if sigint { libc::SIGINT } else { libc::SIGKILL },
+        );
+    }
+    let status = child.wait().unwrap();
+    if sigint {
+        assert!(
+            matches!(status.code(), Some(130) | Some(0)),
+            "trial {trial}: SIGINT exit {status:?}"
+        );
+    }
+    status
+}
