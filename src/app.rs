@@ -527,7 +527,7 @@ pub fn archive(cache_dir: &Path, wait: bool, args: &crate::cli::ArchiveArgs) -> 
                 &graph.field,
                 rel,
                 &crate::cache::ArchivedFile {
-                    tar: String::new(),
+                    tar: None,
                     digest,
                     offset: 0,
                     size: 0,

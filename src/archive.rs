@@ -19,10 +19,9 @@ use std::path::Path;
 use crate::cache::ArchivedFile;
 use crate::hash::Digest;
 
-/// Put the archived file back at `dest` (atomically), checking its digest.
-pub fn restore(field_dir: &Path, rel: &str, a: &ArchivedFile, dest: &Path) -> Result<(), String> {
-    let tar = field_dir.join(&a.tar);
-    let mut file = std::fs::File::open(&tar).map_err(|e| {
+/// Put the archived file back at `dest` (atomically) from `tar`, checking its digest.
+pub fn restore(tar: &Path, rel: &str, a: &ArchivedFile, dest: &Path) -> Result<(), String> {
+    let mut file = std::fs::File::open(tar).map_err(|e| {
         format!(
             "{rel} was archived into {}, which cannot be opened: {e}",
             tar.display()
@@ -44,21 +43,30 @@ pub fn restore(field_dir: &Path, rel: &str, a: &ArchivedFile, dest: &Path) -> Re
     crate::exec::action::write_atomic(dest, &bytes).map_err(|e| format!("{}: {e}", dest.display()))
 }
 
-/// Every member of a tarball: (name, offset of its bytes, its bytes).
-fn members(tar: &Path) -> Result<Vec<(String, u64, Vec<u8>)>, String> {
-    let file = std::fs::File::open(tar).map_err(|e| format!("{}: {e}", tar.display()))?;
-    let mut archive = tar::Archive::new(file);
-    let mut out = Vec::new();
+/// Visit every member of a tarball in order: (name, offset of its bytes, size, a reader of its
+/// bytes). Members are streamed, never held whole: a field's tarball can be far larger than RAM.
+fn each_member(
+    tar: &Path,
+    mut f: impl FnMut(&str, u64, u64, &mut dyn Read) -> Result<(), String>,
+) -> Result<(), String> {
     let bad = |e: std::io::Error| format!("{}: {e}", tar.display());
+    let file = std::fs::File::open(tar).map_err(bad)?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let name = entry.path().map_err(bad)?.to_string_lossy().to_string();
-        let offset = entry.raw_file_position();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(bad)?;
-        out.push((name, offset, bytes));
+        let (offset, size) = (entry.raw_file_position(), entry.size());
+        f(&name, offset, size, &mut entry)?;
     }
-    Ok(out)
+    Ok(())
+}
+
+fn header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_cksum();
+    h
 }
 
 /// Write the files `rels` (relative to `field_dir`), plus the members of an existing tarball
@@ -74,26 +82,24 @@ pub fn write_tarball(
     let fail = |e: std::io::Error| format!("writing {}: {e}", tmp.display());
     let out = std::fs::File::create(&tmp).map_err(fail)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(out));
-    let mut append = |name: &str, bytes: &[u8]| -> Result<(), String> {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        builder.append_data(&mut h, name, bytes).map_err(fail)
-    };
     // Keep what an earlier archive run put there (files long gone from disk).
     if tar_path.exists() {
-        for (name, _, bytes) in members(&tar_path)? {
-            if !rels.contains(&name) {
-                append(&name, &bytes)?;
+        each_member(&tar_path, |name, _, size, bytes| {
+            if rels.iter().any(|r| r == name) {
+                return Ok(());
             }
-        }
+            builder
+                .append_data(&mut header(size), name, bytes)
+                .map_err(fail)
+        })?;
     }
     let mut digests: BTreeMap<String, Digest> = BTreeMap::new();
     for rel in rels {
         let bytes = std::fs::read(field_dir.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
         digests.insert(rel.clone(), Digest(*blake3::hash(&bytes).as_bytes()));
-        append(rel, &bytes)?;
+        builder
+            .append_data(&mut header(bytes.len() as u64), rel, bytes.as_slice())
+            .map_err(fail)?;
     }
     let f = builder
         .into_inner()
@@ -104,23 +110,27 @@ pub fn write_tarball(
     drop(f);
     // Read it back before it replaces anything.
     let mut records = BTreeMap::new();
-    for (name, offset, bytes) in members(&tmp)? {
-        if let Some(d) = digests.get(&name) {
-            if blake3::hash(&bytes).as_bytes() != &d.0 {
-                return Err(format!(
-                    "{}: member {name} did not read back intact",
-                    tmp.display()
-                ));
-            }
-            let a = ArchivedFile {
-                tar: tar_rel.to_string(),
-                digest: *d,
-                offset,
-                size: bytes.len() as u64,
-            };
-            records.insert(name, a);
+    each_member(&tmp, |name, offset, size, bytes| {
+        let Some(d) = digests.get(name) else {
+            return Ok(());
+        };
+        let mut h = blake3::Hasher::new();
+        std::io::copy(bytes, &mut h).map_err(fail)?;
+        if h.finalize().as_bytes() != &d.0 {
+            return Err(format!(
+                "{}: member {name} did not read back intact",
+                tmp.display()
+            ));
         }
-    }
+        let a = ArchivedFile {
+            tar: Some(tar_rel.to_string()),
+            digest: *d,
+            offset,
+            size,
+        };
+        records.insert(name.to_string(), a);
+        Ok(())
+    })?;
     if records.len() != digests.len() {
         return Err(format!(
             "{}: {} of {} members read back",

@@ -291,6 +291,40 @@ pub fn write_racs_spectra(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Run a reference script (written into `dir` from its embedded text) with the Python that has
+/// RM-Tools (`python`, else `$ARRAKIS_PYTHON`, else the venv `.ci/run` makes); its stdout.
+fn run_reference(
+    python: Option<&Path>,
+    dir: &Path,
+    (name, text): (&str, &str),
+    args: &[std::ffi::OsString],
+) -> Result<String> {
+    let py = python
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ARRAKIS_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
+    let script = dir.join(name);
+    std::fs::write(&script, text)?;
+    let out = Command::new(&py)
+        .arg(&script)
+        .args(args)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (set ARRAKIS_PYTHON to a Python with RM-Tools)",
+                py.display()
+            )
+        })?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "{name} failed under {}: {}",
+            py.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// `arrakis bench rm1d`: RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools' API on the
 /// same spectra in the same run (Arrakis settings: poly_ord 3, n_samples 5, fitted RMSF,
 /// cutoff −8, gain 0.1).
@@ -327,33 +361,23 @@ pub fn rm1d(n: usize, python: Option<&Path>) -> Result<i32> {
     }
     let ours = t0.elapsed().as_secs_f64() / n as f64;
     std::hint::black_box(sink);
-    let py = python
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("ARRAKIS_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
     let settings = tmp.path().join("settings.json");
     std::fs::write(
         &settings,
         r#"{"poly_ord": 3, "n_samples": 5, "fit_rmsf": true, "cutoff": -8, "max_iter": 10000, "gain": 0.1}"#,
     )?;
-    let script = tmp.path().join("rmtools_bench.py");
-    std::fs::write(&script, include_str!("../tests/py/rmtools_bench.py"))?;
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg(&settings)
-        .args(&files)
-        .output()
-        .with_context(|| format!("cannot run {}", py.display()))?;
-    if !out.status.success() {
-        return Err(anyhow!(
-            "RM-Tools benchmark failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let theirs: f64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .context("RM-Tools benchmark output")?;
+    let mut args = vec![settings.into_os_string()];
+    args.extend(files.iter().map(|f| f.clone().into_os_string()));
+    let out = run_reference(
+        python,
+        tmp.path(),
+        (
+            "rmtools_bench.py",
+            include_str!("../tests/py/rmtools_bench.py"),
+        ),
+        &args,
+    )?;
+    let theirs: f64 = out.trim().parse().context("RM-Tools benchmark output")?;
     println!("| RM synthesis + RM-CLEAN, 1 spectrum (288 ch, 815 depths) | ms per spectrum |");
     println!("|---|---:|");
     println!("| arrakis (1 thread) | {:.3} |", ours * 1e3);
@@ -640,26 +664,23 @@ pub fn rm3d(npix: usize, clean_npix: usize, python: Option<&Path>) -> Result<i32
     let ours_clean = t0.elapsed().as_secs_f64();
     let ours_iters: f64 = c.n_iter.iter().map(|&x| x as f64).sum();
 
-    let py = python
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("ARRAKIS_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
-    let script = tmp.path().join("rmtools3d_bench.py");
-    std::fs::write(&script, include_str!("../tests/py/rmtools3d_bench.py"))?;
-    let out = Command::new(&py)
-        .arg(&script)
-        .args([&qf, &uf, &nf])
-        .arg(format!("{cutoff:e}"))
-        .arg(m.to_string())
-        .output()
-        .with_context(|| format!("cannot run {}", py.display()))?;
-    if !out.status.success() {
-        return Err(anyhow!(
-            "RM-Tools 3D benchmark failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let args: Vec<std::ffi::OsString> = vec![
+        qf.into(),
+        uf.into(),
+        nf.into(),
+        format!("{cutoff:e}").into(),
+        m.to_string().into(),
+    ];
+    let out = run_reference(
+        python,
+        tmp.path(),
+        (
+            "rmtools3d_bench.py",
+            include_str!("../tests/py/rmtools3d_bench.py"),
+        ),
+        &args,
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
     let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     let threads = rayon::current_num_threads();
     println!(

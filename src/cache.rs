@@ -214,9 +214,9 @@ pub struct Cache {
 /// A file `arrakis archive` removed on purpose: where its bytes went and what they were.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArchivedFile {
-    /// The tarball holding it (relative to the field directory), or empty when it was deleted
+    /// The tarball holding it (relative to the field directory); `None` when it was deleted
     /// without a copy (beam cubes: imaging makes them again).
-    pub tar: String,
+    pub tar: Option<String>,
     /// Its digest when it was removed.
     pub digest: Digest,
     /// Where its bytes start in the tarball, and how many there are.
@@ -253,7 +253,6 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
     bincode::deserialize(payload).map_err(|e| format!("undecodable: {e}"))
 }
 
-/// Who holds the lock, as written into the lock file.
 /// When the process named in the lock file is gone (killed), the lock can still be held for a
 /// moment by a child it was starting (between fork and exec the child has its files). Wait for
 /// that to pass, up to a few seconds, rather than report a dead process as the holder. True once
@@ -285,6 +284,7 @@ fn holder_gone_then_free(lock: &File) -> bool {
     false
 }
 
+/// Who holds the lock, as written into the lock file.
 fn holder_description() -> String {
     let args: Vec<String> = std::env::args().collect();
     format!(
@@ -559,9 +559,15 @@ impl Cache {
         Ok(())
     }
 
+    /// Whether `arrakis archive` removed anything that has not come back (lets builds skip
+    /// every archive lookup in the usual case).
+    pub fn has_archived(&self) -> bool {
+        !self.archived.is_empty()
+    }
+
     /// What `arrakis archive` did with `rel`, if it removed it.
     pub fn archived(&self, field: &str, rel: &str) -> Result<Option<ArchivedFile>, CacheError> {
-        if self.archived.is_empty() {
+        if !self.has_archived() {
             return Ok(None);
         }
         let k = record_key(field, rel);
@@ -575,7 +581,7 @@ impl Cache {
 
     /// Forget that `rel` was archived (it exists again).
     pub fn forget_archived(&self, field: &str, rel: &str) -> Result<(), CacheError> {
-        if !self.archived.is_empty() {
+        if self.has_archived() {
             self.archived
                 .remove(record_key(field, rel))
                 .map_err(|e| self.sled_err(e))?;

@@ -235,25 +235,36 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
         }
         islands.push((sid, ra, dec, n_comp));
     }
-    // The ionosphere: RM_ion sampled every 60 s through the 900 s scan (16 samples), and the
-    // modulation theta(lambda^2) FRion would derive from it, applied to P = Q + iU.
+    // The ionosphere: a smooth RM_ion(t) over the 900 s scan, sampled every 60 s into
+    // ionosphere/rm_ion.txt (16 samples, what a prediction gives the frion stage). The sky is
+    // modulated by the true time average of exp(2i λ² RM_ion(t)), taken here on a 1 s grid
+    // independently of the stage's Simpson integral of the samples.
+    let rm_at = |x: f64| {
+        if o.ionosphere {
+            3.0 + 0.4 * (2.0 * std::f64::consts::PI * x).sin() + 0.2 * x
+        } else {
+            0.0
+        }
+    };
     let times: Vec<f64> = (0..16).map(|k| 5.0e9 + 60.0 * k as f64).collect();
-    let rm_ion: Vec<f64> = times
+    let rm_ion: Vec<f64> = (0..16).map(|k| rm_at(k as f64 / 15.0)).collect();
+    let theta: Vec<(f64, f64)> = freqs
         .iter()
-        .map(|t| {
-            if o.ionosphere {
-                let x = (t - times[0]) / 900.0;
-                3.0 + 0.4 * (2.0 * std::f64::consts::PI * x).sin() + 0.2 * x
-            } else {
-                0.0
+        .map(|&f| {
+            if !o.ionosphere {
+                return (1.0, 0.0);
             }
+            let l2 = (C_M_S / f).powi(2);
+            let n = 900;
+            let (mut re, mut im) = (0.0, 0.0);
+            for k in 0..n {
+                let phase = 2.0 * l2 * rm_at((k as f64 + 0.5) / n as f64);
+                re += phase.cos();
+                im += phase.sin();
+            }
+            (re / n as f64, im / n as f64)
         })
         .collect();
-    let theta = if o.ionosphere {
-        crate::science::frion::modulation(&times, &rm_ion, &freqs)
-    } else {
-        vec![(1.0, 0.0); freqs.len()]
-    };
     let mut ion_text =
         String::from("# RM_ion time series (arrakis simulate)\n# time_s rm_ion_rad_m2\n");
     for (t, rm) in times.iter().zip(&rm_ion) {

@@ -55,8 +55,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     res
 }
 
-/// (bytes free to unprivileged users, total bytes) of the filesystem holding `dir`.
-pub fn fs_space(dir: &Path) -> Option<(u64, u64)> {
+/// Bytes free to unprivileged users on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs fills the struct for a valid NUL-terminated path.
@@ -64,17 +64,17 @@ pub fn fs_space(dir: &Path) -> Option<(u64, u64)> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    let unit = st.f_frsize as u64;
-    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// A failed action whose output directory is (nearly) out of space: say so, whatever the tool
-/// reported (cfitsio says only "error writing to FITS file"). Nearly: under 16 MiB or 2 % free.
+/// reported (cfitsio says only "error writing to FITS file"). Nearly: under 64 MiB free (a
+/// share of the disk would misfire on big disks, where a few percent is still hundreds of GB).
 fn with_full_disk_note(e: String, outputs: &[(&str, PathBuf, Option<&str>)]) -> String {
     for (_, tmp, _) in outputs {
         let Some(dir) = tmp.parent() else { continue };
-        if let Some((free, total)) = fs_space(dir) {
-            if free < 16 << 20 || free * 50 < total {
+        if let Some(free) = free_bytes(dir) {
+            if free < 64 << 20 {
                 return format!(
                     "{e}\n  the filesystem holding {} has only {free} bytes free: the disk is full (no space left on device); free some space and build again (nothing half-written was kept)",
                     dir.display()

@@ -389,8 +389,8 @@ fn commit(
             record.seconds = seconds;
             record.host = host;
             let digests = outputs.iter().map(|r| r.digest).collect();
-            for out in &outputs {
-                // Written again: no longer an archived file.
+            // Written again: no longer an archived file.
+            for out in outputs.iter().filter(|_| engine.cache.has_archived()) {
                 if let Err(e) = engine.cache.forget_archived(&engine.graph.field, &out.path) {
                     let msg = e.to_string();
                     o.status = Status::Failed;

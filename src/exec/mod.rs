@@ -193,12 +193,16 @@ impl<'a> Engine<'a> {
             path: abs.to_path_buf(),
             source,
         };
-        if abs.is_dir() {
+        // One stat: a no-op build's floor is a stat per source file.
+        let md = match std::fs::metadata(abs) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        if md.is_dir() {
             return self.dir_digest(abs).map(Some);
         }
-        let Some(sig) = StatSig::of_path(abs).map_err(io)? else {
-            return Ok(None);
-        };
+        let sig = StatSig::from_metadata(&md);
         if let Some(rec) = self.cache.get_file(abs)? {
             if rec.sig == sig {
                 return Ok(Some(rec.digest));
@@ -512,6 +516,9 @@ impl<'a> Engine<'a> {
     /// tarball, checking each against the digest it had. An input removed without a copy is an
     /// error that says how to get it back.
     pub fn restore_inputs(&self, ti: usize) -> Result<(), String> {
+        if !self.cache.has_archived() {
+            return Ok(());
+        }
         let t = &self.graph.targets[ti];
         for slot in &t.inputs {
             for f in &slot.files {
@@ -532,13 +539,13 @@ impl<'a> Engine<'a> {
                 else {
                     continue;
                 };
-                if a.tar.is_empty() {
+                let Some(tar) = &a.tar else {
                     return Err(format!(
                         "{} was removed by `arrakis archive` without a copy; put it back (for a beam cube: image the beam again) to rebuild this target",
                         abs.display()
                     ));
-                }
-                crate::archive::restore(&self.graph.field_dir, rel, &a, &abs)?;
+                };
+                crate::archive::restore(&self.graph.field_dir.join(tar), rel, &a, &abs)?;
                 self.cache
                     .forget_archived(&self.graph.field, rel)
                     .map_err(|e| e.to_string())?;

@@ -88,6 +88,18 @@ struct Shared(*mut f32);
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
+impl Shared {
+    /// Columns `start..start + len` of row `r` of a [row][column] buffer `width` columns wide.
+    ///
+    /// # Safety
+    /// No two live slices may overlap, and the buffer must outlive them: each parallel block
+    /// asks only for its own columns.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row<'a>(&self, r: usize, width: usize, start: usize, len: usize) -> &'a mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(r * width + start), len)
+    }
+}
+
 /// Pixels per block of the matrix product (columns of B).
 const BLOCK: usize = 1024;
 
@@ -107,18 +119,29 @@ pub fn rmsynth3d(
     let l2 = lambda_sq(freqs);
     let axes = PhiAxes::new(&l2, p.dphi, p.phi_max, p.n_samples);
     let nphi = axes.phi.len();
-    let valid = |c: usize, i: usize| q[c * npix + i].is_finite() && u[c * npix + i].is_finite();
-    // Channels flagged in every pixel carry no weight at all (RM-Tools' mskPlanes).
-    let w: Vec<f64> = (0..nchan)
-        .map(|c| {
-            let wc = if weights[c].is_nan() { 0.0 } else { weights[c] };
-            if (0..npix).any(|i| valid(c, i)) {
-                wc
-            } else {
-                0.0
-            }
-        })
+    // Each pixel's flagged channels as a bit set, built channel by channel so the cube is read
+    // in memory order; channels flagged in every pixel carry no weight at all (RM-Tools'
+    // mskPlanes).
+    let words = nchan.div_ceil(64);
+    let mut masks = vec![0u64; npix * words];
+    let mut w: Vec<f64> = weights
+        .iter()
+        .map(|&x| if x.is_nan() { 0.0 } else { x })
         .collect();
+    for c in 0..nchan {
+        let (word, bit) = (c / 64, 1u64 << (c % 64));
+        let mut any_valid = false;
+        for i in 0..npix {
+            if q[c * npix + i].is_finite() && u[c * npix + i].is_finite() {
+                any_valid = true;
+            } else {
+                masks[i * words + word] |= bit;
+            }
+        }
+        if !any_valid {
+            w[c] = 0.0;
+        }
+    }
     let lam0 = lam0_sq(&w, &l2);
     let a: Vec<f64> = l2.iter().map(|l| ((l - lam0) as f32) as f64).collect();
 
@@ -177,9 +200,7 @@ pub fn rmsynth3d(
                 .collect();
             // SAFETY: each block writes only columns s..e of every row, and blocks are
             // disjoint; the buffers outlive the parallel loop.
-            let row_of = |ptr: &Shared, r: usize| unsafe {
-                std::slice::from_raw_parts_mut(ptr.0.add(r * npix + s), m)
-            };
+            let row_of = |ptr: &Shared, r: usize| unsafe { ptr.row(r, npix, s, m) };
             let mut nonzero = vec![false; m];
             for j in 0..nh {
                 let (c_row, s_row) = (
@@ -213,19 +234,8 @@ pub fn rmsynth3d(
         },
     );
 
-    // RMSF per distinct channel mask: the masks as bit sets, built channel by channel so the
-    // cube is read in memory order.
+    // RMSF per distinct channel mask.
     let nphi2 = axes.phi2.len();
-    let words = nchan.div_ceil(64);
-    let mut masks = vec![0u64; npix * words];
-    for c in 0..nchan {
-        let (word, bit) = (c / 64, 1u64 << (c % 64));
-        for i in 0..npix {
-            if !(q[c * npix + i].is_finite() && u[c * npix + i].is_finite()) || w[c] == 0.0 {
-                masks[i * words + word] |= bit;
-            }
-        }
-    }
     let mut index: rustc_hash::FxHashMap<&[u64], u32> = Default::default();
     let mut rmsf_of = Vec::with_capacity(npix);
     let mut distinct: Vec<&[u64]> = Vec::new();
@@ -242,7 +252,7 @@ pub fn rmsynth3d(
         .par_iter()
         .map(|bits| {
             let m: Vec<bool> = (0..nchan)
-                .map(|c| bits[c / 64] & (1u64 << (c % 64)) != 0)
+                .map(|c| bits[c / 64] & (1u64 << (c % 64)) != 0 || w[c] == 0.0)
                 .collect();
             if m.iter().all(|&x| x) {
                 return Rmsf {
@@ -396,9 +406,7 @@ pub fn rmclean3d(
                 .collect();
             // SAFETY: this block writes only its own pixels (columns s..e); blocks are disjoint and
             // the buffers outlive the loop.
-            let row_of = |p: &Shared, r: usize, len: usize| unsafe {
-                std::slice::from_raw_parts_mut(p.0.add(r * len + s), m)
-            };
+            let row_of = |p: &Shared, r: usize, width: usize| unsafe { p.row(r, width, s, m) };
             row_of(&ptrs[4], 0, npix)
                 .iter_mut()
                 .zip(&results)

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::io::{out_path, single};
+use super::io::{out_path, single, stokes_input};
 use super::{ActionCtx, Builtin};
 use crate::fits::Cube;
 use crate::science::frion::{complex_div, modulation, numeric_warnings};
@@ -178,21 +178,6 @@ pub fn correct(q: &mut Cube, u: &mut Cube, theta: &[(f64, f64)]) {
     }
 }
 
-fn stokes_cube<'a>(ctx: &'a ActionCtx, s: &str) -> Result<&'a std::path::PathBuf, String> {
-    ctx.input("mosaics")
-        .iter()
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(&format!(".restored.{s}.")))
-        })
-        .ok_or_else(|| {
-            format!(
-                "the island's Stokes {} mosaic is not among the inputs",
-                s.to_uppercase()
-            )
-        })
-}
-
 /// Run FRion's `frion_predict` (an external program, no shell) in the field directory, where it
 /// finds IONEX files under `IONEXdata/` (and downloads missing ones from CDDIS, which needs an
 /// account), for the island's Q mosaic (frequencies and pointing from its header) between
@@ -249,7 +234,10 @@ impl Builtin for Frion {
         1
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let (qp, up) = (stokes_cube(ctx, "q")?, stokes_cube(ctx, "u")?);
+        let (qp, up) = (
+            stokes_input(ctx, &["mosaics"], 1)?,
+            stokes_input(ctx, &["mosaics"], 2)?,
+        );
         let predict = ctx
             .param("ion_predict")
             .and_then(|v| v.as_bool())

@@ -201,3 +201,31 @@ pub fn output_tail(out: &std::process::Output, n: usize) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n  ")
 }
+
+/// Which Stokes parameter (0 = I, 1 = Q, 2 = U) a cube is, from Arrakis's file names
+/// (`...restored.{i,q,u}...`).
+pub fn stokes_of(path: &Path) -> Option<usize> {
+    let name = path.file_name()?.to_string_lossy().to_string();
+    ["i", "q", "u"]
+        .iter()
+        .position(|s| name.contains(&format!(".restored.{s}.")))
+}
+
+/// The island's Stokes `s` (0 = I, 1 = Q, 2 = U) cube: the first among the input slots `slots`,
+/// in that order (so FRion-corrected Q/U slots can come before the plain mosaics).
+pub fn stokes_input<'a>(
+    ctx: &'a ActionCtx,
+    slots: &[&str],
+    s: usize,
+) -> Result<&'a PathBuf, String> {
+    slots
+        .iter()
+        .flat_map(|slot| ctx.input(slot))
+        .find(|p| stokes_of(p) == Some(s))
+        .ok_or_else(|| {
+            format!(
+                "the island's Stokes {} mosaic is not among the inputs",
+                ["I", "Q", "U"][s]
+            )
+        })
+}

@@ -8,9 +8,7 @@
 //! negative cutoff means |cutoff| × the theoretical FDF noise, as in 1D; it is recorded in the
 //! FDF header as `DFDFTH`.
 
-use std::path::PathBuf;
-
-use super::io::{out_path, single};
+use super::io::{out_path, single, stokes_input};
 use super::{ActionCtx, Builtin};
 use crate::fits::{Cube, Header, Image};
 use crate::science::rm3d::{peak_maps, rmclean3d, rmsynth3d, Synth3dParams};
@@ -41,24 +39,6 @@ pub fn channel_rms(c: &Cube, pix_per_beam: f64) -> Vec<f64> {
             clipped_mean_std(v, 3.0, 1).map_or(f64::NAN, |(_, std)| std)
         })
         .collect()
-}
-
-fn stokes_input(ctx: &ActionCtx, s: &str) -> Result<PathBuf, String> {
-    let name = format!(".restored.{s}.");
-    ctx.input(&format!("ion_{s}"))
-        .iter()
-        .chain(ctx.input("mosaics"))
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(&name))
-        })
-        .cloned()
-        .ok_or_else(|| {
-            format!(
-                "the island's Stokes {} mosaic is not among the inputs",
-                s.to_uppercase()
-            )
-        })
 }
 
 /// A header for a Faraday-depth cube of `n` samples, from the mosaic's header.
@@ -103,9 +83,12 @@ impl Builtin for RmSynth3d {
         1
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let (qp, up) = (stokes_input(ctx, "q")?, stokes_input(ctx, "u")?);
-        let q = Cube::read(&qp).map_err(|e| e.to_string())?;
-        let u = Cube::read(&up).map_err(|e| e.to_string())?;
+        let (qp, up) = (
+            stokes_input(ctx, &["ion_q", "mosaics"], 1)?,
+            stokes_input(ctx, &["ion_u", "mosaics"], 2)?,
+        );
+        let q = Cube::read(qp).map_err(|e| e.to_string())?;
+        let u = Cube::read(up).map_err(|e| e.to_string())?;
         if (q.nx, q.ny, q.nchan) != (u.nx, u.ny, u.nchan) {
             return Err(format!(
                 "{} and {} differ in shape; Q and U must match",
@@ -120,7 +103,7 @@ impl Builtin for RmSynth3d {
                 up.display()
             ));
         }
-        let wcs = Wcs::from_header(&q.header, &qp).map_err(|e| e.to_string())?;
+        let wcs = Wcs::from_header(&q.header, qp).map_err(|e| e.to_string())?;
         let freqs: Vec<f64> = (0..q.nchan).map(|c| wcs.freq(c)).collect();
         let pixscale = wcs.cdelt_x.abs().max(wcs.cdelt_y.abs());
         let bmin = q.header.get_f64("BMIN").unwrap_or(3.0 * pixscale);

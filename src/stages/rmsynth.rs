@@ -5,11 +5,11 @@
 //! A component whose spectrum cannot be measured (outside the mosaic, all channels blank) is a
 //! recorded result with `rmsynth1d: false` and a reason, not a failed target.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::io::{components, out_path, single, write_json, write_npy, Component};
+use super::io::{components, out_path, single, stokes_input, write_json, write_npy, Component};
 use super::{ActionCtx, Builtin};
 use crate::fits::Cube;
 use crate::science::rm_synthesis::{run_rmsynth, Spectrum, SynthParams};
@@ -89,13 +89,6 @@ fn rms_outliers(rms: &[f64]) -> Vec<bool> {
     bad
 }
 
-fn stokes_of(path: &Path) -> Option<usize> {
-    let name = path.file_name()?.to_string_lossy().to_string();
-    ["i", "q", "u"]
-        .iter()
-        .position(|s| name.contains(&format!(".restored.{s}.")))
-}
-
 fn synth_params(ctx: &ActionCtx) -> Result<SynthParams, String> {
     let f = |k: &str| ctx.param(k).cloned();
     let fit_function = f("fit_function")
@@ -124,25 +117,20 @@ impl RmSynth {
         comp: &Component,
         siblings: &[&Component],
     ) -> Result<Value, String> {
-        let mut cubes: [Option<(Cube, PathBuf)>; 3] = [None, None, None];
-        // Q and U from frion (when `ion` is on) come first and stand in for the uncorrected ones.
-        let ion = ctx.input("ion_q").iter().chain(ctx.input("ion_u"));
-        for p in ion.chain(ctx.input("mosaics")) {
-            let Some(s) = stokes_of(p) else { continue };
-            if cubes[s].is_none() {
-                cubes[s] = Some((Cube::read(p).map_err(|e| e.to_string())?, p.clone()));
-            }
-        }
-        let [Some((ci, pi)), Some((cq, _)), Some((cu, _))] = cubes else {
-            return Err("the island's I, Q and U mosaics are not all among the inputs".into());
+        // Q and U from frion (when `ion` is on) stand in for the uncorrected ones.
+        let slots = ["ion_q", "ion_u", "mosaics"];
+        let read = |s: usize| -> Result<(Cube, &PathBuf), String> {
+            let p = stokes_input(ctx, &slots, s)?;
+            Ok((Cube::read(p).map_err(|e| e.to_string())?, p))
         };
+        let ((ci, pi), (cq, _), (cu, _)) = (read(0)?, read(1)?, read(2)?);
         if cq.nchan != ci.nchan || cu.nchan != ci.nchan {
             return Err(format!(
                 "the mosaics have {}, {} and {} channels; I, Q and U must match",
                 ci.nchan, cq.nchan, cu.nchan
             ));
         }
-        let wcs = Wcs::from_header(&ci.header, &pi).map_err(|e| e.to_string())?;
+        let wcs = Wcs::from_header(&ci.header, pi).map_err(|e| e.to_string())?;
         let bmin = ci.header.get_f64("BMIN").unwrap_or(wcs.cdelt_y.abs() * 3.0);
         let Some((px, py)) = wcs.world_to_pix(comp.ra, comp.dec) else {
             return Ok(

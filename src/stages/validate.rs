@@ -52,18 +52,26 @@ struct Row {
     flagged: bool,
 }
 
+/// Column `name` of a file arrakis itself wrote (catalogue, truth.csv), read with the stages'
+/// shared CSV reader.
+fn column(t: &crate::units::Table, name: &str) -> Result<usize, String> {
+    t.headers.iter().position(|h| h == name).ok_or_else(|| {
+        format!(
+            "{}: no column '{name}'; this file is written by arrakis: rebuild it (`arrakis build`)",
+            t.path.display()
+        )
+    })
+}
+
+/// A number, or NaN where the catalogue leaves the cell empty (a component that could not be
+/// measured).
+fn cell(row: &[String], i: usize) -> f64 {
+    row.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
 fn read_catalogue(path: &Path) -> Result<Vec<Row>, String> {
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .clone();
-    let col = |name: &str| -> Result<usize, String> {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| format!("{}: no column '{name}'", path.display()))
-    };
+    let t = crate::units::Table::read(path).map_err(|e| e.to_string())?;
+    let col = |n: &str| column(&t, n);
     let idx: HashMap<&str, usize> = [
         "cat_id",
         "ra",
@@ -83,35 +91,31 @@ fn read_catalogue(path: &Path) -> Result<Vec<Row>, String> {
     .iter()
     .map(|&n| col(n).map(|i| (n, i)))
     .collect::<Result<_, _>>()?;
-    let mut rows = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let f = |n: &str| -> f64 {
-            rec.get(idx[n])
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN)
-        };
-        let flag = |n: &str| {
-            rec.get(idx[n])
-                .is_some_and(|v| v == "true" || v == "True" || v == "1")
-        };
-        rows.push(Row {
-            cat_id: rec.get(idx["cat_id"]).unwrap_or_default().to_string(),
-            ra: f("ra"),
-            dec: f("dec"),
-            rm: f("rm"),
-            rm_err: f("rm_err"),
-            polint: f("polint"),
-            snr: f("snr_polint"),
-            stokes_i: f("stokesI"),
-            stokes_i_err: f("stokesI_err"),
-            fracpol: f("fracpol"),
-            fracpol_err: f("fracpol_err"),
-            polangle: f("polangle"),
-            flagged: flag("snr_flag") || flag("rmsynth_failed"),
-        });
-    }
-    Ok(rows)
+    Ok(t.rows
+        .iter()
+        .map(|(_, rec)| {
+            let f = |n: &str| cell(rec, idx[n]);
+            let flag = |n: &str| {
+                rec.get(idx[n])
+                    .is_some_and(|v| v == "true" || v == "True" || v == "1")
+            };
+            Row {
+                cat_id: rec.get(idx["cat_id"]).cloned().unwrap_or_default(),
+                ra: f("ra"),
+                dec: f("dec"),
+                rm: f("rm"),
+                rm_err: f("rm_err"),
+                polint: f("polint"),
+                snr: f("snr_polint"),
+                stokes_i: f("stokesI"),
+                stokes_i_err: f("stokesI_err"),
+                fracpol: f("fracpol"),
+                fracpol_err: f("fracpol_err"),
+                polangle: f("polangle"),
+                flagged: flag("snr_flag") || flag("rmsynth_failed"),
+            }
+        })
+        .collect())
 }
 
 /// Galactic (l, b) in degrees of J2000 (RA, Dec) in degrees (IAU 1958 pole, FK5).
@@ -485,21 +489,19 @@ fn truth_rows(path: Option<&std::path::PathBuf>) -> Result<HashMap<String, (f64,
     let Some(path) = path else {
         return Ok(HashMap::new());
     };
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let h = rdr.headers().map_err(|e| e.to_string())?.clone();
-    let col = |n: &str| {
-        h.iter()
-            .position(|x| x == n)
-            .ok_or_else(|| format!("{}: no column '{n}'", path.display()))
-    };
-    let (ci, cr, cp) = (col("cat_id")?, col("rm")?, col("fracpol")?);
-    let mut out = HashMap::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let f = |i: usize| rec.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
-        out.insert(rec.get(ci).unwrap_or_default().to_string(), (f(cr), f(cp)));
-    }
-    Ok(out)
+    let t = crate::units::Table::read(path).map_err(|e| e.to_string())?;
+    let (ci, cr, cp) = (
+        column(&t, "cat_id")?,
+        column(&t, "rm")?,
+        column(&t, "fracpol")?,
+    );
+    Ok(t.rows
+        .iter()
+        .map(|(_, rec)| {
+            let id = rec.get(ci).cloned().unwrap_or_default();
+            (id, (cell(rec, cr), cell(rec, cp)))
+        })
+        .collect())
 }
 
 /// `validate` (per field).
