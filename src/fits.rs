@@ -281,7 +281,7 @@ fn check_complete(h: &Header, path: &Path, n: usize) -> Result<(), FitsError> {
     let bytes = (h.get_f64("BITPIX").unwrap_or(-32.0).abs() / 8.0) as u64;
     let need = n as u64 * bytes;
     if size < need {
-        return Err(err(path, format!("truncated: the header promises {need} bytes of pixels but the file has {size} bytes in all")));
+        return Err(err(path, format!("truncated: the header promises {need} bytes of pixels but the file has {size} bytes in all (an interrupted copy or write?); copy or image it again")));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //!
 //! Must never: read a beam cube more than once, or write anywhere but its temporary outputs.
 
-use super::io::{components, single};
+use super::io::{components, read_weights, single};
 use super::{ActionCtx, Builtin};
 use crate::fits::{Cube, Header, PlaneReader};
 use crate::wcs::Wcs;
@@ -46,6 +46,8 @@ impl Builtin for Cutout {
         let (nx, ny, nchan) = (reader.nx as i64, reader.ny as i64, reader.nchan);
         let weights =
             std::fs::read(weights_path).map_err(|e| format!("{}: {e}", weights_path.display()))?;
+        // The weights travel with every cutout: check now that they fit this cube.
+        read_weights(weights_path, nchan)?;
         // Boxes per island (by output label).
         struct Job {
             x0: usize,
@@ -101,10 +103,13 @@ impl Builtin for Cutout {
         }
         // One pass over the cube, plane by plane.
         let mut plane = vec![0f32; (nx * ny) as usize];
+        let mut any_data = false;
         for c in 0..nchan {
             reader
                 .read_plane(c, &mut plane)
                 .map_err(|e| e.to_string())?;
+            // Flagged channels are blank planes; a cube with no data at all is a bad image.
+            any_data = any_data || plane.iter().any(|v| v.is_finite());
             for (_, job) in jobs.iter_mut() {
                 let Some(j) = job else { continue };
                 for y in 0..j.h {
@@ -113,6 +118,12 @@ impl Builtin for Cutout {
                     j.data[dst..dst + j.w].copy_from_slice(&plane[src..src + j.w]);
                 }
             }
+        }
+        if !any_data {
+            return Err(format!(
+                "{}: every pixel of all {nchan} channels is blank (NaN): the beam cube holds no data; image the beam again, or remove its cubes from the field",
+                cube_path.display()
+            ));
         }
         for (k, job) in jobs {
             let (_, path, each) = &ctx.outputs[k];

@@ -258,7 +258,7 @@ impl Builtin for Frion {
         let mut u = Cube::read(up).map_err(|e| e.to_string())?;
         if (q.nx, q.ny, q.nchan) != (u.nx, u.ny, u.nchan) {
             return Err(format!(
-                "{} is {}x{}x{} but {} is {}x{}x{}; Q and U must match",
+                "{} is {}x{}x{} but {} is {}x{}x{}; Q and U must match (their beam cubes must have the same channels: check NAXIS3 of image.restored.q/u.*.beamNN cubes)",
                 qp.display(),
                 q.nx,
                 q.ny,

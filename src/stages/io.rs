@@ -152,9 +152,10 @@ pub fn read_weights(path: &Path, nchan: usize) -> Result<Vec<f64>, String> {
             .map_err(|_| format!("{}:{}: bad weight '{v}'", path.display(), n + 1))?;
         if c >= nchan {
             return Err(format!(
-                "{}:{}: channel {c} but the cube has {nchan}",
+                "{}:{}: channel {c}, but the cube it belongs to has only {nchan} channels (0 to {}); a beam cube and its weights file must come from the same imaging run",
                 path.display(),
-                n + 1
+                n + 1,
+                nchan.saturating_sub(1)
             ));
         }
         w[c] = v;

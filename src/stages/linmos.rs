@@ -193,10 +193,13 @@ impl Builtin for Linmos {
             cubes.push((c, w));
         }
         let nchan = cubes[0].0.nchan;
-        if let Some((c, _)) = cubes.iter().find(|(c, _)| c.nchan != nchan) {
+        if let Some(k) = cubes.iter().position(|(c, _)| c.nchan != nchan) {
             return Err(format!(
-                "{}: cutouts have {} and {nchan} channels; every beam must have the same channels",
-                ctx.target, c.nchan
+                "{}: cutout {} has {} channels but {} has {nchan}; every beam must have the same channels (check NAXIS3 of the beam cubes)",
+                ctx.target,
+                images[k].display(),
+                cubes[k].0.nchan,
+                images[0].display()
             ));
         }
         let ws: Vec<Vec<f64>> = weights

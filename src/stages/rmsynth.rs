@@ -126,8 +126,11 @@ impl RmSynth {
         let ((ci, pi), (cq, _), (cu, _)) = (read(0)?, read(1)?, read(2)?);
         if cq.nchan != ci.nchan || cu.nchan != ci.nchan {
             return Err(format!(
-                "the mosaics have {}, {} and {} channels; I, Q and U must match",
-                ci.nchan, cq.nchan, cu.nchan
+                "the Stokes I, Q and U mosaics have {}, {} and {} channels ({}); they must match: check NAXIS3 of the field's image.restored.i/q/u beam cubes",
+                ci.nchan,
+                cq.nchan,
+                cu.nchan,
+                pi.display()
             ));
         }
         let wcs = Wcs::from_header(&ci.header, pi).map_err(|e| e.to_string())?;
