@@ -242,17 +242,18 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
             c: &'c ClusterConfig,
             cache_dir: &Path,
             field: &str,
-            retries: u32,
+            args: &BuildArgs,
         ) -> Result<Option<SlurmRunner<'c>>> {
             if c.class != ClusterClass::Slurm {
                 return Ok(None);
             }
-            SlurmRunner::new(c, cache_dir, field, retries)
+            let patience = std::time::Duration::from_secs(args.sbatch_patience);
+            SlurmRunner::new(c, cache_dir, field, args.retries, patience)
                 .map(Some)
                 .map_err(|e| anyhow!(e))
         }
-        clusters.default = runner(&dask, cache_dir, &graph.field, args.retries)?;
-        clusters.imager = runner(&imager, cache_dir, &graph.field, args.retries)?;
+        clusters.default = runner(&dask, cache_dir, &graph.field, args)?;
+        clusters.imager = runner(&imager, cache_dir, &graph.field, args)?;
     }
     let t0 = std::time::Instant::now();
     let res = local::build_on(&engine, &modes, &opts, &mut clusters);
@@ -850,6 +851,7 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
         dask_config: None,
         imager_dask_config: None,
         retries: 2,
+        sbatch_patience: 600,
     };
     let code = build(&cache, false, &args)?;
     let cat = a.dir.join(field).join(format!("{field}.catalogue.csv"));

@@ -206,6 +206,11 @@ pub struct BuildArgs {
     /// Resubmit targets of a failed, timed-out or cancelled Slurm job up to N times.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub retries: u32,
+    /// While sbatch cannot reach the Slurm controller (or is missing for a while), retry with
+    /// backoff (1 s doubling to 60 s) for up to this many seconds before failing the queued
+    /// targets.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub sbatch_patience: u64,
 }
 
 /// `arrakis worker` (what a Slurm job runs).

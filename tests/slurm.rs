@@ -1,7 +1,8 @@
 //! The Slurm executor on a real Slurm (the one-node cluster `.ci/slurm-up` starts): the same
 //! outputs and records as a local build, only stale targets resubmitted, the adapt bound on
 //! jobs in flight, failed/cancelled/timed-out jobs retried, and a killed coordinator's finished
-//! work taken from the receipts.
+//! work taken from the receipts; sbatch outages waited out with backoff; a worker killed mid-batch
+//! and a node drained during a build lose nothing.
 
 mod common;
 
@@ -9,11 +10,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use arrakis::simulate::{simulate, SimOptions};
 use common::*;
+
+/// The node is drained by one test; the others hold this shared while they use the cluster.
+static CLUSTER: RwLock<()> = RwLock::new(());
+
+fn cluster_shared() -> RwLockReadGuard<'static, ()> {
+    CLUSTER.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn cluster_exclusive() -> RwLockWriteGuard<'static, ()> {
+    CLUSTER.write().unwrap_or_else(|e| e.into_inner())
+}
 
 fn require_slurm() {
     let ok = Command::new("sinfo")
@@ -131,6 +143,7 @@ fn submitted_targets(stderr: &str) -> usize {
 
 #[test]
 fn slurm_build_equals_local_build_and_resubmits_only_stale_targets() {
+    let _cluster = cluster_shared();
     require_slurm();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
@@ -235,6 +248,16 @@ fn engine_field(
     (tmp, base, data)
 }
 
+/// The field built under `data` has the bytes of a clean local build of the same field
+/// (`make_field`'s side, islands, doubles).
+fn equals_a_clean_local_build(base: &Path, data: &Path, shape: (usize, usize, usize)) {
+    let clean = base.join("clean");
+    make_field(&clean, "F", shape.0, shape.1, shape.2);
+    let (o, _) = build(&base.join("cache-clean"), &clean, "F", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(snapshot(&data.join("F")), snapshot(&clean.join("F")));
+}
+
 /// Engine test rules (external commands), each target sleeping `delay` seconds.
 fn engine_build(cache: &Path, data: &Path, cfg: &Path, report: &Path, delay: &str) -> Command {
     let mut c = arrakis(cache);
@@ -252,6 +275,7 @@ fn engine_build(cache: &Path, data: &Path, cfg: &Path, report: &Path, delay: &st
 
 #[test]
 fn cancelled_and_failing_jobs_are_retried_and_reported() {
+    let _cluster = cluster_shared();
     let (_tmp, base, data) = engine_field(2, 6, 2);
     let base = base.as_path();
     // The first job exits 3 before running anything; later jobs run.
@@ -309,6 +333,7 @@ fn cancelled_and_failing_jobs_are_retried_and_reported() {
 
 #[test]
 fn with_no_retries_left_targets_fail_with_the_job_and_its_log() {
+    let _cluster = cluster_shared();
     let (_tmp, base, data) = engine_field(1, 2, 0);
     let base = base.as_path();
     let cfg = config(
@@ -342,6 +367,7 @@ fn with_no_retries_left_targets_fail_with_the_job_and_its_log() {
 
 #[test]
 fn impossible_and_rejected_requests_are_explained() {
+    let _cluster = cluster_shared();
     let (_tmp, base, data) = engine_field(1, 1, 0);
     let base = base.as_path();
     // More CPUs than any node has: accepted by sbatch, then pending forever.
@@ -372,6 +398,7 @@ fn impossible_and_rejected_requests_are_explained() {
 
 #[test]
 fn a_killed_coordinator_loses_no_finished_work() {
+    let _cluster = cluster_shared();
     let (_tmp, base, data) = engine_field(2, 8, 2);
     let base = base.as_path();
     let cfg = config(base, "arrakis-kill", &[], 4);
@@ -407,16 +434,12 @@ fn a_killed_coordinator_loses_no_finished_work() {
         ran,
         "only what was left was submitted: {t}"
     );
-    // The result equals a clean local build.
-    let clean = base.join("clean");
-    make_field(&clean, "F", 2, 8, 2);
-    let out = build(&base.join("cache-clean"), &clean, "F", &[]);
-    assert!(out.0.status.success());
-    assert_eq!(snapshot(&data.join("F")), snapshot(&clean.join("F")));
+    equals_a_clean_local_build(base, &data, (2, 8, 2));
 }
 
 #[test]
 fn job_script_of_the_arrakis_configs() {
+    let _cluster = cluster_shared();
     for (name, want) in [
         (
             "petrichor.yaml",
@@ -444,6 +467,7 @@ fn job_script_of_the_arrakis_configs() {
 
 #[test]
 fn a_job_over_its_walltime_is_retried() {
+    let _cluster = cluster_shared();
     let (_tmp, base, data) = engine_field(1, 1, 0);
     let base = base.as_path();
     let flag = base.join("slow-once");
@@ -472,6 +496,7 @@ fn a_job_over_its_walltime_is_retried() {
 
 #[test]
 fn ctrl_c_cancels_the_builds_jobs() {
+    let _cluster = cluster_shared();
     let (_tmp, base, data) = engine_field(2, 6, 0);
     let base = base.as_path();
     let cfg = config(base, "arrakis-sigint", &[], 4);
@@ -500,4 +525,172 @@ fn ctrl_c_cancels_the_builds_jobs() {
         0,
         "jobs left behind after Ctrl-C"
     );
+}
+
+/// A stand-in `sbatch` first on PATH: while `flag` exists it fails as sbatch does when the
+/// controller cannot be reached (or, if the flag says `missing`, as a shell whose sbatch has
+/// gone); otherwise it runs the real one.
+fn flaky_sbatch(dir: &Path, flag: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let real = Command::new("sh")
+        .args(["-c", "command -v sbatch"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    let bin = dir.join("flaky-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        "#!/bin/sh\nif [ -e '{f}' ]; then\n  if grep -q missing '{f}'; then echo 'sh: 1: sbatch: not found' >&2; exit 127; fi\n  echo 'sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)' >&2\n  exit 1\nfi\nexec '{real}' \"$@\"\n",
+        f = flag.display()
+    );
+    std::fs::write(bin.join("sbatch"), script).unwrap();
+    std::fs::set_permissions(bin.join("sbatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn sbatch_outages_are_waited_out_with_backoff() {
+    let _cluster = cluster_shared();
+    let (_tmp, base, data) = engine_field(2, 8, 2);
+    let base = base.as_path();
+    let cfg = config(base, "arrakis-outage", &[], 2);
+    let flag = base.join("outage");
+    let path = flaky_sbatch(base, &flag);
+    let report = base.join("r.json");
+    let child = engine_build(&base.join("cache"), &data, &cfg, &report, "0.5")
+        .env("PATH", &path)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first job is in, the controller "goes away" for 3 s, then sbatch itself is
+    // missing for 3 s.
+    let t0 = Instant::now();
+    while live_jobs("arrakis-outage") == 0 && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&flag, "down").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(&flag, "missing").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::remove_file(&flag).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("Unable to contact slurm controller") && t.contains("retrying in"),
+        "the outage is reported: {t}"
+    );
+    assert!(t.contains("sbatch: not found"), "{t}");
+    assert!(t.contains("sbatch works again"), "{t}");
+    let r = read_report(&report);
+    assert!(with_status(&r, "failed").is_empty(), "{r:?}");
+    // Nothing lost: the result equals a clean local build.
+    equals_a_clean_local_build(base, &data, (2, 8, 2));
+
+    // An outage longer than --sbatch-patience fails the queued targets with what to do.
+    std::fs::write(&flag, "down").unwrap();
+    let (_tmp2, base2, data2) = engine_field(1, 2, 0);
+    let out = engine_build(&base2.join("cache"), &data2, &cfg, &report, "0")
+        .env("PATH", &path)
+        .args(["--sbatch-patience", "3"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("sbatch has failed for") && t.contains("scontrol ping"),
+        "{t}"
+    );
+    assert!(
+        t.matches("retrying in").count() >= 2,
+        "backoff retries: {t}"
+    );
+}
+
+/// The cluster's one node.
+fn node_name() -> String {
+    let out = Command::new("sinfo")
+        .args(["-h", "-o", "%N"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn set_node(state: &str) {
+    let mut c = Command::new("scontrol");
+    c.args([
+        "update",
+        &format!("nodename={}", node_name()),
+        &format!("state={state}"),
+    ]);
+    if state == "drain" {
+        c.arg("reason=arrakis-test");
+    }
+    assert!(
+        c.status().unwrap().success(),
+        "scontrol update state={state}"
+    );
+}
+
+#[test]
+fn a_killed_worker_and_a_drained_node_lose_nothing() {
+    let _cluster = cluster_exclusive();
+    let (_tmp, base, data) = engine_field(2, 8, 2);
+    let base = base.as_path();
+    let cfg = config(base, "arrakis-drain", &[], 2);
+    let cache = base.join("cache");
+    let report = base.join("r.json");
+    let mut child = engine_build(&cache, &data, &cfg, &report, "1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut { stderr }, &mut s).unwrap();
+        s
+    });
+    // SIGKILL the first worker process seen (a worker dying mid-batch), then drain the node.
+    let manifests = cache.join("slurm");
+    let t0 = Instant::now();
+    let mut killed = false;
+    while !killed && t0.elapsed() < Duration::from_secs(60) {
+        let out = Command::new("pkill")
+            .args([
+                "-KILL",
+                "-f",
+                &format!("worker --manifest {}", manifests.display()),
+            ])
+            .status()
+            .unwrap();
+        killed = out.success();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(killed, "no worker was ever seen");
+    set_node("drain");
+    // Jobs submitted now wait for the node; the build says so and keeps waiting.
+    std::thread::sleep(Duration::from_secs(6));
+    set_node("resume");
+    let status = child.wait().unwrap();
+    let t = reader.join().unwrap();
+    assert!(status.success(), "{t}");
+    assert!(
+        t.contains("resubmitting"),
+        "the killed worker's job is retried: {t}"
+    );
+    assert!(
+        t.contains("waits:")
+            && (t.contains("DRAINED") || t.contains("ReqNodeNotAvail"))
+            && t.contains("state=resume"),
+        "the drained node is reported: {t}"
+    );
+    let r = read_report(&report);
+    assert!(with_status(&r, "failed").is_empty(), "{r:?}");
+    equals_a_clean_local_build(base, &data, (2, 8, 2));
 }

@@ -128,6 +128,23 @@ struct Batch {
     cancelled_by_us: bool,
     /// Slurm says it ended (its targets may have finished earlier, from their receipts).
     ended: bool,
+    /// A pending reason already reported (nodes drained or down), so it is said once.
+    reported_wait: Option<String>,
+}
+
+/// sbatch failing for reasons that may pass (controller down or restarting, sbatch missing for
+/// a while): when it started, when to try next, and the current delay.
+struct Outage {
+    since: Instant,
+    retry_at: Instant,
+    delay: Duration,
+}
+
+/// Why sbatch did not take a job.
+struct SbatchFailure {
+    message: String,
+    /// Worth trying again later (the controller, not the request, is the problem).
+    transient: bool,
 }
 
 /// Submits and follows the jobs of one cluster config.
@@ -149,6 +166,9 @@ pub struct SlurmRunner<'a> {
     pub jobs_submitted: usize,
     /// The most jobs in flight at once.
     pub peak_in_flight: usize,
+    /// How long sbatch may keep failing transiently before the queued targets fail.
+    sbatch_patience: Duration,
+    outage: Option<Outage>,
 }
 
 const TERMINAL: &[&str] = &[
@@ -182,6 +202,7 @@ impl<'a> SlurmRunner<'a> {
         cache_dir: &Path,
         field: &str,
         retries: u32,
+        sbatch_patience: Duration,
     ) -> Result<SlurmRunner<'a>, String> {
         let cache_dir = std::path::absolute(cache_dir).map_err(|e| e.to_string())?;
         let work_dir = cache_dir.join("slurm").join(field);
@@ -212,6 +233,8 @@ impl<'a> SlurmRunner<'a> {
             messages: Vec::new(),
             jobs_submitted: 0,
             peak_in_flight: 0,
+            sbatch_patience,
+            outage: None,
         })
     }
 
@@ -348,6 +371,15 @@ impl<'a> SlurmRunner<'a> {
                         let _ = Command::new("scancel").arg(&b.job).output();
                         b.cancelled_by_us = true;
                         b.state = format!("IMPOSSIBLE:{reason}");
+                    } else if *state == "PENDING"
+                        && nodes_unavailable(reason)
+                        && b.reported_wait.as_deref() != Some(*reason)
+                    {
+                        b.reported_wait = Some(reason.to_string());
+                        self.messages.push(format!(
+                            "slurm: job {} waits: {reason} (its nodes are drained or down); arrakis keeps waiting: resume them (scontrol update nodename=NODE state=resume) or press Ctrl-C to stop",
+                            b.job
+                        ));
                     }
                 }
                 None => {
@@ -438,6 +470,13 @@ impl<'a> SlurmRunner<'a> {
         if self.queue.is_empty() || free == 0 {
             return;
         }
+        if self
+            .outage
+            .as_ref()
+            .is_some_and(|o| Instant::now() < o.retry_at)
+        {
+            return;
+        }
         let slots = self.cfg.parallel_per_job() as f64;
         let target_s = self.cfg.adapt.target_duration.as_secs_f64().max(0.001);
         // Batches of about target_duration each, spread over the free jobs when work is short.
@@ -497,11 +536,20 @@ impl<'a> SlurmRunner<'a> {
             }
         }
         let submitted = match write_err {
-            Some(e) => Err(e),
-            None => sbatch(&script_path, k, self.cfg),
+            Some(e) => Err(SbatchFailure {
+                message: e,
+                transient: false,
+            }),
+            None => sbatch(&script_path, k, self.cfg, self.jobs_submitted > 0),
         };
         match submitted {
             Ok(id) => {
+                if let Some(o) = self.outage.take() {
+                    self.messages.push(format!(
+                        "slurm: sbatch works again after {:.0} s",
+                        o.since.elapsed().as_secs_f64()
+                    ));
+                }
                 let n: usize = batches.iter().map(|b| b.len()).sum();
                 self.messages.push(if k == 1 {
                     format!("slurm: submitted job {id} ({n} target(s))")
@@ -520,18 +568,58 @@ impl<'a> SlurmRunner<'a> {
                         submitted: Instant::now(),
                         state: "PENDING".into(),
                         cancelled_by_us: false,
+                        reported_wait: None,
                         ended: false,
                     });
                 }
                 self.jobs_submitted += k;
                 self.peak_in_flight = self.peak_in_flight.max(self.jobs_in_flight());
             }
-            Err(e) => {
-                self.messages.push(format!("slurm: {e}"));
+            Err(f) if f.transient => {
+                let now = Instant::now();
+                let (since, delay) = match &self.outage {
+                    Some(o) => (o.since, (o.delay * 2).min(MAX_SBATCH_DELAY)),
+                    None => (now, FIRST_SBATCH_DELAY),
+                };
+                if now.duration_since(since) >= self.sbatch_patience {
+                    let msg = format!(
+                        "sbatch has failed for {:.0} s (last: {}); gave up on the queued targets. Check the Slurm controller (`scontrol ping`), then build again: finished targets are kept",
+                        now.duration_since(since).as_secs_f64(),
+                        f.message
+                    );
+                    self.messages.push(format!("slurm: {msg}"));
+                    self.outage = None;
+                    for t in batches.into_iter().flatten().chain(self.queue.drain(..)) {
+                        done.push(RemoteDone {
+                            ti: t.ti,
+                            result: Err(msg.clone()),
+                        });
+                    }
+                    return;
+                }
+                self.messages.push(format!(
+                    "slurm: {}; retrying in {:.0} s (failing for {:.0} s of the {:.0} s allowed by --sbatch-patience)",
+                    f.message,
+                    delay.as_secs_f64(),
+                    now.duration_since(since).as_secs_f64(),
+                    self.sbatch_patience.as_secs_f64()
+                ));
+                // Back to the front of the queue, in their order.
+                for t in batches.into_iter().flatten().rev() {
+                    self.queue.push_front(t);
+                }
+                self.outage = Some(Outage {
+                    since,
+                    retry_at: now + delay,
+                    delay,
+                });
+            }
+            Err(f) => {
+                self.messages.push(format!("slurm: {}", f.message));
                 for t in batches.into_iter().flatten() {
                     done.push(RemoteDone {
                         ti: t.ti,
-                        result: Err(e.clone()),
+                        result: Err(f.message.clone()),
                     });
                 }
             }
@@ -563,19 +651,62 @@ fn cfg_name(cfg: &ClusterConfig) -> String {
         .unwrap_or_else(|| "the cluster config".into())
 }
 
+/// The first wait after sbatch fails transiently; it doubles up to [`MAX_SBATCH_DELAY`].
+const FIRST_SBATCH_DELAY: Duration = Duration::from_secs(1);
+const MAX_SBATCH_DELAY: Duration = Duration::from_secs(60);
+
+/// sbatch's words for a controller that cannot take jobs just now (as opposed to a request it
+/// will never take).
+const TRANSIENT_SBATCH: &[&str] = &[
+    "unable to contact slurm controller",
+    "socket timed out",
+    "temporarily unable",
+    "temporarily unavailable",
+    "connection refused",
+    "zero bytes were transmitted",
+    "not responding",
+    "try again",
+    "communication connection failure",
+    "slurmctld",
+];
+
+/// A pending reason meaning the job's nodes are drained, down or otherwise not available.
+fn nodes_unavailable(reason: &str) -> bool {
+    [
+        "ReqNodeNotAvail",
+        "NodeDown",
+        "DRAINED",
+        "DOWN",
+        "Nodes required for job",
+    ]
+    .iter()
+    .any(|w| reason.contains(w))
+}
+
 /// Submit `script` (as an array of `k` when k > 1); the job id, or sbatch's complaint with the
-/// config key to change.
-fn sbatch(script: &Path, k: usize, cfg: &ClusterConfig) -> Result<String, String> {
+/// config key to change. `worked_before`: sbatch has taken a job in this build, so its absence
+/// now is an outage, not a missing installation.
+fn sbatch(
+    script: &Path,
+    k: usize,
+    cfg: &ClusterConfig,
+    worked_before: bool,
+) -> Result<String, SbatchFailure> {
     let mut cmd = Command::new("sbatch");
     cmd.arg("--parsable");
     if k > 1 {
         cmd.arg(format!("--array=0-{}", k - 1));
     }
     let out = cmd.arg(script).output().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            "sbatch not found: install slurm-client, or use a LocalCluster config".to_string()
-        }
-        _ => format!("cannot run sbatch: {e}"),
+        std::io::ErrorKind::NotFound => SbatchFailure {
+            message: "sbatch not found: install slurm-client, or use a LocalCluster config"
+                .to_string(),
+            transient: worked_before,
+        },
+        _ => SbatchFailure {
+            message: format!("cannot run sbatch: {e}"),
+            transient: true,
+        },
     })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let id: String = stdout
@@ -588,6 +719,14 @@ fn sbatch(script: &Path, k: usize, cfg: &ClusterConfig) -> Result<String, String
     }
     let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
     let lower = msg.to_ascii_lowercase();
+    if TRANSIENT_SBATCH.iter().any(|w| lower.contains(w))
+        || (worked_before && out.status.code() == Some(127))
+    {
+        return Err(SbatchFailure {
+            message: format!("sbatch failed: \"{msg}\""),
+            transient: true,
+        });
+    }
     let key = if lower.contains("memory") || lower.contains("--mem") {
         "cluster_kwargs.memory (or job_mem)"
     } else if lower.contains("partition") {
@@ -603,10 +742,13 @@ fn sbatch(script: &Path, k: usize, cfg: &ClusterConfig) -> Result<String, String
     } else {
         "cluster_kwargs"
     };
-    Err(format!(
-        "sbatch rejected the job: \"{msg}\"; change {key} in {}",
-        cfg_name(cfg)
-    ))
+    Err(SbatchFailure {
+        message: format!(
+            "sbatch rejected the job: \"{msg}\"; change {key} in {}",
+            cfg_name(cfg)
+        ),
+        transient: false,
+    })
 }
 
 /// A job's state from `scontrol show job` (for jobs squeue no longer lists).
