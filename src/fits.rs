@@ -388,15 +388,32 @@ impl PlaneReader {
 
     /// Read channel `c` into `out` (nx·ny floats, [y][x]).
     pub fn read_plane(&mut self, c: usize, out: &mut [f32]) -> Result<(), FitsError> {
-        let n = self.nx * self.ny;
+        self.read_rows(c, 0..self.ny, out)
+    }
+
+    /// Read rows `rows` of channel `c` into `out` (nx floats per row, [y][x]): one contiguous
+    /// read of only the rows asked for.
+    pub fn read_rows(
+        &mut self,
+        c: usize,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) -> Result<(), FitsError> {
+        let n = rows.len() * self.nx;
+        assert!(
+            rows.end <= self.ny && c < self.nchan && out.len() >= n,
+            "read_rows outside the cube"
+        );
+        let first = c * self.nx * self.ny + rows.start * self.nx;
         let mut status = 0;
         let mut anynul = 0;
-        // SAFETY: `out` holds n floats; firstelem is 1-based.
+        // SAFETY: `out` holds at least n floats; firstelem is 1-based and the range lies inside
+        // the image (checked above).
         unsafe {
             sys::ffgpve(
                 self.handle.fptr,
                 0,
-                (c * n + 1) as i64,
+                (first + 1) as i64,
                 n as i64,
                 f32::NAN,
                 out.as_mut_ptr(),

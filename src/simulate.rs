@@ -9,6 +9,7 @@
 //! per-beam channel weights and `truth.csv`.
 //! Must never: use unseeded randomness or wall-clock time (same arguments, same bytes).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -178,6 +179,28 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
     let half = (side as f64 - 1.0) / 2.0 * pitch + 0.3;
     let mut truths: Vec<Truth> = Vec::new();
     let mut islands: Vec<(String, f64, f64, usize)> = Vec::new();
+    // Islands so far on a grid of cells a little over the wanted gap, in degrees of Dec and of
+    // RA scaled by the smallest cos(Dec) in the footprint: every island nearer than the gap is in
+    // the 3×3 cells around a candidate. Distances use the haversine of `separation_deg` from
+    // per-island half-angle sines and cosines, so a candidate costs no trigonometry per island.
+    let want_gap = 5.0 * bmaj + 4.0 * bmaj;
+    let cos_min = (dec0 - half)
+        .to_radians()
+        .cos()
+        .min((dec0 + half).to_radians().cos());
+    let grid_cell = 1.05 * want_gap;
+    let cell_of = |ra: f64, dec: f64| {
+        (
+            ((ra - ra0) * cos_min / grid_cell).floor() as i64,
+            ((dec - dec0) / grid_cell).floor() as i64,
+        )
+    };
+    /// sin and cos of RA/2 and Dec/2, and cos Dec.
+    fn halves(ra: f64, dec: f64) -> [f64; 5] {
+        let (r, d) = (ra.to_radians() / 2.0, dec.to_radians() / 2.0);
+        [r.sin(), r.cos(), d.sin(), d.cos(), (2.0 * d).cos()]
+    }
+    let mut grid: HashMap<(i64, i64), Vec<[f64; 5]>> = HashMap::new();
     for i in 0..o.sources {
         // Islands at least 5 beam widths apart where the footprint allows (otherwise the
         // candidate farthest from the others), so the truth is not confused by blends.
@@ -186,18 +209,36 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
             let ddec = rng.range(-half, half);
             let dra = rng.range(-half, half) / cosd;
             let (ra, dec) = (ra0 + dra, dec0 + ddec);
-            let gap = islands
-                .iter()
-                .map(|(_, r2, d2, _)| separation_deg(ra, dec, *r2, *d2))
+            // The nearest island's distance when it is nearer than the gap; infinite when
+            // none is, where only "more than the gap" matters.
+            let (cx, cy) = cell_of(ra, dec);
+            let c = halves(ra, dec);
+            let h = (cx - 1..=cx + 1)
+                .flat_map(|x| (cy - 1..=cy + 1).map(move |y| (x, y)))
+                .filter_map(|k| grid.get(&k))
+                .flatten()
+                .map(|n| {
+                    let sd = c[2] * n[3] - c[3] * n[2];
+                    let sr = c[0] * n[1] - c[1] * n[0];
+                    sd * sd + c[4] * n[4] * sr * sr
+                })
                 .fold(f64::INFINITY, f64::min);
+            let gap = if h.is_finite() {
+                (2.0 * h.sqrt().min(1.0).asin()).to_degrees()
+            } else {
+                f64::INFINITY
+            };
             if gap > best.2 {
                 best = (ra, dec, gap);
             }
-            if gap > 5.0 * bmaj + 4.0 * bmaj {
+            if gap > want_gap {
                 break;
             }
         }
         let (ra, dec) = (best.0, best.1);
+        grid.entry(cell_of(ra, dec))
+            .or_default()
+            .push(halves(ra, dec));
         let sid = format!("{}_{i:03}", sexagesimal_name(ra, dec));
         let n_comp = if i % 9 == 4 { 2 } else { 1 };
         for k in 0..n_comp {

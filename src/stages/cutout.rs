@@ -9,6 +9,9 @@ use super::{ActionCtx, Builtin};
 use crate::fits::{Cube, Header, PlaneReader};
 use crate::wcs::Wcs;
 
+/// Most bytes of cutout pixels held at once by one cutout target.
+const CHUNK_BYTES: usize = 64 << 20;
+
 /// `cutout`: boxes around each island's components, padded by the largest component major axis
 /// plus `pad` beam widths (BMAJ), clipped to the image; WCS shifted; header kept.
 pub struct Cutout;
@@ -48,13 +51,12 @@ impl Builtin for Cutout {
             std::fs::read(weights_path).map_err(|e| format!("{}: {e}", weights_path.display()))?;
         // The weights travel with every cutout: check now that they fit this cube.
         read_weights(weights_path, nchan)?;
-        // Boxes per island (by output label).
+        // Boxes per island (by output label); pixels are gathered chunk by chunk.
         struct Job {
             x0: usize,
             y0: usize,
             w: usize,
             h: usize,
-            data: Vec<f32>,
         }
         let mut jobs: Vec<(usize, Option<Job>)> = Vec::new();
         for (k, (name, _, each)) in ctx.outputs.iter().enumerate() {
@@ -89,70 +91,95 @@ impl Builtin for Cutout {
             let x1 = ((xmax + pad_pix).ceil() as i64 + 1).clamp(0, nx);
             let y0 = ((ymin - pad_pix).floor() as i64).clamp(0, ny);
             let y1 = ((ymax + pad_pix).ceil() as i64 + 1).clamp(0, ny);
-            let job = (x1 > x0 && y1 > y0 && xmin.is_finite()).then(|| {
-                let (w, h) = ((x1 - x0) as usize, (y1 - y0) as usize);
-                Job {
-                    x0: x0 as usize,
-                    y0: y0 as usize,
-                    w,
-                    h,
-                    data: vec![0f32; w * h * nchan],
-                }
+            let job = (x1 > x0 && y1 > y0 && xmin.is_finite()).then(|| Job {
+                x0: x0 as usize,
+                y0: y0 as usize,
+                w: (x1 - x0) as usize,
+                h: (y1 - y0) as usize,
             });
             jobs.push((k, job));
         }
-        // One pass over the cube, plane by plane.
-        let mut plane = vec![0f32; (nx * ny) as usize];
-        let mut any_data = false;
-        for c in 0..nchan {
-            reader
-                .read_plane(c, &mut plane)
-                .map_err(|e| e.to_string())?;
-            // Flagged channels are blank planes; a cube with no data at all is a bad image.
-            any_data = any_data || plane.iter().any(|v| v.is_finite());
-            for (_, job) in jobs.iter_mut() {
-                let Some(j) = job else { continue };
-                for y in 0..j.h {
-                    let src = (j.y0 + y) * nx as usize + j.x0;
-                    let dst = (c * j.h + y) * j.w;
-                    j.data[dst..dst + j.w].copy_from_slice(&plane[src..src + j.w]);
-                }
+        // Chunks of boxes (in order of their first row, so a chunk spans few rows) whose pixels
+        // fit in CHUNK_BYTES: memory stays bounded however many islands a beam holds, and each
+        // chunk reads only the rows its boxes cover, once per channel.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| jobs[i].1.as_ref().map_or(0, |j| j.y0));
+        let mut chunks: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut bytes = 0usize;
+        for i in order {
+            let b = jobs[i].1.as_ref().map_or(0, |j| j.w * j.h * nchan * 4);
+            if bytes + b > CHUNK_BYTES && !chunks[chunks.len() - 1].is_empty() {
+                chunks.push(Vec::new());
+                bytes = 0;
             }
+            bytes += b;
+            let last = chunks.len() - 1;
+            chunks[last].push(i);
         }
-        if !any_data {
-            return Err(format!(
-                "{}: every pixel of all {nchan} channels is blank (NaN): the beam cube holds no data; image the beam again, or remove its cubes from the field",
-                cube_path.display()
-            ));
-        }
-        for (k, job) in jobs {
-            let (_, path, each) = &ctx.outputs[k];
-            let mut header: Header = reader.header.clone();
-            let cube = match job {
-                Some(j) => {
-                    header.set_f64("CRPIX1", wcs.crpix_x - j.x0 as f64, "");
-                    header.set_f64("CRPIX2", wcs.crpix_y - j.y0 as f64, "");
-                    Cube {
-                        nx: j.w,
-                        ny: j.h,
-                        nchan,
-                        data: j.data,
-                        header,
+        let mut any_data = false;
+        let mut rows_buf: Vec<f32> = Vec::new();
+        for chunk in &chunks {
+            let boxes: Vec<&Job> = chunk.iter().filter_map(|&i| jobs[i].1.as_ref()).collect();
+            let ylo = boxes.iter().map(|j| j.y0).min().unwrap_or(0);
+            let yhi = boxes.iter().map(|j| j.y0 + j.h).max().unwrap_or(0);
+            let mut data: Vec<Vec<f32>> = boxes
+                .iter()
+                .map(|j| vec![0f32; j.w * j.h * nchan])
+                .collect();
+            rows_buf.resize((yhi - ylo) * nx as usize, 0.0);
+            if yhi > ylo {
+                for c in 0..nchan {
+                    reader
+                        .read_rows(c, ylo..yhi, &mut rows_buf)
+                        .map_err(|e| e.to_string())?;
+                    for (j, d) in boxes.iter().zip(data.iter_mut()) {
+                        for y in 0..j.h {
+                            let src = (j.y0 - ylo + y) * nx as usize + j.x0;
+                            let dst = (c * j.h + y) * j.w;
+                            d[dst..dst + j.w].copy_from_slice(&rows_buf[src..src + j.w]);
+                        }
                     }
                 }
-                // The island's box misses this image entirely: an all-blank 1×1 cube, which the
-                // mosaic ignores.
-                None => Cube {
-                    nx: 1,
-                    ny: 1,
-                    nchan,
-                    data: vec![f32::NAN; nchan],
-                    header,
-                },
-            };
-            let mut cube = cube;
-            cube.header.set_str("OBJECT", each.unwrap_or(""), "island");
-            cube.write(path).map_err(|e| e.to_string())?;
+            }
+            // Flagged channels are blank planes; boxes with no data at all mean a bad image.
+            any_data = any_data || data.iter().flatten().any(|v| v.is_finite());
+            let mut data = data.into_iter();
+            for &i in chunk {
+                let (k, job) = &jobs[i];
+                let (_, path, each) = &ctx.outputs[*k];
+                let mut header: Header = reader.header.clone();
+                let cube = match job {
+                    Some(j) => {
+                        header.set_f64("CRPIX1", wcs.crpix_x - j.x0 as f64, "");
+                        header.set_f64("CRPIX2", wcs.crpix_y - j.y0 as f64, "");
+                        Cube {
+                            nx: j.w,
+                            ny: j.h,
+                            nchan,
+                            data: data.next().unwrap_or_default(),
+                            header,
+                        }
+                    }
+                    // The island's box misses this image entirely: an all-blank 1×1 cube,
+                    // which the mosaic ignores.
+                    None => Cube {
+                        nx: 1,
+                        ny: 1,
+                        nchan,
+                        data: vec![f32::NAN; nchan],
+                        header,
+                    },
+                };
+                let mut cube = cube;
+                cube.header.set_str("OBJECT", each.unwrap_or(""), "island");
+                cube.write(path).map_err(|e| e.to_string())?;
+            }
+        }
+        if !any_data && jobs.iter().any(|(_, j)| j.is_some()) {
+            return Err(format!(
+                "{}: every pixel of all {nchan} channels in the boxes of its islands is blank (NaN): the beam cube holds no data; image the beam again, or remove its cubes from the field",
+                cube_path.display()
+            ));
         }
         for (name, path, _) in &ctx.outputs {
             if *name == "weights" {
