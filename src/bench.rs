@@ -94,6 +94,16 @@ struct Run {
     work_seconds: f64,
 }
 
+/// Wait for `child` (reaping it): whether it exited 0, and its peak RSS in MiB (from `wait4`).
+pub fn wait_with_peak_rss(child: std::process::Child) -> (bool, f64) {
+    let mut status = 0i32;
+    // SAFETY: rusage is plain data filled by the kernel; the pid is our own child, reaped once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let ok = pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, usage.ru_maxrss as f64 / 1024.0)
+}
+
 fn run_phase(dir: &Path, jobs: usize, extra: &[&str]) -> Result<Run> {
     let exe = std::env::current_exe()?;
     let report = dir.join("report.json");
@@ -119,19 +129,14 @@ fn run_phase(dir: &Path, jobs: usize, extra: &[&str]) -> Result<Run> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
-    let mut status = 0i32;
-    // SAFETY: rusage is plain data filled by the kernel; the pid is our own child, reaped once.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let (ok, max_rss_mib) = wait_with_peak_rss(child);
     let seconds = start.elapsed().as_secs_f64();
-    if pid < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(anyhow!(
-            "benchmark build {extra:?} failed (status {status})"
-        ));
+    if !ok {
+        return Err(anyhow!("benchmark build {extra:?} failed"));
     }
     let mut run = Run {
         seconds,
-        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        max_rss_mib,
         ran: 0,
         skipped: 0,
         work_seconds: 0.0,

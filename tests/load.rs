@@ -31,16 +31,10 @@ fn timed_build(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut status = 0i32;
-    // SAFETY: rusage is plain data filled by the kernel; the pid is our own child, reaped once.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let (ok, peak) = arrakis::bench::wait_with_peak_rss(child);
     let wall = t0.elapsed().as_secs_f64();
-    assert!(
-        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "the build failed (status {status})"
-    );
-    (wall, usage.ru_maxrss as f64 / 1024.0, read_report(&report))
+    assert!(ok, "the build failed");
+    (wall, peak, read_report(&report))
 }
 
 #[test]
