@@ -379,6 +379,21 @@ pub enum BenchWhat {
         #[arg(long)]
         python: Option<PathBuf>,
     },
+    /// Cutout and input-hashing throughput on big beam cubes against reading them through.
+    Io {
+        /// Pixels per image side.
+        #[arg(long, default_value_t = 2048)]
+        npix: usize,
+        /// Channels.
+        #[arg(long, default_value_t = 36)]
+        nchan: usize,
+        /// Islands in the beam.
+        #[arg(long, default_value_t = 300)]
+        sources: usize,
+        /// Working directory (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools on the same spectra.
     Rm1d {
         /// Number of spectra.

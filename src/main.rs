@@ -64,6 +64,12 @@ fn main() {
                 clean_npix,
                 python,
             } => arrakis::bench::rm3d(*npix, *clean_npix, python.as_deref()),
+            BenchWhat::Io {
+                npix,
+                nchan,
+                sources,
+                dir,
+            } => arrakis::bench::io(*npix, *nchan, *sources, dir.as_deref()),
             BenchWhat::Rm1d { spectra, python } => {
                 arrakis::bench::rm1d(*spectra, python.as_deref())
             }
