@@ -407,6 +407,8 @@ impl PlaneReader {
         let first = c * self.nx * self.ny + rows.start * self.nx;
         let mut status = 0;
         let mut anynul = 0;
+        // nulval 0: no per-pixel null check (cfitsio's slow path); blank float pixels are IEEE
+        // NaNs in the file and arrive as NaN anyway.
         // SAFETY: `out` holds at least n floats; firstelem is 1-based and the range lies inside
         // the image (checked above).
         unsafe {
@@ -415,7 +417,7 @@ impl PlaneReader {
                 0,
                 (first + 1) as i64,
                 n as i64,
-                f32::NAN,
+                0.0,
                 out.as_mut_ptr(),
                 &mut anynul,
                 &mut status,
