@@ -37,6 +37,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A fresh copy of the template field under `root/name`: (its data directory, the field).
+fn one_case(root: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let clean = template(&root.join("template"));
+    let data = root.join(name);
+    copy_dir(&clean, &data.join(FIELD));
+    let field = data.join(FIELD);
+    (data, field)
+}
+
 fn cube_path(field: &Path, stokes: char, beam: u32) -> PathBuf {
     field.join(format!(
         "image.restored.{stokes}.{FIELD}.contcube.beam{beam:02}.conv.fits"
@@ -265,10 +274,7 @@ const NASTY: &str = "J1 $(touch PWNED); `touch PWNED2` | rm -rf ~ & [1] *?'\"q\"
 #[test]
 fn island_names_with_shell_and_fits_syntax_stay_literal_and_inside_the_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let clean = template(&tmp.path().join("template"));
-    let data = tmp.path().join("nasty");
-    copy_dir(&clean, &data.join(FIELD));
-    let field = data.join(FIELD);
+    let (data, field) = one_case(tmp.path(), "nasty");
     let isl = std::fs::read_to_string(field.join("catalogue/islands.csv")).unwrap();
     let first = isl
         .lines()
@@ -320,10 +326,7 @@ fn island_names_with_shell_and_fits_syntax_stay_literal_and_inside_the_field() {
 #[test]
 fn a_zero_size_cutout_gives_a_flagged_catalogue_row_not_a_failure() {
     let tmp = tempfile::tempdir().unwrap();
-    let clean = template(&tmp.path().join("template"));
-    let data = tmp.path().join("edge");
-    copy_dir(&clean, &data.join(FIELD));
-    let field = data.join(FIELD);
+    let (data, field) = one_case(tmp.path(), "edge");
     // Within beam_radius_deg (1.5° here) of beam 0's centre, so assigned to it, but beyond the
     // edge of its image (±1.1°): every cutout of it is empty.
     let fy = std::fs::read_to_string(field.join("field.yaml")).unwrap();
