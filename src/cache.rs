@@ -356,6 +356,7 @@ impl Cache {
             source,
         };
         let db_path = dir.join("db");
+        let mut created = false;
         if !db_path.exists() {
             // A new cache is made beside its final name and renamed into place, so a build
             // killed while sled lays out its files never leaves a half-made database behind.
@@ -375,12 +376,28 @@ impl Cache {
                 db.flush().map_err(sled_err)?;
             }
             std::fs::rename(&fresh, &db_path).map_err(io)?;
+            created = true;
         }
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(16 << 20)
-            .open()
-            .map_err(sled_err)?;
+        // sled's flusher thread can hold the file lock of the database just made for a moment
+        // after it is dropped; only then is a lock failure retried (ours is the only opener).
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new()
+                .path(&db_path)
+                .cache_capacity(16 << 20)
+                .open()
+            {
+                Err(e)
+                    if created
+                        && tries < 200
+                        && e.to_string().contains("could not acquire lock") =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r.map_err(sled_err)?,
+            }
+        };
         let meta = db.open_tree("meta").map_err(sled_err)?;
         match meta.get("schema").map_err(sled_err)? {
             Some(v) if v.as_ref() != [SCHEMA_VERSION] => {
