@@ -333,7 +333,7 @@ fn run_reference(
 /// `arrakis bench rm1d`: RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools' API on the
 /// same spectra in the same run (Arrakis settings: poly_ord 3, n_samples 5, fitted RMSF,
 /// cutoff −8, gain 0.1).
-pub fn rm1d(n: usize, python: Option<&Path>) -> Result<i32> {
+pub fn rm1d(n: usize, python: Option<&Path>, rounds: usize, no_reference: bool) -> Result<i32> {
     use crate::science::rm_clean::CleanParams;
     use crate::science::rm_synthesis::SynthParams;
     use crate::science::stokes_i::FitFunction;
@@ -358,14 +358,24 @@ pub fn rm1d(n: usize, python: Option<&Path>) -> Result<i32> {
         gain: 0.1,
         window: None,
     };
-    let t0 = Instant::now();
-    let mut sink = 0.0;
-    for d in &data {
-        let (s, cs) = crate::stages::rm1d::synth_and_clean(d, &p, &c);
-        sink += s.peak.phiPeakPIfit_rm2 + cs.peak.ampPeakPIfit;
+    let mut ours = f64::INFINITY;
+    for _ in 0..rounds.max(1) {
+        let t0 = Instant::now();
+        let mut sink = 0.0;
+        for d in &data {
+            let (s, cs) = crate::stages::rm1d::synth_and_clean(d, &p, &c);
+            sink += s.peak.phiPeakPIfit_rm2 + cs.peak.ampPeakPIfit;
+        }
+        ours = ours.min(t0.elapsed().as_secs_f64() / n as f64);
+        std::hint::black_box(sink);
     }
-    let ours = t0.elapsed().as_secs_f64() / n as f64;
-    std::hint::black_box(sink);
+    if no_reference {
+        println!(
+            "arrakis: {:.3} ms per spectrum (1 thread, best of {rounds})",
+            ours * 1e3
+        );
+        return Ok(0);
+    }
     let settings = tmp.path().join("settings.json");
     std::fs::write(
         &settings,

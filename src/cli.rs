@@ -402,6 +402,13 @@ pub enum BenchWhat {
         /// Python with RM-Tools installed (default: $ARRAKIS_PYTHON or /opt/arrakis-venv).
         #[arg(long)]
         python: Option<PathBuf>,
+        /// Passes of arrakis over the spectra; the fastest counts (more passes steady the figure
+        /// and make a profile of arrakis's side).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Time arrakis only (for profiling): skip RM-Tools.
+        #[arg(long)]
+        no_reference: bool,
     },
 }
 

@@ -70,9 +70,12 @@ fn main() {
                 sources,
                 dir,
             } => arrakis::bench::io(*npix, *nchan, *sources, dir.as_deref()),
-            BenchWhat::Rm1d { spectra, python } => {
-                arrakis::bench::rm1d(*spectra, python.as_deref())
-            }
+            BenchWhat::Rm1d {
+                spectra,
+                python,
+                rounds,
+                no_reference,
+            } => arrakis::bench::rm1d(*spectra, python.as_deref(), *rounds, *no_reference),
         },
     };
     match result {

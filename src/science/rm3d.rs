@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::rm_clean::{hogbom, CleanResult};
 use super::rm_synthesis::{fit_rmsf_fwhm, lam0_sq, lambda_sq, rmsf, PhiAxes};
+use super::stats::cabs;
 
 /// Settings of a 3D synthesis.
 #[derive(Clone, Debug)]
@@ -263,7 +264,7 @@ pub fn rmsynth3d(
             }
             let (re, im) = rmsf(&l2, &w, &m, &axes.phi2, axes.dphi, lam0);
             let width = if p.fit_rmsf {
-                let abs: Vec<f64> = re.iter().zip(&im).map(|(r, i)| r.hypot(*i)).collect();
+                let abs: Vec<f64> = re.iter().zip(&im).map(|(r, i)| cabs(*r, *i)).collect();
                 fit_rmsf_fwhm(&axes.phi2, &abs).unwrap_or(axes.fwhm_rmsf_theory)
             } else {
                 axes.fwhm_rmsf_theory

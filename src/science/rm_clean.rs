@@ -4,6 +4,8 @@
 //! samples (the RMSF is sampled on the double-length axis, so every shift is exact), and adds a
 //! Gaussian of the RMSF's FWHM to the clean model. The residual is added back at the end.
 
+use super::stats::cabs;
+
 /// The result of cleaning one FDF.
 #[derive(Clone, Debug)]
 pub struct CleanResult {
@@ -156,7 +158,7 @@ pub fn hogbom(
 
 /// Second moment of the clean components about their |cc|-weighted mean depth.
 pub fn mom2_cc(cc_re: &[f64], cc_im: &[f64], phi: &[f64]) -> f64 {
-    let w: Vec<f64> = cc_re.iter().zip(cc_im).map(|(r, i)| r.hypot(*i)).collect();
+    let w: Vec<f64> = cc_re.iter().zip(cc_im).map(|(r, i)| cabs(*r, *i)).collect();
     let sw: f64 = w.iter().sum();
     let mean = w.iter().zip(phi).map(|(a, p)| a * p).sum::<f64>() / sw;
     (w.iter()

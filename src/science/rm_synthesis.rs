@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::lm;
-use super::stats::{mad_sigma, nanmedian};
+use super::stats::{cabs, mad_sigma, nanmedian};
 use super::stokes_i::{self, FitFunction, StokesIModel};
 use super::C_M_S;
 
@@ -94,6 +94,9 @@ pub fn lam0_sq(weights: &[f64], lambda_sq: &[f64]) -> f64 {
 
 /// Σ_i c_i exp(−2i φ_k a_i) for every φ_k of a uniform grid φ_k = φ_0 + k·dφ, with
 /// a_i = λ²_i − λ0². `c` holds (re, im) per channel; channels with zero weight contribute nothing.
+///
+/// On a CPU with AVX2 and FMA (checked at run time) the loop runs in 256-bit registers with
+/// fused multiply-adds, so its sums can differ from the portable loop's in the last bits.
 pub fn dft_uniform(
     c_re: &[f64],
     c_im: &[f64],
@@ -103,40 +106,139 @@ pub fn dft_uniform(
     n: usize,
 ) -> (Vec<f64>, Vec<f64>) {
     let m = a.len();
+    // Padded to whole blocks of LANES channels with zero coefficients (and unit phasors), so
+    // the inner loop has no remainder.
+    let mp = m.div_ceil(LANES) * LANES;
+    let pad = |mut v: Vec<f64>, fill: f64| {
+        v.resize(mp, fill);
+        v
+    };
     // Current phasor e_i = exp(−2i φ_k a_i) and step s_i = exp(−2i dφ a_i), kept as separate
-    // arrays so the inner loop vectorises. The recurrence loses about one ulp per step, so after
+    // arrays so the loop vectorises. The recurrence loses about one ulp per step, so after
     // a few thousand depths the phasors are still good to ~1e-13: no re-anchoring is needed.
-    let mut e_re: Vec<f64> = a.iter().map(|&ai| (-2.0 * phi0 * ai).cos()).collect();
-    let mut e_im: Vec<f64> = a.iter().map(|&ai| (-2.0 * phi0 * ai).sin()).collect();
-    let s_re: Vec<f64> = a.iter().map(|&ai| (-2.0 * dphi * ai).cos()).collect();
-    let s_im: Vec<f64> = a.iter().map(|&ai| (-2.0 * dphi * ai).sin()).collect();
+    let (e_im, e_re): (Vec<f64>, Vec<f64>) =
+        a.iter().map(|&ai| (-2.0 * phi0 * ai).sin_cos()).unzip();
+    let (s_im, s_re): (Vec<f64>, Vec<f64>) =
+        a.iter().map(|&ai| (-2.0 * dphi * ai).sin_cos()).unzip();
+    let mut st = Phasors {
+        e_re: pad(e_re, 1.0),
+        e_im: pad(e_im, 0.0),
+        s_re: pad(s_re, 1.0),
+        s_im: pad(s_im, 0.0),
+        c_re: pad(c_re.to_vec(), 0.0),
+        c_im: pad(c_im.to_vec(), 0.0),
+    };
+    // Real coefficients (the RMSF): half the products go.
+    let real = c_im.iter().all(|&x| x == 0.0);
     let mut out_re = vec![0.0; n];
     let mut out_im = vec![0.0; n];
-    for k in 0..n {
-        // Eight independent partial sums let the compiler keep the reduction in SIMD lanes.
-        let mut acc_re = [0.0f64; 8];
-        let mut acc_im = [0.0f64; 8];
-        let whole = m / 8 * 8;
-        for base in (0..whole).step_by(8) {
-            for l in 0..8 {
-                let i = base + l;
-                acc_re[l] += c_re[i] * e_re[i] - c_im[i] * e_im[i];
-                acc_im[l] += c_re[i] * e_im[i] + c_im[i] * e_re[i];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            unsafe {
+                if real {
+                    dft_fma::<true>(&mut st, &mut out_re, &mut out_im);
+                } else {
+                    dft_fma::<false>(&mut st, &mut out_re, &mut out_im);
+                }
             }
+            return (out_re, out_im);
         }
-        for i in whole..m {
-            acc_re[0] += c_re[i] * e_re[i] - c_im[i] * e_im[i];
-            acc_im[0] += c_re[i] * e_im[i] + c_im[i] * e_re[i];
+    }
+    dft_portable(&mut st, &mut out_re, &mut out_im);
+    (out_re, out_im)
+}
+
+/// Lanes of partial sums (four 256-bit registers each for re and im): enough independent chains
+/// to hide the add latency.
+const LANES: usize = 16;
+
+/// The DFT's working arrays, each padded to a multiple of [`LANES`].
+struct Phasors {
+    e_re: Vec<f64>,
+    e_im: Vec<f64>,
+    s_re: Vec<f64>,
+    s_im: Vec<f64>,
+    c_re: Vec<f64>,
+    c_im: Vec<f64>,
+}
+
+fn dft_portable(st: &mut Phasors, out_re: &mut [f64], out_im: &mut [f64]) {
+    for k in 0..out_re.len() {
+        let mut acc_re = [0.0f64; LANES];
+        let mut acc_im = [0.0f64; LANES];
+        for i in 0..st.e_re.len() {
+            let (x, y) = (st.e_re[i], st.e_im[i]);
+            let (c1, c2) = (st.c_re[i], st.c_im[i]);
+            acc_re[i % LANES] += c1 * x - c2 * y;
+            acc_im[i % LANES] += c1 * y + c2 * x;
+            st.e_re[i] = x * st.s_re[i] - y * st.s_im[i];
+            st.e_im[i] = x * st.s_im[i] + y * st.s_re[i];
         }
         out_re[k] = acc_re.iter().sum();
         out_im[k] = acc_im.iter().sum();
-        for i in 0..m {
-            let r = e_re[i] * s_re[i] - e_im[i] * s_im[i];
-            e_im[i] = e_re[i] * s_im[i] + e_im[i] * s_re[i];
-            e_re[i] = r;
-        }
     }
-    (out_re, out_im)
+}
+
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dft_fma<const REAL: bool>(st: &mut Phasors, out_re: &mut [f64], out_im: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let mp = st.e_re.len();
+    assert!(
+        mp.is_multiple_of(LANES)
+            && [&st.e_im, &st.s_re, &st.s_im, &st.c_re, &st.c_im]
+                .iter()
+                .all(|v| v.len() == mp)
+    );
+    let (er, ei) = (st.e_re.as_mut_ptr(), st.e_im.as_mut_ptr());
+    let (sr, si) = (st.s_re.as_ptr(), st.s_im.as_ptr());
+    let (cr, ci) = (st.c_re.as_ptr(), st.c_im.as_ptr());
+    for k in 0..out_re.len() {
+        let mut ar = [_mm256_setzero_pd(); 4];
+        let mut ai = [_mm256_setzero_pd(); 4];
+        let mut i = 0;
+        while i < mp {
+            for j in 0..4 {
+                let o = i + 4 * j;
+                // SAFETY: o + 4 <= mp, the length of every array.
+                unsafe {
+                    let x = _mm256_loadu_pd(er.add(o));
+                    let y = _mm256_loadu_pd(ei.add(o));
+                    let c1 = _mm256_loadu_pd(cr.add(o));
+                    if REAL {
+                        ar[j] = _mm256_fmadd_pd(c1, x, ar[j]);
+                        ai[j] = _mm256_fmadd_pd(c1, y, ai[j]);
+                    } else {
+                        let c2 = _mm256_loadu_pd(ci.add(o));
+                        ar[j] = _mm256_fmadd_pd(c1, x, _mm256_fnmadd_pd(c2, y, ar[j]));
+                        ai[j] = _mm256_fmadd_pd(c1, y, _mm256_fmadd_pd(c2, x, ai[j]));
+                    }
+                    let (s1, s2) = (_mm256_loadu_pd(sr.add(o)), _mm256_loadu_pd(si.add(o)));
+                    let nr = _mm256_fmsub_pd(x, s1, _mm256_mul_pd(y, s2));
+                    let ni = _mm256_fmadd_pd(x, s2, _mm256_mul_pd(y, s1));
+                    _mm256_storeu_pd(er.add(o), nr);
+                    _mm256_storeu_pd(ei.add(o), ni);
+                }
+            }
+            i += LANES;
+        }
+        let mut lanes_re = [0.0f64; LANES];
+        let mut lanes_im = [0.0f64; LANES];
+        for j in 0..4 {
+            // SAFETY: each store writes 4 of the 16 lanes.
+            unsafe {
+                _mm256_storeu_pd(lanes_re.as_mut_ptr().add(4 * j), ar[j]);
+                _mm256_storeu_pd(lanes_im.as_mut_ptr().add(4 * j), ai[j]);
+            }
+        }
+        out_re[k] = lanes_re.iter().sum();
+        out_im[k] = lanes_im.iter().sum();
+    }
 }
 
 /// The dirty FDF of one spectrum in fractional units, and λ0². Channels where q or u is NaN
@@ -338,7 +440,7 @@ pub fn measure_fdf(
     lam0: f64,
 ) -> PeakParams {
     let n = re.len();
-    let abs: Vec<f64> = re.iter().zip(im).map(|(r, i)| r.hypot(*i)).collect();
+    let abs: Vec<f64> = re.iter().zip(im).map(|(r, i)| cabs(*r, *i)).collect();
     let k = argmax_first(&abs[1..n.saturating_sub(1)])
         .map(|k| k + 1)
         .unwrap_or(0);
@@ -556,7 +658,7 @@ pub fn run_rmsynth(s: &Spectrum, p: &SynthParams) -> (SynthSummary, SynthArrays)
         let abs: Vec<f64> = rmsf_re
             .iter()
             .zip(&rmsf_im)
-            .map(|(r, i)| r.hypot(*i))
+            .map(|(r, i)| cabs(*r, *i))
             .collect();
         fit_rmsf_fwhm(&axes.phi2, &abs).unwrap_or(axes.fwhm_rmsf_theory)
     } else {
@@ -721,17 +823,54 @@ mod tests {
     fn the_recurrence_matches_a_direct_sum() {
         let a: Vec<f64> = (0..50).map(|i| 0.01 * i as f64 - 0.2).collect();
         let c_re: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin()).collect();
-        let c_im: Vec<f64> = (0..50).map(|i| (i as f64 * 0.11).cos()).collect();
-        let (re, im) = dft_uniform(&c_re, &c_im, &a, -500.0, 1.7, 600);
-        for k in [0usize, 255, 256, 599] {
-            let phi = -500.0 + 1.7 * k as f64;
-            let (mut r, mut i) = (0.0, 0.0);
-            for j in 0..50 {
-                let (s, c) = (-2.0 * phi * a[j]).sin_cos();
-                r += c_re[j] * c - c_im[j] * s;
-                i += c_re[j] * s + c_im[j] * c;
+        let complex: Vec<f64> = (0..50).map(|i| (i as f64 * 0.11).cos()).collect();
+        let zeros = vec![0.0; 50];
+        // Complex coefficients (the FDF) and real ones (the RMSF) take different loops; the
+        // portable loop is what a CPU without AVX2/FMA runs.
+        for c_im in [&complex, &zeros] {
+            let (re, im) = dft_uniform(&c_re, c_im, &a, -500.0, 1.7, 600);
+            let mp = 50usize.div_ceil(LANES) * LANES;
+            let pad = |v: &[f64], fill: f64| {
+                let mut v = v.to_vec();
+                v.resize(mp, fill);
+                v
+            };
+            let mut st = Phasors {
+                e_re: pad(
+                    &a.iter().map(|&x| (1000.0 * x).cos()).collect::<Vec<_>>(),
+                    1.0,
+                ),
+                e_im: pad(
+                    &a.iter().map(|&x| (1000.0 * x).sin()).collect::<Vec<_>>(),
+                    0.0,
+                ),
+                s_re: pad(
+                    &a.iter().map(|&x| (-3.4 * x).cos()).collect::<Vec<_>>(),
+                    1.0,
+                ),
+                s_im: pad(
+                    &a.iter().map(|&x| (-3.4 * x).sin()).collect::<Vec<_>>(),
+                    0.0,
+                ),
+                c_re: pad(&c_re, 0.0),
+                c_im: pad(c_im, 0.0),
+            };
+            let (mut pre, mut pim) = (vec![0.0; 600], vec![0.0; 600]);
+            dft_portable(&mut st, &mut pre, &mut pim);
+            for k in [0usize, 255, 256, 599] {
+                let phi = -500.0 + 1.7 * k as f64;
+                let (mut r, mut i) = (0.0, 0.0);
+                for j in 0..50 {
+                    let (s, c) = (-2.0 * phi * a[j]).sin_cos();
+                    r += c_re[j] * c - c_im[j] * s;
+                    i += c_re[j] * s + c_im[j] * c;
+                }
+                assert!((re[k] - r).abs() < 1e-9 && (im[k] - i).abs() < 1e-9, "{k}");
+                assert!(
+                    (pre[k] - r).abs() < 1e-9 && (pim[k] - i).abs() < 1e-9,
+                    "{k}"
+                );
             }
-            assert!((re[k] - r).abs() < 1e-9 && (im[k] - i).abs() < 1e-9, "{k}");
         }
     }
 }

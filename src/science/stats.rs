@@ -7,13 +7,24 @@ pub fn nanmedian(values: &[f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
-    v.sort_by(|a, b| a.total_cmp(b));
+    // Selection, not a sort: O(n), and the same values a sort would put at the middle.
     let n = v.len();
+    let (below, mid, _) = v.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
+    let upper = *mid;
     if n % 2 == 1 {
-        v[n / 2]
+        upper
     } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
+        // The largest of the lower half is the other middle value.
+        let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        0.5 * (lower + upper)
     }
+}
+
+/// |re + i·im| as √(re² + im²): within an ulp of `hypot`, several times faster, and the values
+/// here (flux densities) are nowhere near where the squares over- or underflow.
+#[inline]
+pub fn cabs(re: f64, im: f64) -> f64 {
+    (re * re + im * im).sqrt()
 }
 
 /// Median absolute deviation scaled to a Gaussian sigma: median(|a - median(a)|) / 0.6745.
@@ -69,5 +80,24 @@ mod tests {
         assert_eq!(nanmedian(&[4.0, 1.0, f64::NAN, 2.0, 3.0]), 2.5);
         assert!(nanmedian(&[f64::NAN]).is_nan());
         assert!((mad_sigma(&[1.0, 2.0, 3.0, 4.0, 100.0]) - 1.0 / 0.6745).abs() < 1e-12);
+    }
+
+    proptest::proptest! {
+        /// Selection gives exactly the median a full sort gives.
+        #[test]
+        fn selection_median_equals_sorted_median(
+            v in proptest::collection::vec(
+                proptest::prop_oneof![-1e3f64..1e3, proptest::strategy::Just(f64::NAN)], 1..60)
+        ) {
+            let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+            s.sort_by(|a, b| a.total_cmp(b));
+            let want = match s.len() {
+                0 => f64::NAN,
+                n if n % 2 == 1 => s[n / 2],
+                n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+            };
+            let got = nanmedian(&v);
+            proptest::prop_assert!(got == want || (got.is_nan() && want.is_nan()));
+        }
     }
 }

@@ -61,15 +61,23 @@ pub struct StokesIModel {
 }
 
 fn eval(params: &[f64], f: FitFunction, x: f64) -> f64 {
+    eval_ln(params, f, x, x.ln())
+}
+
+/// [`eval`] with ln x already known (the fit evaluates the same channels hundreds of times).
+/// The power is exp(expo · ln x): the same value as `powf` to the last bit or two, at a third of
+/// the cost.
+#[inline]
+fn eval_ln(params: &[f64], f: FitFunction, x: f64, ln_x: f64) -> f64 {
     let [c5, c4, c3, c2, c1, c0] = [
         params[0], params[1], params[2], params[3], params[4], params[5],
     ];
     match f {
         FitFunction::Linear => ((((c5 * x + c4) * x + c3) * x + c2) * x + c1) * x + c0,
         FitFunction::Log => {
-            let l = x.log10();
+            let l = ln_x * std::f64::consts::LOG10_E;
             let expo = (((c5 * l + c4) * l + c3) * l + c2) * l + c1;
-            c0 * x.powf(expo)
+            c0 * (expo * ln_x).exp()
         }
     }
 }
@@ -173,9 +181,10 @@ fn fit_order(x: &[f64], y: &[f64], dy: &[f64], order: usize, f: FitFunction) -> 
     let c0 = nanmean(y);
     let start = [0.0, 0.0, 0.0, 0.0, 0.0, c0];
     let fixed: Vec<bool> = (0..6).map(|i| 6 - i - 1 > order).collect();
+    let ln_x: Vec<f64> = x.iter().map(|v| v.ln()).collect();
     let res = |p: &[f64], out: &mut [f64]| {
         for i in 0..x.len() {
-            out[i] = (eval(p, f, x[i]) - y[i]) / dy[i];
+            out[i] = (eval_ln(p, f, x[i], ln_x[i]) - y[i]) / dy[i];
         }
     };
     lm::fit(&start, &fixed, x.len(), &res, 200)

@@ -80,7 +80,7 @@ impl Builtin for RmSynth3d {
         "rmsynth3d"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let (qp, up) = (
@@ -215,7 +215,7 @@ impl Builtin for RmClean3d {
         "rmclean3d"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let read = |slot: &str| -> Result<Cube, String> {

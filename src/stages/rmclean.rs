@@ -16,7 +16,7 @@ impl Builtin for RmClean {
         "rmclean"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let synth_path = ctx.input("synth").first().ok_or("input 'synth' missing")?;

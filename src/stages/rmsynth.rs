@@ -237,7 +237,7 @@ impl Builtin for RmSynth {
         "rmsynth"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let id = ctx.var("component").ok_or("rmsynth runs per component")?;
