@@ -378,6 +378,9 @@ pub enum BenchWhat {
         /// Python with RM-Tools installed (default: $ARRAKIS_PYTHON or /opt/arrakis-venv).
         #[arg(long)]
         python: Option<PathBuf>,
+        /// Runs of each kernel on each side; the fastest counts (the machines are shared).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
     },
     /// Cutout and input-hashing throughput on big beam cubes against reading them through.
     Io {

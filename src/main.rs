@@ -63,7 +63,8 @@ fn main() {
                 npix,
                 clean_npix,
                 python,
-            } => arrakis::bench::rm3d(*npix, *clean_npix, python.as_deref()),
+                repeats,
+            } => arrakis::bench::rm3d(*npix, *clean_npix, python.as_deref(), *repeats),
             BenchWhat::Io {
                 npix,
                 nchan,
