@@ -143,6 +143,8 @@ pub struct Engine<'a> {
     pub cache: &'a Cache,
     memo: Mutex<rustc_hash::FxHashMap<String, Option<Digest>>>,
     states: Option<rustc_hash::FxHashMap<String, TargetState>>,
+    /// The field directory, opened once: outputs are stat'ed relative to it.
+    field_fd: Option<crate::hash::DirFd>,
 }
 
 impl<'a> Engine<'a> {
@@ -154,6 +156,7 @@ impl<'a> Engine<'a> {
             cache,
             memo: Mutex::new(rustc_hash::FxHashMap::default()),
             states: None,
+            field_fd: crate::hash::DirFd::open(&graph.field_dir).ok(),
         }
     }
 
@@ -474,12 +477,16 @@ impl<'a> Engine<'a> {
         }
         let mut refreshed: Option<TargetState> = None;
         for (k, (out, o)) in rec.outputs.iter().zip(&t.outputs).enumerate() {
-            let abs = self.abs(&o.rel);
+            // The absolute path is only built when needed (a hash, an error).
             let io = |source| EngineError::Io {
-                path: abs.clone(),
+                path: self.abs(&o.rel),
                 source,
             };
-            let Some(sig) = StatSig::of_path(&abs).map_err(io)? else {
+            let sig = match &self.field_fd {
+                Some(d) => d.stat(&o.rel),
+                None => StatSig::of_path(&self.abs(&o.rel)),
+            };
+            let Some(sig) = sig.map_err(io)? else {
                 // Removed by `arrakis archive` with these very bytes: not stale.
                 if self
                     .cache
@@ -493,7 +500,7 @@ impl<'a> Engine<'a> {
             if sig == out.sig {
                 continue;
             }
-            let d = hash_file(&abs).map_err(io)?;
+            let d = hash_file(&self.abs(&o.rel)).map_err(io)?;
             if d != out.digest {
                 return Ok(Some(vec![format!(
                     "output {} was modified (content {} -> {})",
