@@ -270,7 +270,10 @@ mod tests {
             assert_eq!(fd.stat(rel).unwrap(), want, "{rel}");
         }
         assert_eq!(fd.stat("a/missing").unwrap(), None);
-        assert!(fd.stat("top/below").is_err(), "a file used as a directory is an error");
+        assert!(
+            fd.stat("top/below").is_err(),
+            "a file used as a directory is an error"
+        );
         assert!(DirFd::open(&dir.path().join("top")).is_err());
     }
 
