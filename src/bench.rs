@@ -847,6 +847,23 @@ pub fn io(npix: usize, nchan: usize, sources: usize, dir: Option<&Path>) -> Resu
         .map(|_| cubes.iter().map(|c| read_through(c)).sum::<Result<f64>>())
         .collect::<Result<Vec<f64>>>()
         .map(median)?;
+    // The cube reader alone: every plane of the three cubes, as the cutout stage reads rows.
+    let reader = median(
+        (0..3)
+            .map(|_| {
+                let t0 = Instant::now();
+                for c in &cubes {
+                    let mut r = crate::fits::PlaneReader::open(c).map_err(|e| anyhow!(e))?;
+                    let mut buf = vec![0f32; r.nx * r.ny];
+                    for k in 0..r.nchan {
+                        r.read_plane(k, &mut buf).map_err(|e| anyhow!(e))?;
+                    }
+                    std::hint::black_box(&buf);
+                }
+                Ok(t0.elapsed().as_secs_f64())
+            })
+            .collect::<Result<Vec<f64>>>()?,
+    );
     // The three cutout targets (one per Stokes cube), as a build runs them.
     let b = build_field(
         &root,
@@ -902,6 +919,7 @@ pub fn io(npix: usize, nchan: usize, sources: usize, dir: Option<&Path>) -> Resu
         println!("| {what} | {s:.3} | {:.0} | {:.2} |", mb / s, cat / s);
     };
     row("cat (read through, 1 thread)", cat);
+    row("cube reader: every plane (1 thread)", reader);
     row(
         "cutout: 3 targets, seconds summed (1 thread each)",
         b.work_seconds,
