@@ -5,8 +5,18 @@ use super::C_M_S;
 
 /// Gaussian primary beam of an ASKAP dish (FWHM 1.09 λ/D, D = 12 m) at `r_deg` from the pointing.
 pub fn primary_beam(r_deg: f64, freq_hz: f64) -> f64 {
-    let fwhm = (1.09 * C_M_S / freq_hz / 12.0).to_degrees();
-    (-4.0 * 2f64.ln() * (r_deg / fwhm).powi(2)).exp()
+    primary_beam_with_fwhm(r_deg, primary_beam_fwhm_deg(freq_hz))
+}
+
+/// The beam's FWHM in degrees at `freq_hz` (linmos works it out once per channel).
+pub fn primary_beam_fwhm_deg(freq_hz: f64) -> f64 {
+    (1.09 * C_M_S / freq_hz / 12.0).to_degrees()
+}
+
+/// [`primary_beam`] given the FWHM in degrees.
+#[inline]
+pub fn primary_beam_with_fwhm(r_deg: f64, fwhm_deg: f64) -> f64 {
+    (-4.0 * 2f64.ln() * (r_deg / fwhm_deg).powi(2)).exp()
 }
 
 /// A measured (holography) primary-beam model: the power response of each beam on a grid of

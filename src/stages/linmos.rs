@@ -9,7 +9,9 @@ use std::path::Path;
 use super::io::{memo_by_file, read_weights};
 use super::{ActionCtx, Builtin};
 use crate::fits::{Cube, Image};
-use crate::science::primary_beam::{offset_lm_deg, primary_beam, BeamModel};
+use crate::science::primary_beam::{
+    offset_lm_deg, primary_beam_fwhm_deg, primary_beam_with_fwhm, BeamModel,
+};
 use crate::wcs::Wcs;
 
 /// The beam number in a cutout's name (`....beamNN.conv.fits`).
@@ -106,23 +108,47 @@ fn keys(t: f64) -> f64 {
     }
 }
 
-/// The value of channel `ch` at fractional pixel (x, y): bicubic where the 4×4 neighbourhood
-/// is inside the image and free of blanks, else bilinear, else NaN outside the image.
-fn interpolate(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
+/// Where a fractional pixel falls in a cutout and its interpolation weights, which are the same
+/// for every channel (so they are worked out once per pixel and beam, not once per channel).
+struct Stencil {
+    /// Bicubic: the 4×4 neighbourhood's corner and Keys weights along x and y, when the
+    /// neighbourhood is inside the image.
+    cubic: Option<(usize, usize, [f64; 4], [f64; 4])>,
+    /// Bilinear: corners (x0, y0), (x1, y1) and fractions, the fallback.
+    lin: (usize, usize, usize, usize, f64, f64),
+}
+
+/// The stencil of fractional pixel (x, y); `None` outside the image.
+fn stencil(c: &Cube, x: f64, y: f64) -> Option<Stencil> {
     if x < 0.0 || y < 0.0 || x > (c.nx - 1) as f64 || y > (c.ny - 1) as f64 {
-        return f64::NAN;
+        return None;
     }
     let (xf, yf) = (x.floor(), y.floor());
     let (x0, y0) = (xf as isize - 1, yf as isize - 1);
-    if x0 >= 0 && y0 >= 0 && x0 + 3 < c.nx as isize && y0 + 3 < c.ny as isize {
-        let (fx, fy) = (x - xf, y - yf);
-        let wx = [keys(1.0 + fx), keys(fx), keys(1.0 - fx), keys(2.0 - fx)];
-        let wy = [keys(1.0 + fy), keys(fy), keys(1.0 - fy), keys(2.0 - fy)];
+    let cubic =
+        (x0 >= 0 && y0 >= 0 && x0 + 3 < c.nx as isize && y0 + 3 < c.ny as isize).then(|| {
+            let (fx, fy) = (x - xf, y - yf);
+            let wx = [keys(1.0 + fx), keys(fx), keys(1.0 - fx), keys(2.0 - fx)];
+            let wy = [keys(1.0 + fy), keys(fy), keys(1.0 - fy), keys(2.0 - fy)];
+            (x0 as usize, y0 as usize, wx, wy)
+        });
+    let (bx0, by0) = (x.floor() as usize, y.floor() as usize);
+    let (bx1, by1) = ((bx0 + 1).min(c.nx - 1), (by0 + 1).min(c.ny - 1));
+    Some(Stencil {
+        cubic,
+        lin: (bx0, by0, bx1, by1, x - bx0 as f64, y - by0 as f64),
+    })
+}
+
+/// Channel `ch` through a stencil: bicubic where the neighbourhood is inside the image and free
+/// of blanks, else bilinear.
+fn sample(c: &Cube, ch: usize, s: &Stencil) -> f64 {
+    if let Some((x0, y0, wx, wy)) = &s.cubic {
         let mut sum = 0.0;
         for (j, wyj) in wy.iter().enumerate() {
             let mut row = 0.0;
             for (i, wxi) in wx.iter().enumerate() {
-                row += wxi * c.at(ch, y0 as usize + j, x0 as usize + i) as f64;
+                row += wxi * c.at(ch, y0 + j, x0 + i) as f64;
             }
             sum += wyj * row;
         }
@@ -130,19 +156,22 @@ fn interpolate(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
             return sum;
         }
     }
-    bilinear(c, ch, x, y)
-}
-
-fn bilinear(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
-    if x < 0.0 || y < 0.0 || x > (c.nx - 1) as f64 || y > (c.ny - 1) as f64 {
-        return f64::NAN;
-    }
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(c.nx - 1), (y0 + 1).min(c.ny - 1));
-    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+    let (x0, y0, x1, y1, fx, fy) = s.lin;
     let v = |xx, yy| c.at(ch, yy, xx) as f64;
     (1.0 - fy) * ((1.0 - fx) * v(x0, y0) + fx * v(x1, y0))
         + fy * ((1.0 - fx) * v(x0, y1) + fx * v(x1, y1))
+}
+
+/// The value of channel `ch` at fractional pixel (x, y): bicubic where the 4×4 neighbourhood
+/// is inside the image and free of blanks, else bilinear, else NaN outside the image.
+#[cfg(test)]
+fn interpolate(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
+    stencil(c, x, y).map_or(f64::NAN, |s| sample(c, ch, &s))
+}
+
+#[cfg(test)]
+fn bilinear(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
+    stencil(c, x, y).map_or(f64::NAN, |s| sample(c, ch, &Stencil { cubic: None, ..s }))
 }
 
 /// `linmos`: out = Σ w_b B_b I_b / Σ w_b B_b² per pixel and channel on the grid of the largest
@@ -215,28 +244,30 @@ impl Builtin for Linmos {
         let out_wcs = cubes[ref_i].1.clone();
         let mut out = vec![f32::NAN; out_nx * out_ny * nchan];
         let mut wout = vec![0f32; out_nx * out_ny * nchan];
+        let freqs: Vec<f64> = (0..nchan).map(|ch| out_wcs.freq(ch)).collect();
+        let fwhms: Vec<f64> = freqs.iter().map(|&f| primary_beam_fwhm_deg(f)).collect();
+        let mut places: Vec<Option<(Stencil, f64, f64)>> = Vec::with_capacity(cubes.len());
         for y in 0..out_ny {
             for x in 0..out_nx {
                 let (ra, dec) = out_wcs.pix_to_world(x as f64, y as f64);
-                // Where this sky position falls in each beam's cutout, and how far from its pointing.
-                let places: Vec<Option<(f64, f64, f64, f64)>> = cubes
-                    .iter()
-                    .map(|(_, w)| {
-                        w.world_to_pix(ra, dec).map(|(px, py)| {
-                            let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
-                            (px, py, l, m)
-                        })
-                    })
-                    .collect();
+                // Where this sky position falls in each beam's cutout (as an interpolation
+                // stencil), and how far from its pointing.
+                places.clear();
+                places.extend(cubes.iter().map(|(c, w)| {
+                    let (px, py) = w.world_to_pix(ra, dec)?;
+                    let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
+                    Some((stencil(c, px, py)?, l, m))
+                }));
                 // `ch` indexes the weights, the cubes and the output alike.
                 #[allow(clippy::needless_range_loop)]
                 for ch in 0..nchan {
-                    let freq = out_wcs.freq(ch);
+                    let freq = freqs[ch];
                     let (mut num, mut den) = (0.0, 0.0);
                     for (b, place) in places.iter().enumerate() {
-                        let Some((px, py, l, m)) = *place else {
+                        let Some((st, l, m)) = place else {
                             continue;
                         };
+                        let (l, m) = (*l, *m);
                         let pb = match &holography {
                             Some(model) => model
                                 .response(beam_numbers[b], l, m, freq)
@@ -246,13 +277,13 @@ impl Builtin for Linmos {
                                         ctx.target, beam_numbers[b]
                                     )
                                 })?,
-                            None => primary_beam((l * l + m * m).sqrt(), freq),
+                            None => primary_beam_with_fwhm((l * l + m * m).sqrt(), fwhms[ch]),
                         };
                         let w = ws[b][ch];
                         if pb < cutoff || w <= 0.0 || !w.is_finite() {
                             continue;
                         }
-                        let v = interpolate(&cubes[b].0, ch, px, py);
+                        let v = sample(&cubes[b].0, ch, st);
                         if !v.is_finite() {
                             continue;
                         }
