@@ -58,15 +58,16 @@ pub fn clipped_mean_std(mut v: Vec<f64>, nsigma: f64, min_keep: usize) -> Option
         let n = v.len() as f64;
         let mean = v.iter().sum::<f64>() / n;
         let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let kept: Vec<f64> = v
+        let before = v.len();
+        let kept = v
             .iter()
-            .copied()
-            .filter(|x| (x - mean).abs() <= nsigma * std)
-            .collect();
-        if kept.len() == v.len() || kept.len() < min_keep {
+            .filter(|&&x| (x - mean).abs() <= nsigma * std)
+            .count();
+        if kept == before || kept < min_keep {
             return Some((mean, std));
         }
-        v = kept;
+        // In place, order kept: the next pass sums the same values in the same order.
+        v.retain(|&x| (x - mean).abs() <= nsigma * std);
     }
 }
 
