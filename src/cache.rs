@@ -382,9 +382,12 @@ impl Cache {
         // after it is dropped; only then is a lock failure retried (ours is the only opener).
         let mut tries = 0;
         let db = loop {
+            // Records reach disk within 100 ms (sled's default is 500 ms): a build killed with
+            // SIGKILL redoes at most the last tenth of a second of finished targets.
             match sled::Config::new()
                 .path(&db_path)
                 .cache_capacity(16 << 20)
+                .flush_every_ms(Some(100))
                 .open()
             {
                 Err(e)
