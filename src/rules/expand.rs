@@ -158,25 +158,38 @@ impl Template {
         Ok(Template(segs))
     }
 
-    fn render(&self, b: &Binding, vs: &VarSpace, units: &Units) -> Result<String, String> {
-        let mut out = String::with_capacity(96);
-        for seg in &self.0 {
-            match seg {
-                Seg::Lit(s) => out.push_str(s),
-                Seg::Field => out.push_str(&units.field),
+    fn render<'a>(
+        &'a self,
+        b: &Binding,
+        vs: &'a VarSpace,
+        units: &'a Units,
+    ) -> Result<String, String> {
+        let piece = |seg: &'a Seg| -> Result<&'a str, String> {
+            Ok(match seg {
+                Seg::Lit(s) => s,
+                Seg::Field => &units.field,
                 Seg::Slot(slot) => {
                     let v = b[*slot];
                     if v == NONE {
                         return Err("a placeholder has no value for this target".into());
                     }
-                    out.push_str(match *slot {
+                    match *slot {
                         BEAM => &units.beams[v as usize],
                         SOURCE => &units.sources[v as usize],
                         COMPONENT => &units.components[v as usize].0,
                         s => &vs.values[s - 3][v as usize],
-                    });
+                    }
                 }
-            }
+            })
+        };
+        // Exact capacity: a big field keeps millions of these paths.
+        let mut len = 0;
+        for seg in &self.0 {
+            len += piece(seg)?.len();
+        }
+        let mut out = String::with_capacity(len);
+        for seg in &self.0 {
+            out.push_str(piece(seg)?);
         }
         Ok(out)
     }
