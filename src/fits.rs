@@ -67,22 +67,14 @@ impl Handle {
         })
     }
 
-    /// The byte offset of the current HDU's data when it is plain big-endian float32 that can be
-    /// read without cfitsio (BITPIX −32, BSCALE 1 and BZERO 0 or absent); `None` otherwise.
-    fn raw_f32_data_start(&self, header: &Header) -> Option<u64> {
-        // A scaling keyword that is present must parse to the identity.
-        let is =
-            |key: &str, v: f64| header.raw_value(key).is_none() || header.get_f64(key) == Some(v);
-        let plain =
-            header.get_f64("BITPIX") == Some(-32.0) && is("BSCALE", 1.0) && is("BZERO", 0.0);
-        if !plain {
-            return None;
-        }
+    /// The byte offset of the current HDU's data.
+    fn data_start(&self) -> Result<u64, FitsError> {
         let (mut head, mut data, mut end) = (0, 0, 0);
         let mut status = 0;
         // SAFETY: an open fitsfile and valid out-pointers.
         unsafe { sys::ffghadll(self.fptr, &mut head, &mut data, &mut end, &mut status) };
-        (status == 0 && data >= 0).then_some(data as u64)
+        self.check(status, "locating the data")?;
+        Ok(data.max(0) as u64)
     }
 
     fn create(path: &Path) -> Result<Handle, FitsError> {
@@ -294,16 +286,25 @@ fn float_shape(h: &Header, path: &Path) -> Result<Vec<usize>, FitsError> {
         .collect())
 }
 
-/// An error if the file is shorter than the `n` pixels its header promises.
-/// `data_start`: where the pixels begin, when known (else only the pixels are counted).
-fn check_complete(h: &Header, path: &Path, n: usize, data_start: u64) -> Result<(), FitsError> {
+/// An error if the file is shorter than its header and the `n` pixels the header promises.
+fn check_complete(h: &Header, handle: &Handle, n: usize) -> Result<(), FitsError> {
+    let path = &handle.path;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bytes = (h.get_f64("BITPIX").unwrap_or(-32.0).abs() / 8.0) as u64;
     let need = n as u64 * bytes;
-    if size < data_start + need {
-        return Err(err(path, format!("truncated: the header promises {need} bytes of pixels but the file has {size} bytes in all (an interrupted copy or write?); copy or image it again")));
+    let start = handle.data_start()?;
+    if size < start + need {
+        return Err(err(path, format!("truncated: the header ({start} bytes) promises {need} bytes of pixels after it but the file has {size} bytes in all (an interrupted copy or write?); copy or image it again")));
     }
     Ok(())
+}
+
+/// Plain big-endian float32 pixels (BITPIX −32, BSCALE 1 and BZERO 0 or absent), which can be
+/// read without cfitsio's conversion.
+fn plain_f32(h: &Header) -> bool {
+    // A scaling keyword that is present must parse to the identity.
+    let is = |key: &str, v: f64| h.raw_value(key).is_none() || h.get_f64(key) == Some(v);
+    h.get_f64("BITPIX") == Some(-32.0) && is("BSCALE", 1.0) && is("BZERO", 0.0)
 }
 
 fn dims(h: &Header, path: &Path) -> Result<(usize, usize, usize), FitsError> {
@@ -377,11 +378,8 @@ fn write_cards(h: &Handle, header: &Header) -> Result<(), FitsError> {
 
 /// Reads a cube one channel plane at a time (cutouts read only what they need, once).
 pub struct PlaneReader {
-    handle: Handle,
-    /// For plain big-endian float32 data (BITPIX −32, no scaling): the file and the byte offset
-    /// of its first pixel, read directly (one `pread` per request and an in-place byte swap,
-    /// instead of cfitsio's 2880-byte buffers and per-pixel conversion). Same values, bit for bit.
-    direct: Option<(File, u64)>,
+    path: PathBuf,
+    source: Pixels,
     /// Pixels along x.
     pub nx: usize,
     /// Pixels along y.
@@ -392,20 +390,41 @@ pub struct PlaneReader {
     pub header: Header,
 }
 
+/// Where a [`PlaneReader`]'s pixels come from: one open file either way.
+enum Pixels {
+    /// Plain float32: the file and the byte offset of its first pixel, read directly (one
+    /// `pread` per request and an in-place byte swap instead of cfitsio's 2880-byte buffers and
+    /// per-pixel conversion; the same values, bit for bit).
+    Direct(File, u64),
+    /// Anything else (BITPIX −64, scaled data) through cfitsio.
+    Cfitsio(Handle),
+}
+
 impl PlaneReader {
     /// Open a cube for plane reads.
     pub fn open(path: &Path) -> Result<PlaneReader, FitsError> {
+        Self::open_with(path, true)
+    }
+
+    /// `direct`: read plain float32 pixels without cfitsio (tests compare both ways).
+    fn open_with(path: &Path, direct: bool) -> Result<PlaneReader, FitsError> {
         let handle = Handle::open(path)?;
         let header = Header {
             cards: handle.cards()?,
         };
         let (nx, ny, nchan) = dims(&header, path)?;
-        let start = handle.raw_f32_data_start(&header);
-        check_complete(&header, path, nx * ny * nchan, start.unwrap_or(0))?;
-        let direct = start.and_then(|start| Some((File::open(path).ok()?, start)));
+        check_complete(&header, &handle, nx * ny * nchan)?;
+        let source = if direct && plain_f32(&header) {
+            let start = handle.data_start()?;
+            handle.close()?;
+            let file = File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
+            Pixels::Direct(file, start)
+        } else {
+            Pixels::Cfitsio(handle)
+        };
         Ok(PlaneReader {
-            handle,
-            direct,
+            path: path.to_path_buf(),
+            source,
             nx,
             ny,
             nchan,
@@ -432,20 +451,23 @@ impl PlaneReader {
             "read_rows outside the cube"
         );
         let first = c * self.nx * self.ny + rows.start * self.nx;
-        if let Some((file, start)) = &self.direct {
-            use std::os::unix::fs::FileExt;
-            let out = &mut out[..n];
-            // SAFETY: f32 has no invalid bit patterns and its alignment exceeds u8's; the byte
-            // view covers exactly the n floats of `out`.
-            let bytes =
-                unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, n * 4) };
-            file.read_exact_at(bytes, start + first as u64 * 4)
-                .map_err(|e| err(&self.handle.path, format!("reading channel {c}: {e}")))?;
-            for v in out.iter_mut() {
-                *v = f32::from_bits(u32::from_be(v.to_bits()));
+        let handle = match &self.source {
+            Pixels::Direct(file, start) => {
+                use std::os::unix::fs::FileExt;
+                let out = &mut out[..n];
+                // SAFETY: f32 has no invalid bit patterns and its alignment exceeds u8's; the
+                // byte view covers exactly the n floats of `out`.
+                let bytes =
+                    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, n * 4) };
+                file.read_exact_at(bytes, start + first as u64 * 4)
+                    .map_err(|e| err(&self.path, format!("reading channel {c}: {e}")))?;
+                for v in out.iter_mut() {
+                    *v = f32::from_bits(u32::from_be(v.to_bits()));
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+            Pixels::Cfitsio(handle) => handle,
+        };
         let mut status = 0;
         let mut anynul = 0;
         // nulval 0: no per-pixel null check (cfitsio's slow path); blank float pixels are IEEE
@@ -454,7 +476,7 @@ impl PlaneReader {
         // the image (checked above).
         unsafe {
             sys::ffgpve(
-                self.handle.fptr,
+                handle.fptr,
                 0,
                 (first + 1) as i64,
                 n as i64,
@@ -464,7 +486,7 @@ impl PlaneReader {
                 &mut status,
             )
         };
-        self.handle.check(status, &format!("reading channel {c}"))
+        handle.check(status, &format!("reading channel {c}"))
     }
 }
 
@@ -528,7 +550,7 @@ impl Image {
         if shape.is_empty() || n == 0 {
             return Err(err(path, format!("shape {shape:?}: the image is empty")));
         }
-        check_complete(&header, path, n, 0)?;
+        check_complete(&header, &handle, n)?;
         let mut data = vec![0f32; n];
         let (mut status, mut anynul) = (0, 0);
         // SAFETY: `data` holds n floats; firstelem is 1-based.
@@ -749,11 +771,19 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         let t = dir.path().join("t.fits");
         std::fs::write(&t, &bytes[..bytes.len() - 2880]).unwrap();
-        let e = Cube::read(&t).unwrap_err().to_string();
-        assert!(
-            e.contains("t.fits") && (e.contains("truncated") || e.contains("cfitsio")),
-            "{e}"
-        );
+        // The header counts: here only the data block is gone, far more than the 96 bytes of
+        // pixels, and both readers say so before reading.
+        for e in [
+            Cube::read(&t).unwrap_err().to_string(),
+            Image::read(&t).err().unwrap().to_string(),
+        ] {
+            assert!(
+                e.contains("t.fits")
+                    && e.contains("truncated")
+                    && e.contains("copy or image it again"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -783,11 +813,11 @@ mod tests {
         .unwrap();
         let mut direct = PlaneReader::open(&p).unwrap();
         assert!(
-            direct.direct.is_some(),
+            matches!(direct.source, Pixels::Direct(..)),
             "a plain float32 cube is read directly"
         );
-        let mut via_cfitsio = PlaneReader::open(&p).unwrap();
-        via_cfitsio.direct = None;
+        let mut via_cfitsio = PlaneReader::open_with(&p, false).unwrap();
+        assert!(matches!(via_cfitsio.source, Pixels::Cfitsio(_)));
         for (c, rows) in [(0, 0..ny), (2, 5..6), (4, 3..ny), (1, 0..1)] {
             let n = rows.len() * nx;
             let (mut a, mut b) = (vec![0f32; n], vec![1f32; n]);

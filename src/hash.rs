@@ -69,9 +69,9 @@ impl StatSig {
     pub fn from_metadata(md: &std::fs::Metadata) -> StatSig {
         StatSig {
             size: md.size(),
-            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
+            mtime_ns: ns(md.mtime(), md.mtime_nsec()),
             inode: md.ino(),
-            ctime_ns: md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128,
+            ctime_ns: ns(md.ctime(), md.ctime_nsec()),
         }
     }
 
@@ -116,46 +116,24 @@ pub struct DirFd(std::os::fd::OwnedFd);
 impl DirFd {
     /// Open `dir`.
     pub fn open(dir: &Path) -> std::io::Result<DirFd> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        // SAFETY: `c` is a valid NUL-terminated path; the returned descriptor is checked and
-        // then owned by exactly one OwnedFd.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        Ok(DirFd(unsafe {
-            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
-        }))
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(dir)?;
+        Ok(DirFd(f.into()))
     }
 
     /// [`StatSig::of_path`] of `rel`, relative to this directory (symbolic links followed, as
     /// `std::fs::metadata` does).
     pub fn stat(&self, rel: &str) -> std::io::Result<Option<StatSig>> {
         use std::os::fd::AsRawFd;
-        // Paths are short: build the C string on the stack when it fits.
-        let mut buf = [0u8; 512];
-        let owned;
-        let ptr = if rel.len() < buf.len() && !rel.as_bytes().contains(&0) {
-            buf[..rel.len()].copy_from_slice(rel.as_bytes());
-            buf.as_ptr() as *const libc::c_char
-        } else {
-            owned = std::ffi::CString::new(rel)
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-            owned.as_ptr()
-        };
-        // SAFETY: `ptr` points at a NUL-terminated string that outlives the call, and `st` is
-        // a properly sized out-parameter.
+        let c = std::ffi::CString::new(rel)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: `c` is NUL-terminated and outlives the call; `st` is a properly sized
+        // out-parameter that fstatat fills on success.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::fstatat(self.0.as_raw_fd(), ptr, &mut st, 0) };
-        if r != 0 {
+        if unsafe { libc::fstatat(self.0.as_raw_fd(), c.as_ptr(), &mut st, 0) } != 0 {
             let e = std::io::Error::last_os_error();
             return match e.kind() {
                 std::io::ErrorKind::NotFound => Ok(None),
@@ -164,11 +142,16 @@ impl DirFd {
         }
         Ok(Some(StatSig {
             size: st.st_size as u64,
-            mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+            mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
             inode: st.st_ino,
-            ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+            ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
         }))
     }
+}
+
+/// Seconds and nanoseconds since the epoch as nanoseconds.
+fn ns(secs: i64, nsecs: i64) -> i128 {
+    secs as i128 * 1_000_000_000 + nsecs as i128
 }
 
 /// Hash a file's contents. Large files are memory-mapped and hashed on the rayon pool.
@@ -261,7 +244,7 @@ mod tests {
         std::fs::write(sub.join("f.fits"), b"bytes").unwrap();
         std::fs::write(dir.path().join("top"), b"x").unwrap();
         let fd = DirFd::open(dir.path()).unwrap();
-        // A short path (stack buffer) and one over 512 bytes (heap).
+        // A short path and a long one (several components over 200 bytes each).
         let rel_long = format!("a/{long}/{long}/{long}/f.fits");
         assert!(rel_long.len() > 512);
         for rel in ["top", rel_long.as_str()] {

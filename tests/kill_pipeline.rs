@@ -107,21 +107,8 @@ fn killed_pipeline_builds_resume_to_clean_bytes() {
     let t0 = Instant::now();
     let (out, _) = build_real(&tmp.path().join("cache-clean"), &clean, field, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let mut span = t0.elapsed().as_secs_f64();
+    let span = t0.elapsed().as_secs_f64();
     let reference = outputs(&clean.join(field), &inputs);
-    // The first build in a process tree runs cold (binary, page cache, fresh memory) and can
-    // take twice as long as the trials will: time two more clean builds and keep the fastest,
-    // so that the kill moments spread over the build rather than after its end.
-    for k in 0..2 {
-        let again = tmp.path().join(format!("clean{k}"));
-        std::fs::create_dir_all(&again).unwrap();
-        link_copy(&pristine, &again);
-        let t0 = Instant::now();
-        let (out, _) = build_real(&again.join("cache"), &again, field, &[]);
-        assert!(out.status.success(), "{}", text(&out));
-        span = span.min(t0.elapsed().as_secs_f64());
-        std::fs::remove_dir_all(&again).unwrap();
-    }
 
     let mut next = fractions(0x5EED);
     let (trials, mut mid_build) = (50, 0);
@@ -162,7 +149,7 @@ fn killed_pipeline_builds_resume_to_clean_bytes() {
     }
     assert!(
         mid_build >= trials / 3,
-        "only {mid_build} of {trials} kills landed mid-build"
+        "only {mid_build} of {trials} kills landed mid-build (a kill counts when the build had not finished and the cache already held records: if builds finish within the first kill moments or records reach disk too late — sled's flush_every_ms in cache.rs — the trials test nothing)"
     );
 }
 

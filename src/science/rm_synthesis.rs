@@ -105,37 +105,31 @@ pub fn dft_uniform(
     dphi: f64,
     n: usize,
 ) -> (Vec<f64>, Vec<f64>) {
-    let m = a.len();
-    // Padded to whole blocks of LANES channels with zero coefficients (and unit phasors), so
-    // the inner loop has no remainder.
-    let mp = m.div_ceil(LANES) * LANES;
-    let pad = |mut v: Vec<f64>, fill: f64| {
-        v.resize(mp, fill);
-        v
-    };
-    // Current phasor e_i = exp(−2i φ_k a_i) and step s_i = exp(−2i dφ a_i), kept as separate
-    // arrays so the loop vectorises. The recurrence loses about one ulp per step, so after
-    // a few thousand depths the phasors are still good to ~1e-13: no re-anchoring is needed.
-    let (e_im, e_re): (Vec<f64>, Vec<f64>) =
-        a.iter().map(|&ai| (-2.0 * phi0 * ai).sin_cos()).unzip();
-    let (s_im, s_re): (Vec<f64>, Vec<f64>) =
-        a.iter().map(|&ai| (-2.0 * dphi * ai).sin_cos()).unzip();
-    let mut st = Phasors {
-        e_re: pad(e_re, 1.0),
-        e_im: pad(e_im, 0.0),
-        s_re: pad(s_re, 1.0),
-        s_im: pad(s_im, 0.0),
-        c_re: pad(c_re.to_vec(), 0.0),
-        c_im: pad(c_im.to_vec(), 0.0),
-    };
-    // Real coefficients (the RMSF): half the products go.
-    let real = c_im.iter().all(|&x| x == 0.0);
+    dft(c_re, c_im, a, phi0, dphi, n, true)
+}
+
+/// [`dft_uniform`]; `simd`: use the AVX2+FMA loop when the CPU has it (tests also run the
+/// portable one).
+fn dft(
+    c_re: &[f64],
+    c_im: &[f64],
+    a: &[f64],
+    phi0: f64,
+    dphi: f64,
+    n: usize,
+    simd: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut st = Phasors::new(c_re, c_im, a, phi0, dphi);
     let mut out_re = vec![0.0; n];
     let mut out_im = vec![0.0; n];
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        if simd
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
         {
+            // Real coefficients (the RMSF): half the products go.
+            let real = c_im.iter().all(|&x| x == 0.0);
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
             unsafe {
                 if real {
@@ -147,6 +141,7 @@ pub fn dft_uniform(
             return (out_re, out_im);
         }
     }
+    let _ = simd; // used only on x86_64
     dft_portable(&mut st, &mut out_re, &mut out_im);
     (out_re, out_im)
 }
@@ -155,7 +150,8 @@ pub fn dft_uniform(
 /// to hide the add latency.
 const LANES: usize = 16;
 
-/// The DFT's working arrays, each padded to a multiple of [`LANES`].
+/// The DFT's working arrays, each padded to a multiple of [`LANES`] with zero coefficients and
+/// unit phasors, so the loops have no remainder.
 struct Phasors {
     e_re: Vec<f64>,
     e_im: Vec<f64>,
@@ -163,6 +159,31 @@ struct Phasors {
     s_im: Vec<f64>,
     c_re: Vec<f64>,
     c_im: Vec<f64>,
+}
+
+impl Phasors {
+    /// Current phasor e_i = exp(−2i φ_0 a_i) and step s_i = exp(−2i dφ a_i), kept as separate
+    /// arrays so the loop vectorises. The recurrence loses about one ulp per step, so after a
+    /// few thousand depths the phasors are still good to ~1e-13: no re-anchoring is needed.
+    fn new(c_re: &[f64], c_im: &[f64], a: &[f64], phi0: f64, dphi: f64) -> Phasors {
+        let mp = a.len().div_ceil(LANES) * LANES;
+        let pad = |mut v: Vec<f64>, fill: f64| {
+            v.resize(mp, fill);
+            v
+        };
+        let (e_im, e_re): (Vec<f64>, Vec<f64>) =
+            a.iter().map(|&ai| (-2.0 * phi0 * ai).sin_cos()).unzip();
+        let (s_im, s_re): (Vec<f64>, Vec<f64>) =
+            a.iter().map(|&ai| (-2.0 * dphi * ai).sin_cos()).unzip();
+        Phasors {
+            e_re: pad(e_re, 1.0),
+            e_im: pad(e_im, 0.0),
+            s_re: pad(s_re, 1.0),
+            s_im: pad(s_im, 0.0),
+            c_re: pad(c_re.to_vec(), 0.0),
+            c_im: pad(c_im.to_vec(), 0.0),
+        }
+    }
 }
 
 fn dft_portable(st: &mut Phasors, out_re: &mut [f64], out_im: &mut [f64]) {
@@ -829,34 +850,7 @@ mod tests {
         // portable loop is what a CPU without AVX2/FMA runs.
         for c_im in [&complex, &zeros] {
             let (re, im) = dft_uniform(&c_re, c_im, &a, -500.0, 1.7, 600);
-            let mp = 50usize.div_ceil(LANES) * LANES;
-            let pad = |v: &[f64], fill: f64| {
-                let mut v = v.to_vec();
-                v.resize(mp, fill);
-                v
-            };
-            let mut st = Phasors {
-                e_re: pad(
-                    &a.iter().map(|&x| (1000.0 * x).cos()).collect::<Vec<_>>(),
-                    1.0,
-                ),
-                e_im: pad(
-                    &a.iter().map(|&x| (1000.0 * x).sin()).collect::<Vec<_>>(),
-                    0.0,
-                ),
-                s_re: pad(
-                    &a.iter().map(|&x| (-3.4 * x).cos()).collect::<Vec<_>>(),
-                    1.0,
-                ),
-                s_im: pad(
-                    &a.iter().map(|&x| (-3.4 * x).sin()).collect::<Vec<_>>(),
-                    0.0,
-                ),
-                c_re: pad(&c_re, 0.0),
-                c_im: pad(c_im, 0.0),
-            };
-            let (mut pre, mut pim) = (vec![0.0; 600], vec![0.0; 600]);
-            dft_portable(&mut st, &mut pre, &mut pim);
+            let (pre, pim) = dft(&c_re, c_im, &a, -500.0, 1.7, 600, false);
             for k in [0usize, 255, 256, 599] {
                 let phi = -500.0 + 1.7 * k as f64;
                 let (mut r, mut i) = (0.0, 0.0);

@@ -59,15 +59,12 @@ pub fn clipped_mean_std(mut v: Vec<f64>, nsigma: f64, min_keep: usize) -> Option
         let mean = v.iter().sum::<f64>() / n;
         let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
         let before = v.len();
-        let kept = v
-            .iter()
-            .filter(|&&x| (x - mean).abs() <= nsigma * std)
-            .count();
-        if kept == before || kept < min_keep {
+        // In place, order kept: the next pass sums the same values in the same order (and the
+        // values are not needed again once this pass's mean and σ are the answer).
+        v.retain(|&x| (x - mean).abs() <= nsigma * std);
+        if v.len() == before || v.len() < min_keep {
             return Some((mean, std));
         }
-        // In place, order kept: the next pass sums the same values in the same order.
-        v.retain(|&x| (x - mean).abs() <= nsigma * std);
     }
 }
 
@@ -81,6 +78,21 @@ mod tests {
         assert_eq!(nanmedian(&[4.0, 1.0, f64::NAN, 2.0, 3.0]), 2.5);
         assert!(nanmedian(&[f64::NAN]).is_nan());
         assert!((mad_sigma(&[1.0, 2.0, 3.0, 4.0, 100.0]) - 1.0 / 0.6745).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clipping_drops_outliers_until_stable_or_too_few() {
+        let mut v: Vec<f64> = (0..20).map(|i| (i % 2) as f64).collect();
+        v.push(100.0);
+        // Pass 1 drops 100 (mean 4.76, σ 21.3); pass 2 keeps every 0 and 1.
+        assert_eq!(clipped_mean_std(v.clone(), 3.0, 3), Some((0.5, 0.5)));
+        // Keeping fewer than min_keep stops at the pass before.
+        let (mean, std) = clipped_mean_std(v.clone(), 3.0, 21).unwrap();
+        assert!(
+            (mean - 110.0 / 21.0).abs() < 1e-12 && std > 20.0,
+            "{mean} {std}"
+        );
+        assert_eq!(clipped_mean_std(Vec::new(), 3.0, 1), None);
     }
 
     proptest::proptest! {
