@@ -49,8 +49,21 @@ pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
     })
 }
 
-/// Load everything needed to build one field.
-pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
+/// What a build needs before it looks at the field's units: rules, parameters, the field
+/// directory (enough to check a snapshot).
+pub struct Front {
+    /// The rules.
+    pub rules: RuleSet,
+    /// Resolved parameters.
+    pub params: Params,
+    /// The field directory, canonical.
+    pub field_dir: PathBuf,
+    /// `--limit` (or the `limit` parameter).
+    pub limit: Option<usize>,
+}
+
+/// Load rules and parameters and find the field directory.
+pub fn load_front(args: &FieldArgs) -> Result<Front> {
     let t0 = std::time::Instant::now();
     let rules = load_rules(args.rules.as_deref())?;
     let params = config::resolve(&rules, &args.config, &args.sets)?;
@@ -61,10 +74,6 @@ pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
             .and_then(|v| v.as_i64())
             .map(|v| v.max(0) as usize)
     });
-    let radius = params
-        .get("beam_radius_deg")
-        .and_then(|v| v.as_f64())
-        .unwrap_or(1.0);
     let field_dir = args.datadir.join(&args.field);
     if !field_dir.is_dir() {
         return Err(anyhow!(
@@ -76,6 +85,31 @@ pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
     let field_dir = field_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", field_dir.display()))?;
+    Ok(Front {
+        rules,
+        params,
+        field_dir,
+        limit,
+    })
+}
+
+/// Load everything needed to build one field.
+pub fn load_setup(args: &FieldArgs) -> Result<Setup> {
+    finish_setup(load_front(args)?)
+}
+
+/// Read the units and expand the graph.
+fn finish_setup(front: Front) -> Result<Setup> {
+    let Front {
+        rules,
+        params,
+        field_dir,
+        limit,
+    } = front;
+    let radius = params
+        .get("beam_radius_deg")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(1.0);
     let t0 = std::time::Instant::now();
     let units = Units::load(&field_dir, radius, limit)?;
     timing("units", t0);
@@ -141,28 +175,44 @@ struct Report<'a> {
 }
 
 fn write_report(path: &Path, graph: &Graph, res: &BuildResult) -> Result<()> {
+    let targets = res
+        .outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let o = o.as_ref()?;
+            Some(ReportTarget {
+                id: &graph.targets[i].id,
+                stage: graph.stage_of(i),
+                status: o.status.as_str(),
+                seconds: o.seconds,
+                error: o.error.as_deref(),
+            })
+        })
+        .collect();
+    write_report_of(path, &graph.field, targets, res.interrupted, res.seconds)
+}
+
+fn write_report_of(
+    path: &Path,
+    field: &str,
+    targets: Vec<ReportTarget>,
+    interrupted: bool,
+    seconds: f64,
+) -> Result<()> {
     let mut summary: BTreeMap<&'static str, usize> = BTreeMap::new();
     for k in ["ran", "skipped", "failed"] {
         summary.insert(k, 0);
     }
-    let mut targets = Vec::new();
-    for (i, o) in res.outcomes.iter().enumerate() {
-        let Some(o) = o else { continue };
-        *summary.entry(o.status.as_str()).or_default() += 1;
-        targets.push(ReportTarget {
-            id: &graph.targets[i].id,
-            stage: graph.stage_of(i),
-            status: o.status.as_str(),
-            seconds: o.seconds,
-            error: o.error.as_deref(),
-        });
+    for t in &targets {
+        *summary.entry(t.status).or_default() += 1;
     }
     let report = Report {
-        field: &graph.field,
+        field,
         targets,
         summary,
-        interrupted: res.interrupted,
-        seconds: res.seconds,
+        interrupted,
+        seconds,
     };
     let json = serde_json::to_vec_pretty(&report)?;
     write_atomic(path, &json)
@@ -170,19 +220,13 @@ fn write_report(path: &Path, graph: &Graph, res: &BuildResult) -> Result<()> {
     Ok(())
 }
 
-fn print_notes(setup: &Setup) {
-    for (k, why) in &setup.params.unused {
+fn print_notes(params: &Params, orphans: &[String]) {
+    for (k, why) in &params.unused {
         eprintln!("note: config key '{k}' is not used ({why})");
     }
-    if !setup.graph.orphans.is_empty() {
-        let n = setup.graph.orphans.len();
-        let shown: Vec<&str> = setup
-            .graph
-            .orphans
-            .iter()
-            .take(5)
-            .map(|s| s.as_str())
-            .collect();
+    if !orphans.is_empty() {
+        let n = orphans.len();
+        let shown: Vec<&str> = orphans.iter().take(5).map(|s| s.as_str()).collect();
         eprintln!(
             "note: {n} island(s) lie outside every beam and are not built: {}{}",
             shown.join(", "),
@@ -193,7 +237,30 @@ fn print_notes(setup: &Setup) {
 
 /// `arrakis build`.
 pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
-    let cache = open_cache(cache_dir, wait)?;
+    let lock = crate::cache::CacheLock::acquire(cache_dir, wait)?;
+    let front = load_front(&args.field)?;
+    // A build of every stage may be answered by the snapshot of the last complete build.
+    let fingerprint = if args.until.is_none() && args.only.is_none() {
+        crate::snapshot::fingerprint(&front.rules, &front.params, &front.field_dir, front.limit)
+    } else {
+        None
+    };
+    if let (Some(fp), false) = (&fingerprint, args.full_check) {
+        let t0 = std::time::Instant::now();
+        match crate::snapshot::check(&lock, &front.field_dir, fp) {
+            crate::snapshot::Check::UpToDate(v) => {
+                timing("snapshot check: up to date", t0);
+                return up_to_date(&front, &v, args, t0.elapsed().as_secs_f64());
+            }
+            crate::snapshot::Check::Changed(why) => timing(&format!("snapshot check: {why}"), t0),
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let cache = Cache::open_locked(lock)?;
+    timing("cache open", t0);
+    // Stat'ed before they are read, so the snapshot never holds a signature newer than the
+    // contents the graph was made from.
+    let unit_files = crate::snapshot::unit_files(&front.field_dir);
     // Read the field's records while the rules are expanded: the two are independent.
     let (setup, states) = std::thread::scope(|s| {
         let field = args.field.field.clone();
@@ -204,12 +271,12 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
             timing("scan records", t0);
             r
         });
-        let setup = load_setup(&args.field);
+        let setup = finish_setup(front);
         (setup, scan.join())
     });
     let setup = setup?;
     let states = states.map_err(|_| anyhow!("reading the cache failed"))??;
-    print_notes(&setup);
+    print_notes(&setup.params, &setup.graph.orphans);
     let graph = &setup.graph;
     let selected = graph
         .select(args.until.as_deref(), args.only.as_deref())
@@ -269,6 +336,22 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
     let t0 = std::time::Instant::now();
     cache.flush()?;
     timing("flush", t0);
+    let complete = !args.dry_run
+        && !res.interrupted
+        && !res.stopped
+        && res.fatal.is_none()
+        && res
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Some(o) if matches!(o.status, Status::Ran | Status::Skipped)));
+    if let (true, Some(fp), Some(uf)) = (complete, &fingerprint, &unit_files) {
+        let t0 = std::time::Instant::now();
+        // Only a shortcut for the next build: failing to write it loses nothing.
+        if let Err(e) = crate::snapshot::write(&engine, fp, uf) {
+            eprintln!("arrakis: warning: {e}");
+        }
+        timing("snapshot write", t0);
+    }
     if let Some(path) = &args.report {
         write_report(path, graph, &res)?;
     }
@@ -348,6 +431,26 @@ fn print_summary(graph: &Graph, res: &BuildResult) {
         }
         per[s][3] += o.seconds;
     }
+    let blocked = res.outcomes.iter().flatten().filter(|o| o.blocked).count();
+    let ending = if res.interrupted {
+        " (interrupted: rerun to finish)"
+    } else if res.stopped {
+        " (stopped after a failure; --keep-going runs the rest)"
+    } else {
+        ""
+    };
+    print_table(&stages, &per, &failures, blocked, res.seconds, ending);
+}
+
+/// The per-stage table and the closing line. `per`: ran, skipped, failed, cpu seconds.
+fn print_table(
+    stages: &[String],
+    per: &[[f64; 4]],
+    failures: &[(&str, &str)],
+    blocked: usize,
+    seconds: f64,
+    ending: &str,
+) {
     eprintln!(
         "{:<12} {:>8} {:>8} {:>8} {:>10}",
         "stage", "ran", "skipped", "failed", "cpu-s"
@@ -362,7 +465,6 @@ fn print_summary(graph: &Graph, res: &BuildResult) {
         }
     }
     let tot = |k: usize| per.iter().map(|p| p[k]).sum::<f64>();
-    let blocked = res.outcomes.iter().flatten().filter(|o| o.blocked).count();
     if !failures.is_empty() {
         eprintln!("failures:");
         for (id, e) in failures.iter().take(20) {
@@ -373,7 +475,7 @@ fn print_summary(graph: &Graph, res: &BuildResult) {
         }
     }
     eprintln!(
-        "arrakis: ran {}, skipped {}, failed {}{} in {:.2} s{}",
+        "arrakis: ran {}, skipped {}, failed {}{} in {:.2} s{ending}",
         tot(0),
         tot(1),
         tot(2),
@@ -382,15 +484,49 @@ fn print_summary(graph: &Graph, res: &BuildResult) {
         } else {
             String::new()
         },
-        res.seconds,
-        if res.interrupted {
-            " (interrupted: rerun to finish)"
-        } else if res.stopped {
-            " (stopped after a failure; --keep-going runs the rest)"
-        } else {
-            ""
-        }
+        seconds,
     );
+}
+
+/// The end of a build the snapshot answered: every target up to date.
+fn up_to_date(
+    front: &Front,
+    v: &crate::snapshot::Verified,
+    args: &BuildArgs,
+    seconds: f64,
+) -> Result<i32> {
+    print_notes(&front.params, &v.orphans);
+    if let Some(path) = &args.report {
+        let names: Vec<&str> = v.stages.iter().map(|(n, _)| n.as_str()).collect();
+        let targets = v
+            .targets()
+            .into_iter()
+            .map(|(id, s)| ReportTarget {
+                id,
+                stage: names.get(s).copied().unwrap_or(""),
+                status: Status::Skipped.as_str(),
+                seconds: 0.0,
+                error: None,
+            })
+            .collect();
+        write_report_of(path, &args.field.field, targets, false, seconds)?;
+    }
+    if args.dry_run {
+        eprintln!("arrakis: 0 target(s) would run ({seconds:.3} s)");
+        return Ok(0);
+    }
+    eprintln!(
+        "arrakis: nothing changed since the last complete build ({} files checked by stat; --full-check evaluates every target)",
+        v.files_checked
+    );
+    let stages: Vec<String> = v.stages.iter().map(|(n, _)| n.clone()).collect();
+    let per: Vec<[f64; 4]> = v
+        .stages
+        .iter()
+        .map(|(_, n)| [0.0, *n as f64, 0.0, 0.0])
+        .collect();
+    print_table(&stages, &per, &[], 0, seconds, "");
+    Ok(0)
 }
 
 /// A dry run over every target: what is up to date, stale, failed or missing.
@@ -848,6 +984,7 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
         only: None,
         report: None,
         quiet: false,
+        full_check: false,
         dask_config: None,
         imager_dask_config: None,
         retries: 2,

@@ -240,6 +240,18 @@ pub fn engine(
     let dry: Vec<Run> = (0..3)
         .map(|_| run_phase(&dir, jobs, &["--dry-run"]))
         .collect::<Result<_>>()?;
+    // The same no-op decided by evaluating every target instead of by the snapshot.
+    let full: Vec<Run> = (0..3)
+        .map(|_| run_phase(&dir, jobs, &["--full-check"]))
+        .collect::<Result<_>>()?;
+    let full_dry: Vec<Run> = (0..3)
+        .map(|_| run_phase(&dir, jobs, &["--full-check", "--dry-run"]))
+        .collect::<Result<_>>()?;
+    if full.iter().any(|r| r.ran > 0) {
+        return Err(anyhow!(
+            "a --full-check no-op build ran targets: the snapshot and full evaluation disagree"
+        ));
+    }
     let change = run_phase(&dir, jobs, &["--set", "cutoff=-5"])?;
     let cache_mib = dir_size(&dir.join("cache")) as f64 / (1024.0 * 1024.0);
 
@@ -259,6 +271,16 @@ pub fn engine(
         "| --dry-run (median of 3) | {:.3} | {:.0} | 0 | |",
         median(dry.iter().map(|r| r.seconds).collect()),
         dry.iter().map(|r| r.max_rss_mib).fold(0.0, f64::max)
+    );
+    println!(
+        "| no-op, --full-check (median of 3) | {:.3} | {:.0} | 0 | every target evaluated |",
+        median(full.iter().map(|r| r.seconds).collect()),
+        full.iter().map(|r| r.max_rss_mib).fold(0.0, f64::max)
+    );
+    println!(
+        "| --dry-run --full-check (median of 3) | {:.3} | {:.0} | 0 | |",
+        median(full_dry.iter().map(|r| r.seconds).collect()),
+        full_dry.iter().map(|r| r.max_rss_mib).fold(0.0, f64::max)
     );
     println!(
         "| --set cutoff=-5 | {:.3} | {:.0} | {} | actions took {:.3} s of CPU; overhead ≈ {:.3} s |",

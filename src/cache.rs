@@ -208,6 +208,8 @@ pub struct Cache {
     details: sled::Tree,
     files: sled::Tree,
     archived: sled::Tree,
+    /// Whether this process has moved the epoch on (done once, before its first record write).
+    epoch_moved: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -310,10 +312,17 @@ fn record_key(field: &str, target: &str) -> Vec<u8> {
     k
 }
 
-impl Cache {
-    /// Open (creating if needed) the cache at `dir`. With `wait`, block until another holder
-    /// releases it; otherwise fail at once naming the holder.
-    pub fn open(dir: &Path, wait: bool) -> Result<Cache, CacheError> {
+/// The held lock of a cache directory (see [`Cache`]); enough to read the epoch without opening
+/// the database.
+pub struct CacheLock {
+    dir: PathBuf,
+    file: File,
+}
+
+impl CacheLock {
+    /// Take the lock of the cache at `dir` (creating the directory). With `wait`, block until
+    /// another holder releases it; otherwise fail at once naming the holder.
+    pub fn acquire(dir: &Path, wait: bool) -> Result<CacheLock, CacheError> {
         let io = |source| CacheError::Io {
             dir: dir.to_path_buf(),
             source,
@@ -350,7 +359,67 @@ impl Cache {
         lock.rewind().map_err(io)?;
         writeln!(lock, "{}", holder_description()).map_err(io)?;
         let _ = lock.flush();
+        Ok(CacheLock {
+            dir: dir.to_path_buf(),
+            file: lock,
+        })
+    }
 
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cache's epoch ([`Cache::epoch`]); `None` when there is none or no database.
+    pub fn epoch(&self) -> Option<u64> {
+        read_epoch(&self.dir)
+    }
+}
+
+const EPOCH_FILE: &str = "epoch";
+
+fn read_epoch(dir: &Path) -> Option<u64> {
+    if !dir.join("db").is_dir() {
+        return None;
+    }
+    let b = std::fs::read(dir.join(EPOCH_FILE)).ok()?;
+    Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+/// Forget the epoch, durably.
+fn remove_epoch(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(EPOCH_FILE)) {
+        Ok(()) => File::open(dir)?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Set the epoch, durably (written beside, synced, renamed, directory synced).
+fn write_epoch(dir: &Path, epoch: u64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{EPOCH_FILE}.tmp-{}", std::process::id()));
+    let mut f = File::create(&tmp)?;
+    f.write_all(&epoch.to_le_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(EPOCH_FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+impl Cache {
+    /// Open (creating if needed) the cache at `dir`. With `wait`, block until another holder
+    /// releases it; otherwise fail at once naming the holder.
+    pub fn open(dir: &Path, wait: bool) -> Result<Cache, CacheError> {
+        Cache::open_locked(CacheLock::acquire(dir, wait)?)
+    }
+
+    /// Open the database of a cache whose lock is held.
+    pub fn open_locked(held: CacheLock) -> Result<Cache, CacheError> {
+        let CacheLock { dir, file: lock } = held;
+        let dir = dir.as_path();
+        let io = |source| CacheError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
         let sled_err = |source| CacheError::Sled {
             dir: dir.to_path_buf(),
             source,
@@ -358,6 +427,8 @@ impl Cache {
         let db_path = dir.join("db");
         let mut created = false;
         if !db_path.exists() {
+            // A new database has no epoch: whatever snapshot is left describes other records.
+            remove_epoch(dir).map_err(io)?;
             // A new cache is made beside its final name and renamed into place, so a build
             // killed while sled lays out its files never leaves a half-made database behind.
             if let Ok(rd) = std::fs::read_dir(dir) {
@@ -426,6 +497,7 @@ impl Cache {
             details,
             files,
             archived,
+            epoch_moved: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         })
     }
@@ -488,6 +560,7 @@ impl Cache {
         target: &str,
         state: &TargetState,
     ) -> Result<(), CacheError> {
+        self.before_write()?;
         self.targets
             .insert(record_key(field, target), encode(state))
             .map_err(|e| self.sled_err(e))?;
@@ -548,6 +621,7 @@ impl Cache {
         target: &str,
         record: &TargetRecord,
     ) -> Result<(), CacheError> {
+        self.before_write()?;
         let k = record_key(field, target);
         let details = TargetDetails {
             action: record.action.clone(),
@@ -573,6 +647,7 @@ impl Cache {
 
     /// Remember that `rel` (relative to the field directory) was removed on purpose.
     pub fn put_archived(&self, field: &str, rel: &str, a: &ArchivedFile) -> Result<(), CacheError> {
+        self.before_write()?;
         self.archived
             .insert(record_key(field, rel), encode(a))
             .map_err(|e| self.sled_err(e))?;
@@ -602,6 +677,7 @@ impl Cache {
     /// Forget that `rel` was archived (it exists again).
     pub fn forget_archived(&self, field: &str, rel: &str) -> Result<(), CacheError> {
         if self.has_archived() {
+            self.before_write()?;
             self.archived
                 .remove(record_key(field, rel))
                 .map_err(|e| self.sled_err(e))?;
@@ -611,6 +687,7 @@ impl Cache {
 
     /// Forget `target`.
     pub fn remove_target(&self, field: &str, target: &str) -> Result<(), CacheError> {
+        self.before_write()?;
         let k = record_key(field, target);
         self.targets.remove(&k).map_err(|e| self.sled_err(e))?;
         self.details.remove(k).map_err(|e| self.sled_err(e))?;
@@ -646,6 +723,7 @@ impl Cache {
                 }
             }
             for k in bad {
+                self.before_write()?;
                 // A target loses both parts, so it is simply rebuilt.
                 if kind < 2 {
                     self.targets.remove(&k).map_err(|e| self.sled_err(e))?;
@@ -700,6 +778,57 @@ impl Cache {
         (self.targets.len(), self.files.len())
     }
 
+    /// The cache's epoch: a value that changes (durably, before the first write) whenever a
+    /// process changes target or archive records; kept in the file `epoch` beside the database
+    /// so that it can be read without opening the database. `None` until the first such write,
+    /// and again whenever the database is made anew. A snapshot of a complete build
+    /// (`crate::snapshot`) is only trusted at the epoch it was taken at, so records changed by
+    /// any later process (a failed run, `gc`, `archive`, a build of some stages only) always
+    /// send the next build through full evaluation.
+    pub fn epoch(&self) -> Option<u64> {
+        read_epoch(&self.dir)
+    }
+
+    /// The epoch, set first if there is none yet (a cache made before epochs existed).
+    pub fn epoch_or_new(&self) -> Result<u64, CacheError> {
+        if let Some(e) = self.epoch() {
+            return Ok(e);
+        }
+        self.epoch_moved
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.before_write()?;
+        self.epoch().ok_or_else(|| CacheError::Io {
+            dir: self.dir.clone(),
+            source: std::io::Error::other("the epoch file cannot be read back"),
+        })
+    }
+
+    /// Move the epoch on, once per process, durably before the caller writes a record: a crash
+    /// can never leave a changed record under the old epoch.
+    fn before_write(&self) -> Result<(), CacheError> {
+        use std::sync::atomic::Ordering;
+        if self.epoch_moved.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let seed = format!(
+            "{}:{:?}:{:?}",
+            std::process::id(),
+            std::time::SystemTime::now(),
+            self.epoch()
+        );
+        let mut e = [0u8; 8];
+        e.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..8]);
+        let result =
+            write_epoch(&self.dir, u64::from_le_bytes(e)).map_err(|source| CacheError::Io {
+                dir: self.dir.clone(),
+                source,
+            });
+        if result.is_err() {
+            self.epoch_moved.store(false, Ordering::Release);
+        }
+        result
+    }
+
     /// Make everything written so far durable.
     pub fn flush(&self) -> Result<(), CacheError> {
         self.db.flush().map_err(|e| self.sled_err(e))?;
@@ -714,6 +843,7 @@ impl Cache {
         target: &str,
         bytes: &[u8],
     ) -> Result<(), CacheError> {
+        self.before_write()?;
         self.targets
             .insert(record_key(field, target), bytes)
             .map_err(|e| self.sled_err(e))?;

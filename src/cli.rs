@@ -196,6 +196,11 @@ pub struct BuildArgs {
     /// No progress bars or lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Evaluate every target even when the snapshot of the last complete build shows that no
+    /// file, parameter or record changed since (the snapshot is only a shortcut; both ways
+    /// decide the same).
+    #[arg(long)]
+    pub full_check: bool,
     /// Cluster config (dask-jobqueue YAML) for the cutout and per-source stages; a
     /// dask_jobqueue.SLURMCluster config runs them as Slurm jobs.
     #[arg(long, alias = "dask_config", value_name = "FILE")]

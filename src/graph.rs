@@ -126,6 +126,9 @@ pub struct Graph {
     pub foreach_names: Vec<String>,
     /// Values of each foreach variable.
     pub foreach_values: Vec<Vec<String>>,
+    /// Every glob evaluated during expansion: (absolute pattern, matches relative to the field
+    /// directory, sorted). A snapshot re-evaluates them to see whether the graph would change.
+    pub globs: Vec<(String, Vec<String>)>,
 }
 
 impl Graph {

@@ -127,9 +127,14 @@ impl DirFd {
     /// [`StatSig::of_path`] of `rel`, relative to this directory (symbolic links followed, as
     /// `std::fs::metadata` does).
     pub fn stat(&self, rel: &str) -> std::io::Result<Option<StatSig>> {
-        use std::os::fd::AsRawFd;
         let c = std::ffi::CString::new(rel)
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        self.stat_c(&c)
+    }
+
+    /// [`DirFd::stat`] of a path that is already NUL-terminated (no allocation per call).
+    pub fn stat_c(&self, c: &std::ffi::CStr) -> std::io::Result<Option<StatSig>> {
+        use std::os::fd::AsRawFd;
         // SAFETY: `c` is NUL-terminated and outlives the call; `st` is a properly sized
         // out-parameter that fstatat fills on success.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };

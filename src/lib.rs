@@ -16,6 +16,7 @@ pub mod progress;
 pub mod rules;
 pub mod science;
 pub mod simulate;
+pub mod snapshot;
 pub mod stages;
 pub mod units;
 pub mod wcs;

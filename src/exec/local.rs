@@ -184,7 +184,7 @@ fn settle(engine: &Engine, racy: &[(usize, usize)]) {
         let now = crate::hash::hash_file(&engine.abs(&o.rel)).ok();
         if now != Some(out.digest) {
             rec.outputs[k].sig.size = u64::MAX;
-            let _ = engine.cache.put_state(&engine.graph.field, &t.id, &rec);
+            let _ = engine.put_state(ti, &rec);
         }
     }
 }
@@ -399,7 +399,7 @@ fn commit(
                 }
             }
             record.outputs = outputs;
-            if let Err(e) = engine.cache.put_target(&engine.graph.field, &t.id, &record) {
+            if let Err(e) = engine.put_target(ti, &record) {
                 let msg = e.to_string();
                 o.status = Status::Failed;
                 o.error = Some(msg.clone());
@@ -415,7 +415,7 @@ fn commit(
             if !interrupted() {
                 record.status = RunStatus::Failed;
                 record.error = Some(e.clone());
-                if let Err(ce) = engine.cache.put_target(&engine.graph.field, &t.id, &record) {
+                if let Err(ce) = engine.put_target(ti, &record) {
                     fatal = Some(ce.to_string());
                 }
             }

@@ -117,6 +117,57 @@ pub struct Evaluation {
     pub record: Option<TargetState>,
 }
 
+/// Every target's record after a build: written by it, or as read at its start.
+pub struct FinalRecords<'e> {
+    written: std::sync::MutexGuard<'e, rustc_hash::FxHashMap<u32, Option<Box<[StatSig]>>>>,
+    states: &'e rustc_hash::FxHashMap<String, TargetState>,
+    graph: &'e Graph,
+}
+
+/// The output signatures of one record.
+pub enum Sigs<'a> {
+    /// From a record this build wrote.
+    Written(&'a [StatSig]),
+    /// From a record read at the start of the build.
+    Read(&'a TargetState),
+}
+
+impl Sigs<'_> {
+    /// Number of outputs.
+    pub fn len(&self) -> usize {
+        match self {
+            Sigs::Written(s) => s.len(),
+            Sigs::Read(r) => r.outputs.len(),
+        }
+    }
+    /// Whether the record has no outputs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Signature of output `k`.
+    pub fn get(&self, k: usize) -> Option<StatSig> {
+        match self {
+            Sigs::Written(s) => s.get(k).copied(),
+            Sigs::Read(r) => r.outputs.get(k).map(|o| o.sig),
+        }
+    }
+}
+
+impl FinalRecords<'_> {
+    /// The output signatures of target `ti`'s record; `None` when it has no record or the
+    /// record is a failure.
+    pub fn sigs(&self, ti: usize) -> Option<Sigs<'_>> {
+        match self.written.get(&(ti as u32)) {
+            Some(w) => w.as_deref().map(Sigs::Written),
+            None => self
+                .states
+                .get(&self.graph.targets[ti].id)
+                .filter(|r| r.status == RunStatus::Ok)
+                .map(Sigs::Read),
+        }
+    }
+}
+
 /// Errors that stop a build (as opposed to a target failing).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -145,6 +196,14 @@ pub struct Engine<'a> {
     states: Option<rustc_hash::FxHashMap<String, TargetState>>,
     /// The field directory, opened once: outputs are stat'ed relative to it.
     field_fd: Option<crate::hash::DirFd>,
+    /// Every source path stat'ed this build, with the signature it had before it was read
+    /// (`None`: it did not exist; racy signatures made untrustworthy), for the snapshot.
+    sources_seen: Mutex<Vec<(PathBuf, Option<StatSig>)>>,
+    /// A directory input was read: its contents are not in `sources_seen`, so no snapshot.
+    read_directory: AtomicBool,
+    /// Output signatures of the records written this build, by target index (`None`: a failure
+    /// record); the other targets' records are as `states` says.
+    written: Mutex<rustc_hash::FxHashMap<u32, Option<Box<[StatSig]>>>>,
 }
 
 impl<'a> Engine<'a> {
@@ -157,7 +216,57 @@ impl<'a> Engine<'a> {
             memo: Mutex::new(rustc_hash::FxHashMap::default()),
             states: None,
             field_fd: crate::hash::DirFd::open(&graph.field_dir).ok(),
+            sources_seen: Mutex::new(Vec::new()),
+            read_directory: AtomicBool::new(false),
+            written: Mutex::new(rustc_hash::FxHashMap::default()),
         }
+    }
+
+    /// Record target `ti` in the cache (and remember its output signatures for the snapshot).
+    pub fn put_target(
+        &self,
+        ti: usize,
+        record: &crate::cache::TargetRecord,
+    ) -> Result<(), CacheError> {
+        let t = &self.graph.targets[ti];
+        self.cache.put_target(&self.graph.field, &t.id, record)?;
+        let sigs = (record.status == RunStatus::Ok)
+            .then(|| record.outputs.iter().map(|o| o.sig).collect());
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(ti as u32, sigs);
+        }
+        Ok(())
+    }
+
+    /// Replace the hot part of target `ti`'s record (and remember its signatures).
+    pub fn put_state(&self, ti: usize, state: &TargetState) -> Result<(), CacheError> {
+        let t = &self.graph.targets[ti];
+        self.cache.put_state(&self.graph.field, &t.id, state)?;
+        let sigs =
+            (state.status == RunStatus::Ok).then(|| state.outputs.iter().map(|o| o.sig).collect());
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(ti as u32, sigs);
+        }
+        Ok(())
+    }
+
+    /// The records as they stand after this build, for the snapshot (call once the build is
+    /// over: it holds the lock on what the build wrote).
+    pub fn final_records(&self) -> Option<FinalRecords<'_>> {
+        Some(FinalRecords {
+            written: self.written.lock().ok()?,
+            states: self.states.as_ref()?,
+            graph: self.graph,
+        })
+    }
+
+    /// The source files this build stat'ed, each with its signature from before it was read;
+    /// `None` when a directory input was read (its files are not listed).
+    pub fn sources_seen(&self) -> Option<Vec<(PathBuf, Option<StatSig>)>> {
+        if self.read_directory.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.sources_seen.lock().ok().map(|v| v.clone())
     }
 
     /// Use records read in bulk ([`Cache::scan_states`]) instead of one lookup per target. Each
@@ -197,15 +306,25 @@ impl<'a> Engine<'a> {
             source,
         };
         // One stat: a no-op build's floor is a stat per source file.
+        let seen = |sig: Option<StatSig>| {
+            if let Ok(mut v) = self.sources_seen.lock() {
+                v.push((abs.to_path_buf(), sig));
+            }
+        };
         let md = match std::fs::metadata(abs) {
             Ok(md) => md,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                seen(None);
+                return Ok(None);
+            }
             Err(e) => return Err(io(e)),
         };
         if md.is_dir() {
+            self.read_directory.store(true, Ordering::Relaxed);
             return self.dir_digest(abs).map(Some);
         }
         let sig = StatSig::from_metadata(&md);
+        seen(Some(sig.untrusted_if_racy()));
         if let Some(rec) = self.cache.get_file(abs)? {
             if rec.sig == sig {
                 return Ok(Some(rec.digest));
@@ -514,7 +633,7 @@ impl<'a> Engine<'a> {
             }
         }
         if let Some(r) = refreshed {
-            self.cache.put_state(&self.graph.field, &t.id, &r)?;
+            self.put_state(ti, &r)?;
         }
         Ok(None)
     }

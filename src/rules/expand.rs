@@ -353,6 +353,7 @@ pub fn expand(
         units: Units::default(),
         foreach_names: vs.names.clone(),
         foreach_values: vs.values.clone(),
+        globs: Vec::new(),
     };
     let mut rule_index: FxHashMap<&str, usize> = FxHashMap::default();
     let mut instances: FxHashMap<(usize, usize), Instances> = FxHashMap::default();
@@ -553,25 +554,16 @@ pub fn expand(
                         })?;
                         match &inp.source {
                             InputSource::Glob(_) => {
-                                let full = field_dir.join(&rendered);
-                                let paths = glob::glob(&full.to_string_lossy()).map_err(|e| {
-                                    ExpandError {
+                                let full = field_dir.join(&rendered).to_string_lossy().to_string();
+                                let found =
+                                    glob_matches(field_dir, &full).map_err(|e| ExpandError {
                                         context: ctx(&id),
                                         message: format!(
                                             "input '{}': bad glob pattern '{rendered}': {e}",
                                             inp.name
                                         ),
-                                    }
-                                })?;
-                                let mut found: Vec<String> = paths
-                                    .filter_map(|p| p.ok())
-                                    .filter_map(|p| {
-                                        p.strip_prefix(field_dir)
-                                            .ok()
-                                            .map(|r| r.to_string_lossy().to_string())
-                                    })
-                                    .collect();
-                                found.sort();
+                                    })?;
+                                graph.globs.push((full, found.clone()));
                                 files.extend(found.into_iter().map(InputFile::Source));
                             }
                             _ => {
@@ -610,6 +602,20 @@ pub fn expand(
 
 /// No two targets may write the same file, and a `file:` input must not be another target's
 /// output (that dependency would be invisible).
+/// The files matching `pattern` (absolute), relative to `field_dir`, sorted.
+pub fn glob_matches(field_dir: &Path, pattern: &str) -> Result<Vec<String>, glob::PatternError> {
+    let mut found: Vec<String> = glob::glob(pattern)?
+        .filter_map(|p| p.ok())
+        .filter_map(|p| {
+            p.strip_prefix(field_dir)
+                .ok()
+                .map(|r| r.to_string_lossy().to_string())
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 fn check_outputs_unique(graph: &Graph, rules: &RuleSet) -> Result<(), ExpandError> {
     let n: usize = graph.targets.iter().map(|t| t.outputs.len()).sum();
     let mut owner: FxHashMap<&str, u32> =
