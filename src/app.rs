@@ -14,7 +14,7 @@ use crate::cache::Cache;
 use crate::cli::{BuildArgs, DagArgs, ExplainArgs, FieldArgs, GcArgs, ParamsArgs, StatusArgs};
 use crate::config::cluster::{ClusterClass, ClusterConfig};
 use crate::config::{self, Origin, Params};
-use crate::exec::action::{write_atomic, TMP_PREFIX};
+use crate::exec::action::TMP_PREFIX;
 use crate::exec::local::{self, BuildOptions, BuildResult, Mode, Status};
 use crate::exec::slurm::{job_script as slurm_script, worker_command, SlurmRunner};
 use crate::exec::{Engine, StaleClass};
@@ -214,9 +214,19 @@ fn write_report_of(
         interrupted,
         seconds,
     };
-    let json = serde_json::to_vec_pretty(&report)?;
-    write_atomic(path, &json)
-        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    // Streamed into a temporary file beside it, then renamed: a report of a big field is tens
+    // of megabytes, never held whole.
+    let tmp = crate::exec::action::temp_path_for(path);
+    let written = (|| -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        serde_json::to_writer_pretty(&mut w, &report)?;
+        w.flush()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write the report {}", path.display()));
+    }
     Ok(())
 }
 

@@ -123,9 +123,10 @@ pub fn write(
     let mut target_stage = Vec::with_capacity(g.targets.len());
     // (path, target, output): the signatures stay in the records.
     let mut outputs: Vec<(&str, u32, u32)> = Vec::new();
+    let mut sigs = Vec::with_capacity(g.targets.len());
     for (ti, t) in g.targets.iter().enumerate() {
         match records.sigs(ti) {
-            Some(sigs) if sigs.len() == t.outputs.len() => {}
+            Some(s) if s.len() == t.outputs.len() => sigs.push(s),
             _ => return Ok(false),
         }
         for (k, o) in t.outputs.iter().enumerate() {
@@ -136,10 +137,11 @@ pub fn write(
         target_stage.push(s as u16);
     }
     outputs.par_sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let archived = engine.cache.has_archived();
     let sig_of = |&(rel, ti, k): &(&str, u32, u32)| -> Option<StatSig> {
-        let sig = records.sigs(ti as usize)?.get(k as usize)?;
+        let sig = sigs[ti as usize].get(k as usize)?;
         // An output `arrakis archive` removed is up to date while it stays absent.
-        if engine.cache.has_archived() {
+        if archived {
             let t = &g.targets[ti as usize];
             let rec = engine.cache.get_state(&g.field, &t.id).ok().flatten()?;
             let a = engine.cache.archived(&g.field, rel).ok().flatten();
