@@ -208,8 +208,10 @@ pub struct Cache {
     details: sled::Tree,
     files: sled::Tree,
     archived: sled::Tree,
-    /// Whether this process has moved the epoch on (done once, before its first record write).
+    /// Whether this process has moved the epoch on (done once, before its first record write);
+    /// the mutex makes every other writer wait until the new epoch is on disk.
     epoch_moved: std::sync::atomic::AtomicBool,
+    epoch_lock: std::sync::Mutex<()>,
     _lock: File,
 }
 
@@ -498,6 +500,7 @@ impl Cache {
             files,
             archived,
             epoch_moved: std::sync::atomic::AtomicBool::new(false),
+            epoch_lock: std::sync::Mutex::new(()),
             _lock: lock,
         })
     }
@@ -794,9 +797,7 @@ impl Cache {
         if let Some(e) = self.epoch() {
             return Ok(e);
         }
-        self.epoch_moved
-            .store(false, std::sync::atomic::Ordering::Release);
-        self.before_write()?;
+        self.move_epoch(true)?;
         self.epoch().ok_or_else(|| CacheError::Io {
             dir: self.dir.clone(),
             source: std::io::Error::other("the epoch file cannot be read back"),
@@ -806,8 +807,21 @@ impl Cache {
     /// Move the epoch on, once per process, durably before the caller writes a record: a crash
     /// can never leave a changed record under the old epoch.
     fn before_write(&self) -> Result<(), CacheError> {
+        if self.epoch_moved.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        self.move_epoch(false)
+    }
+
+    /// Write a new epoch (unless this process already did and `again` is false). Writers that
+    /// arrive meanwhile wait on the lock until it is on disk.
+    fn move_epoch(&self, again: bool) -> Result<(), CacheError> {
         use std::sync::atomic::Ordering;
-        if self.epoch_moved.swap(true, Ordering::AcqRel) {
+        let _held = self
+            .epoch_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !again && self.epoch_moved.load(Ordering::Acquire) {
             return Ok(());
         }
         let seed = format!(
@@ -818,15 +832,12 @@ impl Cache {
         );
         let mut e = [0u8; 8];
         e.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..8]);
-        let result =
-            write_epoch(&self.dir, u64::from_le_bytes(e)).map_err(|source| CacheError::Io {
-                dir: self.dir.clone(),
-                source,
-            });
-        if result.is_err() {
-            self.epoch_moved.store(false, Ordering::Release);
-        }
-        result
+        write_epoch(&self.dir, u64::from_le_bytes(e)).map_err(|source| CacheError::Io {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        self.epoch_moved.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Make everything written so far durable.
@@ -893,6 +904,32 @@ mod tests {
         assert!(err.to_string().contains("gc --repair"), "{err}");
         assert_eq!(c.repair().unwrap(), 1);
         assert_eq!(c.get_target("F", "r/u").unwrap(), None);
+    }
+
+    #[test]
+    fn the_epoch_moves_once_per_writing_process_and_a_new_database_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::open(dir.path(), false).unwrap();
+        assert_eq!(c.epoch(), None);
+        c.put_target("F", "r/u", &rec()).unwrap();
+        let e1 = c.epoch().expect("set before the first write");
+        c.put_target("F", "r/v", &rec()).unwrap();
+        assert_eq!(c.epoch(), Some(e1), "once per process");
+        drop(c);
+        // Reading does not move it; the lock alone reads it.
+        let lock = CacheLock::acquire(dir.path(), false).unwrap();
+        assert_eq!(lock.epoch(), Some(e1));
+        let c = Cache::open_locked(lock).unwrap();
+        c.get_state("F", "r/u").unwrap().unwrap();
+        assert_eq!(c.epoch(), Some(e1));
+        c.remove_target("F", "r/v").unwrap();
+        let e2 = c.epoch().unwrap();
+        assert_ne!(e1, e2, "another writing process");
+        drop(c);
+        std::fs::remove_dir_all(dir.path().join("db")).unwrap();
+        let c = Cache::open(dir.path(), false).unwrap();
+        assert_eq!(c.epoch(), None, "a new database starts without an epoch");
+        assert!(c.epoch_or_new().is_ok() && c.epoch().is_some());
     }
 
     #[test]

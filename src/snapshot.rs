@@ -164,7 +164,10 @@ pub fn write(
     for o in &g.orphans {
         e.bytes(o.as_bytes());
     }
-    let files: Vec<&(PathBuf, Option<StatSig>)> = unit_files.iter().chain(&sources).collect();
+    // Two workers may stat one source at once; the same fact is kept once.
+    let mut files: Vec<&(PathBuf, Option<StatSig>)> = unit_files.iter().chain(&sources).collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup();
     e.u32(files.len() as u32);
     for (p, sig) in files {
         e.bytes(p.as_os_str().as_encoded_bytes());

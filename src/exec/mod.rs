@@ -230,11 +230,7 @@ impl<'a> Engine<'a> {
     ) -> Result<(), CacheError> {
         let t = &self.graph.targets[ti];
         self.cache.put_target(&self.graph.field, &t.id, record)?;
-        let sigs = (record.status == RunStatus::Ok)
-            .then(|| record.outputs.iter().map(|o| o.sig).collect());
-        if let Ok(mut w) = self.written.lock() {
-            w.insert(ti as u32, sigs);
-        }
+        self.remember(ti, record.status, record.outputs.iter().map(|o| o.sig));
         Ok(())
     }
 
@@ -242,12 +238,15 @@ impl<'a> Engine<'a> {
     pub fn put_state(&self, ti: usize, state: &TargetState) -> Result<(), CacheError> {
         let t = &self.graph.targets[ti];
         self.cache.put_state(&self.graph.field, &t.id, state)?;
-        let sigs =
-            (state.status == RunStatus::Ok).then(|| state.outputs.iter().map(|o| o.sig).collect());
+        self.remember(ti, state.status, state.outputs.iter().map(|o| o.sig));
+        Ok(())
+    }
+
+    fn remember(&self, ti: usize, status: RunStatus, sigs: impl Iterator<Item = StatSig>) {
+        let sigs = (status == RunStatus::Ok).then(|| sigs.collect());
         if let Ok(mut w) = self.written.lock() {
             w.insert(ti as u32, sigs);
         }
-        Ok(())
     }
 
     /// The records as they stand after this build, for the snapshot (call once the build is
