@@ -553,8 +553,28 @@ fn evaluate_all(engine: &Engine) -> local::BuildResult {
 
 /// `arrakis status`.
 pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
-    let setup = load_setup(&args.field)?;
-    let cache = open_cache(cache_dir, wait)?;
+    let lock = crate::cache::CacheLock::acquire(cache_dir, wait)?;
+    let front = load_front(&args.field)?;
+    // Nothing changed since the last complete build: every target is up to date.
+    let fp =
+        crate::snapshot::fingerprint(&front.rules, &front.params, &front.field_dir, front.limit);
+    if let Some(fp) = fp {
+        if let crate::snapshot::Check::UpToDate(v) =
+            crate::snapshot::check(&lock, &front.field_dir, &fp)
+        {
+            let stages: Vec<String> = v.stages.iter().map(|(n, _)| n.clone()).collect();
+            let rows: Vec<[usize; 5]> = v
+                .stages
+                .iter()
+                .map(|(_, n)| [*n as usize, 0, 0, 0, 0])
+                .collect();
+            eprintln!("arrakis: nothing changed since the last complete build");
+            print_status(&stages, &rows);
+            return Ok(0);
+        }
+    }
+    let cache = Cache::open_locked(lock)?;
+    let setup = finish_setup(front)?;
     let graph = &setup.graph;
     let engine = Engine::new(graph, &setup.rules, &cache);
     let res = evaluate_all(&engine);
@@ -575,18 +595,22 @@ pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
         };
         rows[s][col] += 1;
     }
+    print_status(&stages, &rows);
+    Ok(0)
+}
+
+/// The `status` table: per stage, up to date / stale / failed / missing / blocked.
+fn print_status(stages: &[String], rows: &[[usize; 5]]) {
     println!(
         "{:<12} {:>10} {:>8} {:>8} {:>8} {:>8}",
         "stage", "up-to-date", "stale", "failed", "missing", "blocked"
     );
-    for (s, name) in stages.iter().enumerate() {
-        let r = rows[s];
+    for (name, r) in stages.iter().zip(rows) {
         println!(
             "{:<12} {:>10} {:>8} {:>8} {:>8} {:>8}",
             name, r[0], r[1], r[2], r[3], r[4]
         );
     }
-    Ok(0)
 }
 
 /// `arrakis archive`: tar the per-beam cutouts of an up-to-date field and remove them (see

@@ -53,6 +53,33 @@ fn a_noop_is_answered_by_the_snapshot_with_the_same_report_as_full_evaluation() 
         "{}",
         text(&dry)
     );
+    // `status` answers from the snapshot too, with the table full evaluation prints.
+    let status = || {
+        let out = common::arrakis(&cache)
+            .args(["status", "S1", "--datadir"])
+            .arg(data)
+            .arg("--rules")
+            .arg(common::engine_rules())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            text(&out).contains(SHORTCUT),
+        )
+    };
+    let (fast, by_snapshot) = status();
+    assert!(by_snapshot, "status did not use the snapshot");
+    for e in std::fs::read_dir(cache.join("snapshots")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    let (full, by_snapshot) = status();
+    assert!(!by_snapshot);
+    assert_eq!(fast, full);
+    assert!(
+        full.contains("up-to-date") && full.lines().count() > 3,
+        "{full}"
+    );
 }
 
 #[test]
