@@ -199,6 +199,16 @@ pub fn write(
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
+    // A snapshot being written when its process was killed is left as a temporary file; the
+    // lock is ours, so any there now is such a leftover.
+    for e in std::fs::read_dir(dir).map_err(io)?.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(crate::exec::action::TMP_PREFIX)
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let tmp = crate::exec::action::temp_path_for(&path);
     let written = (|| -> std::io::Result<()> {
         use std::io::{Seek, SeekFrom, Write};
