@@ -217,6 +217,10 @@ pub fn engine(
         std::fs::write(dir.join("rules").join(name), text)?;
     }
     write_field(&dir.join("data"), islands, beams)?;
+    // Real inputs are not written within the 20 ms before a build: files that fresh are "racy"
+    // (StatSig::is_racy), so the cold build's snapshot would not trust them and the first no-op
+    // would go through full evaluation.
+    std::thread::sleep(std::time::Duration::from_millis(50));
     eprintln!(
         "bench engine: {islands} islands, {beams} beams, -j {jobs}, in {}",
         dir.display()
