@@ -214,20 +214,13 @@ fn write_report_of(
         interrupted,
         seconds,
     };
-    // Streamed into a temporary file beside it, then renamed: a report of a big field is tens
-    // of megabytes, never held whole.
-    let tmp = crate::exec::action::temp_path_for(path);
-    let written = (|| -> std::io::Result<()> {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    // Streamed: a report of a big field is tens of megabytes, never held whole.
+    crate::exec::action::write_atomic_with(path, |f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
         serde_json::to_writer_pretty(&mut w, &report)?;
-        w.flush()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write the report {}", path.display()));
-    }
-    Ok(())
+        w.flush()
+    })
+    .with_context(|| format!("cannot write the report {}", path.display()))
 }
 
 fn print_notes(params: &Params, orphans: &[String]) {
@@ -245,6 +238,26 @@ fn print_notes(params: &Params, orphans: &[String]) {
     }
 }
 
+/// The snapshot of the field's last complete build, if nothing it covers has changed (with
+/// `ARRAKIS_TIMINGS`, says how long the check took and why it failed).
+fn snapshot_holds(
+    lock: &crate::cache::CacheLock,
+    front: &Front,
+    fingerprint: &crate::hash::Digest,
+) -> Option<crate::snapshot::Verified> {
+    let t0 = std::time::Instant::now();
+    match crate::snapshot::check(lock, &front.field_dir, fingerprint) {
+        crate::snapshot::Check::UpToDate(v) => {
+            timing("snapshot check: up to date", t0);
+            Some(v)
+        }
+        crate::snapshot::Check::Changed(why) => {
+            timing(&format!("snapshot check: {why}"), t0);
+            None
+        }
+    }
+}
+
 /// `arrakis build`.
 pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
     let lock = crate::cache::CacheLock::acquire(cache_dir, wait)?;
@@ -257,12 +270,8 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
     };
     if let (Some(fp), false) = (&fingerprint, args.full_check) {
         let t0 = std::time::Instant::now();
-        match crate::snapshot::check(&lock, &front.field_dir, fp) {
-            crate::snapshot::Check::UpToDate(v) => {
-                timing("snapshot check: up to date", t0);
-                return up_to_date(&front, &v, args, t0.elapsed().as_secs_f64());
-            }
-            crate::snapshot::Check::Changed(why) => timing(&format!("snapshot check: {why}"), t0),
+        if let Some(v) = snapshot_holds(&lock, &front, fp) {
+            return up_to_date(&front, &v, args, t0.elapsed().as_secs_f64());
         }
     }
     let t0 = std::time::Instant::now();
@@ -358,7 +367,7 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         let t0 = std::time::Instant::now();
         // Only a shortcut for the next build: failing to write it loses nothing.
         if let Err(e) = crate::snapshot::write(&engine, fp, uf) {
-            eprintln!("arrakis: warning: {e}");
+            eprintln!("arrakis: warning: {e}; the next build evaluates every target (check the cache directory's free space and permissions)");
         }
         timing("snapshot write", t0);
     }
@@ -559,9 +568,7 @@ pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
     let fp =
         crate::snapshot::fingerprint(&front.rules, &front.params, &front.field_dir, front.limit);
     if let Some(fp) = fp {
-        if let crate::snapshot::Check::UpToDate(v) =
-            crate::snapshot::check(&lock, &front.field_dir, &fp)
-        {
+        if let Some(v) = snapshot_holds(&lock, &front, &fp) {
             let stages: Vec<String> = v.stages.iter().map(|(n, _)| n.clone()).collect();
             let rows: Vec<[usize; 5]> = v
                 .stages

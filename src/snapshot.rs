@@ -209,12 +209,11 @@ pub fn write(
             let _ = std::fs::remove_file(e.path());
         }
     }
-    let tmp = crate::exec::action::temp_path_for(&path);
-    let written = (|| -> std::io::Result<()> {
+    crate::exec::action::write_atomic_with(&path, |file| {
         use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, &mut *file);
         let mut h = blake3::Hasher::new();
-        let mut put = |f: &mut std::io::BufWriter<std::fs::File>, b: &[u8]| {
+        let mut put = |f: &mut std::io::BufWriter<&mut std::fs::File>, b: &[u8]| {
             h.update(b);
             f.write_all(b)
         };
@@ -241,16 +240,12 @@ pub fn write(
         table.u64(data_start);
         put(&mut f, &table.0)?;
         let sum = h.finalize();
-        let mut f = f.into_inner().map_err(|e| e.into_error())?;
-        f.seek(SeekFrom::Start(12))?;
-        f.write_all(sum.as_bytes())?;
+        f.flush()?;
         drop(f);
-        std::fs::rename(&tmp, &path)
-    })();
-    if let Err(err) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(err));
-    }
+        file.seek(SeekFrom::Start(12))?;
+        file.write_all(sum.as_bytes())
+    })
+    .map_err(io)?;
     Ok(true)
 }
 

@@ -44,11 +44,23 @@ pub fn temp_path_for(final_path: &Path) -> PathBuf {
 
 /// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |f| std::io::Write::write_all(f, bytes))
+}
+
+/// Write `path` atomically by streaming into a temporary file in the same directory (`write`
+/// gets it open and empty), then renaming it into place; on any error the temporary file is
+/// removed and `path` is untouched.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = temp_path_for(path);
-    let res = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    let res = std::fs::File::create(&tmp)
+        .and_then(|mut f| write(&mut f))
+        .and_then(|_| std::fs::rename(&tmp, path));
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
