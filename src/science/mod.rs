@@ -6,7 +6,9 @@
 //! Must never: open a file, read a parameter file or know about targets.
 
 pub mod frion;
+pub mod lane_fft;
 pub mod lm;
+pub mod nufft;
 pub mod primary_beam;
 pub mod rm3d;
 pub mod rm_clean;

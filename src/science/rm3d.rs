@@ -26,6 +26,43 @@ pub struct Synth3dParams {
     pub n_samples: f64,
     /// Fit the RMSF main lobe for its FWHM (else the theoretical 3.8/Δλ²).
     pub fit_rmsf: bool,
+    /// How the FDF is summed.
+    pub transform: Transform,
+}
+
+/// How a 3D synthesis evaluates the FDF sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// Whichever of the two costs fewer flops for this cube (see [`Transform::resolve`]).
+    Auto,
+    /// The direct transform: a float32 matrix product, at the float32-rounded depths RM-Tools
+    /// stores.
+    Direct,
+    /// A non-uniform FFT ([`super::nufft`]) at the uniform depths the FITS axis describes, with
+    /// errors at the level of the direct transform's float32 round-off.
+    Nufft,
+}
+
+impl Transform {
+    /// `Auto` made concrete for `nphi` depths and `nchan` channels: the direct product executes
+    /// 2 N_φ N_chan flops per pixel (the ±φ symmetry halves the 4), the NUFFT about
+    /// 2 · 5 n log₂ n for its FFT of n ≈ 1.75 N_φ points (counted twice: an FFT runs at about
+    /// half a matrix product's rate) plus 4 w N_chan to spread.
+    pub fn resolve(self, nphi: usize, nchan: usize) -> Transform {
+        match self {
+            Transform::Auto => {
+                let n = 1.75 * nphi as f64;
+                let nufft = 10.0 * n * n.log2() + 40.0 * nchan as f64;
+                let direct = 2.0 * nphi as f64 * nchan as f64;
+                if direct > nufft {
+                    Transform::Nufft
+                } else {
+                    Transform::Direct
+                }
+            }
+            t => t,
+        }
+    }
 }
 
 /// The products of a 3D synthesis; cubes are [depth][pixel] (FITS order for a y-x image).
@@ -136,6 +173,343 @@ fn sgemm(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
     }
 }
 
+/// The Q/U cubes of a synthesis and the channel weights (0 = unused).
+struct Cube<'a> {
+    q: &'a [f32],
+    u: &'a [f32],
+    npix: usize,
+    w: &'a [f64],
+}
+
+impl Cube<'_> {
+    /// Weighted data of pixels `s..s + m` into `put(channel, lane, wQ, wU)` (flagged voxels
+    /// and unused channels left out); returns K = 1/Σw for each pixel (0 if it has no data).
+    fn weighted(
+        &self,
+        s: usize,
+        m: usize,
+        mut put: impl FnMut(usize, usize, f32, f32),
+    ) -> Vec<f64> {
+        let mut ksum = vec![0f64; m];
+        for (c, &wc) in self.w.iter().enumerate() {
+            if wc == 0.0 {
+                continue;
+            }
+            let row = c * self.npix + s;
+            for (j, (&qv, &uv)) in self.q[row..row + m]
+                .iter()
+                .zip(&self.u[row..row + m])
+                .enumerate()
+            {
+                if qv.is_finite() && uv.is_finite() {
+                    put(c, j, (wc * qv as f64) as f32, (wc * uv as f64) as f32);
+                    ksum[j] += wc;
+                }
+            }
+        }
+        ksum.iter()
+            .map(|&x| if x > 0.0 { 1.0 / x } else { 0.0 })
+            .collect()
+    }
+}
+
+impl Cube<'_> {
+    /// [`Cube::weighted`] for the NUFFT, into lanes: pixel j of `s..s + m` is lane j % BATCH
+    /// of `re[(j / BATCH) nchan + c]` (zeroed first), with wQ, wU rounded to float32 after
+    /// the product as there. Also says which pixels have any non-zero data (an FDF of zeros
+    /// is blank).
+    #[inline(always)]
+    fn weighted_lanes(
+        &self,
+        s: usize,
+        m: usize,
+        re: &mut [super::nufft::Lanes],
+        im: &mut [super::nufft::Lanes],
+    ) -> (Vec<f64>, Vec<bool>) {
+        use super::nufft::{Lanes, BATCH};
+        let nchan = self.w.len();
+        let batches = m.div_ceil(BATCH);
+        re.fill([0.0; BATCH]);
+        im.fill([0.0; BATCH]);
+        // Per lane: Σw, and Σ(|wQ| + |wU|) (> 0 iff any datum is non-zero).
+        let mut ksum = vec![[0f64; BATCH]; batches];
+        let mut mag = vec![[0f32; BATCH]; batches];
+        for (c, &wc) in self.w.iter().enumerate() {
+            if wc == 0.0 {
+                continue;
+            }
+            let row = c * self.npix + s;
+            let (q, u) = (&self.q[row..row + m], &self.u[row..row + m]);
+            for b in 0..batches {
+                // Whole lanes (the last batch padded with zeros, which add nothing), so the
+                // lane loop below is a few vector instructions.
+                let (mut qb, mut ub): (Lanes, Lanes) = ([0.0; BATCH], [0.0; BATCH]);
+                let take = (m - b * BATCH).min(BATCH);
+                qb[..take].copy_from_slice(&q[b * BATCH..b * BATCH + take]);
+                ub[..take].copy_from_slice(&u[b * BATCH..b * BATCH + take]);
+                let (lr, li) = (&mut re[b * nchan + c], &mut im[b * nchan + c]);
+                let (ks, mg) = (&mut ksum[b], &mut mag[b]);
+                for v in 0..BATCH {
+                    let ok = qb[v].is_finite() & ub[v].is_finite();
+                    let (wq, wu) = ((wc * qb[v] as f64) as f32, (wc * ub[v] as f64) as f32);
+                    lr[v] = if ok { wq } else { 0.0 };
+                    li[v] = if ok { wu } else { 0.0 };
+                    ks[v] += if ok { wc } else { 0.0 };
+                    mg[v] += lr[v].abs() + li[v].abs();
+                }
+            }
+        }
+        let k = ksum
+            .as_flattened()
+            .iter()
+            .take(m)
+            .map(|&x| if x > 0.0 { 1.0 / x } else { 0.0 })
+            .collect();
+        let any = mag
+            .as_flattened()
+            .iter()
+            .take(m)
+            .map(|&x| x > 0.0)
+            .collect();
+        (k, any)
+    }
+}
+
+/// Marks pixels `s..s + m` whose FDF is zero at every depth as blank (RM-Tools writes NaN).
+fn blank_empty(out: (&Shared, &Shared), npix: usize, nphi: usize, s: usize, nonzero: &[bool]) {
+    if nonzero.iter().all(|&nz| nz) {
+        return;
+    }
+    for r in 0..nphi {
+        // SAFETY: the caller's block owns columns s..s + m of every row.
+        let (re, im) = unsafe {
+            (
+                out.0.row(r, npix, s, nonzero.len()),
+                out.1.row(r, npix, s, nonzero.len()),
+            )
+        };
+        for x in (0..nonzero.len()).filter(|&x| !nonzero[x]) {
+            re[x] = f32::NAN;
+            im[x] = f32::NAN;
+        }
+    }
+}
+
+/// The direct transform into `out` ([depth][pixel] re and im), in parallel over pixel blocks.
+fn synth_direct(cube: &Cube, a: &[f64], axes: &PhiAxes, out: (&Shared, &Shared)) {
+    let (npix, nchan, nphi) = (cube.npix, cube.w.len(), axes.phi.len());
+    // The axis is symmetric about φ = 0 (centre sample `mid`), and cos is even and sin odd in φ,
+    // so one product with the kernel [C; S] over φ ≥ 0 (2 N_h × N_chan, float32) and the data
+    // [wQ | wU] gives both halves: Re(±φ) = CQ ± SU, Im(±φ) = CU ∓ SQ. Half the flops of the
+    // full [[C, S]; [−S, C]] product.
+    let mid = nphi / 2;
+    let nh = nphi - mid;
+    let mut kern = Array2::<f32>::zeros((2 * nh, nchan));
+    for j in 0..nh {
+        let phi = axes.phi[mid + j];
+        for c in 0..nchan {
+            let (s, co) = (2.0 * phi * a[c]).sin_cos();
+            kern[[j, c]] = co as f32;
+            kern[[nh + j, c]] = s as f32;
+        }
+    }
+
+    let blocks: Vec<(usize, usize)> = (0..npix)
+        .step_by(BLOCK)
+        .map(|s| (s, (s + BLOCK).min(npix)))
+        .collect();
+    blocks.par_iter().for_each_init(
+        || (Array2::<f32>::zeros((0, 0)), Array2::<f32>::zeros((0, 0))),
+        |(b, p), &(s, e)| {
+            let m = e - s;
+            if b.dim() != (nchan, 2 * m) {
+                *b = Array2::zeros((nchan, 2 * m));
+                *p = Array2::zeros((2 * nh, 2 * m));
+            }
+            b.fill(0.0);
+            let k = cube.weighted(s, m, |c, j, wq, wu| {
+                b[[c, j]] = wq;
+                b[[c, m + j]] = wu;
+            });
+            sgemm(&kern, b, p);
+            // SAFETY: each block writes only columns s..e of every row, and blocks are
+            // disjoint; the buffers outlive the parallel loop.
+            let row_of = |ptr: &Shared, r: usize| unsafe { ptr.row(r, npix, s, m) };
+            let (out_re, out_im) = out;
+            let mut nonzero = vec![false; m];
+            for j in 0..nh {
+                let (c_row, s_row) = (
+                    p.row(j).to_slice().expect("standard layout"),
+                    p.row(nh + j).to_slice().expect("standard layout"),
+                );
+                let (cq, cu) = c_row.split_at(m);
+                let (sq, su) = s_row.split_at(m);
+                let (re_up, im_up) = (row_of(out_re, mid + j), row_of(out_im, mid + j));
+                let (re_dn, im_dn) = (row_of(out_re, mid - j), row_of(out_im, mid - j));
+                for x in 0..m {
+                    let kx = k[x];
+                    re_up[x] = ((cq[x] + su[x]) as f64 * kx) as f32;
+                    im_up[x] = ((cu[x] - sq[x]) as f64 * kx) as f32;
+                    re_dn[x] = ((cq[x] - su[x]) as f64 * kx) as f32;
+                    im_dn[x] = ((cu[x] + sq[x]) as f64 * kx) as f32;
+                    nonzero[x] |=
+                        re_up[x] != 0.0 || im_up[x] != 0.0 || re_dn[x] != 0.0 || im_dn[x] != 0.0;
+                }
+            }
+            blank_empty(out, npix, nphi, s, &nonzero);
+        },
+    );
+}
+
+/// The NUFFT into `out` ([depth][pixel] re and im), in parallel over blocks of `BLOCK` pixels,
+/// each transformed `nufft::BATCH` pixels at a time into a buffer laid out as the output rows,
+/// then copied out a whole row segment at a time (writing each batch's 16 values straight into
+/// the cube's 815 rows costs a TLB miss per row).
+fn synth_nufft(cube: &Cube, a: &[f64], axes: &PhiAxes, out: (&Shared, &Shared)) {
+    let nphi = axes.phi.len();
+    // exp(−2iφa) at φ = t dφ is exp(−i t x) with x = 2 dφ a: a type-1 NUFFT over t.
+    let x: Vec<f64> = a.iter().map(|&ac| 2.0 * axes.dphi * ac).collect();
+    let plan = super::nufft::Nufft1::new(&x, nphi / 2);
+    let job = NufftJob {
+        cube,
+        plan: &plan,
+        out,
+    };
+    (0..cube.npix)
+        .step_by(BLOCK)
+        .collect::<Vec<_>>()
+        .par_iter()
+        .for_each_init(NufftBlock::default, |buf, &s| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    return unsafe { nufft_block_avx512(&job, s, buf) };
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { nufft_block_avx2(&job, s, buf) };
+                }
+            }
+            nufft_block(&job, s, buf)
+        });
+}
+
+/// What every block of [`synth_nufft`] shares.
+struct NufftJob<'a> {
+    cube: &'a Cube<'a>,
+    plan: &'a super::nufft::Nufft1,
+    out: (&'a Shared, &'a Shared),
+}
+
+/// One thread's buffers for [`synth_nufft`].
+#[derive(Default)]
+struct NufftBlock {
+    re: super::lane_fft::LaneVec,
+    im: super::lane_fft::LaneVec,
+    work: super::nufft::Work,
+    fdf_re: super::lane_fft::LaneVec,
+    fdf_im: super::lane_fft::LaneVec,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn nufft_block_avx512(job: &NufftJob, s: usize, buf: &mut NufftBlock) {
+    nufft_block(job, s, buf)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn nufft_block_avx2(job: &NufftJob, s: usize, buf: &mut NufftBlock) {
+    nufft_block(job, s, buf)
+}
+
+/// The pixels `s..s + BLOCK` (or to the end) of [`synth_nufft`], compiled once per
+/// instruction set (inlined into the callers above).
+#[inline(always)]
+fn nufft_block(job: &NufftJob, s: usize, buf: &mut NufftBlock) {
+    let NufftJob { cube, plan, out } = *job;
+    use super::nufft::{Lanes, BATCH};
+    let (npix, nchan, nphi) = (cube.npix, cube.w.len(), plan.outputs());
+    let m = BLOCK.min(npix - s);
+    let batches = BLOCK / BATCH;
+    buf.re.resize(batches * nchan);
+    buf.im.resize(batches * nchan);
+    // The block's FDF as [depth][batch] lanes: row r of the output, pixels s.., is
+    // fdf[r batches..(r + 1) batches] flattened.
+    buf.fdf_re.resize(nphi * batches);
+    buf.fdf_im.resize(nphi * batches);
+    // Pixel j of the block is lane j % BATCH of batch j / BATCH.
+    let (k, nonzero) = cube.weighted_lanes(s, m, &mut buf.re, &mut buf.im);
+    for b in 0..m.div_ceil(BATCH) {
+        let lanes = b * nchan..(b + 1) * nchan;
+        plan.transform(&buf.re[lanes.clone()], &buf.im[lanes], &mut buf.work);
+        let j0 = b * BATCH;
+        let kb: Lanes = std::array::from_fn(|v| k.get(j0 + v).map_or(0.0, |&x| x as f32));
+        for r in 0..nphi {
+            let (fr, fi) = plan.output(&buf.work, r);
+            buf.fdf_re[r * batches + b] = std::array::from_fn(|v| fr[v] * kb[v]);
+            buf.fdf_im[r * batches + b] = std::array::from_fn(|v| fi[v] * kb[v]);
+        }
+    }
+    for r in 0..nphi {
+        // SAFETY: each block writes only columns s..s + m of every row, and blocks are
+        // disjoint; the buffers outlive the parallel loop.
+        let (row_re, row_im) = unsafe { (out.0.row(r, npix, s, m), out.1.row(r, npix, s, m)) };
+        let row = r * batches..(r + 1) * batches;
+        copy_streaming(row_re, &buf.fdf_re[row.clone()].as_flattened()[..m]);
+        copy_streaming(row_im, &buf.fdf_im[row].as_flattened()[..m]);
+    }
+    store_fence();
+    blank_empty(out, npix, nphi, s, &nonzero);
+}
+
+/// `dst = src`, with non-temporal stores (no read of the destination's cache lines first, no
+/// eviction of the working set) where the CPU has AVX-512: for output written once and not
+/// read again soon. Call [`store_fence`] before anything else reads `dst`.
+fn copy_streaming(dst: &mut [f32], src: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { copy_streaming_avx512(dst, src) };
+        }
+    }
+    dst.copy_from_slice(src)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_streaming_avx512(dst: &mut [f32], src: &[f32]) {
+    use std::arch::x86_64::{_mm512_loadu_ps, _mm512_stream_ps};
+    assert_eq!(dst.len(), src.len(), "copy_streaming: lengths differ");
+    let n = dst.len();
+    // Plain stores up to the first 64-byte boundary of dst and after the last whole line.
+    let head = dst.as_ptr().align_offset(64).min(n);
+    dst[..head].copy_from_slice(&src[..head]);
+    let mut i = head;
+    while i + 16 <= n {
+        // SAFETY: i + 16 ≤ n for both slices, and dst + i is 64-byte aligned.
+        unsafe {
+            _mm512_stream_ps(
+                dst.as_mut_ptr().add(i),
+                _mm512_loadu_ps(src.as_ptr().add(i)),
+            )
+        };
+        i += 16;
+    }
+    dst[i..].copy_from_slice(&src[i..]);
+}
+
+/// Orders earlier non-temporal stores before later stores (a no-op elsewhere).
+fn store_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
 /// Pixels per block of the matrix product (columns of B).
 const BLOCK: usize = 1024;
 
@@ -181,94 +555,14 @@ pub fn rmsynth3d(
     let lam0 = lam0_sq(&w, &l2);
     let a: Vec<f64> = l2.iter().map(|l| ((l - lam0) as f32) as f64).collect();
 
-    // The axis is symmetric about φ = 0 (centre sample `mid`), and cos is even and sin odd in φ,
-    // so one product with the kernel [C; S] over φ ≥ 0 (2 N_h × N_chan, float32) and the data
-    // [wQ | wU] gives both halves: Re(±φ) = CQ ± SU, Im(±φ) = CU ∓ SQ. Half the flops of the
-    // full [[C, S]; [−S, C]] product.
-    let mid = nphi / 2;
-    let nh = nphi - mid;
-    let mut kern = Array2::<f32>::zeros((2 * nh, nchan));
-    for j in 0..nh {
-        let phi = axes.phi[mid + j];
-        for c in 0..nchan {
-            let (s, co) = (2.0 * phi * a[c]).sin_cos();
-            kern[[j, c]] = co as f32;
-            kern[[nh + j, c]] = s as f32;
-        }
-    }
-
     let mut fdf_re = vec![0f32; nphi * npix];
     let mut fdf_im = vec![0f32; nphi * npix];
-    let blocks: Vec<(usize, usize)> = (0..npix)
-        .step_by(BLOCK)
-        .map(|s| (s, (s + BLOCK).min(npix)))
-        .collect();
     let (out_re, out_im) = (Shared(fdf_re.as_mut_ptr()), Shared(fdf_im.as_mut_ptr()));
-    blocks.par_iter().for_each_init(
-        || (Array2::<f32>::zeros((0, 0)), Array2::<f32>::zeros((0, 0))),
-        |(b, p), &(s, e)| {
-            let m = e - s;
-            if b.dim() != (nchan, 2 * m) {
-                *b = Array2::zeros((nchan, 2 * m));
-                *p = Array2::zeros((2 * nh, 2 * m));
-            }
-            b.fill(0.0);
-            let mut ksum = vec![0f64; m];
-            for c in 0..nchan {
-                if w[c] == 0.0 {
-                    continue;
-                }
-                let row = b.row_mut(c).into_slice().expect("standard layout");
-                let (bq, bu) = row.split_at_mut(m);
-                for j in 0..m {
-                    let (qv, uv) = (q[c * npix + s + j], u[c * npix + s + j]);
-                    if qv.is_finite() && uv.is_finite() {
-                        bq[j] = (w[c] * qv as f64) as f32;
-                        bu[j] = (w[c] * uv as f64) as f32;
-                        ksum[j] += w[c];
-                    }
-                }
-            }
-            sgemm(&kern, b, p);
-            let k: Vec<f64> = ksum
-                .iter()
-                .map(|&x| if x > 0.0 { 1.0 / x } else { 0.0 })
-                .collect();
-            // SAFETY: each block writes only columns s..e of every row, and blocks are
-            // disjoint; the buffers outlive the parallel loop.
-            let row_of = |ptr: &Shared, r: usize| unsafe { ptr.row(r, npix, s, m) };
-            let mut nonzero = vec![false; m];
-            for j in 0..nh {
-                let (c_row, s_row) = (
-                    p.row(j).to_slice().expect("standard layout"),
-                    p.row(nh + j).to_slice().expect("standard layout"),
-                );
-                let (cq, cu) = c_row.split_at(m);
-                let (sq, su) = s_row.split_at(m);
-                let (re_up, im_up) = (row_of(&out_re, mid + j), row_of(&out_im, mid + j));
-                let (re_dn, im_dn) = (row_of(&out_re, mid - j), row_of(&out_im, mid - j));
-                for x in 0..m {
-                    let kx = k[x];
-                    re_up[x] = ((cq[x] + su[x]) as f64 * kx) as f32;
-                    im_up[x] = ((cu[x] - sq[x]) as f64 * kx) as f32;
-                    re_dn[x] = ((cq[x] - su[x]) as f64 * kx) as f32;
-                    im_dn[x] = ((cu[x] + sq[x]) as f64 * kx) as f32;
-                    nonzero[x] |=
-                        re_up[x] != 0.0 || im_up[x] != 0.0 || re_dn[x] != 0.0 || im_dn[x] != 0.0;
-                }
-            }
-            // A pixel whose FDF is zero at every depth is blank (RM-Tools writes NaN).
-            if nonzero.iter().any(|nz| !nz) {
-                for r in 0..nphi {
-                    let (re, im) = (row_of(&out_re, r), row_of(&out_im, r));
-                    for x in (0..m).filter(|&x| !nonzero[x]) {
-                        re[x] = f32::NAN;
-                        im[x] = f32::NAN;
-                    }
-                }
-            }
-        },
-    );
+    let cube = Cube { q, u, npix, w: &w };
+    match p.transform.resolve(nphi, nchan) {
+        Transform::Nufft => synth_nufft(&cube, &a, &axes, (&out_re, &out_im)),
+        _ => synth_direct(&cube, &a, &axes, (&out_re, &out_im)),
+    }
 
     // RMSF per distinct channel mask.
     let nphi2 = axes.phi2.len();
@@ -471,10 +765,11 @@ mod tests {
     use super::*;
     use crate::science::rm_synthesis::rmsynth as rmsynth1d;
 
-    #[test]
-    fn every_pixel_matches_the_1d_synthesis() {
+    /// 21 pixels (a whole NUFFT batch and part of one), each a Faraday-thin source at its own
+    /// RM, with a flagged voxel, a channel flagged everywhere and one pixel blank throughout.
+    fn test_cube() -> (Vec<f64>, usize, Vec<f32>, Vec<f32>, Vec<f64>) {
         let freqs: Vec<f64> = (0..40).map(|k| 800e6 + 5e6 * k as f64).collect();
-        let npix = 7;
+        let npix = 21;
         let nchan = freqs.len();
         let l2 = lambda_sq(&freqs);
         let mut q = vec![0f32; nchan * npix];
@@ -486,48 +781,76 @@ mod tests {
                 u[c * npix + i] = (0.1 * (2.0 * rm * l2[c]).sin()) as f32;
             }
         }
-        // A flagged voxel and a flagged channel everywhere.
         q[3 * npix + 2] = f32::NAN;
         for i in 0..npix {
             q[10 * npix + i] = f32::NAN;
         }
+        for c in 0..nchan {
+            u[c * npix + BLANK] = f32::NAN;
+        }
         let w: Vec<f64> = (0..nchan).map(|c| 1.0 + 0.01 * c as f64).collect();
-        let p = Synth3dParams {
+        (freqs, npix, q, u, w)
+    }
+    const BLANK: usize = 17;
+
+    fn params(transform: Transform) -> Synth3dParams {
+        Synth3dParams {
             dphi: None,
             phi_max: None,
             n_samples: 5.0,
             fit_rmsf: false,
-        };
-        let s = rmsynth3d(&q, &u, npix, &freqs, &w, &p);
-        let nphi = s.axes.phi.len();
-        for i in 0..npix {
-            let qi: Vec<f64> = (0..nchan).map(|c| q[c * npix + i] as f64).collect();
-            let ui: Vec<f64> = (0..nchan).map(|c| u[c * npix + i] as f64).collect();
-            let wl: Vec<f64> = (0..nchan)
-                .map(|c| if c == 10 { 0.0 } else { w[c] })
-                .collect();
-            let l0 = lam0_sq(&wl, &l2);
-            let (re, im, _) = rmsynth1d(&qi, &ui, &l2, &wl, &s.axes.phi, s.axes.dphi, Some(l0));
-            for k in 0..nphi {
-                let (a, b) = (s.fdf_re[k * npix + i] as f64, s.fdf_im[k * npix + i] as f64);
-                assert!(
-                    (a - re[k]).abs() < 2e-5 && (b - im[k]).abs() < 2e-5,
-                    "pixel {i} depth {k}: ({a}, {b}) vs ({}, {})",
-                    re[k],
-                    im[k]
-                );
+            transform,
+        }
+    }
+
+    #[test]
+    fn every_pixel_matches_the_1d_synthesis() {
+        let (freqs, npix, q, u, w) = test_cube();
+        let (nchan, l2) = (freqs.len(), lambda_sq(&freqs));
+        for transform in [Transform::Direct, Transform::Nufft] {
+            let s = rmsynth3d(&q, &u, npix, &freqs, &w, &params(transform));
+            let nphi = s.axes.phi.len();
+            for i in (0..npix).filter(|&i| i != BLANK) {
+                let qi: Vec<f64> = (0..nchan).map(|c| q[c * npix + i] as f64).collect();
+                let ui: Vec<f64> = (0..nchan).map(|c| u[c * npix + i] as f64).collect();
+                let wl: Vec<f64> = (0..nchan)
+                    .map(|c| if c == 10 { 0.0 } else { w[c] })
+                    .collect();
+                let l0 = lam0_sq(&wl, &l2);
+                let (re, im, _) = rmsynth1d(&qi, &ui, &l2, &wl, &s.axes.phi, s.axes.dphi, Some(l0));
+                for k in 0..nphi {
+                    let (a, b) = (s.fdf_re[k * npix + i] as f64, s.fdf_im[k * npix + i] as f64);
+                    assert!(
+                        (a - re[k]).abs() < 2e-6 && (b - im[k]).abs() < 2e-6,
+                        "{transform:?}: pixel {i} depth {k}: ({a}, {b}) vs ({}, {})",
+                        re[k],
+                        im[k]
+                    );
+                }
             }
+            assert!((0..nphi).all(
+                |k| s.fdf_re[k * npix + BLANK].is_nan() && s.fdf_im[k * npix + BLANK].is_nan()
+            ));
+            let (max_pi, peak) = peak_maps(&s.fdf_re, &s.fdf_im, &s.axes.phi, npix);
+            for i in (0..npix).filter(|&i| i != BLANK) {
+                let rm = -40.0 + 15.0 * i as f64;
+                assert!(
+                    (peak[i] as f64 - rm).abs() <= s.axes.dphi,
+                    "{transform:?}: pixel {i}: peak {} vs {rm}",
+                    peak[i]
+                );
+                assert!((max_pi[i] - 0.1).abs() < 0.01);
+            }
+            assert!(max_pi[BLANK].is_nan() && peak[BLANK].is_nan());
         }
-        let (max_pi, peak) = peak_maps(&s.fdf_re, &s.fdf_im, &s.axes.phi, npix);
-        for i in 0..npix {
-            let rm = -40.0 + 15.0 * i as f64;
-            assert!(
-                (peak[i] as f64 - rm).abs() <= s.axes.dphi,
-                "pixel {i}: peak {} vs {rm}",
-                peak[i]
-            );
-            assert!((max_pi[i] - 0.1).abs() < 0.01);
-        }
+    }
+
+    #[test]
+    fn auto_picks_the_cheaper_transform() {
+        // The benchmark cube (815 depths, 288 channels) and the demo's (72 channels).
+        assert_eq!(Transform::Auto.resolve(815, 288), Transform::Nufft);
+        assert_eq!(Transform::Auto.resolve(101, 72), Transform::Direct);
+        assert_eq!(Transform::Direct.resolve(815, 288), Transform::Direct);
     }
 
     #[test]
@@ -549,6 +872,7 @@ mod tests {
             phi_max: None,
             n_samples: 5.0,
             fit_rmsf: false,
+            transform: Transform::Auto,
         };
         let s = rmsynth3d(&q, &u, npix, &freqs, &vec![1.0; nchan], &p);
         let (rmsf_re, rmsf_im, fwhm) = s.rmsf_cubes();
@@ -569,5 +893,52 @@ mod tests {
                 .sum();
             assert!((total - 0.2).abs() < 0.02, "pixel {i}: clean flux {total}");
         }
+    }
+}
+#[cfg(test)]
+mod speed {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn speed_nufft() {
+        let nchan = 288;
+        let freqs: Vec<f64> = (0..nchan).map(|k| 743.5e6 + 1e6 * k as f64).collect();
+        let npix = 256 * 256;
+        let q: Vec<f32> = (0..nchan * npix)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let u: Vec<f32> = (0..nchan * npix)
+            .map(|i| ((i * 104729) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let w = vec![1.0; nchan];
+        let l2 = lambda_sq(&freqs);
+        let axes = PhiAxes::new(&l2, None, None, 5.0);
+        let lam0 = lam0_sq(&w, &l2);
+        let a: Vec<f64> = l2.iter().map(|l| ((l - lam0) as f32) as f64).collect();
+        let nphi = axes.phi.len();
+        let mut fdf_re = vec![1f32; nphi * npix];
+        let mut fdf_im = vec![1f32; nphi * npix];
+        let (out_re, out_im) = (Shared(fdf_re.as_mut_ptr()), Shared(fdf_im.as_mut_ptr()));
+        let cube = Cube {
+            q: &q,
+            u: &u,
+            npix,
+            w: &w,
+        };
+        let which = std::env::var("WHICH").unwrap_or_default();
+        for _ in 0..5 {
+            if which != "Direct" {
+                let t0 = std::time::Instant::now();
+                synth_nufft(&cube, &a, &axes, (&out_re, &out_im));
+                eprintln!("nufft: {:.3} s", t0.elapsed().as_secs_f64());
+            }
+            if which != "Nufft" {
+                let t0 = std::time::Instant::now();
+                synth_direct(&cube, &a, &axes, (&out_re, &out_im));
+                eprintln!("direct: {:.3} s", t0.elapsed().as_secs_f64());
+            }
+        }
+        drop(fdf_re);
+        drop(fdf_im);
     }
 }

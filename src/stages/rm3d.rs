@@ -11,7 +11,7 @@
 use super::io::{out_path, single, stokes_input};
 use super::{ActionCtx, Builtin};
 use crate::fits::{Cube, Header, Image};
-use crate::science::rm3d::{peak_maps, rmclean3d, rmsynth3d, Synth3dParams};
+use crate::science::rm3d::{peak_maps, rmclean3d, rmsynth3d, Synth3dParams, Transform};
 use crate::science::stats::{clipped_mean_std, nanmedian};
 use crate::wcs::Wcs;
 
@@ -80,7 +80,7 @@ impl Builtin for RmSynth3d {
         "rmsynth3d"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
         let (qp, up) = (
@@ -128,6 +128,11 @@ impl Builtin for RmSynth3d {
                 .param("fit_rmsf")
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
+            transform: match ctx.param("synth3d_method").and_then(|v| v.as_str()) {
+                Some("direct") => Transform::Direct,
+                Some("nufft") => Transform::Nufft,
+                _ => Transform::Auto,
+            },
         };
         let mut noise = String::new();
         for r in &rms {
