@@ -351,36 +351,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod speed {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn speed_lane_fft() {
-        let n: usize = std::env::var("N")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1440);
-        let mut re = LaneVec::default();
-        re.resize(n);
-        for (j, x) in re.iter_mut().enumerate() {
-            *x = [j as f32 * 1e-3; LANES];
-        }
-        let im = re.clone();
-        let plan = LaneFft::new(n);
-        let mut buf = Buffers::default();
-        for _ in 0..3 {
-            let t0 = std::time::Instant::now();
-            for _ in 0..2048 {
-                plan.process(&re, &im, &mut buf);
-            }
-            let t = t0.elapsed().as_secs_f64();
-            let flops = 5.0 * n as f64 * (n as f64).log2() * LANES as f64 * 2048.0;
-            eprintln!(
-                "n {n}: {:.3} ms per 2048, {:.1} GFLOP/s",
-                t * 1e3,
-                flops / t / 1e9
-            );
-        }
-    }
-}

@@ -529,29 +529,41 @@ pub fn rmsynth3d(
     let l2 = lambda_sq(freqs);
     let axes = PhiAxes::new(&l2, p.dphi, p.phi_max, p.n_samples);
     let nphi = axes.phi.len();
-    // Each pixel's flagged channels as a bit set, built channel by channel so the cube is read
-    // in memory order; channels flagged in every pixel carry no weight at all (RM-Tools'
-    // mskPlanes).
+    // Each pixel's flagged channels as a bit set, built in parallel over pixel chunks and
+    // channel by channel within one (whole row segments of the cube in memory order); channels
+    // flagged in every pixel carry no weight at all (RM-Tools' mskPlanes).
     let words = nchan.div_ceil(64);
     let mut masks = vec![0u64; npix * words];
-    let mut w: Vec<f64> = weights
-        .iter()
-        .map(|&x| if x.is_nan() { 0.0 } else { x })
-        .collect();
-    for c in 0..nchan {
-        let (word, bit) = (c / 64, 1u64 << (c % 64));
-        let mut any_valid = false;
-        for i in 0..npix {
-            if q[c * npix + i].is_finite() && u[c * npix + i].is_finite() {
-                any_valid = true;
-            } else {
-                masks[i * words + word] |= bit;
+    const CHUNK: usize = 4096;
+    let channel_used = masks
+        .par_chunks_mut(CHUNK * words)
+        .enumerate()
+        .map(|(b, chunk)| {
+            let s = b * CHUNK;
+            let m = chunk.len() / words;
+            let mut used = vec![false; nchan];
+            for (c, used) in used.iter_mut().enumerate() {
+                let (word, bit) = (c / 64, 1u64 << (c % 64));
+                let row = c * npix + s;
+                for (j, (qv, uv)) in q[row..row + m].iter().zip(&u[row..row + m]).enumerate() {
+                    if qv.is_finite() && uv.is_finite() {
+                        *used = true;
+                    } else {
+                        chunk[j * words + word] |= bit;
+                    }
+                }
             }
-        }
-        if !any_valid {
-            w[c] = 0.0;
-        }
-    }
+            used
+        })
+        .reduce(
+            || vec![false; nchan],
+            |a, b| a.iter().zip(&b).map(|(x, y)| *x || *y).collect(),
+        );
+    let w: Vec<f64> = weights
+        .iter()
+        .zip(&channel_used)
+        .map(|(&x, &used)| if x.is_nan() || !used { 0.0 } else { x })
+        .collect();
     let lam0 = lam0_sq(&w, &l2);
     let a: Vec<f64> = l2.iter().map(|l| ((l - lam0) as f32) as f64).collect();
 
@@ -893,52 +905,5 @@ mod tests {
                 .sum();
             assert!((total - 0.2).abs() < 0.02, "pixel {i}: clean flux {total}");
         }
-    }
-}
-#[cfg(test)]
-mod speed {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn speed_nufft() {
-        let nchan = 288;
-        let freqs: Vec<f64> = (0..nchan).map(|k| 743.5e6 + 1e6 * k as f64).collect();
-        let npix = 256 * 256;
-        let q: Vec<f32> = (0..nchan * npix)
-            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
-            .collect();
-        let u: Vec<f32> = (0..nchan * npix)
-            .map(|i| ((i * 104729) % 1000) as f32 * 1e-3 - 0.5)
-            .collect();
-        let w = vec![1.0; nchan];
-        let l2 = lambda_sq(&freqs);
-        let axes = PhiAxes::new(&l2, None, None, 5.0);
-        let lam0 = lam0_sq(&w, &l2);
-        let a: Vec<f64> = l2.iter().map(|l| ((l - lam0) as f32) as f64).collect();
-        let nphi = axes.phi.len();
-        let mut fdf_re = vec![1f32; nphi * npix];
-        let mut fdf_im = vec![1f32; nphi * npix];
-        let (out_re, out_im) = (Shared(fdf_re.as_mut_ptr()), Shared(fdf_im.as_mut_ptr()));
-        let cube = Cube {
-            q: &q,
-            u: &u,
-            npix,
-            w: &w,
-        };
-        let which = std::env::var("WHICH").unwrap_or_default();
-        for _ in 0..5 {
-            if which != "Direct" {
-                let t0 = std::time::Instant::now();
-                synth_nufft(&cube, &a, &axes, (&out_re, &out_im));
-                eprintln!("nufft: {:.3} s", t0.elapsed().as_secs_f64());
-            }
-            if which != "Nufft" {
-                let t0 = std::time::Instant::now();
-                synth_direct(&cube, &a, &axes, (&out_re, &out_im));
-                eprintln!("direct: {:.3} s", t0.elapsed().as_secs_f64());
-            }
-        }
-        drop(fdf_re);
-        drop(fdf_im);
     }
 }
