@@ -46,13 +46,13 @@ pub enum Transform {
 impl Transform {
     /// `Auto` made concrete for `nphi` depths and `nchan` channels: the direct product executes
     /// 2 N_φ N_chan flops per pixel (the ±φ symmetry halves the 4), the NUFFT about
-    /// 2 · 5 n log₂ n for its FFT of n ≈ 1.75 N_φ points (counted twice: an FFT runs at about
-    /// half a matrix product's rate) plus 4 w N_chan to spread.
+    /// 3 · 5 n log₂ n for its FFT of n ≈ σ N_φ points (counted three times: the FFT runs at
+    /// about a third of the matrix product's rate) plus 4 w N_chan to spread.
     pub fn resolve(self, nphi: usize, nchan: usize) -> Transform {
         match self {
             Transform::Auto => {
-                let n = 1.75 * nphi as f64;
-                let nufft = 10.0 * n * n.log2() + 40.0 * nchan as f64;
+                let n = super::nufft::SIGMA * nphi as f64;
+                let nufft = 15.0 * n * n.log2() + 40.0 * nchan as f64;
                 let direct = 2.0 * nphi as f64 * nchan as f64;
                 if direct > nufft {
                     Transform::Nufft
