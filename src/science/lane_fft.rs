@@ -191,41 +191,32 @@ fn run_pass<const R: usize>(
     yi: &mut [Lanes],
 ) {
     let (m, ns) = (n / R, pass.ns);
-    assert!(xr.len() >= n && xi.len() >= n && yr.len() >= n && yi.len() >= n);
-    assert!(pass.tw.len() >= ns * R);
     for block in 0..m / ns {
         for jj in 0..ns {
             let j = block * ns + jj;
             let mut vr = [[0f32; LANES]; R];
             let mut vi = [[0f32; LANES]; R];
-            // SAFETY (all unchecked indexing here): j < m, so j + r m < R m = n for r < R, and
-            // the buffers hold n elements (asserted above); jj R + r < ns R = tw.len().
-            unsafe {
-                vr[0] = *xr.get_unchecked(j);
-                vi[0] = *xi.get_unchecked(j);
-                for r in 1..R {
-                    let (a, b) = (xr.get_unchecked(j + r * m), xi.get_unchecked(j + r * m));
-                    if ns == 1 {
-                        // The first pass: every twiddle is 1.
-                        vr[r] = *a;
-                        vi[r] = *b;
-                        continue;
-                    }
-                    let (c, s) = *pass.tw.get_unchecked(jj * R + r);
-                    for l in 0..LANES {
-                        vr[r][l] = a[l] * c - b[l] * s;
-                        vi[r][l] = a[l] * s + b[l] * c;
-                    }
+            vr[0] = xr[j];
+            vi[0] = xi[j];
+            for r in 1..R {
+                let (a, b) = (&xr[j + r * m], &xi[j + r * m]);
+                if ns == 1 {
+                    // The first pass: every twiddle is 1.
+                    vr[r] = *a;
+                    vi[r] = *b;
+                    continue;
+                }
+                let (c, s) = pass.tw[jj * R + r];
+                for l in 0..LANES {
+                    vr[r][l] = a[l] * c - b[l] * s;
+                    vi[r][l] = a[l] * s + b[l] * c;
                 }
             }
             butterfly::<R>(&mut vr, &mut vi);
             let d = block * ns * R + jj;
-            // SAFETY: d + r ns < (block + 1) ns R ≤ m R = n.
-            unsafe {
-                for r in 0..R {
-                    *yr.get_unchecked_mut(d + r * ns) = vr[r];
-                    *yi.get_unchecked_mut(d + r * ns) = vi[r];
-                }
+            for r in 0..R {
+                yr[d + r * ns] = vr[r];
+                yi[d + r * ns] = vi[r];
             }
         }
     }

@@ -211,9 +211,7 @@ impl Cube<'_> {
             .map(|&x| if x > 0.0 { 1.0 / x } else { 0.0 })
             .collect()
     }
-}
 
-impl Cube<'_> {
     /// [`Cube::weighted`] for the NUFFT, into lanes: pixel j of `s..s + m` is lane j % BATCH
     /// of `re[(j / BATCH) nchan + c]` (zeroed first), with wQ, wU rounded to float32 after
     /// the product as there. Also says which pixels have any non-zero data (an FDF of zeros
@@ -428,8 +426,8 @@ unsafe fn nufft_block_avx2(job: &NufftJob, s: usize, buf: &mut NufftBlock) {
 /// instruction set (inlined into the callers above).
 #[inline(always)]
 fn nufft_block(job: &NufftJob, s: usize, buf: &mut NufftBlock) {
-    let NufftJob { cube, plan, out } = *job;
     use super::nufft::{Lanes, BATCH};
+    let NufftJob { cube, plan, out } = *job;
     let (npix, nchan, nphi) = (cube.npix, cube.w.len(), plan.outputs());
     let m = NUFFT_BLOCK.min(npix - s);
     let batches = NUFFT_BLOCK / BATCH;
