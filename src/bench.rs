@@ -190,6 +190,56 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The least a no-op build can cost: every file under the field directory stat'ed once, relative
+/// to the field directory, on `jobs` threads (the snapshot check's own way of stat'ing), with the
+/// paths prepared beforehand. Also one file stat'ed as many times, which separates the kernel's
+/// per-call cost from the cost of looking up many distinct names in the dentry cache.
+struct StatFloor {
+    files: usize,
+    seconds: f64,
+    same_file_seconds: f64,
+}
+
+fn stat_floor(field_dir: &Path, jobs: usize) -> Result<StatFloor> {
+    use rayon::prelude::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let mut paths = Vec::new();
+    for e in walkdir::WalkDir::new(field_dir).sort_by_file_name() {
+        let e = e.with_context(|| format!("cannot list {}", field_dir.display()))?;
+        if e.file_type().is_file() {
+            let rel = e.path().strip_prefix(field_dir)?;
+            paths.push(CString::new(rel.as_os_str().as_bytes())?);
+        }
+    }
+    if paths.is_empty() {
+        return Err(anyhow!("{}: no files to stat", field_dir.display()));
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+    let chunk = paths.len().div_ceil(jobs * 64).max(1);
+    let run = |same: bool| -> Result<f64> {
+        let t0 = Instant::now();
+        pool.install(|| {
+            paths.par_chunks(chunk).try_for_each(|c| -> Result<()> {
+                let dir = crate::hash::DirFd::open(field_dir)?;
+                for p in c {
+                    let p = if same { &paths[0] } else { p };
+                    std::hint::black_box(dir.stat_c(p)?);
+                }
+                Ok(())
+            })
+        })?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    let seconds = median((0..3).map(|_| run(false)).collect::<Result<_>>()?);
+    let same_file_seconds = median((0..3).map(|_| run(true)).collect::<Result<_>>()?);
+    Ok(StatFloor {
+        files: paths.len(),
+        seconds,
+        same_file_seconds,
+    })
+}
+
 /// `arrakis bench engine`.
 pub fn engine(
     islands: usize,
@@ -256,9 +306,11 @@ pub fn engine(
             "a --full-check no-op build ran targets: the snapshot and full evaluation disagree"
         ));
     }
+    let floor = stat_floor(&dir.join("data").join(FIELD), jobs)?;
     let change = run_phase(&dir, jobs, &["--set", "cutoff=-5"])?;
     let cache_mib = dir_size(&dir.join("cache")) as f64 / (1024.0 * 1024.0);
 
+    let noop = median(noops.iter().map(|r| r.seconds).collect());
     println!("| phase | wall s | peak RSS MiB | targets run | note |");
     println!("|---|---:|---:|---:|---|");
     println!(
@@ -267,9 +319,18 @@ pub fn engine(
     );
     println!(
         "| no-op build (median of 3) | {:.3} | {:.0} | 0 | {} targets checked |",
-        median(noops.iter().map(|r| r.seconds).collect()),
+        noop,
         noops.iter().map(|r| r.max_rss_mib).fold(0.0, f64::max),
         noops[0].skipped
+    );
+    println!(
+        "| floor: stat each file of the field once, nothing else (median of 3) | {:.3} | | | {} files, {jobs} threads: {:.2} µs per file (one file stat'ed {} times: {:.2} µs); no-op / floor = {:.2} |",
+        floor.seconds,
+        floor.files,
+        floor.seconds * 1e6 / floor.files.max(1) as f64,
+        floor.files,
+        floor.same_file_seconds * 1e6 / floor.files.max(1) as f64,
+        noop / floor.seconds
     );
     println!(
         "| --dry-run (median of 3) | {:.3} | {:.0} | 0 | |",

@@ -136,6 +136,54 @@ pub struct OutputState {
     pub sig: StatSig,
 }
 
+/// Records read in bulk ([`Cache::scan_states`]): the ids in one string, in the database's
+/// order (byte order of the ids), beside the records.
+#[derive(Default)]
+pub struct ScannedStates {
+    ids: String,
+    ends: Vec<usize>,
+    states: Vec<TargetState>,
+}
+
+impl ScannedStates {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether no record was read.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Id of record `i`.
+    pub fn id(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.ids[start..self.ends[i]]
+    }
+
+    /// Index of the record of target `id`.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        // The database yields keys in byte order, which is `str`'s order.
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.id(mid).cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// The records, by index, without their ids.
+    pub fn into_states(mut self) -> Vec<TargetState> {
+        self.states.shrink_to_fit();
+        self.states
+    }
+}
+
 /// The part of a target's record that every build reads (kept small so a no-op build of a big
 /// field reads little): key, status and the outputs' digests and signatures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -537,21 +585,18 @@ impl Cache {
         }
     }
 
-    /// The hot part of every record of `field`, by target id, in one sequential scan (much
-    /// cheaper than a lookup per target on a big field).
-    pub fn scan_states(
-        &self,
-        field: &str,
-    ) -> Result<rustc_hash::FxHashMap<String, TargetState>, CacheError> {
+    /// The hot part of every record of `field`, in one sequential scan (much cheaper than a
+    /// lookup per target on a big field).
+    pub fn scan_states(&self, field: &str) -> Result<ScannedStates, CacheError> {
         let prefix = record_key(field, "");
-        let mut out = rustc_hash::FxHashMap::default();
+        let mut out = ScannedStates::default();
         for item in self.targets.scan_prefix(&prefix) {
             let (k, v) = item.map_err(|e| self.sled_err(e))?;
             let state = decode(&v).map_err(|why| self.corrupt("targets", &k, why))?;
-            out.insert(
-                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
-                state,
-            );
+            out.ids
+                .push_str(&String::from_utf8_lossy(&k[prefix.len()..]));
+            out.ends.push(out.ids.len());
+            out.states.push(state);
         }
         Ok(out)
     }

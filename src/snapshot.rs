@@ -31,7 +31,7 @@ use crate::hash::{Digest, DirFd, StatSig};
 use crate::rules::RuleSet;
 
 const MAGIC: &[u8; 8] = b"ARRKSNAP";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// Magic, format, checksum of the body.
 const HEADER: usize = 8 + 4 + 32;
 /// Outputs per independently decodable chunk.
@@ -552,9 +552,9 @@ impl<'a> Dec<'a> {
             0 => Some(None),
             1 => Some(Some(StatSig {
                 size: self.u64()?,
-                mtime_ns: i128::from_le_bytes(self.arr()?),
+                mtime_ns: i64::from_le_bytes(self.arr()?),
                 inode: self.u64()?,
-                ctime_ns: i128::from_le_bytes(self.arr()?),
+                ctime_ns: i64::from_le_bytes(self.arr()?),
             })),
             _ => None,
         }
@@ -568,9 +568,9 @@ mod tests {
     fn sig(n: u64) -> StatSig {
         StatSig {
             size: n,
-            mtime_ns: 1_700_000_000_000_000_000 + n as i128,
+            mtime_ns: 1_700_000_000_000_000_000 + n as i64,
             inode: 1000 + n,
-            ctime_ns: -(n as i128),
+            ctime_ns: -(n as i64),
         }
     }
 

@@ -235,7 +235,7 @@ fn process(
 ) -> Step {
     let up = |t: u32, o: u32| -> UpInput {
         match results[t as usize].get() {
-            Some(d) => d.output(o),
+            Some(d) => d.output(engine, t, o),
             None => UpInput::Unavailable("not evaluated".into()),
         }
     };
@@ -250,12 +250,8 @@ fn process(
     };
     match ev.verdict {
         Verdict::UpToDate => {
-            let digests = ev
-                .record
-                .as_ref()
-                .map(Engine::recorded_digests)
-                .unwrap_or_default();
-            Step::Finished(Some(outcome(Status::Skipped)), Done::Outputs(digests), None)
+            let done = engine.done_up_to_date(ti, ev.record.as_ref());
+            Step::Finished(Some(outcome(Status::Skipped)), done, None)
         }
         Verdict::Blocked { why, upstream } => {
             let mut o = outcome(Status::Failed);

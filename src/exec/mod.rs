@@ -40,6 +40,9 @@ pub fn interrupted() -> bool {
 pub enum Done {
     /// The digests of its outputs, in graph order.
     Outputs(Vec<Digest>),
+    /// Up to date with the record read at the start of the build: its outputs' digests are
+    /// that record's ([`Engine::read_digest`]), not copied (on a big field most targets end so).
+    Recorded,
     /// Dry run: it would run, so its outputs are not known yet.
     Unknown,
     /// It failed or could not run; dependents cannot run. The string says why.
@@ -58,13 +61,15 @@ pub enum UpInput {
 }
 
 impl Done {
-    /// Output `k` of a finished target, as its dependents see it.
-    pub fn output(&self, k: u32) -> UpInput {
+    /// Output `k` of finished target `ti`, as its dependents see it.
+    pub fn output(&self, engine: &Engine, ti: u32, k: u32) -> UpInput {
+        let known = |d: Option<Digest>| {
+            d.map(UpInput::Known)
+                .unwrap_or(UpInput::Unavailable("output index out of range".into()))
+        };
         match self {
-            Done::Outputs(d) => d
-                .get(k as usize)
-                .map(|d| UpInput::Known(*d))
-                .unwrap_or(UpInput::Unavailable("output index out of range".into())),
+            Done::Outputs(d) => known(d.get(k as usize).copied()),
+            Done::Recorded => known(engine.read_digest(ti as usize, k as usize)),
             Done::Unknown => UpInput::Unknown,
             Done::Unavailable(why) => UpInput::Unavailable(why.clone()),
         }
@@ -117,10 +122,30 @@ pub struct Evaluation {
     pub record: Option<TargetState>,
 }
 
+/// [`States::slot`] of a target without a record.
+const NO_RECORD: u32 = u32::MAX;
+
+/// Records read in bulk at the start of a build, found by target index.
+pub struct States {
+    /// For each target, the index of its record in `records`, or [`NO_RECORD`].
+    slot: Vec<u32>,
+    records: Vec<TargetState>,
+}
+
+impl States {
+    /// The record of target `ti`, if it has one.
+    pub fn get(&self, ti: usize) -> Option<&TargetState> {
+        match self.slot.get(ti) {
+            Some(&i) if i != NO_RECORD => self.records.get(i as usize),
+            _ => None,
+        }
+    }
+}
+
 /// Every target's record after a build: written by it, or as read at its start.
 pub struct FinalRecords<'e> {
     written: std::sync::MutexGuard<'e, rustc_hash::FxHashMap<u32, Option<Box<[StatSig]>>>>,
-    states: &'e [Option<TargetState>],
+    states: &'e States,
 }
 
 /// The output signatures of one record.
@@ -158,8 +183,9 @@ impl FinalRecords<'_> {
     pub fn sigs(&self, ti: usize) -> Option<Sigs<'_>> {
         match self.written.get(&(ti as u32)) {
             Some(w) => w.as_deref().map(Sigs::Written),
-            None => self.states[ti]
-                .as_ref()
+            None => self
+                .states
+                .get(ti)
                 .filter(|r| r.status == RunStatus::Ok)
                 .map(Sigs::Read),
         }
@@ -191,8 +217,8 @@ pub struct Engine<'a> {
     /// The cache.
     pub cache: &'a Cache,
     memo: Mutex<rustc_hash::FxHashMap<String, Option<Digest>>>,
-    /// Records read in bulk, by target index.
-    states: Option<Vec<Option<TargetState>>>,
+    /// Records read in bulk.
+    states: Option<States>,
     /// The field directory, opened once: outputs are stat'ed relative to it.
     field_fd: Option<crate::hash::DirFd>,
     /// Every source path stat'ed this build, with the signature it had before it was read
@@ -268,24 +294,21 @@ impl<'a> Engine<'a> {
 
     /// Use records read in bulk ([`Cache::scan_states`]) instead of one lookup per target. Each
     /// target's record is read before it runs and written only after, so the snapshot is exact.
-    /// They are kept by target index (records of targets the graph no longer has are left out):
-    /// a lookup is an index, and 333 443 targets take 55 MB less than the map by id.
-    pub fn with_states(mut self, states: rustc_hash::FxHashMap<String, TargetState>) -> Engine<'a> {
-        let index: rustc_hash::FxHashMap<&str, usize> = self
+    /// Each target finds its record by binary search on the ids (in parallel); the ids are then
+    /// dropped and the records kept as read, with one index per target (no map by id, no second
+    /// copy of the records).
+    pub fn with_states(mut self, scanned: crate::cache::ScannedStates) -> Engine<'a> {
+        use rayon::prelude::*;
+        let slot: Vec<u32> = self
             .graph
             .targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.as_str(), i))
+            .par_iter()
+            .map(|t| scanned.position(&t.id).map_or(NO_RECORD, |i| i as u32))
             .collect();
-        let mut by_target: Vec<Option<TargetState>> = Vec::new();
-        by_target.resize_with(self.graph.targets.len(), || None);
-        for (id, state) in states {
-            if let Some(&i) = index.get(id.as_str()) {
-                by_target[i] = Some(state);
-            }
-        }
-        self.states = Some(by_target);
+        self.states = Some(States {
+            slot,
+            records: scanned.into_states(),
+        });
         self
     }
 
@@ -386,7 +409,7 @@ impl<'a> Engine<'a> {
         let t = &self.graph.targets[ti];
         let rule = &self.graph.rules[t.rule as usize];
         let record = match &self.states {
-            Some(v) => v[ti].clone(),
+            Some(v) => v.get(ti).cloned(),
             None => self.cache.get_state(&self.graph.field, &t.id)?,
         };
         // Borrowed (slot, path, digest) triples: owned records are only made when needed.
@@ -696,5 +719,27 @@ impl<'a> Engine<'a> {
     /// Digests of a target's outputs as recorded (valid after an up-to-date verdict).
     pub fn recorded_digests(rec: &TargetState) -> Vec<Digest> {
         rec.outputs.iter().map(|o| o.digest).collect()
+    }
+
+    /// What an up-to-date target with record `rec` leaves its dependents: [`Done::Recorded`]
+    /// when `rec`'s digests are those of the record read at the start of the build, else a copy.
+    pub fn done_up_to_date(&self, ti: usize, rec: Option<&TargetState>) -> Done {
+        let same = |a: &TargetState, b: &TargetState| {
+            a.outputs.len() == b.outputs.len()
+                && a.outputs
+                    .iter()
+                    .zip(&b.outputs)
+                    .all(|(x, y)| x.digest == y.digest)
+        };
+        match (rec, self.states.as_ref().and_then(|s| s.get(ti))) {
+            (Some(r), Some(read)) if same(r, read) => Done::Recorded,
+            (r, _) => Done::Outputs(r.map(Engine::recorded_digests).unwrap_or_default()),
+        }
+    }
+
+    /// Digest of output `k` of target `ti` in the record read at the start of the build.
+    pub fn read_digest(&self, ti: usize, k: usize) -> Option<Digest> {
+        let rec = self.states.as_ref()?.get(ti)?;
+        rec.outputs.get(k).map(|o| o.digest)
     }
 }

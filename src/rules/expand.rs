@@ -492,7 +492,8 @@ pub fn expand(
             }
         }
 
-        graph.targets.reserve(bindings.len());
+        // Exactly: a third of a million targets doubled past their number would idle ~35 MB.
+        graph.targets.reserve_exact(bindings.len());
         for b in &bindings {
             let ti = graph.targets.len() as u32;
             let id = format!("{}/{}", rule.name, unit_label(rule.unit, b, &vs, units));
@@ -522,6 +523,8 @@ pub fn expand(
                     });
                 }
             }
+            // A cutout target's thousands of outputs were pushed one at a time.
+            outputs.shrink_to_fit();
             let mut inputs = Vec::with_capacity(rule.inputs.len());
             let mut deps = Vec::new();
             let dbound = bound_of(b);
@@ -594,6 +597,10 @@ pub fn expand(
             });
         }
     }
+    // The join tables (one entry per output) are done with: freed before the uniqueness
+    // check builds its own table, so the two never take memory at once.
+    drop(instances);
+    drop(join_cache);
     check_outputs_unique(&graph, rules)?;
     graph.units = units.clone();
     graph.link();
