@@ -593,8 +593,10 @@ impl Cache {
         for item in self.targets.scan_prefix(&prefix) {
             let (k, v) = item.map_err(|e| self.sled_err(e))?;
             let state = decode(&v).map_err(|why| self.corrupt("targets", &k, why))?;
-            out.ids
-                .push_str(&String::from_utf8_lossy(&k[prefix.len()..]));
+            let id = String::from_utf8_lossy(&k[prefix.len()..]);
+            // `position` relies on sled's key order, which is this byte order.
+            debug_assert!(out.is_empty() || out.id(out.len() - 1) < id.as_ref());
+            out.ids.push_str(&id);
             out.ends.push(out.ids.len());
             out.states.push(state);
         }
@@ -933,6 +935,38 @@ mod tests {
             host: "h".into(),
             error: None,
         }
+    }
+
+    #[test]
+    fn scanned_records_are_found_by_id_within_their_field_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::open(dir.path(), false).unwrap();
+        // Ids that are prefixes of one another, and a field whose name extends another's.
+        let ids = ["r/a", "r/a_c1", "r/a/b", "r/ab", "s/a", "r/", "rr/a"];
+        for (n, id) in ids.iter().enumerate() {
+            let mut r = rec();
+            r.key = Digest::of_bytes(id.as_bytes());
+            r.seconds = n as f64;
+            c.put_target("F", id, &r).unwrap();
+        }
+        c.put_target("F2", "r/zz", &rec()).unwrap();
+        let scanned = c.scan_states("F").unwrap();
+        assert_eq!(scanned.len(), ids.len());
+        for id in ids {
+            let i = scanned
+                .position(id)
+                .unwrap_or_else(|| panic!("{id} not found"));
+            assert_eq!(scanned.id(i), id);
+            assert_eq!(
+                scanned.states[i].key,
+                Digest::of_bytes(id.as_bytes()),
+                "{id}"
+            );
+        }
+        for missing in ["r/zz", "r", "", "r/a_c", "s/b", "z"] {
+            assert_eq!(scanned.position(missing), None, "{missing}");
+        }
+        assert!(c.scan_states("G").unwrap().is_empty());
     }
 
     #[test]

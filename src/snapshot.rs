@@ -332,8 +332,11 @@ fn check_inner(
     // change.
     let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
     let bad = || "unreadable snapshot".to_string();
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC || bytes[8..12] != FORMAT.to_le_bytes() {
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         return Err(bad());
+    }
+    if bytes[8..12] != FORMAT.to_le_bytes() {
+        return Err("snapshot written in another format (by another arrakis version)".into());
     }
     if checksum(&bytes[HEADER..]).0[..] != bytes[12..HEADER] {
         return Err("snapshot checksum mismatch".into());
