@@ -250,7 +250,7 @@ fn process(
     };
     match ev.verdict {
         Verdict::UpToDate => {
-            let done = engine.done_up_to_date(ti, ev.record.as_ref());
+            let done = Engine::done_up_to_date(ev.record.as_ref());
             Step::Finished(Some(outcome(Status::Skipped)), done, None)
         }
         Verdict::Blocked { why, upstream } => {

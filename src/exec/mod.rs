@@ -15,6 +15,7 @@ pub mod local;
 pub mod slurm;
 pub mod worker;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,15 +112,16 @@ pub enum Verdict {
 
 /// The result of evaluating one target.
 #[derive(Clone, Debug)]
-pub struct Evaluation {
+pub struct Evaluation<'e> {
     /// The key, when every input is known.
     pub key: Option<Digest>,
     /// Inputs as they go into the key (empty when up to date: nothing needs them).
     pub inputs: Vec<InputRecord>,
     /// The decision.
     pub verdict: Verdict,
-    /// The target's record, if any.
-    pub record: Option<TargetState>,
+    /// The target's record, if any: borrowed from the records read in bulk at the start of the
+    /// build, owned when read from the cache on its own.
+    pub record: Option<Cow<'e, TargetState>>,
 }
 
 /// [`States::slot`] of a target without a record.
@@ -405,12 +407,15 @@ impl<'a> Engine<'a> {
         &self,
         ti: usize,
         upstream: &dyn Fn(u32, u32) -> UpInput,
-    ) -> Result<Evaluation, EngineError> {
+    ) -> Result<Evaluation<'_>, EngineError> {
         let t = &self.graph.targets[ti];
         let rule = &self.graph.rules[t.rule as usize];
         let record = match &self.states {
-            Some(v) => v.get(ti).cloned(),
-            None => self.cache.get_state(&self.graph.field, &t.id)?,
+            Some(v) => v.get(ti).map(Cow::Borrowed),
+            None => self
+                .cache
+                .get_state(&self.graph.field, &t.id)?
+                .map(Cow::Owned),
         };
         // Borrowed (slot, path, digest) triples: owned records are only made when needed.
         let mut refs: Vec<(&str, &str, Digest)> = Vec::new();
@@ -528,7 +533,7 @@ impl<'a> Engine<'a> {
                 reasons: self.key_diff(ti, &owned(&refs))?,
                 class: StaleClass::Stale,
             },
-            Some(r) => match self.check_outputs(ti, r)? {
+            Some(r) => match self.check_outputs(ti, r.as_ref())? {
                 Some(reasons) => Verdict::Run {
                     reasons,
                     class: StaleClass::Stale,
@@ -721,19 +726,14 @@ impl<'a> Engine<'a> {
         rec.outputs.iter().map(|o| o.digest).collect()
     }
 
-    /// What an up-to-date target with record `rec` leaves its dependents: [`Done::Recorded`]
-    /// when `rec`'s digests are those of the record read at the start of the build, else a copy.
-    pub fn done_up_to_date(&self, ti: usize, rec: Option<&TargetState>) -> Done {
-        let same = |a: &TargetState, b: &TargetState| {
-            a.outputs.len() == b.outputs.len()
-                && a.outputs
-                    .iter()
-                    .zip(&b.outputs)
-                    .all(|(x, y)| x.digest == y.digest)
-        };
-        match (rec, self.states.as_ref().and_then(|s| s.get(ti))) {
-            (Some(r), Some(read)) if same(r, read) => Done::Recorded,
-            (r, _) => Done::Outputs(r.map(Engine::recorded_digests).unwrap_or_default()),
+    /// What an up-to-date target leaves its dependents, given the record it was evaluated
+    /// with: a record read in bulk is lent ([`Done::Recorded`]; re-checking outputs only ever
+    /// refreshes signatures, never digests), one read on its own is copied.
+    pub fn done_up_to_date(rec: Option<&Cow<'_, TargetState>>) -> Done {
+        match rec {
+            Some(Cow::Borrowed(_)) => Done::Recorded,
+            Some(Cow::Owned(r)) => Done::Outputs(Engine::recorded_digests(r)),
+            None => Done::Outputs(Vec::new()),
         }
     }
 
