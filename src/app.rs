@@ -301,7 +301,7 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         .select(args.until.as_deref(), args.only.as_deref())
         .map_err(|e| anyhow!(e))?;
     let modes = local::modes_for(graph, &selected, args.only.is_some());
-    let engine = Engine::new(graph, &setup.rules, &cache).with_states(states);
+    let mut engine = Engine::new(graph, &setup.rules, &cache).with_states(states);
     let load = |p: &Option<PathBuf>| -> Result<ClusterConfig> {
         match p {
             Some(p) => {
@@ -322,6 +322,9 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         dry_run: args.dry_run,
         quiet: args.quiet,
     };
+    let t0 = std::time::Instant::now();
+    engine.check_outputs_ahead(|ti| modes[ti] != Mode::Ignore, opts.jobs);
+    timing("outputs checked ahead", t0);
     let mut clusters = local::Clusters::default();
     if !args.dry_run {
         fn runner<'c>(

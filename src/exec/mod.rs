@@ -194,6 +194,22 @@ impl FinalRecords<'_> {
     }
 }
 
+/// Which recorded outputs [`Engine::check_outputs_ahead`] found with their recorded signature:
+/// one bit per output of the graph (output `k` of target `t` is bit `start[t] + k`).
+struct Ahead {
+    start: Vec<u32>,
+    bits: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl Ahead {
+    fn unchanged(&self, ti: usize, k: usize) -> bool {
+        let g = self.start[ti] as usize + k;
+        self.bits
+            .get(g / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (g % 64)) != 0)
+    }
+}
+
 /// Errors that stop a build (as opposed to a target failing).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -221,6 +237,8 @@ pub struct Engine<'a> {
     memo: Mutex<rustc_hash::FxHashMap<String, Option<Digest>>>,
     /// Records read in bulk.
     states: Option<States>,
+    /// Outputs found unchanged by [`Engine::check_outputs_ahead`].
+    ahead: Option<Ahead>,
     /// The field directory, opened once: outputs are stat'ed relative to it.
     field_fd: Option<crate::hash::DirFd>,
     /// Every source path stat'ed this build, with the signature it had before it was read
@@ -242,6 +260,7 @@ impl<'a> Engine<'a> {
             cache,
             memo: Mutex::new(rustc_hash::FxHashMap::default()),
             states: None,
+            ahead: None,
             field_fd: crate::hash::DirFd::open(&graph.field_dir).ok(),
             sources_seen: Mutex::new(Vec::new()),
             read_directory: AtomicBool::new(false),
@@ -312,6 +331,93 @@ impl<'a> Engine<'a> {
             records: scanned.into_states(),
         });
         self
+    }
+
+    /// Stat the recorded outputs of every target `wanted` says will be evaluated, before the
+    /// build loop, on `jobs` threads, and remember which still have their recorded signature;
+    /// [`Engine::evaluate`] then takes those as checked. (Needs the records read in bulk.)
+    ///
+    /// Why ahead: evaluation visits outputs in target order, stage by stage, so consecutive
+    /// stats land in different directories and each pays for a cold lookup of its directory as
+    /// well as of its name (on a 50 000-island field 4.6 µs a file instead of 2.3). Here they
+    /// are grouped by directory first. A target's outputs are written by no one else in a build,
+    /// so a signature taken now is the one its evaluation would see; an output that did not
+    /// match is stat'ed again (and hashed if need be) when its target is evaluated, as before.
+    pub fn check_outputs_ahead(&mut self, wanted: impl Fn(usize) -> bool + Sync, jobs: usize) {
+        use rayon::prelude::*;
+        use std::hash::{Hash, Hasher};
+        use std::sync::atomic::AtomicU64;
+        let (Some(states), Some(dir)) = (&self.states, &self.field_fd) else {
+            return;
+        };
+        let targets = &self.graph.targets;
+        // Output `k` of target `t` is number `start[t] + k`.
+        let mut start = Vec::with_capacity(targets.len());
+        let mut total = 0u64;
+        for t in targets {
+            start.push(total as u32);
+            total += t.outputs.len() as u64;
+        }
+        if total >= u32::MAX as u64 {
+            return;
+        }
+        let Ok(pool) = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build()
+        else {
+            return;
+        };
+        let bits: Vec<AtomicU64> = (0..total.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+        let first = &start;
+        pool.install(|| {
+            // A hash of the output's directory in the high half, its number in the low half:
+            // sorted, each directory's outputs come together.
+            let mut order: Vec<u64> = targets
+                .par_iter()
+                .enumerate()
+                .filter(|&(ti, t)| {
+                    wanted(ti)
+                        && states.get(ti).is_some_and(|r| {
+                            r.status == RunStatus::Ok && r.outputs.len() == t.outputs.len()
+                        })
+                })
+                .flat_map_iter(|(ti, t)| {
+                    t.outputs.iter().enumerate().map(move |(k, o)| {
+                        let parent = o.rel.rfind('/').map_or("", |i| &o.rel[..i]);
+                        let mut h = rustc_hash::FxHasher::default();
+                        parent.hash(&mut h);
+                        (h.finish() & !0xffff_ffff) | (first[ti] as u64 + k as u64)
+                    })
+                })
+                .collect();
+            order.par_sort_unstable();
+            order.par_chunks(1024).for_each(|chunk| {
+                if interrupted() {
+                    return;
+                }
+                let mut path: Vec<u8> = Vec::with_capacity(256);
+                for &key in chunk {
+                    let g = key as u32;
+                    let ti = first.partition_point(|&s| s <= g) - 1;
+                    let k = (g - first[ti]) as usize;
+                    let (Some(rec), Some(o)) = (states.get(ti), targets[ti].outputs.get(k)) else {
+                        continue;
+                    };
+                    path.clear();
+                    path.extend_from_slice(o.rel.as_bytes());
+                    path.push(0);
+                    let Ok(c) = std::ffi::CStr::from_bytes_with_nul(&path) else {
+                        continue;
+                    };
+                    if let Ok(Some(sig)) = dir.stat_c(c) {
+                        if rec.outputs.get(k).is_some_and(|r| r.sig == sig) {
+                            bits[g as usize / 64].fetch_or(1 << (g % 64), Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        });
+        self.ahead = Some(Ahead { start, bits });
     }
 
     /// The absolute path of a field-relative path.
@@ -636,12 +742,22 @@ impl<'a> Engine<'a> {
             return Ok(Some(vec!["its set of outputs changed".into()]));
         }
         let mut refreshed: Option<TargetState> = None;
+        // Checked ahead against this very record (the one read in bulk)?
+        let ahead = self.ahead.as_ref().filter(|_| {
+            self.states
+                .as_ref()
+                .and_then(|s| s.get(ti))
+                .is_some_and(|r| std::ptr::eq(r, rec))
+        });
         for (k, (out, o)) in rec.outputs.iter().zip(&t.outputs).enumerate() {
             // The absolute path is only built when needed (a hash, an error).
             let io = |source| EngineError::Io {
                 path: self.abs(&o.rel),
                 source,
             };
+            if ahead.is_some_and(|a| a.unchanged(ti, k)) {
+                continue;
+            }
             let sig = match &self.field_fd {
                 Some(d) => d.stat(&o.rel),
                 None => StatSig::of_path(&self.abs(&o.rel)),
