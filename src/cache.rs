@@ -349,9 +349,14 @@ fn holder_description() -> String {
 
 /// This machine's host name (for records and the lock file; never part of a key).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    // Read once per process: every record names its host.
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    })
+    .clone()
 }
 
 fn record_key(field: &str, target: &str) -> Vec<u8> {

@@ -309,9 +309,12 @@ pub fn run_job(job: &TargetJob) -> RunResult {
         .map(|(n, f)| (n.as_str(), f.clone()))
         .collect();
     let mut outputs: Vec<(&str, PathBuf, Option<&str>)> = Vec::with_capacity(job.outputs.len());
+    // Outputs of one target mostly share a directory: make each directory once.
+    let mut made: Option<PathBuf> = None;
     for o in &job.outputs {
         let fin = field_dir.join(&o.rel);
-        if let Some(dir) = fin.parent() {
+        if let Some(dir) = fin.parent().filter(|d| made.as_deref() != Some(*d)) {
+            made = Some(dir.to_path_buf());
             if let Err(e) = std::fs::create_dir_all(dir) {
                 return RunResult {
                     outputs: Err(format!("cannot create directory {}: {e}", dir.display())),
