@@ -170,11 +170,19 @@ struct Report<'a> {
     field: &'a str,
     targets: Vec<ReportTarget<'a>>,
     summary: BTreeMap<&'static str, usize>,
+    /// Files read to hash them (sources the stat cache could not answer, outputs whose
+    /// signature changed): zero for a no-op build.
+    hashed: crate::exec::Hashed,
     interrupted: bool,
     seconds: f64,
 }
 
-fn write_report(path: &Path, graph: &Graph, res: &BuildResult) -> Result<()> {
+fn write_report(
+    path: &Path,
+    graph: &Graph,
+    res: &BuildResult,
+    hashed: crate::exec::Hashed,
+) -> Result<()> {
     let targets = res
         .outcomes
         .iter()
@@ -190,13 +198,21 @@ fn write_report(path: &Path, graph: &Graph, res: &BuildResult) -> Result<()> {
             })
         })
         .collect();
-    write_report_of(path, &graph.field, targets, res.interrupted, res.seconds)
+    write_report_of(
+        path,
+        &graph.field,
+        targets,
+        hashed,
+        res.interrupted,
+        res.seconds,
+    )
 }
 
 fn write_report_of(
     path: &Path,
     field: &str,
     targets: Vec<ReportTarget>,
+    hashed: crate::exec::Hashed,
     interrupted: bool,
     seconds: f64,
 ) -> Result<()> {
@@ -211,6 +227,7 @@ fn write_report_of(
         field,
         targets,
         summary,
+        hashed,
         interrupted,
         seconds,
     };
@@ -375,7 +392,7 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         timing("snapshot write", t0);
     }
     if let Some(path) = &args.report {
-        write_report(path, graph, &res)?;
+        write_report(path, graph, &res, engine.hashed())?;
     }
     if args.dry_run {
         let stdout = std::io::stdout();
@@ -531,7 +548,8 @@ fn up_to_date(
                 error: None,
             })
             .collect();
-        write_report_of(path, &args.field.field, targets, false, seconds)?;
+        let nothing = crate::exec::Hashed::default();
+        write_report_of(path, &args.field.field, targets, nothing, false, seconds)?;
     }
     if args.dry_run {
         eprintln!("arrakis: 0 target(s) would run ({seconds:.3} s)");

@@ -26,12 +26,26 @@ fn simulated_field_is_recovered_and_rebuilds_incrementally() {
     );
     std::fs::write(dir.join("catalogue/components.csv"), comp).unwrap();
 
+    // Every file the field holds before its first build is an input of some target.
+    let before: Vec<u64> = walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
     let (out, r) = build_real(&cache, data, field, &[]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
         t.contains("outside every beam") && t.contains("J0000-8000_far"),
         "{t}"
+    );
+    // Each input hashed once, though many targets read the catalogues and the ionosphere file
+    // (two at a time: the second waits for the first one's digest).
+    assert_eq!(
+        hashed(data),
+        (before.len() as u64, before.iter().sum::<u64>()),
+        "files and bytes hashed by the first build"
     );
     assert!(with_status(&r, "failed").is_empty());
     assert!(!r.keys().any(|id| id.contains("J0000-8000_far")));
@@ -75,6 +89,11 @@ fn simulated_field_is_recovered_and_rebuilds_incrementally() {
         ["catalogue", "rmclean", "validate"],
         "{r:?}"
     );
+    assert_eq!(
+        hashed(data),
+        (0, 0),
+        "the stat cache answers for every input"
+    );
     let both = ["--set", "cutoff=-5", "--set", "n_samples=8"];
     // n_samples reruns RM synthesis, RM-CLEAN and the catalogue.
     let (out, r) = build_real(&cache, data, field, &both);
@@ -94,6 +113,30 @@ fn simulated_field_is_recovered_and_rebuilds_incrementally() {
     let (out, r) = build_real(&cache, data, field, &both);
     assert!(out.status.success(), "{}", text(&out));
     assert!(with_status(&r, "ran").is_empty(), "{r:?}");
+    let size = std::fs::metadata(&cube).unwrap().len();
+    assert_eq!(
+        hashed(data),
+        (1, size),
+        "only the rewritten cube is read again"
+    );
+    // A no-op build that evaluates every target reads no file.
+    let (out, r) = build_real(
+        &cache,
+        data,
+        field,
+        &[&both[..], &["--full-check"]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(with_status(&r, "ran").is_empty(), "{r:?}");
+    assert_eq!(hashed(data), (0, 0), "a no-op build hashes nothing");
+}
+
+/// (files, bytes) the last `build_real` read to hash them, from its report.
+fn hashed(data: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(data.join("pipeline-report.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let h = &v["hashed"];
+    (h["files"].as_u64().unwrap(), h["bytes"].as_u64().unwrap())
 }
 
 /// The files a build writes, checked by others' readers: astropy (WCS, cutout pixels against the

@@ -18,7 +18,7 @@ pub mod worker;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::cache::{
@@ -210,6 +210,18 @@ impl Ahead {
     }
 }
 
+/// The digest of one source path once known (`Some(None)`: the file does not exist).
+type DigestCell = Mutex<Option<Option<Digest>>>;
+
+/// Files a build read to hash them ([`Engine::hashed`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Hashed {
+    /// Number of files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// Errors that stop a build (as opposed to a target failing).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -234,7 +246,13 @@ pub struct Engine<'a> {
     pub rules: &'a RuleSet,
     /// The cache.
     pub cache: &'a Cache,
-    memo: Mutex<rustc_hash::FxHashMap<String, Option<Digest>>>,
+    /// Source digests of this build, one cell per path: a second target reading the same file
+    /// meanwhile waits for the first one's hash instead of hashing it too.
+    memo: Mutex<rustc_hash::FxHashMap<String, std::sync::Arc<DigestCell>>>,
+    /// Files read to hash them this build (sources the stat cache could not answer, outputs
+    /// whose signature changed; not the outputs of actions), and their bytes.
+    hashed_files: AtomicU64,
+    hashed_bytes: AtomicU64,
     /// Records read in bulk.
     states: Option<States>,
     /// Outputs found unchanged by [`Engine::check_outputs_ahead`].
@@ -259,6 +277,8 @@ impl<'a> Engine<'a> {
             rules,
             cache,
             memo: Mutex::new(rustc_hash::FxHashMap::default()),
+            hashed_files: AtomicU64::new(0),
+            hashed_bytes: AtomicU64::new(0),
             states: None,
             ahead: None,
             field_fd: crate::hash::DirFd::open(&graph.field_dir).ok(),
@@ -428,20 +448,36 @@ impl<'a> Engine<'a> {
     /// Digest of a file no rule makes, through the stat cache; `None` when it does not exist.
     /// Each path is hashed at most once per build.
     pub fn source_digest(&self, rel: &str) -> Result<Option<Digest>, EngineError> {
-        if let Some(d) = self
-            .memo
-            .lock()
-            .map(|m| m.get(rel).copied())
-            .unwrap_or(None)
-        {
+        let cell = {
+            let mut m = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+            match m.get(rel) {
+                Some(c) => c.clone(),
+                None => m.entry(rel.to_string()).or_default().clone(),
+            }
+        };
+        // Held while hashing: others asking for this path wait for the digest.
+        let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = *slot {
             return Ok(d);
         }
-        let abs = self.abs(rel);
-        let d = self.file_digest(&abs)?;
-        if let Ok(mut m) = self.memo.lock() {
-            m.insert(rel.to_string(), d);
-        }
+        let d = self.file_digest(&self.abs(rel))?;
+        *slot = Some(d);
         Ok(d)
+    }
+
+    /// How many files this build read to hash them, and how many bytes: sources the stat cache
+    /// could not answer and recorded outputs whose signature changed (not what actions wrote).
+    /// A no-op build hashes nothing.
+    pub fn hashed(&self) -> Hashed {
+        Hashed {
+            files: self.hashed_files.load(Ordering::Relaxed),
+            bytes: self.hashed_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count_hash(&self, bytes: u64) {
+        self.hashed_files.fetch_add(1, Ordering::Relaxed);
+        self.hashed_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn file_digest(&self, abs: &Path) -> Result<Option<Digest>, EngineError> {
@@ -475,6 +511,7 @@ impl<'a> Engine<'a> {
             }
         }
         let digest = hash_file(abs).map_err(io)?;
+        self.count_hash(sig.size);
         // A signature taken in the same tick as a write could hide a second write: don't keep it.
         if !sig.is_racy() {
             self.cache.put_file(abs, &FileRecord { sig, digest })?;
@@ -777,6 +814,7 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let d = hash_file(&self.abs(&o.rel)).map_err(io)?;
+            self.count_hash(sig.size);
             if d != out.digest {
                 return Ok(Some(vec![format!(
                     "output {} was modified (content {} -> {})",
