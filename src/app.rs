@@ -569,6 +569,19 @@ fn up_to_date(
     Ok(0)
 }
 
+/// An engine to evaluate every target with, as a build does: the field's records read in one
+/// scan, the recorded outputs stat'ed ahead in directory order.
+fn engine_for_all<'a>(
+    graph: &'a Graph,
+    rules: &'a crate::rules::RuleSet,
+    cache: &'a Cache,
+) -> Result<Engine<'a>> {
+    let states = cache.scan_states(&graph.field)?;
+    let mut engine = Engine::new(graph, rules, cache).with_states(states);
+    engine.check_outputs_ahead(|_| true, default_jobs());
+    Ok(engine)
+}
+
 /// A dry run over every target: what is up to date, stale, failed or missing.
 fn evaluate_all(engine: &Engine) -> local::BuildResult {
     let modes = vec![Mode::Run; engine.graph.targets.len()];
@@ -604,7 +617,7 @@ pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
     let cache = Cache::open_locked(lock)?;
     let setup = finish_setup(front)?;
     let graph = &setup.graph;
-    let engine = Engine::new(graph, &setup.rules, &cache);
+    let engine = engine_for_all(graph, &setup.rules, &cache)?;
     let res = evaluate_all(&engine);
     let stages = graph.stages();
     let mut rows: Vec<[usize; 5]> = vec![[0; 5]; stages.len()];
@@ -648,7 +661,7 @@ pub fn archive(cache_dir: &Path, wait: bool, args: &crate::cli::ArchiveArgs) -> 
     let setup = load_setup(&args.field)?;
     let cache = open_cache(cache_dir, wait)?;
     let graph = &setup.graph;
-    let engine = Engine::new(graph, &setup.rules, &cache);
+    let engine = engine_for_all(graph, &setup.rules, &cache)?;
     let res = evaluate_all(&engine);
     let cutouts: Vec<usize> = (0..graph.targets.len())
         .filter(|&i| graph.stage_of(i) == "cutout")
