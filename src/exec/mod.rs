@@ -198,7 +198,7 @@ impl FinalRecords<'_> {
 /// one bit per output of the graph (output `k` of target `t` is bit `start[t] + k`).
 struct Ahead {
     start: Vec<u32>,
-    bits: Vec<std::sync::atomic::AtomicU64>,
+    bits: Vec<AtomicU64>,
 }
 
 impl Ahead {
@@ -366,7 +366,6 @@ impl<'a> Engine<'a> {
     pub fn check_outputs_ahead(&mut self, wanted: impl Fn(usize) -> bool + Sync, jobs: usize) {
         use rayon::prelude::*;
         use std::hash::{Hash, Hasher};
-        use std::sync::atomic::AtomicU64;
         let (Some(states), Some(dir)) = (&self.states, &self.field_fd) else {
             return;
         };
