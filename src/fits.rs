@@ -454,15 +454,25 @@ impl PlaneReader {
         let handle = match &self.source {
             Pixels::Direct(file, start) => {
                 use std::os::unix::fs::FileExt;
-                let out = &mut out[..n];
-                // SAFETY: f32 has no invalid bit patterns and its alignment exceeds u8's; the
-                // byte view covers exactly the n floats of `out`.
-                let bytes =
-                    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, n * 4) };
-                file.read_exact_at(bytes, start + first as u64 * 4)
-                    .map_err(|e| err(&self.path, format!("reading channel {c}: {e}")))?;
-                for v in out.iter_mut() {
-                    *v = f32::from_bits(u32::from_be(v.to_bits()));
+                // In pieces that stay in the L2 cache between the copy from the page cache and
+                // the byte swap: one pass over memory, not two.
+                const PIECE: usize = 1 << 16;
+                let mut at = start + first as u64 * 4;
+                for piece in out[..n].chunks_mut(PIECE) {
+                    // SAFETY: f32 has no invalid bit patterns and its alignment exceeds u8's;
+                    // the byte view covers exactly the floats of `piece`.
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            piece.as_mut_ptr() as *mut u8,
+                            piece.len() * 4,
+                        )
+                    };
+                    file.read_exact_at(bytes, at)
+                        .map_err(|e| err(&self.path, format!("reading channel {c}: {e}")))?;
+                    at += bytes.len() as u64;
+                    for v in piece.iter_mut() {
+                        *v = f32::from_bits(u32::from_be(v.to_bits()));
+                    }
                 }
                 return Ok(());
             }
@@ -790,7 +800,8 @@ mod tests {
     fn direct_row_reads_equal_cfitsio_reads_bit_for_bit() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.fits");
-        let (nx, ny, nchan) = (37, 23, 5);
+        // Planes of 77 357 floats: a whole-plane read takes two of the reader's pieces.
+        let (nx, ny, nchan) = (301, 257, 3);
         let data: Vec<f32> = (0..nx * ny * nchan)
             .map(|i| match i % 11 {
                 0 => f32::NAN,
@@ -818,7 +829,7 @@ mod tests {
         );
         let mut via_cfitsio = PlaneReader::open_with(&p, false).unwrap();
         assert!(matches!(via_cfitsio.source, Pixels::Cfitsio(_)));
-        for (c, rows) in [(0, 0..ny), (2, 5..6), (4, 3..ny), (1, 0..1)] {
+        for (c, rows) in [(0, 0..ny), (2, 5..6), (1, 3..ny), (1, 0..1), (2, 100..ny)] {
             let n = rows.len() * nx;
             let (mut a, mut b) = (vec![0f32; n], vec![1f32; n]);
             direct.read_rows(c, rows.clone(), &mut a).unwrap();
