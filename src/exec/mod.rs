@@ -414,7 +414,6 @@ impl<'a> Engine<'a> {
                 if interrupted() {
                     return;
                 }
-                let mut path: Vec<u8> = Vec::with_capacity(256);
                 for &key in chunk {
                     let g = key as u32;
                     let ti = first.partition_point(|&s| s <= g) - 1;
@@ -422,13 +421,7 @@ impl<'a> Engine<'a> {
                     let (Some(rec), Some(o)) = (states.get(ti), targets[ti].outputs.get(k)) else {
                         continue;
                     };
-                    path.clear();
-                    path.extend_from_slice(o.rel.as_bytes());
-                    path.push(0);
-                    let Ok(c) = std::ffi::CStr::from_bytes_with_nul(&path) else {
-                        continue;
-                    };
-                    if let Ok(Some(sig)) = dir.stat_c(c) {
+                    if let Ok(Some(sig)) = dir.stat(&o.rel) {
                         if rec.outputs.get(k).is_some_and(|r| r.sig == sig) {
                             bits[g as usize / 64].fetch_or(1 << (g % 64), Ordering::Relaxed);
                         }
@@ -874,18 +867,13 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Digests of a target's outputs as recorded (valid after an up-to-date verdict).
-    pub fn recorded_digests(rec: &TargetState) -> Vec<Digest> {
-        rec.outputs.iter().map(|o| o.digest).collect()
-    }
-
     /// What an up-to-date target leaves its dependents, given the record it was evaluated
     /// with: a record read in bulk is lent ([`Done::Recorded`]; re-checking outputs only ever
     /// refreshes signatures, never digests), one read on its own is copied.
     pub fn done_up_to_date(rec: Option<&Cow<'_, TargetState>>) -> Done {
         match rec {
             Some(Cow::Borrowed(_)) => Done::Recorded,
-            Some(Cow::Owned(r)) => Done::Outputs(Engine::recorded_digests(r)),
+            Some(Cow::Owned(r)) => Done::Outputs(r.outputs.iter().map(|o| o.digest).collect()),
             None => Done::Outputs(Vec::new()),
         }
     }
