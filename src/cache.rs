@@ -12,7 +12,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{Digest, StatSig};
@@ -288,21 +287,38 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+/// Why a stored record cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than its header.
+    #[error("record is {0} bytes, too short")]
+    Short(usize),
+    /// Written by another schema.
+    #[error("record schema byte {0} (expected {SCHEMA_VERSION})")]
+    Schema(u8),
+    /// The payload does not match its checksum.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The payload does not decode.
+    #[error("undecodable: {0}")]
+    Payload(#[from] bincode::Error),
+    /// The two parts of a target's record do not belong together.
+    #[error("{0}")]
+    Mismatch(&'static str),
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() < 9 {
-        return Err(format!("record is {} bytes, too short", bytes.len()));
+        return Err(DecodeError::Short(bytes.len()));
     }
     if bytes[0] != SCHEMA_VERSION {
-        return Err(format!(
-            "record schema byte {} (expected {SCHEMA_VERSION})",
-            bytes[0]
-        ));
+        return Err(DecodeError::Schema(bytes[0]));
     }
     let payload = &bytes[9..];
     if blake3::hash(payload).as_bytes()[..8] != bytes[1..9] {
-        return Err("checksum mismatch".into());
+        return Err(DecodeError::Checksum);
     }
-    bincode::deserialize(payload).map_err(|e| format!("undecodable: {e}"))
+    Ok(bincode::deserialize(payload)?)
 }
 
 /// When the process named in the lock file is gone (killed), the lock can still be held for a
@@ -328,7 +344,7 @@ fn holder_gone_then_free(lock: &File) -> bool {
     };
     let start = std::time::Instant::now();
     while !alive() && start.elapsed() < std::time::Duration::from_secs(5) {
-        if lock.try_lock_exclusive().is_ok() {
+        if lock.try_lock().is_ok() {
             return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -390,7 +406,7 @@ impl CacheLock {
             .truncate(false)
             .open(dir.join("arrakis.lock"))
             .map_err(io)?;
-        if lock.try_lock_exclusive().is_err() && !holder_gone_then_free(&lock) {
+        if lock.try_lock().is_err() && !holder_gone_then_free(&lock) {
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
             let holder = holder.trim().to_string();
@@ -408,7 +424,7 @@ impl CacheLock {
                 "arrakis: waiting for the cache {} ({holder})",
                 dir.display()
             );
-            lock.lock_exclusive().map_err(io)?;
+            lock.lock().map_err(io)?;
         }
         lock.set_len(0).map_err(io)?;
         lock.rewind().map_err(io)?;
@@ -570,12 +586,12 @@ impl Cache {
         }
     }
 
-    fn corrupt(&self, tree: &'static str, key: &[u8], why: String) -> CacheError {
+    fn corrupt(&self, tree: &'static str, key: &[u8], why: DecodeError) -> CacheError {
         CacheError::Corrupt {
             dir: self.dir.clone(),
             tree,
             key: String::from_utf8_lossy(key).replace('\0', " "),
-            why,
+            why: why.to_string(),
         }
     }
 
@@ -634,7 +650,11 @@ impl Cache {
         let k = record_key(field, target);
         let details: TargetDetails = match self.details.get(&k).map_err(|e| self.sled_err(e))? {
             None => {
-                return Err(self.corrupt("details", &k, "the record has no details part".into()))
+                return Err(self.corrupt(
+                    "details",
+                    &k,
+                    DecodeError::Mismatch("the record has no details part"),
+                ))
             }
             Some(v) => decode(&v).map_err(|why| self.corrupt("details", &k, why))?,
         };
@@ -642,7 +662,7 @@ impl Cache {
             return Err(self.corrupt(
                 "details",
                 &k,
-                "details and state disagree on the outputs".into(),
+                DecodeError::Mismatch("details and state disagree on the outputs"),
             ));
         }
         Ok(Some(TargetRecord {

@@ -33,10 +33,13 @@ pub fn line_of(text: &str, path: &[&str]) -> Option<usize> {
             Some(_) => {}
         }
         let key = path[depth];
-        let matches = body
-            .strip_prefix(key)
-            .map(|rest| rest.trim_start().starts_with(':'))
-            .unwrap_or(false)
+        // A block-list item that is the key itself (`- cutoff` under `params:`).
+        let item = trimmed.len() != body.len() && body.trim_end() == key;
+        let matches = item
+            || body
+                .strip_prefix(key)
+                .map(|rest| rest.trim_start().starts_with(':'))
+                .unwrap_or(false)
             || body
                 .strip_prefix(&format!("\"{key}\""))
                 .map(|rest| rest.trim_start().starts_with(':'))

@@ -357,6 +357,16 @@ impl Cube {
     pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
         self.data[(c * self.ny + y) * self.nx + x]
     }
+
+    /// The pixels as the science kernels take them.
+    pub fn view(&self) -> crate::science::background::CubeView<'_> {
+        crate::science::background::CubeView {
+            data: &self.data,
+            nx: self.nx,
+            ny: self.ny,
+            nchan: self.nchan,
+        }
+    }
 }
 
 fn write_cards(h: &Handle, header: &Header) -> Result<(), FitsError> {

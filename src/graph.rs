@@ -131,6 +131,18 @@ pub struct Graph {
     pub globs: Vec<(String, Vec<String>)>,
 }
 
+/// `--until`/`--only` named a stage the rules do not have.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown stage '{stage}'{hint} (stages: {stages})")]
+pub struct UnknownStage {
+    /// What was asked for.
+    pub stage: String,
+    /// ", did you mean ...?" or empty.
+    pub hint: String,
+    /// The stages there are.
+    pub stages: String,
+}
+
 impl Graph {
     /// Fill `dependents` from every target's `deps`.
     pub fn link(&mut self) {
@@ -215,16 +227,21 @@ impl Graph {
     /// Targets selected by `--until`/`--only`: `until` keeps every stage up to and including the
     /// named one (in pipeline order); `only` keeps just the named stage. Unknown stage names are
     /// an error listing the stages.
-    pub fn select(&self, until: Option<&str>, only: Option<&str>) -> Result<Vec<bool>, String> {
+    pub fn select(
+        &self,
+        until: Option<&str>,
+        only: Option<&str>,
+    ) -> Result<Vec<bool>, UnknownStage> {
         let stages = self.stages();
-        let check = |s: &str| -> Result<usize, String> {
-            stages.iter().position(|x| x == s).ok_or_else(|| {
-                format!(
-                    "unknown stage '{s}'{} (stages: {})",
-                    crate::diag::did_you_mean(s, stages.iter().map(|x| x.as_str())),
-                    stages.join(", ")
-                )
-            })
+        let check = |s: &str| -> Result<usize, UnknownStage> {
+            stages
+                .iter()
+                .position(|x| x == s)
+                .ok_or_else(|| UnknownStage {
+                    stage: s.to_string(),
+                    hint: crate::diag::did_you_mean(s, stages.iter().map(|x| x.as_str())),
+                    stages: stages.join(", "),
+                })
         };
         let rank: HashMap<&str, usize> = stages
             .iter()

@@ -1,11 +1,11 @@
 //! arrakis: the SPICE-RACS radio-polarisation pipeline as a content-addressed, make-like
 //! incremental build system. See `ARCHITECTURE.md` for the map of these modules.
 
-pub mod app;
 pub mod archive;
-pub mod bench;
+pub mod atomic;
 pub mod cache;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod diag;
 pub mod exec;
@@ -15,6 +15,7 @@ pub mod hash;
 pub mod progress;
 pub mod rules;
 pub mod science;
+pub mod session;
 pub mod simulate;
 pub mod snapshot;
 pub mod stages;

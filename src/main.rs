@@ -16,31 +16,31 @@ fn main() {
         presses += 1;
         if presses > 1 {
             // Outputs are written atomically and records only after them: abandoning is safe.
-            std::process::exit(arrakis::app::EXIT_INTERRUPTED);
+            std::process::exit(arrakis::cmd::EXIT_INTERRUPTED);
         }
         arrakis::exec::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     let result = match &cli.command {
-        Command::Build(a) => arrakis::app::build(&cli.cache, cli.wait, a),
-        Command::Status(a) => arrakis::app::status(&cli.cache, cli.wait, a),
-        Command::Explain(a) => arrakis::app::explain(&cli.cache, cli.wait, a),
-        Command::Dag(a) => arrakis::app::dag(a),
-        Command::Gc(a) => arrakis::app::gc(&cli.cache, cli.wait, a),
-        Command::Params(a) => arrakis::app::params(a),
-        Command::Rmsynth1d(a) => arrakis::app::rm1d(a, false),
-        Command::Rmclean1d(a) => arrakis::app::rm1d(a, true),
-        Command::Simulate(a) => arrakis::app::simulate(a),
-        Command::Demo(a) => arrakis::app::demo(&cli.cache, a),
-        Command::JobScript(a) => arrakis::app::job_script(a),
-        Command::Archive(a) => arrakis::app::archive(&cli.cache, cli.wait, a),
-        Command::Worker(a) => arrakis::app::worker(a),
+        Command::Build(a) => arrakis::cmd::build::build(&cli.cache, cli.wait, a),
+        Command::Status(a) => arrakis::cmd::inspect::status(&cli.cache, cli.wait, a),
+        Command::Explain(a) => arrakis::cmd::inspect::explain(&cli.cache, cli.wait, a),
+        Command::Dag(a) => arrakis::cmd::inspect::dag(a),
+        Command::Gc(a) => arrakis::cmd::maintain::gc(&cli.cache, cli.wait, a),
+        Command::Params(a) => arrakis::cmd::inspect::params(a),
+        Command::Rmsynth1d(a) => arrakis::cmd::tools::rm1d(a, false),
+        Command::Rmclean1d(a) => arrakis::cmd::tools::rm1d(a, true),
+        Command::Simulate(a) => arrakis::cmd::tools::simulate(a),
+        Command::Demo(a) => arrakis::cmd::build::demo(&cli.cache, a),
+        Command::JobScript(a) => arrakis::cmd::tools::job_script(a),
+        Command::Archive(a) => arrakis::cmd::maintain::archive(&cli.cache, cli.wait, a),
+        Command::Worker(a) => arrakis::cmd::tools::worker(a),
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {
                 islands,
                 beams,
                 dir,
                 jobs,
-            } => arrakis::bench::engine(*islands, *beams, dir.as_deref(), *jobs),
+            } => arrakis::cmd::bench::engine(*islands, *beams, dir.as_deref(), *jobs),
             BenchWhat::Slurm {
                 sources,
                 beams,
@@ -57,33 +57,33 @@ fn main() {
                     nchan: (*nchan).max(4),
                     ..arrakis::simulate::SimOptions::small("RACS_BENCH", 1)
                 };
-                arrakis::bench::slurm(&sim, dir.as_deref(), dask_config.as_deref(), *jobs)
+                arrakis::cmd::bench::slurm(&sim, dir.as_deref(), dask_config.as_deref(), *jobs)
             }
             BenchWhat::Rm3d {
                 npix,
                 clean_npix,
                 python,
                 repeats,
-            } => arrakis::bench::rm3d(*npix, *clean_npix, python.as_deref(), *repeats),
+            } => arrakis::cmd::bench::rm3d(*npix, *clean_npix, python.as_deref(), *repeats),
             BenchWhat::Io {
                 npix,
                 nchan,
                 sources,
                 dir,
-            } => arrakis::bench::io(*npix, *nchan, *sources, dir.as_deref()),
+            } => arrakis::cmd::bench::io(*npix, *nchan, *sources, dir.as_deref()),
             BenchWhat::Rm1d {
                 spectra,
                 python,
                 rounds,
                 no_reference,
-            } => arrakis::bench::rm1d(*spectra, python.as_deref(), *rounds, *no_reference),
+            } => arrakis::cmd::bench::rm1d(*spectra, python.as_deref(), *rounds, *no_reference),
         },
     };
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("arrakis: error: {e:#}");
-            std::process::exit(2);
+            std::process::exit(arrakis::cmd::EXIT_BAD_INPUT);
         }
     }
 }

@@ -140,11 +140,33 @@ fn sexagesimal_name(ra: f64, dec: f64) -> String {
     )
 }
 
+/// Why a field could not be simulated.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A file or directory could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A beam cube could not be written.
+    #[error(transparent)]
+    Fits(#[from] crate::fits::FitsError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimulateError + '_ {
+    move |source| SimulateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Write the simulated field into `datadir/field`; returns the field directory.
-pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
+pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError> {
     let dir = datadir.join(&o.field);
-    std::fs::create_dir_all(dir.join("catalogue"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("catalogue")).map_err(io(&dir))?;
     let mut rng = Rng::new(o.seed);
     let freqs = band_freqs(&o.band, o.nchan);
     let f_ref = freqs.iter().sum::<f64>() / freqs.len() as f64;
@@ -311,8 +333,7 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
     for (t, rm) in times.iter().zip(&rm_ion) {
         let _ = writeln!(ion_text, "{t:.1} {rm:.6}");
     }
-    std::fs::create_dir_all(dir.join("ionosphere"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("ionosphere")).map_err(io(&dir))?;
     write(&dir.join("ionosphere/rm_ion.txt"), &ion_text)?;
     // Beam cubes.
     for (b, &(bra, bdec)) in centres.iter().enumerate() {
@@ -415,9 +436,9 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
                 o.field
             );
             let path = dir.join(&name);
-            let tmp = crate::exec::action::temp_path_for(&path);
-            cube.write(&tmp).map_err(|e| e.to_string())?;
-            std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let tmp = crate::atomic::temp_path_for(&path);
+            cube.write(&tmp)?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
             let mut w = String::from("# Channel Weight\n");
             for (c, s) in sigmas.iter().enumerate() {
                 let wt = if flagged.contains(&c) {
@@ -499,7 +520,6 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    crate::exec::action::write_atomic(path, text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+fn write(path: &Path, text: &str) -> Result<(), SimulateError> {
+    crate::atomic::write_atomic(path, text.as_bytes()).map_err(io(path))
 }

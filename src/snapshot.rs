@@ -72,9 +72,12 @@ pub fn fingerprint(
     Some(Digest::of_bytes(&e.0))
 }
 
+/// The unit files of a field and their stat signatures (`None` where missing).
+pub type UnitFiles = Vec<(PathBuf, Option<StatSig>)>;
+
 /// The files [`crate::units::Units::load`] reads, stat'ed before it reads them (a signature
 /// taken in the same tick as a write is made untrustworthy).
-pub fn unit_files(field_dir: &Path) -> Option<Vec<(PathBuf, Option<StatSig>)>> {
+pub fn unit_files(field_dir: &Path) -> Option<UnitFiles> {
     [
         "field.yaml",
         "catalogue/islands.csv",
@@ -204,12 +207,12 @@ pub fn write(
     for e in std::fs::read_dir(dir).map_err(io)?.flatten() {
         if e.file_name()
             .to_string_lossy()
-            .starts_with(crate::exec::action::TMP_PREFIX)
+            .starts_with(crate::atomic::TMP_PREFIX)
         {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    crate::exec::action::write_atomic_with(&path, |file| {
+    crate::atomic::write_atomic_with(&path, |file| {
         use std::io::{Seek, SeekFrom, Write};
         let mut f = std::io::BufWriter::with_capacity(1 << 20, &mut *file);
         let mut h = blake3::Hasher::new();
@@ -307,8 +310,43 @@ impl Verified {
 pub enum Check {
     /// Nothing changed since the snapshot: no target needs to run.
     UpToDate(Verified),
-    /// Full evaluation is needed; the string says why (for `ARRAKIS_TIMINGS`).
-    Changed(String),
+    /// Full evaluation is needed, and why (for `ARRAKIS_TIMINGS`).
+    Changed(Changed),
+}
+
+/// Why the snapshot does not answer for a build.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Changed {
+    /// There is none (or it cannot be opened).
+    #[error("no snapshot ({0})")]
+    Missing(String),
+    /// Its bytes do not decode.
+    #[error("unreadable snapshot")]
+    Unreadable,
+    /// Another arrakis version wrote it.
+    #[error("snapshot written in another format (by another arrakis version)")]
+    Format,
+    /// Its checksum does not match.
+    #[error("snapshot checksum mismatch")]
+    Checksum,
+    /// Rules, parameters or binary differ.
+    #[error("the rules, parameters or arrakis binary changed")]
+    Fingerprint,
+    /// A record was written since.
+    #[error("records changed since the snapshot")]
+    Records,
+    /// Slurm work finished since.
+    #[error("Slurm receipts are waiting")]
+    Receipts,
+    /// A file it covers changed (or cannot be stat'ed).
+    #[error("{0} changed")]
+    File(String),
+    /// A glob matches other files.
+    #[error("the matches of {0} changed")]
+    Glob(String),
+    /// An output changed.
+    #[error("output {0} changed")]
+    Output(String),
 }
 
 /// Check the snapshot of the field in `field_dir` against the file system and the cache (whose
@@ -324,34 +362,35 @@ fn check_inner(
     cache: &CacheLock,
     field_dir: &Path,
     fingerprint: &Digest,
-) -> Result<Verified, String> {
+) -> Result<Verified, Changed> {
     let path = path_for(cache.dir(), field_dir);
-    let file = std::fs::File::open(&path).map_err(|e| format!("no snapshot ({e})"))?;
+    let file = std::fs::File::open(&path).map_err(|e| Changed::Missing(e.to_string()))?;
     // SAFETY: snapshots are replaced by rename, never written in place, and only by the
     // process holding the cache lock, which is this one (`cache`): the mapped bytes cannot
     // change.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
-    let bad = || "unreadable snapshot".to_string();
+    let bytes = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| Changed::Missing(format!("cannot map: {e}")))?;
+    let bad = || Changed::Unreadable;
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         return Err(bad());
     }
     if bytes[8..12] != FORMAT.to_le_bytes() {
-        return Err("snapshot written in another format (by another arrakis version)".into());
+        return Err(Changed::Format);
     }
     if checksum(&bytes[HEADER..]).0[..] != bytes[12..HEADER] {
-        return Err("snapshot checksum mismatch".into());
+        return Err(Changed::Checksum);
     }
     let mut d = Dec::new(&bytes[HEADER..]);
     if d.take(32).ok_or_else(bad)? != fingerprint.0 {
-        return Err("the rules, parameters or arrakis binary changed".into());
+        return Err(Changed::Fingerprint);
     }
     let epoch = d.u64().ok_or_else(bad)?;
     if cache.epoch() != Some(epoch) {
-        return Err("records changed since the snapshot".into());
+        return Err(Changed::Records);
     }
     let receipts = crate::exec::worker::receipts_dir(cache.dir(), &field_name(field_dir));
     if !crate::exec::worker::receipt_files(&receipts).is_empty() {
-        return Err("Slurm receipts are waiting".into());
+        return Err(Changed::Receipts);
     }
     let mut stages = Vec::new();
     for _ in 0..d.u32().ok_or_else(bad)? {
@@ -366,9 +405,10 @@ fn check_inner(
     for _ in 0..n_files {
         let p = Path::new(d.str().ok_or_else(bad)?);
         let was = d.sig().ok_or_else(bad)?;
-        let now = StatSig::of_path(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let now =
+            StatSig::of_path(p).map_err(|e| Changed::File(format!("{}: {e}", p.display())))?;
         if now != was {
-            return Err(format!("{} changed", p.display()));
+            return Err(Changed::File(p.display().to_string()));
         }
     }
     for _ in 0..d.u32().ok_or_else(bad)? {
@@ -378,10 +418,10 @@ fn check_inner(
         for _ in 0..n {
             was.push(d.str().ok_or_else(bad)?);
         }
-        let now =
-            crate::rules::expand::glob_matches(field_dir, pattern).map_err(|e| e.to_string())?;
+        let now = crate::rules::expand::glob_matches(field_dir, pattern)
+            .map_err(|e| Changed::Glob(format!("{pattern} ({e})")))?;
         if now != was {
-            return Err(format!("the matches of {pattern} changed"));
+            return Err(Changed::Glob(pattern.to_string()));
         }
     }
     let ids_len = d.u64().ok_or_else(bad)? as usize;
@@ -418,7 +458,7 @@ fn check_inner(
     let mismatch = chunks.par_iter().find_map_any(|&(n, at, len)| {
         let dir = match DirFd::open(field_dir) {
             Ok(d) => d,
-            Err(e) => return Some(format!("{}: {e}", field_dir.display())),
+            Err(e) => return Some(Changed::File(format!("{}: {e}", field_dir.display()))),
         };
         check_chunk(&dir, &data[at..at + len], n).err()
     });
@@ -442,8 +482,8 @@ fn field_name(field_dir: &Path) -> String {
 }
 
 /// Stat every output of one chunk against its recorded signature.
-fn check_chunk(dir: &DirFd, bytes: &[u8], n: usize) -> Result<(), String> {
-    let bad = || "unreadable snapshot".to_string();
+fn check_chunk(dir: &DirFd, bytes: &[u8], n: usize) -> Result<(), Changed> {
+    let bad = || Changed::Unreadable;
     let mut d = Dec::new(bytes);
     // The current path, NUL-terminated for fstatat.
     let mut path: Vec<u8> = Vec::with_capacity(256);
@@ -460,9 +500,9 @@ fn check_chunk(dir: &DirFd, bytes: &[u8], n: usize) -> Result<(), String> {
         let c = CStr::from_bytes_with_nul(&path).map_err(|_| bad())?;
         let now = dir
             .stat_c(c)
-            .map_err(|e| format!("{}: {e}", c.to_string_lossy()))?;
+            .map_err(|e| Changed::Output(format!("{} ({e})", c.to_string_lossy())))?;
         if now != was {
-            return Err(format!("output {} changed", c.to_string_lossy()));
+            return Err(Changed::Output(c.to_string_lossy().to_string()));
         }
         path.pop();
     }
@@ -628,13 +668,13 @@ mod tests {
         std::fs::write(dir.path().join("s/c"), "new").unwrap();
         assert_eq!(
             check_chunk(&fd, &bytes, 3),
-            Err("output s/c changed".into())
+            Err(Changed::Output("s/c".into()))
         );
         std::fs::remove_file(dir.path().join("s/c")).unwrap();
         std::fs::write(dir.path().join("s/b"), "other bytes").unwrap();
         assert_eq!(
             check_chunk(&fd, &bytes, 3),
-            Err("output s/b changed".into())
+            Err(Changed::Output("s/b".into()))
         );
         // Truncated data is unreadable, never "up to date".
         assert!(check_chunk(&fd, &bytes[..bytes.len() - 3], 3).is_err());

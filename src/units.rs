@@ -78,27 +78,42 @@ pub struct Units {
     pub orphan_mask: Vec<bool>,
 }
 
+/// Why a name cannot be a path component (and so cannot name a unit).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NameError {
+    /// Empty.
+    #[error("the name is empty")]
+    Empty,
+    /// `.` or `..`.
+    #[error("'{0}' is not a usable name")]
+    Dots(String),
+    /// Holds `/` or `\`.
+    #[error("'{0}' contains a path separator")]
+    Separator(String),
+    /// Holds a control character.
+    #[error("'{0}' contains a control character")]
+    Control(String),
+    /// Starts with `.`.
+    #[error("'{0}' starts with '.', which would hide its files")]
+    Hidden(String),
+}
+
 /// Check that `name` can be used as one path component.
-pub fn check_unit_name(name: &str) -> Result<(), String> {
+pub fn check_unit_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("the name is empty".into());
+        return Err(NameError::Empty);
     }
     if name == "." || name == ".." {
-        return Err(format!("'{name}' is not a usable name"));
+        return Err(NameError::Dots(name.to_string()));
     }
     if name.contains('/') || name.contains('\\') {
-        return Err(format!("'{name}' contains a path separator"));
+        return Err(NameError::Separator(name.to_string()));
     }
     if name.chars().any(|c| c.is_control()) {
-        return Err(format!(
-            "'{}' contains a control character",
-            name.escape_debug()
-        ));
+        return Err(NameError::Control(name.escape_debug().to_string()));
     }
     if name.starts_with('.') {
-        return Err(format!(
-            "'{name}' starts with '.', which would hide its files"
-        ));
+        return Err(NameError::Hidden(name.to_string()));
     }
     Ok(())
 }

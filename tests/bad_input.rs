@@ -7,22 +7,26 @@ use std::path::PathBuf;
 
 use arrakis::config;
 use arrakis::rules::RuleSet;
-use arrakis::stages::builtin_names;
+use arrakis::stages::registry;
 use common::*;
 
-const GOOD_A: &str = "rule: a\nunit: source\nparams:\n  cutoff: {type: float, default: -8}\ninputs:\n  cat: {file: catalogue/islands.csv}\naction:\n  builtin: stamp\noutputs:\n  o: \"{source}/a.txt\"\n";
+const GOOD_A: &str = "rule: a\nunit: source\nparams:\n  cutoff: {}\n  level: {type: float, default: -8, range: \"[-10, 10]\"}\ninputs:\n  cat: {file: catalogue/islands.csv}\naction:\n  builtin: stamp\noutputs:\n  o: \"{source}/a.txt\"\n";
 const GOOD_B: &str = "rule: b\nunit: field\ninputs:\n  all: {from: a, output: o}\naction:\n  builtin: stamp\noutputs:\n  t: \"b.txt\"\n";
+
+/// A rule naming a real builtin (rmclean), as its contract wants it.
+const RMCLEAN: &str = "rule: c\nunit: component\nparams: [cutoff, max_iter, gain, window]\ninputs:\n  synth: {file: \"{component}.json\"}\n  fdf: {file: \"{component}.fdf\"}\n  rmsf: {file: \"{component}.rmsf\"}\naction: {builtin: rmclean}\noutputs:\n  json: \"{source}/{component}.json\"\n  fdf: \"{source}/{component}.clean\"\n";
 
 fn load(files: &[(&str, &str)]) -> Result<RuleSet, String> {
     let sources: Vec<(PathBuf, String)> = files
         .iter()
         .map(|(n, t)| (PathBuf::from(n), t.to_string()))
         .collect();
-    RuleSet::from_sources(&sources, &builtin_names()).map_err(|e| e.to_string())
+    RuleSet::from_sources(&sources, &registry()).map_err(|e| e.to_string())
 }
 
 #[test]
 fn the_good_rules_load() {
+    load(&[("c.yaml", RMCLEAN)]).unwrap();
     let rs = load(&[("b.yaml", GOOD_B), ("a.yaml", GOOD_A)]).unwrap();
     // Dependency order, whatever the file order.
     assert_eq!(
@@ -65,13 +69,13 @@ fn bad_rule_files_get_clear_errors() {
         (
             "wrong type of default",
             vec![("a.yaml", GOOD_A.replace("default: -8", "default: lots"))],
-            vec!["a.yaml:4", "parameter 'cutoff'", "expected float"],
+            vec!["a.yaml:5", "parameter 'level'", "expected float"],
         ),
         (
             "unknown builtin",
             vec![("a.yaml", GOOD_A.replace("builtin: stamp", "builtin: stmap"))],
             vec![
-                "a.yaml:8",
+                "a.yaml:9",
                 "unknown builtin 'stmap'",
                 "did you mean 'stamp'",
             ],
@@ -114,7 +118,7 @@ fn bad_rule_files_get_clear_errors() {
             "unknown placeholder",
             vec![("a.yaml", GOOD_A.replace("{source}/a.txt", "{sorce}/a.txt"))],
             vec![
-                "a.yaml:10",
+                "a.yaml:11",
                 "unknown placeholder '{sorce}'",
                 "did you mean 'source'",
             ],
@@ -122,7 +126,7 @@ fn bad_rule_files_get_clear_errors() {
         (
             "output shared by all units",
             vec![("a.yaml", GOOD_A.replace("{source}/a.txt", "a.txt"))],
-            vec!["a.yaml:10", "does not contain {source}"],
+            vec!["a.yaml:11", "does not contain {source}"],
         ),
         (
             "output escaping the field",
@@ -130,7 +134,7 @@ fn bad_rule_files_get_clear_errors() {
                 "a.yaml",
                 GOOD_A.replace("{source}/a.txt", "../{source}.txt"),
             )],
-            vec!["a.yaml:10", "must stay inside the field directory"],
+            vec!["a.yaml:11", "must stay inside the field directory"],
         ),
         (
             "duplicate rule name",
@@ -145,11 +149,11 @@ fn bad_rule_files_get_clear_errors() {
                     "b.yaml",
                     GOOD_B.replace(
                         "inputs:",
-                        "params:\n  cutoff: {type: int, default: 3}\ninputs:",
+                        "params:\n  level: {type: int, default: 3}\ninputs:",
                     ),
                 ),
             ],
-            vec!["b.yaml:4", "parameter 'cutoff' is declared differently"],
+            vec!["b.yaml:4", "parameter 'level' is declared differently"],
         ),
         (
             "no action",
@@ -162,7 +166,84 @@ fn bad_rule_files_get_clear_errors() {
                 "a.yaml",
                 GOOD_A.replace("inputs:", "when:\n  dimensoin: 1d\ninputs:"),
             )],
-            vec!["a.yaml:6", "does not declare", "dimensoin"],
+            vec!["a.yaml:7", "does not declare", "dimensoin"],
+        ),
+        (
+            "a known parameter declared again",
+            vec![(
+                "a.yaml",
+                GOOD_A.replace("cutoff: {}", "cutoff: {type: float, default: -3}"),
+            )],
+            vec![
+                "a.yaml:4",
+                "parameter 'cutoff' is defined by arrakis",
+                "list it by name only",
+            ],
+        ),
+        (
+            "a misspelt known parameter",
+            vec![("a.yaml", GOOD_A.replace("cutoff: {}", "cutof: {}"))],
+            vec![
+                "a.yaml:4",
+                "unknown parameter 'cutof'",
+                "did you mean 'cutoff'",
+            ],
+        ),
+        (
+            "a range that is not an interval",
+            vec![("a.yaml", GOOD_A.replace("[-10, 10]", "-10..10"))],
+            vec!["a.yaml:5", "range '-10..10' is not an interval"],
+        ),
+        (
+            "a default outside its range",
+            vec![("a.yaml", GOOD_A.replace("default: -8", "default: -80"))],
+            vec!["a.yaml:5", "outside the allowed range [-10, 10]"],
+        ),
+        (
+            "builtin contract: a parameter missing",
+            vec![("c.yaml", RMCLEAN.replace("cutoff, ", ""))],
+            vec![
+                "c.yaml:3",
+                "builtin 'rmclean' reads parameter 'cutoff'",
+                "add it to params",
+            ],
+        ),
+        (
+            "builtin contract: a parameter it does not read",
+            vec![("c.yaml", RMCLEAN.replace("window]", "window, pad]"))],
+            vec![
+                "c.yaml:3",
+                "builtin 'rmclean' does not read parameter 'pad'",
+                "reads: cutoff, max_iter, gain, window",
+            ],
+        ),
+        (
+            "builtin contract: a misspelt input slot",
+            vec![("c.yaml", RMCLEAN.replace("  fdf: {file", "  fdff: {file"))],
+            vec![
+                "c.yaml:6",
+                "builtin 'rmclean' has no input 'fdff'",
+                "did you mean 'fdf'",
+            ],
+        ),
+        (
+            "builtin contract: an input slot missing",
+            vec![("c.yaml", RMCLEAN.replace("  rmsf: {file: \"{component}.rmsf\"}\n", ""))],
+            vec!["c.yaml:4", "builtin 'rmclean' needs input 'rmsf'"],
+        ),
+        (
+            "builtin contract: a misspelt output",
+            vec![("c.yaml", RMCLEAN.replace("  json:", "  jsn:"))],
+            vec![
+                "c.yaml:10",
+                "builtin 'rmclean' writes no output 'jsn'",
+                "did you mean 'json'",
+            ],
+        ),
+        (
+            "builtin contract: an output missing",
+            vec![("c.yaml", RMCLEAN.replace("  fdf: \"{source}/{component}.clean\"\n", ""))],
+            vec!["c.yaml:9", "builtin 'rmclean' writes output 'fdf'"],
         ),
     ];
     for (what, files, want) in cases {
@@ -191,7 +272,7 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
         "arrakis.yaml",
         "hosted-wsclean: docker://alecthomson/wsclean:latest\nhost: 10.0.0.1\nusername: admin\npassword:\ndatabase: false\nskip_imager: true\ncutoff: -5\nweight_type:\nniter: 500_000\n",
     );
-    let p = config::resolve(&rules, &[arrakis_cfg], &[]).unwrap();
+    let p = config::resolve(&rules.param_decls(), &[arrakis_cfg], &[]).unwrap();
     assert_eq!(p.get("cutoff").unwrap().as_f64(), Some(-5.0));
     let unused: Vec<&str> = p.unused.iter().map(|(k, _)| k.as_str()).collect();
     for k in [
@@ -242,26 +323,49 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
     ];
     for (what, text, want) in cases {
         let f = write("bad.yaml", &text);
-        let err = config::resolve(&rules, &[f], &[]).unwrap_err().to_string();
+        let err = config::resolve(&rules.param_decls(), &[f], &[])
+            .unwrap_err()
+            .to_string();
         for w in want {
             assert!(err.contains(w), "{what}: error lacks '{w}':\n{err}");
         }
     }
-    let err = config::resolve(&rules, &[], &["cutof=1".into()])
+    let err = config::resolve(&rules.param_decls(), &[], &["cutof=1".into()])
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("--set cutof") && err.contains("did you mean 'cutoff'"),
         "{err}"
     );
-    let err = config::resolve(&rules, &[], &["cutoff".into()])
+    let err = config::resolve(&rules.param_decls(), &[], &["cutoff".into()])
         .unwrap_err()
         .to_string();
     assert!(err.contains("expected KEY=VALUE"), "{err}");
-    let err = config::resolve(&rules, &[], &["cutoff=abc".into()])
+    let err = config::resolve(&rules.param_decls(), &[], &["cutoff=abc".into()])
         .unwrap_err()
         .to_string();
     assert!(err.contains("expected float"), "{err}");
+    // Values outside what a parameter declares, and an empty --set.
+    for (set, want) in [
+        ("level=11", "outside the allowed range [-10, 10]"),
+        ("cutoff=nan", "not a finite number"),
+        ("cutoff=.inf", "not a finite number"),
+        ("cutoff=", "no value given"),
+        ("level= ", "no value given"),
+    ] {
+        let err = config::resolve(&rules.param_decls(), &[], &[set.into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("--set {}", set.split('=').next().unwrap())) && err.contains(want),
+            "{set}: {err}"
+        );
+    }
+    let f = write("range.yaml", "level: 20\n");
+    let err = config::resolve(&rules.param_decls(), &[f], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("range.yaml:1") && err.contains("[-10, 10]"), "{err}");
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn a_full_disk_fails_clearly_keeps_nothing_half_written_and_resumes() {
     std::fs::create_dir_all(&mnt).unwrap();
     let data = mnt.clone();
     let fresh = simulate(&tmp.path().join("inputs"), &SimOptions::small(field, 8)).unwrap();
-    let size_kib = arrakis::bench::dir_size(&fresh) / 1024 + 2048;
+    let size_kib = arrakis::cmd::bench::dir_size(&fresh) / 1024 + 2048;
     let ok = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
         .arg(&mnt)

@@ -7,7 +7,7 @@ use arrakis::cache::Cache;
 use arrakis::exec::{Engine, Hashed};
 use arrakis::rules::expand::expand;
 use arrakis::rules::RuleSet;
-use arrakis::stages::{builtin_names, builtin_version};
+use arrakis::stages::{builtin_version, registry};
 use arrakis::units::Units;
 use common::*;
 
@@ -29,8 +29,8 @@ fn a_source_asked_for_by_many_threads_at_once_is_hashed_once() {
         .set_modified(past)
         .unwrap();
 
-    let rules = RuleSet::load_dir(&engine_rules(), &builtin_names()).unwrap();
-    let params = arrakis::config::resolve(&rules, &[], &[]).unwrap();
+    let rules = RuleSet::load_dir(&engine_rules(), &registry()).unwrap();
+    let params = arrakis::config::resolve(&rules.param_decls(), &[], &[]).unwrap();
     let units = Units::load(&dir, 1.0, None).unwrap();
     let graph = expand(&rules, &params, &units, &dir, &builtin_version).unwrap();
     let cache = Cache::open(&data.join("cache"), false).unwrap();

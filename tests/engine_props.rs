@@ -10,7 +10,7 @@ use arrakis::exec::local::{self, BuildOptions, Mode, Status};
 use arrakis::exec::Engine;
 use arrakis::rules::expand::expand;
 use arrakis::rules::RuleSet;
-use arrakis::stages::{builtin_names, builtin_version};
+use arrakis::stages::{builtin_version, registry};
 use arrakis::units::Units;
 use proptest::prelude::*;
 
@@ -182,7 +182,7 @@ impl World {
             .enumerate()
             .map(|(k, p)| format!("p{k}={p}"))
             .collect();
-        let params = arrakis::config::resolve(&self.rules, &[], &sets).unwrap();
+        let params = arrakis::config::resolve(&self.rules.param_decls(), &[], &sets).unwrap();
         let units = Units::load(&self.field_dir(), 1.0, None).unwrap();
         let graph = expand(
             &self.rules,
@@ -282,8 +282,8 @@ fn setup(defs: &[RuleDef], dir: &Path) -> World {
         .enumerate()
         .map(|(k, r)| (PathBuf::from(format!("r{k}.yaml")), rule_yaml(k, r)))
         .collect();
-    let rules = RuleSet::from_sources(&sources, &builtin_names())
-        .unwrap_or_else(|e| panic!("{e}\n{sources:?}"));
+    let rules =
+        RuleSet::from_sources(&sources, &registry()).unwrap_or_else(|e| panic!("{e}\n{sources:?}"));
     World {
         defs: defs.to_vec(),
         rules,

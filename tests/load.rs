@@ -31,7 +31,7 @@ fn timed_build(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (ok, peak) = arrakis::bench::wait_with_peak_rss(child);
+    let (ok, peak) = arrakis::cmd::bench::wait_with_peak_rss(child);
     let wall = t0.elapsed().as_secs_f64();
     assert!(ok, "the build failed");
     (wall, peak, read_report(&report))
@@ -84,8 +84,9 @@ fn ten_thousand_islands_build_within_memory_and_rebuild_as_a_no_op() {
         "the second build ran targets"
     );
     assert_eq!(with_status(&r2, "skipped").len(), r.len());
-    let cache_mib = arrakis::bench::dir_size(&cache) as f64 / (1024.0 * 1024.0);
-    let field_mib = arrakis::bench::dir_size(&tmp.path().join(field)) as f64 / (1024.0 * 1024.0);
+    let cache_mib = arrakis::cmd::bench::dir_size(&cache) as f64 / (1024.0 * 1024.0);
+    let field_mib =
+        arrakis::cmd::bench::dir_size(&tmp.path().join(field)) as f64 / (1024.0 * 1024.0);
     println!(
         "load: {} targets; simulate {sim:.1} s; cold build {wall:.1} s, peak RSS {peak:.0} MiB; \
          no-op build {wall2:.2} s, peak RSS {peak2:.0} MiB; cache {cache_mib:.0} MiB; field {field_mib:.0} MiB",

@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 
 use arrakis::config;
 use arrakis::rules::{embedded, RuleSet};
-use arrakis::stages::builtin_names;
+use arrakis::stages::registry;
 use libfuzzer_sys::fuzz_target;
 
 fn rules() -> &'static RuleSet {
     static R: OnceLock<RuleSet> = OnceLock::new();
-    R.get_or_init(|| embedded(&builtin_names()).expect("the compiled-in rules load"))
+    R.get_or_init(|| embedded(&registry()).expect("the compiled-in rules load"))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         .expect("a temporary file");
     f.write_all(body.as_bytes()).expect("write");
     let path = f.path().to_path_buf();
-    if let Err(e) = config::resolve(rules(), &[path.clone()], &sets) {
+    if let Err(e) = config::resolve(&rules().param_decls(), &[path.clone()], &sets) {
         let msg = e.to_string();
         let named = msg.contains(&*path.to_string_lossy()) || msg.contains("--set");
         assert!(named, "error names neither the file nor --set: {msg}");

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use arrakis::config;
 use arrakis::rules::{expand::expand, RuleSet};
-use arrakis::stages::builtin_names;
+use arrakis::stages::registry;
 use arrakis::units::Units;
 use libfuzzer_sys::fuzz_target;
 
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let sources = files(text);
-    let rules = match RuleSet::from_sources(&sources, &builtin_names()) {
+    let rules = match RuleSet::from_sources(&sources, &registry()) {
         Ok(r) => r,
         Err(e) => {
             let msg = e.to_string();
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let Ok(params) = config::resolve(&rules, &[], &[]) else {
+    let Ok(params) = config::resolve(&rules.param_decls(), &[], &[]) else {
         return;
     };
     let field_dir = Path::new("/nonexistent/F");

@@ -171,38 +171,6 @@ const ADAPT_KEYS: &[&str] = &[
     "maximum_cores",
 ];
 
-/// dask's `parse_bytes`: a number with an optional unit, `kB`/`MB`/`GB`/... decimal and
-/// `KiB`/`MiB`/`GiB`/... binary, case-insensitive, one-letter forms (`5G` = 5 GB, `5Gi` =
-/// 5 GiB), spaces allowed; a bare number is bytes.
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = if num.is_empty() {
-        1.0
-    } else {
-        num.parse().ok()?
-    };
-    let unit = unit.to_ascii_lowercase();
-    let unit = unit.strip_suffix('b').unwrap_or(&unit);
-    let mult = match unit {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        "t" => 1e12,
-        "p" => 1e15,
-        "ki" => 1024f64,
-        "mi" => 1024f64.powi(2),
-        "gi" => 1024f64.powi(3),
-        "ti" => 1024f64.powi(4),
-        "pi" => 1024f64.powi(5),
-        _ => return None,
-    };
-    let v = n * mult;
-    (v.is_finite() && v >= 0.0).then_some(v as u64)
-}
-
 /// dask-jobqueue's `slurm_format_bytes_ceil`: whole G, M or K, rounded up (at least `1K`).
 pub fn slurm_mem(bytes: u64) -> String {
     let units = [(1u64 << 30, 'G'), (1 << 20, 'M'), (1 << 10, 'K')];
@@ -212,22 +180,6 @@ pub fn slurm_mem(bytes: u64) -> String {
         }
     }
     "1K".into()
-}
-
-/// A duration in dask's grammar: a number with `ms`, `s`, `m`/`min`, `h` (default seconds).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let t = s.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let n: f64 = t[..split].trim().parse().ok()?;
-    let secs = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "s" | "sec" | "second" | "seconds" => n,
-        "ms" | "millisecond" | "milliseconds" => n / 1e3,
-        "m" | "min" | "minute" | "minutes" => n * 60.0,
-        "h" | "hr" | "hour" | "hours" => n * 3600.0,
-        "d" | "day" | "days" => n * 86400.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 struct Reader<'a> {
@@ -447,12 +399,21 @@ impl ClusterConfig {
                     )
                 })?;
                 let mem_s = r.string(&key("memory"), mem)?;
-                s.memory_bytes = parse_bytes(&mem_s).ok_or_else(|| {
-                    r.err(
-                        &key("memory"),
-                        format!("memory '{mem_s}' is not a size: write e.g. 128GiB, 250GB or 64G"),
-                    )
-                })?;
+                s.memory_bytes = match super::dask::parse_bytes(&mem_s) {
+                    Ok(b) if b > 0 && b <= u64::MAX as i128 => b as u64,
+                    Ok(_) => {
+                        return Err(r.err(
+                            &key("memory"),
+                            format!("memory '{mem_s}' must be a positive size: write e.g. 128GiB, 250GB or 64G"),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(r.err(
+                            &key("memory"),
+                            format!("memory '{mem_s}' is not a size in dask's grammar ({e}): write e.g. 128GiB, 250GB or 64G"),
+                        ))
+                    }
+                };
                 s.job_name = match kw("job_name") {
                     Some(v) => r.string(&key("job_name"), v)?,
                     None => "dask-worker".into(),
@@ -536,12 +497,16 @@ impl ClusterConfig {
                 None => Ok(default),
                 Some(v) => {
                     let s = r.string(&["adapt_kwargs", k], v)?;
-                    parse_duration(&s).ok_or_else(|| {
-                        r.err(
+                    match super::dask::parse_timedelta(&s) {
+                        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| r.err(
                             &["adapt_kwargs", k],
-                            format!("adapt_kwargs.{k} '{s}' is not a duration: write e.g. \"5s\", \"300s\" or \"2m\""),
-                        )
-                    })
+                            format!("adapt_kwargs.{k} '{s}' must be a duration of at least 0 s: write e.g. \"5s\", \"300s\" or \"2m\""),
+                        )),
+                        Err(e) => Err(r.err(
+                            &["adapt_kwargs", k],
+                            format!("adapt_kwargs.{k} '{s}' is not a duration in dask's grammar ({e}): write e.g. \"5s\", \"300s\" or \"2m\""),
+                        )),
+                    }
                 }
             }
         };
@@ -586,15 +551,26 @@ mod tests {
     }
 
     #[test]
-    fn bytes_as_dask_reads_them() {
-        assert_eq!(parse_bytes("128GiB"), Some(128 << 30));
-        assert_eq!(parse_bytes("250GB"), Some(250_000_000_000));
-        assert_eq!(parse_bytes("5 G"), Some(5_000_000_000));
-        assert_eq!(parse_bytes("5Gi"), Some(5 << 30));
-        assert_eq!(parse_bytes("1.5kB"), Some(1500));
-        assert_eq!(parse_bytes("1024"), Some(1024));
-        assert_eq!(parse_bytes("lots"), None);
-        assert_eq!(parse_bytes("12 parsecs"), None);
+    fn sizes_and_durations_are_read_as_dask_reads_them() {
+        let c = |mem: &str, dur: &str| {
+            parse(&format!(
+                "cluster_class: dask_jobqueue.SLURMCluster\ncluster_kwargs:\n  cores: 4\n  memory: \"{mem}\"\nadapt_kwargs:\n  target_duration: \"{dur}\"\n"
+            ))
+        };
+        let ok = c("5 Gi", "1.5 minutes").unwrap();
+        assert_eq!(ok.slurm.memory_bytes, 5 << 30);
+        assert_eq!(ok.adapt.target_duration, Duration::from_secs(90));
+        for (mem, dur, want) in [
+            ("-1GB", "5s", "must be a positive size"),
+            ("0", "5s", "must be a positive size"),
+            ("12 parsecs", "5s", "'parsecs' is not a byte unit"),
+            ("8GiB", "2min", "'min' is not a time unit"),
+            ("8GiB", "-5s", "not a number"),
+            ("8GiB", "1e300d", "at least 0 s"),
+        ] {
+            let e = c(mem, dur).unwrap_err().to_string();
+            assert!(e.contains(want), "{mem} {dur}: {e}");
+        }
     }
 
     #[test]

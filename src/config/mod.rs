@@ -1,25 +1,23 @@
-//! Pipeline parameters: layered loading of `configs/default.yaml`, `--config FILE` and
-//! `--set key=value`, checked against what the rules declare.
+//! Pipeline parameters: the declared defaults, then each `--config FILE`, then each
+//! `--set key=value`, checked against the declarations the rules hold.
 //!
-//! Owns: the resolved parameter values of a build and the list of keys that were accepted but are
-//! unused. Must never: read rule files or field data.
-//! Invariants: every value is coerced to the type its rule declares; a key that no rule declares
-//! is either a known Arrakis key (reported as unused, with the reason) or an error naming the file,
-//! line and nearest known key.
+//! Owns: the resolved parameter values of a build, the list of keys that were accepted but are
+//! unused, and the parameters the engine itself reads ([`ENGINE_PARAMS`]).
+//! Must never: read rule files or field data (it is handed the declarations).
+//! Invariants: every value is coerced to its declared type, choices and range; a key that nothing
+//! declares is either a known Arrakis key (reported as unused, with the reason) or an error naming
+//! the file, line and nearest known key.
 
 pub mod cluster;
+pub mod dask;
 pub mod params;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use params::{ParamDecl, ParamType, ParamValue};
+use params::{DefaultValue, ParamDecl, ParamSpec, ParamType, ParamValue, Range};
 
 use crate::diag::{did_you_mean, line_of, location};
-use crate::rules::RuleSet;
-
-/// The project's default pipeline parameters, compiled in.
-pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.yaml");
 
 /// Keys of the MongoDB connection that Arrakis configs carry and arrakis has no use for.
 const MONGO_KEYS: &[&str] = &["host", "username", "password", "database"];
@@ -129,33 +127,28 @@ const ARRAKIS_KEYS: &[&str] = &[
     "beam_radius_deg",
 ];
 
-/// Parameters the engine itself reads (not any one rule).
-pub fn engine_params() -> BTreeMap<String, ParamDecl> {
-    let mut m = BTreeMap::new();
-    m.insert(
-        "beam_radius_deg".to_string(),
-        ParamDecl {
-            ty: ParamType::Float,
-            default: serde_yaml::Value::from(1.0),
-            choices: None,
-            nullable: false,
-            help: Some(
-                "an island belongs to every beam whose centre is within this radius (deg)".into(),
-            ),
-        },
-    );
-    m.insert(
-        "limit".to_string(),
-        ParamDecl {
-            ty: ParamType::Int,
-            default: serde_yaml::Value::Null,
-            choices: None,
-            nullable: true,
-            help: Some("process only the first N islands (as Arrakis's --limit)".into()),
-        },
-    );
-    m
-}
+/// The beam-assignment radius: read by the engine (which islands get targets) and the `beams`
+/// builtin.
+pub static BEAM_RADIUS_DEG: ParamSpec = ParamSpec::new(
+    "beam_radius_deg",
+    ParamType::Float,
+    DefaultValue::Float(1.0),
+    "an island belongs to every beam whose centre is within this radius (deg)",
+)
+.range(Range::open_closed(0.0, 180.0));
+
+/// Build only the first N islands.
+pub static LIMIT: ParamSpec = ParamSpec::new(
+    "limit",
+    ParamType::Int,
+    DefaultValue::Null,
+    "process only the first N islands (as Arrakis's --limit; null: all)",
+)
+.nullable()
+.range(Range::at_least(0.0));
+
+/// Parameters the engine itself reads (not any one rule): every build declares them.
+pub static ENGINE_PARAMS: &[&ParamSpec] = &[&BEAM_RADIUS_DEG, &LIMIT];
 
 /// A problem in a config file or a `--set`.
 #[derive(Debug, thiserror::Error)]
@@ -199,42 +192,62 @@ impl Params {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &ParamValue)> {
         self.values.iter().map(|(k, (v, _))| (k, v))
     }
+    /// The value of a float parameter every build declares (an engine parameter).
+    pub fn engine_f64(&self, spec: &ParamSpec) -> Result<f64, ConfigError> {
+        self.get(spec.name)
+            .and_then(ParamValue::as_f64)
+            .ok_or_else(|| undeclared(spec))
+    }
+    /// The value of a nullable integer parameter every build declares.
+    pub fn engine_opt_i64(&self, spec: &ParamSpec) -> Result<Option<i64>, ConfigError> {
+        match self.get(spec.name) {
+            Some(ParamValue::Null) => Ok(None),
+            Some(ParamValue::Int(i)) => Ok(Some(*i)),
+            _ => Err(undeclared(spec)),
+        }
+    }
+}
+
+fn undeclared(spec: &ParamSpec) -> ConfigError {
+    ConfigError {
+        location: format!("parameter '{}'", spec.name),
+        message: "is not declared with its type in this build (an engine parameter must be; this is a bug in arrakis)".into(),
+    }
+}
+
+/// The declarations a build resolves: the rules' and [`ENGINE_PARAMS`].
+pub fn with_engine_params(mut decls: BTreeMap<String, ParamDecl>) -> BTreeMap<String, ParamDecl> {
+    for p in ENGINE_PARAMS {
+        decls.entry(p.name.to_string()).or_insert_with(|| p.decl());
+    }
+    decls
 }
 
 fn normalise(key: &str) -> String {
     key.replace('-', "_")
 }
 
-/// Resolve parameters for `rules`: declared defaults, then the compiled-in defaults file, then
-/// each `--config` file in order, then each `--set key=value` in order.
+/// Resolve the parameters `decls` declares (a rule set's, see [`with_engine_params`]): declared
+/// defaults, then each `--config` file in order, then each `--set key=value` in order.
 pub fn resolve(
-    rules: &RuleSet,
+    decls: &BTreeMap<String, ParamDecl>,
     config_files: &[PathBuf],
     sets: &[String],
 ) -> Result<Params, ConfigError> {
-    let mut decls = rules.declared_params();
-    decls.extend(engine_params());
     let mut params = Params::default();
-    for (k, d) in &decls {
+    for (k, d) in decls {
         let v = d.default_value().map_err(|e| ConfigError {
             location: format!("parameter '{k}'"),
-            message: e,
+            message: e.to_string(),
         })?;
         params.values.insert(k.clone(), (v, Origin::Default));
     }
-    apply_text(
-        &mut params,
-        &decls,
-        Path::new("configs/default.yaml"),
-        DEFAULT_CONFIG,
-        false,
-    )?;
     for f in config_files {
         let text = std::fs::read_to_string(f).map_err(|e| ConfigError {
             location: f.display().to_string(),
             message: format!("cannot read the config file: {e}"),
         })?;
-        apply_text(&mut params, &decls, f, &text, true)?;
+        apply_text(&mut params, decls, f, &text)?;
     }
     for s in sets {
         let Some((k, v)) = s.split_once('=') else {
@@ -261,6 +274,20 @@ pub fn resolve(
                 message,
             });
         };
+        if v.trim().is_empty() {
+            return Err(ConfigError {
+                location: loc,
+                message: format!(
+                    "no value given: write --set {key}=VALUE ({}){}",
+                    describe(decl),
+                    if decl.nullable {
+                        format!(", or --set {key}=null")
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+        }
         let yaml: serde_yaml::Value =
             serde_yaml::from_str(v).unwrap_or(serde_yaml::Value::String(v.to_string()));
         match decl.coerce(&yaml) {
@@ -270,14 +297,14 @@ pub fn resolve(
             Ok(None) => {
                 let d = decl.default_value().map_err(|e| ConfigError {
                     location: loc.clone(),
-                    message: e,
+                    message: e.to_string(),
                 })?;
                 params.values.insert(key, (d, Origin::Set));
             }
             Err(e) => {
                 return Err(ConfigError {
                     location: loc,
-                    message: e,
+                    message: explain(&e, decl),
                 })
             }
         }
@@ -285,12 +312,34 @@ pub fn resolve(
     Ok(params)
 }
 
+/// A refused value's message, with what the parameter accepts where the error does not say it.
+fn explain(e: &params::ValueError, decl: &ParamDecl) -> String {
+    match e {
+        params::ValueError::Type { .. } => format!("{e} ({})", describe(decl)),
+        _ => e.to_string(),
+    }
+}
+
+/// What a declaration accepts, for messages: "float in (0, 1]", "one of log, linear".
+pub fn describe(d: &ParamDecl) -> String {
+    let mut s = d.ty.name().to_string();
+    if let Some(r) = &d.range {
+        s.push_str(&format!(" in {r}"));
+    }
+    if let Some(c) = &d.choices {
+        s = format!("one of {}", c.join(", "));
+    }
+    if d.nullable {
+        s.push_str(" or null");
+    }
+    s
+}
+
 fn apply_text(
     params: &mut Params,
     decls: &BTreeMap<String, ParamDecl>,
     file: &Path,
     text: &str,
-    user_given: bool,
 ) -> Result<(), ConfigError> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError {
         location: location(file, e.location().map(|l| l.line())),
@@ -330,23 +379,19 @@ fn apply_text(
                 Err(e) => {
                     return Err(ConfigError {
                         location: loc,
-                        message: format!("{key}: {e}"),
+                        message: format!("{key}: {}", explain(&e, decl)),
                     })
                 }
             }
         } else if MONGO_KEYS.contains(&key.as_str()) {
-            if user_given {
-                params.unused.push((
-                    key,
-                    "MongoDB setting: arrakis keeps its state in files and the cache".into(),
-                ));
-            }
+            params.unused.push((
+                key,
+                "MongoDB setting: arrakis keeps its state in files and the cache".into(),
+            ));
         } else if ARRAKIS_KEYS.contains(&key.as_str()) {
-            if user_given {
-                params
-                    .unused
-                    .push((key, "Arrakis option that no arrakis rule reads".into()));
-            }
+            params
+                .unused
+                .push((key, "Arrakis option that no arrakis rule reads".into()));
         } else {
             let known = decls
                 .keys()

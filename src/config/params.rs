@@ -1,9 +1,12 @@
-//! Typed parameter values: declarations (type, default, choices), coercion from YAML, and the
-//! canonical encoding that goes into target keys.
+//! Typed parameter values: declarations (type, default, choices, range), coercion from YAML, and
+//! the canonical encoding that goes into target keys.
 //!
-//! Owns: [`ParamType`], [`ParamValue`], [`ParamDecl`]. Must never: read files (the loader does).
-//! Invariant: a value's canonical bytes depend only on its type and value, never on how it was
-//! spelled in YAML (`-8`, `-8.0` and `-8e0` for a float are the same key).
+//! Owns: [`ParamType`], [`ParamValue`], [`ParamDecl`] (a declaration as a rule set holds it),
+//! [`ParamSpec`] (the same, written as a `static` by the code that reads the parameter) and
+//! [`Range`]. Must never: read files (the loader does).
+//! Invariants: a value's canonical bytes depend only on its type and value, never on how it was
+//! spelled in YAML (`-8`, `-8.0` and `-8e0` for a float are the same key); a coerced value is
+//! of the declared type, one of the declared choices, finite and inside the declared range.
 
 use serde::{Deserialize, Serialize};
 
@@ -155,6 +158,241 @@ impl ParamValue {
     }
 }
 
+/// A `range:` that is not an interval.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RangeError {
+    /// Not in interval notation.
+    #[error("range '{0}' is not an interval: write e.g. \"[0, 1]\", \"(0, 1]\" or \"[0, inf)\"")]
+    Syntax(String),
+    /// Lower end above the upper.
+    #[error("range '{0}' is empty: its lower end is above its upper")]
+    Empty(String),
+}
+
+/// The values a numeric parameter may take: an interval, each end closed, open or absent.
+/// Written `[0, 1]`, `(0, 1]`, `[0, inf)` in rule files and messages.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Range {
+    /// Lower end and whether it is included.
+    pub min: Option<(f64, bool)>,
+    /// Upper end and whether it is included.
+    pub max: Option<(f64, bool)>,
+}
+
+impl Range {
+    /// Any finite value.
+    pub const ANY: Range = Range {
+        min: None,
+        max: None,
+    };
+    /// `[lo, inf)`.
+    pub const fn at_least(lo: f64) -> Range {
+        Range {
+            min: Some((lo, true)),
+            max: None,
+        }
+    }
+    /// `(lo, inf)`.
+    pub const fn above(lo: f64) -> Range {
+        Range {
+            min: Some((lo, false)),
+            max: None,
+        }
+    }
+    /// `[lo, hi]`.
+    pub const fn closed(lo: f64, hi: f64) -> Range {
+        Range {
+            min: Some((lo, true)),
+            max: Some((hi, true)),
+        }
+    }
+    /// `(lo, hi]`.
+    pub const fn open_closed(lo: f64, hi: f64) -> Range {
+        Range {
+            min: Some((lo, false)),
+            max: Some((hi, true)),
+        }
+    }
+    /// `[lo, hi)`.
+    pub const fn closed_open(lo: f64, hi: f64) -> Range {
+        Range {
+            min: Some((lo, true)),
+            max: Some((hi, false)),
+        }
+    }
+
+    /// Whether `v` lies inside.
+    pub fn contains(&self, v: f64) -> bool {
+        let lo = self
+            .min
+            .is_none_or(|(m, inc)| if inc { v >= m } else { v > m });
+        let hi = self
+            .max
+            .is_none_or(|(m, inc)| if inc { v <= m } else { v < m });
+        lo && hi
+    }
+
+    /// Whether any end is set.
+    pub fn is_bounded(&self) -> bool {
+        self.min.is_some() || self.max.is_some()
+    }
+
+    /// Read the interval notation `[a, b]`, `(a, b]`, `[a, inf)`, `(-inf, b]`.
+    pub fn parse(s: &str) -> Result<Range, RangeError> {
+        let bad = || RangeError::Syntax(s.to_string());
+        let t = s.trim();
+        let open = t.chars().next().ok_or_else(bad)?;
+        let close = t.chars().last().ok_or_else(bad)?;
+        if !matches!(open, '[' | '(') || !matches!(close, ']' | ')') || t.len() < 2 {
+            return Err(bad());
+        }
+        let (a, b) = t[1..t.len() - 1].split_once(',').ok_or_else(bad)?;
+        let end = |x: &str, inc: bool, inf: f64| -> Result<Option<(f64, bool)>, RangeError> {
+            let v: f64 = x.trim().parse().map_err(|_| bad())?;
+            if v == inf {
+                // An infinite end is always open: the value itself must be finite.
+                Ok(None)
+            } else if v.is_finite() {
+                Ok(Some((v, inc)))
+            } else {
+                Err(bad())
+            }
+        };
+        let r = Range {
+            min: end(a, open == '[', f64::NEG_INFINITY)?,
+            max: end(b, close == ']', f64::INFINITY)?,
+        };
+        if let (Some((lo, _)), Some((hi, _))) = (r.min, r.max) {
+            if lo > hi {
+                return Err(RangeError::Empty(s.to_string()));
+            }
+        }
+        Ok(r)
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.min {
+            Some((v, inc)) => write!(f, "{}{v}", if inc { '[' } else { '(' })?,
+            None => write!(f, "(-inf")?,
+        }
+        match self.max {
+            Some((v, inc)) => write!(f, ", {v}{}", if inc { ']' } else { ')' }),
+            None => write!(f, ", inf)"),
+        }
+    }
+}
+
+impl Serialize for Range {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Range {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Range, D::Error> {
+        let s = String::deserialize(d)?;
+        Range::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A default value a [`ParamSpec`] can hold in a `static`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DefaultValue {
+    /// null (nullable parameters).
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(&'static str),
+}
+
+impl DefaultValue {
+    fn yaml(self) -> serde_yaml::Value {
+        match self {
+            DefaultValue::Null => serde_yaml::Value::Null,
+            DefaultValue::Bool(b) => b.into(),
+            DefaultValue::Int(i) => i.into(),
+            DefaultValue::Float(f) => f.into(),
+            DefaultValue::Str(s) => s.into(),
+        }
+    }
+}
+
+/// One parameter as the code that reads it declares it: the single place its type, default,
+/// choices, range and help are written. A rule lists it by name; [`ParamSpec::decl`] is what the
+/// rule set then holds.
+#[derive(Debug)]
+pub struct ParamSpec {
+    /// The name (Arrakis's key name where Arrakis has the option).
+    pub name: &'static str,
+    /// The type.
+    pub ty: ParamType,
+    /// The default.
+    pub default: DefaultValue,
+    /// Whether null is a meaningful value.
+    pub nullable: bool,
+    /// Allowed values of a string parameter (empty: any).
+    pub choices: &'static [&'static str],
+    /// Allowed values of a numeric parameter.
+    pub range: Range,
+    /// One line for `arrakis params`, with the unit.
+    pub help: &'static str,
+}
+
+impl ParamSpec {
+    /// A parameter with no choices, any finite value, not nullable.
+    pub const fn new(
+        name: &'static str,
+        ty: ParamType,
+        default: DefaultValue,
+        help: &'static str,
+    ) -> ParamSpec {
+        ParamSpec {
+            name,
+            ty,
+            default,
+            nullable: false,
+            choices: &[],
+            range: Range::ANY,
+            help,
+        }
+    }
+    /// The same, null allowed (and meaningful).
+    pub const fn nullable(self) -> ParamSpec {
+        ParamSpec {
+            nullable: true,
+            ..self
+        }
+    }
+    /// The same, restricted to `range`.
+    pub const fn range(self, range: Range) -> ParamSpec {
+        ParamSpec { range, ..self }
+    }
+    /// The same, restricted to `choices`.
+    pub const fn choices(self, choices: &'static [&'static str]) -> ParamSpec {
+        ParamSpec { choices, ..self }
+    }
+
+    /// The declaration a rule set holds.
+    pub fn decl(&self) -> ParamDecl {
+        ParamDecl {
+            ty: self.ty,
+            default: self.default.yaml(),
+            choices: (!self.choices.is_empty())
+                .then(|| self.choices.iter().map(|c| c.to_string()).collect()),
+            nullable: self.nullable,
+            range: self.range.is_bounded().then_some(self.range),
+            help: (!self.help.is_empty()).then(|| self.help.to_string()),
+        }
+    }
+}
+
 /// A rule's declaration of one parameter it reads.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,9 +410,51 @@ pub struct ParamDecl {
     /// a config file means "use the default" (as Arrakis's configargparse treats empty keys).
     #[serde(default)]
     pub nullable: bool,
+    /// Allowed values of a numeric parameter (`range: "(0, 1]"`).
+    #[serde(default)]
+    pub range: Option<Range>,
     /// One line of help for `arrakis params`.
     #[serde(default)]
     pub help: Option<String>,
+}
+
+/// Why a value is not one a declaration accepts.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    /// Not of the declared type.
+    #[error("expected {expected}, found {found} ({value})")]
+    Type {
+        /// The declared type (and "or null").
+        expected: String,
+        /// What kind of YAML value was given.
+        found: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// A string that is not one of the choices.
+    #[error("'{value}' is not one of {choices}{hint}")]
+    Choice {
+        /// The value.
+        value: String,
+        /// The choices, comma-separated.
+        choices: String,
+        /// ", did you mean ...?" or empty.
+        hint: String,
+    },
+    /// A number that is NaN or infinite.
+    #[error("{0} is not a finite number")]
+    NotFinite(f64),
+    /// A number outside the declared range.
+    #[error("{value} is outside the allowed range {range}")]
+    Range {
+        /// The value as displayed.
+        value: String,
+        /// The range.
+        range: Range,
+    },
+    /// A non-nullable parameter declared without a default.
+    #[error("a non-nullable parameter needs a default")]
+    NoDefault,
 }
 
 fn yaml_kind(v: &serde_yaml::Value) -> &'static str {
@@ -204,7 +484,7 @@ fn scalar(v: &serde_yaml::Value) -> Option<ParamValue> {
 impl ParamDecl {
     /// Coerce a YAML value to this declaration's type. `Ok(None)` means "null: use the default".
     /// The error says what was expected and what was found.
-    pub fn coerce(&self, v: &serde_yaml::Value) -> Result<Option<ParamValue>, String> {
+    pub fn coerce(&self, v: &serde_yaml::Value) -> Result<Option<ParamValue>, ValueError> {
         if v.is_null() {
             return Ok(if self.nullable {
                 Some(ParamValue::Null)
@@ -212,17 +492,17 @@ impl ParamDecl {
                 None
             });
         }
-        let wrong = || {
-            format!(
-                "expected {}{}, found {} ({})",
+        let wrong = || ValueError::Type {
+            expected: format!(
+                "{}{}",
                 self.ty.name(),
-                if self.nullable { " or null" } else { "" },
-                yaml_kind(v),
-                serde_yaml::to_string(v)
-                    .unwrap_or_default()
-                    .trim()
-                    .replace('\n', " ")
-            )
+                if self.nullable { " or null" } else { "" }
+            ),
+            found: yaml_kind(v),
+            value: serde_yaml::to_string(v)
+                .unwrap_or_default()
+                .trim()
+                .replace('\n', " "),
         };
         let value = match self.ty {
             ParamType::Bool => match v {
@@ -276,13 +556,26 @@ impl ParamDecl {
                 other => ParamValue::List(vec![scalar(other).ok_or_else(wrong)?]),
             },
         };
+        if let Some(x) = value.as_f64() {
+            if !x.is_finite() {
+                return Err(ValueError::NotFinite(x));
+            }
+            if let Some(r) = &self.range {
+                if !r.contains(x) {
+                    return Err(ValueError::Range {
+                        value: value.display(),
+                        range: *r,
+                    });
+                }
+            }
+        }
         if let (Some(choices), ParamValue::Str(s)) = (&self.choices, &value) {
             if !choices.iter().any(|c| c == s) {
-                return Err(format!(
-                    "'{s}' is not one of {}{}",
-                    choices.join(", "),
-                    crate::diag::did_you_mean(s, choices.iter().map(|c| c.as_str()))
-                ));
+                return Err(ValueError::Choice {
+                    value: s.clone(),
+                    choices: choices.join(", "),
+                    hint: crate::diag::did_you_mean(s, choices.iter().map(|c| c.as_str())),
+                });
             }
         }
         Ok(Some(value))
@@ -290,10 +583,10 @@ impl ParamDecl {
 
     /// The declared default, coerced. A missing or null default of a non-nullable parameter is
     /// an error (the rule file must give one).
-    pub fn default_value(&self) -> Result<ParamValue, String> {
+    pub fn default_value(&self) -> Result<ParamValue, ValueError> {
         match self.coerce(&self.default)? {
             Some(v) => Ok(v),
-            None => Err("a non-nullable parameter needs a default".into()),
+            None => Err(ValueError::NoDefault),
         }
     }
 }
@@ -308,6 +601,7 @@ mod tests {
             default: serde_yaml::Value::Null,
             choices: None,
             nullable: false,
+            range: None,
             help: None,
         }
     }
@@ -330,16 +624,55 @@ mod tests {
 
     #[test]
     fn wrong_types_and_choices_are_explained() {
-        let err = decl(ParamType::Int).coerce(&y("abc")).unwrap_err();
+        let err = decl(ParamType::Int)
+            .coerce(&y("abc"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected int"), "{err}");
         let mut d = decl(ParamType::String);
         d.choices = Some(vec!["variance".into(), "uniform".into()]);
-        let err = d.coerce(&y("varianse")).unwrap_err();
+        let err = d.coerce(&y("varianse")).unwrap_err().to_string();
         assert!(err.contains("did you mean 'variance'"), "{err}");
         assert_eq!(
             decl(ParamType::Int).coerce(&y("500_000")).unwrap(),
             Some(ParamValue::Int(500000))
         );
+    }
+
+    #[test]
+    fn ranges_are_read_written_and_enforced() {
+        for (text, inside, outside) in [
+            ("(0, 1]", 1.0, 0.0),
+            ("[0, inf)", 0.0, -1e-9),
+            ("(-inf, 5)", -1e300, 5.0),
+            ("[-1, -1]", -1.0, -0.5),
+        ] {
+            let r = Range::parse(text).unwrap();
+            assert_eq!(r.to_string(), text);
+            assert!(r.contains(inside) && !r.contains(outside), "{text}");
+        }
+        for bad in ["0, 1", "[1, 0]", "[a, 1]", "[0 1]", "[nan, 1]", ""] {
+            assert!(Range::parse(bad).is_err(), "{bad}");
+        }
+        let mut d = decl(ParamType::Float);
+        d.range = Some(Range::open_closed(0.0, 1.0));
+        let e = d.coerce(&y("5")).unwrap_err().to_string();
+        assert!(e.contains("outside the allowed range (0, 1]"), "{e}");
+        assert!(d.coerce(&y("0.5")).is_ok());
+        let e = d.coerce(&y(".nan")).unwrap_err().to_string();
+        assert!(e.contains("not a finite number"), "{e}");
+        let e = decl(ParamType::Float)
+            .coerce(&y("nan"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a finite number"), "{e}");
+        let mut i = decl(ParamType::Int);
+        i.range = Some(Range::at_least(0.0));
+        assert!(i
+            .coerce(&y("-1"))
+            .unwrap_err()
+            .to_string()
+            .contains("[0, inf)"));
     }
 
     #[test]

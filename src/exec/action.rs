@@ -1,16 +1,16 @@
 //! Running one target's action with atomic outputs.
 //!
-//! Owns: temporary output names (`.arrakis-tmp-<pid>-<n>-<name>` in the output's own directory,
-//! keeping the extension so tools that look at it still work), rendering of external command
-//! argv templates, and the rename of finished outputs into place.
+//! Owns: running a builtin or an external command into temporary outputs (named by
+//! `crate::atomic`), rendering of external command argv templates, and the rename of finished
+//! outputs into place.
 //! Must never: pass anything through a shell; leave a temporary file behind after a failure it
 //! survives; rename an output into place before the action has succeeded.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::atomic::{free_bytes, temp_path_for};
 use crate::cache::OutputRecord;
 use crate::config::params::ParamValue;
 use crate::graph::InputFile;
@@ -19,78 +19,48 @@ use crate::rules::spec::Action;
 use crate::stages::{builtin, ActionCtx};
 
 use super::Engine;
+use crate::stages::StageError;
 
-/// Prefix of every temporary output name; `arrakis gc` removes leftovers.
-pub const TMP_PREFIX: &str = ".arrakis-tmp-";
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// The final file name a temporary output path stands for (the inverse of [`temp_path_for`]).
-pub fn final_name_of(temp: &Path) -> Option<String> {
-    let name = temp.file_name()?.to_string_lossy().to_string();
-    let rest = name.strip_prefix(TMP_PREFIX)?;
-    rest.splitn(3, '-').nth(2).map(str::to_string)
-}
-
-/// A fresh temporary path beside `final_path`.
-pub fn temp_path_for(final_path: &Path) -> PathBuf {
-    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = final_path
-        .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
-    final_path.with_file_name(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id()))
-}
-
-/// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic_with(path, |f| std::io::Write::write_all(f, bytes))
-}
-
-/// Write `path` atomically by streaming into a temporary file in the same directory (`write`
-/// gets it open and empty), then renaming it into place; on any error the temporary file is
-/// removed and `path` is untouched.
-pub fn write_atomic_with(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = temp_path_for(path);
-    let res = std::fs::File::create(&tmp)
-        .and_then(|mut f| write(&mut f))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
-}
-
-/// Bytes free to unprivileged users on the filesystem holding `dir`.
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the struct for a valid NUL-terminated path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
+/// Why a target's action failed (recorded as its error text).
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The builtin failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// An external command could not be rendered or run, or failed.
+    #[error("{0}")]
+    Command(String),
+    /// The action succeeded but an output could not be checked or moved into place.
+    #[error("{0}")]
+    Output(String),
+    /// The action names something this binary does not have.
+    #[error("{0}")]
+    Unknown(String),
+    /// The action failed on a (nearly) full filesystem.
+    #[error("{source}\n  the filesystem holding {} has only {free} bytes free: the disk is full (no space left on device); free some space and build again (nothing half-written was kept)", dir.display())]
+    DiskFull {
+        /// What the action reported.
+        source: Box<ActionError>,
+        /// The output directory.
+        dir: PathBuf,
+        /// Bytes free there.
+        free: u64,
+    },
 }
 
 /// A failed action whose output directory is (nearly) out of space: say so, whatever the tool
 /// reported (cfitsio says only "error writing to FITS file"). Nearly: under 64 MiB free (a
 /// share of the disk would misfire on big disks, where a few percent is still hundreds of GB).
-fn with_full_disk_note(e: String, outputs: &[(&str, PathBuf, Option<&str>)]) -> String {
+fn with_full_disk_note(e: ActionError, outputs: &[(&str, PathBuf, Option<&str>)]) -> ActionError {
     for (_, tmp, _) in outputs {
         let Some(dir) = tmp.parent() else { continue };
         if let Some(free) = free_bytes(dir) {
             if free < 64 << 20 {
-                return format!(
-                    "{e}\n  the filesystem holding {} has only {free} bytes free: the disk is full (no space left on device); free some space and build again (nothing half-written was kept)",
-                    dir.display()
-                );
+                return ActionError::DiskFull {
+                    source: Box::new(e),
+                    dir: dir.to_path_buf(),
+                    free,
+                };
             }
         }
     }
@@ -99,8 +69,8 @@ fn with_full_disk_note(e: String, outputs: &[(&str, PathBuf, Option<&str>)]) -> 
 
 /// The outcome of running one target.
 pub struct RunResult {
-    /// The outputs, in place, with digests and signatures; `Err` with the message on failure.
-    pub outputs: Result<Vec<OutputRecord>, String>,
+    /// The outputs, in place, with digests and signatures; `Err` on failure.
+    pub outputs: Result<Vec<OutputRecord>, ActionError>,
     /// Wall time of the action.
     pub seconds: f64,
 }
@@ -127,7 +97,7 @@ fn render_arg(
     params: &[(String, crate::config::params::ParamValue)],
     inputs: &[(&str, Vec<PathBuf>)],
     outputs: &[(&str, PathBuf, Option<&str>)],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ActionError> {
     let files_of = |name: &str| -> Option<Vec<String>> {
         if let Some(i) = name.strip_prefix("in:") {
             return inputs
@@ -163,15 +133,15 @@ fn render_arg(
         }
         let end = rest[i..]
             .find('}')
-            .ok_or_else(|| format!("unclosed '{{' in '{arg}'"))?
+            .ok_or_else(|| ActionError::Command(format!("unclosed '{{' in '{arg}'")))?
             + i;
         let name = &rest[i + 1..end];
         let value = if let Some(files) = files_of(name) {
             if files.len() != 1 {
-                return Err(format!(
+                return Err(ActionError::Command(format!(
                     "'{{{name}}}' stands for {} files inside '{arg}'; use it as a whole argument",
                     files.len()
-                ));
+                )));
             }
             files[0].clone()
         } else if let Some(p) = name.strip_prefix("param:") {
@@ -186,7 +156,7 @@ fn render_arg(
             vars.iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
-                .ok_or_else(|| format!("no value for '{{{name}}}'"))?
+                .ok_or_else(|| ActionError::Command(format!("no value for '{{{name}}}'")))?
         };
         out.push_str(&value);
         rest = &rest[end + 1..];
@@ -238,7 +208,7 @@ pub struct JobOutput {
 }
 
 /// The job for target `ti` of the engine's graph.
-pub fn job_for(engine: &Engine, ti: usize) -> Result<TargetJob, String> {
+pub fn job_for(engine: &Engine, ti: usize) -> Result<TargetJob, ActionError> {
     let g = engine.graph;
     let t = &g.targets[ti];
     let info = &g.rules[t.rule as usize];
@@ -273,7 +243,12 @@ pub fn job_for(engine: &Engine, ti: usize) -> Result<TargetJob, String> {
     let action = match engine.rules.get(&info.name).map(|r| &r.action) {
         Some(Action::Builtin(name)) => JobAction::Builtin(name.clone()),
         Some(Action::Command(argv)) => JobAction::Command(argv.clone()),
-        None => return Err(format!("rule '{}' is not loaded", info.name)),
+        None => {
+            return Err(ActionError::Unknown(format!(
+                "rule '{}' is not loaded",
+                info.name
+            )))
+        }
     };
     Ok(TargetJob {
         id: t.id.clone(),
@@ -317,7 +292,10 @@ pub fn run_job(job: &TargetJob) -> RunResult {
             made = Some(dir.to_path_buf());
             if let Err(e) = std::fs::create_dir_all(dir) {
                 return RunResult {
-                    outputs: Err(format!("cannot create directory {}: {e}", dir.display())),
+                    outputs: Err(ActionError::Output(format!(
+                        "cannot create directory {}: {e}",
+                        dir.display()
+                    ))),
                     seconds: start.elapsed().as_secs_f64(),
                 };
             }
@@ -335,9 +313,11 @@ pub fn run_job(job: &TargetJob) -> RunResult {
                     inputs: inputs.clone(),
                     outputs: outputs.clone(),
                 };
-                b.run(&ctx)
+                b.run(&ctx).map_err(ActionError::from)
             }
-            None => Err(format!("builtin '{name}' is not part of this arrakis")),
+            None => Err(ActionError::Unknown(format!(
+                "builtin '{name}' is not part of this arrakis"
+            ))),
         },
         JobAction::Command(argv) => {
             run_command(argv, &job.vars, field_dir, &job.params, &inputs, &outputs)
@@ -361,19 +341,30 @@ pub fn run_job(job: &TargetJob) -> RunResult {
     let mut records = Vec::with_capacity(outputs.len());
     for ((name, tmp, _), o) in outputs.iter().zip(&job.outputs) {
         let fin = field_dir.join(&o.rel);
-        let step = || -> Result<OutputRecord, String> {
-            let digest = hash_file(tmp).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => format!(
-                    "the action succeeded but did not write output '{name}' ({})",
-                    o.rel
-                ),
-                _ => format!("cannot read output '{name}' {}: {e}", tmp.display()),
+        let step = || -> Result<OutputRecord, ActionError> {
+            let digest = hash_file(tmp).map_err(|e| {
+                ActionError::Output(match e.kind() {
+                    std::io::ErrorKind::NotFound => format!(
+                        "the action succeeded but did not write output '{name}' ({})",
+                        o.rel
+                    ),
+                    _ => format!("cannot read output '{name}' {}: {e}", tmp.display()),
+                })
             })?;
-            std::fs::rename(tmp, &fin)
-                .map_err(|e| format!("cannot move output into place at {}: {e}", fin.display()))?;
+            std::fs::rename(tmp, &fin).map_err(|e| {
+                ActionError::Output(format!(
+                    "cannot move output into place at {}: {e}",
+                    fin.display()
+                ))
+            })?;
             let sig = StatSig::of_path(&fin)
-                .map_err(|e| format!("cannot stat {}: {e}", fin.display()))?
-                .ok_or_else(|| format!("{} vanished right after it was written", fin.display()))?;
+                .map_err(|e| ActionError::Output(format!("cannot stat {}: {e}", fin.display())))?
+                .ok_or_else(|| {
+                    ActionError::Output(format!(
+                        "{} vanished right after it was written",
+                        fin.display()
+                    ))
+                })?;
             Ok(OutputRecord {
                 name: name.to_string(),
                 path: o.rel.clone(),
@@ -405,24 +396,26 @@ fn run_command(
     params: &[(String, crate::config::params::ParamValue)],
     inputs: &[(&str, Vec<PathBuf>)],
     outputs: &[(&str, PathBuf, Option<&str>)],
-) -> Result<(), String> {
+) -> Result<(), ActionError> {
     let mut args = Vec::new();
     for a in argv {
         args.extend(render_arg(a, vars, field_dir, params, inputs, outputs)?);
     }
     let Some((prog, rest)) = args.split_first() else {
-        return Err("empty command".into());
+        return Err(ActionError::Command("empty command".into()));
     };
     let out = Command::new(prog)
         .args(rest)
         .current_dir(field_dir)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                format!("program '{prog}' not found; install it or put it on PATH")
-            }
-            _ => format!("cannot start '{prog}': {e}"),
+        .map_err(|e| {
+            ActionError::Command(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    format!("program '{prog}' not found; install it or put it on PATH")
+                }
+                _ => format!("cannot start '{prog}': {e}"),
+            })
         })?;
     if out.status.success() {
         return Ok(());
@@ -437,8 +430,8 @@ fn run_command(
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => "unknown status".into(),
     };
-    Err(format!(
+    Err(ActionError::Command(format!(
         "command '{prog}' failed ({status}): {}",
         tail(&log, 2000)
-    ))
+    )))
 }

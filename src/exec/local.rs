@@ -303,7 +303,8 @@ fn process(
             }
             // Inputs `arrakis archive` removed come back from the tarball first.
             if let Err(e) = engine.restore_inputs(ti) {
-                let (o, done, fatal) = commit(engine, ti, key, ev.inputs, Err(e), reasons, class);
+                let e = Err(super::Failure::of(e));
+                let (o, done, fatal) = commit(engine, ti, key, ev.inputs, e, reasons, class);
                 return Step::Finished(o, done, fatal);
             }
             if defer {
@@ -315,7 +316,10 @@ fn process(
                 });
             }
             let run = run_target(engine, ti);
-            let result = run.outputs.map(|o| (o, run.seconds, hostname()));
+            let result = run
+                .outputs
+                .map(|o| (o, run.seconds, hostname()))
+                .map_err(super::Failure::of);
             let (o, done, fatal) = commit(engine, ti, key, ev.inputs, result, reasons, class);
             Step::Finished(o, done, fatal)
         }
@@ -355,7 +359,7 @@ fn commit(
     ti: usize,
     key: crate::hash::Digest,
     inputs: Vec<crate::cache::InputRecord>,
-    result: Result<(Vec<crate::cache::OutputRecord>, f64, String), String>,
+    result: Result<(Vec<crate::cache::OutputRecord>, f64, String), super::Failure>,
     reasons: Vec<String>,
     class: StaleClass,
 ) -> (Option<Outcome>, Done, Option<String>) {
@@ -403,7 +407,7 @@ fn commit(
             }
             (Some(o), Done::Outputs(digests), None)
         }
-        Err(e) => {
+        Err(super::Failure(e)) => {
             o.status = Status::Failed;
             o.error = Some(e.clone());
             let mut fatal = None;
@@ -585,8 +589,15 @@ pub fn build_on(
                         deferred_of.insert(ti, d);
                     }
                     Err(e) => {
-                        let (o, done, fatal) =
-                            commit(engine, ti, d.key, d.inputs, Err(e), d.reasons, d.class);
+                        let (o, done, fatal) = commit(
+                            engine,
+                            ti,
+                            d.key,
+                            d.inputs,
+                            Err(super::Failure::of(e)),
+                            d.reasons,
+                            d.class,
+                        );
                         let _ = results[ti].set(done);
                         local_msgs.push(Msg { ti, outcome: o, fatal, deferred: None });
                     }

@@ -15,6 +15,7 @@ pub mod local;
 pub mod slurm;
 pub mod worker;
 
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -236,6 +237,67 @@ pub enum EngineError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// A target's failure as it is recorded (in the cache, in Slurm receipts, in reports): its
+/// message. It crosses processes as text, so it is text here too, but typed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("{0}")]
+pub struct Failure(pub String);
+
+impl Failure {
+    /// The failure of an error, by its message.
+    pub fn of(e: impl std::fmt::Display) -> Failure {
+        Failure(e.to_string())
+    }
+}
+
+/// A problem setting up an executor (directories, the program itself, a batch manifest): the
+/// build stops before anything runs.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A directory or file could not be made or read.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What it was.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A file is not what it should be.
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The worker threads could not start.
+    #[error("cannot start {threads} threads: {message}")]
+    Threads {
+        /// How many.
+        threads: usize,
+        /// Why not.
+        message: String,
+    },
+}
+
+/// Why an input `arrakis archive` removed cannot be put back before its target runs (the target
+/// fails with this; the build goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Reading the archive record failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The file was removed without a copy.
+    #[error("{} was removed by `arrakis archive` without a copy; put it back (for a beam cube: image the beam again) to rebuild this target", .0.display())]
+    NoCopy(PathBuf),
+    /// The tarball does not give it back intact.
+    #[error(transparent)]
+    Tarball(#[from] crate::archive::ArchiveError),
 }
 
 /// Everything needed to evaluate and run the targets of one graph.
@@ -828,7 +890,7 @@ impl<'a> Engine<'a> {
     /// Put back the input files of target `ti` that `arrakis archive` removed, from their
     /// tarball, checking each against the digest it had. An input removed without a copy is an
     /// error that says how to get it back.
-    pub fn restore_inputs(&self, ti: usize) -> Result<(), String> {
+    pub fn restore_inputs(&self, ti: usize) -> Result<(), RestoreError> {
         if !self.cache.has_archived() {
             return Ok(());
         }
@@ -845,23 +907,14 @@ impl<'a> Engine<'a> {
                 if abs.exists() {
                     continue;
                 }
-                let Some(a) = self
-                    .cache
-                    .archived(&self.graph.field, rel)
-                    .map_err(|e| e.to_string())?
-                else {
+                let Some(a) = self.cache.archived(&self.graph.field, rel)? else {
                     continue;
                 };
                 let Some(tar) = &a.tar else {
-                    return Err(format!(
-                        "{} was removed by `arrakis archive` without a copy; put it back (for a beam cube: image the beam again) to rebuild this target",
-                        abs.display()
-                    ));
+                    return Err(RestoreError::NoCopy(abs));
                 };
                 crate::archive::restore(&self.graph.field_dir.join(tar), rel, &a, &abs)?;
-                self.cache
-                    .forget_archived(&self.graph.field, rel)
-                    .map_err(|e| e.to_string())?;
+                self.cache.forget_archived(&self.graph.field, rel)?;
             }
         }
         Ok(())

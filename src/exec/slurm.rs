@@ -114,7 +114,7 @@ pub struct RemoteDone {
     /// Index in the graph.
     pub ti: usize,
     /// Verified outputs, seconds and host; or why it failed.
-    pub result: Result<(Vec<OutputRecord>, f64, String), String>,
+    pub result: Result<(Vec<OutputRecord>, f64, String), super::Failure>,
 }
 
 struct Batch {
@@ -203,21 +203,25 @@ impl<'a> SlurmRunner<'a> {
         field: &str,
         retries: u32,
         sbatch_patience: Duration,
-    ) -> Result<SlurmRunner<'a>, String> {
-        let cache_dir = std::path::absolute(cache_dir).map_err(|e| e.to_string())?;
+    ) -> Result<SlurmRunner<'a>, super::SetupError> {
+        use super::SetupError;
+        let io = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SetupError::Io { what, path, source }
+        };
+        let cache_dir = std::path::absolute(cache_dir).map_err(io("cannot resolve", cache_dir))?;
         let work_dir = cache_dir.join("slurm").join(field);
         let receipts = super::worker::receipts_dir(&cache_dir, field);
         for d in [&work_dir, &receipts] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            std::fs::create_dir_all(d).map_err(io("cannot create", d))?;
         }
         if let Some(dir) = &cfg.slurm.log_directory {
             // Slurm does not create -o/-e directories; dask-jobqueue does, and so do we.
             std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create log_directory {dir}: {e}"))?;
+                .map_err(io("cannot create log_directory", Path::new(dir)))?;
         }
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find arrakis itself: {e}"))?;
+        let exe = std::env::current_exe()
+            .map_err(io("cannot find arrakis itself", Path::new("arrakis")))?;
         Ok(SlurmRunner {
             cfg,
             work_dir,
@@ -418,7 +422,7 @@ impl<'a> SlurmRunner<'a> {
                 for t in b.tasks.drain(..) {
                     done.push(RemoteDone {
                         ti: t.ti,
-                        result: Err(msg.clone()),
+                        result: Err(super::Failure(msg.clone())),
                     });
                 }
                 continue;
@@ -434,7 +438,7 @@ impl<'a> SlurmRunner<'a> {
                 } else {
                     done.push(RemoteDone {
                         ti: t.ti,
-                        result: Err(format!(
+                        result: Err(super::Failure(format!(
                             "{why}; gave up after {} attempt(s){}",
                             t.attempts,
                             if log.is_empty() {
@@ -442,7 +446,7 @@ impl<'a> SlurmRunner<'a> {
                             } else {
                                 format!("; log tail:\n{log}")
                             }
-                        )),
+                        ))),
                     });
                 }
             }
@@ -515,7 +519,7 @@ impl<'a> SlurmRunner<'a> {
                     .replace("{task}", &i.to_string()),
             );
             let bytes = serde_json::to_vec(&m).unwrap_or_default();
-            if let Err(e) = super::action::write_atomic(&path, &bytes) {
+            if let Err(e) = crate::atomic::write_atomic(&path, &bytes) {
                 write_err = Some(format!(
                     "cannot write batch manifest {}: {e}",
                     path.display()
@@ -528,7 +532,7 @@ impl<'a> SlurmRunner<'a> {
         );
         let script_path = self.work_dir.join(format!("job-{serial}.sh"));
         if write_err.is_none() {
-            if let Err(e) = super::action::write_atomic(&script_path, script.as_bytes()) {
+            if let Err(e) = crate::atomic::write_atomic(&script_path, script.as_bytes()) {
                 write_err = Some(format!(
                     "cannot write job script {}: {e}",
                     script_path.display()
@@ -592,7 +596,7 @@ impl<'a> SlurmRunner<'a> {
                     for t in batches.into_iter().flatten().chain(self.queue.drain(..)) {
                         done.push(RemoteDone {
                             ti: t.ti,
-                            result: Err(msg.clone()),
+                            result: Err(super::Failure(msg.clone())),
                         });
                     }
                     return;
@@ -619,7 +623,7 @@ impl<'a> SlurmRunner<'a> {
                 for t in batches.into_iter().flatten() {
                     done.push(RemoteDone {
                         ti: t.ti,
-                        result: Err(f.message.clone()),
+                        result: Err(super::Failure(f.message.clone())),
                     });
                 }
             }

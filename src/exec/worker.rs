@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::action::{run_job, write_atomic, TargetJob};
+use super::action::{run_job, TargetJob};
+use crate::atomic::write_atomic;
 use crate::cache::OutputRecord;
 use crate::hash::{hash_file, StatSig};
 
@@ -44,7 +45,7 @@ pub struct Receipt {
     /// The key the manifest gave.
     pub key: String,
     /// The outputs, in place, with digests; or the error.
-    pub outputs: Result<Vec<OutputRecord>, String>,
+    pub outputs: Result<Vec<OutputRecord>, super::Failure>,
     /// Seconds the action took.
     pub seconds: f64,
     /// The node it ran on.
@@ -78,25 +79,26 @@ pub fn receipt_files(dir: &Path) -> std::collections::HashSet<std::ffi::OsString
 pub fn verify_outputs(
     field_dir: &Path,
     outs: &[OutputRecord],
-) -> Result<Vec<OutputRecord>, String> {
+) -> Result<Vec<OutputRecord>, super::Failure> {
+    use super::Failure;
     let mut verified = Vec::with_capacity(outs.len());
     for o in outs {
         let p = field_dir.join(&o.path);
         let digest = hash_file(&p).map_err(|e| {
-            format!(
+            Failure(format!(
                 "the worker reported {} but it cannot be read here: {e}",
                 p.display()
-            )
+            ))
         })?;
         if digest != o.digest {
-            return Err(format!(
+            return Err(Failure(format!(
                 "{} does not have the bytes the worker reported (changed since, or a shared file system out of step)",
                 p.display()
-            ));
+            )));
         }
         let sig = StatSig::of_path(&p)
-            .map_err(|e| format!("cannot stat {}: {e}", p.display()))?
-            .ok_or_else(|| format!("{} vanished", p.display()))?;
+            .map_err(|e| Failure(format!("cannot stat {}: {e}", p.display())))?
+            .ok_or_else(|| Failure(format!("{} vanished", p.display())))?;
         verified.push(OutputRecord { sig, ..o.clone() });
     }
     Ok(verified)
@@ -111,29 +113,45 @@ pub fn read_receipt(path: &Path) -> Option<Receipt> {
 
 /// Run every target of the manifest at `path` on `parallel` threads; returns how many failed.
 /// `{task}` in the path is replaced by `SLURM_ARRAY_TASK_ID` (job arrays).
-pub fn run_manifest(path: &str, parallel: usize, local_dir: Option<&str>) -> Result<usize, String> {
+pub fn run_manifest(
+    path: &str,
+    parallel: usize,
+    local_dir: Option<&str>,
+) -> Result<usize, super::SetupError> {
+    use super::SetupError;
     let task = std::env::var("SLURM_ARRAY_TASK_ID").unwrap_or_else(|_| "0".into());
     let path = PathBuf::from(path.replace("{task}", &task));
-    let text = std::fs::read(&path)
-        .map_err(|e| format!("cannot read the batch manifest {}: {e}", path.display()))?;
-    let m: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| format!("{}: not a batch manifest: {e}", path.display()))?;
+    let text = std::fs::read(&path).map_err(|source| SetupError::Io {
+        what: "cannot read the batch manifest",
+        path: path.clone(),
+        source,
+    })?;
+    let m: Manifest = serde_json::from_slice(&text).map_err(|e| SetupError::Format {
+        path: path.clone(),
+        message: format!("not a batch manifest: {e}"),
+    })?;
     if let Some(dir) = local_dir.filter(|d| !d.trim().is_empty()) {
         // Scratch space for external commands (dask's local_directory, e.g. $LOCALDIR).
         if std::fs::create_dir_all(dir).is_ok() {
             std::env::set_var("TMPDIR", dir);
         }
     }
-    std::fs::create_dir_all(&m.receipts_dir)
-        .map_err(|e| format!("cannot create {}: {e}", m.receipts_dir.display()))?;
+    std::fs::create_dir_all(&m.receipts_dir).map_err(|source| SetupError::Io {
+        what: "cannot create",
+        path: m.receipts_dir.clone(),
+        source,
+    })?;
     let host = crate::cache::hostname();
     let job_id = std::env::var("SLURM_JOB_ID").ok();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(parallel.max(1))
         .build()
-        .map_err(|e| format!("cannot start {parallel} threads: {e}"))?;
+        .map_err(|e| SetupError::Threads {
+            threads: parallel,
+            message: e.to_string(),
+        })?;
     let failed = std::sync::atomic::AtomicUsize::new(0);
-    let fatal = std::sync::Mutex::new(None::<String>);
+    let fatal = std::sync::Mutex::new(None::<SetupError>);
     pool.scope(|s| {
         for entry in &m.targets {
             let (host, job_id, failed, fatal, dir) =
@@ -163,7 +181,7 @@ pub fn run_manifest(path: &str, parallel: usize, local_dir: Option<&str>) -> Res
                 let receipt = Receipt {
                     id: entry.job.id.clone(),
                     key: entry.key.clone(),
-                    outputs: run.outputs,
+                    outputs: run.outputs.map_err(super::Failure::of),
                     seconds: run.seconds,
                     host: host.clone(),
                     job_id: job_id.clone(),
@@ -172,7 +190,11 @@ pub fn run_manifest(path: &str, parallel: usize, local_dir: Option<&str>) -> Res
                 let p = receipt_path(dir, &entry.job.id);
                 if let Err(e) = write_atomic(&p, &bytes) {
                     if let Ok(mut f) = fatal.lock() {
-                        f.get_or_insert(format!("cannot write receipt {}: {e}", p.display()));
+                        f.get_or_insert(SetupError::Io {
+                            what: "cannot write receipt",
+                            path: p.clone(),
+                            source: e,
+                        });
                     }
                 }
                 eprintln!(

@@ -32,6 +32,36 @@ pub struct ExpandError {
     pub message: String,
 }
 
+/// A path template that cannot be compiled or rendered.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TemplateError {
+    /// A `{` without its `}`.
+    #[error("unclosed '{{'")]
+    Unclosed,
+    /// `{param:NAME}` of a parameter the rule does not declare.
+    #[error("parameter '{0}' is not declared by this rule")]
+    Undeclared(String),
+    /// A parameter's value is itself a bad template.
+    #[error("the value of parameter '{name}' ('{value}'): {source}")]
+    InParam {
+        /// The parameter.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        source: Box<TemplateError>,
+    },
+    /// A placeholder the rule's unit does not have.
+    #[error("unknown placeholder '{{{0}}}'")]
+    Unknown(String),
+    /// A placeholder with no value for this target.
+    #[error("a placeholder has no value for this target")]
+    NoValue,
+    /// A rendered path that leaves the field directory.
+    #[error("path '{0}' is not a plain relative path inside the field directory")]
+    Outside(String),
+}
+
 /// Foreach variables of the whole rule set: names (slots 3..) and their values.
 struct VarSpace {
     names: Vec<String>,
@@ -93,7 +123,7 @@ impl Template {
         template: &str,
         vs: &VarSpace,
         params: &[(String, ParamValue)],
-    ) -> Result<Template, String> {
+    ) -> Result<Template, TemplateError> {
         let mut segs = Vec::new();
         let mut lit = String::new();
         let mut rest = template;
@@ -105,7 +135,7 @@ impl Template {
                 rest = &rest[i + 2..];
                 continue;
             }
-            let end = rest[i..].find('}').ok_or("unclosed '{'")? + i;
+            let end = rest[i..].find('}').ok_or(TemplateError::Unclosed)? + i;
             let name = &rest[i + 1..end];
             let seg = match name {
                 "field" => Seg::Field,
@@ -118,13 +148,15 @@ impl Template {
                             .iter()
                             .find(|(k, _)| k == p)
                             .map(|(_, v)| v.display())
-                            .ok_or_else(|| {
-                                format!("parameter '{p}' is not declared by this rule")
-                            })?;
+                            .ok_or_else(|| TemplateError::Undeclared(p.to_string()))?;
                         // A parameter's value may itself name unit placeholders (a file per
                         // island: `ionosphere/{source}.txt`), but no further parameters.
-                        let inner = Template::compile(&v, vs, &[])
-                            .map_err(|e| format!("the value of parameter '{p}' ('{v}'): {e}"))?;
+                        let inner =
+                            Template::compile(&v, vs, &[]).map_err(|e| TemplateError::InParam {
+                                name: p.to_string(),
+                                value: v.clone(),
+                                source: Box::new(e),
+                            })?;
                         for seg in inner.0 {
                             match seg {
                                 Seg::Lit(l) => lit.push_str(&l),
@@ -141,7 +173,7 @@ impl Template {
                     }
                     Seg::Slot(
                         vs.slot_of(name)
-                            .ok_or_else(|| format!("unknown placeholder '{{{name}}}'"))?,
+                            .ok_or_else(|| TemplateError::Unknown(name.to_string()))?,
                     )
                 }
             };
@@ -163,15 +195,15 @@ impl Template {
         b: &Binding,
         vs: &'a VarSpace,
         units: &'a Units,
-    ) -> Result<String, String> {
-        let piece = |seg: &'a Seg| -> Result<&'a str, String> {
+    ) -> Result<String, TemplateError> {
+        let piece = |seg: &'a Seg| -> Result<&'a str, TemplateError> {
             Ok(match seg {
                 Seg::Lit(s) => s,
                 Seg::Field => &units.field,
                 Seg::Slot(slot) => {
                     let v = b[*slot];
                     if v == NONE {
-                        return Err("a placeholder has no value for this target".into());
+                        return Err(TemplateError::NoValue);
                     }
                     match *slot {
                         BEAM => &units.beams[v as usize],
@@ -195,11 +227,9 @@ impl Template {
     }
 }
 
-fn check_inside(rel: &str) -> Result<(), String> {
+fn check_inside(rel: &str) -> Result<(), TemplateError> {
     if rel.is_empty() || rel.starts_with('/') || rel.split('/').any(|c| c == ".." || c == ".") {
-        return Err(format!(
-            "path '{rel}' is not a plain relative path inside the field directory"
-        ));
+        return Err(TemplateError::Outside(rel.to_string()));
     }
     Ok(())
 }

@@ -1,8 +1,14 @@
 //! Rule files: their YAML shape, loading and validation.
 //!
 //! Owns: [`Rule`] and [`RuleSet`], the checks that every name a rule uses exists (units, input
-//! rules and outputs, parameters, template placeholders, builtins), that the rule graph has no
-//! cycle, and that parameter declarations shared by several rules agree.
+//! rules and outputs, parameters, template placeholders, builtins), that a rule naming a builtin
+//! agrees with the builtin's contract (`contract.rs`), that the rule graph has no cycle, and
+//! that parameter declarations shared by several rules agree.
+//!
+//! Parameters: a rule lists the parameters arrakis defines by name (`params: [cutoff, gain]`);
+//! their type, default, range and help are written once, in code ([`Registry::params`]). A
+//! parameter arrakis does not define (a command rule's own) is declared in full:
+//! `params: {my_level: {type: float, default: 1, range: "[0, 5]"}}`.
 //! Must never: look at a field's data (expansion does that) or run anything.
 //! Invariant: a loaded [`RuleSet`] is internally consistent; every error names the file, the line
 //! and the key, and suggests the nearest known name for a typo.
@@ -13,6 +19,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::contract::{Registry, RuleShape};
 use crate::config::params::{ParamDecl, ParamValue};
 use crate::diag::{did_you_mean, line_of, location};
 
@@ -152,8 +159,9 @@ struct RawRule {
     #[serde(default)]
     when: BTreeMap<String, serde_yaml::Value>,
     action: RawAction,
+    /// A list of known parameter names, or a mapping (name → null, `{}` or a full declaration).
     #[serde(default)]
-    params: BTreeMap<String, ParamDecl>,
+    params: serde_yaml::Value,
     #[serde(default)]
     inputs: IndexMap<String, RawInput>,
     outputs: IndexMap<String, RawOutput>,
@@ -237,8 +245,19 @@ fn path_vars(
     v
 }
 
+/// A template whose braces do not pair up.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BraceError {
+    /// `{` without `}`.
+    #[error("unclosed '{{' in template '{0}'")]
+    Unclosed(String),
+    /// `}` without `{`.
+    #[error("unmatched '}}' in template '{0}'")]
+    Unmatched(String),
+}
+
 /// Split a template into literal text and `{placeholder}` names. `{{` and `}}` are literal braces.
-pub fn placeholders(template: &str) -> Result<Vec<String>, String> {
+pub fn placeholders(template: &str) -> Result<Vec<String>, BraceError> {
     let mut out = Vec::new();
     let mut chars = template.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -253,13 +272,13 @@ pub fn placeholders(template: &str) -> Result<Vec<String>, String> {
                 let rest = &template[i + 1..];
                 let end = rest
                     .find('}')
-                    .ok_or_else(|| format!("unclosed '{{' in template '{template}'"))?;
+                    .ok_or_else(|| BraceError::Unclosed(template.to_string()))?;
                 out.push(rest[..end].to_string());
                 for _ in 0..end + 1 {
                     chars.next();
                 }
             }
-            '}' => return Err(format!("unmatched '}}' in template '{template}'")),
+            '}' => return Err(BraceError::Unmatched(template.to_string())),
             _ => {}
         }
     }
@@ -279,23 +298,27 @@ impl Loader<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn check_template(
         &self,
         key_path: &[&str],
         template: &str,
         vars: &[String],
         rule: &RawRule,
+        params: &BTreeMap<String, ParamDecl>,
+        referenced: &mut Vec<String>,
         command: bool,
     ) -> Result<(), RuleError> {
-        let names = placeholders(template).map_err(|e| self.err(key_path, e))?;
+        let names = placeholders(template).map_err(|e| self.err(key_path, e.to_string()))?;
         for name in names {
             let known = if let Some(p) = name.strip_prefix("param:") {
-                if rule.params.contains_key(p) {
+                if params.contains_key(p) {
+                    referenced.push(p.to_string());
                     continue;
                 }
                 format!(
                     "parameter '{p}' is not declared in this rule's params{}",
-                    did_you_mean(p, rule.params.keys().map(|s| s.as_str()))
+                    did_you_mean(p, params.keys().map(|s| s.as_str()))
                 )
             } else if let (true, Some(i)) = (command, name.strip_prefix("in:")) {
                 if rule.inputs.contains_key(i) {
@@ -335,7 +358,94 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn rule(&self, raw: RawRule, builtins: &[&str]) -> Result<Rule, RuleError> {
+    /// The rule's parameter declarations: known parameters from the registry, the rule's own
+    /// from its file.
+    fn params(
+        &self,
+        raw: &serde_yaml::Value,
+        reg: &Registry,
+    ) -> Result<BTreeMap<String, ParamDecl>, RuleError> {
+        let mut out = BTreeMap::new();
+        let known_names = || reg.params.iter().map(|p| p.name);
+        let by_name = |name: &str, path: &[&str]| -> Result<ParamDecl, RuleError> {
+            reg.param(name).map(|p| p.decl()).ok_or_else(|| {
+                self.err(
+                    path,
+                    format!(
+                        "unknown parameter '{name}'{} (`arrakis params` lists the parameters arrakis defines; a rule's own parameter needs a declaration, e.g. {name}: {{type: float, default: 1}})",
+                        did_you_mean(name, known_names())
+                    ),
+                )
+            })
+        };
+        match raw {
+            serde_yaml::Value::Null => {}
+            serde_yaml::Value::Sequence(items) => {
+                for it in items {
+                    let Some(name) = it.as_str() else {
+                        return Err(self.err(
+                            &["params"],
+                            "params must be a list of parameter names, or a mapping of names to declarations",
+                        ));
+                    };
+                    if out.contains_key(name) {
+                        return Err(self.err(
+                            &["params", name],
+                            format!("parameter '{name}' is listed twice"),
+                        ));
+                    }
+                    out.insert(name.to_string(), by_name(name, &["params", name])?);
+                }
+            }
+            serde_yaml::Value::Mapping(m) => {
+                for (k, v) in m {
+                    let Some(name) = k.as_str() else {
+                        return Err(self.err(&["params"], "parameter names must be strings"));
+                    };
+                    let empty = v.is_null() || v.as_mapping().is_some_and(|m| m.is_empty());
+                    let decl = if empty {
+                        by_name(name, &["params", name])?
+                    } else if let Some(spec) = reg.param(name) {
+                        return Err(self.err(
+                            &["params", name],
+                            format!(
+                                "parameter '{name}' is defined by arrakis ({}, default {}; {}): list it by name only, its type and default are written once, in code",
+                                spec.ty.name(),
+                                spec.decl().default_value().map(|v| v.display()).unwrap_or_default(),
+                                spec.help
+                            ),
+                        ));
+                    } else {
+                        let d: ParamDecl = serde_yaml::from_value(v.clone()).map_err(|e| {
+                            self.err(
+                                &["params", name],
+                                format!(
+                                    "parameter '{name}': {}",
+                                    e.to_string().split(" at line ").next().unwrap_or("")
+                                ),
+                            )
+                        })?;
+                        d.default_value().map_err(|e| {
+                            self.err(
+                                &["params", name],
+                                format!("parameter '{name}': default: {e}"),
+                            )
+                        })?;
+                        d
+                    };
+                    out.insert(name.to_string(), decl);
+                }
+            }
+            _ => return Err(self.err(
+                &["params"],
+                "params must be a list of parameter names, or a mapping of names to declarations",
+            )),
+        }
+        Ok(out)
+    }
+
+    fn rule(&self, raw: RawRule, reg: &Registry) -> Result<Rule, RuleError> {
+        let builtins = reg.builtin_names();
         let name = raw.rule.clone();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(self.err(
@@ -358,14 +468,9 @@ impl Loader<'_> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for (pname, decl) in &raw.params {
-            decl.default_value().map_err(|e| {
-                self.err(
-                    &["params", pname],
-                    format!("parameter '{pname}': default: {e}"),
-                )
-            })?;
-        }
+        let params = self.params(&raw.params, reg)?;
+        // Parameters the rule's own structure tests (when, input conditions, templates).
+        let mut referenced: Vec<String> = Vec::new();
         let action =
             match (&raw.action.builtin, &raw.action.command) {
                 (Some(b), None) => {
@@ -395,15 +500,16 @@ impl Loader<'_> {
             };
         let mut when = Vec::new();
         for (k, v) in &raw.when {
-            let decl = raw.params.get(k).ok_or_else(|| {
+            let decl = params.get(k).ok_or_else(|| {
                 self.err(
                     &["when", k],
                     format!(
                         "'when' tests parameter '{k}', which this rule does not declare in params{}",
-                        did_you_mean(k, raw.params.keys().map(|s| s.as_str()))
+                        did_you_mean(k, params.keys().map(|s| s.as_str()))
                     ),
                 )
             })?;
+            referenced.push(k.clone());
             let value = decl
                 .coerce(v)
                 .map_err(|e| self.err(&["when", k], format!("when.{k}: {e}")))?
@@ -425,11 +531,11 @@ impl Loader<'_> {
                     }
                 }
                 (None, Some(f), None) => {
-                    self.check_template(&kp, f, &vars, &raw, false)?;
+                    self.check_template(&kp, f, &vars, &raw, &params, &mut referenced, false)?;
                     InputSource::File(f.clone())
                 }
                 (None, None, Some(g)) => {
-                    self.check_template(&kp, g, &vars, &raw, false)?;
+                    self.check_template(&kp, g, &vars, &raw, &params, &mut referenced, false)?;
                     InputSource::Glob(g.clone())
                 }
                 _ => {
@@ -443,7 +549,8 @@ impl Loader<'_> {
                 return Err(self.err(&kp, format!("input '{iname}' has 'output' without 'from'")));
             }
             for p in ri.when.iter().chain(ri.unless.iter()) {
-                match raw.params.get(p) {
+                referenced.push(p.clone());
+                match params.get(p) {
                     Some(d) if d.ty == crate::config::params::ParamType::Bool || d.nullable => {}
                     Some(_) => {
                         return Err(self.err(&kp, format!("input '{iname}': when/unless parameter '{p}' must be a bool, or nullable (then it counts as set when not null)")))
@@ -453,7 +560,7 @@ impl Loader<'_> {
                             &kp,
                             format!(
                                 "input '{iname}': when/unless parameter '{p}' is not declared in this rule's params{}",
-                                did_you_mean(p, raw.params.keys().map(|s| s.as_str()))
+                                did_you_mean(p, params.keys().map(|s| s.as_str()))
                             ),
                         ))
                     }
@@ -498,7 +605,7 @@ impl Loader<'_> {
                 ));
             }
             let ovars = path_vars(raw.unit, &foreach, each);
-            self.check_template(&kp, &path, &ovars, &raw, false)?;
+            self.check_template(&kp, &path, &ovars, &raw, &params, &mut referenced, false)?;
             // Two units must never write the same file.
             let used = placeholders(&path).unwrap_or_default();
             for needed in &ovars {
@@ -521,9 +628,31 @@ impl Loader<'_> {
             });
         }
         if let Action::Command(argv) = &action {
-            for (i, a) in argv.iter().enumerate() {
-                let _ = i;
-                self.check_template(&["action", "command"], a, &vars, &raw, true)?;
+            for a in argv {
+                self.check_template(
+                    &["action", "command"],
+                    a,
+                    &vars,
+                    &raw,
+                    &params,
+                    &mut referenced,
+                    true,
+                )?;
+            }
+        }
+        if let Action::Builtin(b) = &action {
+            if let Some(c) = reg.contract(b) {
+                let shape = RuleShape {
+                    rule: &name,
+                    params: params.keys().map(|s| s.as_str()).collect(),
+                    referenced: referenced.iter().map(|s| s.as_str()).collect(),
+                    inputs: inputs.iter().map(|i| i.name.as_str()).collect(),
+                    outputs: outputs.iter().map(|o| o.name.as_str()).collect(),
+                };
+                if let Some(m) = reg.check(c, &shape) {
+                    let path: Vec<&str> = m.path.iter().map(|s| s.as_str()).collect();
+                    return Err(self.err(&path, m.message));
+                }
             }
         }
         Ok(Rule {
@@ -535,7 +664,7 @@ impl Loader<'_> {
             keep_going: raw.keep_going.unwrap_or(raw.unit.keep_going_by_default()),
             when,
             action,
-            params: raw.params,
+            params,
             inputs,
             outputs,
             file: self.file.to_path_buf(),
@@ -581,6 +710,7 @@ fn yaml_error(file: &Path, text: &str, e: &serde_yaml::Error) -> RuleError {
             "default",
             "choices",
             "nullable",
+            "range",
             "help",
             "builtin",
             "command",
@@ -596,11 +726,11 @@ fn yaml_error(file: &Path, text: &str, e: &serde_yaml::Error) -> RuleError {
 }
 
 impl RuleSet {
-    /// Parse and validate rule files given as (path, text). `builtins` are the known builtin
-    /// action names.
+    /// Parse and validate rule files given as (path, text) against the builtins' contracts and
+    /// the known parameters in `reg`.
     pub fn from_sources(
         sources: &[(PathBuf, String)],
-        builtins: &[&str],
+        reg: &Registry,
     ) -> Result<RuleSet, RuleError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut texts: HashMap<PathBuf, &str> = HashMap::new();
@@ -616,7 +746,7 @@ impl RuleSet {
             };
             let loader = Loader { file, text };
             for raw in raws {
-                let rule = loader.rule(raw, builtins)?;
+                let rule = loader.rule(raw, reg)?;
                 if let Some(prev) = rules.iter().find(|r| r.name == rule.name) {
                     return Err(loader.err(
                         &["rule"],
@@ -747,7 +877,7 @@ impl RuleSet {
     }
 
     /// Load every `*.yaml` in `dir` (sorted by name).
-    pub fn load_dir(dir: &Path, builtins: &[&str]) -> Result<RuleSet, RuleError> {
+    pub fn load_dir(dir: &Path, reg: &Registry) -> Result<RuleSet, RuleError> {
         let mut sources = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| RuleError {
             location: dir.display().to_string(),
@@ -769,7 +899,7 @@ impl RuleSet {
             })?;
             sources.push((p, text));
         }
-        RuleSet::from_sources(&sources, builtins)
+        RuleSet::from_sources(&sources, reg)
     }
 
     /// The rule named `name`.
@@ -786,6 +916,12 @@ impl RuleSet {
             }
         }
         out
+    }
+
+    /// What a build of these rules resolves: every declared parameter and the engine's own
+    /// ([`crate::config::ENGINE_PARAMS`]), for [`crate::config::resolve`].
+    pub fn param_decls(&self) -> BTreeMap<String, ParamDecl> {
+        crate::config::with_engine_params(self.declared_params())
     }
 
     /// Stage names in rule order, without repeats.

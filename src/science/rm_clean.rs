@@ -200,25 +200,31 @@ mod tests {
 }
 
 /// The summary of a 1D RM-CLEAN, with RM-Tools' key names.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[allow(non_snake_case)]
 pub struct CleanSummary {
     /// Peak parameters of the clean FDF.
     #[serde(flatten)]
     pub peak: super::rm_synthesis::PeakParams,
     /// Absolute cutoff used.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub cleanCutoff: f64,
     /// Iterations.
     pub nIter: usize,
     /// Second moment of the clean components, rad/m².
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub mom2CCFDF: f64,
     /// Peak depth error scaled by the observed noise.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dPhiObserved_rm2: f64,
     /// Observed amplitude noise (= dFDFcorMAD).
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dAmpObserved: f64,
     /// Angle error scaled by the observed noise.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dPolAngleFitObserved_deg: f64,
     /// De-rotated angle error scaled by the observed noise.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dPolAngleFit0Observed_deg: f64,
 }
 

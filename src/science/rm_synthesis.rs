@@ -417,36 +417,50 @@ fn mod180(x: f64) -> f64 {
 }
 
 /// Peak parameters of an FDF (RM-Tools' `measure_FDF_parms`), with RM-Tools' key names.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 #[allow(non_snake_case)]
 pub struct PeakParams {
     /// MAD noise of the FDF away from the peak.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dFDFcorMAD: f64,
     /// Peak Faraday depth (parabolic fit), rad/m².
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub phiPeakPIfit_rm2: f64,
     /// Its error, rad/m².
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dPhiPeakPIfit_rm2: f64,
     /// Peak polarised intensity.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub ampPeakPIfit: f64,
     /// Ricean de-biased peak intensity.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub ampPeakPIfitEff: f64,
     /// Error of the peak intensity (= dFDF).
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dAmpPeakPIfit: f64,
     /// Peak signal-to-noise.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub snrPIfit: f64,
     /// Fractional index of the peak.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub indxPeakPIfit: f64,
     /// Imaginary FDF at the peak.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub peakFDFimagFit: f64,
     /// Real FDF at the peak.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub peakFDFrealFit: f64,
     /// Polarisation angle at λ0², degrees [0, 180).
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub polAngleFit_deg: f64,
     /// Its error, degrees.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dPolAngleFit_deg: f64,
     /// De-rotated (intrinsic) angle, degrees [0, 180).
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub polAngle0Fit_deg: f64,
     /// Its error, degrees.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dPolAngle0Fit_deg: f64,
 }
 
@@ -562,13 +576,14 @@ pub struct SynthParams {
 }
 
 /// The summary of a 1D synthesis, with RM-Tools' key names.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 #[allow(non_snake_case)]
 pub struct SynthSummary {
     /// Peak parameters.
     #[serde(flatten)]
     pub peak: PeakParams,
     /// Stokes I model at ν0.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub Ifreq0: f64,
     /// Stokes I model coefficients at ν0 (C5..C0), comma-separated.
     pub polyCoeffs: String,
@@ -579,28 +594,38 @@ pub struct SynthSummary {
     /// Fit status and flags.
     pub IfitStat: i32,
     /// Reduced χ² of the fit.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub IfitChiSqRed: f64,
     /// `log` or `linear`.
-    pub fit_function: &'static str,
+    pub fit_function: String,
     /// λ0², m².
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub lam0Sq_m2: f64,
     /// ν0 = c/√λ0², Hz.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub freq0_Hz: f64,
     /// RMSF FWHM in use (fitted or theoretical), rad/m².
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub fwhmRMSF: f64,
     /// Median of (dQ + dU)/2.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dQU: f64,
     /// Theoretical FDF noise.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub dFDFth: f64,
     /// Lowest frequency of a used channel, Hz.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub min_freq: f64,
     /// Highest frequency of a used channel, Hz.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub max_freq: f64,
     /// Channels used.
     pub N_channels: usize,
     /// Median channel width, Hz.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub median_channel_width: f64,
     /// Fractional polarisation ampPeakPIfitEff / Ifreq0.
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub fracPol: f64,
 }
 
@@ -733,7 +758,7 @@ pub fn run_rmsynth(s: &Spectrum, p: &SynthParams) -> (SynthSummary, SynthArrays)
         polyOrd: model.poly_ord,
         IfitStat: model.fit_status,
         IfitChiSqRed: model.chi_sq_red,
-        fit_function: model.fit_function.name(),
+        fit_function: model.fit_function.name().to_string(),
         lam0Sq_m2: lam0,
         freq0_Hz: freq0,
         fwhmRMSF: fwhm,

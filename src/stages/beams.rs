@@ -1,27 +1,37 @@
 //! `beams` (per field): which beams hold each island, by Arrakis's rule (island centre within
 //! `beam_radius_deg` of the beam centre); the per-source rules read its output.
+//!
+//! Must never: read anything of the field but `field.yaml` and the island catalogue (its
+//! declared inputs).
 
-use super::{ActionCtx, Builtin};
+use super::io::{out_path, write_text};
+use super::params::BEAM_RADIUS_DEG;
+use super::{ActionCtx, Builtin, StageError};
+use crate::rules::{Contract, SlotSpec};
+
+static CONTRACT: Contract = Contract {
+    name: "beams",
+    version: 1,
+    params: &[&BEAM_RADIUS_DEG],
+    inputs: &[
+        SlotSpec::required("field", "field.yaml (beam centres)"),
+        SlotSpec::required("islands", "the island catalogue (island centres)"),
+    ],
+    outputs: &["assignment"],
+    open: false,
+};
 
 /// `beams`: which beams hold each island (Arrakis's rule: island centre within
 /// `beam_radius_deg` of the beam centre), as `Source_ID,beams` rows.
 pub struct Beams;
 
 impl Builtin for Beams {
-    fn name(&self) -> &'static str {
-        "beams"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let radius = ctx
-            .param("beam_radius_deg")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(1.0);
-        let field_dir = ctx.field_dir;
-        let units =
-            crate::units::Units::load(field_dir, radius, None).map_err(|e| e.to_string())?;
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
+        let radius = ctx.f64(&BEAM_RADIUS_DEG)?;
+        let units = crate::units::Units::load(ctx.field_dir, radius, None)?;
         // Units hold beam → islands; the file is island → beams.
         let mut beams_of: Vec<Vec<&str>> = vec![Vec::new(); units.sources.len()];
         for (b, list) in units.beam_sources.iter().enumerate() {
@@ -33,7 +43,6 @@ impl Builtin for Beams {
         for (name, beams) in units.sources.iter().zip(&beams_of) {
             text.push_str(&format!("{name},{}\n", beams.join(" ")));
         }
-        let (_, path, _) = &ctx.outputs[0];
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        write_text(out_path(ctx, "assignment")?, &text)
     }
 }

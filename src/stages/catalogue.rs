@@ -2,82 +2,105 @@
 //! FITS binary table with units.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-
-use serde_json::{json, Value};
 
 use super::io::{components, out_path, single, Component};
-use super::{ActionCtx, Builtin};
+use super::params::SNR_CUT;
+use super::products::{CleanProduct, SynthProduct};
+use super::{ActionCtx, Builtin, StageError};
+use crate::rules::{Contract, SlotSpec};
+use crate::science::rm_clean::CleanSummary;
+use crate::science::rm_synthesis::SynthSummary;
+
+static CONTRACT: Contract = Contract {
+    name: "catalogue",
+    version: 1,
+    params: &[&SNR_CUT],
+    inputs: &[
+        SlotSpec::required("synth", "every component's rmsynth summary"),
+        SlotSpec::required("clean", "every component's rmclean summary"),
+        SlotSpec::required(
+            "components",
+            "the component catalogue (ids, islands, positions)",
+        ),
+    ],
+    outputs: &["csv", "fits"],
+    open: false,
+};
 
 /// `catalogue`: one row per component, RMTable column names, as CSV and a FITS binary table.
 pub struct Catalogue;
 
 impl Builtin for Catalogue {
-    fn name(&self) -> &'static str {
-        "catalogue"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let comps = components(single(ctx, "components")?)?;
-        let load = |p: &PathBuf| -> Result<Value, String> {
-            serde_json::from_str(
-                &std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
-            )
-            .map_err(|e| format!("{}: {e}", p.display()))
-        };
-        let mut synth: HashMap<String, Value> = HashMap::new();
+        let mut synth: HashMap<String, SynthProduct> = HashMap::new();
         for p in ctx.input("synth") {
-            let v = load(p)?;
-            synth.insert(v["cat_id"].as_str().unwrap_or("").to_string(), v);
+            let v = SynthProduct::read(p)?;
+            synth.insert(v.cat_id.clone(), v);
         }
-        let mut clean: HashMap<String, Value> = HashMap::new();
+        let mut clean: HashMap<String, CleanSummary> = HashMap::new();
         for p in ctx.input("clean") {
-            let v = load(p)?;
-            clean.insert(v["cat_id"].as_str().unwrap_or("").to_string(), v);
+            let v = CleanProduct::read(p)?;
+            if let Some(c) = v.clean {
+                clean.insert(v.cat_id, c);
+            }
         }
         let rows: Vec<&Component> = comps
             .list
             .iter()
             .filter(|c| synth.contains_key(&c.id))
             .collect();
-        let snr_cut = ctx.param("snr_cut").and_then(|v| v.as_f64()).unwrap_or(8.0);
+        let snr_cut = ctx.f64(&SNR_CUT)?;
         // (name, unit, value per row)
         let num =
             |f: &dyn Fn(&Component) -> f64| -> Vec<f64> { rows.iter().map(|c| f(c)).collect() };
-        let sv = |c: &Component, k: &str| synth[&c.id]["synth"][k].as_f64().unwrap_or(f64::NAN);
-        let cv = |c: &Component, k: &str| {
-            clean
-                .get(&c.id)
-                .and_then(|v| v["clean"][k].as_f64())
-                .unwrap_or(f64::NAN)
-        };
-        let ok = |c: &Component| synth[&c.id]["rmsynth1d"] == json!(true);
+        let summary =
+            |c: &Component| -> Option<&SynthSummary> { synth[&c.id].measured().map(|m| &m.synth) };
+        // Values of a component rmsynth could not measure, or rmclean did not clean, are blank.
+        let sv = |c: &Component, f: fn(&SynthSummary) -> f64| summary(c).map_or(f64::NAN, f);
+        let cv = |c: &Component, f: fn(&CleanSummary) -> f64| clean.get(&c.id).map_or(f64::NAN, f);
+        let ok = |c: &Component| summary(c).is_some();
         let spectral_index = |c: &Component| -> f64 {
-            let coeffs = synth[&c.id]["synth"]["polyCoeffs"].as_str().unwrap_or("");
-            let v: Vec<f64> = coeffs.split(',').filter_map(|s| s.parse().ok()).collect();
-            if v.len() == 6 && synth[&c.id]["synth"]["fit_function"] == json!("log") {
+            let Some(s) = summary(c) else {
+                return f64::NAN;
+            };
+            let v: Vec<f64> = s
+                .polyCoeffs
+                .split(',')
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            if v.len() == 6 && s.fit_function == "log" {
                 v[4]
             } else {
                 f64::NAN
             }
         };
-        let polint = num(&|c| cv(c, "ampPeakPIfitEff"));
-        let stokes_i = num(&|c| sv(c, "Ifreq0"));
+        let polint = num(&|c| cv(c, |s| s.peak.ampPeakPIfitEff));
+        let stokes_i = num(&|c| sv(c, |s| s.Ifreq0));
         let columns: Vec<(&str, &str, Vec<f64>)> = vec![
             ("ra", "deg", num(&|c| c.ra)),
             ("dec", "deg", num(&|c| c.dec)),
-            ("rm", "rad/m2", num(&|c| cv(c, "phiPeakPIfit_rm2"))),
-            ("rm_err", "rad/m2", num(&|c| cv(c, "dPhiPeakPIfit_rm2"))),
+            ("rm", "rad/m2", num(&|c| cv(c, |s| s.peak.phiPeakPIfit_rm2))),
+            (
+                "rm_err",
+                "rad/m2",
+                num(&|c| cv(c, |s| s.peak.dPhiPeakPIfit_rm2)),
+            ),
             ("polint", "Jy/beam", polint.clone()),
-            ("polint_err", "Jy/beam", num(&|c| cv(c, "dAmpPeakPIfit"))),
-            ("snr_polint", "", num(&|c| cv(c, "snrPIfit"))),
+            (
+                "polint_err",
+                "Jy/beam",
+                num(&|c| cv(c, |s| s.peak.dAmpPeakPIfit)),
+            ),
+            ("snr_polint", "", num(&|c| cv(c, |s| s.peak.snrPIfit))),
             ("stokesI", "Jy/beam", stokes_i.clone()),
             (
                 "stokesI_err",
                 "Jy/beam",
-                num(&|c| synth[&c.id]["noise"]["dI"].as_f64().unwrap_or(f64::NAN)),
+                num(&|c| synth[&c.id].measured().map_or(f64::NAN, |m| m.noise.di)),
             ),
             (
                 "fracpol",
@@ -87,51 +110,71 @@ impl Builtin for Catalogue {
             (
                 "fracpol_err",
                 "",
-                num(&|c| cv(c, "dAmpPeakPIfit") / sv(c, "Ifreq0")),
+                num(&|c| cv(c, |s| s.peak.dAmpPeakPIfit) / sv(c, |s| s.Ifreq0)),
             ),
-            ("polangle", "deg", num(&|c| cv(c, "polAngleFit_deg"))),
-            ("polangle_err", "deg", num(&|c| cv(c, "dPolAngleFit_deg"))),
-            ("derot_polangle", "deg", num(&|c| cv(c, "polAngle0Fit_deg"))),
+            (
+                "polangle",
+                "deg",
+                num(&|c| cv(c, |s| s.peak.polAngleFit_deg)),
+            ),
+            (
+                "polangle_err",
+                "deg",
+                num(&|c| cv(c, |s| s.peak.dPolAngleFit_deg)),
+            ),
+            (
+                "derot_polangle",
+                "deg",
+                num(&|c| cv(c, |s| s.peak.polAngle0Fit_deg)),
+            ),
             (
                 "derot_polangle_err",
                 "deg",
-                num(&|c| cv(c, "dPolAngle0Fit_deg")),
+                num(&|c| cv(c, |s| s.peak.dPolAngle0Fit_deg)),
             ),
             ("spectral_index", "", num(&spectral_index)),
-            ("reffreq_pol", "Hz", num(&|c| sv(c, "freq0_Hz"))),
-            ("reffreq_I", "Hz", num(&|c| sv(c, "freq0_Hz"))),
-            ("rmsf_fwhm", "rad/m2", num(&|c| sv(c, "fwhmRMSF"))),
-            ("lambda0_sq", "m2", num(&|c| sv(c, "lam0Sq_m2"))),
-            ("minfreq", "Hz", num(&|c| sv(c, "min_freq"))),
-            ("maxfreq", "Hz", num(&|c| sv(c, "max_freq"))),
+            ("reffreq_pol", "Hz", num(&|c| sv(c, |s| s.freq0_Hz))),
+            ("reffreq_I", "Hz", num(&|c| sv(c, |s| s.freq0_Hz))),
+            ("rmsf_fwhm", "rad/m2", num(&|c| sv(c, |s| s.fwhmRMSF))),
+            ("lambda0_sq", "m2", num(&|c| sv(c, |s| s.lam0Sq_m2))),
+            ("minfreq", "Hz", num(&|c| sv(c, |s| s.min_freq))),
+            ("maxfreq", "Hz", num(&|c| sv(c, |s| s.max_freq))),
             (
                 "channelwidth",
                 "Hz",
-                num(&|c| sv(c, "median_channel_width")),
+                num(&|c| sv(c, |s| s.median_channel_width)),
             ),
-            ("noise_chan", "Jy/beam", num(&|c| sv(c, "dQU"))),
-            ("fdf_noise_th", "Jy/beam", num(&|c| sv(c, "dFDFth"))),
-            ("fdf_noise_mad", "Jy/beam", num(&|c| cv(c, "dFDFcorMAD"))),
-            ("rm_width", "rad/m2", num(&|c| cv(c, "mom2CCFDF"))),
-            ("dirty_rm", "rad/m2", num(&|c| sv(c, "phiPeakPIfit_rm2"))),
+            ("noise_chan", "Jy/beam", num(&|c| sv(c, |s| s.dQU))),
+            ("fdf_noise_th", "Jy/beam", num(&|c| sv(c, |s| s.dFDFth))),
+            (
+                "fdf_noise_mad",
+                "Jy/beam",
+                num(&|c| cv(c, |s| s.peak.dFDFcorMAD)),
+            ),
+            ("rm_width", "rad/m2", num(&|c| cv(c, |s| s.mom2CCFDF))),
+            (
+                "dirty_rm",
+                "rad/m2",
+                num(&|c| sv(c, |s| s.peak.phiPeakPIfit_rm2)),
+            ),
             (
                 "dirty_polint",
                 "Jy/beam",
-                num(&|c| sv(c, "ampPeakPIfitEff")),
+                num(&|c| sv(c, |s| s.peak.ampPeakPIfitEff)),
             ),
         ];
         let nchan: Vec<i64> = rows
             .iter()
-            .map(|c| synth[&c.id]["synth"]["N_channels"].as_i64().unwrap_or(0))
+            .map(|c| summary(c).map_or(0, |s| s.N_channels as i64))
             .collect();
         let ifit: Vec<i64> = rows
             .iter()
-            .map(|c| synth[&c.id]["synth"]["IfitStat"].as_i64().unwrap_or(-1))
+            .map(|c| summary(c).map_or(-1, |s| s.IfitStat as i64))
             .collect();
         let snr_flag: Vec<bool> = rows
             .iter()
             .map(|c| {
-                let snr = cv(c, "snrPIfit");
+                let snr = cv(c, |s| s.peak.snrPIfit);
                 snr.is_nan() || snr < snr_cut
             })
             .collect();
@@ -139,11 +182,15 @@ impl Builtin for Catalogue {
         let ifit_flag: Vec<bool> = ifit.iter().map(|&s| s >= 64 || s == 9).collect();
         let reason: Vec<String> = rows
             .iter()
-            .map(|c| synth[&c.id]["reason"].as_str().unwrap_or("").to_string())
+            .map(|c| match &synth[&c.id].outcome {
+                super::products::SynthOutcome::Failed { reason } => reason.clone(),
+                super::products::SynthOutcome::Measured(_) => String::new(),
+            })
             .collect();
         // CSV (quoted where a field needs it; empty where a value is not finite).
-        let csv_err = |e: csv::Error| e.to_string();
-        let mut w = csv::Writer::from_path(out_path(ctx, "csv")?).map_err(csv_err)?;
+        let csv_path = out_path(ctx, "csv")?;
+        let csv_err = |e: csv::Error| StageError::file(csv_path, None, e.to_string());
+        let mut w = csv::Writer::from_path(csv_path).map_err(csv_err)?;
         let mut header = vec!["cat_id", "source_id"];
         header.extend(columns.iter().map(|c| c.0));
         header.extend([
@@ -174,7 +221,7 @@ impl Builtin for Catalogue {
             ]);
             w.write_record(&rec).map_err(csv_err)?;
         }
-        w.flush().map_err(|e| e.to_string())?;
+        w.flush().map_err(|e| StageError::io(csv_path, e))?;
         // FITS binary table.
         use crate::fits::Column;
         let mut cols: Vec<(String, String, Column)> = vec![
@@ -205,7 +252,11 @@ impl Builtin for Catalogue {
         let mut extra = crate::fits::Header::default();
         extra.set_str("FIELD", ctx.var("field").unwrap_or(""), "");
         extra.set_str("ORIGIN", "arrakis", "");
-        crate::fits::write_table(out_path(ctx, "fits")?, "CATALOGUE", &cols, &extra)
-            .map_err(|e| e.to_string())
+        Ok(crate::fits::write_table(
+            out_path(ctx, "fits")?,
+            "CATALOGUE",
+            &cols,
+            &extra,
+        )?)
     }
 }

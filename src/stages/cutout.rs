@@ -5,9 +5,39 @@
 //! Must never: read a beam cube more than once, or write anywhere but its temporary outputs.
 
 use super::io::{components, read_weights, single};
-use super::{ActionCtx, Builtin};
+use super::params::PAD;
+use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Header, PlaneReader};
+use crate::rules::{Contract, SlotSpec};
 use crate::wcs::Wcs;
+
+static CONTRACT: Contract = Contract {
+    name: "cutout",
+    version: 1,
+    params: &[&PAD],
+    inputs: &[
+        SlotSpec::optional(
+            "cube",
+            "the beam cube given with the field (without imaging)",
+        ),
+        SlotSpec::optional("weights", "its channel weights (without imaging)"),
+        SlotSpec::optional(
+            "imaged_cube",
+            "the beam cube the imager made (with imaging)",
+        ),
+        SlotSpec::optional("imaged_weights", "its channel weights (with imaging)"),
+        SlotSpec::required(
+            "components",
+            "the component catalogue (positions, major axes)",
+        ),
+        SlotSpec::required(
+            "assignment",
+            "which beams hold each island (the beams rule)",
+        ),
+    ],
+    outputs: &["cutout", "weights"],
+    open: false,
+};
 
 /// Most bytes of cutout pixels held at once by one cutout target.
 const CHUNK_BYTES: usize = 64 << 20;
@@ -17,13 +47,10 @@ const CHUNK_BYTES: usize = 64 << 20;
 pub struct Cutout;
 
 impl Builtin for Cutout {
-    fn name(&self) -> &'static str {
-        "cutout"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         // The beam cube given with the field, or the one the imager made (`imaging: true`).
         let from_imager = !ctx.input("imaged_cube").is_empty();
         let (cube_slot, weights_slot) = if from_imager {
@@ -34,21 +61,18 @@ impl Builtin for Cutout {
         let cube_path = single(ctx, cube_slot)?;
         let weights_path = single(ctx, weights_slot)?;
         let comps = components(single(ctx, "components")?)?;
-        let pad = ctx.param("pad").and_then(|v| v.as_f64()).unwrap_or(3.0);
-        let mut reader = PlaneReader::open(cube_path).map_err(|e| e.to_string())?;
-        let wcs = Wcs::from_header(&reader.header, cube_path).map_err(|e| e.to_string())?;
-        let bmaj = reader
-            .header
-            .get_f64("BMAJ")
-            .ok_or_else(|| {
-                format!(
-                    "{}: no BMAJ in the header; the beam cube needs its restoring beam (BMAJ, BMIN, BPA in degrees)",
-                    cube_path.display()
-                )
-            })?;
+        let pad = ctx.f64(&PAD)?;
+        let mut reader = PlaneReader::open(cube_path)?;
+        let wcs = Wcs::from_header(&reader.header, cube_path)?;
+        let bmaj = reader.header.get_f64("BMAJ").ok_or_else(|| {
+            StageError::file(
+                cube_path,
+                None,
+                "no BMAJ in the header; the beam cube needs its restoring beam (BMAJ, BMIN, BPA in degrees)",
+            )
+        })?;
         let (nx, ny, nchan) = (reader.nx as i64, reader.ny as i64, reader.nchan);
-        let weights =
-            std::fs::read(weights_path).map_err(|e| format!("{}: {e}", weights_path.display()))?;
+        let weights = std::fs::read(weights_path).map_err(|e| StageError::io(weights_path, e))?;
         // The weights travel with every cutout: check now that they fit this cube.
         read_weights(weights_path, nchan)?;
         // Boxes per island (by output label); pixels are gathered chunk by chunk.
@@ -63,12 +87,15 @@ impl Builtin for Cutout {
             if *name != "cutout" {
                 continue;
             }
-            let island = each.ok_or("cutout output without an island")?;
+            let island = each.ok_or_else(|| StageError::Contract {
+                target: ctx.target.to_string(),
+                what: "a cutout output without its island (the rule needs `each: source`)".into(),
+            })?;
             let mine = comps.of_island(island);
             if mine.is_empty() {
-                return Err(format!(
+                return Err(StageError::data(format!(
                     "island {island} has no components in catalogue/components.csv; give it at least one Gaussian_ID row"
-                ));
+                )));
             }
             let pad_deg =
                 mine.iter().map(|c| c.maj_arcsec).fold(0.0, f64::max) / 3600.0 + pad * bmaj;
@@ -129,9 +156,7 @@ impl Builtin for Cutout {
             rows_buf.resize((yhi - ylo) * nx as usize, 0.0);
             if yhi > ylo {
                 for c in 0..nchan {
-                    reader
-                        .read_rows(c, ylo..yhi, &mut rows_buf)
-                        .map_err(|e| e.to_string())?;
+                    reader.read_rows(c, ylo..yhi, &mut rows_buf)?;
                     for (j, d) in boxes.iter().zip(data.iter_mut()) {
                         for y in 0..j.h {
                             let src = (j.y0 - ylo + y) * nx as usize + j.x0;
@@ -172,18 +197,19 @@ impl Builtin for Cutout {
                 };
                 let mut cube = cube;
                 cube.header.set_str("OBJECT", each.unwrap_or(""), "island");
-                cube.write(path).map_err(|e| e.to_string())?;
+                cube.write(path)?;
             }
         }
         if !any_data && jobs.iter().any(|(_, j)| j.is_some()) {
-            return Err(format!(
-                "{}: every pixel of all {nchan} channels in the boxes of its islands is blank (NaN): the beam cube holds no data; image the beam again, or remove its cubes from the field",
-                cube_path.display()
+            return Err(StageError::file(
+                cube_path,
+                None,
+                format!("every pixel of all {nchan} channels in the boxes of its islands is blank (NaN): the beam cube holds no data; image the beam again, or remove its cubes from the field"),
             ));
         }
         for (name, path, _) in &ctx.outputs {
             if *name == "weights" {
-                std::fs::write(path, &weights).map_err(|e| format!("{}: {e}", path.display()))?;
+                std::fs::write(path, &weights).map_err(|e| StageError::io(path, e))?;
             }
         }
         Ok(())

@@ -8,11 +8,42 @@
 
 use std::path::Path;
 
-use super::io::{out_path, single, stokes_input};
-use super::{ActionCtx, Builtin};
+use super::io::{out_path, single, stokes_input, write_text};
+use super::params::{FRION_PREDICT, IONEX_PREFIX, ION_END, ION_PREDICT, ION_START, ION_TIMESTEP};
+use super::{ActionCtx, Builtin, StageError};
 use crate::fits::Cube;
-use crate::science::frion::{complex_div, modulation, numeric_warnings};
+use crate::rules::{Contract, SlotSpec};
+use crate::science::frion::{correct_qu, modulation, numeric_warnings};
 use crate::wcs::Wcs;
+
+static CONTRACT: Contract = Contract {
+    name: "frion",
+    version: 1,
+    params: &[
+        &ION_PREDICT,
+        &ION_START,
+        &ION_END,
+        &ION_TIMESTEP,
+        &IONEX_PREFIX,
+        &FRION_PREDICT,
+    ],
+    inputs: &[
+        SlotSpec::required(
+            "mosaics",
+            "the island's Q and U mosaics (linmos; I is ignored)",
+        ),
+        SlotSpec::optional(
+            "ionosphere",
+            "an RM_ion time series or FRion prediction file",
+        ),
+        SlotSpec::optional(
+            "ionex",
+            "the IONEX files frion_predict reads (with ion_predict)",
+        ),
+    ],
+    outputs: &["prediction", "q", "u"],
+    open: false,
+};
 
 /// What an ionosphere file holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,11 +59,12 @@ pub enum Ionosphere {
 
 /// Read an ionosphere file: `#` comments and blank lines skipped; two columns make a time series,
 /// three a FRion prediction.
-pub fn read_ionosphere(path: &Path) -> Result<Ionosphere, String> {
+pub fn read_ionosphere(path: &Path) -> Result<Ionosphere, StageError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read the ionosphere file {}: {e}. Provide an RM_ion time series (columns: time [s], RM_ion [rad/m^2]) or a FRion prediction (columns: frequency [Hz], Re theta, Im theta; `frion_predict` writes one), or set ion: false to skip the correction",
-            path.display()
+        StageError::file(
+            path,
+            None,
+            format!("cannot read the ionosphere file: {e}. Provide an RM_ion time series (columns: time [s], RM_ion [rad/m^2]) or a FRion prediction (columns: frequency [Hz], Re theta, Im theta; `frion_predict` writes one), or set ion: false to skip the correction"),
         )
     })?;
     let mut rows: Vec<Vec<f64>> = Vec::new();
@@ -42,57 +74,47 @@ pub fn read_ionosphere(path: &Path) -> Result<Ionosphere, String> {
             continue;
         }
         let row: Result<Vec<f64>, _> = line.split_whitespace().map(str::parse::<f64>).collect();
-        let row = row.map_err(|_| {
-            format!(
-                "{}:{}: '{line}' is not a row of numbers",
-                path.display(),
-                i + 1
-            )
-        })?;
+        let at = |message: String| StageError::file(path, Some(i + 1), message);
+        let row = row.map_err(|_| at(format!("'{line}' is not a row of numbers")))?;
         if row.iter().any(|v| !v.is_finite()) {
-            return Err(format!(
-                "{}:{}: '{line}' holds a value that is not finite",
-                path.display(),
-                i + 1
-            ));
+            return Err(at(format!("'{line}' holds a value that is not finite")));
         }
         if let Some(first) = rows.first() {
             if first.len() != row.len() {
-                return Err(format!(
-                    "{}:{}: {} columns, but the first row has {}",
-                    path.display(),
-                    i + 1,
+                return Err(at(format!(
+                    "{} columns, but the first row has {}",
                     row.len(),
                     first.len()
-                ));
+                )));
             }
         } else if row.len() != 2 && row.len() != 3 {
-            return Err(format!(
-                "{}:{}: {} columns; expected 2 (time [s], RM_ion [rad/m^2]) or 3 (frequency [Hz], Re theta, Im theta)",
-                path.display(),
-                i + 1,
+            return Err(at(format!(
+                "{} columns; expected 2 (time [s], RM_ion [rad/m^2]) or 3 (frequency [Hz], Re theta, Im theta)",
                 row.len()
-            ));
+            )));
         }
         rows.push(row);
     }
     if rows.len() < 2 {
-        return Err(format!(
-            "{}: {} data row(s); at least two are needed",
-            path.display(),
-            rows.len()
+        return Err(StageError::file(
+            path,
+            None,
+            format!("{} data row(s); at least two are needed", rows.len()),
         ));
     }
     if rows[0].len() == 2 {
         let times: Vec<f64> = rows.iter().map(|r| r[0]).collect();
         if let Some(k) = times.windows(2).position(|w| w[1] <= w[0]) {
-            return Err(format!(
-                "{}: times must increase, but row {} ({}) does not come after row {} ({})",
-                path.display(),
-                k + 2,
-                times[k + 1],
-                k + 1,
-                times[k]
+            return Err(StageError::file(
+                path,
+                None,
+                format!(
+                    "times must increase, but row {} ({}) does not come after row {} ({})",
+                    k + 2,
+                    times[k + 1],
+                    k + 1,
+                    times[k]
+                ),
             ));
         }
         Ok(Ionosphere::TimeSeries {
@@ -128,7 +150,7 @@ pub fn fmt_e18(x: f64) -> String {
 pub type Theta = (Vec<(f64, f64)>, Vec<String>);
 
 /// θ for the cube's channels, with FRion's warnings.
-pub fn theta_for(ion: &Ionosphere, freqs: &[f64], path: &Path) -> Result<Theta, String> {
+pub fn theta_for(ion: &Ionosphere, freqs: &[f64], path: &Path) -> Result<Theta, StageError> {
     match ion {
         Ionosphere::TimeSeries { times, rms } => {
             let theta = modulation(times, rms, freqs);
@@ -137,11 +159,14 @@ pub fn theta_for(ion: &Ionosphere, freqs: &[f64], path: &Path) -> Result<Theta, 
         }
         Ionosphere::Prediction { freqs: pf, theta } => {
             if pf.len() != freqs.len() {
-                return Err(format!(
-                    "{}: the prediction has {} channels but the cubes have {}; predict for the cubes' frequencies",
-                    path.display(),
-                    pf.len(),
-                    freqs.len()
+                return Err(StageError::file(
+                    path,
+                    None,
+                    format!(
+                        "the prediction has {} channels but the cubes have {}; predict for the cubes' frequencies",
+                        pf.len(),
+                        freqs.len()
+                    ),
                 ));
             }
             if let Some(k) = pf
@@ -149,31 +174,18 @@ pub fn theta_for(ion: &Ionosphere, freqs: &[f64], path: &Path) -> Result<Theta, 
                 .zip(freqs)
                 .position(|(a, b)| (a - b).abs() > 1e-6 * b.abs())
             {
-                return Err(format!(
-                    "{}: row {} is for {} Hz but the cubes' channel {k} is at {} Hz; predict for the cubes' frequencies",
-                    path.display(),
-                    k + 1,
-                    pf[k],
-                    freqs[k]
+                return Err(StageError::file(
+                    path,
+                    Some(k + 1),
+                    format!(
+                        "row {} is for {} Hz but the cubes' channel {k} is at {} Hz; predict for the cubes' frequencies",
+                        k + 1,
+                        pf[k],
+                        freqs[k]
+                    ),
                 ));
             }
             Ok((theta.clone(), Vec::new()))
-        }
-    }
-}
-
-/// Divide Q + iU by θ channel by channel (NaN pixels stay NaN), as float32.
-pub fn correct(q: &mut Cube, u: &mut Cube, theta: &[(f64, f64)]) {
-    let plane = q.nx * q.ny;
-    for (c, &(tr, ti)) in theta.iter().enumerate() {
-        let (qs, us) = (
-            &mut q.data[c * plane..(c + 1) * plane],
-            &mut u.data[c * plane..(c + 1) * plane],
-        );
-        for (qv, uv) in qs.iter_mut().zip(us.iter_mut()) {
-            let (a, b) = complex_div(*qv as f64, *uv as f64, tr, ti);
-            *qv = a as f32;
-            *uv = b as f32;
         }
     }
 }
@@ -182,43 +194,37 @@ pub fn correct(q: &mut Cube, u: &mut Cube, theta: &[(f64, f64)]) {
 /// finds IONEX files under `IONEXdata/` (and downloads missing ones from CDDIS, which needs an
 /// account), for the island's Q mosaic (frequencies and pointing from its header) between
 /// `ion_start` and `ion_end`. Returns the prediction file it wrote (beside the outputs).
-fn run_frion_predict(ctx: &ActionCtx, q_mosaic: &Path) -> Result<std::path::PathBuf, String> {
-    let s = |k: &str| {
-        ctx.param(k)
-            .and_then(|v| v.as_str().map(str::to_string))
-            .filter(|v| !v.is_empty())
+fn run_frion_predict(ctx: &ActionCtx, q_mosaic: &Path) -> Result<std::path::PathBuf, StageError> {
+    let program = ctx.str(&FRION_PREDICT)?;
+    let set = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string);
+    let (Some(start), Some(end)) = (set(ctx.opt_str(&ION_START)?), set(ctx.opt_str(&ION_END)?))
+    else {
+        return Err(StageError::data("ion_predict is on but ion_start or ion_end is not set: give the observation's start and end (e.g. --set ion_start=2021-01-01T10:00:00 --set ion_end=2021-01-01T10:15:00)"));
     };
-    let program = s("frion_predict").unwrap_or_else(|| "frion_predict".into());
-    let (Some(start), Some(end)) = (s("ion_start"), s("ion_end")) else {
-        return Err("ion_predict is on but ion_start or ion_end is not set: give the observation's start and end (e.g. --set ion_start=2021-01-01T10:00:00 --set ion_end=2021-01-01T10:15:00)".into());
-    };
-    let step = ctx
-        .param("ion_timestep")
-        .and_then(|v| v.as_f64())
-        .unwrap_or(300.0);
-    let prefix = s("ionex_prefix").unwrap_or_else(|| "codg".into());
+    let step = ctx.f64(&ION_TIMESTEP)?;
+    let prefix = ctx.str(&IONEX_PREFIX)?;
     let out = out_path(ctx, "prediction")?.with_extension("frion_predict.txt");
-    let result = std::process::Command::new(&program)
+    let result = std::process::Command::new(program)
         .arg("-F")
         .arg(q_mosaic)
         .args(["-d", &start, &end, "-t", "ASKAP", "--timestep", &step.to_string()])
-        .args(["-P", &prefix, "-s"])
+        .args(["-P", prefix, "-s"])
         .arg(&out)
         .current_dir(ctx.field_dir)
         .output()
         .map_err(|e| {
-            format!(
+            StageError::Program(format!(
                 "cannot run FRion's {program} ({e}): install FRion with RMextract (pip install frion RMextract) and put the IONEX files in {}/IONEXdata, or set ion_predict: false and give an RM_ion time series or FRion prediction file as ion_file",
                 ctx.field_dir.display()
-            )
+            ))
         })?;
     if !result.status.success() {
-        return Err(format!(
+        return Err(StageError::Program(format!(
             "{program} failed ({}); it needs RMextract and IONEX files in {}/IONEXdata (or a CDDIS account to download them):\n  {}",
             result.status,
             ctx.field_dir.display(),
             super::io::output_tail(&result, 12)
-        ));
+        )));
     }
     Ok(out)
 }
@@ -227,21 +233,15 @@ fn run_frion_predict(ctx: &ActionCtx, q_mosaic: &Path) -> Result<std::path::Path
 pub struct Frion;
 
 impl Builtin for Frion {
-    fn name(&self) -> &'static str {
-        "frion"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let (qp, up) = (
             stokes_input(ctx, &["mosaics"], 1)?,
             stokes_input(ctx, &["mosaics"], 2)?,
         );
-        let predict = ctx
-            .param("ion_predict")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let predict = ctx.bool(&ION_PREDICT)?;
         let predicted;
         let ion_path = if predict {
             predicted = run_frion_predict(ctx, qp)?;
@@ -254,10 +254,10 @@ impl Builtin for Frion {
             let _ = std::fs::remove_file(ion_path);
         }
         let ion = ion?;
-        let mut q = Cube::read(qp).map_err(|e| e.to_string())?;
-        let mut u = Cube::read(up).map_err(|e| e.to_string())?;
+        let mut q = Cube::read(qp)?;
+        let mut u = Cube::read(up)?;
         if (q.nx, q.ny, q.nchan) != (u.nx, u.ny, u.nchan) {
-            return Err(format!(
+            return Err(StageError::data(format!(
                 "{} is {}x{}x{} but {} is {}x{}x{}; Q and U must match (their beam cubes must have the same channels: check NAXIS3 of image.restored.q/u.*.beamNN cubes)",
                 qp.display(),
                 q.nx,
@@ -267,9 +267,9 @@ impl Builtin for Frion {
                 u.nx,
                 u.ny,
                 u.nchan
-            ));
+            )));
         }
-        let wcs = Wcs::from_header(&q.header, qp).map_err(|e| e.to_string())?;
+        let wcs = Wcs::from_header(&q.header, qp)?;
         let freqs: Vec<f64> = (0..q.nchan).map(|c| wcs.freq(c)).collect();
         let (theta, warnings) = theta_for(&ion, &freqs, ion_path)?;
 
@@ -285,9 +285,10 @@ impl Builtin for Frion {
                 fmt_e18(*im)
             ));
         }
-        std::fs::write(out_path(ctx, "prediction")?, text).map_err(|e| e.to_string())?;
+        write_text(out_path(ctx, "prediction")?, &text)?;
 
-        correct(&mut q, &mut u, &theta);
+        let plane = q.nx * q.ny;
+        correct_qu(&mut q.data, &mut u.data, plane, &theta);
         for (cube, name) in [(&mut q, "q"), (&mut u, "u")] {
             cube.header.history(
                 "Corrected for ionospheric Faraday rotation (arrakis frion: P / theta, as FRion).",
@@ -295,8 +296,7 @@ impl Builtin for Frion {
             for w in &warnings {
                 cube.header.history(&format!("frion warning: {w}"));
             }
-            cube.write(out_path(ctx, name)?)
-                .map_err(|e| e.to_string())?;
+            cube.write(out_path(ctx, name)?)?;
         }
         Ok(())
     }
@@ -340,10 +340,12 @@ mod tests {
             ("0 1\n300 nan\n", "not finite"),
         ] {
             std::fs::write(&p, text).unwrap();
-            let e = read_ionosphere(&p).unwrap_err();
+            let e = read_ionosphere(&p).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
-        let e = read_ionosphere(&dir.path().join("none.txt")).unwrap_err();
+        let e = read_ionosphere(&dir.path().join("none.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ion: false"), "{e}");
     }
 
@@ -357,9 +359,11 @@ mod tests {
         assert!(theta_for(&ion, &[8e8, 9e8], p).is_ok());
         assert!(theta_for(&ion, &[8e8], p)
             .unwrap_err()
+            .to_string()
             .contains("2 channels"));
         assert!(theta_for(&ion, &[8e8, 9.1e8], p)
             .unwrap_err()
+            .to_string()
             .contains("row 2"));
     }
 }

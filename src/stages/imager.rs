@@ -14,11 +14,54 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::io::out_path;
-use super::{ActionCtx, Builtin};
-use crate::config::params::ParamValue;
+use super::io::{out_path, write_text};
+use super::params::{
+    ABSMEM, AUTO_MASK, AUTO_THRESHOLD, DATA_COLUMN, FORCE_MASK_ROUNDS, GRIDDER, LOCAL_RMS,
+    LOCAL_RMS_WINDOW, MGAIN, MINUV, MS_GLOB_PATTERN, MULTISCALE, MULTISCALE_SCALES,
+    MULTISCALE_SCALE_BIAS, NCHAN, NITER, NMITER, NO_MF_WEIGHTING, PARALLEL, ROBUST, SCALE, SIZE,
+    TAPER, WSCLEAN,
+};
+use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Image};
+use crate::rules::{Contract, SlotSpec};
 use crate::science::stats::mad_sigma;
+
+static CONTRACT: Contract = Contract {
+    name: "imager",
+    version: 1,
+    params: &[
+        &WSCLEAN,
+        &MS_GLOB_PATTERN,
+        &ROBUST,
+        &NCHAN,
+        &SIZE,
+        &SCALE,
+        &MGAIN,
+        &NITER,
+        &NMITER,
+        &AUTO_MASK,
+        &AUTO_THRESHOLD,
+        &LOCAL_RMS,
+        &LOCAL_RMS_WINDOW,
+        &FORCE_MASK_ROUNDS,
+        &GRIDDER,
+        &TAPER,
+        &MINUV,
+        &PARALLEL,
+        &MULTISCALE,
+        &MULTISCALE_SCALE_BIAS,
+        &MULTISCALE_SCALES,
+        &ABSMEM,
+        &DATA_COLUMN,
+        &NO_MF_WEIGHTING,
+    ],
+    inputs: &[SlotSpec::required(
+        "ms",
+        "the measurement sets of the beam (one must match ms_glob_pattern)",
+    )],
+    outputs: &["cube", "weights"],
+    open: false,
+};
 
 /// The imaging parameters, by Arrakis's names (`None` = not given, the option is left out).
 #[derive(Clone, Debug, Default)]
@@ -163,61 +206,58 @@ pub fn wsclean_argv(
 }
 
 /// The imaging parameters from a target's declared parameters.
-pub fn params_of(ctx: &ActionCtx) -> ImagingParams {
-    let get = |k: &str| ctx.param(k).filter(|v| !matches!(v, ParamValue::Null));
-    let f = |k: &str| get(k).and_then(|v| v.as_f64());
-    let i = |k: &str| get(k).and_then(|v| v.as_i64());
-    let b = |k: &str| get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-    let s = |k: &str| get(k).and_then(|v| v.as_str().map(str::to_string));
-    ImagingParams {
-        wsclean: s("wsclean").unwrap_or_else(|| "wsclean".into()),
-        robust: f("robust").unwrap_or(-0.5),
-        nchan: i("nchan").unwrap_or(36),
-        size: i("size").unwrap_or(6144),
-        scale: f("scale").unwrap_or(2.5),
-        mgain: f("mgain").unwrap_or(0.7),
-        niter: i("niter").unwrap_or(500_000),
-        nmiter: i("nmiter"),
-        auto_mask: f("auto_mask"),
-        auto_threshold: f("auto_threshold"),
-        local_rms: b("local_rms"),
-        local_rms_window: f("local_rms_window"),
-        force_mask_rounds: i("force_mask_rounds"),
-        gridder: s("gridder"),
-        taper: f("taper"),
-        minuv: f("minuv"),
-        parallel: i("parallel"),
-        multiscale: b("multiscale"),
-        multiscale_scale_bias: f("multiscale_scale_bias"),
-        multiscale_scales: s("multiscale_scales"),
-        absmem: f("absmem"),
-        data_column: s("data_column").unwrap_or_else(|| "CORRECTED_DATA".into()),
-        no_mf_weighting: b("no_mf_weighting"),
-    }
+pub fn params_of(ctx: &ActionCtx) -> Result<ImagingParams, StageError> {
+    let owned = |v: Option<&str>| v.map(str::to_string);
+    Ok(ImagingParams {
+        wsclean: ctx.str(&WSCLEAN)?.to_string(),
+        robust: ctx.f64(&ROBUST)?,
+        nchan: ctx.i64(&NCHAN)?,
+        size: ctx.i64(&SIZE)?,
+        scale: ctx.f64(&SCALE)?,
+        mgain: ctx.f64(&MGAIN)?,
+        niter: ctx.i64(&NITER)?,
+        nmiter: ctx.opt_i64(&NMITER)?,
+        auto_mask: ctx.opt_f64(&AUTO_MASK)?,
+        auto_threshold: ctx.opt_f64(&AUTO_THRESHOLD)?,
+        local_rms: ctx.bool(&LOCAL_RMS)?,
+        local_rms_window: ctx.opt_f64(&LOCAL_RMS_WINDOW)?,
+        force_mask_rounds: ctx.opt_i64(&FORCE_MASK_ROUNDS)?,
+        gridder: owned(ctx.opt_str(&GRIDDER)?),
+        taper: ctx.opt_f64(&TAPER)?,
+        minuv: ctx.opt_f64(&MINUV)?,
+        parallel: ctx.opt_i64(&PARALLEL)?,
+        multiscale: ctx.bool(&MULTISCALE)?,
+        multiscale_scale_bias: ctx.opt_f64(&MULTISCALE_SCALE_BIAS)?,
+        multiscale_scales: owned(ctx.opt_str(&MULTISCALE_SCALES)?),
+        absmem: ctx.opt_f64(&ABSMEM)?,
+        data_column: ctx.str(&DATA_COLUMN)?.to_string(),
+        no_mf_weighting: ctx.bool(&NO_MF_WEIGHTING)?,
+    })
 }
 
 /// Stack WSClean's channel images `{name}-{c:04}-image.fits` into a cube with a FREQ axis.
-pub fn stack_channels(name: &Path, nchan: usize) -> Result<Cube, String> {
+pub fn stack_channels(name: &Path, nchan: usize) -> Result<Cube, StageError> {
     let mut data = Vec::new();
     let mut freqs = Vec::new();
     let mut beam = (f64::NEG_INFINITY, 0.0, 0.0);
     let mut first: Option<Image> = None;
     for c in 0..nchan {
         let p = PathBuf::from(format!("{}-{c:04}-image.fits", name.display()));
-        let img = Image::read(&p).map_err(|e| format!("WSClean's channel image: {e}"))?;
+        let img = Image::read(&p)?;
         let (nx, ny) = (img.shape[0], img.shape.get(1).copied().unwrap_or(1));
         if let Some(f) = &first {
             if (f.shape[0], f.shape[1]) != (nx, ny) {
-                return Err(format!(
-                    "{}: {nx}x{ny} pixels, unlike channel 0",
-                    p.display()
+                return Err(StageError::file(
+                    &p,
+                    None,
+                    format!("{nx}x{ny} pixels, unlike channel 0"),
                 ));
             }
         }
         let freq = img
             .header
             .get_f64("CRVAL3")
-            .ok_or_else(|| format!("{}: no CRVAL3 (frequency)", p.display()))?;
+            .ok_or_else(|| StageError::file(&p, None, "no CRVAL3 (frequency)"))?;
         freqs.push(freq);
         let bmaj = img.header.get_f64("BMAJ").unwrap_or(f64::NAN);
         if bmaj > beam.0 {
@@ -232,7 +272,7 @@ pub fn stack_channels(name: &Path, nchan: usize) -> Result<Cube, String> {
             first = Some(img);
         }
     }
-    let first = first.ok_or("no channel images (nchan is 0)")?;
+    let first = first.ok_or_else(|| StageError::data("no channel images (nchan is 0)"))?;
     let mut header = first.header.clone();
     for k in ["CTYPE4", "CRVAL4", "CDELT4", "CRPIX4", "CUNIT4"] {
         header.remove(k);
@@ -266,22 +306,19 @@ pub fn stack_channels(name: &Path, nchan: usize) -> Result<Cube, String> {
 pub struct Imager;
 
 impl Builtin for Imager {
-    fn name(&self) -> &'static str {
-        "imager"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let p = params_of(ctx);
-        let beam = ctx.var("beam").unwrap_or("00");
-        let stokes = ctx.var("stokes").unwrap_or("i");
-        let pattern = ctx
-            .param("ms_glob_pattern")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "*.ms".into());
-        let matcher = glob::Pattern::new(&pattern)
-            .map_err(|e| format!("ms_glob_pattern '{pattern}': {e}"))?;
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
+        let p = params_of(ctx)?;
+        let beam = ctx.unit_var("beam")?;
+        let stokes = ctx.unit_var("stokes")?;
+        let pattern = ctx.str(&MS_GLOB_PATTERN)?;
+        let matcher = glob::Pattern::new(pattern).map_err(|e| {
+            StageError::data(format!(
+                "ms_glob_pattern '{pattern}' is not a glob pattern: {e}"
+            ))
+        })?;
         let ms: Vec<&PathBuf> = ctx
             .input("ms")
             .iter()
@@ -293,24 +330,24 @@ impl Builtin for Imager {
         let ms = match ms.as_slice() {
             [one] => *one,
             [] => {
-                return Err(format!(
+                return Err(StageError::data(format!(
                     "no measurement set for beam {beam} in {}: it must match ms_glob_pattern '{pattern}' and have 'beam{beam}' in its name",
                     ctx.field_dir.display()
-                ))
+                )))
             }
             many => {
-                return Err(format!(
+                return Err(StageError::data(format!(
                     "{} measurement sets match beam {beam} and ms_glob_pattern '{pattern}': {:?}; keep one",
                     many.len(),
                     many
-                ))
+                )))
             }
         };
         let scratch = ctx.field_dir.join(format!(
             ".arrakis-imager-beam{beam}-{stokes}-{}",
             std::process::id()
         ));
-        std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+        std::fs::create_dir_all(&scratch).map_err(|e| StageError::io(&scratch, e))?;
         let result = (|| {
             let name = scratch.join(format!("image.beam{beam}.{stokes}"));
             let argv = wsclean_argv(&p, stokes, ms, &name, &scratch);
@@ -319,18 +356,18 @@ impl Builtin for Imager {
                 .current_dir(&scratch)
                 .output()
                 .map_err(|e| {
-                    format!(
+                    StageError::Program(format!(
                         "cannot run WSClean ('{}': {e}); install it (Debian: apt-get install wsclean) or set the parameter wsclean to its path",
                         argv[0]
-                    )
+                    ))
                 })?;
             if !out.status.success() {
-                return Err(format!(
+                return Err(StageError::Program(format!(
                     "WSClean failed ({}): {}\n  {}",
                     out.status,
                     argv.join(" "),
                     super::io::output_tail(&out, 15)
-                ));
+                )));
             }
             let cube = stack_channels(&name, p.nchan.max(1) as usize)?;
             let plane = cube.nx * cube.ny;
@@ -349,9 +386,8 @@ impl Builtin for Imager {
                 };
                 weights.push_str(&format!("{c} {w:.6e}\n"));
             }
-            cube.write(out_path(ctx, "cube")?)
-                .map_err(|e| e.to_string())?;
-            std::fs::write(out_path(ctx, "weights")?, weights).map_err(|e| e.to_string())
+            cube.write(out_path(ctx, "cube")?)?;
+            write_text(out_path(ctx, "weights")?, &weights)
         })();
         let _ = std::fs::remove_dir_all(&scratch);
         result

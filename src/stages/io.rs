@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::Array2;
-use serde_json::Value;
 
-use super::ActionCtx;
+use super::{ActionCtx, StageError};
 use crate::hash::StatSig;
 use crate::units::Table;
 
@@ -56,10 +55,10 @@ impl Components {
 /// Read `components.csv` (RACS column names; `Maj` in arcsec, 0 when absent), with the same
 /// reader and messages as the unit catalogue (`units::Table`). Parsed once per version of the
 /// file per process: every component's rmsynth target reads the same catalogue.
-pub fn components(path: &Path) -> Result<Arc<Components>, String> {
+pub fn components(path: &Path) -> Result<Arc<Components>, StageError> {
     memo_by_file(path, || {
-        let t = Table::read(path).map_err(|e| e.to_string())?;
-        let col = |n: &str| t.col(n).map_err(|e| e.to_string());
+        let t = Table::read(path)?;
+        let col = |n: &str| t.col(n);
         let (gi, si, ri, di) = (
             col("Gaussian_ID")?,
             col("Source_ID")?,
@@ -73,7 +72,7 @@ pub fn components(path: &Path) -> Result<Arc<Components>, String> {
             by_island: HashMap::new(),
         };
         for (line, row) in &t.rows {
-            let num = |i: usize| t.number(*line, row, i).map_err(|e| e.to_string());
+            let num = |i: usize| t.number(*line, row, i);
             let comp = Component {
                 id: row.get(gi).cloned().unwrap_or_default(),
                 island: row.get(si).cloned().unwrap_or_default(),
@@ -97,13 +96,13 @@ pub fn components(path: &Path) -> Result<Arc<Components>, String> {
 /// read whole (the component catalogue, a holography beam model).
 pub fn memo_by_file<T: Send + Sync + 'static>(
     path: &Path,
-    load: impl FnOnce() -> Result<T, String>,
-) -> Result<Arc<T>, String> {
+    load: impl FnOnce() -> Result<T, StageError>,
+) -> Result<Arc<T>, StageError> {
     type Memo = HashMap<(PathBuf, TypeId), (StatSig, Arc<dyn Any + Send + Sync>)>;
     static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
     let sig = StatSig::of_path(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .ok_or_else(|| format!("{}: no such file", path.display()))?;
+        .map_err(|e| StageError::io(path, e))?
+        .ok_or_else(|| StageError::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))?;
     let key = (path.to_path_buf(), TypeId::of::<T>());
     let memo = MEMO.get_or_init(Default::default);
     if let Some((s, v)) = memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
@@ -121,15 +120,16 @@ pub fn memo_by_file<T: Send + Sync + 'static>(
 }
 
 /// The one file of input slot `slot` (an error naming the target if there is none).
-pub fn single<'a>(ctx: &'a ActionCtx, slot: &str) -> Result<&'a PathBuf, String> {
-    ctx.input(slot)
-        .first()
-        .ok_or_else(|| format!("{}: input '{slot}' is missing", ctx.target))
+pub fn single<'a>(ctx: &'a ActionCtx, slot: &str) -> Result<&'a PathBuf, StageError> {
+    ctx.input(slot).first().ok_or_else(|| StageError::Contract {
+        target: ctx.target.to_string(),
+        what: format!("input '{slot}' has no file"),
+    })
 }
 
 /// Per-channel weights from an Arrakis weights text file (`channel weight` rows).
-pub fn read_weights(path: &Path, nchan: usize) -> Result<Vec<f64>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_weights(path: &Path, nchan: usize) -> Result<Vec<f64>, StageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
     let mut w = vec![0.0; nchan];
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -137,26 +137,17 @@ pub fn read_weights(path: &Path, nchan: usize) -> Result<Vec<f64>, String> {
             continue;
         }
         let mut it = line.split_whitespace();
+        let at = |message: String| StageError::file(path, Some(n + 1), message);
         let (Some(c), Some(v)) = (it.next(), it.next()) else {
-            return Err(format!(
-                "{}:{}: expected 'channel weight'",
-                path.display(),
-                n + 1
-            ));
+            return Err(at("expected 'channel weight'".into()));
         };
-        let c: usize = c
-            .parse()
-            .map_err(|_| format!("{}:{}: bad channel '{c}'", path.display(), n + 1))?;
-        let v: f64 = v
-            .parse()
-            .map_err(|_| format!("{}:{}: bad weight '{v}'", path.display(), n + 1))?;
+        let c: usize = c.parse().map_err(|_| at(format!("bad channel '{c}'")))?;
+        let v: f64 = v.parse().map_err(|_| at(format!("bad weight '{v}'")))?;
         if c >= nchan {
-            return Err(format!(
-                "{}:{}: channel {c}, but the cube it belongs to has only {nchan} channels (0 to {}); a beam cube and its weights file must come from the same imaging run",
-                path.display(),
-                n + 1,
+            return Err(at(format!(
+                "channel {c}, but the cube it belongs to has only {nchan} channels (0 to {}); a beam cube and its weights file must come from the same imaging run",
                 nchan.saturating_sub(1)
-            ));
+            )));
         }
         w[c] = v;
     }
@@ -164,35 +155,41 @@ pub fn read_weights(path: &Path, nchan: usize) -> Result<Vec<f64>, String> {
 }
 
 /// The temporary path of output `name`.
-pub fn out_path<'a>(ctx: &'a ActionCtx, name: &str) -> Result<&'a PathBuf, String> {
+pub fn out_path<'a>(ctx: &'a ActionCtx, name: &str) -> Result<&'a PathBuf, StageError> {
     ctx.outputs
         .iter()
         .find(|(n, _, _)| *n == name)
         .map(|(_, p, _)| p)
-        .ok_or_else(|| format!("{}: no output '{name}'", ctx.target))
+        .ok_or_else(|| StageError::Contract {
+            target: ctx.target.to_string(),
+            what: format!("no output '{name}'"),
+        })
 }
 
 /// Write rows of equal length as a 2-D float64 NPY array.
-pub fn write_npy(path: &Path, rows: &[&[f64]]) -> Result<(), String> {
+pub fn write_npy(path: &Path, rows: &[&[f64]]) -> Result<(), StageError> {
     let n = rows.first().map(|r| r.len()).unwrap_or(0);
+    if rows.iter().any(|r| r.len() != n) {
+        return Err(StageError::file(path, None, "rows of different lengths"));
+    }
     let flat: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    let a = Array2::from_shape_vec((rows.len(), n), flat).map_err(|e| e.to_string())?;
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let a = Array2::from_shape_vec((rows.len(), n), flat)
+        .map_err(|e| StageError::file(path, None, e.to_string()))?;
+    let f = std::fs::File::create(path).map_err(|e| StageError::io(path, e))?;
     ndarray_npy::WriteNpyExt::write_npy(&a, std::io::BufWriter::new(f))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| StageError::file(path, None, e.to_string()))
 }
 
 /// Read a 2-D float64 NPY array.
-pub fn read_npy(path: &Path) -> Result<Array2<f64>, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_npy(path: &Path) -> Result<Array2<f64>, StageError> {
+    let f = std::fs::File::open(path).map_err(|e| StageError::io(path, e))?;
     <Array2<f64> as ndarray_npy::ReadNpyExt>::read_npy(f)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| StageError::file(path, None, e.to_string()))
 }
 
-/// Write pretty-printed JSON.
-pub fn write_json(path: &Path, v: &Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+/// Write a text file.
+pub fn write_text(path: &Path, text: &str) -> Result<(), StageError> {
+    std::fs::write(path, text).map_err(|e| StageError::io(path, e))
 }
 
 /// The last `n` lines of a finished program's stdout then stderr, indented for an error message.
@@ -218,15 +215,17 @@ pub fn stokes_input<'a>(
     ctx: &'a ActionCtx,
     slots: &[&str],
     s: usize,
-) -> Result<&'a PathBuf, String> {
+) -> Result<&'a PathBuf, StageError> {
     slots
         .iter()
         .flat_map(|slot| ctx.input(slot))
         .find(|p| stokes_of(p) == Some(s))
         .ok_or_else(|| {
-            format!(
-                "the island's Stokes {} mosaic is not among the inputs",
-                ["I", "Q", "U"][s]
-            )
+            StageError::data(format!(
+                "{}: the island's Stokes {} mosaic is not among the inputs (its name must hold '.restored.{}.')",
+                ctx.target,
+                ["I", "Q", "U"][s],
+                ["i", "q", "u"][s]
+            ))
         })
 }

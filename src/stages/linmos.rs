@@ -7,12 +7,34 @@
 use std::path::Path;
 
 use super::io::{memo_by_file, read_weights};
-use super::{ActionCtx, Builtin};
+use super::params::LINMOS_CUTOFF;
+use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Image};
+use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     offset_lm_deg, primary_beam_fwhm_deg, primary_beam_with_fwhm, BeamModel,
 };
+use crate::science::regrid::{sample, stencil, Stencil};
 use crate::wcs::Wcs;
+
+static CONTRACT: Contract = Contract {
+    name: "linmos",
+    version: 3,
+    params: &[&LINMOS_CUTOFF],
+    inputs: &[
+        SlotSpec::required(
+            "cutouts",
+            "the island's cutout of this Stokes parameter in every beam",
+        ),
+        SlotSpec::required(
+            "weights",
+            "each cutout's channel weights, in the same order",
+        ),
+        SlotSpec::optional("holography", "a holography primary-beam model (FITS)"),
+    ],
+    outputs: &["mosaic", "weight"],
+    open: false,
+};
 
 /// The beam number in a cutout's name (`....beamNN.conv.fits`).
 fn beam_number(path: &Path) -> Option<usize> {
@@ -26,19 +48,22 @@ fn beam_number(path: &Path) -> Option<usize> {
 /// axes 1 and 2 are offsets from the beam pointing in degrees (CTYPE `L-OFFSET`, `M-OFFSET`;
 /// l towards the east), axis 3 is frequency in Hz, and the optional axis 4 (CTYPE `BEAM`) numbers
 /// the beams (CRVAL4 at CRPIX4, step 1). Without axis 4 one pattern serves every beam.
-pub fn read_beam_model(path: &Path) -> Result<BeamModel, String> {
-    let img = Image::read(path).map_err(|e| e.to_string())?;
+pub fn read_beam_model(path: &Path) -> Result<BeamModel, StageError> {
+    let img = Image::read(path)?;
     let h = &img.header;
     let bad = |what: String| {
-        format!(
-            "{}: {what}; a holography model has axes (L-OFFSET deg, M-OFFSET deg, FREQ Hz[, BEAM])",
-            path.display()
+        StageError::file(
+            path,
+            None,
+            format!(
+                "{what}; a holography model has axes (L-OFFSET deg, M-OFFSET deg, FREQ Hz[, BEAM])"
+            ),
         )
     };
     if !(img.shape.len() == 3 || img.shape.len() == 4) {
         return Err(bad(format!("{} axes", img.shape.len())));
     }
-    let axis = |i: usize| -> Result<(f64, f64), String> {
+    let axis = |i: usize| -> Result<(f64, f64), StageError> {
         let key = |k: &str| format!("{k}{i}");
         let crval = h.get_f64(&key("CRVAL")).unwrap_or(0.0);
         let crpix = h.get_f64(&key("CRPIX")).unwrap_or(1.0);
@@ -93,87 +118,6 @@ pub fn read_beam_model(path: &Path) -> Result<BeamModel, String> {
     })
 }
 
-/// Keys' cubic convolution kernel (a = -0.5): interpolates exactly at the samples, reproduces
-/// quadratics, and loses far less of a beam-sized peak between pixels than bilinear does (a
-/// Gaussian of FWHM 3 pixels sampled half a pixel off in x and y: bilinear gives 0.86 of the
-/// peak, this 0.96).
-fn keys(t: f64) -> f64 {
-    let t = t.abs();
-    if t <= 1.0 {
-        (1.5 * t - 2.5) * t * t + 1.0
-    } else if t < 2.0 {
-        ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
-    } else {
-        0.0
-    }
-}
-
-/// Where a fractional pixel falls in a cutout and its interpolation weights, which are the same
-/// for every channel (so they are worked out once per pixel and beam, not once per channel).
-struct Stencil {
-    /// Bicubic: the 4×4 neighbourhood's corner and Keys weights along x and y, when the
-    /// neighbourhood is inside the image.
-    cubic: Option<(usize, usize, [f64; 4], [f64; 4])>,
-    /// Bilinear: corners (x0, y0), (x1, y1) and fractions, the fallback.
-    lin: (usize, usize, usize, usize, f64, f64),
-}
-
-/// The stencil of fractional pixel (x, y); `None` outside the image.
-fn stencil(c: &Cube, x: f64, y: f64) -> Option<Stencil> {
-    if x < 0.0 || y < 0.0 || x > (c.nx - 1) as f64 || y > (c.ny - 1) as f64 {
-        return None;
-    }
-    let (xf, yf) = (x.floor(), y.floor());
-    let (x0, y0) = (xf as isize - 1, yf as isize - 1);
-    let cubic =
-        (x0 >= 0 && y0 >= 0 && x0 + 3 < c.nx as isize && y0 + 3 < c.ny as isize).then(|| {
-            let (fx, fy) = (x - xf, y - yf);
-            let wx = [keys(1.0 + fx), keys(fx), keys(1.0 - fx), keys(2.0 - fx)];
-            let wy = [keys(1.0 + fy), keys(fy), keys(1.0 - fy), keys(2.0 - fy)];
-            (x0 as usize, y0 as usize, wx, wy)
-        });
-    let (bx0, by0) = (x.floor() as usize, y.floor() as usize);
-    let (bx1, by1) = ((bx0 + 1).min(c.nx - 1), (by0 + 1).min(c.ny - 1));
-    Some(Stencil {
-        cubic,
-        lin: (bx0, by0, bx1, by1, x - bx0 as f64, y - by0 as f64),
-    })
-}
-
-/// Channel `ch` through a stencil: bicubic where the neighbourhood is inside the image and free
-/// of blanks, else bilinear.
-fn sample(c: &Cube, ch: usize, s: &Stencil) -> f64 {
-    if let Some((x0, y0, wx, wy)) = &s.cubic {
-        let mut sum = 0.0;
-        for (j, wyj) in wy.iter().enumerate() {
-            let mut row = 0.0;
-            for (i, wxi) in wx.iter().enumerate() {
-                row += wxi * c.at(ch, y0 + j, x0 + i) as f64;
-            }
-            sum += wyj * row;
-        }
-        if sum.is_finite() {
-            return sum;
-        }
-    }
-    let (x0, y0, x1, y1, fx, fy) = s.lin;
-    let v = |xx, yy| c.at(ch, yy, xx) as f64;
-    (1.0 - fy) * ((1.0 - fx) * v(x0, y0) + fx * v(x1, y0))
-        + fy * ((1.0 - fx) * v(x0, y1) + fx * v(x1, y1))
-}
-
-/// The value of channel `ch` at fractional pixel (x, y): bicubic where the 4×4 neighbourhood
-/// is inside the image and free of blanks, else bilinear, else NaN outside the image.
-#[cfg(test)]
-fn interpolate(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
-    stencil(c, x, y).map_or(f64::NAN, |s| sample(c, ch, &s))
-}
-
-#[cfg(test)]
-fn bilinear(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
-    stencil(c, x, y).map_or(f64::NAN, |s| sample(c, ch, &Stencil { cubic: None, ..s }))
-}
-
 /// `linmos`: out = Σ w_b B_b I_b / Σ w_b B_b² per pixel and channel on the grid of the largest
 /// cutout, w_b the beam's channel weight (inverse variance), B_b the Gaussian primary beam about
 /// the beam's pointing (the cutout's CRVAL); beams whose B_b is below `linmos_cutoff` are left
@@ -181,26 +125,20 @@ fn bilinear(c: &Cube, ch: usize, x: f64, y: f64) -> f64 {
 pub struct Linmos;
 
 impl Builtin for Linmos {
-    fn name(&self) -> &'static str {
-        "linmos"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        3
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let cutoff = ctx
-            .param("linmos_cutoff")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.01);
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
+        let cutoff = ctx.f64(&LINMOS_CUTOFF)?;
         let images = ctx.input("cutouts");
         let weights = ctx.input("weights");
         if images.is_empty() || images.len() != weights.len() {
-            return Err(format!(
+            return Err(StageError::data(format!(
                 "{}: {} cutouts but {} weight files",
                 ctx.target,
                 images.len(),
                 weights.len()
-            ));
+            )));
         }
         // One model serves every island: parsed once per process, not once per target.
         let holography = match ctx.input("holography").first() {
@@ -211,25 +149,25 @@ impl Builtin for Linmos {
         let mut beam_numbers = Vec::new();
         for p in images {
             beam_numbers.push(beam_number(p).ok_or_else(|| {
-                format!(
-                    "{}: cannot tell the beam of {} (expected '.beamNN.' in its name)",
-                    ctx.target,
-                    p.display()
+                StageError::file(
+                    p,
+                    None,
+                    "cannot tell the beam of this cutout (expected '.beamNN.' in its name)",
                 )
             })?);
-            let c = Cube::read(p).map_err(|e| e.to_string())?;
-            let w = Wcs::from_header(&c.header, p).map_err(|e| e.to_string())?;
+            let c = Cube::read(p)?;
+            let w = Wcs::from_header(&c.header, p)?;
             cubes.push((c, w));
         }
         let nchan = cubes[0].0.nchan;
         if let Some(k) = cubes.iter().position(|(c, _)| c.nchan != nchan) {
-            return Err(format!(
+            return Err(StageError::data(format!(
                 "{}: cutout {} has {} channels but {} has {nchan}; every beam must have the same channels (check NAXIS3 of the beam cubes)",
                 ctx.target,
                 images[k].display(),
                 cubes[k].0.nchan,
                 images[0].display()
-            ));
+            )));
         }
         let ws: Vec<Vec<f64>> = weights
             .iter()
@@ -239,7 +177,7 @@ impl Builtin for Linmos {
             .iter()
             .enumerate()
             .max_by_key(|(_, (c, _))| c.nx * c.ny)
-            .ok_or("no cutouts")?;
+            .ok_or_else(|| StageError::data(format!("{}: no cutouts", ctx.target)))?;
         let (out_nx, out_ny) = (cubes[ref_i].0.nx, cubes[ref_i].0.ny);
         let out_wcs = cubes[ref_i].1.clone();
         let mut out = vec![f32::NAN; out_nx * out_ny * nchan];
@@ -256,7 +194,7 @@ impl Builtin for Linmos {
                 places.extend(cubes.iter().map(|(c, w)| {
                     let (px, py) = w.world_to_pix(ra, dec)?;
                     let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
-                    Some((stencil(c, px, py)?, l, m))
+                    Some((stencil(c.nx, c.ny, px, py)?, l, m))
                 }));
                 // `ch` indexes the weights, the cubes and the output alike.
                 #[allow(clippy::needless_range_loop)]
@@ -272,10 +210,10 @@ impl Builtin for Linmos {
                             Some(model) => model
                                 .response(beam_numbers[b], l, m, freq)
                                 .ok_or_else(|| {
-                                    format!(
+                                    StageError::data(format!(
                                         "{}: the holography model has no beam {}; give a model that covers every beam, or drop holofile to use the Gaussian beam",
                                         ctx.target, beam_numbers[b]
-                                    )
+                                    ))
                                 })?,
                             None => primary_beam_with_fwhm((l * l + m * m).sqrt(), fwhms[ch]),
                         };
@@ -283,7 +221,7 @@ impl Builtin for Linmos {
                         if pb < cutoff || w <= 0.0 || !w.is_finite() {
                             continue;
                         }
-                        let v = sample(&cubes[b].0, ch, st);
+                        let v = sample(cubes[b].0.view(), ch, st);
                         if !v.is_finite() {
                             continue;
                         }
@@ -321,63 +259,8 @@ impl Builtin for Linmos {
                 data,
                 header: h,
             }
-            .write(path)
-            .map_err(|e| e.to_string())?;
+            .write(path)?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fits::Header;
-
-    fn cube(nx: usize, ny: usize, f: impl Fn(f64, f64) -> f64) -> Cube {
-        let data = (0..ny)
-            .flat_map(|y| (0..nx).map(move |x| (x, y)))
-            .map(|(x, y)| f(x as f64, y as f64) as f32)
-            .collect();
-        Cube {
-            nx,
-            ny,
-            nchan: 1,
-            data,
-            header: Header::default(),
-        }
-    }
-
-    #[test]
-    fn interpolation_is_exact_at_samples_and_on_quadratics() {
-        let q = |x: f64, y: f64| 0.5 * x * x - 0.25 * x * y + 2.0 * y + 1.0;
-        let c = cube(9, 8, q);
-        for (x, y) in [(3.0, 4.0), (2.5, 3.25), (4.75, 2.1), (1.0, 1.0)] {
-            let v = interpolate(&c, 0, x, y);
-            assert!((v - q(x, y)).abs() < 1e-4, "({x}, {y}): {v} vs {}", q(x, y));
-        }
-        // Near the edge: bilinear, still exact at samples and on planes; outside: NaN.
-        assert!((interpolate(&c, 0, 0.0, 7.0) - q(0.0, 7.0)).abs() < 1e-5);
-        assert!(interpolate(&c, 0, -0.1, 3.0).is_nan());
-        assert!(interpolate(&c, 0, 3.0, 7.5).is_nan());
-    }
-
-    #[test]
-    fn a_beam_sized_peak_survives_regridding() {
-        // FWHM 3 pixels, sampled half a pixel off in both axes.
-        let k = 4.0 * std::f64::consts::LN_2 / 9.0;
-        let c = cube(12, 12, |x, y| {
-            (-k * ((x - 5.5).powi(2) + (y - 5.5).powi(2))).exp()
-        });
-        let v = interpolate(&c, 0, 5.5, 5.5);
-        assert!(v > 0.95 && v < 1.0, "{v}");
-        assert!(bilinear(&c, 0, 5.5, 5.5) < 0.87);
-    }
-
-    #[test]
-    fn a_blank_neighbour_falls_back_to_bilinear() {
-        let mut c = cube(8, 8, |x, _| x);
-        c.data[2 * 8 + 2] = f32::NAN; // (x 2, y 2) is in the 4×4 of (3.5, 3.5) but not its 2×2
-        assert!((interpolate(&c, 0, 3.5, 3.5) - 3.5).abs() < 1e-6);
-        assert!(interpolate(&c, 0, 2.5, 2.5).is_nan());
     }
 }

@@ -1,20 +1,26 @@
-//! Builtin actions: the registry of stages the engine can run in-process, and the context each
-//! receives.
+//! Builtin actions: the stages the engine can run in-process, their contracts, and the context
+//! each receives.
 //!
-//! Owns: the [`Builtin`] trait, [`ActionCtx`] and [`registry`]. Each stage lives in its own file
-//! and does the I/O around a science kernel.
+//! Owns: the [`Builtin`] trait, [`ActionCtx`] with its typed parameter accessors, [`builtins`]
+//! and [`registry`] (contracts and known parameters, for the rule loader). Each stage lives in its
+//! own file, declares its contract (parameters from `params.rs`, input slots, outputs) and does
+//! the I/O around a science kernel.
 //! Must never: touch the cache, rename outputs into place or decide staleness (the engine does);
-//! write anywhere but the temporary output paths it is given.
+//! write anywhere but the temporary output paths it is given; fall back to a default of its own
+//! for a parameter (defaults live in `params.rs`, once).
 //! Invariant: a builtin's outputs are a deterministic function of its inputs' bytes, its
-//! parameters and its unit; its `VERSION` is bumped whenever that function changes.
+//! parameters and its unit; its contract's `version` is bumped whenever that function changes.
 
 pub mod beams;
 pub mod catalogue;
 pub mod cutout;
+pub mod error;
 pub mod frion;
 pub mod imager;
 pub mod io;
 pub mod linmos;
+pub mod params;
+pub mod products;
 pub mod rm1d;
 pub mod rm3d;
 pub mod rmclean;
@@ -24,7 +30,10 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::params::ParamValue;
+pub use error::StageError;
+
+use crate::config::params::{ParamSpec, ParamValue};
+use crate::rules::{Contract, Registry};
 
 /// Everything a builtin may look at while running one target.
 pub struct ActionCtx<'a> {
@@ -51,11 +60,12 @@ impl ActionCtx<'_> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-    /// The value of a declared parameter.
-    pub fn param(&self, name: &str) -> Option<&ParamValue> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    /// A unit variable the rule's unit always has (`component` for a component rule).
+    pub fn unit_var(&self, name: &str) -> Result<&str, StageError> {
+        self.var(name)
+            .ok_or_else(|| self.contract_error(format!("the target has no unit variable '{name}'")))
     }
-    /// The files of an input slot.
+    /// The files of an input slot (none when the slot is absent or conditional and off).
     pub fn input(&self, slot: &str) -> &[PathBuf] {
         self.inputs
             .iter()
@@ -63,16 +73,100 @@ impl ActionCtx<'_> {
             .map(|(_, v)| v.as_slice())
             .unwrap_or(&[])
     }
+
+    fn contract_error(&self, what: String) -> StageError {
+        StageError::Contract {
+            target: self.target.to_string(),
+            what,
+        }
+    }
+
+    /// The value of declared parameter `spec`: the contract check makes every rule pass every
+    /// parameter its builtin declares, so a missing one is a bug, reported, never defaulted.
+    fn value(&self, spec: &ParamSpec) -> Result<&ParamValue, StageError> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == spec.name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| self.contract_error(format!("parameter '{}' was not passed", spec.name)))
+    }
+    fn typed<T>(
+        &self,
+        spec: &ParamSpec,
+        get: impl Fn(&ParamValue) -> Option<T>,
+    ) -> Result<Option<T>, StageError> {
+        match self.value(spec)? {
+            ParamValue::Null if spec.nullable => Ok(None),
+            v => get(v).map(Some).ok_or_else(|| {
+                self.contract_error(format!(
+                    "parameter '{}' is {} where {} was declared",
+                    spec.name,
+                    v.display(),
+                    spec.ty.name()
+                ))
+            }),
+        }
+    }
+    fn required<T>(&self, spec: &ParamSpec, v: Option<T>) -> Result<T, StageError> {
+        v.ok_or_else(|| self.contract_error(format!("parameter '{}' is null", spec.name)))
+    }
+    /// A float parameter.
+    pub fn f64(&self, spec: &ParamSpec) -> Result<f64, StageError> {
+        let v = self.typed(spec, ParamValue::as_f64)?;
+        self.required(spec, v)
+    }
+    /// A nullable float parameter.
+    pub fn opt_f64(&self, spec: &ParamSpec) -> Result<Option<f64>, StageError> {
+        self.typed(spec, ParamValue::as_f64)
+    }
+    /// An integer parameter.
+    pub fn i64(&self, spec: &ParamSpec) -> Result<i64, StageError> {
+        let v = self.typed(spec, ParamValue::as_i64)?;
+        self.required(spec, v)
+    }
+    /// A nullable integer parameter.
+    pub fn opt_i64(&self, spec: &ParamSpec) -> Result<Option<i64>, StageError> {
+        self.typed(spec, ParamValue::as_i64)
+    }
+    /// A boolean parameter.
+    pub fn bool(&self, spec: &ParamSpec) -> Result<bool, StageError> {
+        let v = self.typed(spec, ParamValue::as_bool)?;
+        self.required(spec, v)
+    }
+    /// A string parameter.
+    pub fn str(&self, spec: &ParamSpec) -> Result<&str, StageError> {
+        match self.value(spec)? {
+            ParamValue::Str(s) => Ok(s),
+            v => Err(self.contract_error(format!(
+                "parameter '{}' is {} where a string was declared",
+                spec.name,
+                v.display()
+            ))),
+        }
+    }
+    /// A nullable string parameter.
+    pub fn opt_str(&self, spec: &ParamSpec) -> Result<Option<&str>, StageError> {
+        match self.value(spec)? {
+            ParamValue::Null if spec.nullable => Ok(None),
+            _ => self.str(spec).map(Some),
+        }
+    }
 }
 
 /// A stage the engine runs in-process.
 pub trait Builtin: Sync {
-    /// The name rules use (`builtin: NAME`).
-    fn name(&self) -> &'static str;
-    /// Bumped whenever the outputs for the same inputs and parameters change.
-    fn version(&self) -> u32;
+    /// What the builtin reads and writes, and its name and version.
+    fn contract(&self) -> &'static Contract;
     /// Write every output to its temporary path. An `Err` fails the target with that message.
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String>;
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError>;
+    /// The name rules use (`builtin: NAME`).
+    fn name(&self) -> &'static str {
+        self.contract().name
+    }
+    /// Bumped whenever the outputs for the same inputs and parameters change.
+    fn version(&self) -> u32 {
+        self.contract().version
+    }
 }
 
 static STAMP: stamp::Stamp = stamp::Stamp;
@@ -88,8 +182,8 @@ static RMSYNTH3D: rm3d::RmSynth3d = rm3d::RmSynth3d;
 static RMCLEAN3D: rm3d::RmClean3d = rm3d::RmClean3d;
 static VALIDATE: validate::Validate = validate::Validate;
 
-/// Every builtin, by name.
-pub fn registry() -> &'static [&'static dyn Builtin] {
+/// Every builtin.
+pub fn builtins() -> &'static [&'static dyn Builtin] {
     static REG: [&dyn Builtin; 12] = [
         &STAMP, &BEAMS, &IMAGER, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &RMSYNTH3D,
         &RMCLEAN3D, &CATALOGUE, &VALIDATE,
@@ -97,14 +191,19 @@ pub fn registry() -> &'static [&'static dyn Builtin] {
     &REG
 }
 
-/// The builtin named `name`.
-pub fn builtin(name: &str) -> Option<&'static dyn Builtin> {
-    registry().iter().copied().find(|b| b.name() == name)
+/// What the rule loader checks rules against: every builtin's contract and every known
+/// parameter.
+pub fn registry() -> Registry<'static> {
+    static CONTRACTS: std::sync::OnceLock<Vec<&'static Contract>> = std::sync::OnceLock::new();
+    Registry {
+        builtins: CONTRACTS.get_or_init(|| builtins().iter().map(|b| b.contract()).collect()),
+        params: params::ALL,
+    }
 }
 
-/// Names of all builtins (for rule validation).
-pub fn builtin_names() -> Vec<&'static str> {
-    registry().iter().map(|b| b.name()).collect()
+/// The builtin named `name`.
+pub fn builtin(name: &str) -> Option<&'static dyn Builtin> {
+    builtins().iter().copied().find(|b| b.name() == name)
 }
 
 /// VERSION of the builtin named `name`.

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::StageError;
 use crate::science::rm_clean::{run_rmclean, CleanParams, CleanSummary};
 use crate::science::rm_synthesis::{run_rmsynth, Spectrum, SynthArrays, SynthParams, SynthSummary};
 
@@ -44,9 +45,8 @@ impl SpectrumData {
 
 /// Read a spectrum: whitespace- or comma-separated columns, `#` comments. 7 columns
 /// (freq_Hz I Q U dI dQ dU) or 5 (freq_Hz Q U dQ dU). `nan` is accepted for flagged channels.
-pub fn read_spectrum(path: &Path) -> Result<SpectrumData, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+pub fn read_spectrum(path: &Path) -> Result<SpectrumData, StageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -58,34 +58,30 @@ pub fn read_spectrum(path: &Path) -> Result<SpectrumData, String> {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<f64>())
             .collect();
-        let cols = cols
-            .map_err(|e| format!("{}:{}: not a number ({e}): '{line}'", path.display(), n + 1))?;
+        let at = |message: String| StageError::file(path, Some(n + 1), message);
+        let cols = cols.map_err(|e| at(format!("not a number ({e}): '{line}'")))?;
         if cols.len() != 7 && cols.len() != 5 {
-            return Err(format!(
-                "{}:{}: {} columns; expected 7 (freq_Hz I Q U dI dQ dU) or 5 (freq_Hz Q U dQ dU)",
-                path.display(),
-                n + 1,
+            return Err(at(format!(
+                "{} columns; expected 7 (freq_Hz I Q U dI dQ dU) or 5 (freq_Hz Q U dQ dU)",
                 cols.len()
-            ));
+            )));
         }
         if let Some(first) = rows.first() {
             if first.len() != cols.len() {
-                return Err(format!(
-                    "{}:{}: {} columns, but the first row has {}",
-                    path.display(),
-                    n + 1,
+                return Err(at(format!(
+                    "{} columns, but the first row has {}",
                     cols.len(),
                     first.len()
-                ));
+                )));
             }
         }
         rows.push(cols);
     }
     if rows.len() < 3 {
-        return Err(format!(
-            "{}: needs at least 3 channels, found {}",
-            path.display(),
-            rows.len()
+        return Err(StageError::file(
+            path,
+            None,
+            format!("needs at least 3 channels, found {}", rows.len()),
         ));
     }
     let col = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<f64>>();
@@ -111,9 +107,10 @@ pub fn read_spectrum(path: &Path) -> Result<SpectrumData, String> {
         }
     };
     if d.freq_hz.windows(2).any(|w| w[1] <= w[0]) {
-        return Err(format!(
-            "{}: frequencies must be strictly ascending (column 1)",
-            path.display()
+        return Err(StageError::file(
+            path,
+            None,
+            "frequencies must be strictly ascending (column 1)",
         ));
     }
     Ok(d)

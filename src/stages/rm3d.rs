@@ -8,38 +8,80 @@
 //! negative cutoff means |cutoff| × the theoretical FDF noise, as in 1D; it is recorded in the
 //! FDF header as `DFDFTH`.
 
-use super::io::{out_path, single, stokes_input};
-use super::{ActionCtx, Builtin};
+use super::io::{out_path, single, stokes_input, write_text};
+use super::params::{
+    CUTOFF, DPHI, FIT_RMSF, GAIN, MAX_ITER, N_SAMPLES, PHI_MAX, SYNTH3D_METHOD, WEIGHT_TYPE,
+};
+use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Header, Image};
+use crate::rules::{Contract, SlotSpec};
+use crate::science::background::centre_annulus_rms;
 use crate::science::rm3d::{peak_maps, rmclean3d, rmsynth3d, Synth3dParams, Transform};
-use crate::science::stats::{clipped_mean_std, nanmedian};
+use crate::science::stats::nanmedian;
 use crate::wcs::Wcs;
 
-/// Per-channel background rms of a cube in the annulus 1.5 to 5 beams (BMIN) from the centre
-/// pixel: zeros count as blank, iterative 3σ clipping with mean and population std (Arrakis's
-/// `cubelet_bane`). Empty channels are NaN.
-pub fn channel_rms(c: &Cube, pix_per_beam: f64) -> Vec<f64> {
-    let (cy, cx) = ((c.ny / 2) as f64, (c.nx / 2) as f64);
-    let mut idx = Vec::new();
-    for y in 0..c.ny {
-        for x in 0..c.nx {
-            let r = ((x as f64 - cx).powi(2) + (y as f64 - cy).powi(2)).sqrt();
-            if r > 1.5 * pix_per_beam && r < 5.0 * pix_per_beam {
-                idx.push((y, x));
-            }
-        }
-    }
-    (0..c.nchan)
-        .map(|ch| {
-            let v: Vec<f64> = idx
-                .iter()
-                .map(|&(y, x)| c.at(ch, y, x) as f64)
-                .filter(|v| v.is_finite() && *v != 0.0)
-                .collect();
-            clipped_mean_std(v, 3.0, 1).map_or(f64::NAN, |(_, std)| std)
-        })
-        .collect()
-}
+static SYNTH_CONTRACT: Contract = Contract {
+    name: "rmsynth3d",
+    version: 3,
+    params: &[
+        &DPHI,
+        &PHI_MAX,
+        &N_SAMPLES,
+        &WEIGHT_TYPE,
+        &FIT_RMSF,
+        &SYNTH3D_METHOD,
+    ],
+    inputs: &[
+        SlotSpec::required(
+            "mosaics",
+            "the island's Q and U mosaics (linmos; I is ignored)",
+        ),
+        SlotSpec::optional(
+            "ion_q",
+            "the FRion-corrected Q mosaic, read instead of the plain one",
+        ),
+        SlotSpec::optional(
+            "ion_u",
+            "the FRion-corrected U mosaic, read instead of the plain one",
+        ),
+    ],
+    outputs: &[
+        "fdf_real",
+        "fdf_im",
+        "fdf_tot",
+        "rmsf_real",
+        "rmsf_im",
+        "rmsf_tot",
+        "rmsf_fwhm",
+        "max_pi",
+        "peak_rm",
+        "noise",
+    ],
+    open: false,
+};
+
+static CLEAN_CONTRACT: Contract = Contract {
+    name: "rmclean3d",
+    version: 2,
+    params: &[&CUTOFF, &MAX_ITER, &GAIN],
+    inputs: &[
+        SlotSpec::required("fdf_real", "rmsynth3d's dirty FDF, real part"),
+        SlotSpec::required("fdf_im", "rmsynth3d's dirty FDF, imaginary part"),
+        SlotSpec::required("rmsf_real", "rmsynth3d's RMSF, real part"),
+        SlotSpec::required("rmsf_im", "rmsynth3d's RMSF, imaginary part"),
+        SlotSpec::required("rmsf_fwhm", "rmsynth3d's RMSF FWHM map"),
+    ],
+    outputs: &[
+        "clean_real",
+        "clean_im",
+        "clean_tot",
+        "cc_real",
+        "cc_im",
+        "cc_tot",
+        "n_iter",
+    ],
+    open: false,
+};
 
 /// A header for a Faraday-depth cube of `n` samples, from the mosaic's header.
 fn fdep_header(base: &Header, n: usize, dphi: f64, phi_mid: f64, lam0: f64) -> Header {
@@ -64,73 +106,63 @@ fn fdep_header(base: &Header, n: usize, dphi: f64, phi_mid: f64, lam0: f64) -> H
     h
 }
 
-fn write_cube(ctx: &ActionCtx, name: &str, c: &Cube) -> Result<(), String> {
-    c.write(out_path(ctx, name)?).map_err(|e| e.to_string())
-}
-
-fn param_f64(ctx: &ActionCtx, k: &str) -> Option<f64> {
-    ctx.param(k).and_then(|v| v.as_f64())
+fn write_cube(ctx: &ActionCtx, name: &str, c: &Cube) -> Result<(), StageError> {
+    Ok(c.write(out_path(ctx, name)?)?)
 }
 
 /// `rmsynth3d` (per island).
 pub struct RmSynth3d;
 
 impl Builtin for RmSynth3d {
-    fn name(&self) -> &'static str {
-        "rmsynth3d"
+    fn contract(&self) -> &'static Contract {
+        &SYNTH_CONTRACT
     }
-    fn version(&self) -> u32 {
-        3
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let (qp, up) = (
             stokes_input(ctx, &["ion_q", "mosaics"], 1)?,
             stokes_input(ctx, &["ion_u", "mosaics"], 2)?,
         );
-        let q = Cube::read(qp).map_err(|e| e.to_string())?;
-        let u = Cube::read(up).map_err(|e| e.to_string())?;
+        let q = Cube::read(qp)?;
+        let u = Cube::read(up)?;
         if (q.nx, q.ny, q.nchan) != (u.nx, u.ny, u.nchan) {
-            return Err(format!(
+            return Err(StageError::data(format!(
                 "{} and {} differ in shape; Q and U must match",
                 qp.display(),
                 up.display()
-            ));
+            )));
         }
         if q.data.iter().all(|v| !v.is_finite()) || u.data.iter().all(|v| !v.is_finite()) {
-            return Err(format!(
+            return Err(StageError::data(format!(
                 "{} or {} is blank throughout: nothing to synthesise",
                 qp.display(),
                 up.display()
-            ));
+            )));
         }
-        let wcs = Wcs::from_header(&q.header, qp).map_err(|e| e.to_string())?;
+        let wcs = Wcs::from_header(&q.header, qp)?;
         let freqs: Vec<f64> = (0..q.nchan).map(|c| wcs.freq(c)).collect();
         let pixscale = wcs.cdelt_x.abs().max(wcs.cdelt_y.abs());
         let bmin = q.header.get_f64("BMIN").unwrap_or(3.0 * pixscale);
         let ppb = bmin / pixscale;
-        let (rq, ru) = (channel_rms(&q, ppb), channel_rms(&u, ppb));
+        let (rq, ru) = (
+            centre_annulus_rms(q.view(), ppb),
+            centre_annulus_rms(u.view(), ppb),
+        );
         let mut rms: Vec<f64> = rq.iter().zip(&ru).map(|(a, b)| a.max(*b)).collect();
         let med = nanmedian(&rms);
         rms.iter_mut().filter(|r| r.is_nan()).for_each(|r| *r = med);
-        let variance = ctx
-            .param("weight_type")
-            .and_then(|v| v.as_str().map(|s| s == "variance"))
-            .unwrap_or(true);
+        let variance = ctx.str(&WEIGHT_TYPE)? == "variance";
         let weights: Vec<f64> = rms
             .iter()
             .map(|r| if variance { 1.0 / (r * r) } else { 1.0 })
             .collect();
         let p = Synth3dParams {
-            dphi: param_f64(ctx, "dphi"),
-            phi_max: param_f64(ctx, "phi_max"),
-            n_samples: param_f64(ctx, "n_samples").unwrap_or(5.0),
-            fit_rmsf: ctx
-                .param("fit_rmsf")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
-            transform: match ctx.param("synth3d_method").and_then(|v| v.as_str()) {
-                Some("direct") => Transform::Direct,
-                Some("nufft") => Transform::Nufft,
+            dphi: ctx.opt_f64(&DPHI)?,
+            phi_max: ctx.opt_f64(&PHI_MAX)?,
+            n_samples: ctx.f64(&N_SAMPLES)?,
+            fit_rmsf: ctx.bool(&FIT_RMSF)?,
+            transform: match ctx.str(&SYNTH3D_METHOD)? {
+                "direct" => Transform::Direct,
+                "nufft" => Transform::Nufft,
                 _ => Transform::Auto,
             },
         };
@@ -138,7 +170,7 @@ impl Builtin for RmSynth3d {
         for r in &rms {
             noise.push_str(&format!("{r:.9e}\n"));
         }
-        std::fs::write(out_path(ctx, "noise")?, noise).map_err(|e| e.to_string())?;
+        write_text(out_path(ctx, "noise")?, &noise)?;
         let npix = q.nx * q.ny;
         let s = rmsynth3d(&q.data, &u.data, npix, &freqs, &weights, &p);
         // Theoretical FDF noise: sqrt(Σ w²σ²) / Σ w over the channels that carry weight.
@@ -191,8 +223,7 @@ impl Builtin for RmSynth3d {
             data: fwhm,
             header: hw,
         }
-        .write(out_path(ctx, "rmsf_fwhm")?)
-        .map_err(|e| e.to_string())?;
+        .write(out_path(ctx, "rmsf_fwhm")?)?;
 
         // Peak maps: the depth axis left in as a degenerate axis, as RM-Tools writes them.
         let mut hp = hf.clone();
@@ -216,43 +247,35 @@ impl Builtin for RmSynth3d {
 pub struct RmClean3d;
 
 impl Builtin for RmClean3d {
-    fn name(&self) -> &'static str {
-        "rmclean3d"
+    fn contract(&self) -> &'static Contract {
+        &CLEAN_CONTRACT
     }
-    fn version(&self) -> u32 {
-        2
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let read = |slot: &str| -> Result<Cube, String> {
-            Cube::read(single(ctx, slot)?).map_err(|e| e.to_string())
-        };
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
+        let read = |slot: &str| -> Result<Cube, StageError> { Ok(Cube::read(single(ctx, slot)?)?) };
         let (fr, fi) = (read("fdf_real")?, read("fdf_im")?);
         let (rr, ri) = (read("rmsf_real")?, read("rmsf_im")?);
-        let fwhm = Image::read(single(ctx, "rmsf_fwhm")?).map_err(|e| e.to_string())?;
+        let fwhm = Image::read(single(ctx, "rmsf_fwhm")?)?;
         let npix = fr.nx * fr.ny;
         let h = &fr.header;
         let fpath = single(ctx, "fdf_real")?;
-        let dphi = h.require_f64("CDELT3", fpath).map_err(|e| e.to_string())?;
-        let crpix = h.require_f64("CRPIX3", fpath).map_err(|e| e.to_string())?;
-        let crval = h.require_f64("CRVAL3", fpath).map_err(|e| e.to_string())?;
+        let dphi = h.require_f64("CDELT3", fpath)?;
+        let crpix = h.require_f64("CRPIX3", fpath)?;
+        let crval = h.require_f64("CRVAL3", fpath)?;
         let phi: Vec<f64> = (0..fr.nchan)
             .map(|k| (((k as f64 + 1.0 - crpix) * dphi + crval) as f32) as f64)
             .collect();
-        let cutoff = param_f64(ctx, "cutoff").unwrap_or(-8.0);
+        let cutoff = ctx.f64(&CUTOFF)?;
         let cutoff = if cutoff < 0.0 {
             let dfdf = h.get_f64("DFDFTH").ok_or_else(|| {
-                format!("{}: no DFDFTH keyword, so a negative (σ) cutoff has no noise to scale; rebuild rmsynth3d or give an absolute cutoff", fpath.display())
+                StageError::file(fpath, None, "no DFDFTH keyword, so a negative (σ) cutoff has no noise to scale; rebuild rmsynth3d or give an absolute cutoff")
             })?;
             -cutoff * dfdf
         } else {
             cutoff
         };
-        let max_iter = ctx
-            .param("max_iter")
-            .and_then(|v| v.as_i64())
-            .unwrap_or(10000)
-            .max(0) as usize;
-        let gain = param_f64(ctx, "gain").unwrap_or(0.1);
+        // Declared in [0, inf): the conversion cannot wrap.
+        let max_iter = ctx.i64(&MAX_ITER)? as usize;
+        let gain = ctx.f64(&GAIN)?;
         let c = rmclean3d(
             (&fr.data, &fi.data),
             (&rr.data, &ri.data),
@@ -293,8 +316,7 @@ impl Builtin for RmClean3d {
             data: c.n_iter,
             header: hn,
         }
-        .write(out_path(ctx, "n_iter")?)
-        .map_err(|e| e.to_string())?;
+        .write(out_path(ctx, "n_iter")?)?;
         Ok(())
     }
 }

@@ -1,75 +1,89 @@
 //! `rmclean` (1D, per component): Hogbom RM-CLEAN of the dirty FDF that `rmsynth` wrote, and
 //! the clean-peak parameters.
+//!
+//! Must never: clean a component rmsynth could not measure (its product says why; the clean
+//! product then records that there was nothing to clean).
 
 use ndarray::Array2;
-use serde_json::{json, Value};
 
-use super::io::{out_path, read_npy, write_json, write_npy};
-use super::{ActionCtx, Builtin};
+use super::io::{out_path, read_npy, single, write_npy};
+use super::params::{CUTOFF, GAIN, MAX_ITER, WINDOW};
+use super::products::{CleanProduct, SynthProduct};
+use super::{ActionCtx, Builtin, StageError};
+use crate::rules::{Contract, SlotSpec};
 use crate::science::rm_clean::{clean_spectrum, CleanInput, CleanParams};
+
+static CONTRACT: Contract = Contract {
+    name: "rmclean",
+    version: 3,
+    params: &[&CUTOFF, &MAX_ITER, &GAIN, &WINDOW],
+    inputs: &[
+        SlotSpec::required("synth", "rmsynth's summary (_RMsynth.json)"),
+        SlotSpec::required("fdf", "rmsynth's dirty FDF (_FDFdirty.npy)"),
+        SlotSpec::required("rmsf", "rmsynth's RMSF (_RMSF.npy)"),
+    ],
+    outputs: &["json", "fdf"],
+    open: false,
+};
 
 /// `rmclean` (1D, per component).
 pub struct RmClean;
 
+/// The CLEAN parameters of a target.
+pub fn clean_params(ctx: &ActionCtx) -> Result<CleanParams, StageError> {
+    Ok(CleanParams {
+        cutoff: ctx.f64(&CUTOFF)?,
+        // Declared in [0, inf): the conversion cannot wrap.
+        max_iter: ctx.i64(&MAX_ITER)? as usize,
+        gain: ctx.f64(&GAIN)?,
+        window: ctx.opt_f64(&WINDOW)?,
+    })
+}
+
 impl Builtin for RmClean {
-    fn name(&self) -> &'static str {
-        "rmclean"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        3
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
-        let synth_path = ctx.input("synth").first().ok_or("input 'synth' missing")?;
-        let synth: Value = serde_json::from_str(
-            &std::fs::read_to_string(synth_path)
-                .map_err(|e| format!("{}: {e}", synth_path.display()))?,
-        )
-        .map_err(|e| format!("{}: {e}", synth_path.display()))?;
-        let mut out = json!({"cat_id": synth["cat_id"], "rmclean1d": false});
-        if synth["rmsynth1d"] == json!(true) {
-            let fdf = read_npy(ctx.input("fdf").first().ok_or("input 'fdf' missing")?)?;
-            let rmsf = read_npy(ctx.input("rmsf").first().ok_or("input 'rmsf' missing")?)?;
-            let row = |a: &Array2<f64>, r: usize| a.row(r).to_vec();
-            let lsq: Vec<f64> = synth["lambda_sq"]
-                .as_array()
-                .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
-                .unwrap_or_default();
-            let f = |k: &str| synth["synth"][k].as_f64().unwrap_or(f64::NAN);
-            let p = CleanParams {
-                cutoff: ctx.param("cutoff").and_then(|v| v.as_f64()).unwrap_or(-8.0),
-                max_iter: ctx
-                    .param("max_iter")
-                    .and_then(|v| v.as_i64())
-                    .unwrap_or(10000)
-                    .max(0) as usize,
-                gain: ctx.param("gain").and_then(|v| v.as_f64()).unwrap_or(0.1),
-                window: ctx.param("window").and_then(|v| v.as_f64()),
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
+        let synth = SynthProduct::read(single(ctx, "synth")?)?;
+        let mut out = CleanProduct {
+            cat_id: synth.cat_id.clone(),
+            clean: None,
+        };
+        if let Some(m) = synth.measured() {
+            let fdf_path = single(ctx, "fdf")?;
+            let rmsf_path = single(ctx, "rmsf")?;
+            let (fdf, rmsf) = (read_npy(fdf_path)?, read_npy(rmsf_path)?);
+            let rows = |a: &Array2<f64>, n: usize, path: &std::path::Path| {
+                if a.nrows() < n {
+                    return Err(StageError::file(
+                        path,
+                        None,
+                        format!("{} rows where rmsynth writes {n}; rebuild it", a.nrows()),
+                    ));
+                }
+                Ok((0..n).map(|r| a.row(r).to_vec()).collect::<Vec<_>>())
             };
-            let (phi, fre, fim, rre, rim) = (
-                row(&fdf, 0),
-                row(&fdf, 1),
-                row(&fdf, 2),
-                row(&rmsf, 1),
-                row(&rmsf, 2),
-            );
+            let f = rows(&fdf, 3, fdf_path)?;
+            let r = rows(&rmsf, 3, rmsf_path)?;
             let (summary, result) = clean_spectrum(
                 &CleanInput {
-                    fdf_re: &fre,
-                    fdf_im: &fim,
-                    rmsf_re: &rre,
-                    rmsf_im: &rim,
-                    phi: &phi,
-                    lambda_sq: &lsq,
-                    fwhm_rmsf: f("fwhmRMSF"),
-                    dfdf_th: f("dFDFth"),
-                    lam0_sq: f("lam0Sq_m2"),
+                    fdf_re: &f[1],
+                    fdf_im: &f[2],
+                    rmsf_re: &r[1],
+                    rmsf_im: &r[2],
+                    phi: &f[0],
+                    lambda_sq: &m.lambda_sq,
+                    fwhm_rmsf: m.synth.fwhmRMSF,
+                    dfdf_th: m.synth.dFDFth,
+                    lam0_sq: m.synth.lam0Sq_m2,
                 },
-                &p,
+                &clean_params(ctx)?,
             );
             write_npy(
                 out_path(ctx, "fdf")?,
                 &[
-                    &phi,
+                    &f[0],
                     &result.clean_re,
                     &result.clean_im,
                     &result.cc_re,
@@ -78,11 +92,10 @@ impl Builtin for RmClean {
                     &result.resid_im,
                 ],
             )?;
-            out["rmclean1d"] = json!(true);
-            out["clean"] = serde_json::to_value(summary).map_err(|e| e.to_string())?;
+            out.clean = Some(summary);
         } else {
             write_npy(out_path(ctx, "fdf")?, &[&[]])?;
         }
-        write_json(out_path(ctx, "json")?, &out)
+        Ok(out.write(out_path(ctx, "json")?)?)
     }
 }

@@ -6,19 +6,27 @@
 
 use std::io::Write;
 
-use super::{ActionCtx, Builtin};
+use super::{ActionCtx, Builtin, StageError};
+use crate::rules::Contract;
+
+static CONTRACT: Contract = Contract {
+    name: "stamp",
+    version: 1,
+    params: &[],
+    inputs: &[],
+    outputs: &[],
+    // Writes whatever outputs its rule names, from whatever it is given.
+    open: true,
+};
 
 /// The stamp builtin.
 pub struct Stamp;
 
 impl Builtin for Stamp {
-    fn name(&self) -> &'static str {
-        "stamp"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let mut body = String::new();
         for (k, v) in ctx.vars {
             body.push_str(&format!("{k}={v}\n"));
@@ -28,8 +36,7 @@ impl Builtin for Stamp {
         }
         for (slot, files) in &ctx.inputs {
             for f in files {
-                let bytes = std::fs::read(f)
-                    .map_err(|e| format!("cannot read input {}: {e}", f.display()))?;
+                let bytes = std::fs::read(f).map_err(|e| StageError::io(f, e))?;
                 body.push_str(&format!(
                     "input {slot} {} {}\n",
                     f.file_name()
@@ -40,10 +47,9 @@ impl Builtin for Stamp {
             }
         }
         for (name, path, each) in &ctx.outputs {
-            let mut f = std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut f = std::fs::File::create(path).map_err(|e| StageError::io(path, e))?;
             writeln!(f, "{body}output {name} {}", each.unwrap_or("-"))
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(|e| StageError::io(path, e))?;
         }
         Ok(())
     }

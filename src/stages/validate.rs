@@ -13,25 +13,58 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::io::{out_path, single};
-use super::{ActionCtx, Builtin};
+use super::io::{out_path, single, write_text};
+use super::params::{LEAKAGE_BINS, LEAKAGE_SNR, SNR_CUT};
+use super::{ActionCtx, Builtin, StageError};
+use crate::rules::{Contract, SlotSpec};
 use crate::units::FieldFile;
+
+static CONTRACT: Contract = Contract {
+    name: "validate",
+    version: 1,
+    params: &[&SNR_CUT, &LEAKAGE_SNR, &LEAKAGE_BINS],
+    inputs: &[
+        SlotSpec::required("catalogue", "the field's catalogue (CSV)"),
+        SlotSpec::optional(
+            "field_file",
+            "field.yaml (beam centres, for the leakage plot)",
+        ),
+        SlotSpec::optional("truth", "truth.csv of a simulated field"),
+    ],
+    outputs: &[
+        "rm_sky",
+        "fracpol",
+        "rm_glat",
+        "snr",
+        "leakage",
+        "truth_rm",
+        "truth_fracpol",
+        "index",
+    ],
+    open: false,
+};
 
 const SIZE: (u32, u32) = (900, 680);
 const FONT: &str = "sans-serif";
 
 /// DejaVu Sans, registered once for every plot.
-fn fonts() -> Result<(), String> {
-    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
+fn fonts() -> Result<(), StageError> {
+    static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
         plotters::style::register_font(
             FONT,
             FontStyle::Normal,
             include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
         )
-        .map_err(|_| "the bundled DejaVu Sans font could not be loaded".to_string())
-    })
-    .clone()
+        .is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(StageError::data(
+            "the bundled DejaVu Sans font could not be loaded",
+        ))
+    }
 }
 
 /// The catalogue columns the plots use.
@@ -54,11 +87,14 @@ struct Row {
 
 /// Column `name` of a file arrakis itself wrote (catalogue, truth.csv), read with the stages'
 /// shared CSV reader.
-fn column(t: &crate::units::Table, name: &str) -> Result<usize, String> {
+fn column(t: &crate::units::Table, name: &str) -> Result<usize, StageError> {
     t.headers.iter().position(|h| h == name).ok_or_else(|| {
-        format!(
-            "{}: no column '{name}'; this file is written by arrakis: rebuild it (`arrakis build`)",
-            t.path.display()
+        StageError::file(
+            &t.path,
+            None,
+            format!(
+                "no column '{name}'; this file is written by arrakis: rebuild it (`arrakis build`)"
+            ),
         )
     })
 }
@@ -69,8 +105,8 @@ fn cell(row: &[String], i: usize) -> f64 {
     row.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
 }
 
-fn read_catalogue(path: &Path) -> Result<Vec<Row>, String> {
-    let t = crate::units::Table::read(path).map_err(|e| e.to_string())?;
+fn read_catalogue(path: &Path) -> Result<Vec<Row>, StageError> {
+    let t = crate::units::Table::read(path)?;
     let col = |n: &str| column(&t, n);
     let idx: HashMap<&str, usize> = [
         "cat_id",
@@ -118,26 +154,10 @@ fn read_catalogue(path: &Path) -> Result<Vec<Row>, String> {
         .collect())
 }
 
-/// Galactic (l, b) in degrees of J2000 (RA, Dec) in degrees (IAU 1958 pole, FK5).
-pub fn galactic(ra: f64, dec: f64) -> (f64, f64) {
-    let (ra_p, dec_p, l_ncp) = (
-        192.859_48f64.to_radians(),
-        27.128_25f64.to_radians(),
-        122.931_92,
-    );
-    let (a, d) = (ra.to_radians(), dec.to_radians());
-    let sb = d.sin() * dec_p.sin() + d.cos() * dec_p.cos() * (a - ra_p).cos();
-    let b = sb.clamp(-1.0, 1.0).asin();
-    let y = d.cos() * (a - ra_p).sin();
-    let x = d.sin() * dec_p.cos() - d.cos() * dec_p.sin() * (a - ra_p).cos();
-    let l = (l_ncp - y.atan2(x).to_degrees()).rem_euclid(360.0);
-    (l, b.to_degrees())
-}
-
 type Draw<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("plotting failed: {e:?}")
+fn err<E: std::fmt::Debug>(e: E) -> StageError {
+    StageError::data(format!("plotting failed: {e:?}"))
 }
 
 /// Padded (min, max) of finite values, never empty.
@@ -155,7 +175,7 @@ fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// A panel with a message instead of data (the plot still exists and says why it is empty).
-fn note(root: &Draw, title: &str, text: &str) -> Result<(), String> {
+fn note(root: &Draw, title: &str, text: &str) -> Result<(), StageError> {
     root.fill(&WHITE).map_err(err)?;
     root.draw(&Text::new(
         title.to_string(),
@@ -185,7 +205,7 @@ fn axes<'a, 'b>(
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
     desc: (&str, &str),
-) -> Result<Chart<'a, 'b>, String> {
+) -> Result<Chart<'a, 'b>, StageError> {
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(root)
         .caption(caption, (FONT, 21))
@@ -205,7 +225,7 @@ fn axes<'a, 'b>(
 }
 
 /// The legend box, in the style every panel shares.
-fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), StageError> {
     chart
         .configure_series_labels()
         .label_font((FONT, 16))
@@ -226,7 +246,7 @@ fn rm_colour(rm: f64, scale: f64) -> RGBColor {
     }
 }
 
-fn rm_sky(root: &Draw, good: &[&Row], field: &str) -> Result<(), String> {
+fn rm_sky(root: &Draw, good: &[&Row], field: &str) -> Result<(), StageError> {
     if good.is_empty() {
         return note(
             root,
@@ -293,7 +313,7 @@ fn histogram(
     xdesc: &str,
     colour: RGBColor,
     marker: Option<(f64, &str)>,
-) -> Result<(), String> {
+) -> Result<(), StageError> {
     let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return note(root, title, "no values to show");
@@ -355,7 +375,7 @@ fn scatter(
     desc: (&str, &str),
     identity: bool,
     colour: RGBColor,
-) -> Result<(), String> {
+) -> Result<(), StageError> {
     let pts: Vec<(f64, f64, f64)> = pts
         .iter()
         .copied()
@@ -411,7 +431,7 @@ fn scatter(
 
 /// Fractional Q and U of bright sources against distance from the nearest beam centre, with the
 /// median in `bins` distance bins.
-fn leakage(root: &Draw, pts: &[(f64, f64, f64)], bins: usize) -> Result<(), String> {
+fn leakage(root: &Draw, pts: &[(f64, f64, f64)], bins: usize) -> Result<(), StageError> {
     let title = "Residual leakage: fractional Q, U of bright sources";
     if pts.is_empty() {
         return note(
@@ -477,19 +497,21 @@ fn leakage(root: &Draw, pts: &[(f64, f64, f64)], bins: usize) -> Result<(), Stri
 fn png(
     ctx: &ActionCtx,
     name: &str,
-    draw: impl FnOnce(&Draw) -> Result<(), String>,
-) -> Result<(), String> {
+    draw: impl FnOnce(&Draw) -> Result<(), StageError>,
+) -> Result<(), StageError> {
     let path = out_path(ctx, name)?;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     draw(&root)?;
     root.present().map_err(err)
 }
 
-fn truth_rows(path: Option<&std::path::PathBuf>) -> Result<HashMap<String, (f64, f64)>, String> {
+fn truth_rows(
+    path: Option<&std::path::PathBuf>,
+) -> Result<HashMap<String, (f64, f64)>, StageError> {
     let Some(path) = path else {
         return Ok(HashMap::new());
     };
-    let t = crate::units::Table::read(path).map_err(|e| e.to_string())?;
+    let t = crate::units::Table::read(path)?;
     let (ci, cr, cp) = (
         column(&t, "cat_id")?,
         column(&t, "rm")?,
@@ -508,29 +530,25 @@ fn truth_rows(path: Option<&std::path::PathBuf>) -> Result<HashMap<String, (f64,
 pub struct Validate;
 
 impl Builtin for Validate {
-    fn name(&self) -> &'static str {
-        "validate"
+    fn contract(&self) -> &'static Contract {
+        &CONTRACT
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn run(&self, ctx: &ActionCtx) -> Result<(), String> {
+    fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         fonts()?;
-        let field = ctx.var("field").unwrap_or("field").to_string();
+        let field = ctx.unit_var("field")?.to_string();
         let rows = read_catalogue(single(ctx, "catalogue")?)?;
-        let p = |k: &str, d: f64| ctx.param(k).and_then(|v| v.as_f64()).unwrap_or(d);
-        let (snr_cut, leak_snr) = (p("snr_cut", 8.0), p("leakage_snr", 30.0));
-        let bins = p("leakage_bins", 16.0).max(1.0) as usize;
+        let (snr_cut, leak_snr) = (ctx.f64(&SNR_CUT)?, ctx.f64(&LEAKAGE_SNR)?);
+        // Declared in [1, inf).
+        let bins = ctx.i64(&LEAKAGE_BINS)? as usize;
         let good: Vec<&Row> = rows
             .iter()
             .filter(|r| !r.flagged && r.snr >= snr_cut && r.rm.is_finite())
             .collect();
         let beams: Vec<(f64, f64)> = match ctx.input("field_file").first() {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let ff: FieldFile =
-                    serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
+                let ff: FieldFile = serde_yaml::from_str(&text)
+                    .map_err(|e| StageError::file(path, None, e.to_string()))?;
                 ff.beams.iter().map(|b| (b.ra_deg, b.dec_deg)).collect()
             }
             None => Vec::new(),
@@ -553,7 +571,7 @@ impl Builtin for Validate {
         png(ctx, "rm_glat", |r| {
             let pts: Vec<(f64, f64, f64)> = good
                 .iter()
-                .map(|x| (galactic(x.ra, x.dec).1, x.rm, x.rm_err))
+                .map(|x| (crate::science::sky::galactic(x.ra, x.dec).1, x.rm, x.rm_err))
                 .collect();
             scatter(
                 r,
@@ -651,32 +669,13 @@ impl Builtin for Validate {
             ("truth_rm", "Simulated fields: recovered RM against the injected RM; the line is equality."),
             ("truth_fracpol", "Simulated fields: recovered fractional polarisation against the injected one."),
         ] {
-            let final_name = crate::exec::action::final_name_of(out_path(ctx, name)?)
+            let final_name = crate::atomic::final_name_of(out_path(ctx, name)?)
                 .unwrap_or_else(|| format!("{name}.png"));
             html.push_str(&format!(
                 "<figure><a href=\"{final_name}\"><img src=\"{final_name}\" alt=\"{name}\"></a><figcaption>{caption}</figcaption></figure>\n"
             ));
         }
         html.push_str("</body></html>\n");
-        std::fs::write(out_path(ctx, "index")?, html).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn galactic_coordinates_of_known_points() {
-        // The Galactic centre and the north Galactic pole.
-        let (l, b) = galactic(266.404_99, -28.936_17);
-        assert!(
-            (l.rem_euclid(360.0) - 0.0).abs() < 0.01 || (l - 360.0).abs() < 0.01,
-            "l {l}"
-        );
-        assert!(b.abs() < 0.01, "b {b}");
-        let (_, b) = galactic(192.859_48, 27.128_25);
-        assert!((b - 90.0).abs() < 1e-6);
+        write_text(out_path(ctx, "index")?, &html)
     }
 }

@@ -1,0 +1,460 @@
+//! `arrakis bench rm1d` and `rm3d`: the RM kernels against RM-Tools on the same data in the same
+//! run, first run and fastest of N.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+
+use super::*;
+
+/// Write `n` RACS-low spectra (288 channels, 743.5–1030.5 MHz): a curved power-law Stokes I,
+/// one Faraday-thin component, Gaussian noise; deterministic for a given index.
+pub fn write_racs_spectra(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for s in 0..n {
+        let mut state = 0x5EED_0000_u64 + s as u64;
+        let mut uniform = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let rm = -300.0 + 600.0 * uniform();
+        let (p, psi) = (0.02 + 0.1 * uniform(), std::f64::consts::PI * uniform());
+        let mut text = String::new();
+        for k in 0..288 {
+            let f = 743.5e6 + 1e6 * k as f64;
+            let x: f64 = f / 887.5e6;
+            let i = 0.05 * x.powf(-0.8);
+            let l2 = (crate::science::C_M_S / f).powi(2);
+            let sigma = 0.0005;
+            let mut g = || {
+                (-2.0 * uniform().max(1e-300).ln()).sqrt()
+                    * (2.0 * std::f64::consts::PI * uniform()).cos()
+            };
+            let (ni, nq, nu) = (g(), g(), g());
+            text.push_str(&format!(
+                "{f:.17e} {:.17e} {:.17e} {:.17e} {sigma:.17e} {sigma:.17e} {sigma:.17e}\n",
+                i + sigma * ni,
+                p * i * (2.0 * (psi + rm * l2)).cos() + sigma * nq,
+                p * i * (2.0 * (psi + rm * l2)).sin() + sigma * nu
+            ));
+        }
+        let path = dir.join(format!("spec{s:04}.dat"));
+        std::fs::write(&path, text)?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+/// Run a reference script (written into `dir` from its embedded text) with the Python that has
+/// RM-Tools (`python`, else `$ARRAKIS_PYTHON`, else the venv `.ci/run` makes); its stdout.
+fn run_reference(
+    python: Option<&Path>,
+    dir: &Path,
+    (name, text): (&str, &str),
+    args: &[std::ffi::OsString],
+) -> Result<String> {
+    let py = python
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ARRAKIS_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/opt/arrakis-venv/bin/python"));
+    let script = dir.join(name);
+    std::fs::write(&script, text)?;
+    let out = Command::new(&py)
+        .arg(&script)
+        .args(args)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (set ARRAKIS_PYTHON to a Python with RM-Tools)",
+                py.display()
+            )
+        })?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "{name} failed under {}: {}",
+            py.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `arrakis bench rm1d`: RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools' API on the
+/// same spectra in the same run (Arrakis settings: poly_ord 3, n_samples 5, fitted RMSF,
+/// cutoff −8, gain 0.1).
+pub fn rm1d(n: usize, python: Option<&Path>, rounds: usize, no_reference: bool) -> Result<i32> {
+    use crate::science::rm_clean::CleanParams;
+    use crate::science::rm_synthesis::SynthParams;
+    use crate::science::stokes_i::FitFunction;
+    let tmp = tempfile::tempdir()?;
+    let files = write_racs_spectra(tmp.path(), n)?;
+    let data: Vec<_> = files
+        .iter()
+        .map(|f| crate::stages::rm1d::read_spectrum(f).map_err(|e| anyhow!(e)))
+        .collect::<Result<_>>()?;
+    let p = SynthParams {
+        poly_ord: 3,
+        fit_function: FitFunction::Log,
+        n_samples: 5.0,
+        dphi: None,
+        phi_max: None,
+        weight_variance: true,
+        fit_rmsf: true,
+    };
+    let c = CleanParams {
+        cutoff: -8.0,
+        max_iter: 10000,
+        gain: 0.1,
+        window: None,
+    };
+    let (sink, _, fastest) = timed(rounds, || {
+        let mut sink = 0.0;
+        for d in &data {
+            let (s, cs) = crate::stages::rm1d::synth_and_clean(d, &p, &c);
+            sink += s.peak.phiPeakPIfit_rm2 + cs.peak.ampPeakPIfit;
+        }
+        sink
+    });
+    std::hint::black_box(sink);
+    let ours = fastest / n as f64;
+    if no_reference {
+        println!(
+            "arrakis: {:.3} ms per spectrum (1 thread, best of {})",
+            ours * 1e3,
+            rounds.max(1)
+        );
+        return Ok(0);
+    }
+    let settings = tmp.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"poly_ord": 3, "n_samples": 5, "fit_rmsf": true, "cutoff": -8, "max_iter": 10000, "gain": 0.1}"#,
+    )?;
+    let mut args = vec![settings.into_os_string()];
+    args.extend(files.iter().map(|f| f.clone().into_os_string()));
+    let out = run_reference(
+        python,
+        tmp.path(),
+        (
+            "rmtools_bench.py",
+            include_str!("../../../tests/py/rmtools_bench.py"),
+        ),
+        &args,
+    )?;
+    let theirs: f64 = out.trim().parse().context("RM-Tools benchmark output")?;
+    println!("| RM synthesis + RM-CLEAN, 1 spectrum (288 ch, 815 depths) | ms per spectrum |");
+    println!("|---|---:|");
+    println!("| arrakis (1 thread) | {:.3} |", ours * 1e3);
+    println!(
+        "| RM-Tools 1.5.0 run_rmsynth + run_rmclean | {:.3} |",
+        theirs * 1e3
+    );
+    println!("| ratio | {:.0}x |", theirs / ours);
+    Ok(0)
+}
+
+/// `arrakis bench rm3d`: 3D RM synthesis of an `npix`² × 288-channel RACS-low cube (815
+/// Faraday depths with the Arrakis settings) and 3D RM-CLEAN of its first `clean_npix`² pixels,
+/// arrakis's kernels vs RM-Tools' `run_rmsynth` / `do_rmclean_hogbom` on the same cube in the
+/// same run. Reports wall times, the ratio, and the synthesis's achieved GFLOP/s (8 flops per
+/// channel × depth × pixel).
+pub fn rm3d(npix: usize, clean_npix: usize, python: Option<&Path>, repeats: usize) -> Result<i32> {
+    use crate::fits::{Cube, Header};
+    use crate::science::rm3d::{rmclean3d, rmsynth3d, Synth3dParams, Transform};
+    let repeats = repeats.max(1);
+    let nchan = 288;
+    let freqs: Vec<f64> = (0..nchan).map(|k| 743.5e6 + 1e6 * k as f64).collect();
+    let l2 = crate::science::rm_synthesis::lambda_sq(&freqs);
+    let n = npix * npix;
+    let mut rng = crate::simulate::Rng::new(42);
+    let sigma: Vec<f64> = (0..nchan)
+        .map(|c| 0.001 * (1.0 + 0.2 * (c as f64 / 11.0).sin()))
+        .collect();
+    let mut q = vec![0f32; nchan * n];
+    let mut u = vec![0f32; nchan * n];
+    // Noise everywhere and a Faraday-thin source in every pixel (RM from −200 to 200 and
+    // amplitude from 5 to 50 σ of the FDF), so that CLEAN has work in every pixel.
+    for c in 0..nchan {
+        for i in 0..n {
+            let (mut qv, mut uv) = (sigma[c] * rng.gauss(), sigma[c] * rng.gauss());
+            let rm = -200.0 + 400.0 * (i as f64 * 0.618_034).fract();
+            let amp = 0.0003 + 0.003 * (i as f64 * 0.414_214).fract();
+            qv += amp * (2.0 * rm * l2[c]).cos();
+            uv += amp * (2.0 * rm * l2[c]).sin();
+            q[c * n + i] = qv as f32;
+            u[c * n + i] = uv as f32;
+        }
+    }
+    let tmp = tempfile::tempdir()?;
+    let mut header = Header::default();
+    crate::wcs::Wcs {
+        crval_ra: 180.0,
+        crval_dec: -30.0,
+        crpix_x: npix as f64 / 2.0,
+        crpix_y: npix as f64 / 2.0,
+        cdelt_x: -0.001,
+        cdelt_y: 0.001,
+        crval_freq: freqs[0],
+        crpix_freq: 1.0,
+        cdelt_freq: 1e6,
+    }
+    .to_header(&mut header);
+    let (qf, uf, nf) = (
+        tmp.path().join("q.fits"),
+        tmp.path().join("u.fits"),
+        tmp.path().join("noise.dat"),
+    );
+    for (path, data) in [(&qf, &q), (&uf, &u)] {
+        Cube {
+            nx: npix,
+            ny: npix,
+            nchan,
+            data: data.clone(),
+            header: header.clone(),
+        }
+        .write(path)
+        .map_err(|e| anyhow!(e.to_string()))?;
+    }
+    std::fs::write(
+        &nf,
+        sigma
+            .iter()
+            .map(|s| format!("{s:.9e}\n"))
+            .collect::<String>(),
+    )?;
+    let weights: Vec<f64> = sigma.iter().map(|s| 1.0 / (s * s)).collect();
+    let params = |transform| Synth3dParams {
+        dphi: None,
+        phi_max: None,
+        n_samples: 5.0,
+        fit_rmsf: false,
+        transform,
+    };
+    // The default (auto: the NUFFT for this cube) first, so that its first run pays for fresh
+    // memory as a one-off `rmsynth3d` does; then the direct transform.
+    let p = params(Transform::Auto);
+    let (s, ours_synth_first, ours_synth) =
+        timed(repeats, || rmsynth3d(&q, &u, n, &freqs, &weights, &p));
+    let nphi = s.axes.phi.len();
+    let auto = Transform::Auto.resolve(nphi, nchan);
+    let p = params(Transform::Direct);
+    let (direct, direct_first, direct_fastest) =
+        timed(repeats, || rmsynth3d(&q, &u, n, &freqs, &weights, &p));
+    // How far the default's FDF is from the direct transform's, relative to each pixel's peak.
+    let mut worst = 0f64;
+    for i in 0..n {
+        let amp =
+            |v: (&[f32], &[f32]), k: usize| (v.0[k * n + i] as f64).hypot(v.1[k * n + i] as f64);
+        let peak = (0..nphi)
+            .map(|k| amp((&direct.fdf_re, &direct.fdf_im), k))
+            .fold(0.0, f64::max);
+        let diff = (0..nphi)
+            .map(|k| {
+                let (dr, di) = (
+                    s.fdf_re[k * n + i] as f64 - direct.fdf_re[k * n + i] as f64,
+                    s.fdf_im[k * n + i] as f64 - direct.fdf_im[k * n + i] as f64,
+                );
+                dr.hypot(di)
+            })
+            .fold(0.0, f64::max);
+        worst = worst.max(diff / peak);
+    }
+    drop(direct);
+    // By the direct transform's count: 8 flops per channel × depth × pixel.
+    let gflops_in = |secs: f64| 8.0 * nchan as f64 * nphi as f64 * n as f64 / secs / 1e9;
+    let gflops = gflops_in(direct_fastest);
+
+    // CLEAN of the first clean_npix² pixels, 8σ absolute cutoff.
+    let dfdf = 1.0 / weights.iter().sum::<f64>().sqrt();
+    let cutoff = 8.0 * dfdf;
+    let m = clean_npix.min(npix);
+    let pick = |v: &[f32], depth: usize| -> Vec<f32> {
+        let mut out = Vec::with_capacity(depth * m * m);
+        for k in 0..depth {
+            for y in 0..m {
+                let row = k * n + y * npix;
+                out.extend_from_slice(&v[row..row + m]);
+            }
+        }
+        out
+    };
+    let nphi2 = s.axes.phi2.len();
+    let (rmsf_re, rmsf_im, fwhm) = s.rmsf_cubes();
+    let (fr, fi) = (pick(&s.fdf_re, nphi), pick(&s.fdf_im, nphi));
+    let (rr, ri) = (pick(&rmsf_re, nphi2), pick(&rmsf_im, nphi2));
+    let fwhm = pick(&fwhm, 1);
+    let (c, ours_clean_first, ours_clean) = timed(repeats, || {
+        rmclean3d(
+            (&fr, &fi),
+            (&rr, &ri),
+            &fwhm,
+            &s.axes.phi,
+            m * m,
+            cutoff,
+            1000,
+            0.1,
+        )
+    });
+    let ours_iters: f64 = c.n_iter.iter().map(|&x| x as f64).sum();
+
+    let args: Vec<std::ffi::OsString> = vec![
+        qf.into(),
+        uf.into(),
+        nf.into(),
+        format!("{cutoff:e}").into(),
+        m.to_string().into(),
+        repeats.to_string().into(),
+    ];
+    let out = run_reference(
+        python,
+        tmp.path(),
+        (
+            "rmtools3d_bench.py",
+            include_str!("../../../tests/py/rmtools3d_bench.py"),
+        ),
+        &args,
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let g = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let threads = rayon::current_num_threads();
+    println!(
+        "3D cube {npix}x{npix}x{nchan}, {nphi} Faraday depths (RM-Tools: {}); CLEAN on {m}x{m} pixels, cutoff 8 sigma, gain 0.1",
+        g("nphi")
+    );
+    println!(
+        "First run in the process (what a one-off run costs, page faults included) and fastest of {repeats} (memory reused):"
+    );
+    println!("| kernel | run | arrakis ({threads} threads) | RM-Tools | ratio |");
+    println!("|---|---|---:|---:|---:|");
+    for (what, run, ours, theirs) in [
+        (
+            format!("{auto:?}, the default"),
+            "first",
+            ours_synth_first,
+            g("synth_first_s"),
+        ),
+        (
+            format!("{auto:?}, the default"),
+            "fastest",
+            ours_synth,
+            g("synth_s"),
+        ),
+        (
+            "Direct".to_string(),
+            "first",
+            direct_first,
+            g("synth_first_s"),
+        ),
+        (
+            "Direct".to_string(),
+            "fastest",
+            direct_fastest,
+            g("synth_s"),
+        ),
+    ] {
+        let gf = gflops_in(ours);
+        println!(
+            "| RM synthesis 3D ({what}), s | {run} | {ours:.3} ({gf:.1} GFLOP/s) | {theirs:.3} | {:.1}x |",
+            theirs / ours
+        );
+    }
+    let iters = g("clean_iters").max(1.0);
+    for (run, ours, theirs) in [
+        ("first", ours_clean_first, g("clean_first_s")),
+        ("fastest", ours_clean, g("clean_s")),
+    ] {
+        let (ours_it, theirs_it) = (ours / ours_iters.max(1.0), theirs / iters);
+        println!(
+            "| RM-CLEAN 3D, µs per iteration | {run} | {:.2} ({ours_iters:.0} iterations) | {:.2} ({iters:.0} iterations) | {:.0}x |",
+            ours_it * 1e6,
+            theirs_it * 1e6,
+            theirs_it / ours_it
+        );
+    }
+    println!(
+        "\nThe default's FDF differs from the direct transform's by at most {worst:.1e} of the pixel's peak |FDF| (GFLOP/s above: the direct transform's 8 flops per channel × depth × pixel, whichever way it was computed)"
+    );
+    if let Some((peak, how)) = fp32_peak_gflops() {
+        println!(
+            "FP32 peak of this CPU ≈ {peak:.0} GFLOP/s ({how}); the direct transform at {gflops:.1} GFLOP/s by the 8-flop count is {:.0} % of it (the kernel does half those flops: the symmetric depth axis gives ±φ from one product, so {:.0} % of peak in flops executed)",
+            100.0 * gflops / peak,
+            50.0 * gflops / peak
+        );
+    }
+    Ok(0)
+}
+
+/// FP32 peak: logical CPUs × clock × SIMD lanes (16 with AVX-512, 8 with AVX2) × 2 flops per
+/// FMA × 2 FMA units per core. The clock is the one this core runs at, measured (a chain of
+/// dependent adds, one per cycle), beside the nominal one from /proc/cpuinfo (what `lscpu`
+/// reads), which in a virtual machine is the time-stamp counter's rate, not the boost clock
+/// the cores actually run at.
+fn fp32_peak_gflops() -> Option<(f64, String)> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let cpus = text.lines().filter(|l| l.starts_with("processor")).count();
+    let nominal: Option<f64> = text
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))
+        .and_then(|l| l.split(':').nth(1)?.trim().parse().ok())
+        .map(|mhz: f64| mhz / 1000.0);
+    let flags = text.lines().find(|l| l.starts_with("flags"))?;
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let lanes = if has("avx512f") {
+        16.0
+    } else if has("avx2") && has("fma") {
+        8.0
+    } else {
+        4.0
+    };
+    let ghz = measured_clock_ghz().or(nominal)?;
+    let peak = cpus as f64 * ghz * lanes * 2.0 * 2.0;
+    let clock = match nominal {
+        Some(n) => format!("{ghz:.2} GHz measured, {n:.2} GHz nominal"),
+        None => format!("{ghz:.2} GHz measured"),
+    };
+    Some((
+        peak,
+        format!("{cpus} CPUs × {clock} × {lanes} lanes × 2 flops/FMA × 2 FMA units"),
+    ))
+}
+
+/// The clock this core runs at, in GHz: the best of a few timings of 10⁸ dependent
+/// register-to-register integer adds (one cycle each on every x86-64 core of the last decade;
+/// adds of an immediate would not do, since recent Intel cores fold those at rename).
+fn measured_clock_ghz() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let iterations: u64 = 10_000_000;
+        let best = (0..5)
+            .map(|_| {
+                let t0 = Instant::now();
+                let mut x = 0u64;
+                // SAFETY: register arithmetic only, on the registers named.
+                unsafe {
+                    std::arch::asm!(
+                        "2:",
+                        "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                        "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                        "add {x}, {y}", "add {x}, {y}",
+                        "dec {n}",
+                        "jnz 2b",
+                        x = inout(reg) x,
+                        y = in(reg) 1u64,
+                        n = inout(reg) iterations => _,
+                        options(nomem, nostack),
+                    );
+                }
+                std::hint::black_box(x);
+                t0.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        Some(10.0 * iterations as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}

@@ -1,0 +1,478 @@
+//! `arrakis build` and `arrakis demo`: the build, its per-stage table, the `--report` JSON and
+//! the dry run's list.
+//!
+//! Must never: decide what runs (the engine does) or how (the executors do).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+
+use super::{absolute, EXIT_FAILED, EXIT_INTERRUPTED};
+use crate::cli::{BuildArgs, FieldArgs};
+use crate::config::cluster::{ClusterClass, ClusterConfig};
+use crate::config::Params;
+use crate::exec::local::{self, BuildOptions, BuildResult, Mode, Status};
+use crate::exec::slurm::SlurmRunner;
+use crate::graph::Graph;
+use crate::session::{self, default_jobs, timing, FieldSpec, Front, Loaded, Opened, Want};
+
+/// `arrakis build`.
+pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
+    let spec = FieldSpec::from(&args.field);
+    let want = Want {
+        every_stage: args.until.is_none() && args.only.is_none(),
+        use_snapshot: !args.full_check,
+    };
+    let loaded = match session::open(cache_dir, wait, &spec, want)? {
+        Opened::UpToDate {
+            front,
+            verified,
+            seconds,
+        } => return up_to_date(&front, &verified, args, seconds),
+        Opened::Loaded(l) => l,
+    };
+    let Loaded {
+        cache,
+        setup,
+        states,
+        unit_files,
+        fingerprint,
+    } = *loaded;
+    print_notes(&setup.params, &setup.graph.orphans);
+    let graph = &setup.graph;
+    let selected = graph.select(args.until.as_deref(), args.only.as_deref())?;
+    let modes = local::modes_for(graph, &selected, args.only.is_some());
+    let load = |p: &Option<PathBuf>| -> Result<ClusterConfig> {
+        match p {
+            Some(p) => {
+                let c = ClusterConfig::load(p)?;
+                for u in &c.unused {
+                    eprintln!("arrakis: unused cluster config key {u}");
+                }
+                Ok(c)
+            }
+            None => Ok(ClusterConfig::local_default()),
+        }
+    };
+    let dask = load(&args.dask_config)?;
+    let imager = load(&args.imager_dask_config)?;
+    let opts = BuildOptions {
+        jobs: args.jobs.or(dask.local_jobs).unwrap_or_else(default_jobs),
+        keep_going: args.keep_going,
+        dry_run: args.dry_run,
+        quiet: args.quiet,
+    };
+    let engine = session::engine(&setup, &cache, states, opts.jobs, |ti| {
+        modes[ti] != Mode::Ignore
+    });
+    let mut clusters = local::Clusters::default();
+    if !args.dry_run {
+        fn runner<'c>(
+            c: &'c ClusterConfig,
+            cache_dir: &Path,
+            field: &str,
+            args: &BuildArgs,
+        ) -> Result<Option<SlurmRunner<'c>>> {
+            if c.class != ClusterClass::Slurm {
+                return Ok(None);
+            }
+            let patience = std::time::Duration::from_secs(args.sbatch_patience);
+            Ok(Some(SlurmRunner::new(
+                c,
+                cache_dir,
+                field,
+                args.retries,
+                patience,
+            )?))
+        }
+        clusters.default = runner(&dask, cache_dir, &graph.field, args)?;
+        clusters.imager = runner(&imager, cache_dir, &graph.field, args)?;
+    }
+    let t0 = Instant::now();
+    let res = local::build_on(&engine, &modes, &opts, &mut clusters);
+    timing("build loop", t0);
+    for r in clusters.default.iter().chain(clusters.imager.iter()) {
+        if r.jobs_submitted > 0 {
+            eprintln!(
+                "arrakis: {} Slurm job(s) submitted, at most {} in flight",
+                r.jobs_submitted, r.peak_in_flight
+            );
+        }
+    }
+    let t0 = Instant::now();
+    cache.flush()?;
+    timing("flush", t0);
+    let complete = !args.dry_run
+        && !res.interrupted
+        && !res.stopped
+        && res.fatal.is_none()
+        && res
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Some(o) if matches!(o.status, Status::Ran | Status::Skipped)));
+    if let (true, Some(fp), Some(uf)) = (complete, &fingerprint, &unit_files) {
+        let t0 = Instant::now();
+        // Only a shortcut for the next build: failing to write it loses nothing.
+        if let Err(e) = crate::snapshot::write(&engine, fp, uf) {
+            eprintln!("arrakis: warning: {e}; the next build evaluates every target (check the cache directory's free space and permissions)");
+        }
+        timing("snapshot write", t0);
+    }
+    if let Some(path) = &args.report {
+        write_report(path, graph, &res, engine.hashed())?;
+    }
+    if args.dry_run {
+        print_would_run(graph, &res)?;
+        return Ok(0);
+    }
+    print_summary(graph, &res);
+    if let Some(f) = &res.fatal {
+        return Err(anyhow!("build stopped: {f}"));
+    }
+    if res.interrupted {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    let failed = res
+        .outcomes
+        .iter()
+        .flatten()
+        .filter(|o| o.status == Status::Failed)
+        .count();
+    // The process exits next: freeing a large graph piece by piece would only cost time.
+    std::mem::forget(res);
+    std::mem::forget(engine);
+    std::mem::forget(setup);
+    Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+}
+
+/// A dry run's answer: each target that would run and why (stdout), and the count.
+fn print_would_run(graph: &Graph, res: &BuildResult) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut n = 0;
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        match o.status {
+            Status::WouldRun => {
+                n += 1;
+                writeln!(
+                    out,
+                    "{}\t{}",
+                    graph.targets[i].id,
+                    o.reasons.first().map(|s| s.as_str()).unwrap_or("")
+                )?;
+            }
+            Status::Failed => {
+                writeln!(
+                    out,
+                    "{}\tcannot run: {}",
+                    graph.targets[i].id,
+                    o.error.as_deref().unwrap_or("")
+                )?;
+            }
+            _ => {}
+        }
+    }
+    eprintln!("arrakis: {n} target(s) would run ({:.3} s)", res.seconds);
+    Ok(())
+}
+
+fn print_summary(graph: &Graph, res: &BuildResult) {
+    let stages = graph.stages();
+    let mut per: Vec<[f64; 4]> = vec![[0.0; 4]; stages.len()];
+    let mut failures = Vec::new();
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        let s = stages
+            .iter()
+            .position(|x| x == graph.stage_of(i))
+            .unwrap_or(0);
+        match o.status {
+            Status::Ran => per[s][0] += 1.0,
+            Status::Skipped => per[s][1] += 1.0,
+            Status::Failed => {
+                per[s][2] += 1.0;
+                if !o.blocked {
+                    failures.push((
+                        graph.targets[i].id.as_str(),
+                        o.error.as_deref().unwrap_or(""),
+                    ));
+                }
+            }
+            Status::WouldRun => {}
+        }
+        per[s][3] += o.seconds;
+    }
+    let blocked = res.outcomes.iter().flatten().filter(|o| o.blocked).count();
+    let ending = if res.interrupted {
+        " (interrupted: rerun to finish)"
+    } else if res.stopped {
+        " (stopped after a failure; --keep-going runs the rest)"
+    } else {
+        ""
+    };
+    print_table(&stages, &per, &failures, blocked, res.seconds, ending);
+}
+
+/// The per-stage table and the closing line. `per`: ran, skipped, failed, cpu seconds.
+fn print_table(
+    stages: &[String],
+    per: &[[f64; 4]],
+    failures: &[(&str, &str)],
+    blocked: usize,
+    seconds: f64,
+    ending: &str,
+) {
+    eprintln!(
+        "{:<12} {:>8} {:>8} {:>8} {:>10}",
+        "stage", "ran", "skipped", "failed", "cpu-s"
+    );
+    for (s, name) in stages.iter().enumerate() {
+        let p = per[s];
+        if p[0] + p[1] + p[2] > 0.0 {
+            eprintln!(
+                "{:<12} {:>8} {:>8} {:>8} {:>10.2}",
+                name, p[0], p[1], p[2], p[3]
+            );
+        }
+    }
+    let tot = |k: usize| per.iter().map(|p| p[k]).sum::<f64>();
+    if !failures.is_empty() {
+        eprintln!("failures:");
+        for (id, e) in failures.iter().take(20) {
+            eprintln!("  {id}: {e}");
+        }
+        if failures.len() > 20 {
+            eprintln!("  ... and {} more (see --report)", failures.len() - 20);
+        }
+    }
+    eprintln!(
+        "arrakis: ran {}, skipped {}, failed {}{} in {:.2} s{ending}",
+        tot(0),
+        tot(1),
+        tot(2),
+        if blocked > 0 {
+            format!(" ({blocked} because an input failed or is missing)")
+        } else {
+            String::new()
+        },
+        seconds,
+    );
+}
+
+/// The end of a build the snapshot answered: every target up to date.
+fn up_to_date(
+    front: &Front,
+    v: &crate::snapshot::Verified,
+    args: &BuildArgs,
+    seconds: f64,
+) -> Result<i32> {
+    print_notes(&front.params, &v.orphans);
+    if let Some(path) = &args.report {
+        let names: Vec<&str> = v.stages.iter().map(|(n, _)| n.as_str()).collect();
+        let targets = v
+            .targets()
+            .into_iter()
+            .map(|(id, s)| ReportTarget {
+                id,
+                stage: names.get(s).copied().unwrap_or(""),
+                status: Status::Skipped.as_str(),
+                seconds: 0.0,
+                error: None,
+            })
+            .collect();
+        let nothing = crate::exec::Hashed::default();
+        write_report_of(path, &args.field.field, targets, nothing, false, seconds)?;
+    }
+    if args.dry_run {
+        eprintln!("arrakis: 0 target(s) would run ({seconds:.3} s)");
+        return Ok(0);
+    }
+    eprintln!(
+        "arrakis: nothing changed since the last complete build ({} files checked by stat; --full-check evaluates every target)",
+        v.files_checked
+    );
+    let stages: Vec<String> = v.stages.iter().map(|(n, _)| n.clone()).collect();
+    let per: Vec<[f64; 4]> = v
+        .stages
+        .iter()
+        .map(|(_, n)| [0.0, *n as f64, 0.0, 0.0])
+        .collect();
+    print_table(&stages, &per, &[], 0, seconds, "");
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct ReportTarget<'a> {
+    id: &'a str,
+    stage: &'a str,
+    status: &'static str,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    field: &'a str,
+    targets: Vec<ReportTarget<'a>>,
+    summary: BTreeMap<&'static str, usize>,
+    /// Files read to hash them (sources the stat cache could not answer, outputs whose
+    /// signature changed): zero for a no-op build.
+    hashed: crate::exec::Hashed,
+    interrupted: bool,
+    seconds: f64,
+}
+
+fn write_report(
+    path: &Path,
+    graph: &Graph,
+    res: &BuildResult,
+    hashed: crate::exec::Hashed,
+) -> Result<()> {
+    let targets = res
+        .outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let o = o.as_ref()?;
+            Some(ReportTarget {
+                id: &graph.targets[i].id,
+                stage: graph.stage_of(i),
+                status: o.status.as_str(),
+                seconds: o.seconds,
+                error: o.error.as_deref(),
+            })
+        })
+        .collect();
+    write_report_of(
+        path,
+        &graph.field,
+        targets,
+        hashed,
+        res.interrupted,
+        res.seconds,
+    )
+}
+
+fn write_report_of(
+    path: &Path,
+    field: &str,
+    targets: Vec<ReportTarget>,
+    hashed: crate::exec::Hashed,
+    interrupted: bool,
+    seconds: f64,
+) -> Result<()> {
+    let mut summary: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for k in ["ran", "skipped", "failed"] {
+        summary.insert(k, 0);
+    }
+    for t in &targets {
+        *summary.entry(t.status).or_default() += 1;
+    }
+    let report = Report {
+        field,
+        targets,
+        summary,
+        hashed,
+        interrupted,
+        seconds,
+    };
+    // Streamed: a report of a big field is tens of megabytes, never held whole.
+    crate::atomic::write_atomic_with(path, |f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        serde_json::to_writer_pretty(&mut w, &report)?;
+        w.flush()
+    })
+    .with_context(|| format!("cannot write the report {}", path.display()))
+}
+
+pub(crate) fn print_notes(params: &Params, orphans: &[String]) {
+    for (k, why) in &params.unused {
+        eprintln!("note: config key '{k}' is not used ({why})");
+    }
+    if !orphans.is_empty() {
+        let n = orphans.len();
+        let shown: Vec<&str> = orphans.iter().take(5).map(|s| s.as_str()).collect();
+        eprintln!(
+            "note: {n} island(s) lie outside every beam and are not built: {}{}",
+            shown.join(", "),
+            if n > 5 { ", ..." } else { "" }
+        );
+    }
+}
+
+/// `arrakis demo`: simulate a small field into `dir` (unless it is there already) and build it.
+pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
+    let field = "RACS_DEMO";
+    let t0 = std::time::Instant::now();
+    if !a.dir.join(field).join("field.yaml").exists() {
+        let o = crate::simulate::SimOptions::small(field, 1);
+        crate::simulate::simulate(&a.dir, &o).map_err(|e| anyhow!(e))?;
+        eprintln!(
+            "demo: simulated {field} (4 beams, 20 islands, 72 channels) in {}",
+            a.dir.display()
+        );
+    }
+    let cache = cache_dir.to_path_buf();
+    let args = BuildArgs {
+        field: FieldArgs {
+            field: field.into(),
+            datadir: a.dir.clone(),
+            rules: None,
+            config: vec![],
+            sets: vec![],
+            limit: None,
+        },
+        dry_run: false,
+        keep_going: true,
+        jobs: a.jobs,
+        until: None,
+        only: None,
+        report: None,
+        quiet: false,
+        full_check: false,
+        dask_config: None,
+        imager_dask_config: None,
+        retries: 2,
+        sbatch_patience: 600,
+    };
+    let code = build(&cache, false, &args)?;
+    let cat = a.dir.join(field).join(format!("{field}.catalogue.csv"));
+    if let Ok(mut rdr) = csv::Reader::from_path(&cat) {
+        let headers = rdr.headers().cloned().unwrap_or_default();
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        let flags = [
+            col("snr_flag"),
+            col("stokesI_fit_flag"),
+            col("rmsynth_failed"),
+        ];
+        let (mut rows, mut detected) = (0, 0);
+        for rec in rdr.records().flatten() {
+            rows += 1;
+            let clear = |c: Option<usize>| c.and_then(|c| rec.get(c)) == Some("false");
+            detected += usize::from(flags.iter().all(|&c| clear(c)));
+        }
+        println!(
+            "catalogue: {} ({rows} components, {detected} with polarised SNR above the cut and a good fit)",
+            absolute(&cat).display()
+        );
+        println!("also: {}", absolute(&cat.with_extension("fits")).display());
+        if let Some(dir) = cat.parent() {
+            let index = dir.join("validation/index.html");
+            if index.exists() {
+                println!("plots: {}", absolute(&index).display());
+            }
+        }
+    }
+    println!(
+        "demo took {:.1} s; run it again and nothing is rebuilt; see `arrakis status {field} --datadir {}`",
+        t0.elapsed().as_secs_f64(),
+        a.dir.display()
+    );
+    Ok(code)
+}

@@ -1,0 +1,187 @@
+//! `arrakis status`, `explain`, `dag` and `params`: what a build would do and why, without
+//! running anything.
+//!
+//! Must never: write a record or an output.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+
+use crate::cli::{DagArgs, ExplainArgs, ParamsArgs, StatusArgs};
+use crate::config::Origin;
+use crate::exec::local::{self, BuildOptions, BuildResult, Mode, Status};
+use crate::exec::{Engine, StaleClass};
+use crate::session::{self, default_jobs, FieldSpec, Loaded, Opened, Want};
+
+/// A dry run over every target of `engine`: what is up to date, stale, failed or missing.
+pub(crate) fn evaluate_all(engine: &Engine) -> BuildResult {
+    let modes = vec![Mode::Run; engine.graph.targets.len()];
+    let opts = BuildOptions {
+        jobs: default_jobs(),
+        keep_going: true,
+        dry_run: true,
+        quiet: true,
+    };
+    local::build(engine, &modes, &opts)
+}
+
+/// `arrakis status`.
+pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
+    let want = Want {
+        every_stage: true,
+        use_snapshot: true,
+    };
+    let loaded = match session::open(cache_dir, wait, &FieldSpec::from(&args.field), want)? {
+        Opened::UpToDate { verified, .. } => {
+            // Nothing changed since the last complete build: every target is up to date.
+            let stages: Vec<String> = verified.stages.iter().map(|(n, _)| n.clone()).collect();
+            let rows: Vec<[usize; 5]> = verified
+                .stages
+                .iter()
+                .map(|(_, n)| [*n as usize, 0, 0, 0, 0])
+                .collect();
+            eprintln!("arrakis: nothing changed since the last complete build");
+            print_status(&stages, &rows);
+            return Ok(0);
+        }
+        Opened::Loaded(l) => l,
+    };
+    let Loaded {
+        cache,
+        setup,
+        states,
+        ..
+    } = *loaded;
+    let engine = session::engine(&setup, &cache, states, default_jobs(), |_| true);
+    let res = evaluate_all(&engine);
+    let graph = &setup.graph;
+    let stages = graph.stages();
+    let mut rows: Vec<[usize; 5]> = vec![[0; 5]; stages.len()];
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        let s = stages
+            .iter()
+            .position(|x| x == graph.stage_of(i))
+            .unwrap_or(0);
+        let col = match (o.status, o.class) {
+            (Status::Skipped, _) => 0,
+            (_, Some(StaleClass::Stale)) => 1,
+            (_, Some(StaleClass::Failed)) => 2,
+            (_, Some(StaleClass::Missing)) => 3,
+            _ => 4,
+        };
+        rows[s][col] += 1;
+    }
+    print_status(&stages, &rows);
+    Ok(0)
+}
+
+/// The `status` table: per stage, up to date / stale / failed / missing / blocked.
+fn print_status(stages: &[String], rows: &[[usize; 5]]) {
+    println!(
+        "{:<12} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "stage", "up-to-date", "stale", "failed", "missing", "blocked"
+    );
+    for (name, r) in stages.iter().zip(rows) {
+        println!(
+            "{:<12} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            name, r[0], r[1], r[2], r[3], r[4]
+        );
+    }
+}
+
+/// `arrakis explain`.
+pub fn explain(cache_dir: &Path, wait: bool, args: &ExplainArgs) -> Result<i32> {
+    let setup = session::load_setup(&FieldSpec::from(&args.field))?;
+    let graph = &setup.graph;
+    let Some(ti) = graph.find(&args.target) else {
+        let ids = graph.targets.iter().map(|t| t.id.as_str());
+        return Err(anyhow!(
+            "no target '{}' in field {}{}; `arrakis dag {} --dot` lists them",
+            args.target,
+            graph.field,
+            crate::diag::did_you_mean(&args.target, ids),
+            graph.field
+        ));
+    };
+    let cache = session::open_cache(cache_dir, wait)?;
+    let engine = Engine::new(graph, &setup.rules, &cache);
+    let mut selected = vec![false; graph.targets.len()];
+    selected[ti] = true;
+    let modes = local::modes_for(graph, &selected, false);
+    let opts = BuildOptions {
+        jobs: default_jobs(),
+        keep_going: true,
+        dry_run: true,
+        quiet: true,
+    };
+    let res = local::build(&engine, &modes, &opts);
+    let describe = |i: usize| -> Vec<String> {
+        match &res.outcomes[i] {
+            Some(o) if o.status == Status::Skipped => vec!["up to date".into()],
+            Some(o) if o.status == Status::WouldRun => o.reasons.clone(),
+            Some(o) => vec![format!("cannot run: {}", o.error.as_deref().unwrap_or(""))],
+            None => vec!["not evaluated".into()],
+        }
+    };
+    println!("{}:", graph.targets[ti].id);
+    for r in describe(ti) {
+        println!("  {r}");
+    }
+    // Follow the chain of upstream targets that will run, to the root cause.
+    let mut frontier: Vec<usize> = graph.targets[ti].deps.iter().map(|&d| d as usize).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut shown = 0;
+    while let Some(d) = frontier.pop() {
+        if !seen.insert(d) || shown >= 10 {
+            continue;
+        }
+        if let Some(o) = &res.outcomes[d] {
+            if o.status == Status::WouldRun || o.status == Status::Failed {
+                shown += 1;
+                println!("upstream {}:", graph.targets[d].id);
+                for r in describe(d) {
+                    println!("  {r}");
+                }
+                frontier.extend(graph.targets[d].deps.iter().map(|&x| x as usize));
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `arrakis dag`.
+pub fn dag(args: &DagArgs) -> Result<i32> {
+    let setup = session::load_setup(&FieldSpec::from(&args.field))?;
+    print!("{}", setup.graph.to_dot());
+    Ok(0)
+}
+
+/// `arrakis params`.
+pub fn params(args: &ParamsArgs) -> Result<i32> {
+    let rules = session::load_rules(args.rules.as_deref())?;
+    let params = session::resolve_params(&rules, &args.config, &args.sets)?;
+    let mut readers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rules.rules {
+        for p in r.params.keys() {
+            readers.entry(p.clone()).or_default().push(r.name.clone());
+        }
+    }
+    for (k, v) in params.iter() {
+        let origin = match params.origin(k) {
+            Some(Origin::Default) | None => "default".to_string(),
+            Some(Origin::File(f)) => f.display().to_string(),
+            Some(Origin::Set) => "--set".to_string(),
+        };
+        let by = readers
+            .get(k)
+            .map(|v| v.join(","))
+            .unwrap_or_else(|| "engine".into());
+        println!("{k} = {}\t[{origin}; read by {by}]", v.display());
+    }
+    for (k, why) in &params.unused {
+        println!("# unused: {k} ({why})");
+    }
+    Ok(0)
+}

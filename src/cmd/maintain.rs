@@ -1,0 +1,113 @@
+//! `arrakis gc` and `arrakis archive`: forgetting what no longer exists, and Arrakis's cleanup
+//! done safely (the transaction itself is `crate::archive::archive_field`).
+//!
+//! Must never: remove a file the cache still needs without the archive transaction.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::inspect::evaluate_all;
+use crate::cli::{ArchiveArgs, FieldArgs, GcArgs};
+use crate::session::{self, default_jobs, FieldSpec, Loaded, Opened, Want};
+
+/// `arrakis archive`: tar the per-beam cutouts of an up-to-date field and remove them.
+pub fn archive(cache_dir: &Path, wait: bool, args: &ArchiveArgs) -> Result<i32> {
+    let want = Want {
+        every_stage: true,
+        // The transaction reads the records; a snapshot cannot stand in for them.
+        use_snapshot: false,
+    };
+    let Opened::Loaded(loaded) =
+        session::open(cache_dir, wait, &FieldSpec::from(&args.field), want)?
+    else {
+        unreachable!("a session opened without the snapshot always loads");
+    };
+    let Loaded {
+        cache,
+        setup,
+        states,
+        ..
+    } = *loaded;
+    let graph = &setup.graph;
+    let engine = session::engine(&setup, &cache, states, default_jobs(), |_| true);
+    let res = evaluate_all(&engine);
+    let done = crate::archive::archive_field(&engine, &cache, &res, args.remove_beam_cubes)?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "archived {} per-beam cutout file(s) ({:.1} MiB) into {}; removed them{}",
+        done.files,
+        mib(done.bytes),
+        graph.field_dir.join(crate::archive::TARBALL).display(),
+        if args.remove_beam_cubes {
+            format!(
+                "; removed {} beam cube(s) ({:.1} MiB, no copy kept)",
+                done.cubes,
+                mib(done.cube_bytes)
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(0)
+}
+
+/// `arrakis gc`.
+pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
+    let rules = session::load_rules(args.rules.as_deref())?;
+    let cache = session::open_cache(cache_dir, wait)?;
+    if args.repair {
+        let n = cache.repair()?;
+        eprintln!("gc: dropped {n} unreadable record(s); their targets rebuild on the next build");
+    }
+    let ids = cache.target_ids()?;
+    let rule_names: std::collections::HashSet<&str> =
+        rules.rules.iter().map(|r| r.name.as_str()).collect();
+    let mut fields: Vec<String> = args.fields.clone();
+    if fields.is_empty() {
+        let mut seen: Vec<String> = ids.iter().map(|(f, _)| f.clone()).collect();
+        seen.sort();
+        seen.dedup();
+        fields = seen
+            .into_iter()
+            .filter(|f| args.datadir.join(f).join("field.yaml").exists())
+            .collect();
+    }
+    let mut forgotten = 0;
+    // Records of rules that no longer exist, in any field.
+    for (f, id) in &ids {
+        let rule = id.split('/').next().unwrap_or("");
+        if !rule_names.contains(rule) {
+            cache.remove_target(f, id)?;
+            forgotten += 1;
+        }
+    }
+    let mut removed_tmp = 0;
+    for field in &fields {
+        let fa = FieldArgs {
+            field: field.clone(),
+            datadir: args.datadir.clone(),
+            rules: args.rules.clone(),
+            config: args.config.clone(),
+            sets: args.sets.clone(),
+            limit: None,
+        };
+        let setup = session::load_setup(&FieldSpec::from(&fa))?;
+        let live: std::collections::HashSet<&str> =
+            setup.graph.targets.iter().map(|t| t.id.as_str()).collect();
+        for (f, id) in &ids {
+            if f == field
+                && rule_names.contains(id.split('/').next().unwrap_or(""))
+                && !live.contains(id.as_str())
+            {
+                cache.remove_target(f, id)?;
+                forgotten += 1;
+            }
+        }
+        removed_tmp += crate::atomic::remove_temp_files(&setup.graph.field_dir)?;
+    }
+    let pruned = cache.prune_files()?;
+    cache.flush()?;
+    eprintln!("gc: forgot {forgotten} target record(s), removed {removed_tmp} temporary file(s), dropped {pruned} stat-cache entr(ies) of vanished files");
+    Ok(0)
+}

@@ -1,0 +1,90 @@
+//! The commands beside the build: `rmsynth1d`/`rmclean1d` on one spectrum, `simulate`,
+//! `job-script` and `worker` (what a Slurm job runs).
+//!
+//! Must never: open the cache (`worker` runs inside Slurm jobs, where only the coordinator may).
+
+use anyhow::{anyhow, Result};
+
+use crate::config::cluster::{ClusterClass, ClusterConfig};
+use crate::exec::slurm::{job_script as slurm_script, worker_command};
+
+/// `arrakis rmsynth1d` / `rmclean1d`.
+pub fn rm1d(args: &crate::cli::Rm1dArgs, clean: bool) -> Result<i32> {
+    use crate::cli::{FitFunctionArg, WeightTypeArg};
+    use crate::science::stokes_i::FitFunction;
+    let data = crate::stages::rm1d::read_spectrum(&args.file)?;
+    let p = crate::science::rm_synthesis::SynthParams {
+        poly_ord: args.poly_ord,
+        fit_function: match args.fit_function {
+            FitFunctionArg::Log => FitFunction::Log,
+            FitFunctionArg::Linear => FitFunction::Linear,
+        },
+        n_samples: args.n_samples,
+        dphi: args.dphi,
+        phi_max: args.phi_max,
+        weight_variance: matches!(args.weight_type, WeightTypeArg::Variance),
+        fit_rmsf: args.fit_rmsf,
+    };
+    let json = if clean {
+        let c = crate::science::rm_clean::CleanParams {
+            cutoff: args.cutoff,
+            max_iter: args.max_iter,
+            gain: args.gain,
+            window: args.window,
+        };
+        let (s, cs) = crate::stages::rm1d::synth_and_clean(&data, &p, &c);
+        serde_json::json!({"synth": s, "clean": cs})
+    } else {
+        serde_json::to_value(crate::stages::rm1d::synth(&data, &p).0)?
+    };
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(0)
+}
+
+/// `arrakis simulate`.
+pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {
+    crate::units::check_unit_name(&a.field).map_err(|e| anyhow!("field name: {e}"))?;
+    let o = crate::simulate::SimOptions {
+        field: a.field.clone(),
+        beams: a.beams.max(1),
+        sources: a.sources,
+        nchan: a.nchan.max(4),
+        npix: a.npix.max(32),
+        band: a.band.clone(),
+        seed: a.seed,
+        ionosphere: a.ionosphere,
+    };
+    let dir = crate::simulate::simulate(&a.datadir, &o).map_err(|e| anyhow!(e))?;
+    eprintln!("simulated field {} in {}", a.field, dir.display());
+    Ok(0)
+}
+
+/// `arrakis job-script --dask-config FILE`: the script one job of that config gets.
+pub fn job_script(a: &crate::cli::JobScriptArgs) -> Result<i32> {
+    let c = ClusterConfig::load(&a.dask_config).map_err(|e| anyhow!(e.to_string()))?;
+    if c.class != ClusterClass::Slurm {
+        return Err(anyhow!(
+            "{}: cluster_class is not dask_jobqueue.SLURMCluster; a local cluster has no job script",
+            a.dask_config.display()
+        ));
+    }
+    for u in &c.unused {
+        eprintln!("arrakis: unused cluster config key {u}");
+    }
+    let exe = std::env::current_exe()?;
+    let manifest = "CACHE/slurm/FIELD/batch-N.json";
+    print!("{}", slurm_script(&c, &worker_command(&c, &exe, manifest)));
+    Ok(0)
+}
+
+/// `arrakis worker`: run a batch manifest (inside a Slurm job).
+pub fn worker(a: &crate::cli::WorkerArgs) -> Result<i32> {
+    let failed =
+        crate::exec::worker::run_manifest(&a.manifest, a.parallel, a.local_directory.as_deref())
+            .map_err(|e| anyhow!(e))?;
+    // Failed targets are reported in their receipts; the job itself succeeded.
+    if failed > 0 {
+        eprintln!("arrakis worker: {failed} target(s) failed (see their receipts)");
+    }
+    Ok(0)
+}

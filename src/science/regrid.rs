@@ -1,0 +1,154 @@
+//! Interpolation of a channel plane at a fractional pixel, as linmos regrids each beam's cutout
+//! onto the mosaic grid: bicubic (Keys' kernel, a = −0.5) where the 4×4 neighbourhood is inside
+//! the image and free of blanks, bilinear otherwise, NaN outside.
+//!
+//! Must never: open a file. The weights of a position are the same for every channel, so they are
+//! worked out once ([`stencil`]) and applied per channel ([`sample`]).
+
+use super::background::CubeView;
+
+/// Keys' cubic convolution kernel (a = −0.5): interpolates exactly at the samples, reproduces
+/// quadratics, and loses far less of a beam-sized peak between pixels than bilinear does (a
+/// Gaussian of FWHM 3 pixels sampled half a pixel off in x and y: bilinear gives 0.86 of the
+/// peak, this 0.96).
+pub fn keys(t: f64) -> f64 {
+    let t = t.abs();
+    if t <= 1.0 {
+        (1.5 * t - 2.5) * t * t + 1.0
+    } else if t < 2.0 {
+        ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
+    } else {
+        0.0
+    }
+}
+
+/// Where a fractional pixel falls in a plane and its interpolation weights.
+#[derive(Clone, Debug)]
+pub struct Stencil {
+    /// Bicubic: the 4×4 neighbourhood's corner and Keys weights along x and y, when the
+    /// neighbourhood is inside the image.
+    cubic: Option<(usize, usize, [f64; 4], [f64; 4])>,
+    /// Bilinear: corners (x0, y0), (x1, y1) and fractions, the fallback.
+    lin: (usize, usize, usize, usize, f64, f64),
+}
+
+impl Stencil {
+    /// The same position, bilinear only.
+    pub fn bilinear(&self) -> Stencil {
+        Stencil {
+            cubic: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// The stencil of fractional pixel (x, y) in an `nx × ny` plane; `None` outside it.
+pub fn stencil(nx: usize, ny: usize, x: f64, y: f64) -> Option<Stencil> {
+    if x < 0.0 || y < 0.0 || x > (nx - 1) as f64 || y > (ny - 1) as f64 {
+        return None;
+    }
+    let (xf, yf) = (x.floor(), y.floor());
+    let (x0, y0) = (xf as isize - 1, yf as isize - 1);
+    let cubic = (x0 >= 0 && y0 >= 0 && x0 + 3 < nx as isize && y0 + 3 < ny as isize).then(|| {
+        let (fx, fy) = (x - xf, y - yf);
+        let wx = [keys(1.0 + fx), keys(fx), keys(1.0 - fx), keys(2.0 - fx)];
+        let wy = [keys(1.0 + fy), keys(fy), keys(1.0 - fy), keys(2.0 - fy)];
+        (x0 as usize, y0 as usize, wx, wy)
+    });
+    let (bx0, by0) = (x.floor() as usize, y.floor() as usize);
+    let (bx1, by1) = ((bx0 + 1).min(nx - 1), (by0 + 1).min(ny - 1));
+    Some(Stencil {
+        cubic,
+        lin: (bx0, by0, bx1, by1, x - bx0 as f64, y - by0 as f64),
+    })
+}
+
+/// Channel `ch` of `c` through a stencil: bicubic where the neighbourhood is inside the image
+/// and free of blanks, else bilinear.
+pub fn sample(c: CubeView, ch: usize, s: &Stencil) -> f64 {
+    if let Some((x0, y0, wx, wy)) = &s.cubic {
+        let mut sum = 0.0;
+        for (j, wyj) in wy.iter().enumerate() {
+            let mut row = 0.0;
+            for (i, wxi) in wx.iter().enumerate() {
+                row += wxi * c.at(ch, y0 + j, x0 + i) as f64;
+            }
+            sum += wyj * row;
+        }
+        if sum.is_finite() {
+            return sum;
+        }
+    }
+    let (x0, y0, x1, y1, fx, fy) = s.lin;
+    let v = |xx, yy| c.at(ch, yy, xx) as f64;
+    (1.0 - fy) * ((1.0 - fx) * v(x0, y0) + fx * v(x1, y0))
+        + fy * ((1.0 - fx) * v(x0, y1) + fx * v(x1, y1))
+}
+
+/// The value of channel `ch` at fractional pixel (x, y): bicubic, else bilinear, else NaN
+/// outside the plane.
+pub fn interpolate(c: CubeView, ch: usize, x: f64, y: f64) -> f64 {
+    stencil(c.nx, c.ny, x, y).map_or(f64::NAN, |s| sample(c, ch, &s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane(nx: usize, ny: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f32> {
+        (0..ny)
+            .flat_map(|y| (0..nx).map(move |x| (x, y)))
+            .map(|(x, y)| f(x as f64, y as f64) as f32)
+            .collect()
+    }
+
+    fn view(data: &[f32], nx: usize, ny: usize) -> CubeView<'_> {
+        CubeView {
+            data,
+            nx,
+            ny,
+            nchan: 1,
+        }
+    }
+
+    fn bilinear(c: CubeView, x: f64, y: f64) -> f64 {
+        stencil(c.nx, c.ny, x, y).map_or(f64::NAN, |s| sample(c, 0, &s.bilinear()))
+    }
+
+    #[test]
+    fn interpolation_is_exact_at_samples_and_on_quadratics() {
+        let q = |x: f64, y: f64| 0.5 * x * x - 0.25 * x * y + 2.0 * y + 1.0;
+        let d = plane(9, 8, q);
+        let c = view(&d, 9, 8);
+        for (x, y) in [(3.0, 4.0), (2.5, 3.25), (4.75, 2.1), (1.0, 1.0)] {
+            let v = interpolate(c, 0, x, y);
+            assert!((v - q(x, y)).abs() < 1e-4, "({x}, {y}): {v} vs {}", q(x, y));
+        }
+        // Near the edge: bilinear, still exact at samples and on planes; outside: NaN.
+        assert!((interpolate(c, 0, 0.0, 7.0) - q(0.0, 7.0)).abs() < 1e-5);
+        assert!(interpolate(c, 0, -0.1, 3.0).is_nan());
+        assert!(interpolate(c, 0, 3.0, 7.5).is_nan());
+    }
+
+    #[test]
+    fn a_beam_sized_peak_survives_regridding() {
+        // FWHM 3 pixels, sampled half a pixel off in both axes.
+        let k = 4.0 * std::f64::consts::LN_2 / 9.0;
+        let d = plane(12, 12, |x, y| {
+            (-k * ((x - 5.5).powi(2) + (y - 5.5).powi(2))).exp()
+        });
+        let c = view(&d, 12, 12);
+        let v = interpolate(c, 0, 5.5, 5.5);
+        assert!(v > 0.95 && v < 1.0, "{v}");
+        assert!(bilinear(c, 5.5, 5.5) < 0.87);
+    }
+
+    #[test]
+    fn a_blank_neighbour_falls_back_to_bilinear() {
+        let mut d = plane(8, 8, |x, _| x);
+        d[2 * 8 + 2] = f32::NAN; // (x 2, y 2) is in the 4×4 of (3.5, 3.5) but not its 2×2
+        let c = view(&d, 8, 8);
+        assert!((interpolate(c, 0, 3.5, 3.5) - 3.5).abs() < 1e-6);
+        assert!(interpolate(c, 0, 2.5, 2.5).is_nan());
+    }
+}

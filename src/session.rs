@@ -1,0 +1,342 @@
+//! The build sequence every command that looks at a whole field shares (`build`, `status`,
+//! `archive`): take the cache lock; load the rules and resolve the parameters; try the snapshot of
+//! the last complete build; otherwise open the cache, read the field's records in one scan while
+//! the units are read and the rules expanded, and hand back what an [`Engine`] is made from.
+//!
+//! Owns: [`FieldSpec`] (what the user asked for, parsed and ready), [`Front`] and [`Setup`] (rules,
+//! parameters, units, graph), [`open`] and [`engine`], and the `ARRAKIS_TIMINGS` phase log.
+//! Must never: print results or choose exit codes (the commands do); run a target (the
+//! executors do).
+//! Invariant: the lock is taken before anything is read, and the unit files are stat'ed before
+//! they are read, so a snapshot never holds a signature newer than the contents the graph was
+//! made from.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::cache::{Cache, CacheError, CacheLock, ScannedStates};
+use crate::config::{self, ConfigError, Params};
+use crate::exec::Engine;
+use crate::graph::Graph;
+use crate::hash::Digest;
+use crate::rules::expand::{expand, ExpandError};
+use crate::rules::{self, RuleError, RuleSet};
+use crate::snapshot::{self, Check, UnitFiles, Verified};
+use crate::stages::builtin_version;
+use crate::units::{Units, UnitsError};
+
+/// Why a field cannot be loaded; the build has not started.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A rule file is wrong.
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    /// A config file or `--set` is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `field.yaml` or a catalogue is wrong.
+    #[error(transparent)]
+    Units(#[from] UnitsError),
+    /// The rules do not expand for this field.
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+    /// The cache cannot be opened or read.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The field directory is not there.
+    #[error("field directory {} does not exist; pass --datadir pointing at the directory that holds {field}", dir.display())]
+    NoField {
+        /// The directory looked for.
+        dir: PathBuf,
+        /// The field.
+        field: String,
+    },
+    /// The field directory cannot be resolved.
+    #[error("cannot resolve {}: {source}", dir.display())]
+    Resolve {
+        /// The directory.
+        dir: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// Reading the cache's records stopped with a panic.
+    #[error("reading the cache failed")]
+    Scan,
+}
+
+/// A field and how to build it, as the command line gave it.
+#[derive(Clone, Debug, Default)]
+pub struct FieldSpec {
+    /// Field name (a directory under `datadir`).
+    pub field: String,
+    /// Directory holding field directories.
+    pub datadir: PathBuf,
+    /// Rule directory (`None`: the compiled-in rules).
+    pub rules: Option<PathBuf>,
+    /// Pipeline config files, in order.
+    pub configs: Vec<PathBuf>,
+    /// `KEY=VALUE` overrides, in order.
+    pub sets: Vec<String>,
+    /// Only the first N islands.
+    pub limit: Option<usize>,
+}
+
+/// Rules, parameters and the field directory: enough to check a snapshot.
+pub struct Front {
+    /// The rules.
+    pub rules: RuleSet,
+    /// Resolved parameters.
+    pub params: Params,
+    /// The field directory, canonical.
+    pub field_dir: PathBuf,
+    /// `--limit`, or the `limit` parameter.
+    pub limit: Option<usize>,
+}
+
+/// Rules, parameters, units and graph of one field.
+pub struct Setup {
+    /// The rules.
+    pub rules: RuleSet,
+    /// Resolved parameters.
+    pub params: Params,
+    /// The field's units.
+    pub units: Units,
+    /// The expanded graph.
+    pub graph: Graph,
+}
+
+/// With `ARRAKIS_TIMINGS` set, print how long a phase took and the resident memory (for
+/// profiling the engine).
+pub fn timing(phase: &str, since: Instant) {
+    if std::env::var_os("ARRAKIS_TIMINGS").is_some() {
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS"))
+                    .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+            })
+            .unwrap_or_default();
+        eprintln!(
+            "timing: {phase}: {:.3} s (rss {rss} kB)",
+            since.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Load the rule set: a directory, or the compiled-in rules, checked against the builtins'
+/// contracts.
+pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet, RuleError> {
+    let reg = crate::stages::registry();
+    match dir {
+        Some(d) => RuleSet::load_dir(d, &reg),
+        None => rules::embedded(&reg),
+    }
+}
+
+/// Resolve the parameters the rules (and the engine) declare.
+pub fn resolve_params(
+    rules: &RuleSet,
+    configs: &[PathBuf],
+    sets: &[String],
+) -> Result<Params, ConfigError> {
+    config::resolve(&rules.param_decls(), configs, sets)
+}
+
+/// Load rules and parameters and find the field directory.
+pub fn load_front(spec: &FieldSpec) -> Result<Front, SessionError> {
+    let t0 = Instant::now();
+    let rules = load_rules(spec.rules.as_deref())?;
+    let params = resolve_params(&rules, &spec.configs, &spec.sets)?;
+    timing("rules+config", t0);
+    let limit = match spec.limit {
+        Some(l) => Some(l),
+        // Declared in [0, inf).
+        None => params.engine_opt_i64(&config::LIMIT)?.map(|v| v as usize),
+    };
+    let dir = spec.datadir.join(&spec.field);
+    if !dir.is_dir() {
+        return Err(SessionError::NoField {
+            dir,
+            field: spec.field.clone(),
+        });
+    }
+    let field_dir = dir
+        .canonicalize()
+        .map_err(|source| SessionError::Resolve { dir, source })?;
+    Ok(Front {
+        rules,
+        params,
+        field_dir,
+        limit,
+    })
+}
+
+/// Read the units and expand the graph.
+pub fn finish_setup(front: Front) -> Result<Setup, SessionError> {
+    let Front {
+        rules,
+        params,
+        field_dir,
+        limit,
+    } = front;
+    let radius = params.engine_f64(&config::BEAM_RADIUS_DEG)?;
+    let t0 = Instant::now();
+    let units = Units::load(&field_dir, radius, limit)?;
+    timing("units", t0);
+    let t0 = Instant::now();
+    let graph = expand(&rules, &params, &units, &field_dir, &builtin_version)?;
+    timing("expand", t0);
+    Ok(Setup {
+        rules,
+        params,
+        units,
+        graph,
+    })
+}
+
+/// Load everything needed to build one field (without the cache).
+pub fn load_setup(spec: &FieldSpec) -> Result<Setup, SessionError> {
+    finish_setup(load_front(spec)?)
+}
+
+/// Open the cache at `dir` (taking its lock).
+pub fn open_cache(dir: &Path, wait: bool) -> Result<Cache, CacheError> {
+    let t0 = Instant::now();
+    let c = Cache::open(dir, wait)?;
+    timing("cache open", t0);
+    Ok(c)
+}
+
+/// The snapshot of the field's last complete build, if nothing it covers has changed.
+fn snapshot_holds(lock: &CacheLock, front: &Front, fingerprint: &Digest) -> Option<Verified> {
+    let t0 = Instant::now();
+    match snapshot::check(lock, &front.field_dir, fingerprint) {
+        Check::UpToDate(v) => {
+            timing("snapshot check: up to date", t0);
+            Some(v)
+        }
+        Check::Changed(why) => {
+            timing(&format!("snapshot check: {why}"), t0);
+            None
+        }
+    }
+}
+
+/// How much of the sequence a command wants.
+#[derive(Clone, Copy, Debug)]
+pub struct Want {
+    /// The command covers every stage (no `--until`/`--only`): the snapshot's fingerprint is
+    /// worked out, and a snapshot may answer.
+    pub every_stage: bool,
+    /// Let an unchanged snapshot answer (not with `--full-check`, nor for `archive`, which needs
+    /// the records).
+    pub use_snapshot: bool,
+}
+
+/// A field whose targets are to be evaluated.
+pub struct Loaded {
+    /// The open cache.
+    pub cache: Cache,
+    /// Rules, parameters, units, graph.
+    pub setup: Setup,
+    /// The field's records, read in one scan ([`engine`] takes them).
+    pub states: ScannedStates,
+    /// The unit files' signatures, taken before they were read (for the snapshot).
+    pub unit_files: Option<UnitFiles>,
+    /// The snapshot fingerprint of this build, when it covers every stage.
+    pub fingerprint: Option<Digest>,
+}
+
+/// What [`open`] found.
+pub enum Opened {
+    /// The snapshot says nothing changed since the last complete build.
+    UpToDate {
+        /// Rules and parameters (for notes and reports).
+        front: Front,
+        /// What the snapshot holds.
+        verified: Verified,
+        /// Seconds the check took.
+        seconds: f64,
+    },
+    /// Everything loaded for evaluation.
+    Loaded(Box<Loaded>),
+}
+
+/// The build sequence: lock, rules and parameters, the snapshot shortcut, then the cache, the
+/// records (one scan, alongside the expansion), units and graph.
+pub fn open(
+    cache_dir: &Path,
+    wait: bool,
+    spec: &FieldSpec,
+    want: Want,
+) -> Result<Opened, SessionError> {
+    let lock = CacheLock::acquire(cache_dir, wait)?;
+    let front = load_front(spec)?;
+    let fingerprint = if want.every_stage {
+        snapshot::fingerprint(&front.rules, &front.params, &front.field_dir, front.limit)
+    } else {
+        None
+    };
+    if let (Some(fp), true) = (&fingerprint, want.use_snapshot) {
+        let t0 = Instant::now();
+        if let Some(verified) = snapshot_holds(&lock, &front, fp) {
+            return Ok(Opened::UpToDate {
+                front,
+                verified,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    let t0 = Instant::now();
+    let cache = Cache::open_locked(lock)?;
+    timing("cache open", t0);
+    // Stat'ed before they are read, so the snapshot never holds a signature newer than the
+    // contents the graph was made from.
+    let unit_files = snapshot::unit_files(&front.field_dir);
+    // Read the field's records while the rules are expanded: the two are independent.
+    let (setup, states) = std::thread::scope(|s| {
+        let field = spec.field.clone();
+        let cache = &cache;
+        let scan = s.spawn(move || {
+            let t0 = Instant::now();
+            let r = cache.scan_states(&field);
+            timing("scan records", t0);
+            r
+        });
+        let setup = finish_setup(front);
+        (setup, scan.join())
+    });
+    let setup = setup?;
+    let states = states.map_err(|_| SessionError::Scan)??;
+    Ok(Opened::Loaded(Box::new(Loaded {
+        cache,
+        setup,
+        states,
+        unit_files,
+        fingerprint,
+    })))
+}
+
+/// An engine over a loaded field: the records read in bulk, and the recorded outputs of the
+/// targets `check` selects stat'ed ahead in directory order on `jobs` threads.
+pub fn engine<'a>(
+    setup: &'a Setup,
+    cache: &'a Cache,
+    states: ScannedStates,
+    jobs: usize,
+    check: impl Fn(usize) -> bool + Sync,
+) -> Engine<'a> {
+    let mut engine = Engine::new(&setup.graph, &setup.rules, cache).with_states(states);
+    let t0 = Instant::now();
+    engine.check_outputs_ahead(check, jobs);
+    timing("outputs checked ahead", t0);
+    engine
+}
+
+/// All cores.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

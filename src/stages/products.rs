@@ -1,0 +1,314 @@
+//! The files one stage writes and another reads, as typed structs used on both sides: rmsynth's
+//! summary (`{component}_RMsynth.json`, read by rmclean and the catalogue) and rmclean's
+//! (`{component}_RMclean.json`, read by the catalogue).
+//!
+//! Must never: let a missing or misspelt key become a default or a NaN: reading fails naming the
+//! file and the key. (A NaN *value* is written as JSON null and read back as NaN.)
+//! Format: pretty-printed JSON, keys sorted at every level (the bytes arrakis has always written,
+//! so the products' digests, and the keys downstream, do not change with this code).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::science::rm_clean::CleanSummary;
+use crate::science::rm_synthesis::SynthSummary;
+
+/// A product file that cannot be read as the stage that wrote it meant.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ProductError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong (for a missing key: which).
+    pub message: String,
+}
+
+fn err(path: &Path, message: impl Into<String>) -> ProductError {
+    ProductError {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The restoring beam of the mosaic a spectrum came from (degrees; null where the header has
+/// none).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Beam {
+    /// Major axis FWHM.
+    #[serde(rename = "BMAJ")]
+    pub bmaj: Option<f64>,
+    /// Minor axis FWHM.
+    #[serde(rename = "BMIN")]
+    pub bmin: Option<f64>,
+    /// Position angle.
+    #[serde(rename = "BPA")]
+    pub bpa: Option<f64>,
+}
+
+/// Mean per-channel noise of the spectrum (flux units).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Noise {
+    /// Stokes I.
+    #[serde(rename = "dI", deserialize_with = "crate::science::nan_if_null")]
+    pub di: f64,
+    /// Stokes Q.
+    #[serde(rename = "dQ", deserialize_with = "crate::science::nan_if_null")]
+    pub dq: f64,
+    /// Stokes U.
+    #[serde(rename = "dU", deserialize_with = "crate::science::nan_if_null")]
+    pub du: f64,
+}
+
+fn nan_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let v: Vec<Option<f64>> = Vec::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+/// The measured spectrum (background subtracted; NaN where a channel was rejected).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumProduct {
+    /// Channel frequencies, Hz.
+    #[serde(deserialize_with = "nan_vec")]
+    pub freq_hz: Vec<f64>,
+    /// Stokes I.
+    #[serde(rename = "I", deserialize_with = "nan_vec")]
+    pub i: Vec<f64>,
+    /// Stokes Q.
+    #[serde(rename = "Q", deserialize_with = "nan_vec")]
+    pub q: Vec<f64>,
+    /// Stokes U.
+    #[serde(rename = "U", deserialize_with = "nan_vec")]
+    pub u: Vec<f64>,
+    /// Noise of I.
+    #[serde(rename = "dI", deserialize_with = "nan_vec")]
+    pub di: Vec<f64>,
+    /// Noise of Q.
+    #[serde(rename = "dQ", deserialize_with = "nan_vec")]
+    pub dq: Vec<f64>,
+    /// Noise of U.
+    #[serde(rename = "dU", deserialize_with = "nan_vec")]
+    pub du: Vec<f64>,
+}
+
+/// What rmsynth measured of a component.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    /// RM-Tools' summary of the synthesis.
+    pub synth: SynthSummary,
+    /// The mosaic's beam.
+    pub beam: Beam,
+    /// The mosaic pixel (x, y) the spectrum was taken at.
+    pub pixel: [usize; 2],
+    /// Mean noise per Stokes parameter.
+    pub noise: Noise,
+    /// The spectrum.
+    pub spectrum: SpectrumProduct,
+    /// λ² of every channel, m².
+    pub lambda_sq: Vec<f64>,
+}
+
+/// rmsynth's outcome for a component.
+#[derive(Clone, Debug)]
+pub enum SynthOutcome {
+    /// Synthesised.
+    Measured(Box<Measured>),
+    /// Not measurable (outside the mosaic, too few channels): why.
+    Failed {
+        /// The reason, for the catalogue's `failure_reason`.
+        reason: String,
+    },
+}
+
+/// `{component}_RMsynth.json`.
+#[derive(Clone, Debug)]
+pub struct SynthProduct {
+    /// `Gaussian_ID`.
+    pub cat_id: String,
+    /// `Source_ID`.
+    pub source_id: String,
+    /// Catalogue position, degrees.
+    pub ra: f64,
+    /// Catalogue position, degrees.
+    pub dec: f64,
+    /// What rmsynth found.
+    pub outcome: SynthOutcome,
+}
+
+/// The file layout: flat, `rmsynth1d` saying which keys follow.
+#[derive(Serialize, Deserialize)]
+struct SynthWire {
+    cat_id: String,
+    source_id: String,
+    ra: f64,
+    dec: f64,
+    rmsynth1d: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    synth: Option<SynthSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    beam: Option<Beam>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pixel: Option<[usize; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    noise: Option<Noise>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spectrum: Option<SpectrumProduct>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(deserialize_with = "opt_nan_vec")]
+    lambda_sq: Option<Vec<f64>>,
+}
+
+fn opt_nan_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+    let v: Option<Vec<Option<f64>>> = Option::deserialize(d)?;
+    Ok(v.map(|v| v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect()))
+}
+
+/// Pretty JSON with every object's keys sorted (through `serde_json::Value`, whose maps are
+/// ordered), as arrakis has always written its products.
+fn to_sorted_json<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(&serde_json::to_value(v)?)
+}
+
+fn missing(path: &Path, key: &str, when: &str) -> ProductError {
+    err(
+        path,
+        format!("key '{key}' is missing ({when}); the file was not written by this arrakis's stage: rebuild it (delete it, or `arrakis build` after `arrakis gc --repair`)"),
+    )
+}
+
+fn write_text(path: &Path, text: Result<String, serde_json::Error>) -> Result<(), ProductError> {
+    let text = text.map_err(|e| err(path, format!("cannot encode: {e}")))?;
+    std::fs::write(path, text).map_err(|e| err(path, format!("cannot write: {e}")))
+}
+
+fn read_text(path: &Path) -> Result<String, ProductError> {
+    std::fs::read_to_string(path).map_err(|e| err(path, format!("cannot read: {e}")))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T, ProductError> {
+    serde_json::from_str(text).map_err(|e| err(path, e.to_string()))
+}
+
+impl SynthProduct {
+    /// Write the file.
+    pub fn write(&self, path: &Path) -> Result<(), ProductError> {
+        write_text(path, self.to_json())
+    }
+
+    /// The file's text.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        let mut w = SynthWire {
+            cat_id: self.cat_id.clone(),
+            source_id: self.source_id.clone(),
+            ra: self.ra,
+            dec: self.dec,
+            rmsynth1d: false,
+            reason: None,
+            synth: None,
+            beam: None,
+            pixel: None,
+            noise: None,
+            spectrum: None,
+            lambda_sq: None,
+        };
+        match &self.outcome {
+            SynthOutcome::Failed { reason } => w.reason = Some(reason.clone()),
+            SynthOutcome::Measured(m) => {
+                w.rmsynth1d = true;
+                w.synth = Some(m.synth.clone());
+                w.beam = Some(m.beam.clone());
+                w.pixel = Some(m.pixel);
+                w.noise = Some(m.noise.clone());
+                w.spectrum = Some(m.spectrum.clone());
+                w.lambda_sq = Some(m.lambda_sq.clone());
+            }
+        }
+        to_sorted_json(&w)
+    }
+
+    /// Read `path`: every key the outcome needs must be there.
+    pub fn read(path: &Path) -> Result<SynthProduct, ProductError> {
+        let w: SynthWire = parse(path, &read_text(path)?)?;
+        let when = "rmsynth1d is true";
+        let outcome = if w.rmsynth1d {
+            SynthOutcome::Measured(Box::new(Measured {
+                synth: w.synth.ok_or_else(|| missing(path, "synth", when))?,
+                beam: w.beam.ok_or_else(|| missing(path, "beam", when))?,
+                pixel: w.pixel.ok_or_else(|| missing(path, "pixel", when))?,
+                noise: w.noise.ok_or_else(|| missing(path, "noise", when))?,
+                spectrum: w.spectrum.ok_or_else(|| missing(path, "spectrum", when))?,
+                lambda_sq: w
+                    .lambda_sq
+                    .ok_or_else(|| missing(path, "lambda_sq", when))?,
+            }))
+        } else {
+            SynthOutcome::Failed {
+                reason: w
+                    .reason
+                    .ok_or_else(|| missing(path, "reason", "rmsynth1d is false"))?,
+            }
+        };
+        Ok(SynthProduct {
+            cat_id: w.cat_id,
+            source_id: w.source_id,
+            ra: w.ra,
+            dec: w.dec,
+            outcome,
+        })
+    }
+
+    /// The measurement, if there is one.
+    pub fn measured(&self) -> Option<&Measured> {
+        match &self.outcome {
+            SynthOutcome::Measured(m) => Some(m),
+            SynthOutcome::Failed { .. } => None,
+        }
+    }
+}
+
+/// `{component}_RMclean.json`.
+#[derive(Clone, Debug)]
+pub struct CleanProduct {
+    /// `Gaussian_ID`.
+    pub cat_id: String,
+    /// RM-Tools' summary of the CLEAN; `None` when rmsynth measured nothing to clean.
+    pub clean: Option<CleanSummary>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CleanWire {
+    cat_id: String,
+    rmclean1d: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clean: Option<CleanSummary>,
+}
+
+impl CleanProduct {
+    /// Write the file.
+    pub fn write(&self, path: &Path) -> Result<(), ProductError> {
+        write_text(path, self.to_json())
+    }
+
+    /// The file's text.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        to_sorted_json(&CleanWire {
+            cat_id: self.cat_id.clone(),
+            rmclean1d: self.clean.is_some(),
+            clean: self.clean.clone(),
+        })
+    }
+
+    /// Read `path`.
+    pub fn read(path: &Path) -> Result<CleanProduct, ProductError> {
+        let w: CleanWire = parse(path, &read_text(path)?)?;
+        if w.rmclean1d && w.clean.is_none() {
+            return Err(missing(path, "clean", "rmclean1d is true"));
+        }
+        Ok(CleanProduct {
+            cat_id: w.cat_id,
+            clean: w.clean,
+        })
+    }
+}
