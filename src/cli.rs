@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::stages::params as P;
+
 /// arrakis: the SPICE-RACS polarisation pipeline as an incremental build system.
 #[derive(Debug, Parser)]
 #[command(name = "arrakis", version, about, long_about = None)]
@@ -129,19 +131,20 @@ pub enum WeightTypeArg {
     Uniform,
 }
 
-/// `arrakis rmsynth1d` / `rmclean1d`: the pipeline's parameter names and defaults.
+/// `arrakis rmsynth1d` / `rmclean1d`: the pipeline's parameter names, and its defaults (read
+/// from the one table of them, `stages::params`).
 #[derive(Debug, Args)]
 pub struct Rm1dArgs {
     /// Text file: columns freq_Hz I Q U dI dQ dU, or freq_Hz Q U dQ dU.
     pub file: PathBuf,
     /// Stokes I model order (negative: choose up to |N| by AIC).
-    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = P::POLY_ORD.default.int() as i32, allow_negative_numbers = true)]
     pub poly_ord: i32,
     /// Stokes I model.
-    #[arg(long, value_enum, default_value = "log")]
+    #[arg(long, value_enum, default_value = P::FIT_FUNCTION.default.str())]
     pub fit_function: FitFunctionArg,
     /// Samples across the RMSF FWHM (when --dphi is not given).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = P::N_SAMPLES.default.float())]
     pub n_samples: f64,
     /// Faraday-depth spacing, rad/m^2.
     #[arg(long)]
@@ -150,19 +153,19 @@ pub struct Rm1dArgs {
     #[arg(long)]
     pub phi_max: Option<f64>,
     /// Channel weights.
-    #[arg(long, value_enum, default_value = "variance")]
+    #[arg(long, value_enum, default_value = P::WEIGHT_TYPE.default.str())]
     pub weight_type: WeightTypeArg,
     /// Fit a Gaussian to the RMSF main lobe for its FWHM.
     #[arg(long)]
     pub fit_rmsf: bool,
     /// CLEAN cutoff (negative: multiples of the theoretical FDF noise).
-    #[arg(long, default_value_t = -8.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = P::CUTOFF.default.float(), allow_negative_numbers = true)]
     pub cutoff: f64,
     /// CLEAN iteration limit.
-    #[arg(long, default_value_t = 10000)]
+    #[arg(long, default_value_t = P::MAX_ITER.default.int() as usize)]
     pub max_iter: usize,
     /// CLEAN loop gain.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = P::GAIN.default.float())]
     pub gain: f64,
     /// Windowed second CLEAN pass threshold (negative: multiples of the noise); off by default.
     #[arg(long, allow_negative_numbers = true)]
@@ -316,6 +319,9 @@ pub struct ParamsArgs {
     /// Parameter overrides.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Print a pipeline config (YAML) of every parameter with its value and help instead.
+    #[arg(long)]
+    pub yaml: bool,
 }
 
 /// `arrakis bench`.

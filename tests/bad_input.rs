@@ -228,7 +228,10 @@ fn bad_rule_files_get_clear_errors() {
         ),
         (
             "builtin contract: an input slot missing",
-            vec![("c.yaml", RMCLEAN.replace("  rmsf: {file: \"{component}.rmsf\"}\n", ""))],
+            vec![(
+                "c.yaml",
+                RMCLEAN.replace("  rmsf: {file: \"{component}.rmsf\"}\n", ""),
+            )],
             vec!["c.yaml:4", "builtin 'rmclean' needs input 'rmsf'"],
         ),
         (
@@ -242,7 +245,10 @@ fn bad_rule_files_get_clear_errors() {
         ),
         (
             "builtin contract: an output missing",
-            vec![("c.yaml", RMCLEAN.replace("  fdf: \"{source}/{component}.clean\"\n", ""))],
+            vec![(
+                "c.yaml",
+                RMCLEAN.replace("  fdf: \"{source}/{component}.clean\"\n", ""),
+            )],
             vec!["c.yaml:9", "builtin 'rmclean' writes output 'fdf'"],
         ),
     ];
@@ -357,7 +363,8 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(&format!("--set {}", set.split('=').next().unwrap())) && err.contains(want),
+            err.contains(&format!("--set {}", set.split('=').next().unwrap()))
+                && err.contains(want),
             "{set}: {err}"
         );
     }
@@ -365,7 +372,10 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
     let err = config::resolve(&rules.param_decls(), &[f], &[])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("range.yaml:1") && err.contains("[-10, 10]"), "{err}");
+    assert!(
+        err.contains("range.yaml:1") && err.contains("[-10, 10]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -3,7 +3,6 @@
 //!
 //! Must never: write a record or an output.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
@@ -162,11 +161,13 @@ pub fn dag(args: &DagArgs) -> Result<i32> {
 pub fn params(args: &ParamsArgs) -> Result<i32> {
     let rules = session::load_rules(args.rules.as_deref())?;
     let params = session::resolve_params(&rules, &args.config, &args.sets)?;
-    let mut readers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &rules.rules {
-        for p in r.params.keys() {
-            readers.entry(p.clone()).or_default().push(r.name.clone());
-        }
+    let readers = rules.param_readers();
+    if args.yaml {
+        print!(
+            "{}",
+            crate::config::to_yaml(&rules.param_decls(), &params, &readers)
+        );
+        return Ok(0);
     }
     for (k, v) in params.iter() {
         let origin = match params.origin(k) {

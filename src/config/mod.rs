@@ -312,6 +312,55 @@ pub fn resolve(
     Ok(params)
 }
 
+/// A pipeline config (YAML) holding every parameter of `decls` with its value in `params`, each
+/// with its help, what it accepts and the rules that read it (`readers`) as a comment: what
+/// `arrakis params --yaml` prints and `configs/default.yaml` holds.
+pub fn to_yaml(
+    decls: &BTreeMap<String, ParamDecl>,
+    params: &Params,
+    readers: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let mut out = String::from(
+        "# arrakis pipeline parameters: every parameter with its value, as `arrakis params --yaml`\n\
+         # writes it. Key names are Arrakis's, so an Arrakis config works with --config as it is.\n\
+         # The defaults are written once, in src/stages/params.rs (configs/default.yaml is this\n\
+         # output, kept equal by a test): to change a value, copy this file, edit the copy and pass\n\
+         # it with --config, or use --set KEY=VALUE.\n",
+    );
+    for (k, d) in decls {
+        let Some(v) = params.get(k) else { continue };
+        out.push('\n');
+        if let Some(h) = &d.help {
+            out.push_str(&format!("# {h}.\n"));
+        }
+        let mut by: Vec<&str> = readers
+            .get(k)
+            .map(|r| r.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if ENGINE_PARAMS.iter().any(|p| p.name == k) {
+            by.push("the engine");
+        }
+        let by = by.join(", ");
+        out.push_str(&format!("# {}; read by {by}.\n", describe(d)));
+        out.push_str(&format!("{k}: {}\n", yaml_scalar(v)));
+    }
+    out
+}
+
+/// A value as YAML reads it back to the same value.
+fn yaml_scalar(v: &ParamValue) -> String {
+    match v {
+        ParamValue::Str(s) => serde_yaml::to_string(s)
+            .map(|t| t.trim_end().to_string())
+            .unwrap_or_else(|_| format!("{s:?}")),
+        ParamValue::List(items) => format!(
+            "[{}]",
+            items.iter().map(yaml_scalar).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.display(),
+    }
+}
+
 /// A refused value's message, with what the parameter accepts where the error does not say it.
 fn explain(e: &params::ValueError, decl: &ParamDecl) -> String {
     match e {

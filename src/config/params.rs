@@ -313,6 +313,29 @@ pub enum DefaultValue {
 }
 
 impl DefaultValue {
+    /// A float default (for command-line options that share it); NaN for another kind.
+    pub const fn float(self) -> f64 {
+        match self {
+            DefaultValue::Float(f) => f,
+            DefaultValue::Int(i) => i as f64,
+            _ => f64::NAN,
+        }
+    }
+    /// An integer default; 0 for another kind.
+    pub const fn int(self) -> i64 {
+        match self {
+            DefaultValue::Int(i) => i,
+            _ => 0,
+        }
+    }
+    /// A string default; "" for another kind.
+    pub const fn str(self) -> &'static str {
+        match self {
+            DefaultValue::Str(s) => s,
+            _ => "",
+        }
+    }
+
     fn yaml(self) -> serde_yaml::Value {
         match self {
             DefaultValue::Null => serde_yaml::Value::Null,

@@ -924,6 +924,17 @@ impl RuleSet {
         crate::config::with_engine_params(self.declared_params())
     }
 
+    /// For each parameter, the rules that declare it (in rule order).
+    pub fn param_readers(&self) -> BTreeMap<String, Vec<String>> {
+        let mut readers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &self.rules {
+            for p in r.params.keys() {
+                readers.entry(p.clone()).or_default().push(r.name.clone());
+            }
+        }
+        readers
+    }
+
     /// Stage names in rule order, without repeats.
     pub fn stages(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

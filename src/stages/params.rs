@@ -492,6 +492,28 @@ pub static ALL: &[&ParamSpec] = &[
 mod tests {
     use super::*;
 
+    /// `configs/default.yaml` is `arrakis params --yaml`: the table written out, not a second
+    /// place for defaults.
+    #[test]
+    fn the_default_config_file_is_this_table_written_out() {
+        let rules = crate::rules::embedded(&crate::stages::registry()).unwrap();
+        let params = crate::session::resolve_params(&rules, &[], &[]).unwrap();
+        let want = crate::config::to_yaml(&rules.param_decls(), &params, &rules.param_readers());
+        let have = include_str!("../../configs/default.yaml");
+        assert!(
+            have == want,
+            "configs/default.yaml is out of date: run `cargo run -- params --yaml > configs/default.yaml`"
+        );
+        // And it reads back to the defaults.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("default.yaml");
+        std::fs::write(&f, have).unwrap();
+        let again = crate::session::resolve_params(&rules, &[f], &[]).unwrap();
+        let a: Vec<_> = params.iter().collect();
+        let b: Vec<_> = again.iter().collect();
+        assert_eq!(a, b);
+    }
+
     #[test]
     fn every_parameter_once_with_a_valid_default() {
         let mut names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
