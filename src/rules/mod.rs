@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod expand;
+mod load;
 pub mod spec;
 
 pub use contract::{Contract, Registry, SlotSpec};

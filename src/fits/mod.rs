@@ -7,11 +7,16 @@
 //! Errors name the file and, for header problems, the keyword.
 
 use std::ffi::{CStr, CString};
-use std::fs::File;
 use std::os::raw::{c_char, c_int, c_long};
 use std::path::{Path, PathBuf};
 
 use fitsio::sys;
+
+mod reader;
+mod table;
+
+pub use reader::PlaneReader;
+pub use table::{write_table, Column};
 
 /// A FITS problem, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -386,130 +391,6 @@ fn write_cards(h: &Handle, header: &Header) -> Result<(), FitsError> {
     Ok(())
 }
 
-/// Reads a cube one channel plane at a time (cutouts read only what they need, once).
-pub struct PlaneReader {
-    path: PathBuf,
-    source: Pixels,
-    /// Pixels along x.
-    pub nx: usize,
-    /// Pixels along y.
-    pub ny: usize,
-    /// Channels.
-    pub nchan: usize,
-    /// The header.
-    pub header: Header,
-}
-
-/// Where a [`PlaneReader`]'s pixels come from: one open file either way.
-enum Pixels {
-    /// Plain float32: the file and the byte offset of its first pixel, read directly (one
-    /// `pread` per request and an in-place byte swap instead of cfitsio's 2880-byte buffers and
-    /// per-pixel conversion; the same values, bit for bit).
-    Direct(File, u64),
-    /// Anything else (BITPIX −64, scaled data) through cfitsio.
-    Cfitsio(Handle),
-}
-
-impl PlaneReader {
-    /// Open a cube for plane reads.
-    pub fn open(path: &Path) -> Result<PlaneReader, FitsError> {
-        Self::open_with(path, true)
-    }
-
-    /// `direct`: read plain float32 pixels without cfitsio (tests compare both ways).
-    fn open_with(path: &Path, direct: bool) -> Result<PlaneReader, FitsError> {
-        let handle = Handle::open(path)?;
-        let header = Header {
-            cards: handle.cards()?,
-        };
-        let (nx, ny, nchan) = dims(&header, path)?;
-        check_complete(&header, &handle, nx * ny * nchan)?;
-        let source = if direct && plain_f32(&header) {
-            let start = handle.data_start()?;
-            handle.close()?;
-            let file = File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
-            Pixels::Direct(file, start)
-        } else {
-            Pixels::Cfitsio(handle)
-        };
-        Ok(PlaneReader {
-            path: path.to_path_buf(),
-            source,
-            nx,
-            ny,
-            nchan,
-            header,
-        })
-    }
-
-    /// Read channel `c` into `out` (nx·ny floats, [y][x]).
-    pub fn read_plane(&mut self, c: usize, out: &mut [f32]) -> Result<(), FitsError> {
-        self.read_rows(c, 0..self.ny, out)
-    }
-
-    /// Read rows `rows` of channel `c` into `out` (nx floats per row, [y][x]): one contiguous
-    /// read of only the rows asked for.
-    pub fn read_rows(
-        &mut self,
-        c: usize,
-        rows: std::ops::Range<usize>,
-        out: &mut [f32],
-    ) -> Result<(), FitsError> {
-        let n = rows.len() * self.nx;
-        assert!(
-            rows.end <= self.ny && c < self.nchan && out.len() >= n,
-            "read_rows outside the cube"
-        );
-        let first = c * self.nx * self.ny + rows.start * self.nx;
-        let handle = match &self.source {
-            Pixels::Direct(file, start) => {
-                use std::os::unix::fs::FileExt;
-                // In pieces that stay in the L2 cache between the copy from the page cache and
-                // the byte swap: one pass over memory, not two.
-                const PIECE: usize = 1 << 16;
-                let mut at = start + first as u64 * 4;
-                for piece in out[..n].chunks_mut(PIECE) {
-                    // SAFETY: f32 has no invalid bit patterns and its alignment exceeds u8's;
-                    // the byte view covers exactly the floats of `piece`.
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            piece.as_mut_ptr() as *mut u8,
-                            piece.len() * 4,
-                        )
-                    };
-                    file.read_exact_at(bytes, at)
-                        .map_err(|e| err(&self.path, format!("reading channel {c}: {e}")))?;
-                    at += bytes.len() as u64;
-                    for v in piece.iter_mut() {
-                        *v = f32::from_bits(u32::from_be(v.to_bits()));
-                    }
-                }
-                return Ok(());
-            }
-            Pixels::Cfitsio(handle) => handle,
-        };
-        let mut status = 0;
-        let mut anynul = 0;
-        // nulval 0: no per-pixel null check (cfitsio's slow path); blank float pixels are IEEE
-        // NaNs in the file and arrive as NaN anyway.
-        // SAFETY: `out` holds at least n floats; firstelem is 1-based and the range lies inside
-        // the image (checked above).
-        unsafe {
-            sys::ffgpve(
-                handle.fptr,
-                0,
-                (first + 1) as i64,
-                n as i64,
-                0.0,
-                out.as_mut_ptr(),
-                &mut anynul,
-                &mut status,
-            )
-        };
-        handle.check(status, &format!("reading channel {c}"))
-    }
-}
-
 /// Write a float32 primary image of `shape` (NAXIS1 first) with the header's non-structural cards.
 fn write_image(
     path: &Path,
@@ -600,167 +481,6 @@ impl Image {
         write_image(path, &self.shape, &self.data, &self.header)
     }
 }
-
-/// A column of a binary table.
-pub enum Column {
-    /// 64-bit floats.
-    F64(Vec<f64>),
-    /// 64-bit integers.
-    I64(Vec<i64>),
-    /// Booleans.
-    Bool(Vec<bool>),
-    /// Strings.
-    Str(Vec<String>),
-}
-
-impl Column {
-    fn len(&self) -> usize {
-        match self {
-            Column::F64(v) => v.len(),
-            Column::I64(v) => v.len(),
-            Column::Bool(v) => v.len(),
-            Column::Str(v) => v.len(),
-        }
-    }
-}
-
-/// Write a binary table (after an empty primary HDU): (name, unit, column).
-pub fn write_table(
-    path: &Path,
-    extname: &str,
-    columns: &[(String, String, Column)],
-    extra: &Header,
-) -> Result<(), FitsError> {
-    let h = Handle::create(path)?;
-    let mut status = 0;
-    let mut naxes: [c_long; 1] = [0];
-    // SAFETY: valid handle; an empty primary image.
-    unsafe { sys::ffcrim(h.fptr, 8, 0, naxes.as_mut_ptr(), &mut status) };
-    h.check(status, "creating the primary HDU")?;
-    let nrows = columns.first().map(|c| c.2.len()).unwrap_or(0);
-    let to_c =
-        |s: &str| CString::new(s).map_err(|_| err(path, "a column name contains a NUL byte"));
-    let names: Vec<CString> = columns
-        .iter()
-        .map(|c| to_c(&c.0))
-        .collect::<Result<_, _>>()?;
-    let forms: Vec<CString> = columns
-        .iter()
-        .map(|(_, _, c)| {
-            to_c(&match c {
-                Column::F64(_) => "D".to_string(),
-                Column::I64(_) => "K".to_string(),
-                Column::Bool(_) => "L".to_string(),
-                Column::Str(v) => {
-                    format!("{}A", v.iter().map(|s| s.len()).max().unwrap_or(1).max(1))
-                }
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let units: Vec<CString> = columns
-        .iter()
-        .map(|c| to_c(&c.1))
-        .collect::<Result<_, _>>()?;
-    let mut pn: Vec<*mut c_char> = names.iter().map(|s| s.as_ptr() as *mut c_char).collect();
-    let mut pf: Vec<*mut c_char> = forms.iter().map(|s| s.as_ptr() as *mut c_char).collect();
-    let mut pu: Vec<*mut c_char> = units.iter().map(|s| s.as_ptr() as *mut c_char).collect();
-    let ext = to_c(extname)?;
-    // SAFETY: arrays of C strings with tfields entries each; cfitsio copies them.
-    unsafe {
-        sys::ffcrtb(
-            h.fptr,
-            2,
-            nrows as i64,
-            columns.len() as c_int,
-            pn.as_mut_ptr(),
-            pf.as_mut_ptr(),
-            pu.as_mut_ptr(),
-            ext.as_ptr(),
-            &mut status,
-        )
-    };
-    h.check(status, "creating the table")?;
-    for (i, (name, _, col)) in columns.iter().enumerate() {
-        if col.len() != nrows {
-            return Err(err(
-                path,
-                format!("column {name} has {} rows, expected {nrows}", col.len()),
-            ));
-        }
-        if nrows == 0 {
-            continue;
-        }
-        let colnum = (i + 1) as c_int;
-        match col {
-            Column::F64(v) => {
-                let mut v = v.clone();
-                // SAFETY: buffer holds nrows values.
-                unsafe {
-                    sys::ffpcld(
-                        h.fptr,
-                        colnum,
-                        1,
-                        1,
-                        nrows as i64,
-                        v.as_mut_ptr(),
-                        &mut status,
-                    )
-                };
-            }
-            Column::I64(v) => {
-                let mut v: Vec<c_long> = v.iter().map(|&x| x as c_long).collect();
-                // SAFETY: as above (c_long is 64-bit on this platform's cfitsio build).
-                unsafe {
-                    sys::ffpclj(
-                        h.fptr,
-                        colnum,
-                        1,
-                        1,
-                        nrows as i64,
-                        v.as_mut_ptr(),
-                        &mut status,
-                    )
-                };
-            }
-            Column::Bool(v) => {
-                let mut v: Vec<c_char> = v.iter().map(|&b| b as c_char).collect();
-                // SAFETY: as above.
-                unsafe {
-                    sys::ffpcll(
-                        h.fptr,
-                        colnum,
-                        1,
-                        1,
-                        nrows as i64,
-                        v.as_mut_ptr(),
-                        &mut status,
-                    )
-                };
-            }
-            Column::Str(v) => {
-                let cs: Vec<CString> = v.iter().map(|s| to_c(s)).collect::<Result<_, _>>()?;
-                let mut ptrs: Vec<*mut c_char> =
-                    cs.iter().map(|s| s.as_ptr() as *mut c_char).collect();
-                // SAFETY: nrows C strings.
-                unsafe {
-                    sys::ffpcls(
-                        h.fptr,
-                        colnum,
-                        1,
-                        1,
-                        nrows as i64,
-                        ptrs.as_mut_ptr(),
-                        &mut status,
-                    )
-                };
-            }
-        }
-        h.check(status, &format!("writing column {name}"))?;
-    }
-    write_cards(&h, extra)?;
-    h.close()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,49 +523,6 @@ mod tests {
                     && e.contains("copy or image it again"),
                 "{e}"
             );
-        }
-    }
-
-    #[test]
-    fn direct_row_reads_equal_cfitsio_reads_bit_for_bit() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.fits");
-        // Planes of 77 357 floats: a whole-plane read takes two of the reader's pieces.
-        let (nx, ny, nchan) = (301, 257, 3);
-        let data: Vec<f32> = (0..nx * ny * nchan)
-            .map(|i| match i % 11 {
-                0 => f32::NAN,
-                1 => -0.0,
-                2 => f32::INFINITY,
-                3 => f32::MIN_POSITIVE / 4.0,
-                _ => (i as f32 * 0.37).sin() * 1e-3,
-            })
-            .collect();
-        let mut header = Header::default();
-        header.set_str("CTYPE1", "RA---SIN", "");
-        Cube {
-            nx,
-            ny,
-            nchan,
-            data,
-            header,
-        }
-        .write(&p)
-        .unwrap();
-        let mut direct = PlaneReader::open(&p).unwrap();
-        assert!(
-            matches!(direct.source, Pixels::Direct(..)),
-            "a plain float32 cube is read directly"
-        );
-        let mut via_cfitsio = PlaneReader::open_with(&p, false).unwrap();
-        assert!(matches!(via_cfitsio.source, Pixels::Cfitsio(_)));
-        for (c, rows) in [(0, 0..ny), (2, 5..6), (1, 3..ny), (1, 0..1), (2, 100..ny)] {
-            let n = rows.len() * nx;
-            let (mut a, mut b) = (vec![0f32; n], vec![1f32; n]);
-            direct.read_rows(c, rows.clone(), &mut a).unwrap();
-            via_cfitsio.read_rows(c, rows, &mut b).unwrap();
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&a), bits(&b), "channel {c}");
         }
     }
 }

@@ -7,14 +7,20 @@
 //! record is an error naming the key and the way out, never a panic or a silent skip).
 //! Invariants: only one process has the cache open (the lock is held for the life of [`Cache`]);
 //! every record carries a schema byte and a BLAKE3 checksum of its payload.
+//! Submodules: `records.rs` (record types and their checksummed encoding), `lock.rs` (the lock
+//! file).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+mod lock;
+mod records;
+
+pub use lock::{hostname, CacheLock};
+pub use records::*;
+
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::hash::{Digest, StatSig};
+use records::{decode, encode, TargetDetails};
 
 /// Version of the record encoding; bumped when [`TargetRecord`] or [`FileRecord`] change shape.
 pub const SCHEMA_VERSION: u8 = 1;
@@ -70,183 +76,6 @@ pub enum CacheError {
     },
 }
 
-/// Outcome of a target's last run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RunStatus {
-    /// The action succeeded and every output is recorded.
-    Ok,
-    /// The action failed; `error` says why. Outputs are not recorded.
-    Failed,
-}
-
-/// One input file as it went into a key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputRecord {
-    /// The input slot name declared by the rule.
-    pub slot: String,
-    /// Path relative to the field directory.
-    pub path: String,
-    /// Content digest.
-    pub digest: Digest,
-}
-
-/// One output file of a successful run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutputRecord {
-    /// The output name declared by the rule.
-    pub name: String,
-    /// Path relative to the field directory.
-    pub path: String,
-    /// Content digest.
-    pub digest: Digest,
-    /// Stat signature right after the rename into place.
-    pub sig: StatSig,
-}
-
-/// What the cache remembers of one target.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TargetRecord {
-    /// The key the target was last run with.
-    pub key: Digest,
-    /// Ok or failed.
-    pub status: RunStatus,
-    /// The action descriptor that went into the key.
-    pub action: String,
-    /// Parameter name → canonical display value, sorted by name.
-    pub params: Vec<(String, String)>,
-    /// Inputs in declared order.
-    pub inputs: Vec<InputRecord>,
-    /// Outputs (empty when failed).
-    pub outputs: Vec<OutputRecord>,
-    /// Wall time of the action in seconds.
-    pub seconds: f64,
-    /// Host the action ran on.
-    pub host: String,
-    /// The error message when failed.
-    pub error: Option<String>,
-}
-
-/// One output as every build checks it: digest and stat signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutputState {
-    /// Content digest.
-    pub digest: Digest,
-    /// Stat signature right after the rename into place.
-    pub sig: StatSig,
-}
-
-/// Records read in bulk ([`Cache::scan_states`]): the ids in one string, in the database's
-/// order (byte order of the ids), beside the records.
-#[derive(Default)]
-pub struct ScannedStates {
-    ids: String,
-    ends: Vec<usize>,
-    states: Vec<TargetState>,
-}
-
-impl ScannedStates {
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.states.len()
-    }
-
-    /// Whether no record was read.
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
-    }
-
-    /// Id of record `i`.
-    pub fn id(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.ids[start..self.ends[i]]
-    }
-
-    /// Index of the record of target `id`.
-    pub fn position(&self, id: &str) -> Option<usize> {
-        // The database yields keys in byte order, which is `str`'s order.
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.id(mid).cmp(id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
-            }
-        }
-        None
-    }
-
-    /// The records, by index, without their ids.
-    pub fn into_states(mut self) -> Vec<TargetState> {
-        self.states.shrink_to_fit();
-        self.states
-    }
-}
-
-/// The part of a target's record that every build reads (kept small so a no-op build of a big
-/// field reads little): key, status and the outputs' digests and signatures.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TargetState {
-    /// The key the target was last run with.
-    pub key: Digest,
-    /// Ok or failed.
-    pub status: RunStatus,
-    /// Digest of the output paths, in order ([`outputs_id`]).
-    pub outputs_id: Digest,
-    /// Outputs (empty when failed), in the graph's order.
-    pub outputs: Vec<OutputState>,
-}
-
-/// The rest of a record: read by `explain`, stale-reason messages and reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct TargetDetails {
-    action: String,
-    params: Vec<(String, String)>,
-    inputs: Vec<InputRecord>,
-    outputs: Vec<(String, String)>,
-    seconds: f64,
-    host: String,
-    error: Option<String>,
-}
-
-/// Digest identifying a list of output paths.
-pub fn outputs_id<'a>(paths: impl Iterator<Item = &'a str>) -> Digest {
-    let mut h = blake3::Hasher::new();
-    for p in paths {
-        h.update(p.as_bytes());
-        h.update(&[0]);
-    }
-    Digest(*h.finalize().as_bytes())
-}
-
-impl TargetRecord {
-    /// The hot part of this record.
-    pub fn state(&self) -> TargetState {
-        TargetState {
-            key: self.key,
-            status: self.status,
-            outputs_id: outputs_id(self.outputs.iter().map(|o| o.path.as_str())),
-            outputs: self
-                .outputs
-                .iter()
-                .map(|o| OutputState {
-                    digest: o.digest,
-                    sig: o.sig,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// A stat-cache entry: a file's signature and the digest it had at that signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
-    /// Stat signature when hashed.
-    pub sig: StatSig,
-    /// Content digest.
-    pub digest: Digest,
-}
-
 /// The open cache. Holds the exclusive lock until dropped.
 pub struct Cache {
     dir: PathBuf,
@@ -262,189 +91,12 @@ pub struct Cache {
     _lock: File,
 }
 
-/// A file `arrakis archive` removed on purpose: where its bytes went and what they were.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ArchivedFile {
-    /// The tarball holding it (relative to the field directory); `None` when it was deleted
-    /// without a copy (beam cubes: imaging makes them again).
-    pub tar: Option<String>,
-    /// Its digest when it was removed.
-    pub digest: Digest,
-    /// Where its bytes start in the tarball, and how many there are.
-    pub offset: u64,
-    /// Its size in bytes.
-    pub size: u64,
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // bincode of plain structs of owned data cannot fail.
-    let payload = bincode::serialize(value).unwrap_or_default();
-    let sum = blake3::hash(&payload);
-    let mut out = Vec::with_capacity(payload.len() + 9);
-    out.push(SCHEMA_VERSION);
-    out.extend_from_slice(&sum.as_bytes()[..8]);
-    out.extend_from_slice(&payload);
-    out
-}
-
-/// Why a stored record cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// Shorter than its header.
-    #[error("record is {0} bytes, too short")]
-    Short(usize),
-    /// Written by another schema.
-    #[error("record schema byte {0} (expected {SCHEMA_VERSION})")]
-    Schema(u8),
-    /// The payload does not match its checksum.
-    #[error("checksum mismatch")]
-    Checksum,
-    /// The payload does not decode.
-    #[error("undecodable: {0}")]
-    Payload(#[from] bincode::Error),
-    /// The two parts of a target's record do not belong together.
-    #[error("{0}")]
-    Mismatch(&'static str),
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
-    if bytes.len() < 9 {
-        return Err(DecodeError::Short(bytes.len()));
-    }
-    if bytes[0] != SCHEMA_VERSION {
-        return Err(DecodeError::Schema(bytes[0]));
-    }
-    let payload = &bytes[9..];
-    if blake3::hash(payload).as_bytes()[..8] != bytes[1..9] {
-        return Err(DecodeError::Checksum);
-    }
-    Ok(bincode::deserialize(payload)?)
-}
-
-/// When the process named in the lock file is gone (killed), the lock can still be held for a
-/// moment by a child it was starting (between fork and exec the child has its files). Wait for
-/// that to pass, up to a few seconds, rather than report a dead process as the holder. True once
-/// the lock is ours.
-fn holder_gone_then_free(lock: &File) -> bool {
-    let mut text = String::new();
-    let _ = (&*lock).read_to_string(&mut text);
-    let _ = (&*lock).rewind();
-    let pid = text
-        .strip_prefix("pid ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse::<i32>().ok());
-    let same_host = text.contains(&format!(" on host {}:", hostname()));
-    let Some(pid) = pid.filter(|_| same_host) else {
-        return false;
-    };
-    let alive = || {
-        // SAFETY: signal 0 only asks whether the process exists.
-        let r = unsafe { libc::kill(pid, 0) };
-        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-    };
-    let start = std::time::Instant::now();
-    while !alive() && start.elapsed() < std::time::Duration::from_secs(5) {
-        if lock.try_lock().is_ok() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    false
-}
-
-/// Who holds the lock, as written into the lock file.
-fn holder_description() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    format!(
-        "pid {} on host {}: {}",
-        std::process::id(),
-        hostname(),
-        args.join(" ")
-    )
-}
-
-/// This machine's host name (for records and the lock file; never part of a key).
-pub fn hostname() -> String {
-    // Read once per process: every record names its host.
-    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into())
-    })
-    .clone()
-}
-
 fn record_key(field: &str, target: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(field.len() + target.len() + 1);
     k.extend_from_slice(field.as_bytes());
     k.push(0);
     k.extend_from_slice(target.as_bytes());
     k
-}
-
-/// The held lock of a cache directory (see [`Cache`]); enough to read the epoch without opening
-/// the database.
-pub struct CacheLock {
-    dir: PathBuf,
-    file: File,
-}
-
-impl CacheLock {
-    /// Take the lock of the cache at `dir` (creating the directory). With `wait`, block until
-    /// another holder releases it; otherwise fail at once naming the holder.
-    pub fn acquire(dir: &Path, wait: bool) -> Result<CacheLock, CacheError> {
-        let io = |source| CacheError::Io {
-            dir: dir.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("arrakis.lock"))
-            .map_err(io)?;
-        if lock.try_lock().is_err() && !holder_gone_then_free(&lock) {
-            let mut holder = String::new();
-            let _ = lock.read_to_string(&mut holder);
-            let holder = holder.trim().to_string();
-            if !wait {
-                return Err(CacheError::Busy {
-                    dir: dir.to_path_buf(),
-                    holder: if holder.is_empty() {
-                        "holder unknown".into()
-                    } else {
-                        holder
-                    },
-                });
-            }
-            eprintln!(
-                "arrakis: waiting for the cache {} ({holder})",
-                dir.display()
-            );
-            lock.lock().map_err(io)?;
-        }
-        lock.set_len(0).map_err(io)?;
-        lock.rewind().map_err(io)?;
-        writeln!(lock, "{}", holder_description()).map_err(io)?;
-        let _ = lock.flush();
-        Ok(CacheLock {
-            dir: dir.to_path_buf(),
-            file: lock,
-        })
-    }
-
-    /// The cache directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The cache's epoch ([`Cache::epoch`]); `None` when there is none or no database.
-    pub fn epoch(&self) -> Option<u64> {
-        read_epoch(&self.dir)
-    }
 }
 
 const EPOCH_FILE: &str = "epoch";
@@ -947,6 +599,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::Digest;
 
     fn rec() -> TargetRecord {
         TargetRecord {

@@ -1,0 +1,129 @@
+//! The cache's lock: `arrakis.lock` in the cache directory, an exclusive `flock` held for the
+//! life of the process that opened the cache, the file naming the holder (pid, host, command).
+//!
+//! Must never: report a dead process as the holder: a lock still held a moment after its
+//! holder died (a child between fork and exec) is waited for, briefly.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use super::{read_epoch, CacheError};
+
+/// When the process named in the lock file is gone (killed), the lock can still be held for a
+/// moment by a child it was starting (between fork and exec the child has its files). Wait for
+/// that to pass, up to a few seconds, rather than report a dead process as the holder. True once
+/// the lock is ours.
+fn holder_gone_then_free(lock: &File) -> bool {
+    let mut text = String::new();
+    let _ = (&*lock).read_to_string(&mut text);
+    let _ = (&*lock).rewind();
+    let pid = text
+        .strip_prefix("pid ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse::<i32>().ok());
+    let same_host = text.contains(&format!(" on host {}:", hostname()));
+    let Some(pid) = pid.filter(|_| same_host) else {
+        return false;
+    };
+    let alive = || {
+        // SAFETY: signal 0 only asks whether the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    };
+    let start = std::time::Instant::now();
+    while !alive() && start.elapsed() < std::time::Duration::from_secs(5) {
+        if lock.try_lock().is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+/// Who holds the lock, as written into the lock file.
+fn holder_description() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    format!(
+        "pid {} on host {}: {}",
+        std::process::id(),
+        hostname(),
+        args.join(" ")
+    )
+}
+
+/// This machine's host name (for records and the lock file; never part of a key).
+pub fn hostname() -> String {
+    // Read once per process: every record names its host.
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    })
+    .clone()
+}
+
+/// The held lock of a cache directory (see [`Cache`]); enough to read the epoch without opening
+/// the database.
+pub struct CacheLock {
+    pub(super) dir: PathBuf,
+    pub(super) file: File,
+}
+
+impl CacheLock {
+    /// Take the lock of the cache at `dir` (creating the directory). With `wait`, block until
+    /// another holder releases it; otherwise fail at once naming the holder.
+    pub fn acquire(dir: &Path, wait: bool) -> Result<CacheLock, CacheError> {
+        let io = |source| CacheError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("arrakis.lock"))
+            .map_err(io)?;
+        if lock.try_lock().is_err() && !holder_gone_then_free(&lock) {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            let holder = holder.trim().to_string();
+            if !wait {
+                return Err(CacheError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "holder unknown".into()
+                    } else {
+                        holder
+                    },
+                });
+            }
+            eprintln!(
+                "arrakis: waiting for the cache {} ({holder})",
+                dir.display()
+            );
+            lock.lock().map_err(io)?;
+        }
+        lock.set_len(0).map_err(io)?;
+        lock.rewind().map_err(io)?;
+        writeln!(lock, "{}", holder_description()).map_err(io)?;
+        let _ = lock.flush();
+        Ok(CacheLock {
+            dir: dir.to_path_buf(),
+            file: lock,
+        })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cache's epoch ([`Cache::epoch`]); `None` when there is none or no database.
+    pub fn epoch(&self) -> Option<u64> {
+        read_epoch(&self.dir)
+    }
+}
