@@ -187,18 +187,48 @@ fn ns(secs: i64, nsecs: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
 }
 
-/// Hash a file's contents. Large files are memory-mapped and hashed on the rayon pool.
+/// The pool large files are hashed on: one of its own, never the build's. A build worker that
+/// hashes a file holds that path's digest memo meanwhile (so others asking for the path wait
+/// for one read); were the hash split on the build's pool, the worker would take other build
+/// jobs while waiting for its pieces, and one of them asking for the same path would wait for
+/// the memo held further down its own stack, for ever.
+fn hash_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("arrakis-hash-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Hash a file's contents. Large files are memory-mapped and hashed on several threads (of the
+/// hashing pool; the caller blocks until it is done, taking no other work meanwhile).
 pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut hasher = blake3::Hasher::new();
     if len >= MMAP_THRESHOLD_BYTES {
-        hasher.update_mmap_rayon(path)?;
-    } else {
-        let mut buf = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut buf)?;
-        hasher.update(&buf);
+        let Some(pool) = hash_pool() else {
+            hasher.update_mmap(path)?;
+            return Ok(Digest(*hasher.finalize().as_bytes()));
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let owned = path.to_path_buf();
+        pool.spawn(move || {
+            let r = hasher
+                .update_mmap_rayon(&owned)
+                .map(|h| Digest(*h.finalize().as_bytes()));
+            let _ = tx.send(r);
+        });
+        return rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
     }
+    let mut buf = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut buf)?;
+    hasher.update(&buf);
     Ok(Digest(*hasher.finalize().as_bytes()))
 }
 
@@ -267,6 +297,58 @@ impl KeyHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build worker hashing a large file while it holds a lock (the digest memo does) must not
+    /// run other build jobs meanwhile: one that takes the same lock would wait for ever. Seen
+    /// as a hung build with a holography model read by many linmos targets. The pattern: jobs
+    /// come from outside the pool (as the build loop's do); one worker is busy for a moment
+    /// while the other holds the lock and hashes, then goes idle and steals a piece of that
+    /// hash, so the hashing worker waits for the piece and, had it been hashing on its own
+    /// pool, would take a queued job meanwhile, which waits for the lock it holds.
+    #[test]
+    fn hashing_a_large_file_under_a_lock_takes_no_other_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.bin");
+        let bytes: Vec<u8> = (0..48usize << 20).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let want = Digest(*blake3::hash(&bytes).as_bytes());
+        drop(bytes);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let memo = std::sync::Arc::new(std::sync::Mutex::new(None::<Digest>));
+            for _ in 0..10 {
+                *memo.lock().unwrap() = None;
+                let (tx, rx) = std::sync::mpsc::channel();
+                let busy = tx.clone();
+                pool.spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    let _ = busy.send(());
+                });
+                for _ in 0..9 {
+                    let (memo, path, tx) = (memo.clone(), p.clone(), tx.clone());
+                    pool.spawn(move || {
+                        let mut slot = memo.lock().unwrap();
+                        if slot.is_none() {
+                            *slot = Some(hash_file(&path).unwrap());
+                        }
+                        let _ = tx.send(());
+                    });
+                }
+                for _ in 0..10 {
+                    rx.recv().unwrap();
+                }
+            }
+            let _ = done_tx.send(hash_file(&p).unwrap());
+        });
+        let got = done_rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("hashing under a lock deadlocked");
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn signatures_keep_the_128_bit_record_encoding() {

@@ -4,28 +4,15 @@
 //! work taken from the receipts; sbatch outages waited out with backoff; a worker killed mid-batch
 //! and a node drained during a build lose nothing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
-
-/// The node is drained by one test; the others hold this shared while they use the cluster.
-static CLUSTER: RwLock<()> = RwLock::new(());
-
-fn cluster_shared() -> RwLockReadGuard<'static, ()> {
-    CLUSTER.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn cluster_exclusive() -> RwLockWriteGuard<'static, ()> {
-    CLUSTER.write().unwrap_or_else(|e| e.into_inner())
-}
 
 fn require_slurm() {
     let ok = Command::new("sinfo")

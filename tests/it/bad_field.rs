@@ -2,14 +2,12 @@
 //! what to do, only the targets that read the bad file fail (`--keep-going`), and unit names that
 //! look like shell syntax or paths can never write outside the field directory.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use arrakis::fits::{Cube, Image};
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 const FIELD: &str = "BAD";
 

@@ -1,15 +1,13 @@
 //! Crash safety and cache exclusivity of the real binary: SIGKILL and SIGINT at many moments,
 //! two builds on one cache.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use arrakis::cache::Cache;
-use common::*;
 
 fn spawn_build(cache: &Path, data: &Path, field: &str, delay: &str) -> std::process::Child {
     arrakis(cache)

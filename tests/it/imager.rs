@@ -6,10 +6,8 @@
 //! stands in for WSClean (tests/py/fake_wsclean.py) on a whole simulated field, to check
 //! which beams are imaged again when a measurement set changes.
 
-mod common;
-
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 /// Debian's python3 with python-casacore (`ARRAKIS_CASACORE_PYTHON` to override).
 fn casacore_python() -> std::path::PathBuf {

@@ -3,13 +3,11 @@
 //! half-written is left or recorded; once there is space the build completes with the bytes of a
 //! clean build.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 /// Unmounts the tmpfs when the test ends, however it ends.
 struct Mount(PathBuf);

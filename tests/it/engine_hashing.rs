@@ -1,15 +1,13 @@
 //! Source hashing within one build: a file that many targets read at the same moment is read
 //! once, and the next build answers from the stat cache without reading it.
 
-mod common;
-
+use crate::common::*;
 use arrakis::cache::Cache;
 use arrakis::exec::{Engine, Hashed};
 use arrakis::rules::expand::expand;
 use arrakis::rules::RuleSet;
 use arrakis::stages::{builtin_version, registry};
 use arrakis::units::Units;
-use common::*;
 
 #[test]
 fn a_source_asked_for_by_many_threads_at_once_is_hashed_once() {

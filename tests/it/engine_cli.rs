@@ -1,8 +1,6 @@
 //! The engine driven through the real binary on the engine test rules (external commands).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn clean_build_then_noop_then_parameter_change_reruns_only_dependents() {

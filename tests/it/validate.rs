@@ -1,12 +1,10 @@
 //! The validation plots: rendered for a simulated field, valid PNGs that are not blank, an HTML
 //! page that shows every one; a field without `truth.csv` still gets every plot.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 const PLOTS: &[&str] = &[
     "rm_sky",

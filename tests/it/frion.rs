@@ -3,13 +3,11 @@
 //! `apply_correction_to_files` on the same mosaics, and on a simulated field with an injected
 //! ionosphere: RMs are the intrinsic ones after correction and offset by RM_ion without it.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use arrakis::science::frion::{complex_div, modulation};
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 use serde_json::{json, Value};
 
 fn racs_low_freqs(n: usize) -> Vec<f64> {

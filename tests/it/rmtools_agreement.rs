@@ -3,11 +3,9 @@
 //! Covers both weightings, both Stokes I models, fixed and default Faraday axes, a fitted RMSF,
 //! flagged (NaN) channels, a spectrum without Stokes I, and RM-CLEAN with and without a window.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::python;
+use crate::common::python;
 use std::process::Command;
 
 use arrakis::science::rm_clean::{run_rmclean, CleanParams};

@@ -1,14 +1,12 @@
 //! Bad rule files, configs and fields: each gets a clear error naming the file, the line or key,
 //! and what to do.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::*;
 use arrakis::config;
 use arrakis::rules::RuleSet;
 use arrakis::stages::registry;
-use common::*;
 
 const GOOD_A: &str = "rule: a\nunit: source\nparams:\n  cutoff: {}\n  level: {type: float, default: -8, range: \"[-10, 10]\"}\ninputs:\n  cat: {file: catalogue/islands.csv}\naction:\n  builtin: stamp\noutputs:\n  o: \"{source}/a.txt\"\n";
 const GOOD_B: &str = "rule: b\nunit: field\ninputs:\n  all: {from: a, output: o}\naction:\n  builtin: stamp\noutputs:\n  t: \"b.txt\"\n";

@@ -2,12 +2,10 @@
 //! RMs and fractions against the injected truth, flagged channels, an island outside every beam,
 //! and incremental behaviour of the real stages.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 #[test]
 fn simulated_field_is_recovered_and_rebuilds_incrementally() {

@@ -4,15 +4,13 @@
 //! output equals a clean build's bytes, no target that was recorded before the kill runs again,
 //! and the cache always opens cleanly.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 /// Digest of every file under `dir` except the given inputs, by relative path.
 fn outputs(dir: &Path, inputs: &[String]) -> BTreeMap<String, blake3::Hash> {
@@ -168,6 +166,7 @@ fn live_jobs(job_name: &str) -> usize {
 /// give a clean build's bytes. Records only ever grow from one kill to the next.
 #[test]
 fn killed_slurm_builds_resume_to_clean_bytes() {
+    let _cluster = cluster_shared();
     let tmp = tempfile::tempdir().unwrap();
     let field = "RACS_SKILL";
     let opts = SimOptions {

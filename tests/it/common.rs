@@ -297,3 +297,17 @@ pub fn interrupt(
     }
     status
 }
+
+/// The one-node Slurm is drained by one test; every other test that uses the cluster holds
+/// this shared while it does.
+static CLUSTER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Use the test cluster alongside other tests.
+pub fn cluster_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    CLUSTER.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Have the test cluster to oneself (to drain its node).
+pub fn cluster_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CLUSTER.write().unwrap_or_else(|e| e.into_inner())
+}

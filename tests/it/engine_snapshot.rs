@@ -1,9 +1,7 @@
 //! The up-to-date snapshot: a no-op build is answered by stat alone, says the same as full
 //! evaluation, and every change it covers sends the build through full evaluation.
 
-mod common;
-
-use common::{build, make_field, text, with_status};
+use crate::common::{build, make_field, text, with_status};
 use std::path::Path;
 
 const SHORTCUT: &str = "nothing changed since the last complete build";
@@ -55,11 +53,11 @@ fn a_noop_is_answered_by_the_snapshot_with_the_same_report_as_full_evaluation() 
     );
     // `status` answers from the snapshot too, with the table full evaluation prints.
     let status = || {
-        let out = common::arrakis(&cache)
+        let out = crate::common::arrakis(&cache)
             .args(["status", "S1", "--datadir"])
             .arg(data)
             .arg("--rules")
-            .arg(common::engine_rules())
+            .arg(crate::common::engine_rules())
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
@@ -179,18 +177,18 @@ fn records_changed_without_any_file_changing_are_seen_through_the_epoch() {
     let empty = data.join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
     let report = data.join("failed.json");
-    let out = common::arrakis(&cache)
+    let out = crate::common::arrakis(&cache)
         .args(["build", "S3", "--quiet", "--datadir"])
         .arg(data)
         .arg("--rules")
-        .arg(common::engine_rules())
+        .arg(crate::common::engine_rules())
         .args(["--set", "cutoff=-3", "--report"])
         .arg(&report)
         .env("PATH", &empty)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let failed = with_status(&common::read_report(&report), "failed");
+    let failed = with_status(&crate::common::read_report(&report), "failed");
     assert!(
         failed.iter().any(|id| id.starts_with("rmclean/")),
         "{failed:?}"

@@ -2,10 +2,8 @@
 //! that needs the archived cutouts gets them back from the tarball; a cutout parameter change
 //! rebuilds the cutouts; beam cubes removed without a copy make a clear error when needed.
 
-mod common;
-
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 fn archive(cache: &std::path::Path, data: &std::path::Path, field: &str, extra: &[&str]) -> String {
     let out = arrakis(cache)

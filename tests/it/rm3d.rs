@@ -2,12 +2,10 @@
 //! against RM-Tools' rmsynth3d and rmclean3d on the same cubes, RM-Tools' FITS conventions, the
 //! injected RMs found in the peak-RM maps, and a CLEAN parameter change rerunning only CLEAN.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 use serde_json::Value;
 
 fn reference(args: &[&std::ffi::OsStr]) -> Value {

@@ -3,14 +3,12 @@
 //! build is a no-op. Wall time, peak memory and cache size are printed (`--nocapture`), never
 //! asserted.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
+use crate::common::*;
 use arrakis::simulate::{simulate, SimOptions};
-use common::*;
 
 const MEMORY_GOAL_MIB: f64 = 500.0;
 

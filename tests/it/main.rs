@@ -1,0 +1,25 @@
+//! The integration tests, one binary (linking one test binary per file dominated the build):
+//! each module drives the real `arrakis` binary or the library on simulated fields in temporary
+//! directories. Tests run in parallel; the ones that share the one-node Slurm take
+//! `common::cluster_shared`/`cluster_exclusive`.
+
+mod common;
+
+mod archive;
+mod bad_field;
+mod bad_input;
+mod disk_full;
+mod engine_cli;
+mod engine_faults;
+mod engine_hashing;
+mod engine_props;
+mod engine_snapshot;
+mod frion;
+mod imager;
+mod kill_pipeline;
+mod load;
+mod pipeline;
+mod rm3d;
+mod rmtools_agreement;
+mod slurm;
+mod validate;
