@@ -25,6 +25,7 @@ pub mod rm1d;
 pub mod rm3d;
 pub mod rmclean;
 pub mod rmsynth;
+pub mod spectrum;
 pub mod stamp;
 pub mod validate;
 
@@ -181,12 +182,13 @@ static CATALOGUE: catalogue::Catalogue = catalogue::Catalogue;
 static RMSYNTH3D: rm3d::RmSynth3d = rm3d::RmSynth3d;
 static RMCLEAN3D: rm3d::RmClean3d = rm3d::RmClean3d;
 static VALIDATE: validate::Validate = validate::Validate;
+static SPECTRUM: spectrum::Spectrum = spectrum::Spectrum;
 
 /// Every builtin.
 pub fn builtins() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 12] = [
+    static REG: [&dyn Builtin; 13] = [
         &STAMP, &BEAMS, &IMAGER, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &RMSYNTH3D,
-        &RMCLEAN3D, &CATALOGUE, &VALIDATE,
+        &RMCLEAN3D, &CATALOGUE, &VALIDATE, &SPECTRUM,
     ];
     &REG
 }

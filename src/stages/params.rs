@@ -402,6 +402,24 @@ pub static WINDOW: ParamSpec = ParamSpec::new(
 )
 .nullable();
 
+// --- spectra for RM-Tools ------------------------------------------------------------------
+
+/// Write each component's spectrum for RM-Tools.
+pub static WRITE_SPECTRA: ParamSpec = ParamSpec::new(
+    "write_spectra",
+    T::Bool,
+    D::Bool(false),
+    "write each component's spectrum as RM-Tools' rmsynth1d reads it (_spectrum.dat)",
+);
+/// What the spectrum files do with rejected channels.
+pub static SPECTRUM_BLANKS: ParamSpec = ParamSpec::new(
+    "spectrum_blanks",
+    T::String,
+    D::Str("drop"),
+    "channels rmsynth rejected in the spectrum files: left out (drop) or written as NaN (nan)",
+)
+.choices(&["drop", "nan"]);
+
 // --- catalogue and validation ----------------------------------------------------------------
 
 /// Detection threshold.
@@ -483,6 +501,8 @@ pub static ALL: &[&ParamSpec] = &[
     &MAX_ITER,
     &GAIN,
     &WINDOW,
+    &WRITE_SPECTRA,
+    &SPECTRUM_BLANKS,
     &SNR_CUT,
     &LEAKAGE_SNR,
     &LEAKAGE_BINS,

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod adding_a_stage;
 mod archive;
 mod bad_field;
 mod bad_input;
