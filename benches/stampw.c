@@ -5,7 +5,8 @@
  * word, such as a parameter) changes, as a real stage's would.
  *
  *   stampw OUT... [-- IN...] [+ WORD...]
- *   stampw @LIST            (the arguments one per line in LIST: a response file)
+ * An argument @LIST stands for the lines of the file LIST (a response file; ninja's are
+ * space-separated, which is split too).
  *
  * Built by peers.py with `cc -O2 -o stampw stampw.c`.
  */
@@ -66,9 +67,17 @@ static char **read_list(const char *file, int *argc) {
 }
 
 int main(int argc, char **argv) {
-    char **args = argv + 1;
-    int n = argc - 1;
-    if (n == 1 && args[0][0] == '@') args = read_list(args[0] + 1, &n);
+    /* Expand every @LIST argument in place. */
+    int n = 0, cap = argc + 16;
+    char **args = malloc((size_t)cap * sizeof *args);
+    for (int a = 1; a < argc; a++) {
+        int m = 1;
+        char **more = &argv[a];
+        if (argv[a][0] == '@') more = read_list(argv[a] + 1, &m);
+        if (n + m > cap) args = realloc(args, (size_t)(cap = 2 * (n + m)) * sizeof *args);
+        memcpy(args + n, more, (size_t)m * sizeof *args);
+        n += m;
+    }
     int outs = 0;
     while (outs < n && strcmp(args[outs], "--") && strcmp(args[outs], "+")) outs++;
     uint64_t h = 1469598103934665603ULL;

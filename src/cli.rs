@@ -350,6 +350,9 @@ pub enum BenchWhat {
         /// Parallel jobs.
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
+        /// Only write the field and its rules into --dir (for `benches/peers.py`), time nothing.
+        #[arg(long, requires = "dir")]
+        field_only: bool,
     },
     /// A simulated field built by the local executor and by the Slurm executor in the same run:
     /// wall time, Slurm jobs submitted, scheduling overhead per target.

@@ -40,7 +40,8 @@ fn main() {
                 beams,
                 dir,
                 jobs,
-            } => arrakis::cmd::bench::engine(*islands, *beams, dir.as_deref(), *jobs),
+                field_only,
+            } => arrakis::cmd::bench::engine(*islands, *beams, dir.as_deref(), *jobs, *field_only),
             BenchWhat::Slurm {
                 sources,
                 beams,

@@ -88,8 +88,34 @@ fn tail(bytes: &[u8], max: usize) -> String {
     format!("...{}", &s[start..])
 }
 
+/// Write the files of `{list:in:X}`/`{list:out:X}` one per line into a temporary file beside
+/// the target's first output (a response file, for lists too long for a command line); its
+/// path is recorded in `lists` for removal once the command is done.
+fn list_file(
+    name: &str,
+    files: &[String],
+    outputs: &[(&str, PathBuf, Option<&str>)],
+    lists: &mut Vec<PathBuf>,
+) -> Result<String, ActionError> {
+    let beside = outputs
+        .first()
+        .map(|(_, p, _)| p.with_file_name(format!("{}.list", name.replace(':', "-"))))
+        .ok_or_else(|| {
+            ActionError::Command(format!("'{{list:{name}}}' in a rule with no outputs"))
+        })?;
+    let path = crate::atomic::temp_path_for(&beside);
+    let mut text = files.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|e| {
+        ActionError::Command(format!("cannot write the list {}: {e}", path.display()))
+    })?;
+    lists.push(path.clone());
+    Ok(path.to_string_lossy().to_string())
+}
+
 /// Render one argv template element. Whole-element `{in:X}`/`{out:X}` expand to one argument per
-/// file; inside a longer string they must name exactly one file.
+/// file; inside a longer string they must name exactly one file. `{list:in:X}`/`{list:out:X}`
+/// are the path of a file listing them (see [`list_file`]).
 fn render_arg(
     arg: &str,
     vars: &[(String, String)],
@@ -97,6 +123,7 @@ fn render_arg(
     params: &[(String, crate::config::params::ParamValue)],
     inputs: &[(&str, Vec<PathBuf>)],
     outputs: &[(&str, PathBuf, Option<&str>)],
+    lists: &mut Vec<PathBuf>,
 ) -> Result<Vec<String>, ActionError> {
     let files_of = |name: &str| -> Option<Vec<String>> {
         if let Some(i) = name.strip_prefix("in:") {
@@ -136,7 +163,11 @@ fn render_arg(
             .ok_or_else(|| ActionError::Command(format!("unclosed '{{' in '{arg}'")))?
             + i;
         let name = &rest[i + 1..end];
-        let value = if let Some(files) = files_of(name) {
+        let value = if let Some(listed) = name.strip_prefix("list:") {
+            let files = files_of(listed)
+                .ok_or_else(|| ActionError::Command(format!("no files for '{{{name}}}'")))?;
+            list_file(listed, &files, outputs, lists)?
+        } else if let Some(files) = files_of(name) {
             if files.len() != 1 {
                 return Err(ActionError::Command(format!(
                     "'{{{name}}}' stands for {} files inside '{arg}'; use it as a whole argument",
@@ -397,9 +428,28 @@ fn run_command(
     inputs: &[(&str, Vec<PathBuf>)],
     outputs: &[(&str, PathBuf, Option<&str>)],
 ) -> Result<(), ActionError> {
+    let mut lists = Vec::new();
+    let result = run_rendered(argv, vars, field_dir, params, inputs, outputs, &mut lists);
+    for l in &lists {
+        let _ = std::fs::remove_file(l);
+    }
+    result
+}
+
+fn run_rendered(
+    argv: &[String],
+    vars: &[(String, String)],
+    field_dir: &Path,
+    params: &[(String, crate::config::params::ParamValue)],
+    inputs: &[(&str, Vec<PathBuf>)],
+    outputs: &[(&str, PathBuf, Option<&str>)],
+    lists: &mut Vec<PathBuf>,
+) -> Result<(), ActionError> {
     let mut args = Vec::new();
     for a in argv {
-        args.extend(render_arg(a, vars, field_dir, params, inputs, outputs)?);
+        args.extend(render_arg(
+            a, vars, field_dir, params, inputs, outputs, lists,
+        )?);
     }
     let Some((prog, rest)) = args.split_first() else {
         return Err(ActionError::Command("empty command".into()));
@@ -434,4 +484,43 @@ fn run_command(
         "command '{prog}' failed ({status}): {}",
         tail(&log, 2000)
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_placeholders_become_response_files_removed_after_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let field = dir.path();
+        let ins: Vec<PathBuf> = (0..3).map(|k| field.join(format!("in{k}.txt"))).collect();
+        for p in &ins {
+            std::fs::write(p, "x").unwrap();
+        }
+        let out = crate::atomic::temp_path_for(&field.join("out.txt"));
+        let outputs = vec![("o", out.clone(), None)];
+        let inputs = vec![("all", ins.clone())];
+        // The command copies the list it is given into the output: the list must hold the
+        // inputs, one per line, and be gone afterwards.
+        let argv: Vec<String> = ["cp", "{list:in:all}", "{out:o}"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        run_command(&argv, &[], field, &[], &inputs, &outputs).unwrap();
+        let listed = std::fs::read_to_string(&out).unwrap();
+        let want: Vec<String> = ins.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(listed, want.join("\n") + "\n");
+        let left: Vec<String> = std::fs::read_dir(field)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".list"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // Inside a longer argument too (`@{list:in:X}`, a response-file flag).
+        let mut lists = Vec::new();
+        let a = render_arg("@{list:in:all}", &[], field, &[], &inputs, &outputs, &mut lists)
+            .unwrap();
+        assert_eq!(a, vec![format!("@{}", lists[0].display())]);
+    }
 }

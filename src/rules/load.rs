@@ -132,7 +132,11 @@ impl Loader<'_> {
                     "parameter '{p}' is not declared in this rule's params{}",
                     did_you_mean(p, params.keys().map(|s| s.as_str()))
                 )
-            } else if let (true, Some(i)) = (command, name.strip_prefix("in:")) {
+            } else if let (true, Some(i)) = (
+                command,
+                name.strip_prefix("in:")
+                    .or_else(|| name.strip_prefix("list:in:")),
+            ) {
                 if rule.inputs.contains_key(i) {
                     continue;
                 }
@@ -140,7 +144,11 @@ impl Loader<'_> {
                     "input '{i}' is not declared{}",
                     did_you_mean(i, rule.inputs.keys().map(|s| s.as_str()))
                 )
-            } else if let (true, Some(o)) = (command, name.strip_prefix("out:")) {
+            } else if let (true, Some(o)) = (
+                command,
+                name.strip_prefix("out:")
+                    .or_else(|| name.strip_prefix("list:out:")),
+            ) {
                 if rule.outputs.contains_key(o) {
                     continue;
                 }
@@ -158,7 +166,7 @@ impl Loader<'_> {
                         .collect::<Vec<_>>()
                         .join(", "),
                     if command {
-                        ", {in:NAME}, {out:NAME}, {param:NAME}, {fielddir}"
+                        ", {in:NAME}, {out:NAME}, {list:in:NAME}, {list:out:NAME}, {param:NAME}, {fielddir}"
                     } else {
                         ", {param:NAME}"
                     },

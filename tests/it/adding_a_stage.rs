@@ -130,9 +130,18 @@ fn the_stage_it_adds_writes_spectra_rm_tools_reads() {
     // Rejected channels kept as NaN: the stage's parameter reruns the stage only, and RM-Tools
     // on that file (its NaN channels flagged, as rmsynth's were) with the pipeline's parameters
     // finds the peak arrakis's rmsynth found.
-    let blanks = ["--set", "write_spectra=true", "--set", "spectrum_blanks=nan"];
+    let blanks = [
+        "--set",
+        "write_spectra=true",
+        "--set",
+        "spectrum_blanks=nan",
+    ];
     let r = build_real(&cache, data, field, &blanks).1;
-    assert_eq!(with_status(&r, "ran"), ran, "only the spectrum targets rerun");
+    assert_eq!(
+        with_status(&r, "ran"),
+        ran,
+        "only the spectrum targets rerun"
+    );
     let (comp, product) = measured.expect("a measured component");
     let dat = dirs[&comp].join(format!("{comp}_spectrum.dat"));
     let m = product.measured().unwrap();
@@ -141,7 +150,11 @@ fn the_stage_it_adds_writes_spectra_rm_tools_reads() {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .count();
-    assert_eq!(rows, m.spectrum.freq_hz.len(), "every channel, blanks as NaN");
+    assert_eq!(
+        rows,
+        m.spectrum.freq_hz.len(),
+        "every channel, blanks as NaN"
+    );
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases.json");
     let out_json = dir.path().join("out.json");

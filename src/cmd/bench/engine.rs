@@ -138,6 +138,7 @@ pub fn engine(
     beams: usize,
     dir: Option<&Path>,
     jobs: Option<usize>,
+    field_only: bool,
 ) -> Result<i32> {
     let tmp;
     let dir = match dir {
@@ -159,6 +160,14 @@ pub fn engine(
         std::fs::write(dir.join("rules").join(name), text)?;
     }
     write_field(&dir.join("data"), islands, beams)?;
+    if field_only {
+        eprintln!(
+            "wrote {}/data/{FIELD} and its rules in {}/rules",
+            dir.display(),
+            dir.display()
+        );
+        return Ok(0);
+    }
     // Real inputs are not written within the 20 ms before a build: files that fresh are "racy"
     // (StatSig::is_racy), so the cold build's snapshot would not trust them and the first no-op
     // would go through full evaluation.
