@@ -44,17 +44,24 @@ STOKES = "iqu"
 HERE = Path(__file__).resolve().parent
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run(cmd, cwd, check=True):
-    """(wall seconds, peak RSS MiB of the tool process) of a command."""
+    """(wall seconds, peak RSS MiB of the tool process) of a command. The peak comes from GNU
+    time (`apt-get install time`), a small process that starts the tool: a child forked from
+    this Python process would report this process's size as its own peak."""
+    rss_file = Path(cwd) / ".peers-rss"
+    wrapped = [GNU_TIME, "-f", "%M", "-o", str(rss_file)] + list(map(str, cmd))
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
+    p = subprocess.run(wrapped, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     dt = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    p.returncode = os.waitstatus_to_exitcode(status)
     if check and p.returncode != 0:
-        sys.exit(f"{' '.join(map(str, cmd))} failed ({p.returncode}) in {cwd}:\n{err[-3000:]}")
-    return dt, ru.ru_maxrss / 1024.0
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({p.returncode}) in {cwd}:\n"
+                 f"{p.stderr.decode(errors='replace')[-3000:]}")
+    lines = rss_file.read_text().split()
+    rss_file.unlink()
+    return dt, int(lines[-1]) / 1024.0
 
 
 def median3(f):
@@ -345,6 +352,8 @@ def main():
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
+    if not Path(GNU_TIME).exists():
+        sys.exit("GNU time is needed for the peak memory: apt-get install time")
     exe = str(a.arrakis.resolve())
     stampw = d / "stampw"
     subprocess.run(["cc", "-O2", "-o", str(stampw), str(HERE / "stampw.c")], check=True)
