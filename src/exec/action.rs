@@ -88,53 +88,39 @@ fn tail(bytes: &[u8], max: usize) -> String {
     format!("...{}", &s[start..])
 }
 
-/// Write the files of `{list:in:X}`/`{list:out:X}` one per line into a temporary file beside
-/// the target's first output (a response file, for lists too long for a command line); its
-/// path is recorded in `lists` for removal once the command is done.
-fn list_file(
-    name: &str,
-    files: &[String],
-    outputs: &[(&str, PathBuf, Option<&str>)],
-    lists: &mut Vec<PathBuf>,
-) -> Result<String, ActionError> {
-    let beside = outputs
-        .first()
-        .map(|(_, p, _)| p.with_file_name(format!("{}.list", name.replace(':', "-"))))
-        .ok_or_else(|| {
-            ActionError::Command(format!("'{{list:{name}}}' in a rule with no outputs"))
-        })?;
-    let path = crate::atomic::temp_path_for(&beside);
-    let mut text = files.join("\n");
-    text.push('\n');
-    std::fs::write(&path, text).map_err(|e| {
-        ActionError::Command(format!("cannot write the list {}: {e}", path.display()))
-    })?;
-    lists.push(path.clone());
-    Ok(path.to_string_lossy().to_string())
+/// What an argv template is rendered with: the target's variables, parameters and files, and
+/// the response files `{list:...}` placeholders made (removed when this is dropped, that is once
+/// the command is done, whatever happened).
+struct Rendering<'a> {
+    vars: &'a [(String, String)],
+    field_dir: &'a Path,
+    params: &'a [(String, ParamValue)],
+    inputs: &'a [(&'a str, Vec<PathBuf>)],
+    outputs: &'a [(&'a str, PathBuf, Option<&'a str>)],
+    lists: Vec<PathBuf>,
 }
 
-/// Render one argv template element. Whole-element `{in:X}`/`{out:X}` expand to one argument per
-/// file; inside a longer string they must name exactly one file. `{list:in:X}`/`{list:out:X}`
-/// are the path of a file listing them (see [`list_file`]).
-fn render_arg(
-    arg: &str,
-    vars: &[(String, String)],
-    field_dir: &Path,
-    params: &[(String, crate::config::params::ParamValue)],
-    inputs: &[(&str, Vec<PathBuf>)],
-    outputs: &[(&str, PathBuf, Option<&str>)],
-    lists: &mut Vec<PathBuf>,
-) -> Result<Vec<String>, ActionError> {
-    let files_of = |name: &str| -> Option<Vec<String>> {
+impl Drop for Rendering<'_> {
+    fn drop(&mut self) {
+        for l in &self.lists {
+            let _ = std::fs::remove_file(l);
+        }
+    }
+}
+
+impl Rendering<'_> {
+    /// The files of `in:X` or `out:X`.
+    fn files_of(&self, name: &str) -> Option<Vec<String>> {
         if let Some(i) = name.strip_prefix("in:") {
-            return inputs
+            return self
+                .inputs
                 .iter()
                 .find(|(k, _)| *k == i)
                 .map(|(_, v)| v.iter().map(|p| p.to_string_lossy().to_string()).collect());
         }
         if let Some(o) = name.strip_prefix("out:") {
             return Some(
-                outputs
+                self.outputs
                     .iter()
                     .filter(|(k, _, _)| *k == o)
                     .map(|(_, p, _)| p.to_string_lossy().to_string())
@@ -142,58 +128,86 @@ fn render_arg(
             );
         }
         None
-    };
-    if arg.starts_with('{') && arg.ends_with('}') && !arg.starts_with("{{") {
-        if let Some(files) = files_of(&arg[1..arg.len() - 1]) {
-            return Ok(files);
-        }
     }
-    let mut out = String::new();
-    let mut rest = arg;
-    while let Some(i) = rest.find(['{', '}']) {
-        out.push_str(&rest[..i]);
-        let c = rest.as_bytes()[i] as char;
-        if rest[i + 1..].starts_with(c) {
-            out.push(c);
-            rest = &rest[i + 2..];
-            continue;
-        }
-        let end = rest[i..]
-            .find('}')
-            .ok_or_else(|| ActionError::Command(format!("unclosed '{{' in '{arg}'")))?
-            + i;
-        let name = &rest[i + 1..end];
-        let value = if let Some(listed) = name.strip_prefix("list:") {
-            let files = files_of(listed)
-                .ok_or_else(|| ActionError::Command(format!("no files for '{{{name}}}'")))?;
-            list_file(listed, &files, outputs, lists)?
-        } else if let Some(files) = files_of(name) {
-            if files.len() != 1 {
-                return Err(ActionError::Command(format!(
-                    "'{{{name}}}' stands for {} files inside '{arg}'; use it as a whole argument",
-                    files.len()
-                )));
+
+    /// Write the files of `{list:in:X}`/`{list:out:X}` one per line into a temporary file beside
+    /// the target's first output (a response file, for lists too long for a command line).
+    fn list_file(&mut self, name: &str, files: &[String]) -> Result<String, ActionError> {
+        let beside = self
+            .outputs
+            .first()
+            .map(|(_, p, _)| p.with_file_name(format!("{}.list", name.replace(':', "-"))))
+            .ok_or_else(|| {
+                ActionError::Command(format!("'{{list:{name}}}' in a rule with no outputs"))
+            })?;
+        let path = crate::atomic::temp_path_for(&beside);
+        let mut text = files.join("\n");
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| {
+            ActionError::Command(format!("cannot write the list {}: {e}", path.display()))
+        })?;
+        self.lists.push(path.clone());
+        Ok(path.to_string_lossy().to_string())
+    }
+
+    /// Render one argv template element. Whole-element `{in:X}`/`{out:X}` expand to one
+    /// argument per file; inside a longer string they must name exactly one file.
+    /// `{list:in:X}`/`{list:out:X}` are the path of a file listing them.
+    fn arg(&mut self, arg: &str) -> Result<Vec<String>, ActionError> {
+        if arg.starts_with('{') && arg.ends_with('}') && !arg.starts_with("{{") {
+            if let Some(files) = self.files_of(&arg[1..arg.len() - 1]) {
+                return Ok(files);
             }
-            files[0].clone()
-        } else if let Some(p) = name.strip_prefix("param:") {
-            params
-                .iter()
-                .find(|(k, _)| k == p)
-                .map(|(_, v)| v.display())
-                .unwrap_or_default()
-        } else if name == "fielddir" {
-            field_dir.to_string_lossy().to_string()
-        } else {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| ActionError::Command(format!("no value for '{{{name}}}'")))?
-        };
-        out.push_str(&value);
-        rest = &rest[end + 1..];
+        }
+        let mut out = String::new();
+        let mut rest = arg;
+        while let Some(i) = rest.find(['{', '}']) {
+            out.push_str(&rest[..i]);
+            let c = rest.as_bytes()[i] as char;
+            if rest[i + 1..].starts_with(c) {
+                out.push(c);
+                rest = &rest[i + 2..];
+                continue;
+            }
+            let end = rest[i..]
+                .find('}')
+                .ok_or_else(|| ActionError::Command(format!("unclosed '{{' in '{arg}'")))?
+                + i;
+            let name = &rest[i + 1..end];
+            let value = if let Some(listed) = name.strip_prefix("list:") {
+                let files = self
+                    .files_of(listed)
+                    .ok_or_else(|| ActionError::Command(format!("no files for '{{{name}}}'")))?;
+                self.list_file(listed, &files)?
+            } else if let Some(files) = self.files_of(name) {
+                if files.len() != 1 {
+                    return Err(ActionError::Command(format!(
+                        "'{{{name}}}' stands for {} files inside '{arg}'; use it as a whole argument",
+                        files.len()
+                    )));
+                }
+                files[0].clone()
+            } else if let Some(p) = name.strip_prefix("param:") {
+                self.params
+                    .iter()
+                    .find(|(k, _)| k == p)
+                    .map(|(_, v)| v.display())
+                    .unwrap_or_default()
+            } else if name == "fielddir" {
+                self.field_dir.to_string_lossy().to_string()
+            } else {
+                self.vars
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .ok_or_else(|| ActionError::Command(format!("no value for '{{{name}}}'")))?
+            };
+            out.push_str(&value);
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(vec![out])
     }
-    out.push_str(rest);
-    Ok(vec![out])
 }
 
 /// Everything needed to run one target's action, without the graph or the cache: what the
@@ -424,32 +438,21 @@ fn run_command(
     argv: &[String],
     vars: &[(String, String)],
     field_dir: &Path,
-    params: &[(String, crate::config::params::ParamValue)],
+    params: &[(String, ParamValue)],
     inputs: &[(&str, Vec<PathBuf>)],
     outputs: &[(&str, PathBuf, Option<&str>)],
 ) -> Result<(), ActionError> {
-    let mut lists = Vec::new();
-    let result = run_rendered(argv, vars, field_dir, params, inputs, outputs, &mut lists);
-    for l in &lists {
-        let _ = std::fs::remove_file(l);
-    }
-    result
-}
-
-fn run_rendered(
-    argv: &[String],
-    vars: &[(String, String)],
-    field_dir: &Path,
-    params: &[(String, crate::config::params::ParamValue)],
-    inputs: &[(&str, Vec<PathBuf>)],
-    outputs: &[(&str, PathBuf, Option<&str>)],
-    lists: &mut Vec<PathBuf>,
-) -> Result<(), ActionError> {
+    let mut rendering = Rendering {
+        vars,
+        field_dir,
+        params,
+        inputs,
+        outputs,
+        lists: Vec::new(),
+    };
     let mut args = Vec::new();
     for a in argv {
-        args.extend(render_arg(
-            a, vars, field_dir, params, inputs, outputs, lists,
-        )?);
+        args.extend(rendering.arg(a)?);
     }
     let Some((prog, rest)) = args.split_first() else {
         return Err(ActionError::Command("empty command".into()));
@@ -518,9 +521,18 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "{left:?}");
         // Inside a longer argument too (`@{list:in:X}`, a response-file flag).
-        let mut lists = Vec::new();
-        let a = render_arg("@{list:in:all}", &[], field, &[], &inputs, &outputs, &mut lists)
-            .unwrap();
-        assert_eq!(a, vec![format!("@{}", lists[0].display())]);
+        let mut r = Rendering {
+            vars: &[],
+            field_dir: field,
+            params: &[],
+            inputs: &inputs,
+            outputs: &outputs,
+            lists: Vec::new(),
+        };
+        let a = r.arg("@{list:in:all}").unwrap();
+        assert_eq!(a, vec![format!("@{}", r.lists[0].display())]);
+        let listed = r.lists[0].clone();
+        drop(r);
+        assert!(!listed.exists(), "removed with the rendering");
     }
 }

@@ -312,3 +312,138 @@ impl CleanProduct {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::science::rm_synthesis::{run_rmsynth, Spectrum, SynthParams};
+    use crate::science::stokes_i::FitFunction;
+
+    fn measured() -> SynthProduct {
+        let freq: Vec<f64> = (0..40).map(|k| 8e8 + 5e6 * k as f64).collect();
+        let lsq = |f: f64| (crate::science::C_M_S / f).powi(2);
+        let q: Vec<f64> = freq
+            .iter()
+            .map(|&f| 0.3 * (2.0 * 20.0 * lsq(f)).cos())
+            .collect();
+        let u: Vec<f64> = freq
+            .iter()
+            .map(|&f| 0.3 * (2.0 * 20.0 * lsq(f)).sin())
+            .collect();
+        let mut i = vec![1.0; 40];
+        i[3] = f64::NAN; // a rejected channel: NaN in the file, NaN again when read
+        let d = vec![0.01; 40];
+        let p = SynthParams {
+            poly_ord: 1,
+            fit_function: FitFunction::Log,
+            n_samples: 5.0,
+            dphi: None,
+            phi_max: None,
+            weight_variance: true,
+            fit_rmsf: false,
+        };
+        let s = Spectrum {
+            freq_hz: &freq,
+            i: Some(&i),
+            q: &q,
+            u: &u,
+            di: Some(&d),
+            dq: &d,
+            du: &d,
+        };
+        let (synth, arrays) = run_rmsynth(&s, &p);
+        SynthProduct {
+            cat_id: "J1_c1".into(),
+            source_id: "J1".into(),
+            ra: 10.0,
+            dec: -20.0,
+            outcome: SynthOutcome::Measured(Box::new(Measured {
+                synth,
+                beam: Beam {
+                    bmaj: Some(0.003),
+                    bmin: None,
+                    bpa: Some(0.0),
+                },
+                pixel: [3, 4],
+                noise: Noise {
+                    di: 0.01,
+                    dq: 0.01,
+                    du: f64::NAN,
+                },
+                spectrum: SpectrumProduct {
+                    freq_hz: freq.clone(),
+                    i: i.clone(),
+                    q,
+                    u,
+                    di: d.clone(),
+                    dq: d.clone(),
+                    du: d,
+                },
+                lambda_sq: arrays.lambda_sq,
+            })),
+        }
+    }
+
+    #[test]
+    fn products_read_back_as_written_nans_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c_RMsynth.json");
+        let written = measured();
+        written.write(&p).unwrap();
+        let read = SynthProduct::read(&p).unwrap();
+        // Written again, the bytes are the same: every value came back, NaN as NaN.
+        assert_eq!(read.to_json().unwrap(), written.to_json().unwrap());
+        let m = read.measured().unwrap();
+        assert!(m.spectrum.i[3].is_nan() && m.noise.du.is_nan() && m.beam.bmin.is_none());
+        assert_eq!(
+            m.synth.peak.phiPeakPIfit_rm2,
+            written.measured().unwrap().synth.peak.phiPeakPIfit_rm2
+        );
+
+        let failed = SynthProduct {
+            outcome: SynthOutcome::Failed {
+                reason: "fewer than 2 usable channels".into(),
+            },
+            ..written.clone()
+        };
+        failed.write(&p).unwrap();
+        assert!(SynthProduct::read(&p).unwrap().measured().is_none());
+
+        let clean = CleanProduct {
+            cat_id: "J1_c1".into(),
+            clean: None,
+        };
+        let pc = dir.path().join("c_RMclean.json");
+        clean.write(&pc).unwrap();
+        assert!(CleanProduct::read(&pc).unwrap().clean.is_none());
+    }
+
+    #[test]
+    fn a_missing_key_is_an_error_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c_RMsynth.json");
+        let json: serde_json::Value = serde_json::from_str(&measured().to_json().unwrap()).unwrap();
+        for (key, want) in [
+            ("synth", "key 'synth' is missing"),
+            ("spectrum", "key 'spectrum' is missing"),
+            ("cat_id", "missing field `cat_id`"),
+        ] {
+            let mut v = json.clone();
+            v.as_object_mut().unwrap().remove(key);
+            std::fs::write(&p, v.to_string()).unwrap();
+            let e = SynthProduct::read(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("c_RMsynth.json") && e.contains(want),
+                "{key}: {e}"
+            );
+        }
+        // A key of rmsynth's summary itself (RM-Tools' names) misspelt.
+        let mut v = json.clone();
+        let synth = v["synth"].as_object_mut().unwrap();
+        let fwhm = synth.remove("fwhmRMSF").unwrap();
+        synth.insert("fwhmRMFS".into(), fwhm);
+        std::fs::write(&p, v.to_string()).unwrap();
+        let e = SynthProduct::read(&p).unwrap_err().to_string();
+        assert!(e.contains("fwhmRMSF"), "{e}");
+    }
+}

@@ -471,3 +471,42 @@ fn bad_fields_and_expansion_errors_name_the_file() {
         text(&out)
     );
 }
+
+/// The pipeline's own rule files, one edited: the binary refuses the set before reading anything,
+/// with exit code 2, the file and line, and the nearest name.
+#[test]
+fn a_rule_that_disagrees_with_its_builtin_stops_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            std::fs::copy(&p, rules.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let edit = |file: &str, from: &str, to: &str| {
+        let p = rules.join(file);
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(t.contains(from), "{file} has no '{from}'");
+        std::fs::write(&p, t.replacen(from, to, 1)).unwrap();
+        move || std::fs::write(&p, t).unwrap()
+    };
+    for (file, from, to, want) in [
+        ("rmclean.yaml", "cutoff,", "cutof,", "did you mean 'cutoff'"),
+        ("rmclean.yaml", "  fdf: {from", "  fdff: {from", "has no input 'fdff'"),
+        ("linmos.yaml", "  weight: \"", "  weights: \"", "writes no output 'weights'"),
+    ] {
+        let restore = edit(file, from, to);
+        let out = arrakis(&tmp.path().join("cache"))
+            .args(["build", "NOFIELD", "--rules"])
+            .arg(&rules)
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{t}");
+        assert!(t.contains(&format!("{file}:")) && t.contains(want), "{t}");
+        restore();
+    }
+}
