@@ -495,8 +495,18 @@ fn a_rule_that_disagrees_with_its_builtin_stops_the_binary() {
     };
     for (file, from, to, want) in [
         ("rmclean.yaml", "cutoff,", "cutof,", "did you mean 'cutoff'"),
-        ("rmclean.yaml", "  fdf: {from", "  fdff: {from", "has no input 'fdff'"),
-        ("linmos.yaml", "  weight: \"", "  weights: \"", "writes no output 'weights'"),
+        (
+            "rmclean.yaml",
+            "  fdf: {from",
+            "  fdff: {from",
+            "has no input 'fdff'",
+        ),
+        (
+            "linmos.yaml",
+            "  weight: \"",
+            "  weights: \"",
+            "writes no output 'weights'",
+        ),
     ] {
         let restore = edit(file, from, to);
         let out = arrakis(&tmp.path().join("cache"))
