@@ -527,7 +527,7 @@ fn flaky_sbatch(dir: &Path, flag: &Path) -> String {
     let bin = dir.join("flaky-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = format!(
-        "#!/bin/sh\nif [ -e '{f}' ]; then\n  if grep -q missing '{f}'; then echo 'sh: 1: sbatch: not found' >&2; exit 127; fi\n  echo 'sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)' >&2\n  exit 1\nfi\nexec '{real}' \"$@\"\n",
+        "#!/bin/sh\nif [ -e '{f}' ]; then\n  cat '{f}' >> '{f}.seen'\n  if grep -q missing '{f}'; then echo 'sh: 1: sbatch: not found' >&2; exit 127; fi\n  echo 'sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)' >&2\n  exit 1\nfi\nexec '{real}' \"$@\"\n",
         f = flag.display()
     );
     std::fs::write(bin.join("sbatch"), script).unwrap();
@@ -560,10 +560,25 @@ fn sbatch_outages_are_waited_out_with_backoff() {
     while live_jobs("arrakis-outage") == 0 && t0.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::write(&flag, "down").unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    std::fs::write(&flag, "missing").unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // Each phase lasts until sbatch has been called in it at least once (and at least 3 s): with
+    // every job slot busy, a fixed 3 s can pass without a submission.
+    let seen = base.join("outage.seen");
+    let hold = |mode: &str| {
+        std::fs::write(&flag, format!("{mode}\n")).unwrap();
+        let t0 = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let calls = std::fs::read_to_string(&seen).unwrap_or_default();
+            let hit = calls.lines().any(|l| l == mode);
+            if (hit && t0.elapsed() >= Duration::from_secs(3))
+                || t0.elapsed() > Duration::from_secs(120)
+            {
+                break;
+            }
+        }
+    };
+    hold("down");
+    hold("missing");
     std::fs::remove_file(&flag).unwrap();
     let out = child.wait_with_output().unwrap();
     let t = text(&out);
