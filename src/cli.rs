@@ -59,6 +59,8 @@ pub enum Command {
     Gc(GcArgs),
     /// List the parameters the rules read, with their values and where each came from.
     Params(ParamsArgs),
+    /// Print the final catalogue's columns (name, unit, UCD, type, description) as Markdown.
+    Columns,
     /// RM synthesis of one spectrum (as RM-Tools' rmsynth1d); prints a JSON summary.
     Rmsynth1d(Rm1dArgs),
     /// RM synthesis then RM-CLEAN of one spectrum (as RM-Tools' rmclean1d); prints

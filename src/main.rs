@@ -27,6 +27,7 @@ fn main() {
         Command::Dag(a) => arrakis::cmd::inspect::dag(a),
         Command::Gc(a) => arrakis::cmd::maintain::gc(&cli.cache, cli.wait, a),
         Command::Params(a) => arrakis::cmd::inspect::params(a),
+        Command::Columns => arrakis::cmd::inspect::columns(),
         Command::Rmsynth1d(a) => arrakis::cmd::tools::rm1d(a, false),
         Command::Rmclean1d(a) => arrakis::cmd::tools::rm1d(a, true),
         Command::Simulate(a) => arrakis::cmd::tools::simulate(a),

@@ -163,6 +163,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimulateError + '_ {
     }
 }
 
+/// Start of the simulated scan, MJD in seconds (as CASA and FRion count it).
+const SCAN_START_MJD_S: f64 = 5.0e9;
+
 /// Write the simulated field into `datadir/field`; returns the field directory.
 pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError> {
     let dir = datadir.join(&o.field);
@@ -461,7 +464,12 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
     let mut isl = String::from(
         "Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Source,Peak_flux,N_Gaus,S_Code\n",
     );
-    let mut comp = String::from("Gaussian_ID,Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Gaussian,Peak_flux,Maj,Min,PA,S_Code,N_Gaus\n");
+    // The component catalogue carries every column the final catalogue copies (RACS-low DR1's
+    // Gaussian table): errors from the band-averaged noise, deconvolved sizes, the observation.
+    let mut comp = String::from("Gaussian_ID,Source_ID,Source_Name,Tile_ID,SBID,Obs_Start_Time,N_Gaus,RA,Dec,E_RA,E_Dec,Total_flux_Gaussian,E_Total_flux_Gaussian,Peak_flux,E_Peak_flux,Maj,E_Maj,Min,E_Min,PA,E_PA,DC_Maj,E_DC_Maj,DC_Min,E_DC_Min,DC_PA,E_DC_PA,S_Code,Separation_Tile_Centre\n");
+    let rms_mjy = 1e3 * sigma0 / (o.nchan as f64).sqrt();
+    let sbid = 10000 + o.seed;
+    let start_mjd = SCAN_START_MJD_S / 86400.0;
     for (sid, ra, dec, n) in &islands {
         let comps: Vec<&Truth> = truths.iter().filter(|t| &t.source_id == sid).collect();
         let total: f64 = comps.iter().map(|t| t.stokes_i * 1e3).sum();
@@ -474,15 +482,27 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
         for t in comps {
             let maj = ((bmaj * 3600.0).powi(2) + t.size_arcsec.powi(2)).sqrt();
             let min = ((bmin * 3600.0).powi(2) + t.size_arcsec.powi(2)).sqrt();
+            let flux = t.stokes_i * 1e3;
+            // Condon (1997)-like errors: position ~ beam / (2 SNR), flux ~ rms, sizes ~ size/SNR.
+            let snr = (flux / rms_mjy).max(1.0);
+            let e_pos = maj / (2.0 * snr);
+            let sep = crate::science::sky::separation_deg(ra0, dec0, t.ra, t.dec);
             let _ = writeln!(
                 comp,
-                "{},{sid},{sid},{},{:.6},{:.6},{:.3},{:.3},{maj:.2},{min:.2},{bpa:.1},{},{n}",
+                "{},{sid},{sid},{},{sbid},{start_mjd:.6},{n},{:.6},{:.6},{e_pos:.3},{e_pos:.3},{flux:.3},{rms_mjy:.4},{flux:.3},{rms_mjy:.4},{maj:.2},{:.2},{min:.2},{:.2},{bpa:.1},{:.2},{:.2},{:.2},{:.2},{:.2},{:.1},{:.2},{},{sep:.5}",
                 t.cat_id,
                 o.field,
                 t.ra,
                 t.dec,
-                t.stokes_i * 1e3,
-                t.stokes_i * 1e3,
+                maj / snr,
+                min / snr,
+                90.0 / snr,
+                t.size_arcsec,
+                maj / snr,
+                t.size_arcsec,
+                min / snr,
+                if t.size_arcsec > 0.0 { bpa } else { 0.0 },
+                90.0 / snr,
                 if *n > 1 { "M" } else { "S" }
             );
         }
@@ -510,8 +530,8 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
     }
     write(&dir.join("truth.csv"), &tr)?;
     let mut y = format!(
-        "field: {}\nsbid: {}\nband: {}\nscan_start_mjd_s: 5.0e9\nscan_length_s: 900.0\npol_axis_deg: -45.0\nflagged_channels: {:?}\nbeams:\n",
-        o.field, 10000 + o.seed, o.band, flagged
+        "field: {}\nsbid: {}\nband: {}\ncentre: {{ra_deg: {ra0:.6}, dec_deg: {dec0:.6}}}\nscan_start_mjd_s: {SCAN_START_MJD_S:.1}\nscan_length_s: 900.0\npol_axis_deg: -45.0\nflagged_channels: {:?}\nbeams:\n",
+        o.field, sbid, o.band, flagged
     );
     for (b, (ra, dec)) in centres.iter().enumerate() {
         let _ = writeln!(y, "  - {{beam: {b}, ra_deg: {ra:.6}, dec_deg: {dec:.6}}}");

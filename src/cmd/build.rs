@@ -446,11 +446,10 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
     if let Ok(mut rdr) = csv::Reader::from_path(&cat) {
         let headers = rdr.headers().cloned().unwrap_or_default();
         let col = |name: &str| headers.iter().position(|h| h == name);
-        let flags = [
-            col("snr_flag"),
-            col("stokesI_fit_flag"),
-            col("rmsynth_failed"),
-        ];
+        let flags: Vec<Option<usize>> = crate::stages::catalogue::DETECTION_FLAGS
+            .iter()
+            .map(|f| col(f))
+            .collect();
         let (mut rows, mut detected) = (0, 0);
         for rec in rdr.records().flatten() {
             rows += 1;
@@ -458,10 +457,14 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
             detected += usize::from(flags.iter().all(|&c| clear(c)));
         }
         println!(
-            "catalogue: {} ({rows} components, {detected} with polarised SNR above the cut and a good fit)",
+            "catalogue: {} ({rows} components, {detected} polarised detections: SNR above the cut, no quality flag)",
             absolute(&cat).display()
         );
-        println!("also: {}", absolute(&cat.with_extension("fits")).display());
+        println!(
+            "also: {} (RMTable) and {} (VOTable)",
+            absolute(&cat.with_extension("fits")).display(),
+            absolute(&cat.with_extension("xml")).display()
+        );
         if let Some(dir) = cat.parent() {
             let index = dir.join("validation/index.html");
             if index.exists() {

@@ -157,6 +157,12 @@ pub fn dag(args: &DagArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `arrakis columns`: the catalogue's column table as Markdown (CATALOGUE.md).
+pub fn columns() -> Result<i32> {
+    print!("{}", crate::stages::catalogue::columns_markdown());
+    Ok(0)
+}
+
 /// `arrakis params`.
 pub fn params(args: &ParamsArgs) -> Result<i32> {
     let rules = session::load_rules(args.rules.as_deref())?;

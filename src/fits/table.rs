@@ -14,8 +14,12 @@ use super::*;
 pub enum Column {
     /// 64-bit floats.
     F64(Vec<f64>),
+    /// 32-bit floats.
+    F32(Vec<f32>),
     /// 64-bit integers.
     I64(Vec<i64>),
+    /// 32-bit integers.
+    I32(Vec<i32>),
     /// Booleans.
     Bool(Vec<bool>),
     /// Strings.
@@ -26,7 +30,9 @@ impl Column {
     fn len(&self) -> usize {
         match self {
             Column::F64(v) => v.len(),
+            Column::F32(v) => v.len(),
             Column::I64(v) => v.len(),
+            Column::I32(v) => v.len(),
             Column::Bool(v) => v.len(),
             Column::Str(v) => v.len(),
         }
@@ -58,7 +64,9 @@ pub fn write_table(
         .map(|(_, _, c)| {
             to_c(&match c {
                 Column::F64(_) => "D".to_string(),
+                Column::F32(_) => "E".to_string(),
                 Column::I64(_) => "K".to_string(),
+                Column::I32(_) => "J".to_string(),
                 Column::Bool(_) => "L".to_string(),
                 Column::Str(v) => {
                     format!("{}A", v.iter().map(|s| s.len()).max().unwrap_or(1).max(1))
@@ -106,6 +114,36 @@ pub fn write_table(
                 // SAFETY: buffer holds nrows values.
                 unsafe {
                     sys::ffpcld(
+                        h.fptr,
+                        colnum,
+                        1,
+                        1,
+                        nrows as i64,
+                        v.as_mut_ptr(),
+                        &mut status,
+                    )
+                };
+            }
+            Column::F32(v) => {
+                let mut v = v.clone();
+                // SAFETY: buffer holds nrows values.
+                unsafe {
+                    sys::ffpcle(
+                        h.fptr,
+                        colnum,
+                        1,
+                        1,
+                        nrows as i64,
+                        v.as_mut_ptr(),
+                        &mut status,
+                    )
+                };
+            }
+            Column::I32(v) => {
+                let mut v = v.clone();
+                // SAFETY: buffer holds nrows values (c_int is 32-bit).
+                unsafe {
+                    sys::ffpclk(
                         h.fptr,
                         colnum,
                         1,

@@ -6,6 +6,8 @@
 //! Must never: open a file, read a parameter file or know about targets.
 
 pub mod background;
+pub mod complexity;
+pub mod flags;
 pub mod frion;
 pub mod lane_fft;
 pub mod lm;

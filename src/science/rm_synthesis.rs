@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use super::complexity::{measure_qu_complexity, QuComplexity, SigmaAdd};
 use super::lm;
 use super::stats::{cabs, mad_sigma, nanmedian};
 use super::stokes_i::{self, FitFunction, StokesIModel};
@@ -627,6 +628,69 @@ pub struct SynthSummary {
     /// Fractional polarisation ampPeakPIfitEff / Ifreq0.
     #[serde(deserialize_with = "crate::science::nan_if_null")]
     pub fracPol: f64,
+    /// RM-Tools' Faraday complexity (`measure_qu_complexity`).
+    #[serde(flatten)]
+    pub complexity: SigmaAddKeys,
+}
+
+/// The extra scatter of q and u about the Faraday-thin model, with RM-Tools' key names (units:
+/// the per-channel noise).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[allow(non_snake_case, missing_docs)]
+pub struct SigmaAddKeys {
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub sigmaAddQ: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub dSigmaAddMinusQ: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub dSigmaAddPlusQ: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub sigmaAddU: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub dSigmaAddMinusU: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub dSigmaAddPlusU: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub sigmaAddC: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub dSigmaAddMinusC: f64,
+    #[serde(deserialize_with = "crate::science::nan_if_null")]
+    pub dSigmaAddPlusC: f64,
+}
+
+impl From<QuComplexity> for SigmaAddKeys {
+    fn from(c: QuComplexity) -> Self {
+        SigmaAddKeys {
+            sigmaAddQ: c.q.median,
+            dSigmaAddMinusQ: c.q.minus,
+            dSigmaAddPlusQ: c.q.plus,
+            sigmaAddU: c.u.median,
+            dSigmaAddMinusU: c.u.minus,
+            dSigmaAddPlusU: c.u.plus,
+            sigmaAddC: c.c.median,
+            dSigmaAddMinusC: c.c.minus,
+            dSigmaAddPlusC: c.c.plus,
+        }
+    }
+}
+
+impl SigmaAddKeys {
+    /// The Q estimate.
+    pub fn q(&self) -> SigmaAdd {
+        SigmaAdd {
+            median: self.sigmaAddQ,
+            minus: self.dSigmaAddMinusQ,
+            plus: self.dSigmaAddPlusQ,
+        }
+    }
+    /// The U estimate.
+    pub fn u(&self) -> SigmaAdd {
+        SigmaAdd {
+            median: self.sigmaAddU,
+            minus: self.dSigmaAddMinusU,
+            plus: self.dSigmaAddPlusU,
+        }
+    }
 }
 
 /// Arrays of a 1D synthesis (for output files and RM-CLEAN).
@@ -750,6 +814,17 @@ pub fn run_rmsynth(s: &Spectrum, p: &SynthParams) -> (SynthSummary, SynthArrays)
             .join(",")
     };
     let frac_pol = peak.ampPeakPIfitEff / ifreq0;
+    let complexity = measure_qu_complexity(
+        s.freq_hz,
+        &q,
+        &u,
+        &dq,
+        &du,
+        frac_pol,
+        peak.polAngle0Fit_deg,
+        peak.phiPeakPIfit_rm2,
+    )
+    .into();
     let summary = SynthSummary {
         peak,
         Ifreq0: ifreq0,
@@ -779,6 +854,7 @@ pub fn run_rmsynth(s: &Spectrum, p: &SynthParams) -> (SynthSummary, SynthArrays)
         N_channels: good.len(),
         median_channel_width: nanmedian(&widths),
         fracPol: frac_pol,
+        complexity,
     };
     let arrays = SynthArrays {
         axes,

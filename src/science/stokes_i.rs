@@ -187,7 +187,40 @@ fn fit_order(x: &[f64], y: &[f64], dy: &[f64], order: usize, f: FitFunction) -> 
             out[i] = (eval_ln(p, f, x[i], ln_x[i]) - y[i]) / dy[i];
         }
     };
-    lm::fit(&start, &fixed, x.len(), &res, 200)
+    let jac = |p: &[f64], out: &mut [f64]| {
+        for i in 0..x.len() {
+            let row = &mut out[i * 6..i * 6 + 6];
+            derivatives(p, f, x[i], ln_x[i], row);
+            row.iter_mut().for_each(|d| *d /= dy[i]);
+        }
+    };
+    lm::fit_with_jacobian(&start, &fixed, x.len(), &res, Some(&jac), 200)
+}
+
+/// ∂model/∂[C5..C0] at x (ln x given). `log`: ∂I/∂C0 = I/C0 (the power), ∂I/∂C_k = I·ln x·L^(k−1)
+/// for k ≥ 1; `linear`: ∂I/∂C_k = x^k.
+fn derivatives(p: &[f64], f: FitFunction, x: f64, ln_x: f64, out: &mut [f64]) {
+    match f {
+        FitFunction::Linear => {
+            let mut xk = 1.0;
+            for k in 0..6 {
+                out[5 - k] = xk;
+                xk *= x;
+            }
+        }
+        FitFunction::Log => {
+            let l = ln_x * std::f64::consts::LOG10_E;
+            let expo = ((((p[0] * l + p[1]) * l + p[2]) * l + p[3]) * l) + p[4];
+            let power = (expo * ln_x).exp();
+            let model = p[5] * power;
+            out[5] = power;
+            let mut lk = 1.0;
+            for k in 1..6 {
+                out[5 - k] = model * ln_x * lk;
+                lk *= l;
+            }
+        }
+    }
 }
 
 /// Fit the Stokes I spectrum. `poly_ord` ≥ 0 fits that order (at most 5); negative orders choose
@@ -271,6 +304,60 @@ pub fn fit(freq_hz: &[f64], i: &[f64], di: &[f64], poly_ord: i32, f: FitFunction
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn analytic_derivatives_match_central_differences() {
+        let p = [0.01, -0.02, 0.05, 0.3, -0.7, 2.5];
+        for f in [FitFunction::Log, FitFunction::Linear] {
+            for x in [0.8, 0.95, 1.0, 1.2] {
+                let mut d = [0.0; 6];
+                derivatives(&p, f, x, f64::ln(x), &mut d);
+                for j in 0..6 {
+                    let h = 1e-6;
+                    let (mut a, mut b) = (p, p);
+                    a[j] += h;
+                    b[j] -= h;
+                    let num = (eval(&a, f, x) - eval(&b, f, x)) / (2.0 * h);
+                    assert!(
+                        (d[j] - num).abs() <= 1e-7 * (1.0 + num.abs()),
+                        "{f:?} x={x} j={j}: {} vs {num}",
+                        d[j]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn coefficient_errors_are_the_least_squares_covariance() {
+        // A linear model is linear least squares: the errors are exactly √diag((AᵀA)⁻¹). (Third
+        // order: at fifth, AᵀA is too ill-conditioned for this reference to be exact.)
+        let freq: Vec<f64> = (0..288).map(|k| 800e6 + 1e6 * k as f64).collect();
+        let i: Vec<f64> = freq.iter().map(|&v| 1.0 + 0.2 * (v / 944e6)).collect();
+        let di = vec![0.01; 288];
+        let m = fit(&freq, &i, &di, 3, FitFunction::Linear);
+        let x: Vec<f64> = freq.iter().map(|&v| v / m.reference_frequency_hz).collect();
+        // Free parameters C3..C0 (indices 2..5).
+        let mut ata = [0.0; 16];
+        for &xv in &x {
+            let row: Vec<f64> = (0..4i32).map(|j| xv.powi(3 - j) / 0.01).collect();
+            for a in 0..4 {
+                for b in 0..4 {
+                    ata[a * 4 + b] += row[a] * row[b];
+                }
+            }
+        }
+        let inv = crate::science::lm::invert(&ata, 4).unwrap();
+        for j in 0..4 {
+            let exact = inv[j * 4 + j].sqrt();
+            assert!(
+                (m.perror[j + 2] / exact - 1.0).abs() < 1e-4,
+                "C{}: {} vs {exact}",
+                3 - j,
+                m.perror[j + 2]
+            );
+        }
+    }
 
     #[test]
     fn recovers_a_curved_power_law_and_renormalises_without_changing_values() {

@@ -430,22 +430,30 @@ pub static SNR_CUT: ParamSpec = ParamSpec::new(
     "polarised SNR below which a component is flagged (snr_flag)",
 )
 .range(Range::at_least(0.0));
-/// Leakage plot source selection.
+/// Leakage envelope and plot: source selection.
 pub static LEAKAGE_SNR: ParamSpec = ParamSpec::new(
     "leakage_snr",
     T::Float,
     D::Float(30.0),
-    "Stokes I SNR of the sources in the leakage plot",
+    "band-integrated Stokes I SNR (stokesI/stokesI_err) of the sources the leakage envelope is fitted to and the leakage plot shows",
 )
 .range(Range::at_least(0.0));
-/// Leakage plot bins.
+/// Leakage envelope and plot: bins.
 pub static LEAKAGE_BINS: ParamSpec = ParamSpec::new(
     "leakage_bins",
     T::Int,
     D::Int(16),
-    "distance bins of the leakage medians",
+    "distance bins of the fractional-polarisation medians the leakage envelope is fitted to",
 )
 .range(Range::at_least(1.0));
+/// Leakage envelope: polynomial degree.
+pub static LEAKAGE_DEGREE: ParamSpec = ParamSpec::new(
+    "leakage_degree",
+    T::Int,
+    D::Int(4),
+    "degree of the polynomial leakage envelope (leakage, leakage_flag)",
+)
+.range(Range::closed(0.0, 10.0));
 
 /// Every parameter above, and the engine's: what a rule may list by name.
 pub static ALL: &[&ParamSpec] = &[
@@ -506,6 +514,7 @@ pub static ALL: &[&ParamSpec] = &[
     &SNR_CUT,
     &LEAKAGE_SNR,
     &LEAKAGE_BINS,
+    &LEAKAGE_DEGREE,
 ];
 
 #[cfg(test)]

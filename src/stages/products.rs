@@ -58,6 +58,65 @@ pub struct Noise {
     /// Stokes U.
     #[serde(rename = "dU", deserialize_with = "crate::science::nan_if_null")]
     pub du: f64,
+    /// Noise of the band average of I: mean per-channel noise / √(channels with a noise).
+    #[serde(
+        rename = "dIFullBand",
+        deserialize_with = "crate::science::nan_if_null"
+    )]
+    pub di_full_band: f64,
+    /// The same for Q.
+    #[serde(
+        rename = "dQFullBand",
+        deserialize_with = "crate::science::nan_if_null"
+    )]
+    pub dq_full_band: f64,
+    /// The same for U.
+    #[serde(
+        rename = "dUFullBand",
+        deserialize_with = "crate::science::nan_if_null"
+    )]
+    pub du_full_band: f64,
+    /// Mean annulus background of I over the used channels.
+    #[serde(
+        rename = "bIFullBand",
+        deserialize_with = "crate::science::nan_if_null"
+    )]
+    pub bi_full_band: f64,
+    /// The same for Q.
+    #[serde(
+        rename = "bQFullBand",
+        deserialize_with = "crate::science::nan_if_null"
+    )]
+    pub bq_full_band: f64,
+    /// The same for U.
+    #[serde(
+        rename = "bUFullBand",
+        deserialize_with = "crate::science::nan_if_null"
+    )]
+    pub bu_full_band: f64,
+}
+
+impl Noise {
+    /// Per Stokes parameter (I, Q, U): the per-channel noise and background (NaN where a channel
+    /// was rejected), as Arrakis summarises them (`rmsynth_oncuts`).
+    pub fn from_channels(noise: &[Vec<f64>; 3], background: &[Vec<f64>; 3]) -> Noise {
+        use crate::science::stats::nanmean;
+        let full = |v: &[f64]| {
+            let n = v.iter().filter(|x| x.is_finite()).count();
+            nanmean(v) / (n as f64).sqrt()
+        };
+        Noise {
+            di: nanmean(&noise[0]),
+            dq: nanmean(&noise[1]),
+            du: nanmean(&noise[2]),
+            di_full_band: full(&noise[0]),
+            dq_full_band: full(&noise[1]),
+            du_full_band: full(&noise[2]),
+            bi_full_band: nanmean(&background[0]),
+            bq_full_band: nanmean(&background[1]),
+            bu_full_band: nanmean(&background[2]),
+        }
+    }
 }
 
 fn nan_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
@@ -369,6 +428,12 @@ mod tests {
                     di: 0.01,
                     dq: 0.01,
                     du: f64::NAN,
+                    di_full_band: 0.001,
+                    dq_full_band: 0.001,
+                    du_full_band: f64::NAN,
+                    bi_full_band: 1e-4,
+                    bq_full_band: -2e-5,
+                    bu_full_band: 0.0,
                 },
                 spectrum: SpectrumProduct {
                     freq_hz: freq.clone(),

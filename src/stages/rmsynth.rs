@@ -22,7 +22,7 @@ use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "rmsynth",
-    version: 2,
+    version: 3,
     params: &[
         &DPHI,
         &PHI_MAX,
@@ -119,6 +119,7 @@ impl RmSynth {
         // Stokes I, Q, U.
         let mut spec: [Vec<f64>; 3] = Default::default();
         let mut noise: [Vec<f64>; 3] = Default::default();
+        let mut background: [Vec<f64>; 3] = Default::default();
         for (k, c) in [&ci, &cq, &cu].into_iter().enumerate() {
             let (bkg, rms) = annulus_stats(
                 c.view(),
@@ -140,6 +141,7 @@ impl RmSynth {
                 .collect();
             spec[k] = s;
             noise[k] = rms;
+            background[k] = bkg;
         }
         let mut bad = vec![false; ci.nchan];
         for r in &noise {
@@ -152,6 +154,7 @@ impl RmSynth {
                 if bad[ch] || !spec[k][ch].is_finite() {
                     spec[k][ch] = f64::NAN;
                     noise[k][ch] = f64::NAN;
+                    background[k][ch] = f64::NAN;
                 }
             }
         }
@@ -179,7 +182,6 @@ impl RmSynth {
             out_path(ctx, "rmsf")?,
             &[&arrays.axes.phi2, &arrays.rmsf_re, &arrays.rmsf_im],
         )?;
-        let mean = |v: &Vec<f64>| crate::science::stats::nanmean(v);
         let [si, sq, su] = spec;
         Ok(SynthOutcome::Measured(Box::new(Measured {
             synth: summary,
@@ -189,11 +191,7 @@ impl RmSynth {
                 bpa: ci.header.get_f64("BPA"),
             },
             pixel: [xi, yi],
-            noise: Noise {
-                di: mean(&noise[0]),
-                dq: mean(&noise[1]),
-                du: mean(&noise[2]),
-            },
+            noise: Noise::from_channels(&noise, &background),
             spectrum: SpectrumProduct {
                 freq_hz: freq,
                 i: si,

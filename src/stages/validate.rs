@@ -121,10 +121,9 @@ fn read_catalogue(path: &Path) -> Result<Vec<Row>, StageError> {
         "fracpol",
         "fracpol_err",
         "polangle",
-        "snr_flag",
-        "rmsynth_failed",
     ]
     .iter()
+    .chain(super::catalogue::DETECTION_FLAGS)
     .map(|&n| col(n).map(|i| (n, i)))
     .collect::<Result<_, _>>()?;
     Ok(t.rows
@@ -148,7 +147,7 @@ fn read_catalogue(path: &Path) -> Result<Vec<Row>, StageError> {
                 fracpol: f("fracpol"),
                 fracpol_err: f("fracpol_err"),
                 polangle: f("polangle"),
-                flagged: flag("snr_flag") || flag("rmsynth_failed"),
+                flagged: super::catalogue::DETECTION_FLAGS.iter().any(|n| flag(n)),
             }
         })
         .collect())
@@ -657,7 +656,7 @@ impl Builtin for Validate {
 
         let detected = good.len();
         let mut html = format!(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{field}: arrakis validation</title>\n<style>body{{font-family:sans-serif;margin:2em;max-width:1900px}} figure{{display:inline-block;margin:0.6em;vertical-align:top}} img{{width:880px;border:1px solid #ccc}} figcaption{{max-width:880px;color:#444}}</style></head><body>\n<h1>{field}: validation</h1>\n<p>{} components in the catalogue, {detected} polarised detections (SNR ≥ {snr_cut}, not flagged).</p>\n",
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{field}: arrakis validation</title>\n<style>body{{font-family:sans-serif;margin:2em;max-width:1900px}} figure{{display:inline-block;margin:0.6em;vertical-align:top}} img{{width:880px;border:1px solid #ccc}} figcaption{{max-width:880px;color:#444}}</style></head><body>\n<h1>{field}: validation</h1>\n<p>{} components in the catalogue, {detected} polarised detections (snr_polint ≥ {snr_cut} and none of snr_flag, stokesI_fit_flag, channel_flag, leakage_flag, rmsynth_failed).</p>\n",
             rows.len()
         );
         for (name, caption) in [

@@ -345,8 +345,16 @@ fn a_zero_size_cutout_gives_a_flagged_catalogue_row_not_a_failure() {
     isl.push_str(&format!("{name},{name},{FIELD},{ra},{dec},5.0,5.0,1,S\n"));
     std::fs::write(field.join("catalogue/islands.csv"), isl).unwrap();
     let mut comp = std::fs::read_to_string(field.join("catalogue/components.csv")).unwrap();
-    comp.push_str(&format!(
-        "{name}_c1,{name},{name},{FIELD},{ra},{dec},5.0,5.0,60,50,0,S,1\n"
+    let header = comp.lines().next().unwrap().to_string();
+    comp.push_str(&component_row(
+        &header,
+        &format!("{name}_c1"),
+        name,
+        FIELD,
+        ra,
+        dec,
+        5.0,
+        (60.0, 50.0),
     ));
     std::fs::write(field.join("catalogue/components.csv"), comp).unwrap();
 

@@ -9,6 +9,7 @@ mod adding_a_stage;
 mod archive;
 mod bad_field;
 mod bad_input;
+mod catalogue;
 mod disk_full;
 mod engine_cli;
 mod engine_faults;

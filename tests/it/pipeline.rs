@@ -19,9 +19,17 @@ fn simulated_field_is_recovered_and_rebuilds_incrementally() {
     isl.push_str("J0000-8000_far,J0000-8000_far,RACS_CI,10.0,-80.0,5.0,5.0,1,S\n");
     std::fs::write(dir.join("catalogue/islands.csv"), isl).unwrap();
     let mut comp = std::fs::read_to_string(dir.join("catalogue/components.csv")).unwrap();
-    comp.push_str(
-        "J0000-8000_far_c1,J0000-8000_far,J0000-8000_far,RACS_CI,10.0,-80.0,5.0,5.0,60,50,0,S,1\n",
-    );
+    let header = comp.lines().next().unwrap().to_string();
+    comp.push_str(&component_row(
+        &header,
+        "J0000-8000_far_c1",
+        "J0000-8000_far",
+        "RACS_CI",
+        10.0,
+        -80.0,
+        5.0,
+        (60.0, 50.0),
+    ));
     std::fs::write(dir.join("catalogue/components.csv"), comp).unwrap();
 
     // Every file the field holds before its first build is an input of some target.
@@ -149,10 +157,20 @@ fn fits_outputs_pass_astropy_rmtable_and_fitsverify() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(with_status(&r, "failed").is_empty(), "{r:?}");
 
+    // The catalogue's column table, for the script to check every column against.
+    let spec: Vec<serde_json::Value> = arrakis::stages::catalogue::COLUMNS
+        .iter()
+        .map(|c| {
+            serde_json::json!({"name": c.name, "unit": c.unit, "ucd": c.ucd, "kind": format!("{:?}", c.kind)})
+        })
+        .collect();
+    let spec_path = data.join("columns.json");
+    std::fs::write(&spec_path, serde_json::to_string(&spec).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_fits.py");
     let out = std::process::Command::new(python())
         .arg(script)
         .arg(&dir)
+        .arg(&spec_path)
         .output()
         .unwrap();
     assert!(

@@ -1,6 +1,10 @@
 """Independent check of the FITS files a build writes, with astropy (and rmtable).
 
-Usage: check_fits.py FIELD_DIR
+Usage: check_fits.py FIELD_DIR [COLUMNS.json]
+
+COLUMNS.json (written by the Rust test from the catalogue's column table): a list of
+{"name", "unit", "ucd", "kind"}; every column must be in the FITS file and the VOTable in that
+order with that unit, UCD and type.
 
 Beam cubes, cutouts and mosaics must open with a valid celestial SIN + FREQ WCS; a cutout must be
 exactly the beam cube's pixels at the place its WCS says; the Stokes I mosaic must show each bright
@@ -152,7 +156,7 @@ def main(field_dir):
         "polangle": u.deg,
         "reffreq_pol": u.Hz,
         "rmsf_fwhm": u.rad / u.m**2,
-        "lambda0_sq": u.m**2,
+        "refwave_sq_pol": u.m**2,
         "minfreq": u.Hz,
         "channelwidth": u.Hz,
     }
@@ -181,14 +185,84 @@ def main(field_dir):
 
     import rmtable
 
-    with redirect_stdout(io.StringIO()) as out:
-        t = rmtable.RMTable.read(cat_path)
-        t.verify_limits()
-    if "All columns conform with standard." not in out.getvalue():
-        fail(f"rmtable: {out.getvalue().strip()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)
+        with redirect_stdout(io.StringIO()) as out:
+            t = rmtable.RMTable.read(cat_path)
+            t.verify_limits()
+            t.verify_standard_strings()
+            t.verify_ucds()
+            t.verify_columns()
+    text = out.getvalue()
+    if "All columns conform with standard." not in text:
+        fail(f"rmtable verify_limits: {text.strip()}")
+    if "No problems found with standardized string entries." not in text or "non-standard" in text:
+        fail(f"rmtable verify_standard_strings: {text.strip()}")
+    if "Missing columns: []" not in text and "Columns inconsistent" in text:
+        fail(f"rmtable verify_columns: {text.strip()}")
     if t["rm"].unit != u.rad / u.m**2:
         fail(f"rmtable reads rm in {t['rm'].unit}")
-    print("ok: rmtable reads the catalogue and its values are within the standard's limits")
+    if t["rm_method"][0] != "RM Synthesis - Fractional polarization":
+        fail(f"rm_method is {t['rm_method'][0]!r}")
+    print("ok: rmtable reads the catalogue; limits, standard strings, UCDs and columns pass")
+
+    # The VOTable: the same rows, units and UCDs, Arrakis's PARAMs, provenance.
+    from astropy.io.votable import parse
+
+    xml_path = os.path.join(field_dir, f"{field}.catalogue.xml")
+    vo = parse(xml_path)
+    vt = vo.get_first_table()
+    params = {p.name: p.value for p in vt.params}
+    for need in ("Catalogue_Name", "Indexed_Fields", "Principal_Fields"):
+        if need not in params:
+            fail(f"{xml_path}: no PARAM {need}")
+    infos = {i.name: i.value for i in vo.resources[0].infos}
+    for need in ("ARRAKISV", "PARAMDIG", "DATE"):
+        if need not in infos:
+            fail(f"{xml_path}: no INFO {need} (provenance)")
+    hdr = fits.getheader(cat_path, 1)
+    for need in ("ARRAKISV", "PARAMDIG", "DATE", "VERSION"):
+        if need not in hdr:
+            fail(f"{cat_path}: no header keyword {need} (provenance)")
+    vtab = vt.to_table()
+    if len(vtab) != len(cat):
+        fail(f"{xml_path}: {len(vtab)} rows, the FITS file has {len(cat)}")
+    for col in ("rm", "polint", "fracpol", "sigma_add", "snr_polint"):
+        a = np.asarray(vtab[col], dtype=float)
+        b = np.asarray(cat[col], dtype=float)
+        if not np.array_equal(a, b, equal_nan=True):
+            fail(f"{xml_path}: column {col} differs from the FITS file")
+    print(f"ok: the VOTable ({len(vtab)} rows) equals the FITS table and carries PARAMs and provenance")
+
+    if len(sys.argv) > 2:
+        import json
+
+        spec = json.load(open(sys.argv[2]))
+        names = [c["name"] for c in spec]
+        if list(cat.colnames) != names:
+            fail(f"{cat_path}: columns {list(cat.colnames)}, expected {names}")
+        if list(vtab.colnames) != names:
+            fail(f"{xml_path}: columns differ from the column table")
+        kinds = {"F64": "f8", "F32": "f4", "I64": "i8", "I32": "i4", "Bool": "b1", "Str": "U"}
+        for i, c in enumerate(spec):
+            col = cat[c["name"]]
+            want = kinds[c["kind"]]
+            got = col.dtype.str[1:] if want != "U" else ("U" if col.dtype.kind in "US" else col.dtype.str)
+            if want == "b1":
+                got = "b1" if col.dtype.kind == "b" else col.dtype.str
+            if got != want:
+                fail(f"{cat_path}: {c['name']} has dtype {col.dtype}, expected {want}")
+            want_unit = u.Unit(c["unit"]) if c["unit"] else None
+            if (col.unit is None) != (want_unit is None) or (want_unit is not None and col.unit != want_unit):
+                fail(f"{cat_path}: {c['name']} has unit {col.unit}, expected {c['unit']!r}")
+            if hdr.get(f"TUCD{i + 1}", "") != c["ucd"]:
+                fail(f"{cat_path}: {c['name']} has UCD {hdr.get(f'TUCD{i + 1}')!r}, expected {c['ucd']!r}")
+            field = vt.get_field_by_id_or_name(c["name"])
+            if (field.ucd or "") != c["ucd"]:
+                fail(f"{xml_path}: {c['name']} has UCD {field.ucd!r}")
+            if not field.description:
+                fail(f"{xml_path}: {c['name']} has no description")
+        print(f"ok: all {len(spec)} columns in order, with their dtypes, units and UCDs (FITS and VOTable)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,45 @@ import sys
 import numpy as np
 from RMtools_1D.do_RMsynth_1D import run_rmsynth
 from RMtools_1D.do_RMclean_1D import run_rmclean
+from RMutils.util_misc import fit_StokesI_model
+
+
+def moved(params, x, fit_function):
+    """The Stokes I coefficients with the reference frequency moved by the factor x (RM-Tools'
+    renormalize_StokesI_model, values only)."""
+    a, b, c, d, f, g = params
+    if fit_function == "linear":
+        return np.array([a * x**5, b * x**4, c * x**3, d * x**2, f * x, g])
+    l = np.log10(x)
+    return np.array(
+        [
+            a,
+            5 * a * l + b,
+            10 * a * l**2 + 4 * b * l + c,
+            10 * a * l**3 + 6 * b * l**2 + 3 * c * l + d,
+            5 * a * l**4 + 4 * b * l**3 + 3 * c * l**2 + 2 * d * l + f,
+            g * 10 ** (a * l**5 + b * l**4 + c * l**3 + d * l**2 + f * l),
+        ]
+    )
+
+
+def propagated_errors(data, c, freq0):
+    """RM-Tools' own fit (its covariance), moved to freq0 with the full first-order propagation
+    J C Jᵀ (central differences). RM-Tools' renormalize_StokesI_model drops the ln 10 factors
+    of C0's error for a log model, so its polyCoefferr[5] is not this."""
+    freq, i, di = data[0], data[1], data[4]
+    r = fit_StokesI_model(freq, i, di, c["poly_ord"], c["fit_function"])
+    x = freq0 / r.reference_frequency_Hz
+    p0 = np.asarray(r.params, dtype=float)
+    jac = np.zeros((6, 6))
+    for j in range(6):
+        h = 1e-6 * max(abs(p0[j]), 1e-6)
+        up, dn = p0.copy(), p0.copy()
+        up[j] += h
+        dn[j] -= h
+        jac[:, j] = (moved(up, x, c["fit_function"]) - moved(dn, x, c["fit_function"])) / (2 * h)
+    cov = jac @ np.asarray(r.pcov, dtype=float) @ jac.T
+    return [float(v) for v in np.sqrt(np.maximum(np.diag(cov), 0))]
 
 
 def plain(v):
@@ -51,10 +90,14 @@ def main():
             verbose=False,
             log=lambda *x, **k: None,
         )
+        extra = {}
+        if len(data) == 7:
+            extra["polyCoefferr_propagated"] = propagated_errors(data, c, m["freq0_Hz"])
         out.append(
             {
-                "synth": {k: plain(v) for k, v in m.items() if not isinstance(v, str)},
-                "clean": {k: plain(v) for k, v in mc.items() if not isinstance(v, str)},
+                **extra,
+                "synth": {k: plain(v) for k, v in m.items()},
+                "clean": {k: plain(v) for k, v in mc.items()},
                 "phi": plain(a["phiArr_radm2"]),
                 "fdf_re": plain(a["dirtyFDF"].real),
                 "fdf_im": plain(a["dirtyFDF"].imag),
