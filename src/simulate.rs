@@ -347,6 +347,7 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
             crpix_y: o.npix as f64 / 2.0 + 1.0,
             cdelt_x: -cell,
             cdelt_y: cell,
+            pc: crate::wcs::IDENTITY,
             crval_freq: freqs[0],
             crpix_freq: 1.0,
             cdelt_freq: if o.nchan > 1 {

@@ -192,7 +192,9 @@ impl World {
             &builtin_version,
         )
         .unwrap();
-        let cache = Cache::open(&self.cache, false).unwrap();
+        // Wait for the lock: a process another test forks at this moment holds a copy of the
+        // previous build's lock descriptor until it execs.
+        let cache = Cache::open(&self.cache, true).unwrap();
         let mut engine = Engine::new(&graph, &self.rules, &cache);
         if self.builds % 2 == 1 {
             engine = engine.with_states(cache.scan_states(FIELD).unwrap());

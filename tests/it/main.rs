@@ -25,3 +25,4 @@ mod rm3d;
 mod rmtools_agreement;
 mod slurm;
 mod validate;
+mod wcs;

@@ -199,6 +199,7 @@ pub fn rm3d(npix: usize, clean_npix: usize, python: Option<&Path>, repeats: usiz
         crpix_y: npix as f64 / 2.0,
         cdelt_x: -0.001,
         cdelt_y: 0.001,
+        pc: crate::wcs::IDENTITY,
         crval_freq: freqs[0],
         crpix_freq: 1.0,
         cdelt_freq: 1e6,
