@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod diag;
 pub mod exec;
+pub mod field_file;
 pub mod fits;
 pub mod graph;
 pub mod hash;

@@ -531,8 +531,8 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
     }
     write(&dir.join("truth.csv"), &tr)?;
     let mut y = format!(
-        "field: {}\nsbid: {}\nband: {}\ncentre: {{ra_deg: {ra0:.6}, dec_deg: {dec0:.6}}}\nscan_start_mjd_s: {SCAN_START_MJD_S:.1}\nscan_length_s: 900.0\npol_axis_deg: -45.0\nflagged_channels: {:?}\nbeams:\n",
-        o.field, sbid, o.band, flagged
+        "field: {}\nsbid: {}\nband: {}\nnchan: {}\ncentre: {{ra_deg: {ra0:.6}, dec_deg: {dec0:.6}}}\nscan_start_mjd_s: {SCAN_START_MJD_S:.1}\nscan_length_s: 900.0\npol_axis_deg: -45.0\nflagged_channels: {:?}\nbeams:\n",
+        o.field, sbid, o.band, o.nchan, flagged
     );
     for (b, (ra, dec)) in centres.iter().enumerate() {
         let _ = writeln!(y, "  - {{beam: {b}, ra_deg: {ra:.6}, dec_deg: {dec:.6}}}");

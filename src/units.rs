@@ -12,8 +12,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 /// Errors reading a field's unit files.
 #[derive(Debug, thiserror::Error)]
 pub enum UnitsError {
@@ -35,27 +33,7 @@ pub enum UnitsError {
     },
 }
 
-/// One beam centre as `field.yaml` gives it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BeamCentre {
-    /// Beam number (0..35 for ASKAP).
-    pub beam: u32,
-    /// Right ascension of the beam centre, degrees.
-    pub ra_deg: f64,
-    /// Declination of the beam centre, degrees.
-    pub dec_deg: f64,
-}
-
-/// The parts of `field.yaml` the engine reads; other keys belong to the stages.
-#[derive(Clone, Debug, Deserialize)]
-pub struct FieldFile {
-    /// Field name; must equal the directory name.
-    pub field: String,
-    /// Beam centres.
-    #[serde(default)]
-    pub beams: Vec<BeamCentre>,
-}
+pub use crate::field_file::{BeamCentre, FieldFile};
 
 /// The units of one field.
 #[derive(Clone, Debug, Default)]
@@ -217,17 +195,13 @@ impl Units {
         limit: Option<usize>,
     ) -> Result<Units, UnitsError> {
         let field_yaml = field_dir.join("field.yaml");
-        let text = std::fs::read_to_string(&field_yaml).map_err(|e| UnitsError::Read {
-            path: field_yaml.clone(),
-            why: format!(
-                "cannot read the field description ({e}); is {} a field directory? (`arrakis simulate` writes one)",
-                field_dir.display()
-            ),
+        let ff = FieldFile::read(&field_yaml).map_err(|e| match e {
+            crate::field_file::FieldFileError::Read { path, why } => UnitsError::Read { path, why },
+            crate::field_file::FieldFileError::Bad { location, why } => {
+                UnitsError::Bad { location, why }
+            }
         })?;
-        let ff: FieldFile = serde_yaml::from_str(&text).map_err(|e| UnitsError::Bad {
-            location: crate::diag::location(&field_yaml, e.location().map(|l| l.line())),
-            why: format!("invalid field description: {e}"),
-        })?;
+        let text = std::fs::read_to_string(&field_yaml).unwrap_or_default();
         let dir_name = field_dir
             .file_name()
             .map(|s| s.to_string_lossy().to_string())
@@ -263,6 +237,16 @@ impl Units {
             return Ok(units);
         }
         let islands = Table::read(&islands_path)?;
+        if ff.beams.is_empty() && !islands.rows.is_empty() {
+            return Err(UnitsError::Bad {
+                location: crate::diag::location(&field_yaml, crate::diag::line_of(&text, &["field"])),
+                why: format!(
+                    "no beams, but {} lists {} islands: give every beam's centre under 'beams' ({{beam: N, ra_deg: .., dec_deg: ..}})",
+                    islands_path.display(),
+                    islands.rows.len()
+                ),
+            });
+        }
         let (c_id, c_ra, c_dec) = (
             islands.col("Source_ID")?,
             islands.col("RA")?,

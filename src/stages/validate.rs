@@ -545,9 +545,7 @@ impl Builtin for Validate {
             .collect();
         let beams: Vec<(f64, f64)> = match ctx.input("field_file").first() {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
-                let ff: FieldFile = serde_yaml::from_str(&text)
-                    .map_err(|e| StageError::file(path, None, e.to_string()))?;
+                let ff = FieldFile::read(path).map_err(|e| StageError::data(e.to_string()))?;
                 ff.beams.iter().map(|b| (b.ra_deg, b.dec_deg)).collect()
             }
             None => Vec::new(),

@@ -379,3 +379,46 @@ fn a_zero_size_cutout_gives_a_flagged_catalogue_row_not_a_failure() {
     assert_eq!((cut.nx, cut.ny), (1, 1));
     assert!(cut.data.iter().all(|v| v.is_nan()));
 }
+
+/// A wrong `field.yaml` stops the build before anything runs, naming the file and line: a beam
+/// off the sky, a beam listed twice, no beams, a misspelt key.
+#[test]
+fn a_bad_field_yaml_is_refused_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, field) = one_case(tmp.path(), "yaml");
+    let path = field.join("field.yaml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let beam_line = good
+        .lines()
+        .position(|l| l.trim_start().starts_with("- {beam: 1"))
+        .unwrap()
+        + 1;
+    let cases: Vec<(String, String)> = vec![
+        (
+            good.replace("- {beam: 1, ra_deg: ", "- {beam: 1, ra_deg: 1"),
+            format!("field.yaml:{beam_line}"),
+        ),
+        (
+            good.replace("- {beam: 1,", "- {beam: 0,"),
+            format!("field.yaml:{beam_line}: beam 0 is listed twice"),
+        ),
+        (
+            good.lines()
+                .filter(|l| !l.trim_start().starts_with("- {beam"))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            "no beams".to_string(),
+        ),
+        (
+            good.replace("pol_axis_deg:", "pol_axis_dg:"),
+            "did you mean 'pol_axis_deg'".to_string(),
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let (code, t, r) = build_case(&data);
+        assert_eq!(code, Some(2), "{want}: {t}");
+        assert!(t.contains(&want) && t.contains("field.yaml"), "{want}: {t}");
+        assert!(r.is_empty() || with_status(&r, "ran").is_empty(), "{r:?}");
+    }
+}

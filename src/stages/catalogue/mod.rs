@@ -22,6 +22,7 @@ use super::io::{out_path, single};
 use super::params::{ION, LEAKAGE_BINS, LEAKAGE_DEGREE, LEAKAGE_SNR, SNR_CUT};
 use super::products::{CleanProduct, Measured, SynthProduct};
 use super::{ActionCtx, Builtin, StageError};
+use crate::field_file::FieldFile;
 use crate::rules::{Contract, SlotSpec};
 use crate::science::complexity::combine_sigma_add;
 use crate::science::flags;
@@ -86,69 +87,6 @@ pub struct Table {
     pub name: String,
 }
 
-/// What `field.yaml` says that the catalogue needs (other keys belong to other stages).
-#[derive(serde::Deserialize)]
-struct FieldMeta {
-    field: String,
-    #[serde(default)]
-    sbid: Option<serde_yaml::Value>,
-    #[serde(default)]
-    centre: Option<Centre>,
-    #[serde(default)]
-    pol_axis_deg: Option<f64>,
-    #[serde(default)]
-    scan_start_mjd_s: Option<f64>,
-    #[serde(default)]
-    scan_length_s: Option<f64>,
-    #[serde(default)]
-    beams: Vec<crate::units::BeamCentre>,
-}
-
-#[derive(serde::Deserialize)]
-struct Centre {
-    ra_deg: f64,
-    dec_deg: f64,
-}
-
-impl FieldMeta {
-    fn read(path: &Path) -> Result<FieldMeta, StageError> {
-        let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
-        serde_yaml::from_str(&text).map_err(|e| {
-            let line = e.location().map(|l| l.line());
-            StageError::file(path, line, e.to_string())
-        })
-    }
-
-    /// The tile centre: `centre`, else the mean direction of the beam centres.
-    fn centre(&self) -> (f64, f64) {
-        if let Some(c) = &self.centre {
-            return (c.ra_deg, c.dec_deg);
-        }
-        if self.beams.is_empty() {
-            return (f64::NAN, f64::NAN);
-        }
-        let (mut x, mut y, mut z) = (0.0, 0.0, 0.0);
-        for b in &self.beams {
-            let (a, d) = (b.ra_deg.to_radians(), b.dec_deg.to_radians());
-            x += d.cos() * a.cos();
-            y += d.cos() * a.sin();
-            z += d.sin();
-        }
-        (
-            y.atan2(x).to_degrees().rem_euclid(360.0),
-            z.atan2(x.hypot(y)).to_degrees(),
-        )
-    }
-
-    fn sbid(&self) -> String {
-        match &self.sbid {
-            Some(serde_yaml::Value::Number(n)) => n.to_string(),
-            Some(serde_yaml::Value::String(s)) => s.clone(),
-            _ => String::new(),
-        }
-    }
-}
-
 /// The component catalogue's rows by `Gaussian_ID`, with the source finder's columns read by
 /// name (a column the file lacks reads as blank).
 struct SourceFinder {
@@ -210,7 +148,8 @@ impl Builtin for Catalogue {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let finder = SourceFinder::read(single(ctx, "components")?)?;
-        let field = FieldMeta::read(single(ctx, "field_file")?)?;
+        let field = FieldFile::read(single(ctx, "field_file")?)
+            .map_err(|e| StageError::data(e.to_string()))?;
         let mut synth: HashMap<String, SynthProduct> = HashMap::new();
         for p in ctx.input("synth") {
             let v = SynthProduct::read(p)?;
@@ -390,7 +329,7 @@ fn build(
     synth: &HashMap<String, SynthProduct>,
     clean: &HashMap<String, CleanSummary>,
     finder: &SourceFinder,
-    field: &FieldMeta,
+    field: &FieldFile,
     o: &Options,
     name: &str,
 ) -> Result<Table, StageError> {
@@ -463,7 +402,7 @@ fn build(
     t.f("stokesQ_bkg", d(&|m| m.noise.bq_full_band));
     t.f("stokesU_bkg", d(&|m| m.noise.bu_full_band));
     // Tile geometry.
-    let centre = field.centre();
+    let centre = field.tile_centre();
     let pol_axis = field.pol_axis_deg.unwrap_or(0.0);
     let offsets: Vec<(f64, f64, f64)> = rows
         .iter()
@@ -486,7 +425,7 @@ fn build(
         }
     };
     t.s("tile_id", text(&tile));
-    let field_sbid = field.sbid();
+    let field_sbid = field.sbid_text();
     t.s(
         "sbid",
         text(&|r| {
