@@ -4,7 +4,7 @@
 //! Owns: the schema (the README's "field.yaml" table lists the same keys) and its checks.
 //! Must never: read anything but the one file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -80,26 +80,8 @@ pub const KEYS: &[&str] = &[
     "pol_axis_deg",
 ];
 
-/// What is wrong with a `field.yaml`, and where.
-#[derive(Debug, thiserror::Error)]
-pub enum FieldFileError {
-    /// It cannot be read.
-    #[error("{}: {why}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// A key or value is wrong.
-    #[error("{location}: {why}")]
-    Bad {
-        /// FILE:LINE.
-        location: String,
-        /// What is wrong and how to fix it.
-        why: String,
-    },
-}
+/// What is wrong with a `field.yaml`, and where: the units' error (a field's files).
+pub use crate::units::UnitsError as FieldFileError;
 
 /// 1-based lines of the list items under the top-level key `key`.
 fn item_lines(text: &str, key: &str) -> Vec<usize> {

@@ -195,12 +195,7 @@ impl Units {
         limit: Option<usize>,
     ) -> Result<Units, UnitsError> {
         let field_yaml = field_dir.join("field.yaml");
-        let ff = FieldFile::read(&field_yaml).map_err(|e| match e {
-            crate::field_file::FieldFileError::Read { path, why } => UnitsError::Read { path, why },
-            crate::field_file::FieldFileError::Bad { location, why } => {
-                UnitsError::Bad { location, why }
-            }
-        })?;
+        let ff = FieldFile::read(&field_yaml)?;
         let text = std::fs::read_to_string(&field_yaml).unwrap_or_default();
         let dir_name = field_dir
             .file_name()

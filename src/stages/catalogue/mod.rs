@@ -148,8 +148,7 @@ impl Builtin for Catalogue {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let finder = SourceFinder::read(single(ctx, "components")?)?;
-        let field = FieldFile::read(single(ctx, "field_file")?)
-            .map_err(|e| StageError::data(e.to_string()))?;
+        let field = FieldFile::read(single(ctx, "field_file")?)?;
         let mut synth: HashMap<String, SynthProduct> = HashMap::new();
         for p in ctx.input("synth") {
             let v = SynthProduct::read(p)?;
