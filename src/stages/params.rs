@@ -53,6 +53,21 @@ pub static MS_GLOB_PATTERN: ParamSpec = ParamSpec::new(
     D::Str("scienceData*_averaged_cal.leakage.ms"),
     "glob of the beams' measurement sets (the name must also hold beamNN)",
 );
+/// The beam cubes' file names (relative to the field directory; `{stokes}`, `{field}` and
+/// `{beam}` are filled in per target).
+pub static CUBE_NAME: ParamSpec = ParamSpec::new(
+    "cube_name",
+    T::String,
+    D::Str("image.restored.{stokes}.{field}.contcube.beam{beam}.conv.fits"),
+    "file name of a beam cube in the field directory; {stokes} (i, q, u), {field} and {beam} (two digits) are filled in",
+);
+/// The beam cubes' channel weights files.
+pub static WEIGHTS_NAME: ParamSpec = ParamSpec::new(
+    "weights_name",
+    T::String,
+    D::Str("weights.restored.{stokes}.{field}.contcube.beam{beam}.conv.txt"),
+    "file name of a beam cube's channel weights in the field directory; {stokes}, {field} and {beam} are filled in",
+);
 /// Briggs robustness.
 pub static ROBUST: ParamSpec = ParamSpec::new(
     "robust",
@@ -464,6 +479,8 @@ pub static ALL: &[&ParamSpec] = &[
     &ION,
     &WSCLEAN,
     &MS_GLOB_PATTERN,
+    &CUBE_NAME,
+    &WEIGHTS_NAME,
     &ROBUST,
     &NCHAN,
     &SIZE,

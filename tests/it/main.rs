@@ -21,6 +21,7 @@ mod imager;
 mod kill_pipeline;
 mod load;
 mod pipeline;
+mod real_data;
 mod rm3d;
 mod rmtools_agreement;
 mod slurm;
