@@ -70,6 +70,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write a simulated ASKAP-like field (beam cubes, catalogues, field.yaml, truth.csv).
     Simulate(SimulateArgs),
+    /// Set up a field from real ASKAP products: link the beam cubes and weights found in
+    /// --images, write field.yaml from their headers, and the catalogues as the rules read them.
+    Init(InitArgs),
     /// Benchmarks.
     Bench(BenchArgs),
     /// Print the Slurm job script one job of a cluster config gets.
@@ -113,6 +116,48 @@ pub struct SimulateArgs {
     /// scan) into Q and U; `ionosphere/rm_ion.txt` records it for the frion stage.
     #[arg(long)]
     pub ionosphere: bool,
+}
+
+/// `arrakis init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Field name (the directory made under --datadir), e.g. RACS_1237+00A.
+    pub field: String,
+    /// Directory to hold the field directory.
+    #[arg(long, default_value = ".")]
+    pub datadir: PathBuf,
+    /// Directory of the beam cubes (image.restored.{i,q,u}*contcube*beamNN.conv.fits) and their
+    /// weights (weights.restored.{i,q,u}*contcube*beamNN.conv.txt).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Component (Gaussian) catalogue: CSV or FITS table with the RACS column names.
+    #[arg(long)]
+    pub components: PathBuf,
+    /// Island (source) catalogue: CSV or FITS table with the RACS column names.
+    #[arg(long)]
+    pub islands: PathBuf,
+    /// Scheduling block ID.
+    #[arg(long)]
+    pub sbid: Option<String>,
+    /// Tile centre "RA,DEC" in degrees (the RACS fields table's RA_DEG, DEC_DEG); default the
+    /// mean direction of the beam centres.
+    #[arg(long, allow_hyphen_values = true)]
+    pub centre: Option<String>,
+    /// Polarisation axis of the footprint (ASKAP's POL_AXIS), degrees.
+    #[arg(long = "pol-axis", allow_negative_numbers = true)]
+    pub pol_axis: Option<f64>,
+    /// Start of the scan, MJD in seconds.
+    #[arg(long = "scan-start")]
+    pub scan_start: Option<f64>,
+    /// Length of the scan, seconds.
+    #[arg(long = "scan-length")]
+    pub scan_length: Option<f64>,
+    /// Copy the cubes and weights into the field instead of linking them.
+    #[arg(long)]
+    pub copy: bool,
+    /// Replace what is in the way (another field, or this one set up differently).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Stokes I model for `--fit-function`.

@@ -13,6 +13,7 @@ pub mod field_file;
 pub mod fits;
 pub mod graph;
 pub mod hash;
+pub mod init;
 pub mod progress;
 pub mod rules;
 pub mod science;

@@ -31,6 +31,7 @@ fn main() {
         Command::Rmsynth1d(a) => arrakis::cmd::tools::rm1d(a, false),
         Command::Rmclean1d(a) => arrakis::cmd::tools::rm1d(a, true),
         Command::Simulate(a) => arrakis::cmd::tools::simulate(a),
+        Command::Init(a) => arrakis::cmd::tools::init(a),
         Command::Demo(a) => arrakis::cmd::build::demo(&cli.cache, a),
         Command::JobScript(a) => arrakis::cmd::tools::job_script(a),
         Command::Archive(a) => arrakis::cmd::maintain::archive(&cli.cache, cli.wait, a),

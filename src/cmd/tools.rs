@@ -88,3 +88,63 @@ pub fn worker(a: &crate::cli::WorkerArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `arrakis init`.
+pub fn init(a: &crate::cli::InitArgs) -> Result<i32> {
+    let centre = match &a.centre {
+        None => None,
+        Some(t) => {
+            let v: Vec<f64> = t
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    anyhow!(
+                        "--centre '{t}': expected RA,DEC in degrees, e.g. --centre 189.375,-25.0"
+                    )
+                })?;
+            if v.len() != 2 {
+                return Err(anyhow!(
+                    "--centre '{t}': expected RA,DEC in degrees, e.g. --centre 189.375,-25.0"
+                ));
+            }
+            Some((v[0], v[1]))
+        }
+    };
+    let o = crate::init::InitOptions {
+        centre,
+        field: a.field.clone(),
+        datadir: a.datadir.clone(),
+        images: a.images.clone(),
+        components: a.components.clone(),
+        islands: a.islands.clone(),
+        sbid: a.sbid.clone(),
+        pol_axis_deg: a.pol_axis,
+        scan_start_mjd_s: a.scan_start,
+        scan_length_s: a.scan_length,
+        copy: a.copy,
+        force: a.force,
+    };
+    match crate::init::init(&o) {
+        Ok(r) => {
+            println!(
+                "{}: {} ({} beams, {} islands, {} components){}",
+                if r.unchanged { "up to date" } else { "set up" },
+                r.dir.display(),
+                r.beams,
+                r.islands,
+                r.components,
+                if r.unchanged {
+                    ""
+                } else {
+                    "; next: arrakis build FIELD --datadir DATADIR (add --set ion=false without an ionosphere file)"
+                }
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("arrakis: error: {e}");
+            Ok(2)
+        }
+    }
+}
