@@ -345,23 +345,9 @@ fn catalogue_csv(path: &Path, required: &[&str]) -> Result<(String, usize), Init
     } else if name.ends_with(".xml") || name.ends_with(".vot") || name.ends_with(".votable") {
         return Err(err(path, "VOTable catalogues are not read yet: convert it to FITS or CSV (for example with astropy: Table.read(f).write('cat.fits'))"));
     } else {
-        let mut rdr = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .comment(Some(b'#'))
-            .from_path(path)
-            .map_err(|e| err(path, format!("cannot read the catalogue: {e}")))?;
-        let headers: Vec<String> = rdr
-            .headers()
-            .map_err(|e| err(path, e.to_string()))?
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mut rows = Vec::new();
-        for r in rdr.records() {
-            let r = r.map_err(|e| err(path, e.to_string()))?;
-            rows.push(r.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        }
-        (headers, rows)
+        // The reader the stages use: trimmed cells, `#` comments, errors naming FILE:LINE.
+        let t = crate::units::Table::read(path).map_err(|e| err(path, e.to_string()))?;
+        (t.headers, t.rows.into_iter().map(|(_, r)| r).collect())
     };
     for need in required {
         if !headers.iter().any(|h| h == need) {
