@@ -44,6 +44,9 @@ pub struct InitOptions {
 /// Why `init` could not set the field up.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    /// A catalogue cannot be read (the message names file and line).
+    #[error(transparent)]
+    Table(#[from] crate::units::UnitsError),
     /// A file or directory is wrong, or missing.
     #[error("{}: {why}", path.display())]
     File {
@@ -346,7 +349,7 @@ fn catalogue_csv(path: &Path, required: &[&str]) -> Result<(String, usize), Init
         return Err(err(path, "VOTable catalogues are not read yet: convert it to FITS or CSV (for example with astropy: Table.read(f).write('cat.fits'))"));
     } else {
         // The reader the stages use: trimmed cells, `#` comments, errors naming FILE:LINE.
-        let t = crate::units::Table::read(path).map_err(|e| err(path, e.to_string()))?;
+        let t = crate::units::Table::read(path)?;
         (t.headers, t.rows.into_iter().map(|(_, r)| r).collect())
     };
     for need in required {

@@ -27,7 +27,7 @@ use crate::rules::{Contract, SlotSpec};
 use crate::science::complexity::combine_sigma_add;
 use crate::science::flags;
 use crate::science::rm_clean::CleanSummary;
-use crate::science::sky::{galactic, position_angle_deg, separation_deg};
+use crate::science::sky::galactic;
 
 static CONTRACT: Contract = Contract {
     name: "catalogue",
@@ -445,7 +445,8 @@ fn build(
     t.f("separation_tile_centre", sep.clone());
     t.s("s_code", text(&|r| finder.text(r.id, "S_Code")));
     // RM synthesis and CLEAN.
-    t.f("rm", cl(&|c| c.peak.phiPeakPIfit_rm2));
+    let rm = cl(&|c| c.peak.phiPeakPIfit_rm2);
+    t.f("rm", rm.clone());
     t.f("rm_err", cl(&|c| c.peak.dPhiPeakPIfit_rm2));
     let polint = cl(&|c| c.peak.ampPeakPIfitEff);
     t.f("polint", polint.clone());
@@ -555,11 +556,12 @@ fn build(
         o.leakage_degree,
         o.leakage_bins,
     );
-    let leakage: Vec<f64> = sep.iter().map(|&s| envelope.at(s).max(0.0)).collect();
+    let envelope_at: Vec<f64> = sep.iter().map(|&s| envelope.at(s)).collect();
+    let leakage: Vec<f64> = envelope_at.iter().map(|e| e.max(0.0)).collect();
     let leakage_flag: Vec<bool> = fracpol
         .iter()
-        .zip(&sep)
-        .map(|(f, s)| *f < envelope.at(*s))
+        .zip(&envelope_at)
+        .map(|(f, e)| f < e)
         .collect();
     t.b("leakage_flag", leakage_flag.clone());
     let channel_flag = flags::channel_flags(&nchan);
@@ -577,8 +579,8 @@ fn build(
         .collect();
     t.b("complex_sigma_add_flag", c_sigma.clone());
     t.b("complex_M2_CC_flag", c_m2.clone());
-    // Local RM outliers among the good sources (tangent-plane offsets from the tile centre).
-    let rm = cl(&|c| c.peak.phiPeakPIfit_rm2);
+    // Local RM outliers among the good sources, binned on their offsets from the tile centre
+    // (the l, m above: a rotation of the tangent plane, which the binning's distances ignore).
     let good: Vec<usize> = (0..n)
         .filter(|&r| {
             rows[r].measured.is_some()
@@ -590,16 +592,9 @@ fn build(
                 && rm[r].is_finite()
         })
         .collect();
-    let (mut lx, mut ly) = (Vec::new(), Vec::new());
-    for &r in &good {
-        let pa = position_angle_deg(centre.0, centre.1, ra[r], dec[r]).to_radians();
-        let dd = separation_deg(centre.0, centre.1, ra[r], dec[r]);
-        lx.push(dd * pa.sin());
-        ly.push(dd * pa.cos());
-    }
     let local = flags::local_rm_flags(&flags::LocalRmInput {
-        x: lx,
-        y: ly,
+        x: good.iter().map(|&r| offsets[r].1).collect(),
+        y: good.iter().map(|&r| offsets[r].2).collect(),
         rm: good.iter().map(|&r| rm[r]).collect(),
     });
     let mut local_rm = vec![false; n];
