@@ -52,12 +52,13 @@ fn config(dir: &Path, job_name: &str, kwargs: &[(&str, String)], max_jobs: usize
     p
 }
 
-/// A prologue that runs `cmd` in the first job only (`flag` marks that it has run).
+/// A prologue that runs `cmd` in the first job to start only (decided by an atomic `mkdir`, so
+/// two jobs starting together cannot both run it); `flag` then holds that job's id.
 fn first_job_only(flag: &Path, cmd: &str) -> (&'static str, String) {
     (
         "job_script_prologue",
         format!(
-            "['[ -e {f} ] || {{ touch {f}; {cmd}; }}']",
+            "['! mkdir {f}.once 2>/dev/null || {{ echo $SLURM_JOB_ID > {f}.tmp; mv {f}.tmp {f}; {cmd}; }}']",
             f = flag.display()
         ),
     )
@@ -269,16 +270,20 @@ fn cancelled_and_failing_jobs_are_retried_and_reported() {
     let flag = base.join("first-job-done");
     let cfg = config(base, "arrakis-retry", &[first_job_only(&flag, "exit 3")], 2);
     let report = base.join("r.json");
-    let child = engine_build(&base.join("cache"), &data, &cfg, &report, "1")
+    let child = engine_build(&base.join("cache"), &data, &cfg, &report, "2")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Cancel the first job seen running after the failing one.
+    // Cancel a job seen running other than the failing one (which squeue may still list
+    // as running while its script exits 3), and only one that started within the last
+    // second: its first target sleeps 2 s, so it cannot have finished its work already (a
+    // job cancelled after its last receipt has nothing to retry and nothing to report).
     let t0 = Instant::now();
     let mut cancelled = None;
     while cancelled.is_none() && t0.elapsed() < Duration::from_secs(60) {
-        if flag.exists() {
+        let failing = std::fs::read_to_string(&flag).unwrap_or_default();
+        if !failing.trim().is_empty() {
             let out = Command::new("squeue")
                 .args([
                     "-h",
@@ -288,13 +293,17 @@ fn cancelled_and_failing_jobs_are_retried_and_reported() {
                     "-t",
                     "RUNNING",
                     "-o",
-                    "%i",
+                    "%A %M",
                 ])
                 .output()
                 .unwrap();
-            if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().next() {
-                Command::new("scancel").arg(id.trim()).status().unwrap();
-                cancelled = Some(id.trim().to_string());
+            let running = String::from_utf8_lossy(&out.stdout).to_string();
+            if let Some(id) = running.lines().find_map(|l| {
+                let (id, elapsed) = l.trim().split_once(' ')?;
+                (id != failing.trim() && matches!(elapsed, "0:00" | "0:01")).then_some(id)
+            }) {
+                Command::new("scancel").arg(id).status().unwrap();
+                cancelled = Some(id.to_string());
             }
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -309,7 +318,7 @@ fn cancelled_and_failing_jobs_are_retried_and_reported() {
     );
     assert!(
         t.contains("ended CANCELLED"),
-        "the cancelled job is reported: {t}"
+        "the cancelled job {cancelled:?} is reported: {t}"
     );
     assert!(t.contains("resubmitting"), "{t}");
     let r = read_report(&report);
