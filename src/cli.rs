@@ -112,8 +112,10 @@ pub struct SimulateArgs {
     /// Random seed (the same arguments give the same bytes).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Inject an ionospheric Faraday rotation (RM_ion about 3 rad/m^2, varying through the
-    /// scan) into Q and U; `ionosphere/rm_ion.txt` records it for the frion stage.
+    /// Inject an ionospheric Faraday rotation into Q and U, per island along its line of sight
+    /// through a simulated ionosphere written as IONEX maps in IONEXdata/ (build with
+    /// --set ion_source=ionex to predict from them); `ionosphere/rm_ion.txt` holds the field
+    /// centre's RM_ion(t), truth.csv each island's mean RM_ion.
     #[arg(long)]
     pub ionosphere: bool,
 }

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::fits::{Cube, Header};
-use crate::science::C_M_S;
+use crate::science::{ionex, ionosphere, C_M_S};
 use crate::wcs::{separation_deg, Wcs};
 
 /// Options of a simulated field.
@@ -34,8 +34,9 @@ pub struct SimOptions {
     pub band: String,
     /// Random seed.
     pub seed: u64,
-    /// Inject an ionospheric Faraday rotation (RM_ion about 3 rad/m², varying through the
-    /// scan) into Q and U; without it `ionosphere/rm_ion.txt` holds RM_ion = 0.
+    /// Inject an ionospheric Faraday rotation into Q and U, per island along its line of sight
+    /// through a simulated ionosphere, and write that ionosphere as IONEX maps (`IONEXdata/`);
+    /// without it `ionosphere/rm_ion.txt` holds RM_ion = 0.
     pub ionosphere: bool,
 }
 
@@ -165,6 +166,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimulateError + '_ {
 
 /// Start of the simulated scan, MJD in seconds (as CASA and FRion count it).
 const SCAN_START_MJD_S: f64 = 5.0e9;
+
+/// The simulated ionosphere's vertical TEC (TECU) at a time (MJD seconds) and geocentric
+/// latitude and longitude (degrees): a daytime bulge following the Sun, weaker towards the poles
+/// (solar-maximum levels, so that RM_ion is a few rad/m²).
+fn sim_vtec(t: f64, lat: f64, lon: f64) -> f64 {
+    let solar =
+        std::f64::consts::TAU * (t / 86_400.0).fract() + lon.to_radians() - std::f64::consts::PI;
+    (30.0 + 12.0 * solar.cos()) * (0.55 + 0.45 * lat.to_radians().cos()) + 0.1 * lat
+}
 
 /// Write the simulated field into `datadir/field`; returns the field directory.
 pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError> {
@@ -301,36 +311,58 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
         }
         islands.push((sid, ra, dec, n_comp));
     }
-    // The ionosphere: a smooth RM_ion(t) over the 900 s scan, sampled every 60 s into
-    // ionosphere/rm_ion.txt (16 samples, what a prediction gives the frion stage). The sky is
-    // modulated by the true time average of exp(2i λ² RM_ion(t)), taken here on a 1 s grid
-    // independently of the stage's Simpson integral of the samples.
-    let rm_at = |x: f64| {
-        if o.ionosphere {
-            3.0 + 0.4 * (2.0 * std::f64::consts::PI * x).sin() + 0.2 * x
-        } else {
-            0.0
-        }
+    // The ionosphere. Without --ionosphere, none: theta = 1 and ionosphere/rm_ion.txt holds
+    // RM_ion = 0. With it, a smooth global VTEC (`sim_vtec`) seen through the real geometry
+    // (ASKAP, 450 km shell, WMM2020: `science::ionosphere`): each island's Q and U are rotated by
+    // the true time average over the 900 s scan of exp(2i λ² RM_ion(t)) along its own line of
+    // sight (10 s steps), IONEXdata/ holds the VTEC as CODE's daily IONEX maps (what the frion
+    // stage predicts from with ion_source: ionex), ionosphere/rm_ion.txt the RM_ion of the field
+    // centre every 60 s (for ion_source: file), and truth.csv each island's mean RM_ion.
+    let rm_series = |ra: f64, dec: f64, times: &[f64]| -> Vec<f64> {
+        times
+            .iter()
+            .map(|&t| {
+                if !o.ionosphere {
+                    return 0.0;
+                }
+                let g = ionosphere::geometry(&ionosphere::ASKAP, ra, dec, t);
+                ionosphere::rm_ion(
+                    &g,
+                    sim_vtec(t, g.pierce.geocentric_lat_deg, g.pierce.lon_deg),
+                )
+            })
+            .collect()
     };
-    let times: Vec<f64> = (0..16).map(|k| 5.0e9 + 60.0 * k as f64).collect();
-    let rm_ion: Vec<f64> = (0..16).map(|k| rm_at(k as f64 / 15.0)).collect();
-    let theta: Vec<(f64, f64)> = freqs
-        .iter()
-        .map(|&f| {
-            if !o.ionosphere {
-                return (1.0, 0.0);
-            }
-            let l2 = (C_M_S / f).powi(2);
-            let n = 900;
-            let (mut re, mut im) = (0.0, 0.0);
-            for k in 0..n {
-                let phase = 2.0 * l2 * rm_at((k as f64 + 0.5) / n as f64);
-                re += phase.cos();
-                im += phase.sin();
-            }
-            (re / n as f64, im / n as f64)
-        })
+    let fine: Vec<f64> = (0..90)
+        .map(|k| SCAN_START_MJD_S + 10.0 * k as f64 + 5.0)
         .collect();
+    let mut theta_of: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
+    let mut rm_ion_of: HashMap<String, f64> = HashMap::new();
+    for (sid, ra, dec, _) in &islands {
+        let rms = rm_series(*ra, *dec, &fine);
+        rm_ion_of.insert(sid.clone(), rms.iter().sum::<f64>() / rms.len() as f64);
+        let theta: Vec<(f64, f64)> = freqs
+            .iter()
+            .map(|&f| {
+                if !o.ionosphere {
+                    return (1.0, 0.0);
+                }
+                let l2 = (C_M_S / f).powi(2);
+                let (mut re, mut im) = (0.0, 0.0);
+                for rm in &rms {
+                    let (s, c) = (2.0 * l2 * rm).sin_cos();
+                    re += c;
+                    im += s;
+                }
+                (re / rms.len() as f64, im / rms.len() as f64)
+            })
+            .collect();
+        theta_of.insert(sid.clone(), theta);
+    }
+    let times: Vec<f64> = (0..16)
+        .map(|k| SCAN_START_MJD_S + 60.0 * k as f64)
+        .collect();
+    let rm_ion = rm_series(ra0, dec0, &times);
     let mut ion_text =
         String::from("# RM_ion time series (arrakis simulate)\n# time_s rm_ion_rad_m2\n");
     for (t, rm) in times.iter().zip(&rm_ion) {
@@ -338,6 +370,28 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
     }
     std::fs::create_dir_all(dir.join("ionosphere")).map_err(io(&dir))?;
     write(&dir.join("ionosphere/rm_ion.txt"), &ion_text)?;
+    if o.ionosphere {
+        let ionex_dir = dir.join("IONEXdata");
+        std::fs::create_dir_all(&ionex_dir).map_err(io(&ionex_dir))?;
+        let lat = ionex::Axis {
+            first: 87.5,
+            step: -2.5,
+            n: 71,
+        };
+        let lon = ionex::Axis {
+            first: -180.0,
+            step: 5.0,
+            n: 73,
+        };
+        let first_day = ((SCAN_START_MJD_S - 3600.0) / 86_400.0).floor() as i64;
+        let last_day = ((SCAN_START_MJD_S + 900.0 + 3600.0) / 86_400.0).floor() as i64;
+        for day in first_day..=last_day {
+            let t0 = day as f64 * 86_400.0;
+            let epochs: Vec<f64> = (0..25).map(|k| t0 + 3600.0 * k as f64).collect();
+            let text = ionex::write(&epochs, lat, lon, &sim_vtec);
+            write(&ionex_dir.join(ionex::legacy_name("codg", t0)), &text)?;
+        }
+    }
     // Beam cubes.
     for (b, &(bra, bdec)) in centres.iter().enumerate() {
         let wcs = Wcs {
@@ -392,7 +446,7 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
                     let pq = t.fracpol * (2.0 * chi).cos() + t.fracpol2 * (2.0 * chi2).cos();
                     let pu = t.fracpol * (2.0 * chi).sin() + t.fracpol2 * (2.0 * chi2).sin();
                     // The ionosphere multiplies P by theta.
-                    let (tr, ti) = theta[c];
+                    let (tr, ti) = theta_of[&t.source_id][c];
                     let value = match si {
                         0 => i_f,
                         1 => i_f * (pq * tr - pu * ti),
@@ -510,11 +564,11 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
     }
     write(&dir.join("catalogue/islands.csv"), &isl)?;
     write(&dir.join("catalogue/components.csv"), &comp)?;
-    let mut tr = String::from("cat_id,source_id,ra,dec,stokesI,reffreq,spectral_index,fracpol,rm,polangle,fracpol2,rm2,size_arcsec\n");
+    let mut tr = String::from("cat_id,source_id,ra,dec,stokesI,reffreq,spectral_index,fracpol,rm,polangle,fracpol2,rm2,size_arcsec,rm_ion\n");
     for t in &truths {
         let _ = writeln!(
             tr,
-            "{},{},{:.6},{:.6},{:.6},{f_ref:.1},{:.4},{:.5},{:.3},{:.3},{:.5},{:.3},{:.2}",
+            "{},{},{:.6},{:.6},{:.6},{f_ref:.1},{:.4},{:.5},{:.3},{:.3},{:.5},{:.3},{:.2},{:.4}",
             t.cat_id,
             t.source_id,
             t.ra,
@@ -526,7 +580,8 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
             t.polangle_deg,
             t.fracpol2,
             t.rm2,
-            t.size_arcsec
+            t.size_arcsec,
+            rm_ion_of[&t.source_id]
         );
     }
     write(&dir.join("truth.csv"), &tr)?;

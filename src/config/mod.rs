@@ -127,6 +127,19 @@ const ARRAKIS_KEYS: &[&str] = &[
     "beam_radius_deg",
 ];
 
+/// Parameters arrakis had and replaced, with what to write instead.
+const RENAMED: &[(&str, &str)] = &[(
+    "ion_predict",
+    "'ion_predict' was replaced by ion_source: write ion_source: frion_predict to run FRion's program, or ion_source: ionex to predict from the IONEX files without it",
+)];
+
+fn renamed(key: &str) -> Option<String> {
+    RENAMED
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, why)| why.to_string())
+}
+
 /// The beam-assignment radius: read by the engine (which islands get targets) and the `beams`
 /// builtin.
 pub static BEAM_RADIUS_DEG: ParamSpec = ParamSpec::new(
@@ -259,9 +272,9 @@ pub fn resolve(
         let key = normalise(k.trim());
         let loc = format!("--set {key}");
         let Some(decl) = decls.get(&key) else {
-            let message = if ARRAKIS_KEYS.contains(&key.as_str())
-                || MONGO_KEYS.contains(&key.as_str())
-            {
+            let message = if let Some(why) = renamed(&key) {
+                why
+            } else if ARRAKIS_KEYS.contains(&key.as_str()) || MONGO_KEYS.contains(&key.as_str()) {
                 format!("'{key}' is an Arrakis option that no arrakis rule reads; setting it has no effect")
             } else {
                 format!(
@@ -437,6 +450,11 @@ fn apply_text(
                 key,
                 "MongoDB setting: arrakis keeps its state in files and the cache".into(),
             ));
+        } else if let Some(why) = renamed(&key) {
+            return Err(ConfigError {
+                location: loc,
+                message: why,
+            });
         } else if ARRAKIS_KEYS.contains(&key.as_str()) {
             params
                 .unused

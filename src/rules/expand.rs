@@ -19,7 +19,7 @@ use crate::graph::{
     Binding, Graph, InputFile, InputSlot, OutputFile, RuleInfo, Target, BEAM, COMPONENT, NONE,
     SLOTS, SOURCE,
 };
-use crate::rules::spec::{Action, InputSource, Rule, RuleSet, UnitKind};
+use crate::rules::spec::{Action, InputCond, InputSource, Rule, RuleSet, UnitKind};
 use crate::units::Units;
 
 /// A problem found while expanding rules for a field.
@@ -359,6 +359,14 @@ fn is_set(v: Option<&ParamValue>) -> bool {
     }
 }
 
+/// Whether an input's `when`/`unless` condition holds under `params`.
+fn holds(cond: &InputCond, params: &Params) -> bool {
+    match cond {
+        InputCond::Set(p) => is_set(params.get(p)),
+        InputCond::Equals(v) => v.iter().all(|(k, want)| params.get(k) == Some(want)),
+    }
+}
+
 /// Whether a rule is active under `params` (its `when` conditions hold).
 pub fn rule_active(rule: &Rule, params: &Params) -> bool {
     rule.when.iter().all(|(k, v)| params.get(k) == Some(v))
@@ -431,11 +439,8 @@ pub fn expand(
             .inputs
             .iter()
             .map(|i| {
-                i.when
-                    .as_ref()
-                    .map(|p| is_set(params.get(p)))
-                    .unwrap_or(true)
-                    && !i.unless.as_ref().is_some_and(|p| is_set(params.get(p)))
+                i.when.as_ref().is_none_or(|c| holds(c, params))
+                    && !i.unless.as_ref().is_some_and(|c| holds(c, params))
             })
             .collect();
         let mut upstream: Vec<Option<(usize, usize)>> = Vec::new();

@@ -31,8 +31,16 @@ struct RawInput {
     glob: Option<String>,
     #[serde(default)]
     optional: bool,
-    when: Option<String>,
-    unless: Option<String>,
+    when: Option<RawCond>,
+    unless: Option<RawCond>,
+}
+
+/// An input's `when`/`unless`: a parameter name, or a mapping of parameters to values.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCond {
+    Param(String),
+    Values(BTreeMap<String, serde_yaml::Value>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -368,30 +376,60 @@ impl Loader<'_> {
             if ri.output.is_some() && ri.from.is_none() {
                 return Err(self.err(&kp, format!("input '{iname}' has 'output' without 'from'")));
             }
-            for p in ri.when.iter().chain(ri.unless.iter()) {
-                referenced.push(p.clone());
-                match params.get(p) {
-                    Some(d) if d.ty == crate::config::params::ParamType::Bool || d.nullable => {}
-                    Some(_) => {
-                        return Err(self.err(&kp, format!("input '{iname}': when/unless parameter '{p}' must be a bool, or nullable (then it counts as set when not null)")))
+            let mut conds = [None, None];
+            for (slot, (word, raw_cond)) in [("when", &ri.when), ("unless", &ri.unless)]
+                .into_iter()
+                .enumerate()
+            {
+                let Some(raw_cond) = raw_cond else { continue };
+                let undeclared = |p: &str| {
+                    self.err(
+                        &kp,
+                        format!(
+                            "input '{iname}': {word} parameter '{p}' is not declared in this rule's params{}",
+                            did_you_mean(p, params.keys().map(|s| s.as_str()))
+                        ),
+                    )
+                };
+                conds[slot] = Some(match raw_cond {
+                    RawCond::Param(p) => {
+                        referenced.push(p.clone());
+                        match params.get(p) {
+                            Some(d) if d.ty == crate::config::params::ParamType::Bool || d.nullable => {}
+                            Some(_) => {
+                                return Err(self.err(&kp, format!("input '{iname}': {word} parameter '{p}' must be a bool, or nullable (then it counts as set when not null); test another parameter's value with {word}: {{{p}: VALUE}}")))
+                            }
+                            None => return Err(undeclared(p)),
+                        }
+                        InputCond::Set(p.clone())
                     }
-                    None => {
-                        return Err(self.err(
-                            &kp,
-                            format!(
-                                "input '{iname}': when/unless parameter '{p}' is not declared in this rule's params{}",
-                                did_you_mean(p, params.keys().map(|s| s.as_str()))
-                            ),
-                        ))
+                    RawCond::Values(map) => {
+                        if map.is_empty() {
+                            return Err(self.err(&kp, format!("input '{iname}': {word} is an empty mapping; name a parameter, or give {{PARAM: VALUE}}")));
+                        }
+                        let mut v = Vec::new();
+                        for (p, value) in map {
+                            referenced.push(p.clone());
+                            let decl = params.get(p).ok_or_else(|| undeclared(p))?;
+                            let value = decl
+                                .coerce(value)
+                                .map_err(|e| {
+                                    self.err(&kp, format!("input '{iname}': {word}.{p}: {e}"))
+                                })?
+                                .unwrap_or(ParamValue::Null);
+                            v.push((p.clone(), value));
+                        }
+                        InputCond::Equals(v)
                     }
-                }
+                });
             }
+            let [when, unless] = conds;
             inputs.push(InputSpec {
                 name: iname.clone(),
                 source,
                 optional: ri.optional,
-                when: ri.when.clone(),
-                unless: ri.unless.clone(),
+                when,
+                unless,
             });
         }
         if raw.outputs.is_empty() {

@@ -92,10 +92,29 @@ pub struct InputSpec {
     pub source: InputSource,
     /// A missing file is an absent slot rather than an error.
     pub optional: bool,
-    /// Only when this parameter is set: a bool that is true, or a nullable one that is not null.
-    pub when: Option<String>,
-    /// Only when this parameter is not set.
-    pub unless: Option<String>,
+    /// Only when this holds.
+    pub when: Option<InputCond>,
+    /// Only when this does not hold.
+    pub unless: Option<InputCond>,
+}
+
+/// The condition of an input's `when`/`unless`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputCond {
+    /// `when: PARAM`: a bool parameter that is true, or a nullable one that is not null.
+    Set(String),
+    /// `when: {PARAM: VALUE, ...}`: every parameter has its value (as a rule's `when`).
+    Equals(Vec<(String, ParamValue)>),
+}
+
+impl InputCond {
+    /// The parameters it tests.
+    pub fn params(&self) -> Vec<&str> {
+        match self {
+            InputCond::Set(p) => vec![p.as_str()],
+            InputCond::Equals(v) => v.iter().map(|(k, _)| k.as_str()).collect(),
+        }
+    }
 }
 
 /// One declared output.

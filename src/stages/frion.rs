@@ -1,26 +1,40 @@
 //! `frion` (per island): ionospheric Faraday-rotation correction of the island's Q and U mosaics
-//! as FRion does it. θ(ν) comes from an RM_ion time series (two columns: time in seconds, RM_ion
-//! in rad/m²) integrated over the observation, or straight from a FRion prediction file (three
-//! columns: frequency in Hz, Re θ, Im θ, as `frion_predict` writes it). Writes the prediction
-//! (`{source}_ion.txt`, FRion's format) and Q/U divided by θ channel by channel.
+//! as FRion does it. θ(ν) comes from (`ion_source`):
+//! - `file`: an RM_ion time series (two columns: time in seconds, RM_ion in rad/m²) integrated
+//!   over the observation, or a FRion prediction file (three columns: frequency in Hz, Re θ,
+//!   Im θ, as `frion_predict` writes it);
+//! - `ionex`: RM_ion predicted for the island's direction over the scan (times from `field.yaml`)
+//!   from the IONEX maps in `ionex_dir` (`science::ionosphere`), then integrated as FRion does;
+//! - `frion_predict`: FRion's own program, run in the field directory.
+//!
+//! Writes the prediction (`{source}_ion.txt`, FRion's format, with the RM_ion samples and the
+//! IONEX files used as `#` comments) and Q/U divided by θ channel by channel.
 //!
 //! Must never: guess an ionosphere. A missing or malformed file is an error naming it.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use super::io::{out_path, single, stokes_input, write_text};
-use super::params::{FRION_PREDICT, IONEX_PREFIX, ION_END, ION_PREDICT, ION_START, ION_TIMESTEP};
+use super::params::{
+    FRION_PREDICT, IONEX_DIR, IONEX_PREFIX, ION_END, ION_SOURCE, ION_START, ION_TIMESTEP,
+};
 use super::{ActionCtx, Builtin, StageError};
 use crate::fits::Cube;
 use crate::rules::{Contract, SlotSpec};
 use crate::science::frion::{correct_qu, modulation, numeric_warnings};
+use crate::science::ionex::{self, IonexMaps};
+use crate::science::ionosphere;
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "frion",
-    version: 1,
+    version: 2,
     params: &[
-        &ION_PREDICT,
+        &ION_SOURCE,
+        &IONEX_DIR,
         &ION_START,
         &ION_END,
         &ION_TIMESTEP,
@@ -38,7 +52,15 @@ static CONTRACT: Contract = Contract {
         ),
         SlotSpec::optional(
             "ionex",
-            "the IONEX files frion_predict reads (with ion_predict)",
+            "the IONEX files in ionex_dir (ion_source: ionex or frion_predict)",
+        ),
+        SlotSpec::optional(
+            "field_file",
+            "field.yaml, for the scan's start and length (ion_source: ionex)",
+        ),
+        SlotSpec::optional(
+            "islands",
+            "the island catalogue, for the island's direction (ion_source: ionex)",
         ),
     ],
     outputs: &["prediction", "q", "u"],
@@ -199,7 +221,7 @@ fn run_frion_predict(ctx: &ActionCtx, q_mosaic: &Path) -> Result<std::path::Path
     let set = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string);
     let (Some(start), Some(end)) = (set(ctx.opt_str(&ION_START)?), set(ctx.opt_str(&ION_END)?))
     else {
-        return Err(StageError::data("ion_predict is on but ion_start or ion_end is not set: give the observation's start and end (e.g. --set ion_start=2021-01-01T10:00:00 --set ion_end=2021-01-01T10:15:00)"));
+        return Err(StageError::data("ion_source is frion_predict but ion_start or ion_end is not set: give the observation's start and end (e.g. --set ion_start=2021-01-01T10:00:00 --set ion_end=2021-01-01T10:15:00)"));
     };
     let step = ctx.f64(&ION_TIMESTEP)?;
     let prefix = ctx.str(&IONEX_PREFIX)?;
@@ -214,7 +236,7 @@ fn run_frion_predict(ctx: &ActionCtx, q_mosaic: &Path) -> Result<std::path::Path
         .output()
         .map_err(|e| {
             StageError::Program(format!(
-                "cannot run FRion's {program} ({e}): install FRion with RMextract (pip install frion RMextract) and put the IONEX files in {}/IONEXdata, or set ion_predict: false and give an RM_ion time series or FRion prediction file as ion_file",
+                "cannot run FRion's {program} ({e}): install FRion with RMextract (pip install frion RMextract) and put the IONEX files in {}/IONEXdata, or set ion_source: ionex to predict from the IONEX files without FRion",
                 ctx.field_dir.display()
             ))
         })?;
@@ -229,6 +251,213 @@ fn run_frion_predict(ctx: &ActionCtx, q_mosaic: &Path) -> Result<std::path::Path
     Ok(out)
 }
 
+/// A parsed file kept for the process: many frion targets read the same IONEX maps and island
+/// catalogue (a local build runs them on one pool; a Slurm job runs a batch of them).
+type MemoKey = (PathBuf, u64, Option<SystemTime>);
+
+fn memo_key(path: &Path) -> Result<MemoKey, StageError> {
+    let m = std::fs::metadata(path).map_err(|e| StageError::io(path, e))?;
+    Ok((path.to_path_buf(), m.len(), m.modified().ok()))
+}
+
+/// Parsed files by key.
+type Memo<T> = Mutex<HashMap<MemoKey, Arc<T>>>;
+/// Island positions (RA, Dec) by Source_ID.
+type Positions = HashMap<String, (f64, f64)>;
+
+fn memoised<T: Send + Sync + 'static>(
+    cell: &'static OnceLock<Memo<T>>,
+    path: &Path,
+    load: impl FnOnce() -> Result<T, StageError>,
+) -> Result<Arc<T>, StageError> {
+    let key = memo_key(path)?;
+    let map = cell.get_or_init(Default::default);
+    if let Some(v) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(load()?);
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, v.clone());
+    Ok(v)
+}
+
+/// Whether a file name is an IONEX file's: a legacy daily name (`CODG1200.17I`), an IGS long
+/// name (`...GIM.INX`), either possibly gzipped. Other files in `ionex_dir` are ignored.
+fn looks_like_ionex(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    let n = n
+        .strip_suffix(".gz")
+        .or_else(|| n.strip_suffix(".z"))
+        .unwrap_or(&n);
+    let b = n.as_bytes();
+    n.ends_with(".inx")
+        || (b.len() >= 4
+            && b[b.len() - 1] == b'i'
+            && b[b.len() - 2].is_ascii_digit()
+            && b[b.len() - 3].is_ascii_digit()
+            && b[b.len() - 4] == b'.')
+}
+
+/// Read one IONEX file (plain or gzipped).
+fn read_ionex(path: &Path) -> Result<IonexMaps, StageError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let bytes = std::fs::read(path).map_err(|e| StageError::io(path, e))?;
+    let text = if name.ends_with(".gz") || name.ends_with(".GZ") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut s)
+            .map_err(|e| {
+                StageError::file(path, None, format!("cannot gunzip the IONEX file: {e}"))
+            })?;
+        s
+    } else if name.ends_with(".Z") || name.ends_with(".z") {
+        return Err(StageError::file(path, None, "compressed with Unix compress (.Z), which arrakis does not read: uncompress it in place (`uncompress FILE` or `gzip -d FILE`)"));
+    } else {
+        String::from_utf8(bytes).map_err(|_| {
+            StageError::file(
+                path,
+                None,
+                "not a text file: an IONEX file is ASCII text (gzipped files must end in .gz)",
+            )
+        })?
+    };
+    IonexMaps::parse(&text).map_err(|e| {
+        StageError::file(
+            path,
+            (e.line > 0).then_some(e.line),
+            format!("{} (IONEX 1.0)", e.message),
+        )
+    })
+}
+
+/// The island positions of an island catalogue, by Source_ID.
+fn island_positions(path: &Path) -> Result<Positions, StageError> {
+    let t = crate::units::Table::read(path)?;
+    let (id, ra, dec) = (t.col("Source_ID")?, t.col("RA")?, t.col("Dec")?);
+    let mut out = HashMap::with_capacity(t.rows.len());
+    for (line, row) in &t.rows {
+        let name = row.get(id).cloned().unwrap_or_default();
+        out.insert(
+            name,
+            (t.number(*line, row, ra)?, t.number(*line, row, dec)?),
+        );
+    }
+    Ok(out)
+}
+
+/// A UTC time `YYYY-MM-DD[T ]HH:MM[:SS[.fff]]` (an optional trailing Z) as MJD seconds.
+pub fn parse_utc(s: &str) -> Option<f64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
+    let d: Vec<u32> = date
+        .split('-')
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<f64> = time
+        .split(':')
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3
+        || !(2..=3).contains(&t.len())
+        || !(1..=12).contains(&d[1])
+        || !(1..=31).contains(&d[2])
+    {
+        return None;
+    }
+    let sec = t[0] * 3600.0 + t[1] * 60.0 + t.get(2).copied().unwrap_or(0.0);
+    Some(crate::science::geomag::mjd_from_civil(d[0] as i32, d[1], d[2]) as f64 * 86_400.0 + sec)
+}
+
+/// RM_ion over the scan for this island, predicted from the IONEX maps; with the text of the
+/// comment lines that record how.
+fn predict_from_ionex(ctx: &ActionCtx) -> Result<(Ionosphere, String), StageError> {
+    let source = ctx.unit_var("source")?;
+    let islands_path = single(ctx, "islands")?;
+    let positions = {
+        static ISLANDS: OnceLock<Memo<Positions>> = OnceLock::new();
+        memoised(&ISLANDS, islands_path, || island_positions(islands_path))?
+    };
+    let &(ra, dec) = positions.get(source).ok_or_else(|| {
+        StageError::file(islands_path, None, format!("island {source} is not in the island catalogue (Source_ID); the field's catalogues disagree"))
+    })?;
+    // The scan: field.yaml, unless ion_start/ion_end say otherwise.
+    let field_path = single(ctx, "field_file")?;
+    let field = crate::field_file::FieldFile::read(field_path)?;
+    let param_time =
+        |spec: &'static crate::config::params::ParamSpec| -> Result<Option<f64>, StageError> {
+            match ctx.opt_str(spec)?.filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(v) => parse_utc(v).map(Some).ok_or_else(|| StageError::data(format!("{} = '{v}' is not a UTC time: write YYYY-MM-DDTHH:MM:SS, e.g. 2021-01-01T10:00:00", spec.name))),
+        }
+        };
+    let start = match (param_time(&ION_START)?, field.scan_start_mjd_s) {
+        (Some(t), _) | (None, Some(t)) => t,
+        (None, None) => return Err(StageError::file(field_path, None, "no scan_start_mjd_s (and no ion_start parameter): the ionosphere is predicted over the scan; add scan_start_mjd_s and scan_length_s (arrakis init --scan-start TIME --scan-length SECONDS writes them)")),
+    };
+    let end = match (param_time(&ION_END)?, field.scan_length_s) {
+        (Some(t), _) => t,
+        (None, Some(len)) => start + len,
+        (None, None) => return Err(StageError::file(field_path, None, "no scan_length_s (and no ion_end parameter): add scan_length_s, the scan's length in seconds (arrakis init --scan-length SECONDS writes it)")),
+    };
+    if end <= start {
+        return Err(StageError::data(format!("the scan ends (MJD {:.6}) before it starts (MJD {:.6}): check scan_start_mjd_s/scan_length_s in field.yaml or ion_start/ion_end", end / 86_400.0, start / 86_400.0)));
+    }
+    let step = ctx.f64(&ION_TIMESTEP)?;
+    let times = ionosphere::time_grid(start, end, step);
+    // Every IONEX-looking file in ionex_dir, parsed once per process.
+    static MAPS: OnceLock<Memo<IonexMaps>> = OnceLock::new();
+    let mut files: Vec<(String, Arc<IonexMaps>)> = Vec::new();
+    for p in ctx.input("ionex") {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if !looks_like_ionex(&name) {
+            continue;
+        }
+        files.push((name, memoised(&MAPS, p, || read_ionex(p))?));
+    }
+    let prefix = ctx.str(&IONEX_PREFIX)?;
+    let dir = ctx.str(&IONEX_DIR)?;
+    let refs: Vec<(String, &IonexMaps)> =
+        files.iter().map(|(n, m)| (n.clone(), m.as_ref())).collect();
+    let (product, maps) = ionex::choose_refs(&refs, prefix, &times).map_err(|missing| {
+        let mut days: Vec<String> = missing.iter().map(|&t| ionex::legacy_name(prefix, t)).collect();
+        days.dedup();
+        StageError::data(format!(
+            "no IONEX product in {dir} covers the scan (MJD {:.5} to {:.5}, sampled from {:.5} to {:.5}){}: put the daily maps there, e.g. {} (CODE: ftp://ftp.aiub.unibe.ch/CODE/YYYY/, or CDDIS), uncompressed or .gz",
+            start / 86_400.0,
+            end / 86_400.0,
+            times[0] / 86_400.0,
+            times[times.len() - 1] / 86_400.0,
+            if files.is_empty() { String::from(" (it holds no IONEX files)") } else { format!(" (it holds {})", files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")) },
+            days.join(", ")
+        ))
+    })?;
+    let rms = ionosphere::predict(&ionosphere::ASKAP, ra, dec, &times, &maps).map_err(|e| {
+        StageError::data(format!(
+            "{e}; use another product (ionex_prefix) or ion_source: file"
+        ))
+    })?;
+    let mut used: Vec<&str> = files
+        .iter()
+        .filter(|(n, _)| ionex::product_of(n) == product)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    used.sort_unstable();
+    let mut note = format!(
+        "# ionosphere: predicted by arrakis from IONEX ({product}: {}) for RA {ra:.6} Dec {dec:.6} from ASKAP, shell 450 km, WMM2020\n# rm_ion samples (MJD seconds, rad/m^2):\n",
+        used.join(", ")
+    );
+    for (t, rm) in times.iter().zip(&rms) {
+        note.push_str(&format!("#   {t:.1} {rm:.6}\n"));
+    }
+    Ok((Ionosphere::TimeSeries { times, rms }, note))
+}
+
 /// `frion` (per island).
 pub struct Frion;
 
@@ -241,19 +470,22 @@ impl Builtin for Frion {
             stokes_input(ctx, &["mosaics"], 1)?,
             stokes_input(ctx, &["mosaics"], 2)?,
         );
-        let predict = ctx.bool(&ION_PREDICT)?;
-        let predicted;
-        let ion_path = if predict {
-            predicted = run_frion_predict(ctx, qp)?;
-            predicted.as_path()
-        } else {
-            single(ctx, "ionosphere")?.as_path()
+        let (ion, note, ion_path): (Ionosphere, String, PathBuf) = match ctx.str(&ION_SOURCE)? {
+            "ionex" => {
+                let (ion, note) = predict_from_ionex(ctx)?;
+                (ion, note, PathBuf::from(ctx.str(&IONEX_DIR)?))
+            }
+            "frion_predict" => {
+                let predicted = run_frion_predict(ctx, qp)?;
+                let ion = read_ionosphere(&predicted);
+                let _ = std::fs::remove_file(&predicted);
+                (ion?, String::new(), predicted)
+            }
+            _ => {
+                let p = single(ctx, "ionosphere")?;
+                (read_ionosphere(p)?, String::new(), p.clone())
+            }
         };
-        let ion = read_ionosphere(ion_path);
-        if predict {
-            let _ = std::fs::remove_file(ion_path);
-        }
-        let ion = ion?;
         let mut q = Cube::read(qp)?;
         let mut u = Cube::read(up)?;
         if (q.nx, q.ny, q.nchan) != (u.nx, u.ny, u.nchan) {
@@ -271,9 +503,9 @@ impl Builtin for Frion {
         }
         let wcs = Wcs::from_header(&q.header, qp)?;
         let freqs: Vec<f64> = (0..q.nchan).map(|c| wcs.freq(c)).collect();
-        let (theta, warnings) = theta_for(&ion, &freqs, ion_path)?;
+        let (theta, warnings) = theta_for(&ion, &freqs, &ion_path)?;
 
-        let mut text = String::new();
+        let mut text = note;
         for w in &warnings {
             text.push_str(&format!("# warning: {w}\n"));
         }

@@ -272,24 +272,37 @@ pub static ION_FILE: ParamSpec = ParamSpec::new(
     D::Str("ionosphere/rm_ion.txt"),
     "RM_ion time series or FRion prediction file ({source} for one per island)",
 );
-/// Predict with FRion.
-pub static ION_PREDICT: ParamSpec = ParamSpec::new(
-    "ion_predict",
-    T::Bool,
-    D::Bool(false),
-    "make the prediction with FRion's frion_predict",
+/// Where the ionospheric prediction comes from.
+pub static ION_SOURCE: ParamSpec = ParamSpec::new(
+    "ion_source",
+    T::String,
+    D::Str("file"),
+    "where RM_ion comes from: file (ion_file), ionex (predicted per island from the IONEX maps in ionex_dir), frion_predict (FRion's program)",
+)
+.choices(&["file", "ionex", "frion_predict"]);
+/// The IONEX maps.
+pub static IONEX_DIR: ParamSpec = ParamSpec::new(
+    "ionex_dir",
+    T::String,
+    D::Str("IONEXdata"),
+    "directory of IONEX files (relative to the field directory, or absolute), as Arrakis's {datadir}/IONEXdata",
 );
 /// Observation start.
 pub static ION_START: ParamSpec = ParamSpec::new(
     "ion_start",
     T::String,
     D::Null,
-    "observation start (a time astropy reads)",
+    "observation start, UTC (YYYY-MM-DDTHH:MM:SS; null: scan_start_mjd_s of field.yaml)",
 )
 .nullable();
 /// Observation end.
-pub static ION_END: ParamSpec =
-    ParamSpec::new("ion_end", T::String, D::Null, "observation end").nullable();
+pub static ION_END: ParamSpec = ParamSpec::new(
+    "ion_end",
+    T::String,
+    D::Null,
+    "observation end, UTC (null: scan start + scan_length_s of field.yaml)",
+)
+.nullable();
 /// Ionosphere sampling.
 pub static ION_TIMESTEP: ParamSpec = ParamSpec::new(
     "ion_timestep",
@@ -303,7 +316,7 @@ pub static IONEX_PREFIX: ParamSpec = ParamSpec::new(
     "ionex_prefix",
     T::String,
     D::Str("codg"),
-    "IONEX product (FRion's -P)",
+    "IONEX product tried first (then codg, jplg, casg, esag, upcg, igsg, as Arrakis)",
 );
 /// FRion's prediction program.
 pub static FRION_PREDICT: ParamSpec = ParamSpec::new(
@@ -507,7 +520,8 @@ pub static ALL: &[&ParamSpec] = &[
     &LINMOS_CUTOFF,
     &HOLOFILE,
     &ION_FILE,
-    &ION_PREDICT,
+    &ION_SOURCE,
+    &IONEX_DIR,
     &ION_START,
     &ION_END,
     &ION_TIMESTEP,

@@ -507,6 +507,20 @@ fn a_rule_that_disagrees_with_its_builtin_stops_the_binary() {
             "  weights: \"",
             "writes no output 'weights'",
         ),
+        // An input's when: {PARAM: VALUE} is checked against the parameter's choices and
+        // declaration.
+        (
+            "frion.yaml",
+            "when: {ion_source: ionex}}",
+            "when: {ion_source: ionx}}",
+            "is not one of file, ionex, frion_predict",
+        ),
+        (
+            "frion.yaml",
+            "when: {ion_source: ionex}}",
+            "when: {ion_sourc: ionex}}",
+            "did you mean 'ion_source'",
+        ),
     ] {
         let restore = edit(file, from, to);
         let out = arrakis(&tmp.path().join("cache"))

@@ -18,6 +18,7 @@ mod engine_props;
 mod engine_snapshot;
 mod frion;
 mod imager;
+mod ionosphere;
 mod kill_pipeline;
 mod load;
 mod pipeline;
