@@ -132,10 +132,12 @@ pub struct InitArgs {
     /// weights (weights.restored.{i,q,u}*contcube*beamNN.conv.txt).
     #[arg(long)]
     pub images: PathBuf,
-    /// Component (Gaussian) catalogue: CSV or FITS table with the RACS column names.
+    /// Component (Gaussian) catalogue: CSV, FITS table or VOTable (.xml/.vot), with the RACS
+    /// column names or Selavy's.
     #[arg(long)]
     pub components: PathBuf,
-    /// Island (source) catalogue: CSV or FITS table with the RACS column names.
+    /// Island (source) catalogue: CSV, FITS table or VOTable (.xml/.vot), with the RACS column
+    /// names or Selavy's.
     #[arg(long)]
     pub islands: PathBuf,
     /// Scheduling block ID.
@@ -148,8 +150,9 @@ pub struct InitArgs {
     /// Polarisation axis of the footprint (ASKAP's POL_AXIS), degrees.
     #[arg(long = "pol-axis", allow_negative_numbers = true)]
     pub pol_axis: Option<f64>,
-    /// Start of the scan, MJD in seconds.
-    #[arg(long = "scan-start")]
+    /// Start of the scan: MJD in seconds (as CASA counts it, e.g. 5.0e9) or a UTC date and time
+    /// (2019-04-27T08:53:20).
+    #[arg(long = "scan-start", value_parser = scan_start, allow_negative_numbers = true)]
     pub scan_start: Option<f64>,
     /// Length of the scan, seconds.
     #[arg(long = "scan-length")]
@@ -487,4 +490,16 @@ pub struct DemoArgs {
     /// Parallel jobs (default: all cores).
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
+}
+
+/// `--scan-start`: MJD seconds, or a UTC time as the frion stage reads `ion_start`.
+fn scan_start(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .or_else(|| crate::stages::frion::parse_utc(s))
+        .ok_or_else(|| {
+            format!("'{s}' is neither MJD seconds (e.g. 5.0e9) nor a UTC time (e.g. 2019-04-27T08:53:20)")
+        })
 }

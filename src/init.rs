@@ -1,8 +1,8 @@
 //! `arrakis init`: a field directory from real ASKAP products. The beam cubes and weights are
 //! found in an images directory by Arrakis's patterns, linked (or copied) into the field under
 //! the names the rules read, `field.yaml` is written from the cube headers and the options, and
-//! the island and component catalogues (CSV or FITS binary tables with the RACS column names)
-//! become `catalogue/islands.csv` and `catalogue/components.csv`.
+//! the island and component catalogues (CSV, FITS binary tables or VOTables, with the RACS
+//! column names or Selavy's) become `catalogue/islands.csv` and `catalogue/components.csv`.
 //!
 //! Must never: overwrite a different field (without `force`), copy a cube unless asked, or leave
 //! a half-written file (every file is written atomically).
@@ -21,9 +21,9 @@ pub struct InitOptions {
     pub datadir: PathBuf,
     /// Directory of the beam cubes and weights.
     pub images: PathBuf,
-    /// Component catalogue (CSV or FITS).
+    /// Component catalogue (CSV, FITS or VOTable).
     pub components: PathBuf,
-    /// Island catalogue (CSV or FITS).
+    /// Island catalogue (CSV, FITS or VOTable).
     pub islands: PathBuf,
     /// Tile centre (RA, Dec) in degrees.
     pub centre: Option<(f64, f64)>,
@@ -241,8 +241,12 @@ pub fn init(o: &InitOptions) -> Result<InitReport, InitError> {
         )
     })?;
     // Catalogues.
-    let islands = catalogue_csv(&o.islands, &["Source_ID", "RA", "Dec"])?;
-    let components = catalogue_csv(&o.components, &["Gaussian_ID", "Source_ID", "RA", "Dec"])?;
+    let islands = catalogue_csv(&o.islands, &["Source_ID", "RA", "Dec"], true)?;
+    let components = catalogue_csv(
+        &o.components,
+        &["Gaussian_ID", "Source_ID", "RA", "Dec"],
+        false,
+    )?;
     // The field directory: new, the same field again, or (with force) replaced.
     let dir = o.datadir.join(&o.field);
     let yaml_path = dir.join("field.yaml");
@@ -336,47 +340,317 @@ fn place(src: &Path, dest: &Path, copy: bool) -> Result<bool, InitError> {
     Ok(true)
 }
 
+/// A table as read: column names, their units (where the file says), rows of text cells.
+struct RawTable {
+    headers: Vec<String>,
+    units: Vec<Option<String>>,
+    rows: Vec<Vec<String>>,
+}
+
 /// A catalogue as CSV text with its rows counted: a CSV file is checked and passed through, a
-/// FITS binary table (first table extension) is converted, every column kept.
-fn catalogue_csv(path: &Path, required: &[&str]) -> Result<(String, usize), InitError> {
+/// FITS binary table (first table extension) or a VOTable (first TABLE, TABLEDATA) is converted,
+/// every column kept. A table with Selavy's column names and none of RACS's is renamed to RACS's
+/// (`SELAVY_COMPONENTS`, `SELAVY_ISLANDS`), with fluxes in mJy and sizes in arcsec.
+fn catalogue_csv(
+    path: &Path,
+    required: &[&str],
+    islands: bool,
+) -> Result<(String, usize), InitError> {
     let name = path.to_string_lossy().to_lowercase();
-    let (headers, rows) = if name.ends_with(".fits")
-        || name.ends_with(".fit")
-        || name.ends_with(".fits.gz")
-    {
+    let mut t = if name.ends_with(".fits") || name.ends_with(".fit") || name.ends_with(".fits.gz") {
         read_fits_table(path)?
     } else if name.ends_with(".xml") || name.ends_with(".vot") || name.ends_with(".votable") {
-        return Err(err(path, "VOTable catalogues are not read yet: convert it to FITS or CSV (for example with astropy: Table.read(f).write('cat.fits'))"));
+        read_votable(path)?
     } else {
         // The reader the stages use: trimmed cells, `#` comments, errors naming FILE:LINE.
         let t = crate::units::Table::read(path)?;
-        (t.headers, t.rows.into_iter().map(|(_, r)| r).collect())
+        RawTable {
+            units: vec![None; t.headers.len()],
+            headers: t.headers,
+            rows: t.rows.into_iter().map(|(_, r)| r).collect(),
+        }
     };
+    if !required.iter().any(|n| t.headers.iter().any(|h| h == n)) {
+        from_selavy(&mut t, path, islands)?;
+    }
+    let headers = &t.headers;
     for need in required {
         if !headers.iter().any(|h| h == need) {
             return Err(err(
                 path,
                 format!(
-                    "no column '{need}'{}; the catalogue needs the RACS column names ({})",
+                    "no column '{need}'{}; the catalogue needs the RACS column names ({}) or Selavy's ({})",
                     crate::diag::did_you_mean(need, headers.iter().map(|s| s.as_str())),
-                    required.join(", ")
+                    required.join(", "),
+                    if islands { "island_id, ra_deg_cont, dec_deg_cont" } else { "component_id, island_id, ra_deg_cont, dec_deg_cont" }
                 ),
             ));
         }
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&headers)
+    w.write_record(headers)
         .map_err(|e| err(path, e.to_string()))?;
-    for r in &rows {
+    for r in &t.rows {
         w.write_record(r).map_err(|e| err(path, e.to_string()))?;
     }
     let bytes = w.into_inner().map_err(|e| err(path, e.to_string()))?;
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), rows.len()))
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), t.rows.len()))
+}
+
+/// How a Selavy column's values convert to the RACS column's unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Text or a count: as it is.
+    Text,
+    /// Degrees (positions, angles).
+    Deg,
+    /// Arcseconds (sizes, position errors).
+    Arcsec,
+    /// mJy or mJy/beam (what the RACS catalogues and Selavy write).
+    MilliJy,
+}
+
+/// Selavy's component-table columns (ASKAPsoft `selavy-…components.xml`) and the RACS
+/// (PyBDSF-style) names the stages read.
+pub const SELAVY_COMPONENTS: &[(&str, &str, Kind)] = &[
+    ("component_id", "Gaussian_ID", Kind::Text),
+    ("island_id", "Source_ID", Kind::Text),
+    ("ra_deg_cont", "RA", Kind::Deg),
+    ("dec_deg_cont", "Dec", Kind::Deg),
+    ("ra_err", "E_RA", Kind::Arcsec),
+    ("dec_err", "E_Dec", Kind::Arcsec),
+    ("flux_int", "Total_flux_Gaussian", Kind::MilliJy),
+    ("flux_int_err", "E_Total_flux_Gaussian", Kind::MilliJy),
+    ("flux_peak", "Peak_flux", Kind::MilliJy),
+    ("flux_peak_err", "E_Peak_flux", Kind::MilliJy),
+    ("maj_axis", "Maj", Kind::Arcsec),
+    ("maj_axis_err", "E_Maj", Kind::Arcsec),
+    ("min_axis", "Min", Kind::Arcsec),
+    ("min_axis_err", "E_Min", Kind::Arcsec),
+    ("pos_ang", "PA", Kind::Deg),
+    ("pos_ang_err", "E_PA", Kind::Deg),
+    ("maj_axis_deconv", "DC_Maj", Kind::Arcsec),
+    ("maj_axis_deconv_err", "E_DC_Maj", Kind::Arcsec),
+    ("min_axis_deconv", "DC_Min", Kind::Arcsec),
+    ("min_axis_deconv_err", "E_DC_Min", Kind::Arcsec),
+    ("pos_ang_deconv", "DC_PA", Kind::Deg),
+    ("pos_ang_deconv_err", "E_DC_PA", Kind::Deg),
+];
+
+/// Selavy's island-table columns and the RACS names.
+pub const SELAVY_ISLANDS: &[(&str, &str, Kind)] = &[
+    ("island_id", "Source_ID", Kind::Text),
+    ("island_name", "Source_Name", Kind::Text),
+    ("ra_deg_cont", "RA", Kind::Deg),
+    ("dec_deg_cont", "Dec", Kind::Deg),
+    ("flux_int", "Total_flux_Source", Kind::MilliJy),
+    ("flux_peak", "Peak_flux", Kind::MilliJy),
+    ("n_components", "N_Gaus", Kind::Text),
+];
+
+/// The factor that takes a value in `unit` to the RACS unit of `kind`, or None if the unit is not
+/// one of its kind. No unit: the value is taken as in the RACS unit (Selavy's own).
+fn unit_factor(kind: Kind, unit: Option<&str>) -> Option<f64> {
+    let Some(u) = unit
+        .map(|u| u.trim().to_ascii_lowercase())
+        .filter(|u| !u.is_empty())
+    else {
+        return Some(1.0);
+    };
+    let u = u.strip_suffix("/beam").unwrap_or(&u).to_string();
+    match (kind, u.as_str()) {
+        (Kind::Text, _) => Some(1.0),
+        (Kind::Deg, "deg" | "degree" | "degrees") => Some(1.0),
+        (Kind::Deg, "rad") => Some(180.0 / std::f64::consts::PI),
+        (Kind::Arcsec, "arcsec" | "\"") => Some(1.0),
+        (Kind::Arcsec, "arcmin" | "'") => Some(60.0),
+        (Kind::Arcsec, "deg" | "degree" | "degrees") => Some(3600.0),
+        (Kind::MilliJy, "mjy") => Some(1.0),
+        (Kind::MilliJy, "jy") => Some(1000.0),
+        (Kind::MilliJy, "ujy" | "µjy") => Some(1e-3),
+        _ => None,
+    }
+}
+
+/// Rename a Selavy table's columns to RACS's (values converted to RACS's units), and add what
+/// RACS has and Selavy does not: `N_Gaus` (components per island) and `S_Code` (S for an island
+/// of one component, M otherwise) for components.
+fn from_selavy(t: &mut RawTable, path: &Path, islands: bool) -> Result<(), InitError> {
+    let map = if islands {
+        SELAVY_ISLANDS
+    } else {
+        SELAVY_COMPONENTS
+    };
+    if !t.headers.iter().any(|h| h == map[0].0) {
+        return Ok(()); // not Selavy's either: the caller names what is missing
+    }
+    for (from, to, kind) in map {
+        let Some(c) = t.headers.iter().position(|h| h == from) else {
+            continue;
+        };
+        let factor = unit_factor(*kind, t.units[c].as_deref()).ok_or_else(|| {
+            err(
+                path,
+                format!(
+                    "column '{from}' is in '{}', which arrakis cannot convert to {} for {to}",
+                    t.units[c].as_deref().unwrap_or(""),
+                    match kind {
+                        Kind::Deg => "degrees",
+                        Kind::Arcsec => "arcsec",
+                        Kind::MilliJy => "mJy",
+                        Kind::Text => "text",
+                    }
+                ),
+            )
+        })?;
+        t.headers[c] = to.to_string();
+        if factor != 1.0 {
+            for (r, row) in t.rows.iter_mut().enumerate() {
+                let cell = &mut row[c];
+                if cell.trim().is_empty() {
+                    continue;
+                }
+                let v: f64 = cell.trim().parse().map_err(|_| {
+                    err(
+                        path,
+                        format!("row {}: '{cell}' in column '{from}' is not a number", r + 1),
+                    )
+                })?;
+                *cell = (v * factor).to_string();
+            }
+        }
+    }
+    if !islands {
+        let sid = t.headers.iter().position(|h| h == "Source_ID");
+        if let Some(sid) = sid {
+            let mut count: BTreeMap<String, usize> = BTreeMap::new();
+            for row in &t.rows {
+                *count.entry(row[sid].clone()).or_default() += 1;
+            }
+            let has = |t: &RawTable, n: &str| t.headers.iter().any(|h| h == n);
+            let (add_n, add_s) = (!has(t, "N_Gaus"), !has(t, "S_Code"));
+            for row in &mut t.rows {
+                let n = count[&row[sid]];
+                if add_n {
+                    row.push(n.to_string());
+                }
+                if add_s {
+                    row.push(if n == 1 { "S" } else { "M" }.to_string());
+                }
+            }
+            if add_n {
+                t.headers.push("N_Gaus".into());
+                t.units.push(None);
+            }
+            if add_s {
+                t.headers.push("S_Code".into());
+                t.units.push(None);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first TABLE of a VOTable (TABLEDATA serialisation) as text cells, with the FIELDs' names
+/// and units.
+fn read_votable(path: &Path) -> Result<RawTable, InitError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(path, format!("cannot read the VOTable: {e}")))?;
+    let doc = roxmltree::Document::parse_with_options(
+        &text,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        err(
+            path,
+            format!("not a readable VOTable (XML error at {}: {e})", e.pos()),
+        )
+    })?;
+    let line_of = |n: roxmltree::Node| doc.text_pos_at(n.range().start).row;
+    let table = doc
+        .descendants()
+        .find(|n| n.has_tag_name("TABLE"))
+        .ok_or_else(|| err(path, "the VOTable holds no TABLE"))?;
+    let fields: Vec<roxmltree::Node> = table
+        .children()
+        .filter(|n| n.has_tag_name("FIELD"))
+        .collect();
+    if fields.is_empty() {
+        return Err(err(path, "the VOTable's TABLE declares no FIELD (columns)"));
+    }
+    let headers: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            f.attribute("name")
+                .or_else(|| f.attribute("ID"))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let units = fields
+        .iter()
+        .map(|f| f.attribute("unit").map(str::to_string))
+        .collect();
+    let data = table.children().find(|n| n.has_tag_name("DATA"));
+    let Some(data) = data else {
+        return Ok(RawTable {
+            headers,
+            units,
+            rows: Vec::new(),
+        });
+    };
+    let Some(td) = data.children().find(|n| n.has_tag_name("TABLEDATA")) else {
+        let kind = data
+            .children()
+            .find(|n| n.is_element())
+            .map(|n| n.tag_name().name().to_string())
+            .unwrap_or_default();
+        return Err(err(path, format!("the table data is serialised as {kind}, which arrakis does not read: write it as TABLEDATA (astropy: votable.from_table(t).to_xml(f, tabledata_format='tabledata')) or as FITS")));
+    };
+    let mut rows = Vec::new();
+    for tr in td.children().filter(|n| n.has_tag_name("TR")) {
+        let cells: Vec<String> = tr
+            .children()
+            .filter(|n| n.has_tag_name("TD"))
+            .map(|n| n.text().unwrap_or("").trim().to_string())
+            .collect();
+        if cells.len() != headers.len() {
+            return Err(err(
+                path,
+                format!(
+                    "line {}: a row of {} cells, but the table has {} columns",
+                    line_of(tr),
+                    cells.len(),
+                    headers.len()
+                ),
+            ));
+        }
+        rows.push(
+            cells
+                .into_iter()
+                .map(|c| {
+                    if c.eq_ignore_ascii_case("nan") || c == "--" {
+                        String::new()
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
+        );
+    }
+    Ok(RawTable {
+        headers,
+        units,
+        rows,
+    })
 }
 
 /// The first binary table of a FITS file as text cells (numbers in Rust's shortest round-trip
 /// form, NaN and empty as empty).
-fn read_fits_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), InitError> {
+fn read_fits_table(path: &Path) -> Result<RawTable, InitError> {
     use fitsio::hdu::HduInfo;
     use fitsio::tables::ColumnDataType as T;
     let e = |x: fitsio::errors::Error| err(path, format!("cannot read the FITS table: {x}"));
@@ -390,8 +664,9 @@ fn read_fits_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), InitE
         return Err(err(path, "HDU 1 is not a table"));
     };
     let mut headers = Vec::new();
+    let mut units = Vec::new();
     let mut cols: Vec<Vec<String>> = Vec::new();
-    for c in column_descriptions {
+    for (k, c) in column_descriptions.iter().enumerate() {
         let cells: Vec<String> = match c.data_type.typ {
             T::Text | T::String => hdu
                 .read_col::<String>(&mut f, &c.name)
@@ -428,6 +703,10 @@ fn read_fits_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), InitE
             continue;
         }
         headers.push(c.name.clone());
+        units.push(
+            hdu.read_key::<String>(&mut f, &format!("TUNIT{}", k + 1))
+                .ok(),
+        );
         cols.push(cells);
     }
     let rows = (0..*num_rows)
@@ -437,7 +716,11 @@ fn read_fits_table(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), InitE
                 .collect()
         })
         .collect();
-    Ok((headers, rows))
+    Ok(RawTable {
+        headers,
+        units,
+        rows,
+    })
 }
 
 #[cfg(test)]

@@ -128,18 +128,34 @@ pub fn init(a: &crate::cli::InitArgs) -> Result<i32> {
     match crate::init::init(&o) {
         Ok(r) => {
             println!(
-                "{}: {} ({} beams, {} islands, {} components){}",
+                "{}: {} ({} beams, {} islands, {} components)",
                 if r.unchanged { "up to date" } else { "set up" },
                 r.dir.display(),
                 r.beams,
                 r.islands,
                 r.components,
-                if r.unchanged {
-                    ""
-                } else {
-                    "; next: arrakis build FIELD --datadir DATADIR (add --set ion=false without an ionosphere file)"
-                }
             );
+            if !r.unchanged {
+                // The daily IONEX maps the scan needs (RMextract's samples run one 300 s step
+                // either side of it).
+                let maps = match (o.scan_start_mjd_s, o.scan_length_s) {
+                    (Some(t), len) => {
+                        let mut names: Vec<String> = [t - 300.0, t + len.unwrap_or(0.0) + 600.0]
+                            .iter()
+                            .map(|&x| crate::science::ionex::legacy_name("codg", x))
+                            .collect();
+                        names.dedup();
+                        names.join(" and ")
+                    }
+                    (None, _) => "the scan's day(s), e.g. CODG{DOY}0.{YY}I (and give --scan-start and --scan-length)".into(),
+                };
+                println!(
+                    "next: put the IONEX maps {maps} in {}/IONEXdata, then\n  arrakis build {} --datadir {} --set ion_source=ionex\n(or --set ion=false to build without the ionospheric correction)",
+                    r.dir.display(),
+                    o.field,
+                    o.datadir.display()
+                );
+            }
             Ok(0)
         }
         Err(e) => {

@@ -539,6 +539,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn utc_times_parse_to_mjd_seconds() {
+        assert_eq!(parse_utc("2017-04-27T08:53:20"), Some(5.0e9));
+        assert_eq!(parse_utc("2017-04-27 08:53:20Z"), Some(5.0e9));
+        assert_eq!(parse_utc("2017-04-27T08:53"), Some(5.0e9 - 20.0));
+        assert_eq!(parse_utc("2017-04-27"), Some(5.0e9 - 32_000.0));
+        for bad in ["2017-13-01T00:00:00", "yesterday", "2017-04-27T8", ""] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn savetxt_format() {
         assert_eq!(fmt_e18(743.5e6), "7.435000000000000000e+08");
         assert_eq!(fmt_e18(-0.00125), "-1.250000000000000026e-03");

@@ -232,3 +232,226 @@ fn init_sets_up_a_field_from_casda_products() {
         "{t}"
     );
 }
+
+/// A CSV catalogue written as a VOTable (TABLEDATA), as Selavy and astropy write them: columns
+/// renamed by `rename` (RACS name → name in the file) and dropped by `drop`, flux columns given
+/// `flux_unit` (values converted from the CSV's mJy), a `comment` column with XML entities.
+fn csv_to_votable(
+    csv_path: &std::path::Path,
+    xml_path: &std::path::Path,
+    rename: &[(&str, &str, arrakis::init::Kind)],
+    drop: &[&str],
+    flux_unit: &str,
+) {
+    let rows = read_csv(csv_path);
+    let header: Vec<String> = std::fs::read_to_string(csv_path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|s| s.to_string())
+        .filter(|h| !drop.contains(&h.as_str()))
+        .collect();
+    let scale = if flux_unit == "Jy" { 1e-3 } else { 1.0 };
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<VOTABLE version=\"1.3\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n<RESOURCE type=\"results\">\n<TABLE name=\"catalogue\">\n");
+    let mut flux = Vec::new();
+    for h in &header {
+        let (name, kind) = rename
+            .iter()
+            .find(|(_, racs, _)| racs == h)
+            .map(|(file, _, k)| (file.to_string(), Some(*k)))
+            .unwrap_or((h.clone(), None));
+        let unit = match kind {
+            Some(arrakis::init::Kind::MilliJy) => {
+                flux.push(h.clone());
+                format!(" unit=\"{flux_unit}\"")
+            }
+            Some(arrakis::init::Kind::Arcsec) => " unit=\"arcsec\"".into(),
+            Some(arrakis::init::Kind::Deg) => " unit=\"deg\"".into(),
+            _ => String::new(),
+        };
+        x.push_str(&format!(
+            "<FIELD name=\"{name}\" datatype=\"char\" arraysize=\"*\"{unit}/>\n"
+        ));
+    }
+    x.push_str(
+        "<FIELD name=\"comment\" datatype=\"char\" arraysize=\"*\"/>\n<DATA>\n<TABLEDATA>\n",
+    );
+    for r in &rows {
+        x.push_str("<TR>");
+        for h in &header {
+            let v = &r[h];
+            let v = if flux.contains(h) {
+                (v.parse::<f64>().unwrap() * scale).to_string()
+            } else {
+                v.clone()
+            };
+            x.push_str(&format!("<TD>{v}</TD>"));
+        }
+        x.push_str("<TD>fit &amp; flagged &lt;none&gt;</TD></TR>\n");
+    }
+    x.push_str("</TABLEDATA>\n</DATA>\n</TABLE>\n</RESOURCE>\n</VOTABLE>\n");
+    std::fs::write(xml_path, x).unwrap();
+}
+
+/// VOTable catalogues with the RACS names give the native catalogue byte for byte; Selavy's
+/// VOTables (its column names, fluxes in Jy here, no N_Gaus or S_Code) give the same
+/// measurements; a VOTable in BINARY serialisation is refused with what to do.
+#[test]
+fn init_reads_votables_with_racs_or_selavy_names() {
+    use arrakis::init::{SELAVY_COMPONENTS, SELAVY_ISLANDS};
+    let tmp = tempfile::tempdir().unwrap();
+    let field = "RACS_1237+00A";
+    let native = tmp.path().join("native");
+    let dir = simulate(&native, &SimOptions::small(field, 9)).unwrap();
+    let (out, _) = build_real(
+        &native.join("cache"),
+        &native,
+        field,
+        &["--set", "ion=false"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let images = tmp.path().join("casda-download");
+    std::fs::create_dir_all(&images).unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        let native_part = format!(".{field}.contcube.");
+        if name.contains(&native_part) {
+            let casda = name.replace(&native_part, &format!(".SB61234.contcube.{field}."));
+            std::fs::copy(dir.join(&name), images.join(casda)).unwrap();
+        }
+    }
+    let ff = arrakis::field_file::FieldFile::read(&dir.join("field.yaml")).unwrap();
+    let centre = ff.centre.as_ref().unwrap();
+    let setup = |name: &str, comp: &std::path::Path, isl: &std::path::Path| {
+        let data = tmp.path().join(name);
+        let out = arrakis(&data.join("cache"))
+            .args(["init", field, "--datadir"])
+            .arg(&data)
+            .arg("--images")
+            .arg(&images)
+            .arg("--components")
+            .arg(comp)
+            .arg("--islands")
+            .arg(isl)
+            .args([
+                "--sbid",
+                "10009",
+                "--pol-axis",
+                "-45",
+                "--scan-start",
+                "2017-04-27T08:53:20",
+            ])
+            .args(["--scan-length", "900", "--centre"])
+            .arg(format!("{},{}", centre.ra_deg, centre.dec_deg))
+            .output()
+            .unwrap();
+        (data, out)
+    };
+    let cat = format!("{field}.catalogue.csv");
+
+    // RACS names in a VOTable: the native catalogue, byte for byte.
+    let (comp, isl) = (tmp.path().join("comp.xml"), tmp.path().join("isl.xml"));
+    csv_to_votable(
+        &dir.join("catalogue/components.csv"),
+        &comp,
+        &[],
+        &[],
+        "mJy",
+    );
+    csv_to_votable(&dir.join("catalogue/islands.csv"), &isl, &[], &[], "mJy");
+    let (data, out) = setup("racs-vot", &comp, &isl);
+    assert!(out.status.success(), "{}", text(&out));
+    let (out, _) = build_real(&data.join("cache"), &data, field, &["--set", "ion=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        std::fs::read(dir.join(&cat)).unwrap()
+            == std::fs::read(data.join(field).join(&cat)).unwrap(),
+        "a VOTable with the RACS names gives another catalogue than the native layout"
+    );
+
+    // Selavy's names and units: the same measurements.
+    let (comp, isl) = (
+        tmp.path().join("selavy-components.xml"),
+        tmp.path().join("selavy-islands.xml"),
+    );
+    let racs_only = [
+        "Source_Name",
+        "Tile_ID",
+        "SBID",
+        "Obs_Start_Time",
+        "N_Gaus",
+        "S_Code",
+        "Separation_Tile_Centre",
+    ];
+    csv_to_votable(
+        &dir.join("catalogue/components.csv"),
+        &comp,
+        SELAVY_COMPONENTS,
+        &racs_only,
+        "Jy",
+    );
+    csv_to_votable(
+        &dir.join("catalogue/islands.csv"),
+        &isl,
+        SELAVY_ISLANDS,
+        &["Tile_ID", "S_Code"],
+        "Jy",
+    );
+    let (data, out) = setup("selavy", &comp, &isl);
+    assert!(out.status.success(), "{}", text(&out));
+    let (out, _) = build_real(&data.join("cache"), &data, field, &["--set", "ion=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let want = catalogue_by_id(&dir, field);
+    let got = catalogue_by_id(&data.join(field), field);
+    assert_eq!(want.len(), got.len());
+    for (id, w) in &want {
+        let g = &got[id];
+        for col in [
+            "rm",
+            "rm_err",
+            "fracpol",
+            "polint",
+            "stokesI",
+            "total_I_flux",
+            "peak_I_flux",
+            "maj_axis",
+            "dc_maj_axis",
+            "ra_err",
+            "N_Gaus",
+            "s_code",
+            "source_id",
+            "sbid",
+            "start_time",
+        ] {
+            let (a, b) = (&w[col], &g[col]);
+            let same = match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1e-300) || x == y,
+                _ => a == b,
+            };
+            assert!(same, "{id} {col}: native {a}, from Selavy's VOTable {b}");
+        }
+    }
+
+    // BINARY serialisation: refused, saying what to write instead.
+    let bin = tmp.path().join("binary.vot");
+    std::fs::write(
+        &bin,
+        std::fs::read_to_string(&comp)
+            .unwrap()
+            .replace(
+                "<TABLEDATA>",
+                "<BINARY><STREAM encoding=\"base64\">AAAA</STREAM></BINARY><!--",
+            )
+            .replace("</TABLEDATA>", "-->"),
+    )
+    .unwrap();
+    let (_, out) = setup("binary", &bin, &isl);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("binary.vot") && t.contains("BINARY") && t.contains("TABLEDATA"),
+        "{t}"
+    );
+}
