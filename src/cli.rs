@@ -463,6 +463,13 @@ pub enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Ionosphere prediction from IONEX: reading a day of global maps, and RM_ion over a
+    /// 15-minute scan for N island directions (RMextract's 300 s samples).
+    Ionosphere {
+        /// Number of island directions.
+        #[arg(long, default_value_t = 1000)]
+        islands: usize,
+    },
     /// RM synthesis + RM-CLEAN per spectrum, arrakis vs RM-Tools on the same spectra.
     Rm1d {
         /// Number of spectra.

@@ -74,6 +74,7 @@ fn main() {
                 sources,
                 dir,
             } => arrakis::cmd::bench::io(*npix, *nchan, *sources, dir.as_deref()),
+            BenchWhat::Ionosphere { islands } => arrakis::cmd::bench::ionosphere(*islands),
             BenchWhat::Rm1d {
                 spectra,
                 python,

@@ -373,16 +373,7 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
     if o.ionosphere {
         let ionex_dir = dir.join("IONEXdata");
         std::fs::create_dir_all(&ionex_dir).map_err(io(&ionex_dir))?;
-        let lat = ionex::Axis {
-            first: 87.5,
-            step: -2.5,
-            n: 71,
-        };
-        let lon = ionex::Axis {
-            first: -180.0,
-            step: 5.0,
-            n: 73,
-        };
+        let (lat, lon) = (ionex::CODE_LAT, ionex::CODE_LON);
         let first_day = ((SCAN_START_MJD_S - 3600.0) / 86_400.0).floor() as i64;
         let last_day = ((SCAN_START_MJD_S + 900.0 + 3600.0) / 86_400.0).floor() as i64;
         for day in first_day..=last_day {

@@ -433,6 +433,19 @@ fn index(axis: &Axis, x: f64, wrap: bool) -> (usize, f64) {
     (u.floor() as usize, u - u.floor())
 }
 
+/// CODE's global grid: latitudes 87.5 to -87.5 by 2.5 degrees, longitudes -180 to 180 by 5.
+pub const CODE_LAT: Axis = Axis {
+    first: 87.5,
+    step: -2.5,
+    n: 71,
+};
+/// See [`CODE_LAT`].
+pub const CODE_LON: Axis = Axis {
+    first: -180.0,
+    step: 5.0,
+    n: 73,
+};
+
 /// The IONEX products Arrakis tries, in order, after the one asked for (`ionex_prefix`): CODE,
 /// JPL, CAS, ESA, UPC and IGS final maps.
 pub const FALLBACK_PREFIXES: [&str; 6] = ["codg", "jplg", "casg", "esag", "upcg", "igsg"];

@@ -215,9 +215,31 @@ pub struct Geometry {
 
 /// The geometry of the line of sight to a J2000 direction at `mjd_s`.
 pub fn geometry(station: &Station, ra_deg: f64, dec_deg: f64, mjd_s: f64) -> Geometry {
+    geometry_at(station, ra_deg, dec_deg, mjd_s, false)
+}
+
+/// [`geometry`] as RMextract computes it: the geomagnetic model evaluated at the pierce point's
+/// geocentric latitude taken as geodetic (its quirk, about 1 % in B∥ at ASKAP). For comparisons
+/// with RMextract only.
+pub fn geometry_as_rmextract(station: &Station, ra_deg: f64, dec_deg: f64, mjd_s: f64) -> Geometry {
+    geometry_at(station, ra_deg, dec_deg, mjd_s, true)
+}
+
+fn geometry_at(
+    station: &Station,
+    ra_deg: f64,
+    dec_deg: f64,
+    mjd_s: f64,
+    geocentric_wmm: bool,
+) -> Geometry {
     let d = j2000_to_itrf(ra_deg, dec_deg, mjd_s);
     let p = pierce(station, d, SHELL_HEIGHT_M);
-    let b = field_ecef(p.lat_deg, p.lon_deg, SHELL_HEIGHT_M, mjd_s);
+    let wmm_lat = if geocentric_wmm {
+        p.geocentric_lat_deg
+    } else {
+        p.lat_deg
+    };
+    let b = field_ecef(wmm_lat, p.lon_deg, SHELL_HEIGHT_M, mjd_s);
     Geometry {
         pierce: p,
         elevation_deg: az_el(station, d).1,

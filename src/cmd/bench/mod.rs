@@ -15,7 +15,7 @@ mod slurm;
 
 pub use engine::{engine, write_field};
 pub use io::io;
-pub use science::{rm1d, rm3d, write_racs_spectra};
+pub use science::{ionosphere, rm1d, rm3d, write_racs_spectra};
 pub use slurm::slurm;
 
 use std::path::Path;

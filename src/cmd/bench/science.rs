@@ -1,5 +1,6 @@
 //! `arrakis bench rm1d` and `rm3d`: the RM kernels against RM-Tools on the same data in the same
-//! run, first run and fastest of N.
+//! run, first run and fastest of N; `arrakis bench ionosphere`: the IONEX reader and the
+//! per-island prediction.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -458,4 +459,65 @@ fn measured_clock_ghz() -> Option<f64> {
     }
     #[cfg(not(target_arch = "x86_64"))]
     None
+}
+
+/// `arrakis bench ionosphere`: parse a day of CODE-sized global maps (25 maps of 71 × 73), and
+/// predict RM_ion over a 900 s scan (6 samples) for `n` directions spread over a RACS tile.
+pub fn ionosphere(n: usize) -> Result<i32> {
+    use crate::science::geomag::mjd_from_civil;
+    use crate::science::{ionex, ionosphere};
+    let t0 = mjd_from_civil(2019, 4, 27) as f64 * 86_400.0;
+    let epochs: Vec<f64> = (0..25).map(|k| t0 + 3600.0 * k as f64).collect();
+    let (lat, lon) = (ionex::CODE_LAT, ionex::CODE_LON);
+    let text = ionex::write(&epochs, lat, lon, &|t, la: f64, lo: f64| {
+        20.0 + 8.0
+            * (std::f64::consts::TAU * (t - t0) / 86_400.0 + lo.to_radians()).cos()
+            * la.to_radians().cos()
+    });
+    let mut parse_s = f64::MAX;
+    let mut maps = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        maps = Some(ionex::IonexMaps::parse(&text).map_err(|e| anyhow!("{e:?}"))?);
+        parse_s = parse_s.min(t.elapsed().as_secs_f64());
+    }
+    let maps = maps.ok_or_else(|| anyhow!("no maps"))?;
+    let start = t0 + 8.0 * 3600.0;
+    let times = ionosphere::time_grid(start, start + 900.0, 300.0);
+    let per: Vec<&ionex::IonexMaps> = times.iter().map(|_| &maps).collect();
+    let side = (n as f64).sqrt().ceil() as usize;
+    let dirs: Vec<(f64, f64)> = (0..n)
+        .map(|k| {
+            (
+                189.375 + 6.0 * ((k % side) as f64 / side as f64 - 0.5),
+                -25.0 + 6.0 * ((k / side) as f64 / side as f64 - 0.5),
+            )
+        })
+        .collect();
+    let mut predict_s = f64::MAX;
+    let mut sum = 0.0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for &(ra, dec) in &dirs {
+            let rms = ionosphere::predict(&ionosphere::ASKAP, ra, dec, &times, &per)
+                .map_err(|e| anyhow!(e))?;
+            sum += rms.iter().sum::<f64>();
+        }
+        predict_s = predict_s.min(t.elapsed().as_secs_f64());
+    }
+    println!("| ionosphere from IONEX (1 thread) | time |");
+    println!("|---|---:|");
+    println!(
+        "| read one day of global maps ({:.1} MB, 25 maps of 71 x 73) | {:.1} ms |",
+        text.len() as f64 / 1e6,
+        parse_s * 1e3
+    );
+    println!(
+        "| RM_ion for {n} islands x {} samples | {:.1} ms ({:.1} us per island) |",
+        times.len(),
+        predict_s * 1e3,
+        predict_s * 1e6 / n as f64
+    );
+    eprintln!("(checksum {sum:.3})");
+    Ok(0)
 }
