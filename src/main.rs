@@ -10,6 +10,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use arrakis::cli::{BenchWhat, Cli, Command};
 
 fn main() {
+    // A closed pipe ends the command quietly, as it does git and ls (`arrakis params | head`):
+    // the default action of SIGPIPE, which Rust's runtime replaces with an error on every write
+    // (and println! turns into a panic). arrakis writes to no child's stdin and no socket, and
+    // every output is written atomically, so ending at a closed stdout loses nothing.
+    // SAFETY: setting a signal's disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let mut presses = 0u32;
     let _ = ctrlc::set_handler(move || {

@@ -1,4 +1,6 @@
-//! Build progress: one indicatif bar per stage on a terminal, plain periodic lines otherwise.
+//! Build progress: one indicatif bar per stage on a terminal, plain periodic lines otherwise;
+//! and the live counts file (`CACHE/live/FIELD.json`) that `status` reads while the build holds
+//! the cache.
 //!
 //! Owns: how progress looks. Must never: influence what runs.
 
@@ -6,16 +8,65 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
 
 /// Per-stage counters.
-#[derive(Clone, Debug, Default)]
-struct StageCount {
-    name: String,
-    total: u64,
-    done: u64,
-    ran: u64,
-    running: u64,
-    failed: u64,
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StageCount {
+    /// Stage name.
+    pub name: String,
+    /// Targets to run (stale, failed or missing when the build started).
+    pub total: u64,
+    /// Of those, evaluated so far (ran, failed, or found up to date).
+    pub done: u64,
+    /// Actions that ran and succeeded.
+    pub ran: u64,
+    /// Actions running now.
+    pub running: u64,
+    /// Failed (their own action, or an input that failed).
+    pub failed: u64,
+}
+
+/// What a running build writes for `status` to read: its counts, at most twice a second.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Live {
+    /// The field being built.
+    pub field: String,
+    /// The build's process id and host.
+    pub pid: u32,
+    /// Its host.
+    pub host: String,
+    /// When it started and when this was written, Unix seconds.
+    pub started_unix: f64,
+    /// When this was written, Unix seconds.
+    pub updated_unix: f64,
+    /// Whether the build loop has ended.
+    pub finished: bool,
+    /// Per-stage counts.
+    pub stages: Vec<StageCount>,
+}
+
+impl Live {
+    /// The live file of `field` in the cache at `cache_dir`.
+    pub fn path(cache_dir: &std::path::Path, field: &str) -> std::path::PathBuf {
+        cache_dir.join("live").join(format!("{field}.json"))
+    }
+    /// Read it, if a build of that field wrote one and its process still runs on this host.
+    pub fn read_running(cache_dir: &std::path::Path, field: &str) -> Option<Live> {
+        let text = std::fs::read_to_string(Live::path(cache_dir, field)).ok()?;
+        let live: Live = serde_json::from_str(&text).ok()?;
+        let here = live.host == crate::cache::hostname();
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(live.pid as i32, 0) } == 0;
+        (here && alive).then_some(live)
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// Progress reporting for one build.
@@ -25,6 +76,8 @@ pub struct Progress {
     plain: bool,
     last_line: Instant,
     started: Instant,
+    /// The live file, its field, when the build started and when it was last written.
+    live: Option<(std::path::PathBuf, String, f64, Instant)>,
 }
 
 impl Progress {
@@ -66,10 +119,46 @@ impl Progress {
             bars,
             last_line: Instant::now(),
             started: Instant::now(),
+            live: None,
+        }
+    }
+
+    /// Also keep `path` up to date with the counts (for `status` during the build).
+    pub fn with_live(mut self, path: std::path::PathBuf, field: &str) -> Progress {
+        self.live = Some((path, field.to_string(), unix_now(), Instant::now()));
+        self.write_live(false, true);
+        self
+    }
+
+    /// Write the live file: at most twice a second unless `force`. Best effort: a failure to
+    /// write it changes nothing about the build.
+    fn write_live(&mut self, finished: bool, force: bool) {
+        let Some((path, field, started, last)) = &mut self.live else {
+            return;
+        };
+        if !force && last.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        *last = Instant::now();
+        let live = Live {
+            field: field.clone(),
+            pid: std::process::id(),
+            host: crate::cache::hostname(),
+            started_unix: *started,
+            updated_unix: unix_now(),
+            finished,
+            stages: self.stages.clone(),
+        };
+        if let Ok(text) = serde_json::to_vec(&live) {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = crate::atomic::write_atomic(path, &text);
         }
     }
 
     fn refresh(&mut self, i: usize) {
+        self.write_live(false, false);
         if let Some((_, bars)) = &self.bars {
             let s = &self.stages[i];
             bars[i].set_position(s.done);
@@ -132,6 +221,7 @@ impl Progress {
 
     /// Finish and remove the bars.
     pub fn finish(&mut self) {
+        self.write_live(true, true);
         if let Some((mp, bars)) = self.bars.take() {
             for b in bars {
                 b.finish_and_clear();

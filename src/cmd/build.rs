@@ -65,6 +65,7 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         keep_going: args.keep_going,
         dry_run: args.dry_run,
         quiet: args.quiet,
+        live: Some(crate::progress::Live::path(cache_dir, &graph.field)),
     };
     let engine = session::engine(&setup, &cache, states, opts.jobs, |ti| {
         modes[ti] != Mode::Ignore

@@ -21,6 +21,7 @@ pub(crate) fn evaluate_all(engine: &Engine) -> BuildResult {
         keep_going: true,
         dry_run: true,
         quiet: true,
+        live: None,
     };
     local::build(engine, &modes, &opts)
 }
@@ -31,7 +32,22 @@ pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
         every_stage: true,
         use_snapshot: true,
     };
-    let loaded = match session::open(cache_dir, wait, &FieldSpec::from(&args.field), want)? {
+    let spec = FieldSpec::from(&args.field);
+    let opened = match session::open(cache_dir, wait, &spec, want) {
+        Ok(o) => o,
+        Err(session::SessionError::Cache(e @ crate::cache::CacheError::Busy { .. })) => {
+            // A build holds the cache: its live counts, if it is building this field.
+            return match crate::progress::Live::read_running(cache_dir, &spec.field) {
+                Some(live) => {
+                    print_live(&live);
+                    Ok(0)
+                }
+                None => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let loaded = match opened {
         Opened::UpToDate { verified, .. } => {
             // Nothing changed since the last complete build: every target is up to date.
             let stages: Vec<String> = verified.stages.iter().map(|(n, _)| n.clone()).collect();
@@ -76,6 +92,39 @@ pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The live counts of a running build (what `status` shows while the build holds the cache).
+pub(crate) fn print_live(live: &crate::progress::Live) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(live.updated_unix);
+    eprintln!(
+        "arrakis: a build of {} is {} (pid {} on {}, started {:.0} s ago; counts as of {:.1} s ago)",
+        live.field,
+        if live.finished { "finishing" } else { "running" },
+        live.pid,
+        live.host,
+        (now - live.started_unix).max(0.0),
+        (now - live.updated_unix).max(0.0)
+    );
+    println!(
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "stage", "to-run", "done", "ran", "running", "failed", "left"
+    );
+    for s in &live.stages {
+        println!(
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            s.name,
+            s.total,
+            s.done,
+            s.ran,
+            s.running,
+            s.failed,
+            s.total.saturating_sub(s.done)
+        );
+    }
+}
+
 /// The `status` table: per stage, up to date / stale / failed / missing / blocked.
 fn print_status(stages: &[String], rows: &[[usize; 5]]) {
     println!(
@@ -104,7 +153,20 @@ pub fn explain(cache_dir: &Path, wait: bool, args: &ExplainArgs) -> Result<i32> 
             graph.field
         ));
     };
-    let cache = session::open_cache(cache_dir, wait)?;
+    let cache = match session::open_cache(cache_dir, wait) {
+        Ok(c) => c,
+        Err(e @ crate::cache::CacheError::Busy { .. }) => {
+            return match crate::progress::Live::read_running(cache_dir, &graph.field) {
+                Some(live) => {
+                    print_live(&live);
+                    eprintln!("arrakis: why {} would run is known once the build releases the cache (or: arrakis --wait explain ...)", graph.targets[ti].id);
+                    Ok(0)
+                }
+                None => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
     let engine = Engine::new(graph, &setup.rules, &cache);
     let mut selected = vec![false; graph.targets.len()];
     selected[ti] = true;
@@ -114,6 +176,7 @@ pub fn explain(cache_dir: &Path, wait: bool, args: &ExplainArgs) -> Result<i32> 
         keep_going: true,
         dry_run: true,
         quiet: true,
+        live: None,
     };
     let res = local::build(&engine, &modes, &opts);
     let describe = |i: usize| -> Vec<String> {

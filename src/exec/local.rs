@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub dry_run: bool,
     /// No progress output.
     pub quiet: bool,
+    /// Keep this file up to date with the live counts (`status` reads it during the build).
+    pub live: Option<std::path::PathBuf>,
 }
 
 /// What happened to a target.
@@ -459,6 +461,9 @@ pub fn build_on(
         stages.iter().cloned().zip(totals).collect(),
         opts.quiet || opts.dry_run,
     );
+    if let (Some(path), false) = (&opts.live, opts.dry_run) {
+        progress = progress.with_live(path.clone(), &g.field);
+    }
     let mut pending: Vec<u32> = (0..n)
         .map(|i| {
             g.targets[i]

@@ -283,3 +283,111 @@ fn a_failing_command_is_reported_with_its_output() {
         .keys()
         .all(|k| !k.contains(".arrakis-tmp-")));
 }
+
+/// A reader that closes the pipe early (`| head -1`) ends the command quietly: no panic, no
+/// "Broken pipe" error; the command ends by SIGPIPE, as git and ls do.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "FP", 2, 40, 1);
+    for args in [
+        vec!["params".to_string()],
+        vec!["columns".to_string()],
+        vec![
+            "build".into(),
+            "FP".into(),
+            "--dry-run".into(),
+            "--datadir".into(),
+            data.display().to_string(),
+            "--rules".into(),
+            engine_rules().display().to_string(),
+        ],
+    ] {
+        // The reader is gone before the first line is written, as `| head -1` can be.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = arrakis(&cache)
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        // Ended by SIGPIPE (as git and ls are) or finished: never an error exit of its own.
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
+/// `status` (and `explain`) answer at once while a build holds the cache, with the build's live
+/// counts; afterwards `status` shows the recorded state as before.
+#[test]
+fn status_during_a_build_shows_live_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "FL", 2, 6, 1);
+    let mut child = arrakis(&cache)
+        .args(["build", "FL", "--quiet", "-j", "2", "--datadir"])
+        .arg(data)
+        .arg("--rules")
+        .arg(engine_rules())
+        .env("ARRAKIS_TEST_DELAY", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let inspect = |cmd: &[&str]| {
+        arrakis(&cache)
+            .args(cmd)
+            .arg("--datadir")
+            .arg(data)
+            .arg("--rules")
+            .arg(engine_rules())
+            .output()
+            .unwrap()
+    };
+    let t0 = std::time::Instant::now();
+    let mut seen = None;
+    while seen.is_none() && t0.elapsed() < std::time::Duration::from_secs(60) {
+        let out = inspect(&["status", "FL"]);
+        let t = text(&out);
+        if t.contains("a build of FL is running") {
+            assert!(out.status.success(), "{t}");
+            seen = Some(t);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let t = seen.expect("status never showed the running build");
+    assert!(
+        t.contains("to-run") && t.contains("running") && t.contains("cutout"),
+        "{t}"
+    );
+    let before = child.try_wait().unwrap().is_none();
+    let out = inspect(&["explain", "FL", "catalogue/FL"]);
+    let e = text(&out);
+    if before && child.try_wait().unwrap().is_none() {
+        assert!(
+            out.status.success() && e.contains("a build of FL is running"),
+            "{e}"
+        );
+    }
+    assert!(child.wait().unwrap().success());
+    // Afterwards: the recorded state, everything up to date.
+    let out = inspect(&["status", "FL"]);
+    let t = text(&out);
+    assert!(
+        out.status.success() && t.contains("up-to-date") && !t.contains("running"),
+        "{t}"
+    );
+}

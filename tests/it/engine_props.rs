@@ -207,6 +207,7 @@ impl World {
             keep_going: true,
             dry_run: false,
             quiet: true,
+            live: None,
         };
         let res = local::build(&engine, &modes, &opts);
         let mut ran = BTreeSet::new();
