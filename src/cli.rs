@@ -10,9 +10,10 @@ use crate::stages::params as P;
 #[derive(Debug, Parser)]
 #[command(name = "arrakis", version, about, long_about = None)]
 pub struct Cli {
-    /// Cache directory (sled store of target records and the stat cache).
-    #[arg(long, global = true, env = "ARRAKIS_CACHE", default_value = "cache")]
-    pub cache: PathBuf,
+    /// Cache directory (sled store of target records and the stat cache). Default: the cache
+    /// that last built the field (FIELD/.arrakis-cache records it), else ./cache.
+    #[arg(long, global = true, env = "ARRAKIS_CACHE")]
+    pub cache: Option<PathBuf>,
     /// Wait for another arrakis process holding the cache instead of failing at once.
     #[arg(long, global = true)]
     pub wait: bool,
@@ -271,6 +272,10 @@ pub struct BuildArgs {
     /// targets.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub sbatch_patience: u64,
+    /// Build a field whose outputs exist into a cache that holds no record of it (every target
+    /// runs again). Without it such a build is refused, naming the cache that built the field.
+    #[arg(long)]
+    pub new_cache: bool,
 }
 
 /// `arrakis worker` (what a Slurm job runs).

@@ -9,6 +9,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use arrakis::cli::{BenchWhat, Cli, Command};
 
+/// The cache of a command that is not about one field: --cache, else ./cache.
+fn default_cache(cli: &Cli) -> std::path::PathBuf {
+    cli.cache.clone().unwrap_or_else(|| "cache".into())
+}
+
 fn main() {
     // A closed pipe ends the command quietly, as it does git and ls (`arrakis params | head`):
     // the default action of SIGPIPE, which Rust's runtime replaces with an error on every write
@@ -29,20 +34,20 @@ fn main() {
         arrakis::exec::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     let result = match &cli.command {
-        Command::Build(a) => arrakis::cmd::build::build(&cli.cache, cli.wait, a),
-        Command::Status(a) => arrakis::cmd::inspect::status(&cli.cache, cli.wait, a),
-        Command::Explain(a) => arrakis::cmd::inspect::explain(&cli.cache, cli.wait, a),
+        Command::Build(a) => arrakis::cmd::build::build(cli.cache.as_deref(), cli.wait, a),
+        Command::Status(a) => arrakis::cmd::inspect::status(cli.cache.as_deref(), cli.wait, a),
+        Command::Explain(a) => arrakis::cmd::inspect::explain(cli.cache.as_deref(), cli.wait, a),
         Command::Dag(a) => arrakis::cmd::inspect::dag(a),
-        Command::Gc(a) => arrakis::cmd::maintain::gc(&cli.cache, cli.wait, a),
+        Command::Gc(a) => arrakis::cmd::maintain::gc(&default_cache(&cli), cli.wait, a),
         Command::Params(a) => arrakis::cmd::inspect::params(a),
         Command::Columns => arrakis::cmd::inspect::columns(),
         Command::Rmsynth1d(a) => arrakis::cmd::tools::rm1d(a, false),
         Command::Rmclean1d(a) => arrakis::cmd::tools::rm1d(a, true),
         Command::Simulate(a) => arrakis::cmd::tools::simulate(a),
         Command::Init(a) => arrakis::cmd::tools::init(a),
-        Command::Demo(a) => arrakis::cmd::build::demo(&cli.cache, a),
+        Command::Demo(a) => arrakis::cmd::build::demo(cli.cache.as_deref(), a),
         Command::JobScript(a) => arrakis::cmd::tools::job_script(a),
-        Command::Archive(a) => arrakis::cmd::maintain::archive(&cli.cache, cli.wait, a),
+        Command::Archive(a) => arrakis::cmd::maintain::archive(cli.cache.as_deref(), cli.wait, a),
         Command::Worker(a) => arrakis::cmd::tools::worker(a),
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {

@@ -43,6 +43,14 @@ pub enum SessionError {
     /// The cache cannot be opened or read.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The field's lock cannot be taken.
+    #[error("{}: {why}", path.display())]
+    FieldLock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why (who holds it).
+        why: String,
+    },
     /// The field directory is not there.
     #[error("field directory {} does not exist; pass --datadir pointing at the directory that holds {field}", dir.display())]
     NoField {
@@ -198,6 +206,116 @@ pub fn finish_setup(front: Front) -> Result<Setup, SessionError> {
 /// Load everything needed to build one field (without the cache).
 pub fn load_setup(spec: &FieldSpec) -> Result<Setup, SessionError> {
     finish_setup(load_front(spec)?)
+}
+
+/// The file a build leaves in the field directory: the absolute path of the cache that built it,
+/// so that a build, status or explain from any directory finds that cache.
+pub const CACHE_MARKER: &str = ".arrakis-cache";
+
+/// Where a field command's cache is, and what the field says it was built with.
+#[derive(Clone, Debug)]
+pub struct ResolvedCache {
+    /// The cache to use.
+    pub dir: PathBuf,
+    /// The cache recorded in the field (when it still exists).
+    pub recorded: Option<PathBuf>,
+}
+
+/// The cache recorded in a field directory, if the file is there and names a directory that
+/// exists.
+pub fn recorded_cache(field_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(field_dir.join(CACHE_MARKER)).ok()?;
+    let p = PathBuf::from(text.trim());
+    (p.is_absolute() && p.is_dir()).then_some(p)
+}
+
+/// The cache for a field command: the one given (`--cache` or `ARRAKIS_CACHE`), else the one
+/// that last built the field, else `./cache`.
+pub fn resolve_cache(explicit: Option<&Path>, spec: &FieldSpec) -> ResolvedCache {
+    let recorded = recorded_cache(&spec.datadir.join(&spec.field));
+    let dir = match (explicit, &recorded) {
+        (Some(e), _) => e.to_path_buf(),
+        (None, Some(r)) => r.clone(),
+        (None, None) => PathBuf::from("cache"),
+    };
+    ResolvedCache { dir, recorded }
+}
+
+/// Record (atomically) which cache builds the field, if it is not already recorded.
+pub fn record_cache(field_dir: &Path, cache_dir: &Path) {
+    let abs = std::fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf());
+    if recorded_cache(field_dir).as_deref() == Some(abs.as_path()) {
+        return;
+    }
+    // Best effort: without it, a build from elsewhere needs --cache.
+    let _ = crate::atomic::write_atomic(
+        &field_dir.join(CACHE_MARKER),
+        format!("{}\n", abs.display()).as_bytes(),
+    );
+}
+
+/// One output of the field's targets that exists on disk, if any (a field built before).
+pub fn an_existing_output(graph: &crate::graph::Graph) -> Option<PathBuf> {
+    graph
+        .targets
+        .iter()
+        .flat_map(|t| t.outputs.iter())
+        .map(|o| graph.field_dir.join(&o.rel))
+        .find(|p| p.exists())
+}
+
+/// The field's lock: `FIELD/.arrakis.lock`, held by a build for its duration, so that two builds
+/// cannot write one field at once even through two caches.
+pub struct FieldLock {
+    _file: std::fs::File,
+}
+
+impl FieldLock {
+    /// Take the lock; with `wait`, queue behind the holder; otherwise fail naming it.
+    pub fn acquire(
+        field_dir: &Path,
+        cache_dir: &Path,
+        wait: bool,
+    ) -> Result<FieldLock, SessionError> {
+        use std::io::{Read, Seek, Write};
+        let path = field_dir.join(".arrakis.lock");
+        let io = |e: std::io::Error| SessionError::FieldLock {
+            path: path.clone(),
+            why: e.to_string(),
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        if wait {
+            f.lock().map_err(io)?;
+        } else if f.try_lock().is_err() {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            return Err(SessionError::FieldLock {
+                path: path.clone(),
+                why: format!(
+                    "another arrakis process is building this field ({}); wait for it to finish, or pass --wait to queue behind it",
+                    holder.trim()
+                ),
+            });
+        }
+        let abs = std::fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf());
+        let _ = f.set_len(0);
+        let _ = f.rewind();
+        let _ = write!(
+            f,
+            "pid {} on host {} with cache {}",
+            std::process::id(),
+            crate::cache::hostname(),
+            abs.display()
+        );
+        let _ = f.flush();
+        Ok(FieldLock { _file: f })
+    }
 }
 
 /// Open the cache at `dir` (taking its lock).

@@ -41,6 +41,44 @@ fn holder_gone_then_free(lock: &File) -> bool {
     false
 }
 
+/// Write the holder into the lock just taken.
+fn finish_acquire(dir: &Path, mut lock: File) -> Result<CacheLock, CacheError> {
+    let io = |source| CacheError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    lock.set_len(0).map_err(io)?;
+    lock.rewind().map_err(io)?;
+    writeln!(lock, "{}", holder_description()).map_err(io)?;
+    let _ = lock.flush();
+    Ok(CacheLock {
+        dir: dir.to_path_buf(),
+        file: lock,
+    })
+}
+
+/// Whether the holder is a read-only command that holds the cache only for a moment.
+fn brief_holder(holder: &str) -> bool {
+    let command = holder.split_once(": ").map(|(_, c)| c).unwrap_or("");
+    let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    words.iter().any(|w| matches!(*w, "status" | "explain"))
+        && !words
+            .iter()
+            .any(|w| matches!(*w, "build" | "archive" | "gc" | "demo"))
+}
+
+/// Wait up to 30 s for a brief holder to let go; true once the lock is ours.
+fn wait_briefly(lock: &File) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(30) {
+        if lock.try_lock().is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 /// Who holds the lock, as written into the lock file.
 fn holder_description() -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -91,6 +129,11 @@ impl CacheLock {
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
             let holder = holder.trim().to_string();
+            // A read-only command (status, explain) holds the cache for a moment: queue behind
+            // it rather than fail, so that looking at a field never stops a build starting.
+            if !wait && brief_holder(&holder) && wait_briefly(&lock) {
+                return finish_acquire(dir, lock);
+            }
             if !wait {
                 return Err(CacheError::Busy {
                     dir: dir.to_path_buf(),
@@ -107,14 +150,7 @@ impl CacheLock {
             );
             lock.lock().map_err(io)?;
         }
-        lock.set_len(0).map_err(io)?;
-        lock.rewind().map_err(io)?;
-        writeln!(lock, "{}", holder_description()).map_err(io)?;
-        let _ = lock.flush();
-        Ok(CacheLock {
-            dir: dir.to_path_buf(),
-            file: lock,
-        })
+        finish_acquire(dir, lock)
     }
 
     /// The cache directory.
@@ -125,5 +161,26 @@ impl CacheLock {
     /// The cache's epoch ([`Cache::epoch`]); `None` when there is none or no database.
     pub fn epoch(&self) -> Option<u64> {
         read_epoch(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn read_only_holders_are_brief() {
+        use super::brief_holder;
+        assert!(brief_holder(
+            "pid 1 on host h: /x/arrakis --cache c status F --datadir d"
+        ));
+        assert!(brief_holder(
+            "pid 1 on host h: arrakis explain F rmclean/F_c1"
+        ));
+        assert!(!brief_holder(
+            "pid 1 on host h: arrakis build F --datadir d"
+        ));
+        assert!(!brief_holder(
+            "pid 1 on host h: arrakis --cache status build status"
+        ));
+        assert!(!brief_holder(""));
     }
 }

@@ -21,8 +21,10 @@ use crate::graph::Graph;
 use crate::session::{self, default_jobs, timing, FieldSpec, Front, Loaded, Opened, Want};
 
 /// `arrakis build`.
-pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
+pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
     let spec = FieldSpec::from(&args.field);
+    let resolved = session::resolve_cache(cache, &spec);
+    let cache_dir = resolved.dir.as_path();
     let want = Want {
         every_stage: args.until.is_none() && args.only.is_none(),
         use_snapshot: !args.full_check,
@@ -32,7 +34,12 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
             front,
             verified,
             seconds,
-        } => return up_to_date(&front, &verified, args, seconds),
+        } => {
+            if !args.dry_run {
+                session::record_cache(&front.field_dir, cache_dir);
+            }
+            return up_to_date(&front, &verified, args, seconds);
+        }
         Opened::Loaded(l) => l,
     };
     let Loaded {
@@ -42,6 +49,49 @@ pub fn build(cache_dir: &Path, wait: bool, args: &BuildArgs) -> Result<i32> {
         unit_files,
         fingerprint,
     } = *loaded;
+    // A cache with no record of a field whose outputs are on disk would redo every target.
+    // When the field records another cache that still exists, refused before anything runs,
+    // naming it; with no record of any cache (a field built by an older arrakis), said.
+    // (A build killed before its first record leaves this very cache recorded: it resumes.)
+    if states.is_empty() && !args.new_cache && !args.dry_run {
+        let this = std::fs::canonicalize(cache_dir).unwrap_or_else(|_| absolute(cache_dir));
+        let other = resolved.recorded.as_ref().filter(|r| **r != this);
+        if let Some(example) = session::an_existing_output(&setup.graph) {
+            match other {
+                Some(r) => {
+                    return Err(anyhow!(
+                        "the cache {} holds no record of field {}, but its outputs are on disk ({}); it was built with the cache {} (recorded in {}): building would run every target again. Pass --cache {} (or no --cache), or --new-cache to build it again into this cache",
+                        this.display(),
+                        setup.graph.field,
+                        example.display(),
+                        r.display(),
+                        setup.graph.field_dir.join(session::CACHE_MARKER).display(),
+                        r.display()
+                    ))
+                }
+                None if resolved.recorded.is_none() => eprintln!(
+                    "arrakis: note: the cache {} holds no record of field {}, whose outputs are on disk ({}): every target runs again. If it was built with another cache, stop (Ctrl-C) and pass --cache with that directory",
+                    this.display(),
+                    setup.graph.field,
+                    example.display()
+                ),
+                None => {}
+            }
+        }
+    }
+    // One build writes a field at a time, whatever cache it uses.
+    let _field_lock = if args.dry_run {
+        None
+    } else {
+        Some(session::FieldLock::acquire(
+            &setup.graph.field_dir,
+            cache_dir,
+            wait,
+        )?)
+    };
+    if !args.dry_run {
+        session::record_cache(&setup.graph.field_dir, cache_dir);
+    }
     print_notes(&setup.params, &setup.graph.orphans);
     let graph = &setup.graph;
     let selected = graph.select(args.until.as_deref(), args.only.as_deref())?;
@@ -408,7 +458,7 @@ pub(crate) fn print_notes(params: &Params, orphans: &[String]) {
 }
 
 /// `arrakis demo`: simulate a small field into `dir` (unless it is there already) and build it.
-pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
+pub fn demo(cache_dir: Option<&Path>, a: &crate::cli::DemoArgs) -> Result<i32> {
     let field = "RACS_DEMO";
     let t0 = std::time::Instant::now();
     if !a.dir.join(field).join("field.yaml").exists() {
@@ -419,7 +469,6 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
             a.dir.display()
         );
     }
-    let cache = cache_dir.to_path_buf();
     let args = BuildArgs {
         field: FieldArgs {
             field: field.into(),
@@ -441,8 +490,9 @@ pub fn demo(cache_dir: &Path, a: &crate::cli::DemoArgs) -> Result<i32> {
         imager_dask_config: None,
         retries: 2,
         sbatch_patience: 600,
+        new_cache: false,
     };
-    let code = build(&cache, false, &args)?;
+    let code = build(cache_dir, false, &args)?;
     let cat = a.dir.join(field).join(format!("{field}.catalogue.csv"));
     if let Ok(mut rdr) = csv::Reader::from_path(&cat) {
         let headers = rdr.headers().cloned().unwrap_or_default();

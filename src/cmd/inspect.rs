@@ -27,12 +27,14 @@ pub(crate) fn evaluate_all(engine: &Engine) -> BuildResult {
 }
 
 /// `arrakis status`.
-pub fn status(cache_dir: &Path, wait: bool, args: &StatusArgs) -> Result<i32> {
+pub fn status(cache: Option<&Path>, wait: bool, args: &StatusArgs) -> Result<i32> {
     let want = Want {
         every_stage: true,
         use_snapshot: true,
     };
     let spec = FieldSpec::from(&args.field);
+    let resolved = session::resolve_cache(cache, &spec);
+    let cache_dir = resolved.dir.as_path();
     let opened = match session::open(cache_dir, wait, &spec, want) {
         Ok(o) => o,
         Err(session::SessionError::Cache(e @ crate::cache::CacheError::Busy { .. })) => {
@@ -140,8 +142,11 @@ fn print_status(stages: &[String], rows: &[[usize; 5]]) {
 }
 
 /// `arrakis explain`.
-pub fn explain(cache_dir: &Path, wait: bool, args: &ExplainArgs) -> Result<i32> {
-    let setup = session::load_setup(&FieldSpec::from(&args.field))?;
+pub fn explain(cache: Option<&Path>, wait: bool, args: &ExplainArgs) -> Result<i32> {
+    let spec = FieldSpec::from(&args.field);
+    let resolved = session::resolve_cache(cache, &spec);
+    let cache_dir = resolved.dir.as_path();
+    let setup = session::load_setup(&spec)?;
     let graph = &setup.graph;
     let Some(ti) = graph.find(&args.target) else {
         let ids = graph.targets.iter().map(|t| t.id.as_str());

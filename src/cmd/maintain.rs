@@ -12,15 +12,16 @@ use crate::cli::{ArchiveArgs, FieldArgs, GcArgs};
 use crate::session::{self, default_jobs, FieldSpec, Loaded, Opened, Want};
 
 /// `arrakis archive`: tar the per-beam cutouts of an up-to-date field and remove them.
-pub fn archive(cache_dir: &Path, wait: bool, args: &ArchiveArgs) -> Result<i32> {
+pub fn archive(cache: Option<&Path>, wait: bool, args: &ArchiveArgs) -> Result<i32> {
+    let spec = FieldSpec::from(&args.field);
+    let resolved = session::resolve_cache(cache, &spec);
+    let cache_dir = resolved.dir.as_path();
     let want = Want {
         every_stage: true,
         // The transaction reads the records; a snapshot cannot stand in for them.
         use_snapshot: false,
     };
-    let Opened::Loaded(loaded) =
-        session::open(cache_dir, wait, &FieldSpec::from(&args.field), want)?
-    else {
+    let Opened::Loaded(loaded) = session::open(cache_dir, wait, &spec, want)? else {
         unreachable!("a session opened without the snapshot always loads");
     };
     let Loaded {

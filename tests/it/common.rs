@@ -158,6 +158,12 @@ pub fn with_status(m: &BTreeMap<String, String>, status: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a file in a field directory is arrakis's bookkeeping rather than an input or output:
+/// a temporary output, the record of which cache built the field, the field's lock.
+pub fn is_bookkeeping(name: &str) -> bool {
+    name.starts_with(".arrakis-tmp-") || name == ".arrakis-cache" || name == ".arrakis.lock"
+}
+
 /// Every regular file under `dir` (relative path → bytes), skipping temporary outputs, reports
 /// and the cache.
 pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -167,7 +173,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .filter_map(|e| e.ok())
     {
         let name = e.file_name().to_string_lossy().to_string();
-        if e.file_type().is_file() && !name.starts_with(".arrakis-tmp-") {
+        if e.file_type().is_file() && !is_bookkeeping(&name) {
             let rel = e
                 .path()
                 .strip_prefix(dir)

@@ -344,7 +344,7 @@ fn status_during_a_build_shows_live_counts() {
         .arg(engine_rules())
         .env("ARRAKIS_TEST_DELAY", "1")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let inspect = |cmd: &[&str]| {
@@ -359,16 +359,28 @@ fn status_during_a_build_shows_live_counts() {
     };
     let t0 = std::time::Instant::now();
     let mut seen = None;
-    while seen.is_none() && t0.elapsed() < std::time::Duration::from_secs(60) {
+    let mut last = String::new();
+    while seen.is_none()
+        && t0.elapsed() < std::time::Duration::from_secs(120)
+        && child.try_wait().unwrap().is_none()
+    {
         let out = inspect(&["status", "FL"]);
         let t = text(&out);
         if t.contains("a build of FL is running") {
             assert!(out.status.success(), "{t}");
             seen = Some(t);
+        } else {
+            last = t;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let t = seen.expect("status never showed the running build");
+    let Some(t) = seen else {
+        let build = child.wait_with_output().unwrap();
+        panic!(
+            "status never showed the running build; last status: {last}\nbuild: {}",
+            text(&build)
+        );
+    };
     assert!(
         t.contains("to-run") && t.contains("running") && t.contains("cutout"),
         "{t}"
@@ -382,7 +394,8 @@ fn status_during_a_build_shows_live_counts() {
             "{e}"
         );
     }
-    assert!(child.wait().unwrap().success());
+    let build = child.wait_with_output().unwrap();
+    assert!(build.status.success(), "{}", text(&build));
     // Afterwards: the recorded state, everything up to date.
     let out = inspect(&["status", "FL"]);
     let t = text(&out);
@@ -390,4 +403,122 @@ fn status_during_a_build_shows_live_counts() {
         out.status.success() && t.contains("up-to-date") && !t.contains("running"),
         "{t}"
     );
+}
+
+/// The field knows its cache: a build from another directory without --cache uses the cache that
+/// built the field and reruns nothing; an explicit cache with no record of a built field is
+/// refused before anything runs, naming the cache that built it; two builds cannot write one
+/// field at once through two caches.
+#[test]
+fn the_field_knows_its_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for d in [&data, &a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    make_field(&data, "FC", 2, 4, 1);
+    let run = |cwd: &std::path::Path, extra: &[&str], delay: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"));
+        c.current_dir(cwd)
+            .env_remove("ARRAKIS_CACHE")
+            .env_remove("ARRAKIS_RULES")
+            .env("ARRAKIS_TEST_DELAY", delay)
+            .args(["build", "FC", "--datadir"])
+            .arg(&data)
+            .arg("--rules")
+            .arg(engine_rules())
+            .args(extra);
+        c
+    };
+    let out = run(&a, &[], "0").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(a.join("cache").is_dir());
+    let marker = std::fs::read_to_string(data.join("FC/.arrakis-cache")).unwrap();
+    assert_eq!(
+        marker.trim(),
+        std::fs::canonicalize(a.join("cache"))
+            .unwrap()
+            .display()
+            .to_string()
+    );
+
+    // From another directory, no --cache: the same cache, nothing runs.
+    let report = tmp.path().join("r.json");
+    let out = run(
+        &b,
+        &["--full-check", "--report", report.to_str().unwrap()],
+        "0",
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let r = read_report(&report);
+    assert!(!r.is_empty() && with_status(&r, "ran").is_empty(), "{r:?}");
+    assert!(!b.join("cache").exists());
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+        .current_dir(&b)
+        .env_remove("ARRAKIS_CACHE")
+        .args(["status", "FC", "--datadir"])
+        .arg(&data)
+        .arg("--rules")
+        .arg(engine_rules())
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+
+    // An explicit cache with no record of the built field: refused before running, naming the
+    // cache that built it; --new-cache builds into it on purpose.
+    let other = tmp.path().join("other-cache");
+    let out = run(&b, &["--cache", other.to_str().unwrap()], "0")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("holds no record of field FC") && t.contains(&marker.trim().to_string()),
+        "{t}"
+    );
+    let out = run(
+        &b,
+        &["--cache", other.to_str().unwrap(), "--new-cache"],
+        "0",
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Two builds of one field through two caches at once: the second is refused.
+    let mut first = run(&a, &["--set", "cutoff=-3", "--quiet"], "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = data.join("FC/.arrakis.lock");
+    let t0 = std::time::Instant::now();
+    // The first build holds the lock once its holder line is written.
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.contains(&first.id().to_string()))
+        && t0.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let third = tmp.path().join("third-cache");
+    let out = run(
+        &b,
+        &["--cache", third.to_str().unwrap(), "--new-cache"],
+        "0",
+    )
+    .output()
+    .unwrap();
+    let t = text(&out);
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first build ended too soon"
+    );
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("another arrakis process is building this field"),
+        "{t}"
+    );
+    assert!(first.wait().unwrap().success());
 }

@@ -25,7 +25,8 @@ fn outputs(dir: &Path, inputs: &[String]) -> BTreeMap<String, blake3::Hash> {
                 .ok()?
                 .to_string_lossy()
                 .to_string();
-            (!inputs.contains(&rel) && !rel.contains(".arrakis-tmp-"))
+            let name = e.file_name().to_string_lossy().to_string();
+            (!inputs.contains(&rel) && !is_bookkeeping(&name))
                 .then(|| (rel, blake3::hash(&std::fs::read(e.path()).unwrap())))
         })
         .collect()

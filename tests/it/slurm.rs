@@ -293,17 +293,37 @@ fn cancelled_and_failing_jobs_are_retried_and_reported() {
                     "-t",
                     "RUNNING",
                     "-o",
-                    "%A %M",
+                    "%A %i %M",
                 ])
                 .output()
                 .unwrap();
             let running = String::from_utf8_lossy(&out.stdout).to_string();
+            // %A is the job's own id, %i the one to name it by (ARRAY_TASK for an array's
+            // element: a bare array id would name every element).
             if let Some(id) = running.lines().find_map(|l| {
-                let (id, elapsed) = l.trim().split_once(' ')?;
-                (id != failing.trim() && matches!(elapsed, "0:00" | "0:01")).then_some(id)
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (raw, id, elapsed) = (f.first()?, f.get(1)?, f.get(2)?);
+                (*raw != failing.trim() && matches!(*elapsed, "0:00" | "0:01")).then_some(*id)
             }) {
-                Command::new("scancel").arg(id).status().unwrap();
-                cancelled = Some(id.to_string());
+                // Counted only once Slurm says the job was cancelled (scancel can come too late,
+                // or be refused for a job that is completing); otherwise try another job.
+                let _ = Command::new("scancel").arg(id).status();
+                let t1 = Instant::now();
+                while t1.elapsed() < Duration::from_secs(3) {
+                    let out = Command::new("scontrol")
+                        .args(["show", "job", id])
+                        .output()
+                        .unwrap();
+                    let state = String::from_utf8_lossy(&out.stdout).to_string();
+                    if state.contains("JobState=CANCELLED") {
+                        cancelled = Some(id.to_string());
+                        break;
+                    }
+                    if state.contains("JobState=COMPLETED") || state.contains("JobState=FAILED") {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(100));
