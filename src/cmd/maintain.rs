@@ -31,6 +31,8 @@ pub fn archive(cache: Option<&Path>, wait: bool, args: &ArchiveArgs) -> Result<i
         ..
     } = *loaded;
     let graph = &setup.graph;
+    // It removes files of the field: no build may write it meanwhile, whatever its cache.
+    let _field_lock = session::FieldLock::acquire(&graph.field_dir, cache_dir, wait)?;
     let engine = session::engine(&setup, &cache, states, default_jobs(), |_| true);
     let res = evaluate_all(&engine);
     let done = crate::archive::archive_field(&engine, &cache, &res, args.remove_beam_cubes)?;
