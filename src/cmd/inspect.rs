@@ -199,13 +199,17 @@ pub fn explain(cache: Option<&Path>, wait: bool, args: &ExplainArgs) -> Result<i
     // Follow the chain of upstream targets that will run, to the root cause.
     let mut frontier: Vec<usize> = graph.targets[ti].deps.iter().map(|&d| d as usize).collect();
     let mut seen = std::collections::HashSet::new();
-    let mut shown = 0;
+    let (mut shown, mut more) = (0, 0);
     while let Some(d) = frontier.pop() {
-        if !seen.insert(d) || shown >= 10 {
+        if !seen.insert(d) {
             continue;
         }
         if let Some(o) = &res.outcomes[d] {
             if o.status == Status::WouldRun || o.status == Status::Failed {
+                if shown >= 10 {
+                    more += 1;
+                    continue;
+                }
                 shown += 1;
                 println!("upstream {}:", graph.targets[d].id);
                 for r in describe(d) {
@@ -214,6 +218,9 @@ pub fn explain(cache: Option<&Path>, wait: bool, args: &ExplainArgs) -> Result<i
                 frontier.extend(graph.targets[d].deps.iter().map(|&x| x as usize));
             }
         }
+    }
+    if more > 0 {
+        println!("... and at least {more} more upstream target(s) that will run (`arrakis build --dry-run` lists them all)");
     }
     Ok(0)
 }

@@ -56,6 +56,16 @@ pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {
     };
     let dir = crate::simulate::simulate(&a.datadir, &o).map_err(|e| anyhow!(e))?;
     eprintln!("simulated field {} in {}", a.field, dir.display());
+    eprintln!(
+        "next: arrakis build {} --datadir {}{}",
+        a.field,
+        a.datadir.display(),
+        if a.ionosphere {
+            " --set ion_source=ionex   (predicts the injected ionosphere from IONEXdata/)"
+        } else {
+            ""
+        }
+    );
     Ok(0)
 }
 

@@ -522,3 +522,56 @@ fn the_field_knows_its_cache() {
     );
     assert!(first.wait().unwrap().success());
 }
+
+/// Where a list is cut, `explain` says so; `simulate` says what to run next.
+#[test]
+fn explain_says_where_it_cuts_and_simulate_what_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    make_field(data, "FX", 2, 30, 1);
+    assert!(build(&cache, data, "FX", &[]).0.status.success());
+    let out = arrakis(&cache)
+        .args([
+            "explain",
+            "FX",
+            "catalogue/FX",
+            "--set",
+            "cutoff=-5",
+            "--datadir",
+        ])
+        .arg(data)
+        .arg("--rules")
+        .arg(engine_rules())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(t.matches("upstream rmclean/").count(), 10, "{t}");
+    assert!(
+        t.contains("... and at least") && t.contains("more upstream target"),
+        "{t}"
+    );
+    let out = arrakis(&cache)
+        .args([
+            "simulate",
+            "SIMX",
+            "--sources",
+            "3",
+            "--npix",
+            "64",
+            "--datadir",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "next: arrakis build SIMX --datadir {}",
+            data.display()
+        )),
+        "{t}"
+    );
+}
