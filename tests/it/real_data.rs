@@ -109,14 +109,13 @@ fn csv_to_fits(csv_path: &std::path::Path, fits_path: &std::path::Path) {
     arrakis::fits::write_table(fits_path, "CATALOGUE", &cols, &Header::default()).unwrap();
 }
 
-/// `arrakis init` on CASDA-named cubes and FITS catalogues, then `build`, gives the native
-/// layout's catalogue byte for byte; running init again changes nothing; another field in the
-/// way is refused; a catalogue without a needed column names it.
-#[test]
-fn init_sets_up_a_field_from_casda_products() {
-    let tmp = tempfile::tempdir().unwrap();
-    let field = "RACS_1237+00A";
-    let native = tmp.path().join("native");
+/// A simulated field (seed 9) built natively without the ionosphere, and its cubes and weights
+/// copied under CASDA's names (SB61234) into `base/casda-download`; returns (field dir, images).
+fn native_and_casda(
+    base: &std::path::Path,
+    field: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let native = base.join("native");
     let dir = simulate(&native, &SimOptions::small(field, 9)).unwrap();
     let (out, _) = build_real(
         &native.join("cache"),
@@ -125,8 +124,7 @@ fn init_sets_up_a_field_from_casda_products() {
         &["--set", "ion=false"],
     );
     assert!(out.status.success(), "{}", text(&out));
-
-    let images = tmp.path().join("casda-download");
+    let images = base.join("casda-download");
     std::fs::create_dir_all(&images).unwrap();
     for e in std::fs::read_dir(&dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().to_string();
@@ -136,6 +134,17 @@ fn init_sets_up_a_field_from_casda_products() {
             std::fs::copy(dir.join(&name), images.join(casda)).unwrap();
         }
     }
+    (dir, images)
+}
+
+/// `arrakis init` on CASDA-named cubes and FITS catalogues, then `build`, gives the native
+/// layout's catalogue byte for byte; running init again changes nothing; another field in the
+/// way is refused; a catalogue without a needed column names it.
+#[test]
+fn init_sets_up_a_field_from_casda_products() {
+    let tmp = tempfile::tempdir().unwrap();
+    let field = "RACS_1237+00A";
+    let (dir, images) = native_and_casda(tmp.path(), field);
     let (comp, isl) = (tmp.path().join("comp.fits"), tmp.path().join("isl.fits"));
     csv_to_fits(&dir.join("catalogue/components.csv"), &comp);
     csv_to_fits(&dir.join("catalogue/islands.csv"), &isl);
@@ -303,25 +312,7 @@ fn init_reads_votables_with_racs_or_selavy_names() {
     use arrakis::init::{SELAVY_COMPONENTS, SELAVY_ISLANDS};
     let tmp = tempfile::tempdir().unwrap();
     let field = "RACS_1237+00A";
-    let native = tmp.path().join("native");
-    let dir = simulate(&native, &SimOptions::small(field, 9)).unwrap();
-    let (out, _) = build_real(
-        &native.join("cache"),
-        &native,
-        field,
-        &["--set", "ion=false"],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let images = tmp.path().join("casda-download");
-    std::fs::create_dir_all(&images).unwrap();
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().to_string();
-        let native_part = format!(".{field}.contcube.");
-        if name.contains(&native_part) {
-            let casda = name.replace(&native_part, &format!(".SB61234.contcube.{field}."));
-            std::fs::copy(dir.join(&name), images.join(casda)).unwrap();
-        }
-    }
+    let (dir, images) = native_and_casda(tmp.path(), field);
     let ff = arrakis::field_file::FieldFile::read(&dir.join("field.yaml")).unwrap();
     let centre = ff.centre.as_ref().unwrap();
     let setup = |name: &str, comp: &std::path::Path, isl: &std::path::Path| {
