@@ -81,19 +81,23 @@ fn casda_cube_names_through_parameters_give_the_native_catalogue() {
     );
 }
 
+/// The column names of a CSV catalogue, in order.
+fn csv_header(csv_path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(csv_path).unwrap();
+    text.lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
 /// A CSV catalogue written as a FITS binary table (numeric columns as float64, the rest text),
 /// as CASDA serves catalogues.
 fn csv_to_fits(csv_path: &std::path::Path, fits_path: &std::path::Path) {
     use arrakis::fits::{Column, Header};
     let rows = read_csv(csv_path);
-    let header: Vec<String> = std::fs::read_to_string(csv_path)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .split(',')
-        .map(|s| s.to_string())
-        .collect();
+    let header = csv_header(csv_path);
     let cols: Vec<(String, String, Column)> = header
         .iter()
         .map(|h| {
@@ -253,15 +257,8 @@ fn csv_to_votable(
     flux_unit: &str,
 ) {
     let rows = read_csv(csv_path);
-    let header: Vec<String> = std::fs::read_to_string(csv_path)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .split(',')
-        .map(|s| s.to_string())
-        .filter(|h| !drop.contains(&h.as_str()))
-        .collect();
+    let mut header = csv_header(csv_path);
+    header.retain(|h| !drop.contains(&h.as_str()));
     let scale = if flux_unit == "Jy" { 1e-3 } else { 1.0 };
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<VOTABLE version=\"1.3\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n<RESOURCE type=\"results\">\n<TABLE name=\"catalogue\">\n");
     let mut flux = Vec::new();
