@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::stages::params as P;
-
 /// arrakis: the SPICE-RACS polarisation pipeline as an incremental build system.
 #[derive(Debug, Parser)]
 #[command(name = "arrakis", version, about, long_about = None)]
@@ -62,11 +60,14 @@ pub enum Command {
     Params(ParamsArgs),
     /// Print the final catalogue's columns (name, unit, UCD, type, description) as Markdown.
     Columns,
-    /// RM synthesis of one spectrum (as RM-Tools' rmsynth1d); prints a JSON summary.
-    Rmsynth1d(Rm1dArgs),
-    /// RM synthesis then RM-CLEAN of one spectrum (as RM-Tools' rmclean1d); prints
-    /// {"synth": ..., "clean": ...}.
-    Rmclean1d(Rm1dArgs),
+    /// RM-Tools' rmsynth1d: RM synthesis of one spectrum (its flags, defaults and files).
+    Rmsynth1d(Rmsynth1dArgs),
+    /// RM-Tools' rmclean1d: RM-CLEAN of what `rmsynth1d -S` wrote for a data file.
+    Rmclean1d(Rmclean1dArgs),
+    /// RM-Tools' rmsynth3d: RM synthesis of Q and U FITS cubes.
+    Rmsynth3d(Rmsynth3dArgs),
+    /// RM-Tools' rmclean3d: RM-CLEAN of rmsynth3d's cubes.
+    Rmclean3d(Rmclean3dArgs),
     /// Simulate a small field into ./demo and build it (the README's first command).
     Demo(DemoArgs),
     /// Write a simulated ASKAP-like field (beam cubes, catalogues, field.yaml, truth.csv).
@@ -166,63 +167,229 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-/// Stokes I model for `--fit-function`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum FitFunctionArg {
-    /// Log-polynomial (power law with curvature).
-    Log,
-    /// Linear polynomial.
-    Linear,
-}
-
-/// Channel weights for `--weight-type`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum WeightTypeArg {
-    /// 1/σ² from dQ and dU.
-    Variance,
-    /// All ones.
-    Uniform,
-}
-
-/// `arrakis rmsynth1d` / `rmclean1d`: the pipeline's parameter names, and its defaults (read
-/// from the one table of them, `stages::params`).
+/// Global options that RM-Tools' commands do not use: declared (hidden) in each of them so that
+/// clap does not list the global ones in their help.
 #[derive(Debug, Args)]
-pub struct Rm1dArgs {
-    /// Text file: columns freq_Hz I Q U dI dQ dU, or freq_Hz Q U dQ dU.
-    pub file: PathBuf,
-    /// Stokes I model order (negative: choose up to |N| by AIC).
-    #[arg(long, default_value_t = P::POLY_ORD.default.int() as i32, allow_negative_numbers = true)]
-    pub poly_ord: i32,
-    /// Stokes I model.
-    #[arg(long, value_enum, default_value = P::FIT_FUNCTION.default.str())]
-    pub fit_function: FitFunctionArg,
-    /// Samples across the RMSF FWHM (when --dphi is not given).
-    #[arg(long, default_value_t = P::N_SAMPLES.default.float())]
-    pub n_samples: f64,
-    /// Faraday-depth spacing, rad/m^2.
-    #[arg(long)]
-    pub dphi: Option<f64>,
-    /// Largest |Faraday depth|, rad/m^2.
-    #[arg(long)]
-    pub phi_max: Option<f64>,
-    /// Channel weights.
-    #[arg(long, value_enum, default_value = P::WEIGHT_TYPE.default.str())]
-    pub weight_type: WeightTypeArg,
+pub struct NoCacheArgs {
+    /// Not used (RM-Tools' commands have no cache).
+    #[arg(long, hide = true)]
+    pub cache: Option<PathBuf>,
+    /// Not used.
+    #[arg(long, hide = true)]
+    pub wait: bool,
+}
+
+/// RM-Tools' output flags of rmsynth1d and rmclean1d.
+#[derive(Debug, Args)]
+pub struct Output1dArgs {
+    /// Write the plots (PNG, beside the input: there is no window to show them in).
+    #[arg(short = 'p', long = "plots")]
+    pub plots: bool,
+    /// Print the measurements as RM-Tools does.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Save the arrays and measurements beside the input (see below).
+    #[arg(short = 'S', long = "save")]
+    pub save: bool,
+}
+
+/// RM-Tools' Faraday-depth axis flags, the same in rmsynth1d and rmsynth3d.
+#[derive(Debug, Args)]
+pub struct FaradayAxisArgs {
     /// Fit a Gaussian to the RMSF main lobe for its FWHM.
-    #[arg(long)]
+    #[arg(short = 't', long = "fit-rmsf")]
     pub fit_rmsf: bool,
-    /// CLEAN cutoff (negative: multiples of the theoretical FDF noise).
-    #[arg(long, default_value_t = P::CUTOFF.default.float(), allow_negative_numbers = true)]
+    /// Largest |Faraday depth| sampled, rad/m^2 [auto].
+    #[arg(short = 'l', long = "phi-max")]
+    pub phi_max: Option<f64>,
+    /// Faraday-depth spacing, rad/m^2 [auto] (overrides -s).
+    #[arg(short = 'd', long = "dphi")]
+    pub dphi: Option<f64>,
+    /// Refused with the reason (RM-Tools' super-resolution RMSF is not implemented).
+    #[arg(short = 'r', long = "super-resolution", hide = true)]
+    pub super_resolution: bool,
+}
+
+/// `arrakis rmsynth1d`: RM-Tools' `rmsynth1d`, its flags and defaults (short flags as RM-Tools
+/// documents them; the long names are the pipeline's parameter names).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Outputs with -S, beside the input (as RM-Tools writes them):
+  _FDFdirty.dat   dirty FDF [phi, Q, U]
+  _RMSF.dat       RMSF [phi, Q, U]
+  _weight.dat     channel weights [freq_Hz, weight]
+  _RMsynth.dat    the measurements, key=value
+  _RMsynth.json   the measurements, JSON
+With none of -S, -v, -p the measurements are printed as JSON."
+)]
+pub struct Rmsynth1dArgs {
+    /// Text file: columns freq_Hz I Q U dI dQ dU, or freq_Hz Q U dQ dU.
+    #[arg(value_name = "dataFile.dat")]
+    pub file: PathBuf,
+    /// The Faraday-depth axis and RMSF.
+    #[command(flatten)]
+    pub axis: FaradayAxisArgs,
+    /// Samples across the RMSF FWHM.
+    #[arg(short = 's', long = "n-samples", default_value_t = 10.0)]
+    pub n_samples: f64,
+    /// Channel weights: variance (1/sigma^2) or uniform.
+    #[arg(short = 'w', long = "weight-type", default_value = "variance", value_parser = ["variance", "uniform"])]
+    pub weight_type: String,
+    /// Stokes I model: log or linear polynomial.
+    #[arg(short = 'f', long = "fit-function", default_value = "log", value_parser = ["log", "linear"])]
+    pub fit_function: String,
+    /// Stokes I polynomial order, 0-5; negative: choose up to |N| by AIC.
+    #[arg(
+        short = 'o',
+        long = "poly-ord",
+        default_value_t = 2,
+        allow_negative_numbers = true
+    )]
+    pub poly_ord: i32,
+    /// Ignore the Stokes I spectrum (synthesise Q and U as given).
+    #[arg(short = 'i', long = "no-stokes-i")]
+    pub no_stokes_i: bool,
+    /// What to write and print.
+    #[command(flatten)]
+    pub out: Output1dArgs,
+    /// Intensity units of the data.
+    #[arg(short = 'U', long, default_value = "Jy/beam")]
+    pub units: String,
+    /// Accepted for RM-Tools' scripts: arrakis always computes in 64-bit.
+    #[arg(short = 'b', hide = true)]
+    pub bit64: bool,
+    /// Accepted for RM-Tools' scripts: no debugging plots here.
+    #[arg(short = 'D', hide = true)]
+    pub debug: bool,
+    /// The global options that do not apply, hidden.
+    #[command(flatten)]
+    pub no_cache: NoCacheArgs,
+}
+
+/// `arrakis rmclean1d`: RM-Tools' `rmclean1d`: cleans what `rmsynth1d -S` wrote for the same
+/// data file (`_FDFdirty.dat`, `_RMSF.dat`, `_weight.dat`, `_RMsynth.json`).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Outputs with -S, beside the input (as RM-Tools writes them):
+  _FDFclean.dat   clean FDF [phi, Q, U]
+  _FDFmodel.dat   clean components [phi, Q, U]
+  _RMclean.dat    the measurements, key=value
+  _RMclean.json   the measurements, JSON
+With none of -S, -v, -p the measurements are printed as JSON."
+)]
+pub struct Rmclean1dArgs {
+    /// The data file given to rmsynth1d.
+    #[arg(value_name = "dataFile.dat")]
+    pub file: PathBuf,
+    /// CLEAN cutoff: positive absolute, negative multiples of the theoretical FDF noise.
+    #[arg(short = 'c', long, default_value_t = -3.0, allow_negative_numbers = true)]
     pub cutoff: f64,
+    /// Threshold of a deeper, windowed second CLEAN [not used if not set].
+    #[arg(short = 'w', long, allow_negative_numbers = true)]
+    pub window: Option<f64>,
     /// CLEAN iteration limit.
-    #[arg(long, default_value_t = P::MAX_ITER.default.int() as usize)]
+    #[arg(short = 'n', long = "max-iter", default_value_t = 1000)]
     pub max_iter: usize,
     /// CLEAN loop gain.
-    #[arg(long, default_value_t = P::GAIN.default.float())]
+    #[arg(short = 'g', long, default_value_t = 0.1)]
     pub gain: f64,
-    /// Windowed second CLEAN pass threshold (negative: multiples of the noise); off by default.
-    #[arg(long, allow_negative_numbers = true)]
+    /// What to write and print.
+    #[command(flatten)]
+    pub out: Output1dArgs,
+    /// The global options that do not apply, hidden.
+    #[command(flatten)]
+    pub no_cache: NoCacheArgs,
+}
+
+/// `arrakis rmsynth3d`: RM-Tools' `rmsynth3d` on FITS cubes; writes FDF_{real,im,tot}_dirty.fits,
+/// RMSF_{real,im,tot}.fits, RMSF_FWHM.fits, FDF_maxPI.fits and FDF_peakRM.fits beside the Q cube.
+#[derive(Debug, Args)]
+pub struct Rmsynth3dArgs {
+    /// Stokes Q cube.
+    #[arg(value_name = "StokesQ.fits")]
+    pub fits_q: PathBuf,
+    /// Stokes U cube.
+    #[arg(value_name = "StokesU.fits")]
+    pub fits_u: PathBuf,
+    /// Text file of the channel frequencies, Hz, one per line.
+    #[arg(value_name = "freqs_Hz.dat")]
+    pub freq_file: PathBuf,
+    /// Stokes I model cube (Q and U are divided by it; the FDF is scaled back at lambda0^2).
+    #[arg(short = 'i', value_name = "FITS")]
+    pub fits_i: Option<PathBuf>,
+    /// Text file of per-channel noise values (for variance weights).
+    #[arg(short = 'n', value_name = "FILE")]
+    pub noise_file: Option<PathBuf>,
+    /// Channel weights: uniform or variance (needs -n).
+    #[arg(short = 'w', long = "weight-type", default_value = "uniform", value_parser = ["uniform", "variance"])]
+    pub weight_type: String,
+    /// The Faraday-depth axis and RMSF.
+    #[command(flatten)]
+    pub axis: FaradayAxisArgs,
+    /// Prefix of the output file names.
+    #[arg(short = 'o', long = "prefix", default_value = "")]
+    pub prefix: String,
+    /// Samples across the RMSF FWHM.
+    #[arg(short = 's', long = "n-samples", default_value_t = 5.0)]
+    pub n_samples: f64,
+    /// Skip the RMSF (write only the FDF cubes).
+    #[arg(short = 'R', long = "no-rmsf")]
+    pub no_rmsf: bool,
+    /// Say what is written.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Refused with the reason (one file with extensions is not written; the separate files are).
+    #[arg(short = 'f', hide = true)]
+    pub extensions: bool,
+    /// The global options that do not apply, hidden.
+    #[command(flatten)]
+    pub no_cache: NoCacheArgs,
+}
+
+/// `arrakis rmclean3d`: RM-Tools' `rmclean3d`; writes FDF_clean_{real,im,tot}.fits,
+/// FDF_CC_{real,im,tot}.fits and CLEAN_nIter.fits beside the FDF cube.
+#[derive(Debug, Args)]
+pub struct Rmclean3dArgs {
+    /// Any of rmsynth3d's FDF cubes (FDF_real_dirty.fits, _im_, _tot_).
+    #[arg(value_name = "FDF_dirty.fits")]
+    pub fits_fdf: PathBuf,
+    /// Any of rmsynth3d's RMSF cubes (RMSF_real.fits, _im, _tot; RMSF_FWHM.fits is found
+    /// beside it).
+    #[arg(value_name = "RMSF.fits")]
+    pub fits_rmsf: PathBuf,
+    /// CLEAN cutoff in flux units (negative: multiples of the theoretical FDF noise, when
+    /// the FDF header carries it as arrakis writes it).
+    #[arg(
+        short = 'c',
+        long,
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub cutoff: f64,
+    /// CLEAN iteration limit per pixel.
+    #[arg(short = 'n', long = "max-iter", default_value_t = 1000)]
+    pub max_iter: usize,
+    /// CLEAN loop gain.
+    #[arg(short = 'g', long, default_value_t = 0.1)]
+    pub gain: f64,
+    /// Prefix of the output file names.
+    #[arg(short = 'o', long = "prefix", default_value = "")]
+    pub prefix: String,
+    /// Say what is written.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Refused with the reason (the windowed second pass is 1D only here).
+    #[arg(short = 'w', hide = true, allow_negative_numbers = true)]
     pub window: Option<f64>,
+    /// Refused with the reason (one file with extensions is not written; the separate files are).
+    #[arg(short = 'f', hide = true)]
+    pub extensions: bool,
+    /// Accepted for RM-Tools' scripts: arrakis uses every core (-j is not needed).
+    #[arg(long = "ncores", hide = true)]
+    pub ncores: Option<usize>,
+    /// The global options that do not apply, hidden.
+    #[command(flatten)]
+    pub no_cache: NoCacheArgs,
 }
 
 /// `arrakis build`.

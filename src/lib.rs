@@ -15,6 +15,7 @@ pub mod graph;
 pub mod hash;
 pub mod init;
 pub mod progress;
+pub mod pyfmt;
 pub mod rules;
 pub mod science;
 pub mod session;

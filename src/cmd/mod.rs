@@ -9,6 +9,8 @@ pub mod bench;
 pub mod build;
 pub mod inspect;
 pub mod maintain;
+pub mod rmtools;
+mod rmtools_plots;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The commands beside the build: `rmsynth1d`/`rmclean1d` on one spectrum, `simulate`,
+//! The commands beside the build: `simulate`,
 //! `job-script` and `worker` (what a Slurm job runs).
 //!
 //! Must never: open the cache (`worker` runs inside Slurm jobs, where only the coordinator may).
@@ -7,39 +7,6 @@ use anyhow::{anyhow, Result};
 
 use crate::config::cluster::{ClusterClass, ClusterConfig};
 use crate::exec::slurm::{job_script as slurm_script, worker_command};
-
-/// `arrakis rmsynth1d` / `rmclean1d`.
-pub fn rm1d(args: &crate::cli::Rm1dArgs, clean: bool) -> Result<i32> {
-    use crate::cli::{FitFunctionArg, WeightTypeArg};
-    use crate::science::stokes_i::FitFunction;
-    let data = crate::stages::rm1d::read_spectrum(&args.file)?;
-    let p = crate::science::rm_synthesis::SynthParams {
-        poly_ord: args.poly_ord,
-        fit_function: match args.fit_function {
-            FitFunctionArg::Log => FitFunction::Log,
-            FitFunctionArg::Linear => FitFunction::Linear,
-        },
-        n_samples: args.n_samples,
-        dphi: args.dphi,
-        phi_max: args.phi_max,
-        weight_variance: matches!(args.weight_type, WeightTypeArg::Variance),
-        fit_rmsf: args.fit_rmsf,
-    };
-    let json = if clean {
-        let c = crate::science::rm_clean::CleanParams {
-            cutoff: args.cutoff,
-            max_iter: args.max_iter,
-            gain: args.gain,
-            window: args.window,
-        };
-        let (s, cs) = crate::stages::rm1d::synth_and_clean(&data, &p, &c);
-        serde_json::json!({"synth": s, "clean": cs})
-    } else {
-        serde_json::to_value(crate::stages::rm1d::synth(&data, &p).0)?
-    };
-    println!("{}", serde_json::to_string_pretty(&json)?);
-    Ok(0)
-}
 
 /// `arrakis simulate`.
 pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {

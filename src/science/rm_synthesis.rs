@@ -809,7 +809,7 @@ pub fn run_rmsynth(s: &Spectrum, p: &SynthParams) -> (SynthSummary, SynthArrays)
     let widths: Vec<f64> = s.freq_hz.windows(2).map(|w| w[1] - w[0]).collect();
     let fmt = |v: &[f64]| {
         v.iter()
-            .map(|x| format!("{}", *x as f32))
+            .map(|x| crate::pyfmt::repr_f32(*x as f32))
             .collect::<Vec<_>>()
             .join(",")
     };

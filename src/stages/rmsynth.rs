@@ -22,7 +22,7 @@ use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "rmsynth",
-    version: 3,
+    version: 4,
     params: &[
         &DPHI,
         &PHI_MAX,

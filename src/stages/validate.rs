@@ -45,10 +45,10 @@ static CONTRACT: Contract = Contract {
 };
 
 const SIZE: (u32, u32) = (900, 680);
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// DejaVu Sans, registered once for every plot.
-fn fonts() -> Result<(), StageError> {
+pub(crate) fn fonts() -> Result<(), StageError> {
     static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         plotters::style::register_font(
