@@ -399,11 +399,18 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub field: FieldArgs,
     /// Print the targets that would run, and why; run nothing.
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Keep running independent targets after a failure (per-source stages always do).
-    #[arg(long)]
+    #[arg(short = 'k', long)]
     pub keep_going: bool,
+    /// Run STAGE's targets (or the one target with that id) even if up to date, and whatever
+    /// is stale after them. Repeatable.
+    #[arg(long, value_name = "STAGE|TARGET")]
+    pub force: Vec<String>,
+    /// Run every target of the build even if up to date.
+    #[arg(long)]
+    pub forceall: bool,
     /// Parallel jobs (default: all cores).
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,

@@ -151,11 +151,23 @@ pub fn resolve_params(
     config::resolve(&rules.param_decls(), configs, sets)
 }
 
+/// The per-field pipeline config every build, status and explain of the field reads first.
+pub const FIELD_CONFIG: &str = "arrakis.yaml";
+
 /// Load rules and parameters and find the field directory.
 pub fn load_front(spec: &FieldSpec) -> Result<Front, SessionError> {
     let t0 = Instant::now();
     let rules = load_rules(spec.rules.as_deref())?;
-    let params = resolve_params(&rules, &spec.configs, &spec.sets)?;
+    // The field's own config (FIELD/arrakis.yaml), read first: --config files and --set
+    // override it.
+    let own = spec.datadir.join(&spec.field).join(FIELD_CONFIG);
+    let configs: Vec<PathBuf> = own
+        .is_file()
+        .then_some(own)
+        .into_iter()
+        .chain(spec.configs.iter().cloned())
+        .collect();
+    let params = resolve_params(&rules, &configs, &spec.sets)?;
     timing("rules+config", t0);
     let limit = match spec.limit {
         Some(l) => Some(l),

@@ -20,6 +20,32 @@ use crate::exec::slurm::SlurmRunner;
 use crate::graph::Graph;
 use crate::session::{self, default_jobs, timing, FieldSpec, Front, Loaded, Opened, Want};
 
+/// The targets `--force` (stage names or target ids) and `--forceall` name, by index.
+fn forced_targets(graph: &Graph, names: &[String], all: bool) -> Result<Vec<bool>> {
+    let n = graph.targets.len();
+    if all {
+        return Ok(vec![true; n]);
+    }
+    let mut forced = vec![false; n];
+    let stages = graph.stages();
+    for name in names {
+        if stages.iter().any(|s| s == name) {
+            for (i, f) in forced.iter_mut().enumerate() {
+                *f |= graph.stage_of(i) == name;
+            }
+        } else if let Some(i) = graph.targets.iter().position(|t| &t.id == name) {
+            forced[i] = true;
+        } else {
+            return Err(anyhow!(
+                "--force {name}: no stage or target of that name{} (stages: {})",
+                crate::diag::did_you_mean(name, stages.iter().map(|s| s.as_str())),
+                stages.join(", ")
+            ));
+        }
+    }
+    Ok(forced)
+}
+
 /// `arrakis build`.
 pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
     let spec = FieldSpec::from(&args.field);
@@ -27,7 +53,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     let cache_dir = resolved.dir.as_path();
     let want = Want {
         every_stage: args.until.is_none() && args.only.is_none(),
-        use_snapshot: !args.full_check,
+        use_snapshot: !args.full_check && args.force.is_empty() && !args.forceall,
     };
     let loaded = match session::open(cache_dir, wait, &spec, want)? {
         Opened::UpToDate {
@@ -94,8 +120,37 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     }
     print_notes(&setup.params, &setup.graph.orphans);
     let graph = &setup.graph;
-    let selected = graph.select(args.until.as_deref(), args.only.as_deref())?;
-    let modes = local::modes_for(graph, &selected, args.only.is_some());
+    let flag = |p: &crate::config::params::ParamSpec| {
+        matches!(
+            setup.params.get(p.name),
+            Some(crate::config::params::ParamValue::Bool(true))
+        )
+    };
+    // Arrakis's imager_only: as --until imager (when neither --until nor --only is given).
+    let until = match (&args.until, &args.only) {
+        (None, None) if flag(&crate::config::IMAGER_ONLY) => {
+            if !graph.stages().iter().any(|s| s == "imager") {
+                return Err(anyhow!(
+                    "imager_only is set, but this build has no imager stage (imaging: false): set imaging: true, or remove imager_only"
+                ));
+            }
+            Some("imager".to_string())
+        }
+        _ => args.until.clone(),
+    };
+    let selected = graph.select(until.as_deref(), args.only.as_deref())?;
+    let mut modes = local::modes_for(graph, &selected, args.only.is_some());
+    // Arrakis's skip_* keys: the stage's targets are not run; their outputs are taken as they are.
+    for (spec, stages) in crate::config::SKIP_STAGES {
+        if flag(spec) {
+            for (i, m) in modes.iter_mut().enumerate() {
+                if *m == Mode::Run && stages.contains(&graph.stage_of(i)) {
+                    *m = Mode::TakeAsIs;
+                }
+            }
+        }
+    }
+    let forced = forced_targets(graph, &args.force, args.forceall)?;
     let load = |p: &Option<PathBuf>| -> Result<ClusterConfig> {
         match p {
             Some(p) => {
@@ -117,9 +172,10 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         quiet: args.quiet,
         live: Some(crate::progress::Live::path(cache_dir, &graph.field)),
     };
-    let engine = session::engine(&setup, &cache, states, opts.jobs, |ti| {
+    let mut engine = session::engine(&setup, &cache, states, opts.jobs, |ti| {
         modes[ti] != Mode::Ignore
     });
+    engine.forced = forced;
     let mut clusters = local::Clusters::default();
     if !args.dry_run {
         fn runner<'c>(
@@ -443,8 +499,24 @@ fn write_report_of(
 }
 
 pub(crate) fn print_notes(params: &Params, orphans: &[String]) {
+    // Keys sharing a reason on one line (an Arrakis config has dozens).
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
     for (k, why) in &params.unused {
-        eprintln!("note: config key '{k}' is not used ({why})");
+        match by_reason.iter_mut().find(|(w, _)| *w == why.as_str()) {
+            Some((_, keys)) => keys.push(k),
+            None => by_reason.push((why, vec![k])),
+        }
+    }
+    for (why, keys) in by_reason {
+        let (s, verb) = if keys.len() == 1 {
+            ("", "is")
+        } else {
+            ("s", "are")
+        };
+        eprintln!(
+            "note: config key{s} {} {verb} not used ({why})",
+            keys.join(", ")
+        );
     }
     if !orphans.is_empty() {
         let n = orphans.len();
@@ -480,6 +552,8 @@ pub fn demo(cache_dir: Option<&Path>, a: &crate::cli::DemoArgs) -> Result<i32> {
         },
         dry_run: false,
         keep_going: true,
+        force: vec![],
+        forceall: false,
         jobs: a.jobs,
         until: None,
         only: None,

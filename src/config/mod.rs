@@ -29,15 +29,6 @@ const ARRAKIS_KEYS: &[&str] = &[
     "local_wsclean",
     "dask_config",
     "imager_dask_config",
-    "imager_only",
-    "skip_imager",
-    "skip_cutout",
-    "skip_linmos",
-    "skip_frion",
-    "skip_rmsynth",
-    "skip_rmclean",
-    "skip_cat",
-    "skip_validate",
     "skip_cleanup",
     "sbid",
     "stokes",
@@ -127,6 +118,26 @@ const ARRAKIS_KEYS: &[&str] = &[
     "beam_radius_deg",
 ];
 
+/// Why an Arrakis key that no rule reads is accepted (its `value` as given), or `Err` with the
+/// reason it is refused: Arrakis options whose value would change the science in a way arrakis
+/// does not implement are refused rather than silently ignored.
+fn arrakis_key(key: &str, value: &serde_yaml::Value) -> Result<String, String> {
+    let set = !matches!(value, serde_yaml::Value::Null)
+        && value != &serde_yaml::Value::Bool(false)
+        && value.as_str() != Some("");
+    match key {
+        "ion" => Ok("Arrakis ignores it too: its pipeline runs RM synthesis with ion = not skip_frion; arrakis's switch is skip_frion".into()),
+        "tt0" | "tt1" if set => Err(format!(
+            "{key}: Taylor-term MFS images as the Stokes I model are not implemented in arrakis; it fits each component's Stokes I spectrum (poly_ord, fit_function), as Arrakis does without tt0/tt1. Set {key}: null (or remove it)"
+        )),
+        "own_fit" if set => Err("own_fit: Arrakis's own power-law Stokes I fit is not implemented in arrakis; it fits Stokes I with RM-Tools' polynomial (poly_ord, fit_function; a negative poly_ord chooses the order by AIC). Set own_fit: false (or remove it)".into()),
+        "skip_cleanup" => Ok("cleanup is `arrakis archive FIELD`, never part of a build".into()),
+        "skip_fix_ms" => Ok("the imager does not fix measurement sets yet (nothing to skip)".into()),
+        "validate" => Ok("Arrakis's rmsynth option to run on Stokes I; arrakis's validate stage always runs".into()),
+        _ => Ok("Arrakis option that no arrakis rule reads".into()),
+    }
+}
+
 /// Parameters arrakis had and replaced, with what to write instead.
 const RENAMED: &[(&str, &str)] = &[(
     "ion_predict",
@@ -160,8 +171,81 @@ pub static LIMIT: ParamSpec = ParamSpec::new(
 .nullable()
 .range(Range::at_least(0.0));
 
+macro_rules! skip_param {
+    ($name:ident, $key:literal, $help:literal) => {
+        #[doc = concat!("Arrakis's `", $key, "`.")]
+        pub static $name: ParamSpec =
+            ParamSpec::new($key, ParamType::Bool, DefaultValue::Bool(false), $help);
+    };
+}
+skip_param!(
+    SKIP_IMAGER,
+    "skip_imager",
+    "do not run the imager: its cubes are taken as they are (Arrakis's skip_imager)"
+);
+skip_param!(
+    SKIP_CUTOUT,
+    "skip_cutout",
+    "do not run cutout: its outputs are taken as they are"
+);
+skip_param!(
+    SKIP_LINMOS,
+    "skip_linmos",
+    "do not run linmos: the mosaics are taken as they are"
+);
+skip_param!(
+    SKIP_RMSYNTH,
+    "skip_rmsynth",
+    "do not run RM synthesis (1D or 3D): its outputs are taken as they are"
+);
+skip_param!(
+    SKIP_RMCLEAN,
+    "skip_rmclean",
+    "do not run RM-CLEAN (1D or 3D): its outputs are taken as they are"
+);
+skip_param!(
+    SKIP_CAT,
+    "skip_cat",
+    "do not make the catalogue: it is taken as it is"
+);
+skip_param!(
+    SKIP_VALIDATE,
+    "skip_validate",
+    "do not make the validation plots"
+);
+skip_param!(
+    IMAGER_ONLY,
+    "imager_only",
+    "build only up to the imager (Arrakis's imager_only; as --until imager)"
+);
+
+/// Arrakis's stage switches and the stages each one skips: a skipped stage's targets do not
+/// run, and their outputs are used as they are (whether or not they are up to date), as Arrakis
+/// does. `skip_frion` is not here: in Arrakis it also means RM synthesis reads the uncorrected
+/// Q/U, so it is a science parameter the rules read.
+pub static SKIP_STAGES: &[(&ParamSpec, &[&str])] = &[
+    (&SKIP_IMAGER, &["imager"]),
+    (&SKIP_CUTOUT, &["cutout"]),
+    (&SKIP_LINMOS, &["linmos"]),
+    (&SKIP_RMSYNTH, &["rmsynth", "rmsynth3d"]),
+    (&SKIP_RMCLEAN, &["rmclean", "rmclean3d"]),
+    (&SKIP_CAT, &["catalogue"]),
+    (&SKIP_VALIDATE, &["validate"]),
+];
+
 /// Parameters the engine itself reads (not any one rule): every build declares them.
-pub static ENGINE_PARAMS: &[&ParamSpec] = &[&BEAM_RADIUS_DEG, &LIMIT];
+pub static ENGINE_PARAMS: &[&ParamSpec] = &[
+    &BEAM_RADIUS_DEG,
+    &LIMIT,
+    &SKIP_IMAGER,
+    &SKIP_CUTOUT,
+    &SKIP_LINMOS,
+    &SKIP_RMSYNTH,
+    &SKIP_RMCLEAN,
+    &SKIP_CAT,
+    &SKIP_VALIDATE,
+    &IMAGER_ONLY,
+];
 
 /// A problem in a config file or a `--set`.
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +359,11 @@ pub fn resolve(
             let message = if let Some(why) = renamed(&key) {
                 why
             } else if ARRAKIS_KEYS.contains(&key.as_str()) || MONGO_KEYS.contains(&key.as_str()) {
-                format!("'{key}' is an Arrakis option that no arrakis rule reads; setting it has no effect")
+                let value = serde_yaml::from_str(v).unwrap_or(serde_yaml::Value::Null);
+                match arrakis_key(&key, &value) {
+                    Err(why) => why,
+                    Ok(why) => format!("'{key}' has no effect here: {why}"),
+                }
             } else {
                 format!(
                     "unknown parameter '{key}'{}",
@@ -397,28 +485,78 @@ pub fn describe(d: &ParamDecl) -> String {
     s
 }
 
+/// A config in configargparse's own format (what Arrakis's `--config` also reads): `key = value`
+/// lines, `#`/`;` comments, `[section]` headers ignored, values as YAML reads them (`true`,
+/// `-8`, `[0, 2, 4]`, text). `None` when the text has no `key = value` line (then it is YAML).
+/// Also returns each key's line.
+fn key_value_config(
+    text: &str,
+) -> Option<(
+    serde_yaml::Mapping,
+    std::collections::HashMap<String, usize>,
+)> {
+    let mut map = serde_yaml::Mapping::new();
+    let mut lines = std::collections::HashMap::new();
+    let mut any = false;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with(';') || t.starts_with('[') {
+            continue;
+        }
+        let (k, v) = t.split_once('=')?;
+        let k = k.trim();
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return None;
+        }
+        let v = v.split(" #").next().unwrap_or("").trim();
+        let value = if v.is_empty() {
+            serde_yaml::Value::Null
+        } else {
+            serde_yaml::from_str(v).unwrap_or_else(|_| serde_yaml::Value::String(v.to_string()))
+        };
+        map.insert(serde_yaml::Value::String(k.to_string()), value);
+        lines.insert(k.to_string(), n + 1);
+        any = true;
+    }
+    any.then_some((map, lines))
+}
+
 fn apply_text(
     params: &mut Params,
     decls: &BTreeMap<String, ParamDecl>,
     file: &Path,
     text: &str,
 ) -> Result<(), ConfigError> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError {
-        location: location(file, e.location().map(|l| l.line())),
-        message: format!(
-            "not valid YAML: {}",
-            e.to_string().split(" at line ").next().unwrap_or("")
-        ),
-    })?;
-    let map = match value {
-        serde_yaml::Value::Mapping(m) => m,
-        serde_yaml::Value::Null => return Ok(()),
-        _ => {
-            return Err(ConfigError {
-                location: location(file, Some(1)),
-                message: "a pipeline config must be a mapping of parameter names to values".into(),
-            })
+    let kv = key_value_config(text);
+    let map = match &kv {
+        Some((m, _)) => m.clone(),
+        None => {
+            let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError {
+                location: location(file, e.location().map(|l| l.line())),
+                message: format!(
+                    "not valid YAML: {}",
+                    e.to_string().split(" at line ").next().unwrap_or("")
+                ),
+            })?;
+            match value {
+                serde_yaml::Value::Mapping(m) => m,
+                serde_yaml::Value::Null => return Ok(()),
+                _ => {
+                    return Err(ConfigError {
+                        location: location(file, Some(1)),
+                        message: "a pipeline config must be a mapping of parameter names to values (YAML `key: value`, or configargparse's `key = value` lines)".into(),
+                    })
+                }
+            }
         }
+    };
+    let line_for = |raw_key: &str| match &kv {
+        Some((_, lines)) => lines.get(raw_key).copied(),
+        None => line_of(text, &[raw_key]),
     };
     for (k, v) in map {
         let raw_key = match &k {
@@ -429,7 +567,7 @@ fn apply_text(
                 .to_string(),
         };
         let key = normalise(&raw_key);
-        let loc = location(file, line_of(text, &[&raw_key]));
+        let loc = location(file, line_for(&raw_key));
         if let Some(decl) = decls.get(&key) {
             match decl.coerce(&v) {
                 Ok(Some(val)) => {
@@ -456,9 +594,15 @@ fn apply_text(
                 message: why,
             });
         } else if ARRAKIS_KEYS.contains(&key.as_str()) {
-            params
-                .unused
-                .push((key, "Arrakis option that no arrakis rule reads".into()));
+            match arrakis_key(&key, &v) {
+                Ok(why) => params.unused.push((key, why)),
+                Err(why) => {
+                    return Err(ConfigError {
+                        location: loc,
+                        message: why,
+                    })
+                }
+            }
         } else {
             let known = decls
                 .keys()

@@ -29,6 +29,8 @@ pub enum Mode {
     Run,
     /// Evaluate only (an upstream target of `--only`): if stale, dependents cannot run.
     CheckOnly,
+    /// Its stage is skipped (Arrakis's `skip_*`): not run; its outputs are taken as they are.
+    TakeAsIs,
     /// Not part of this build.
     Ignore,
 }
@@ -250,7 +252,27 @@ fn process(
             return Step::Finished(Some(o), Done::Unavailable(msg.clone()), Some(msg));
         }
     };
+    let take_as_is = |why: String| -> Step {
+        match engine.outputs_as_they_are(ti) {
+            Ok(d) => {
+                let mut o = outcome(Status::Skipped);
+                o.reasons = vec![format!("stage skipped: outputs taken as they are ({why})")];
+                Step::Finished(Some(o), Done::Outputs(d), None)
+            }
+            Err(e) => {
+                let msg = format!(
+                    "its stage is skipped ({}), but {e}: build without that skip_ key",
+                    engine.graph.stage_of(ti)
+                );
+                let mut o = outcome(Status::Failed);
+                o.error = Some(msg.clone());
+                Step::Finished(Some(o), Done::Unavailable(msg), None)
+            }
+        }
+    };
     match ev.verdict {
+        Verdict::Run { reasons, .. } if mode == Mode::TakeAsIs => take_as_is(reasons.join("; ")),
+        Verdict::Blocked { why, .. } if mode == Mode::TakeAsIs => take_as_is(why),
         Verdict::UpToDate => {
             let done = Engine::done_up_to_date(ev.record.as_ref());
             Step::Finished(Some(outcome(Status::Skipped)), done, None)
@@ -453,7 +475,7 @@ pub fn build_on(
     let target_stage: Vec<usize> = (0..n).map(|i| stage_idx[g.stage_of(i)]).collect();
     let mut totals = vec![0u64; stages.len()];
     for i in 0..n {
-        if modes[i] == Mode::Run {
+        if matches!(modes[i], Mode::Run | Mode::TakeAsIs) {
             totals[target_stage[i]] += 1;
         }
     }
@@ -631,7 +653,7 @@ pub fn build_on(
                 if o.status == Status::Ran && !opts.dry_run {
                     finished_at.push((ti, Instant::now()));
                 }
-                if modes[ti] == Mode::Run {
+                if matches!(modes[ti], Mode::Run | Mode::TakeAsIs) {
                     progress.finished(target_stage[ti], o.status == Status::Ran, o.status == Status::Failed, false);
                     if o.status == Status::Failed && !o.blocked {
                         progress.println(&format!("FAILED {}: {}", g.targets[ti].id, o.error.as_deref().unwrap_or("")));
@@ -641,7 +663,7 @@ pub fn build_on(
                 if o.status == Status::Failed && !o.blocked && !opts.keep_going && !rule_keeps_going {
                     stopped = true;
                 }
-                if modes[ti] == Mode::Run {
+                if matches!(modes[ti], Mode::Run | Mode::TakeAsIs) {
                     outcomes[ti] = Some(o);
                 }
                 for &d in &g.dependents[ti] {

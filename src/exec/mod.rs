@@ -171,6 +171,8 @@ pub struct Engine<'a> {
     /// Output signatures of the records written this build, by target index (`None`: a failure
     /// record); the other targets' records are as `states` says.
     written: Mutex<rustc_hash::FxHashMap<u32, Option<Box<[StatSig]>>>>,
+    /// Targets to run even when up to date (`--force`, `--forceall`), by index; empty: none.
+    pub forced: Vec<bool>,
 }
 
 impl<'a> Engine<'a> {
@@ -189,7 +191,28 @@ impl<'a> Engine<'a> {
             sources_seen: Mutex::new(Vec::new()),
             read_directory: AtomicBool::new(false),
             written: Mutex::new(rustc_hash::FxHashMap::default()),
+            forced: Vec::new(),
         }
+    }
+
+    /// Digests of target `ti`'s outputs as they are on disk (a stage skipped with Arrakis's
+    /// `skip_*`: its outputs are taken as they are); an error names the first missing one.
+    pub fn outputs_as_they_are(&self, ti: usize) -> Result<Vec<Digest>, String> {
+        let t = &self.graph.targets[ti];
+        t.outputs
+            .iter()
+            .map(|o| {
+                let abs = self.abs(&o.rel);
+                match self.file_digest(&abs) {
+                    Ok(Some(d)) => Ok(d),
+                    Ok(None) => Err(format!(
+                        "{} does not exist, so it cannot be taken as it is",
+                        abs.display()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .collect()
     }
 
     /// Record target `ti` in the cache (and remember its output signatures for the snapshot).
@@ -259,7 +282,7 @@ impl<'a> Engine<'a> {
         self.hashed_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    fn file_digest(&self, abs: &Path) -> Result<Option<Digest>, EngineError> {
+    pub(crate) fn file_digest(&self, abs: &Path) -> Result<Option<Digest>, EngineError> {
         let io = |source| EngineError::Io {
             path: abs.to_path_buf(),
             source,
@@ -462,6 +485,13 @@ impl<'a> Engine<'a> {
                 },
                 None => Verdict::UpToDate,
             },
+        };
+        let verdict = match verdict {
+            Verdict::UpToDate if self.forced.get(ti).copied().unwrap_or(false) => Verdict::Run {
+                reasons: vec!["forced (--force/--forceall): up to date, run on purpose".into()],
+                class: StaleClass::Stale,
+            },
+            v => v,
         };
         let inputs = match verdict {
             Verdict::UpToDate => Vec::new(),

@@ -29,12 +29,14 @@ pub static IMAGING: ParamSpec = ParamSpec::new(
     D::Bool(false),
     "make the beam cubes with WSClean (the imager rule)",
 );
-/// Correct for ionospheric Faraday rotation.
-pub static ION: ParamSpec = ParamSpec::new(
-    "ion",
+/// Skip the ionospheric Faraday-rotation correction (Arrakis's `skip_frion`: its pipeline then
+/// runs RM synthesis with `ion = not skip_frion`; Arrakis's own `ion` key is ignored, by Arrakis
+/// and here).
+pub static SKIP_FRION: ParamSpec = ParamSpec::new(
+    "skip_frion",
     T::Bool,
-    D::Bool(true),
-    "correct Q/U for ionospheric Faraday rotation before RM synthesis",
+    D::Bool(false),
+    "skip the FRion correction: RM synthesis reads the uncorrected Q/U mosaics (Arrakis's skip_frion)",
 );
 
 // --- imager (WSClean; Arrakis's imaging defaults) ----------------------------------------------
@@ -489,7 +491,7 @@ pub static ALL: &[&ParamSpec] = &[
     &LIMIT,
     &DIMENSION,
     &IMAGING,
-    &ION,
+    &SKIP_FRION,
     &WSCLEAN,
     &MS_GLOB_PATTERN,
     &CUBE_NAME,

@@ -278,6 +278,8 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
     );
     let p = config::resolve(&rules.param_decls(), &[arrakis_cfg], &[]).unwrap();
     assert_eq!(p.get("cutoff").unwrap().as_f64(), Some(-5.0));
+    // Arrakis's stage switches are parameters the engine reads (the stage is skipped).
+    assert_eq!(p.get("skip_imager").and_then(|v| v.as_bool()), Some(true));
     let unused: Vec<&str> = p.unused.iter().map(|(k, _)| k.as_str()).collect();
     for k in [
         "hosted_wsclean",
@@ -285,7 +287,6 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
         "username",
         "password",
         "database",
-        "skip_imager",
         "weight_type",
         "niter",
     ] {

@@ -25,7 +25,12 @@ fn complexity_flags_find_the_two_rm_sources() {
     o.sources = 160;
     o.nchan = 144;
     let dir = simulate(data, &o).unwrap();
-    let (out, r) = build_real(&data.join("cache"), data, field, &["--set", "ion=false"]);
+    let (out, r) = build_real(
+        &data.join("cache"),
+        data,
+        field,
+        &["--set", "skip_frion=true"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(with_status(&r, "failed").is_empty(), "{r:?}");
     let truth = read_csv(&dir.join("truth.csv"));
@@ -101,7 +106,10 @@ fn complexity_flags_find_the_two_rm_sources() {
         );
         assert_eq!(row["rm_method"], "RM Synthesis - Fractional polarization");
         assert_eq!(row["catalog_name"], "RACS_CPLX.catalogue");
-        assert_eq!(row["ionosphere"], "None", "{id}: built with ion=false");
+        assert_eq!(
+            row["ionosphere"], "None",
+            "{id}: built with skip_frion=true"
+        );
         assert!(f(row, "beamdist") >= 0.0 && f(row, "beamdist") < 3.0);
         assert!((f(row, "beamdist") - f(row, "separation_tile_centre")).abs() < 1e-12);
         let (l, m) = (f(row, "l_tile_centre"), f(row, "m_tile_centre"));

@@ -170,7 +170,7 @@ fn injected_ionosphere_is_removed_and_matches_frion_files() {
         corrected.abs() < 0.5,
         "after correction the mean RM offset is {corrected:.3} rad/m² over {n} components"
     );
-    let (out, r) = build_real(&cache, data, field, &["--set", "ion=false"]);
+    let (out, r) = build_real(&cache, data, field, &["--set", "skip_frion=true"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         stages_that_ran(&r),

@@ -78,7 +78,7 @@ fn real_wsclean_images_a_tiny_measurement_set_into_the_catalogue() {
             "--set",
             "gridder=null",
             "--set",
-            "ion=false",
+            "skip_frion=true",
         ],
     );
     assert!(out.status.success(), "{}", text(&out));

@@ -7,6 +7,7 @@ mod common;
 
 mod adding_a_stage;
 mod archive;
+mod arrakis_habits;
 mod bad_field;
 mod bad_input;
 mod catalogue;

@@ -125,7 +125,7 @@ fn native_and_casda(
         &native.join("cache"),
         &native,
         field,
-        &["--set", "ion=false"],
+        &["--set", "skip_frion=true"],
     );
     assert!(out.status.success(), "{}", text(&out));
     let images = base.join("casda-download");
@@ -200,7 +200,12 @@ fn init_sets_up_a_field_from_casda_products() {
     assert_eq!(written.flagged_channels, flagged);
     assert_eq!(written.nchan, ff.nchan);
 
-    let (out, r) = build_real(&data.join("cache"), &data, field, &["--set", "ion=false"]);
+    let (out, r) = build_real(
+        &data.join("cache"),
+        &data,
+        field,
+        &["--set", "skip_frion=true"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(with_status(&r, "failed").is_empty());
     let cat = format!("{field}.catalogue.csv");
@@ -351,7 +356,12 @@ fn init_reads_votables_with_racs_or_selavy_names() {
     csv_to_votable(&dir.join("catalogue/islands.csv"), &isl, &[], &[], "mJy");
     let (data, out) = setup("racs-vot", &comp, &isl);
     assert!(out.status.success(), "{}", text(&out));
-    let (out, _) = build_real(&data.join("cache"), &data, field, &["--set", "ion=false"]);
+    let (out, _) = build_real(
+        &data.join("cache"),
+        &data,
+        field,
+        &["--set", "skip_frion=true"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         std::fs::read(dir.join(&cat)).unwrap()
@@ -389,7 +399,12 @@ fn init_reads_votables_with_racs_or_selavy_names() {
     );
     let (data, out) = setup("selavy", &comp, &isl);
     assert!(out.status.success(), "{}", text(&out));
-    let (out, _) = build_real(&data.join("cache"), &data, field, &["--set", "ion=false"]);
+    let (out, _) = build_real(
+        &data.join("cache"),
+        &data,
+        field,
+        &["--set", "skip_frion=true"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let want = catalogue_by_id(&dir, field);
     let got = catalogue_by_id(&data.join(field), field);

@@ -19,7 +19,7 @@ use std::path::Path;
 pub use columns::{markdown as columns_markdown, spec, ColumnSpec, Kind, ARRAKIS_COLUMNS, COLUMNS};
 
 use super::io::{out_path, single};
-use super::params::{ION, LEAKAGE_BINS, LEAKAGE_DEGREE, LEAKAGE_SNR, SNR_CUT};
+use super::params::{LEAKAGE_BINS, LEAKAGE_DEGREE, LEAKAGE_SNR, SKIP_FRION, SNR_CUT};
 use super::products::{CleanProduct, Measured, SynthProduct};
 use super::{ActionCtx, Builtin, StageError};
 use crate::field_file::FieldFile;
@@ -32,7 +32,13 @@ use crate::science::sky::galactic;
 static CONTRACT: Contract = Contract {
     name: "catalogue",
     version: 2,
-    params: &[&SNR_CUT, &LEAKAGE_SNR, &LEAKAGE_BINS, &LEAKAGE_DEGREE, &ION],
+    params: &[
+        &SNR_CUT,
+        &LEAKAGE_SNR,
+        &LEAKAGE_BINS,
+        &LEAKAGE_DEGREE,
+        &SKIP_FRION,
+    ],
     inputs: &[
         SlotSpec::required("synth", "every component's rmsynth summary"),
         SlotSpec::required("clean", "every component's rmclean summary"),
@@ -185,7 +191,7 @@ impl Builtin for Catalogue {
             leakage_snr: ctx.f64(&LEAKAGE_SNR)?,
             leakage_bins: ctx.i64(&LEAKAGE_BINS)? as usize,
             leakage_degree: ctx.i64(&LEAKAGE_DEGREE)? as usize,
-            ionosphere: ctx.bool(&ION)?,
+            ionosphere: !ctx.bool(&SKIP_FRION)?,
         };
         let mut table = build(&ids, &synth, &clean, &finder, &field, &opts, &name)?;
         table.provenance = provenance(ctx, &field.field);

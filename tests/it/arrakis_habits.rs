@@ -1,0 +1,329 @@
+//! Arrakis's configs and Snakemake's habits keep their meaning: Arrakis's default config changes
+//! nothing, `ion` is ignored as Arrakis ignores it, `skip_*` take a stage's outputs as they are,
+//! `tt0`/`own_fit` are refused with the reason, `key = value` files and the field's own
+//! `arrakis.yaml` load; `-n`, `-k`, `--force STAGE|TARGET` and `--forceall` do what they say.
+
+use std::path::Path;
+
+use crate::common::{arrakis, build_real, text, with_status};
+
+/// Arrakis's `arrakis/.default_config.yaml` (its keys and values; comments left out).
+const ARRAKIS_DEFAULT: &str = "hosted-wsclean: docker://alecthomson/wsclean:latest
+local_wsclean: null
+dask_config: null
+imager_dask_config: null
+imager_only: false
+skip_imager: false
+skip_cutout: false
+skip_linmos: false
+skip_frion: false
+skip_rmsynth: false
+skip_rmclean: false
+skip_cat: false
+skip_cleanup: false
+sbid: null
+stokes:
+  - I
+  - Q
+  - U
+epoch: 0
+host: null
+username: null
+password:
+limit: null
+database: false
+temp_dir_wsclean: null
+temp_dir_images: null
+psf_cutoff: null
+robust: -0.5
+nchan: 36
+pols: IQU
+size: 6144
+scale: 2.5
+mgain: 0.7
+niter: 500_000
+nmiter: 15
+auto_mask: 4
+auto_threshold: 1
+local_rms: true
+local_rms_window: 60
+force_mask_rounds: 8
+gridder: wgridder
+taper: null
+minuv: 200
+parallel: null
+mpi: false
+purge: false
+multiscale: false
+multiscale_scale_bias: null
+multiscale_scales: 0,2,4,8,16,32,64,12
+absmem: null
+make_residual_cubes: false
+ms_glob_pattern: scienceData*_averaged_cal.leakage.ms
+data_column: CORRECTED_DATA
+no_mf_weighting: false
+skip_fix_ms: false
+pad: 3
+dryrun: false
+holofile: null
+yanda: 1.3.0
+yanda_image: null
+ionex_server: ftp://ftp.aiub.unibe.ch/CODE/
+ionex_prefix: codg
+ionex_formatter: null
+ionex_proxy_server: null
+ionex_predownload: false
+dimension: 1d
+save_plots: false
+rm_verbose: false
+ion: false
+tt0: null
+tt1: null
+validate: false
+own_fit: false
+weight_type:
+fit_function:
+fit_rmsf: false
+phi_max: null
+dphi: null
+n_samples:
+poly_ord:
+no_stokes_i: false
+show_plots: false
+not_rmsf: false
+debug: false
+cutoff: -8
+max_iter: 10000
+gain: 0.1
+window: null
+leakage_degree: 4
+leakage_bins: 16
+leakage_snr: 30
+write: null
+overwrite: false
+";
+
+fn simulate(data: &Path, field: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+        .args([
+            "simulate",
+            field,
+            "--sources",
+            "6",
+            "--beams",
+            "2",
+            "--nchan",
+            "24",
+            "--npix",
+            "96",
+            "--datadir",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `arrakis params` lines (name = value), without where each came from.
+fn params(cache: &Path, extra: &[&str]) -> Vec<String> {
+    let out = arrakis(cache).arg("params").args(extra).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
+}
+
+fn dry_run(cache: &Path, data: &Path, field: &str, extra: &[&str]) -> String {
+    let out = arrakis(cache)
+        .args(["build", field, "-n", "--datadir"])
+        .arg(data)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+#[test]
+fn arrakis_configs_keep_their_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
+    std::fs::create_dir_all(&data).unwrap();
+    simulate(&data, "F");
+    let (out, _) = build_real(&cache, &data, "F", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cfg = dir.path().join("arrakis_default.yaml");
+    std::fs::write(&cfg, ARRAKIS_DEFAULT).unwrap();
+    let cfg_s = cfg.to_str().unwrap();
+
+    // Arrakis's default config: the same targets (nothing to rebuild) and the same parameters,
+    // FRion included (its `ion: false` is ignored, as Arrakis ignores it). The one difference
+    // is Arrakis's typo in multiscale_scales, which is what Arrakis itself passes to WSClean and
+    // has no effect unless multiscale is on.
+    let dry = dry_run(&cache, &data, "F", &["--config", cfg_s]);
+    assert!(dry.contains("0 target(s) would run"), "{dry}");
+    assert!(
+        dry.contains("ion is not used (Arrakis ignores it too"),
+        "{dry}"
+    );
+    let none = params(&cache, &[]);
+    let with = params(&cache, &["--config", cfg_s]);
+    let differ: Vec<(&String, &String)> = none.iter().zip(&with).filter(|(a, b)| a != b).collect();
+    assert_eq!(none.len(), with.len());
+    assert_eq!(
+        differ,
+        vec![(
+            &"multiscale_scales = 0,2,4,8,16,32,64,128".to_string(),
+            &"multiscale_scales = 0,2,4,8,16,32,64,12".to_string()
+        )],
+        "parameters that Arrakis's default config changes"
+    );
+
+    // `--set ion=false` says what to use instead; skip_frion is Arrakis's switch.
+    let out = arrakis(&cache)
+        .args(["build", "F", "-n", "--set", "ion=false", "--datadir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("skip_frion"), "{}", text(&out));
+    let dry = dry_run(&cache, &data, "F", &["--set", "skip_frion=true"]);
+    assert!(
+        dry.contains("rmsynth/") && !dry.contains("0 target(s) would run"),
+        "{dry}"
+    );
+
+    // tt0/tt1 and own_fit are refused with the reason, naming file and line.
+    for (key, value) in [("tt0", "/data/tt0.fits"), ("own_fit", "true")] {
+        let bad = dir.path().join(format!("{key}.yaml"));
+        std::fs::write(&bad, format!("cutoff: -8\n{key}: {value}\n")).unwrap();
+        let out = arrakis(&cache)
+            .args(["build", "F", "-n", "--config"])
+            .arg(&bad)
+            .arg("--datadir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{t}");
+        assert!(
+            t.contains(&format!("{key}.yaml:2")) && t.contains("not implemented"),
+            "{t}"
+        );
+    }
+
+    // configargparse's `key = value` files load (sections and comments skipped).
+    let kv = dir.path().join("run.cfg");
+    std::fs::write(
+        &kv,
+        "# a saved run\n[rm]\ncutoff = -5\nion = false\nmax_iter = 10000\n",
+    )
+    .unwrap();
+    let dry = dry_run(&cache, &data, "F", &["--config", kv.to_str().unwrap()]);
+    assert!(
+        dry.contains("parameter cutoff changed from -8.0 to -5.0"),
+        "{dry}"
+    );
+
+    // The field's own config is read without being named; --set overrides it.
+    std::fs::write(data.join("F/arrakis.yaml"), "cutoff: -5\n").unwrap();
+    let dry = dry_run(&cache, &data, "F", &[]);
+    assert!(
+        dry.contains("parameter cutoff changed from -8.0 to -5.0"),
+        "{dry}"
+    );
+    let dry = dry_run(&cache, &data, "F", &["--set", "cutoff=-8"]);
+    assert!(dry.contains("0 target(s) would run"), "{dry}");
+    std::fs::remove_file(data.join("F/arrakis.yaml")).unwrap();
+}
+
+#[test]
+fn skip_keys_and_force_select_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
+    std::fs::create_dir_all(&data).unwrap();
+    simulate(&data, "F");
+    let (out, _) = build_real(&cache, &data, "F", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // skip_linmos: cutout reruns for the new pad; linmos does not run, its mosaics are taken
+    // as they are, and what reads them is up to date with them.
+    let mosaic_before = std::fs::read_dir(data.join("F/cutouts")).unwrap().count();
+    let (out, r) = build_real(
+        &cache,
+        &data,
+        "F",
+        &["--set", "pad=4", "--set", "skip_linmos=true"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&r, "ran");
+    assert!(
+        ran.iter().all(|id| id.starts_with("cutout/")) && !ran.is_empty(),
+        "{ran:?}"
+    );
+    assert!(with_status(&r, "skipped")
+        .iter()
+        .any(|id| id.starts_with("linmos/")));
+    assert_eq!(
+        std::fs::read_dir(data.join("F/cutouts")).unwrap().count(),
+        mosaic_before
+    );
+    // Without the skip, linmos is stale (its cutouts changed) and runs.
+    let dry = dry_run(&cache, &data, "F", &["--set", "pad=4"]);
+    assert!(dry.contains("linmos/"), "{dry}");
+
+    // A skipped stage whose outputs are missing: the target fails naming the file.
+    let (out, _) = build_real(&cache, &data, "F", &["--set", "pad=4"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let victim = walkdir::WalkDir::new(data.join("F/cutouts"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().ends_with(".linmos.fits"))
+        .unwrap()
+        .into_path();
+    std::fs::remove_file(&victim).unwrap();
+    let (out, r) = build_real(
+        &cache,
+        &data,
+        "F",
+        &["--set", "pad=4", "--set", "skip_linmos=true", "-k"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = with_status(&r, "failed");
+    assert!(
+        failed.iter().any(|id| id.starts_with("linmos/")),
+        "{failed:?}"
+    );
+    let (out, _) = build_real(&cache, &data, "F", &["--set", "pad=4"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // --force STAGE reruns that stage on purpose; identical outputs leave the rest alone.
+    let (out, r) = build_real(&cache, &data, "F", &["--set", "pad=4", "--force", "linmos"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&r, "ran");
+    assert!(
+        !ran.is_empty() && ran.iter().all(|id| id.starts_with("linmos/")),
+        "{ran:?}"
+    );
+    // --force TARGET: that one target.
+    let target = ran[0].clone();
+    let (out, r) = build_real(&cache, &data, "F", &["--set", "pad=4", "--force", &target]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(with_status(&r, "ran"), vec![target]);
+    // --forceall: everything would run; a name that is neither a stage nor a target: exit 2.
+    let dry = dry_run(&cache, &data, "F", &["--set", "pad=4", "--forceall"]);
+    assert!(!dry.contains(" 0 target(s) would run"), "{dry}");
+    let out = arrakis(&cache)
+        .args(["build", "F", "--force", "linmoss", "--datadir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("did you mean 'linmos'"),
+        "{}",
+        text(&out)
+    );
+}
