@@ -23,4 +23,34 @@ fn main() {
         .unwrap();
     }
     writeln!(f, "]").unwrap();
+    git_commit();
+}
+
+/// `ARRAKIS_COMMIT`: the commit the binary is built from (for `--version`), "unknown" outside
+/// a git checkout; rebuilt when HEAD moves.
+fn git_commit() {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    for p in ["HEAD", "logs/HEAD"] {
+        if let Some(path) = git(&["rev-parse", "--git-path", p]) {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let date = git(&["log", "-1", "--format=%cs"]).unwrap_or_default();
+    let text = if date.is_empty() {
+        format!("commit {commit}")
+    } else {
+        format!("commit {commit}, {date}")
+    };
+    println!("cargo:rustc-env=ARRAKIS_COMMIT={text}");
 }

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `--version`: the crate version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ARRAKIS_COMMIT"), ")");
+
 /// arrakis: the SPICE-RACS polarisation pipeline as an incremental build system.
 #[derive(Debug, Parser)]
-#[command(name = "arrakis", version, about, long_about = None)]
+#[command(name = "arrakis", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// Cache directory (sled store of target records and the stat cache). Default: the cache
     /// that last built the field (FIELD/.arrakis-cache records it), else ./cache.
@@ -77,6 +80,12 @@ pub enum Command {
     Init(InitArgs),
     /// Benchmarks.
     Bench(BenchArgs),
+    /// Print a shell completion script: `arrakis completions bash > ~/.local/share/bash-completion/completions/arrakis`
+    /// (zsh: into a directory on $fpath as _arrakis; fish: ~/.config/fish/completions/arrakis.fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Print the Slurm job script one job of a cluster config gets.
     JobScript(JobScriptArgs),
     /// Arrakis's cleanup, made safe: tar the per-beam cutouts into FIELD/cutouts.tar and remove

@@ -51,6 +51,12 @@ fn main() {
         Command::JobScript(a) => arrakis::cmd::tools::job_script(a),
         Command::Archive(a) => arrakis::cmd::maintain::archive(cli.cache.as_deref(), cli.wait, a),
         Command::Worker(a) => arrakis::cmd::tools::worker(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = arrakis::cli::Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "arrakis", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Bench(b) => match &b.what {
             BenchWhat::Engine {
                 islands,

@@ -327,3 +327,35 @@ fn skip_keys_and_force_select_stages() {
         text(&out)
     );
 }
+
+#[test]
+fn version_names_the_commit_and_completions_cover_the_commands() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let v = String::from_utf8_lossy(&out.stdout).to_string();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert!(
+        v.starts_with("arrakis ") && v.contains(&format!("commit {head}")),
+        "{v} (HEAD {head})"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && s.contains("rmsynth1d") && s.contains("forceall"),
+            "{shell}"
+        );
+    }
+}
