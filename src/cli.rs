@@ -432,7 +432,8 @@ pub struct BuildArgs {
     /// Write a JSON report of every target's outcome to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// No progress bars or lines.
+    /// Errors only: no progress, notes or table (failures are still listed, with the closing
+    /// line).
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Evaluate every target even when the snapshot of the last complete build shows that no

@@ -72,6 +72,9 @@ fn unix_now() -> f64 {
 /// Progress reporting for one build.
 pub struct Progress {
     stages: Vec<StageCount>,
+    /// When each stage's first target was evaluated: rates and ETAs count from there.
+    stage_start: Vec<Option<Instant>>,
+    /// The per-stage bars and, last, the total.
     bars: Option<(MultiProgress, Vec<ProgressBar>)>,
     plain: bool,
     last_line: Instant,
@@ -100,12 +103,15 @@ impl Progress {
             ))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
+            let total: u64 = stages.iter().map(|s| s.total).sum();
             let bars = stages
                 .iter()
-                .map(|s| {
-                    let b = mp.add(ProgressBar::new(s.total));
+                .map(|s| (s.name.clone(), s.total))
+                .chain(std::iter::once(("total".to_string(), total)))
+                .map(|(name, n)| {
+                    let b = mp.add(ProgressBar::new(n));
                     b.set_style(style.clone());
-                    b.set_prefix(s.name.clone());
+                    b.set_prefix(name);
                     b
                 })
                 .collect();
@@ -114,6 +120,7 @@ impl Progress {
             None
         };
         Progress {
+            stage_start: vec![None; stages.len()],
             stages,
             plain: !tty && !quiet,
             bars,
@@ -157,6 +164,47 @@ impl Progress {
         }
     }
 
+    /// The number of actions running now, per stage (counted by the workers).
+    pub fn set_running(&mut self, running: impl Iterator<Item = u64>) {
+        let mut changed = false;
+        for (i, r) in running.enumerate() {
+            if let Some(s) = self.stages.get_mut(i) {
+                if s.running != r {
+                    s.running = r;
+                    changed = true;
+                    if r > 0 && self.stage_start[i].is_none() {
+                        self.start_stage(i);
+                    }
+                }
+            }
+        }
+        if changed {
+            for i in 0..self.stages.len() {
+                self.refresh(i);
+            }
+        }
+    }
+
+    /// Stage `i` began: its bar's rate and ETA count from now, not from the build's start.
+    fn start_stage(&mut self, i: usize) {
+        self.stage_start[i] = Some(Instant::now());
+        if let Some((_, bars)) = &self.bars {
+            bars[i].reset_elapsed();
+            bars[i].reset_eta();
+        }
+    }
+
+    /// Targets per second and the seconds left for stage `i`, from its own start.
+    fn rate_eta(&self, i: usize) -> Option<(f64, f64)> {
+        let s = &self.stages[i];
+        let t = self.stage_start[i]?.elapsed().as_secs_f64();
+        if s.done == 0 || t <= 0.0 {
+            return None;
+        }
+        let rate = s.done as f64 / t;
+        Some((rate, s.total.saturating_sub(s.done) as f64 / rate))
+    }
+
     fn refresh(&mut self, i: usize) {
         self.write_live(false, false);
         if let Some((_, bars)) = &self.bars {
@@ -165,6 +213,14 @@ impl Progress {
             bars[i].set_message(format!(
                 "ran {} running {} failed {}",
                 s.ran, s.running, s.failed
+            ));
+            let total = &bars[bars.len() - 1];
+            total.set_position(self.stages.iter().map(|s| s.done).sum());
+            total.set_message(format!(
+                "ran {} running {} failed {}",
+                self.stages.iter().map(|s| s.ran).sum::<u64>(),
+                self.stages.iter().map(|s| s.running).sum::<u64>(),
+                self.stages.iter().map(|s| s.failed).sum::<u64>()
             ));
         } else if self.plain && self.last_line.elapsed() >= Duration::from_secs(2) {
             self.last_line = Instant::now();
@@ -176,16 +232,25 @@ impl Progress {
         let parts: Vec<String> = self
             .stages
             .iter()
-            .filter(|s| s.total > 0)
-            .map(|s| {
+            .enumerate()
+            .filter(|(_, s)| s.total > 0 && (s.done > 0 || s.running > 0))
+            .map(|(i, s)| {
+                let pace = match self.rate_eta(i) {
+                    Some((r, eta)) if s.done < s.total => format!(", {r:.1}/s, eta {eta:.0}s"),
+                    _ => String::new(),
+                };
                 format!(
-                    "{} {}/{} (ran {}, running {}, failed {})",
+                    "{} {}/{} (ran {}, running {}, failed {}{pace})",
                     s.name, s.done, s.total, s.ran, s.running, s.failed
                 )
             })
             .collect();
+        let (done, total): (u64, u64) = self
+            .stages
+            .iter()
+            .fold((0, 0), |(d, t), s| (d + s.done, t + s.total));
         eprintln!(
-            "[{:>6.1}s] {}",
+            "[{:>6.1}s] total {done}/{total}; {}",
             self.started.elapsed().as_secs_f64(),
             parts.join("; ")
         );
@@ -193,12 +258,18 @@ impl Progress {
 
     /// A target of stage `i` started running its action.
     pub fn started(&mut self, i: usize) {
+        if self.stage_start[i].is_none() {
+            self.start_stage(i);
+        }
         self.stages[i].running += 1;
         self.refresh(i);
     }
 
     /// A target of stage `i` finished: `ran` if its action ran, `failed` if it failed.
     pub fn finished(&mut self, i: usize, ran: bool, failed: bool, was_running: bool) {
+        if self.stage_start[i].is_none() {
+            self.start_stage(i);
+        }
         let s = &mut self.stages[i];
         s.done += 1;
         if was_running {

@@ -118,7 +118,9 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     if !args.dry_run {
         session::record_cache(&setup.graph.field_dir, cache_dir);
     }
-    print_notes(&setup.params, &setup.graph.orphans);
+    if !args.quiet {
+        print_notes(&setup.params, &setup.graph.orphans);
+    }
     let graph = &setup.graph;
     let flag = |p: &crate::config::params::ParamSpec| {
         matches!(
@@ -236,7 +238,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         print_would_run(graph, &res)?;
         return Ok(0);
     }
-    print_summary(graph, &res);
+    print_summary(graph, &res, args.quiet);
     if let Some(f) = &res.fatal {
         return Err(anyhow!("build stopped: {f}"));
     }
@@ -288,7 +290,7 @@ fn print_would_run(graph: &Graph, res: &BuildResult) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(graph: &Graph, res: &BuildResult) {
+fn print_summary(graph: &Graph, res: &BuildResult, quiet: bool) {
     let stages = graph.stages();
     let mut per: Vec<[f64; 4]> = vec![[0.0; 4]; stages.len()];
     let mut failures = Vec::new();
@@ -322,18 +324,46 @@ fn print_summary(graph: &Graph, res: &BuildResult) {
     } else {
         ""
     };
-    print_table(&stages, &per, &failures, blocked, res.seconds, ending);
+    print_table(
+        &stages,
+        &per,
+        &failures,
+        blocked,
+        res.seconds,
+        ending,
+        quiet,
+    );
+    if !quiet {
+        print_products(graph, res);
+    }
 }
 
-/// The per-stage table and the closing line. `per`: ran, skipped, failed, cpu seconds.
-fn print_table(
-    stages: &[String],
-    per: &[[f64; 4]],
-    failures: &[(&str, &str)],
-    blocked: usize,
-    seconds: f64,
-    ending: &str,
-) {
+/// Where the catalogue and the validation plots are, when this build made them.
+fn print_products(graph: &Graph, res: &BuildResult) {
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        if o.status != Status::Ran {
+            continue;
+        }
+        let abs = |rel: &str| absolute(&graph.field_dir.join(rel)).display().to_string();
+        let outs = &graph.targets[i].outputs;
+        match graph.stage_of(i) {
+            "catalogue" => {
+                let all: Vec<String> = outs.iter().map(|f| abs(&f.rel)).collect();
+                eprintln!("catalogue: {}", all.join(", "));
+            }
+            "validate" => {
+                if let Some(f) = outs.iter().find(|f| f.rel.ends_with(".html")) {
+                    eprintln!("plots: {} (open in a browser)", abs(&f.rel));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The per-stage rows: ran, skipped, failed, cpu seconds.
+fn print_stage_rows(stages: &[String], per: &[[f64; 4]]) {
     eprintln!(
         "{:<12} {:>8} {:>8} {:>8} {:>10}",
         "stage", "ran", "skipped", "failed", "cpu-s"
@@ -347,7 +377,27 @@ fn print_table(
             );
         }
     }
+}
+
+/// The per-stage table and the closing line. `per`: ran, skipped, failed, cpu seconds.
+#[allow(clippy::too_many_arguments)]
+fn print_table(
+    stages: &[String],
+    per: &[[f64; 4]],
+    failures: &[(&str, &str)],
+    blocked: usize,
+    seconds: f64,
+    ending: &str,
+    quiet: bool,
+) {
     let tot = |k: usize| per.iter().map(|p| p[k]).sum::<f64>();
+    // -q: errors only.
+    if quiet && tot(2) == 0.0 {
+        return;
+    }
+    if !quiet {
+        print_stage_rows(stages, per);
+    }
     if !failures.is_empty() {
         eprintln!("failures:");
         for (id, e) in failures.iter().take(20) {
@@ -378,7 +428,9 @@ fn up_to_date(
     args: &BuildArgs,
     seconds: f64,
 ) -> Result<i32> {
-    print_notes(&front.params, &v.orphans);
+    if !args.quiet {
+        print_notes(&front.params, &v.orphans);
+    }
     if let Some(path) = &args.report {
         let names: Vec<&str> = v.stages.iter().map(|(n, _)| n.as_str()).collect();
         let targets = v
@@ -399,6 +451,9 @@ fn up_to_date(
         eprintln!("arrakis: 0 target(s) would run ({seconds:.3} s)");
         return Ok(0);
     }
+    if args.quiet {
+        return Ok(0);
+    }
     eprintln!(
         "arrakis: nothing changed since the last complete build ({} files checked by stat; --full-check evaluates every target)",
         v.files_checked
@@ -409,7 +464,7 @@ fn up_to_date(
         .iter()
         .map(|(_, n)| [0.0, *n as f64, 0.0, 0.0])
         .collect();
-    print_table(&stages, &per, &[], 0, seconds, "");
+    print_table(&stages, &per, &[], 0, seconds, "", false);
     Ok(0)
 }
 

@@ -228,6 +228,7 @@ enum Step {
 /// Evaluate one target and, if stale and allowed, run it and commit its record; with `defer`,
 /// a stale target is handed back instead. `receipts` are the receipt files waiting at the start
 /// of the build.
+#[allow(clippy::too_many_arguments)]
 fn process(
     engine: &Engine,
     ti: usize,
@@ -236,6 +237,7 @@ fn process(
     results: &[OnceLock<Done>],
     defer: bool,
     receipts: &Receipts,
+    running: &std::sync::atomic::AtomicU64,
 ) -> Step {
     let up = |t: u32, o: u32| -> UpInput {
         match results[t as usize].get() {
@@ -339,7 +341,9 @@ fn process(
                     class,
                 });
             }
+            running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let run = run_target(engine, ti);
+            running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let result = run
                 .outputs
                 .map(|o| (o, run.seconds, hostname()))
@@ -483,6 +487,10 @@ pub fn build_on(
         stages.iter().cloned().zip(totals).collect(),
         opts.quiet || opts.dry_run,
     );
+    // Actions running now, per stage (the workers count them; the progress shows them).
+    let running: Vec<std::sync::atomic::AtomicU64> = (0..stages.len())
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
     if let (Some(path), false) = (&opts.live, opts.dry_run) {
         progress = progress.with_live(path.clone(), &g.field);
     }
@@ -550,6 +558,8 @@ pub fn build_on(
                 in_flight += batch.len();
                 let tx = tx.clone();
                 let results = &results;
+                let running = &running;
+                let target_stage = &target_stage;
                 let dry = opts.dry_run;
                 let remote_rule = &remote_rule;
                 let receipts = &receipts;
@@ -557,7 +567,8 @@ pub fn build_on(
                     let mut msgs = Vec::with_capacity(batch.len());
                     for ti in batch {
                         let defer = remote_rule[g.targets[ti].rule as usize];
-                        msgs.push(match process(engine, ti, modes[ti], dry, results, defer, receipts) {
+                        let running = &running[target_stage[ti]];
+                        msgs.push(match process(engine, ti, modes[ti], dry, results, defer, receipts, running) {
                             Step::Finished(outcome, done, fatal) => {
                                 let _ = results[ti].set(done);
                                 Msg { ti, outcome, fatal, deferred: None }
@@ -575,12 +586,13 @@ pub fn build_on(
             let mut msgs = Vec::new();
             let tick = std::time::Duration::from_millis(200);
             if in_flight > 0 {
-                let got = if remote > 0 { rx.recv_timeout(tick).ok() } else { rx.recv().ok() };
-                match got {
-                    Some(m) => msgs.extend(m),
-                    None if remote == 0 => break,
-                    None => {}
+                // Woken at least every tick, so the progress shows the running counts.
+                match rx.recv_timeout(tick) {
+                    Ok(m) => msgs.extend(m),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) if remote == 0 => break,
+                    Err(_) => {}
                 }
+                progress.set_running(running.iter().map(|r| r.load(std::sync::atomic::Ordering::Relaxed)));
                 // Take every report that is already waiting before handing out more work.
                 while let Ok(more) = rx.try_recv() {
                     msgs.extend(more);

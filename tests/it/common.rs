@@ -118,7 +118,7 @@ pub fn build(
     let report = datadir.join(format!("report-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&report);
     let out = arrakis(cache)
-        .args(["build", field, "--quiet", "--datadir"])
+        .args(["build", field, "--datadir"])
         .arg(datadir)
         .arg("--rules")
         .arg(engine_rules())
