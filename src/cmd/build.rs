@@ -120,6 +120,10 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     }
     if !args.quiet {
         print_notes(&setup.params, &setup.graph.orphans);
+        note_changed_params(cache_dir, &setup.graph.field, &setup.params);
+    }
+    if !args.dry_run {
+        save_params(cache_dir, &setup.graph.field, &setup.params);
     }
     let graph = &setup.graph;
     let flag = |p: &crate::config::params::ParamSpec| {
@@ -551,6 +555,61 @@ fn write_report_of(
         w.flush()
     })
     .with_context(|| format!("cannot write the report {}", path.display()))
+}
+
+/// Where the parameters of a field's last build are kept (for [`note_changed_params`]).
+fn params_file(cache_dir: &Path, field: &str) -> PathBuf {
+    cache_dir.join("params").join(format!("{field}.json"))
+}
+
+/// name → (value, where it came from), as this build resolved them.
+fn param_table(params: &Params) -> std::collections::BTreeMap<String, (String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            let origin = match params.origin(k) {
+                Some(crate::config::Origin::Default) | None => "default".to_string(),
+                Some(crate::config::Origin::File(f)) => f.display().to_string(),
+                Some(crate::config::Origin::Set) => "--set".to_string(),
+            };
+            (k.clone(), (v.display(), origin))
+        })
+        .collect()
+}
+
+/// Keep this build's parameters for the next build to compare with (best effort).
+fn save_params(cache_dir: &Path, field: &str, params: &Params) {
+    let path = params_file(cache_dir, field);
+    if let Ok(text) = serde_json::to_vec_pretty(&param_table(params)) {
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(cache_dir));
+        let _ = crate::atomic::write_atomic(&path, &text);
+    }
+}
+
+/// Say, before anything runs, which parameters differ from the last build of the field (a
+/// `--set` not retyped, a config left out): the targets that read them run again.
+fn note_changed_params(cache_dir: &Path, field: &str, params: &Params) {
+    type Table = std::collections::BTreeMap<String, (String, String)>;
+    let Ok(text) = std::fs::read(params_file(cache_dir, field)) else {
+        return;
+    };
+    let Ok(last) = serde_json::from_slice::<Table>(&text) else {
+        return;
+    };
+    let now = param_table(params);
+    let changed: Vec<String> = now
+        .iter()
+        .filter_map(|(k, (v, o))| {
+            let (lv, lo) = last.get(k)?;
+            (lv != v).then(|| format!("{k} {lv} ({lo}) -> {v} ({o})"))
+        })
+        .collect();
+    if !changed.is_empty() {
+        eprintln!(
+            "arrakis: note: parameters differ from the last build of {field}: {}; what reads them runs again",
+            changed.join(", ")
+        );
+    }
 }
 
 pub(crate) fn print_notes(params: &Params, orphans: &[String]) {

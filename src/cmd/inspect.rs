@@ -91,7 +91,64 @@ pub fn status(cache: Option<&Path>, wait: bool, args: &StatusArgs) -> Result<i32
         rows[s][col] += 1;
     }
     print_status(&stages, &rows);
+    // Why: the not-up-to-date targets counted by the kind of their first reason.
+    let mut why: Vec<(String, usize)> = Vec::new();
+    for o in res.outcomes.iter().flatten() {
+        let kind = match (o.status, o.reasons.first(), &o.error) {
+            (Status::WouldRun, Some(r), _) => reason_kind(r),
+            (Status::Failed, _, Some(e)) => format!("cannot run: {}", reason_kind(e)),
+            _ => continue,
+        };
+        match why.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => why.push((kind, 1)),
+        }
+    }
+    if !why.is_empty() {
+        why.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        println!(
+            "why not up to date (first reason; `arrakis explain FIELD TARGET` for one target):"
+        );
+        for (k, n) in why.iter().take(12) {
+            println!("{n:>8}  {k}");
+        }
+        if why.len() > 12 {
+            println!("     ...  and {} more kinds", why.len() - 12);
+        }
+    }
     Ok(0)
+}
+
+/// A reason with what varies per target taken out, so that reasons can be counted: "parameter
+/// cutoff changed from -8.0 to -5.0" → "parameter cutoff changed from -8.0 to -5.0" (the same for
+/// every target), "input 'clean' comes from rmclean/X, which will run first" → "an input is
+/// rebuilt first".
+pub(crate) fn reason_kind(reason: &str) -> String {
+    if reason.contains("which will run first") {
+        return "an input is rebuilt first".into();
+    }
+    if let Some(rest) = reason.strip_prefix("input '") {
+        let slot = rest.split('\'').next().unwrap_or("");
+        let what = if reason.contains("missing") || reason.contains("does not exist") {
+            "is missing"
+        } else if reason.contains("failed") {
+            "failed"
+        } else {
+            "changed"
+        };
+        return format!("input '{slot}' {what}");
+    }
+    if reason.starts_with("output ")
+        || reason.contains("was modified")
+        || reason.contains("was deleted")
+    {
+        return "an output was modified or deleted".into();
+    }
+    if reason.starts_with("the last run failed") {
+        return "the last run failed".into();
+    }
+    // Parameters, never built, action changed: the same text for every target.
+    reason.to_string()
 }
 
 /// The live counts of a running build (what `status` shows while the build holds the cache).

@@ -359,3 +359,68 @@ fn version_names_the_commit_and_completions_cover_the_commands() {
         );
     }
 }
+
+#[test]
+fn status_says_why_and_builds_say_what_changed_and_where_results_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, cache) = (dir.path().join("data"), dir.path().join("cache"));
+    std::fs::create_dir_all(&data).unwrap();
+    simulate(&data, "F");
+    let run = |extra: &[&str]| {
+        let out = arrakis(&cache)
+            .args(["build", "F", "--datadir"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    // A build that made them names the catalogue and the plots.
+    let t = run(&["--set", "cutoff=-5"]);
+    let cat = data.join("F/F.catalogue.csv");
+    let cat = std::path::absolute(&cat).unwrap();
+    assert!(t.contains(&format!("catalogue: {}", cat.display())), "{t}");
+    assert!(
+        t.contains("plots: ") && t.contains("validation/index.html"),
+        "{t}"
+    );
+    // Leaving out the --set: said before anything runs, with where each value came from.
+    let t = run(&["-n"]);
+    assert!(
+        t.contains(
+            "parameters differ from the last build of F: cutoff -5.0 (--set) -> -8.0 (default)"
+        ),
+        "{t}"
+    );
+    // -q: errors only.
+    let t = run(&["-q", "--set", "cutoff=-5"]);
+    assert!(t.trim().is_empty(), "-q printed: {t}");
+    // status: counts by reason.
+    let out = arrakis(&cache)
+        .args(["status", "F", "--set", "pad=5", "--datadir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let line = |needle: &str| -> usize {
+        t.lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no line with {needle:?}: {t}"))
+    };
+    let cutouts = t
+        .lines()
+        .find(|l| l.starts_with("cutout "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap();
+    assert_eq!(
+        line("parameter pad changed from 3.0 to 5.0"),
+        cutouts,
+        "{t}"
+    );
+    assert!(line("an input is rebuilt first") > 0, "{t}");
+}
