@@ -23,7 +23,20 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            if e.use_stderr() {
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                let _ = e.print();
+                if let Some(h) = arrakis::cmd::hints::for_args(&args) {
+                    eprintln!("hint: {h}");
+                }
+                std::process::exit(arrakis::cmd::EXIT_BAD_INPUT);
+            }
+            e.exit()
+        }
+    };
     let mut presses = 0u32;
     let _ = ctrlc::set_handler(move || {
         presses += 1;

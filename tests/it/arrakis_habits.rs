@@ -424,3 +424,29 @@ fn status_says_why_and_builds_say_what_changed_and_where_results_are() {
     );
     assert!(line("an input is rebuilt first") > 0, "{t}");
 }
+
+#[test]
+fn arrakis_command_line_habits_get_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("RACS_X")).unwrap();
+    for (args, want) in [
+        (
+            vec!["build", "RACS_X", "--skip_linmos"],
+            "--set skip_linmos=true".to_string(),
+        ),
+        (
+            vec!["build", ".", "RACS_X"],
+            "arrakis build RACS_X --datadir .".to_string(),
+        ),
+        (vec!["build", "RACS_X", "-v"], "no -v".to_string()),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains("hint: ") && t.contains(&want), "{args:?}: {t}");
+    }
+}
