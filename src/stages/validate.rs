@@ -21,7 +21,7 @@ use crate::units::FieldFile;
 
 static CONTRACT: Contract = Contract {
     name: "validate",
-    version: 1,
+    version: 2,
     params: &[&SNR_CUT, &LEAKAGE_SNR, &LEAKAGE_BINS],
     inputs: &[
         SlotSpec::required("catalogue", "the field's catalogue (CSV)"),
@@ -45,6 +45,10 @@ static CONTRACT: Contract = Contract {
 };
 
 const SIZE: (u32, u32) = (900, 680);
+
+/// The leakage plot's sources: below this fractional polarisation (or not detected) a bright
+/// source's Q and U measure the instrument, not the sky.
+const LOW_POL: f64 = 0.01;
 pub(crate) const FONT: &str = "sans-serif";
 
 /// DejaVu Sans, registered once for every plot.
@@ -205,7 +209,20 @@ fn axes<'a, 'b>(
     y: std::ops::Range<f64>,
     desc: (&str, &str),
 ) -> Result<Chart<'a, 'b>, StageError> {
+    axes_with(root, caption, x, y, desc, false)
+}
+
+/// [`axes`], with `counts`: the y axis is labelled at whole numbers only (histograms).
+fn axes_with<'a, 'b>(
+    root: &'a Draw<'b>,
+    caption: String,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    desc: (&str, &str),
+    counts: bool,
+) -> Result<Chart<'a, 'b>, StageError> {
     root.fill(&WHITE).map_err(err)?;
+    let top = y.end;
     let mut chart = ChartBuilder::on(root)
         .caption(caption, (FONT, 21))
         .margin(15)
@@ -213,13 +230,21 @@ fn axes<'a, 'b>(
         .y_label_area_size(70)
         .build_cartesian_2d(x, y)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(desc.0)
-        .y_desc(desc.1)
-        .label_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let whole = |v: &f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            format!("{v:.0}")
+        } else {
+            String::new()
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(desc.0).y_desc(desc.1).label_style((FONT, 15));
+    if counts {
+        // One label per whole count when few, else about ten (plotters picks round values).
+        let n = (top.floor() as usize + 1).clamp(2, 11);
+        mesh.y_labels(n).y_label_formatter(&whole);
+    }
+    mesh.draw().map_err(err)?;
     Ok(chart)
 }
 
@@ -253,52 +278,118 @@ fn rm_sky(root: &Draw, good: &[&Row], field: &str) -> Result<(), StageError> {
             "no polarised detections above the SNR cut",
         );
     }
-    let (ra0, ra1) = range(good.iter().map(|r| r.ra));
+    root.fill(&WHITE).map_err(err)?;
+    // The data on the left, the colour bar and the size key on the right, outside the data.
+    let (plot, key) = root.split_horizontally(SIZE.0 - 190);
+    // East to the left; RA offsets scaled by cos(Dec) so that the sky is not stretched.
+    let ra0 = {
+        let (s, c) = good.iter().fold((0.0, 0.0), |(s, c), r| {
+            (s + r.ra.to_radians().sin(), c + r.ra.to_radians().cos())
+        });
+        f64::atan2(s, c).to_degrees().rem_euclid(360.0)
+    };
+    let dec0 = good.iter().map(|r| r.dec).sum::<f64>() / good.len() as f64;
+    let cosd = dec0.to_radians().cos().max(1e-6);
+    let x_of = |r: &Row| ((r.ra - ra0 + 540.0).rem_euclid(360.0) - 180.0) * cosd;
+    let (x0, x1) = range(good.iter().map(|r| x_of(r)));
     let (d0, d1) = range(good.iter().map(|r| r.dec));
+    // Equal scales on both axes: widen the narrower range.
+    let (w, h) = (
+        (plot.dim_in_pixel().0 - 85) as f64,
+        (plot.dim_in_pixel().1 - 90) as f64,
+    );
+    let per_px = ((x1 - x0) / w).max((d1 - d0) / h);
+    let (xc, dc) = ((x0 + x1) / 2.0, (d0 + d1) / 2.0);
+    let (x0, x1) = (xc - per_px * w / 2.0, xc + per_px * w / 2.0);
+    let (d0, d1) = (dc - per_px * h / 2.0, dc + per_px * h / 2.0);
     let scale = good.iter().map(|r| r.rm.abs()).fold(1.0, f64::max);
     let pmax = good.iter().map(|r| r.polint).fold(0.0, f64::max);
-    let size = |r: &Row| (3.0 + 17.0 * (r.polint / pmax).max(0.0).sqrt()) as i32;
-    // RA grows to the east, which is drawn to the left.
-    let mut chart = axes(
-        root,
-        format!(
-            "{field}: RM on the sky ({} components; red > 0, blue < 0, size ∝ √PI)",
-            good.len()
-        ),
-        ra1..ra0,
-        d0..d1,
-        ("RA (deg)", "Dec (deg)"),
-    )?;
-    chart
-        .draw_series(
-            good.iter()
-                .map(|r| Circle::new((r.ra, r.dec), size(r), rm_colour(r.rm, scale).filled())),
+    let size = |p: f64| (3.0 + 17.0 * (p / pmax).max(0.0).sqrt()) as i32;
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(
+            format!(
+                "{field}: RM on the sky ({} polarised detections)",
+                good.len()
+            ),
+            (FONT, 21),
         )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x1..x0, d0..d1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("(RA − {ra0:.2}°) cos δ (deg)"))
+        .y_desc("Dec (deg)")
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(good.iter().map(|r| {
+            Circle::new(
+                (x_of(r), r.dec),
+                size(r.polint),
+                rm_colour(r.rm, scale).filled(),
+            )
+        }))
         .map_err(err)?;
     chart
         .draw_series(
             good.iter()
-                .map(|r| Circle::new((r.ra, r.dec), size(r), BLACK.stroke_width(1))),
+                .map(|r| Circle::new((x_of(r), r.dec), size(r.polint), BLACK.stroke_width(1))),
         )
         .map_err(err)?;
-    // A key: the colour at ±|RM|max and ±half of it.
-    for (k, rm) in [-scale, -scale / 2.0, scale / 2.0, scale]
-        .iter()
-        .enumerate()
-    {
-        let y = 70 + 26 * k as i32;
-        root.draw(&Circle::new(
-            (SIZE.0 as i32 - 150, y),
-            8,
-            rm_colour(*rm, scale).filled(),
+    // Colour bar: RM from -|RM|max (bottom) to +|RM|max (top).
+    let (bx, by, bh) = (20, 70, 300);
+    key.draw(&Text::new(
+        "RM (rad/m²)",
+        (bx - 5, by - 30),
+        (FONT, 16).into_font(),
+    ))
+    .map_err(err)?;
+    for k in 0..bh {
+        let rm = scale * (1.0 - 2.0 * k as f64 / (bh - 1) as f64);
+        key.draw(&Rectangle::new(
+            [(bx, by + k), (bx + 22, by + k + 1)],
+            rm_colour(rm, scale).filled(),
         ))
         .map_err(err)?;
-        root.draw(&Text::new(
-            format!("{rm:+.0} rad/m²"),
-            (SIZE.0 as i32 - 135, y - 8),
+    }
+    key.draw(&Rectangle::new(
+        [(bx, by), (bx + 22, by + bh)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?;
+    for f in [1.0, 0.5, 0.0, -0.5, -1.0] {
+        let y = by + ((1.0 - f) / 2.0 * (bh - 1) as f64) as i32;
+        key.draw(&Text::new(
+            format!("{:+.0}", f * scale),
+            (bx + 30, y - 8),
             (FONT, 15).into_font(),
         ))
         .map_err(err)?;
+    }
+    // Size key: the polarised intensity three marker sizes stand for.
+    let (sx, mut sy) = (bx + 12, by + bh + 70);
+    key.draw(&Text::new(
+        "polarised intensity",
+        (bx - 5, sy - 40),
+        (FONT, 16).into_font(),
+    ))
+    .map_err(err)?;
+    for f in [1.0, 0.25, 1.0 / 16.0] {
+        let p = pmax * f;
+        let r = size(p);
+        key.draw(&Circle::new((sx, sy), r, BLACK.stroke_width(1)))
+            .map_err(err)?;
+        key.draw(&Text::new(
+            format!("{} mJy/beam", crate::pyfmt::g(p * 1e3, 3)),
+            (sx + 28, sy - 8),
+            (FONT, 15).into_font(),
+        ))
+        .map_err(err)?;
+        sy += 2 * r + 14;
     }
     Ok(())
 }
@@ -324,13 +415,14 @@ fn histogram(
         let b = (((x - lo) / width) as usize).min(bins - 1);
         counts[b] += 1;
     }
-    let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.15 + 1.0;
-    let mut chart = axes(
+    let top = (*counts.iter().max().unwrap_or(&1) as f64 * 1.15 + 1.0).ceil();
+    let mut chart = axes_with(
         root,
         format!("{title} ({} components)", v.len()),
         lo..hi,
         0.0..top,
         (xdesc, "components"),
+        true,
     )?;
     let bar = |b: usize, c: u32| {
         let x0 = lo + b as f64 * width;
@@ -431,12 +523,12 @@ fn scatter(
 /// Fractional Q and U of bright sources against distance from the nearest beam centre, with the
 /// median in `bins` distance bins.
 fn leakage(root: &Draw, pts: &[(f64, f64, f64)], bins: usize) -> Result<(), StageError> {
-    let title = "Residual leakage: fractional Q, U of bright sources";
+    let title = "Residual leakage: Q/I, U/I of bright unpolarised sources";
     if pts.is_empty() {
         return note(
             root,
             title,
-            "no source bright enough in Stokes I (leakage_snr), or no beam centres in field.yaml",
+            "no bright (leakage_snr) source of low polarisation (< 1 % or not detected), or no beam centres in field.yaml",
         );
     }
     let (x0, x1) = range(pts.iter().map(|p| p.0));
@@ -525,6 +617,35 @@ fn truth_rows(
         .collect())
 }
 
+/// The catalogue files (links relative to `validation/`), the arrakis that made the page and
+/// the parameters the plots used.
+fn provenance_html(
+    ctx: &ActionCtx,
+    snr_cut: f64,
+    leak_snr: f64,
+    bins: usize,
+) -> Result<String, StageError> {
+    let csv = single(ctx, "catalogue")?;
+    let stem = csv
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".csv").to_string())
+        .unwrap_or_default();
+    let links: Vec<String> = [
+        ("csv", "CSV"),
+        ("fits", "FITS (RMTable)"),
+        ("xml", "VOTable"),
+    ]
+    .iter()
+    .map(|(ext, what)| format!("<a href=\"../{stem}.{ext}\">{stem}.{ext}</a> ({what})"))
+    .collect();
+    Ok(format!(
+        "<h2>Catalogue</h2>\n<p>{}</p>\n<h2>Made by</h2>\n<p>arrakis {} (validate stage version {}); snr_cut = {snr_cut}, leakage_snr = {leak_snr}, leakage_bins = {bins}. The catalogue files' headers carry the catalogue stage's parameters and their digest.</p>\n",
+        links.join(" · "),
+        crate::cli::VERSION,
+        CONTRACT.version
+    ))
+}
+
 /// `validate` (per field).
 pub struct Validate;
 
@@ -600,8 +721,14 @@ impl Builtin for Validate {
             let pts: Vec<(f64, f64, f64)> = if beams.is_empty() {
                 Vec::new()
             } else {
+                // Bright in Stokes I and not polarised in their own right: what is left in Q and
+                // U is leakage (a polarised source would hide it).
                 rows.iter()
-                    .filter(|x| x.stokes_i / x.stokes_i_err > leak_snr && x.polint.is_finite())
+                    .filter(|x| {
+                        x.stokes_i / x.stokes_i_err > leak_snr
+                            && x.polint.is_finite()
+                            && (x.snr < snr_cut || x.fracpol < LOW_POL)
+                    })
                     .map(|x| {
                         let d = beams
                             .iter()
@@ -658,11 +785,11 @@ impl Builtin for Validate {
             rows.len()
         );
         for (name, caption) in [
-            ("rm_sky", "RM of each detection on the sky: colour gives the sign and size of the RM, marker size the polarised intensity."),
+            ("rm_sky", "RM of each detection on the sky (RA offsets scaled by cos δ, equal scales): colour gives the RM (colour bar), marker size the polarised intensity (key)."),
             ("fracpol", "Distribution of fractional polarisation of the detections."),
             ("rm_glat", "RM against Galactic latitude, with 1σ errors."),
             ("snr", "Polarised signal-to-noise of every component (log scale)."),
-            ("leakage", "Residual instrumental leakage: Q/I and U/I at the FDF peak for sources bright in Stokes I, against distance from the nearest beam centre; lines are binned medians."),
+            ("leakage", "Residual instrumental leakage: Q/I and U/I at the FDF peak of sources bright in Stokes I (SNR above leakage_snr) and not polarised in their own right (no detection, or p below 1 %), against distance from the nearest beam centre; lines are binned medians."),
             ("truth_rm", "Simulated fields: recovered RM against the injected RM; the line is equality."),
             ("truth_fracpol", "Simulated fields: recovered fractional polarisation against the injected one."),
         ] {
@@ -672,6 +799,7 @@ impl Builtin for Validate {
                 "<figure><a href=\"{final_name}\"><img src=\"{final_name}\" alt=\"{name}\"></a><figcaption>{caption}</figcaption></figure>\n"
             ));
         }
+        html.push_str(&provenance_html(ctx, snr_cut, leak_snr, bins)?);
         html.push_str("</body></html>\n");
         write_text(out_path(ctx, "index")?, &html)
     }

@@ -67,6 +67,19 @@ fn validation_plots_are_rendered_and_not_blank() {
             "index.html lacks {name}"
         );
     }
+    // The page links the catalogue files (which exist) and says what made it.
+    for ext in ["csv", "fits", "xml"] {
+        let name = format!("{field}.catalogue.{ext}");
+        assert!(
+            index.contains(&format!("href=\"../{name}\"")),
+            "index.html lacks {name}"
+        );
+        assert!(vdir.join("..").join(&name).exists(), "{name}");
+    }
+    assert!(
+        index.contains(arrakis::cli::VERSION) && index.contains("snr_cut = "),
+        "{index}"
+    );
 
     // Without truth.csv the field is treated as real: every plot is still written, and a
     // changed input (the truth file going away) reruns only the validation.
