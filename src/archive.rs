@@ -223,8 +223,9 @@ pub fn archive_field(
         .count();
     if not_ready > 0 {
         return Err(ArchiveError::NotReady(format!(
-            "{not_ready} cutout target(s) of {} are not up to date; run `arrakis build {}` first, then archive",
-            graph.field, graph.field
+            "{not_ready} cutout target(s) of {} are not up to date; run `{}` first, then archive",
+            graph.field,
+            crate::diag::field_command("build", &graph.field_dir, &graph.field)
         )));
     }
     // Verify: every cutout output still on disk, with its recorded digest.
@@ -258,9 +259,9 @@ pub fn archive_field(
         for (rel, recorded) in &members {
             if written.get(rel).map(|a| a.digest) != Some(*recorded) {
                 return Err(ArchiveError::Integrity(format!(
-                    "{} changed since it was built; rebuild (`arrakis build {}`) before archiving. {TARBALL} holds the current bytes, nothing was removed",
+                    "{} changed since it was built; rebuild (`{}`) before archiving. {TARBALL} holds the current bytes, nothing was removed",
                     engine.abs(rel).display(),
-                    graph.field
+                    crate::diag::field_command("build", &graph.field_dir, &graph.field)
                 )));
             }
         }

@@ -116,3 +116,15 @@ mod tests {
         assert_eq!(nearest("zzzzzzzz", known), None);
     }
 }
+
+/// A command line for field `field` in `field_dir` that pastes as it is: `arrakis SUB FIELD`,
+/// with `--datadir` when the field is not in the working directory.
+pub fn field_command(sub: &str, field_dir: &std::path::Path, field: &str) -> String {
+    let datadir = field_dir.parent().unwrap_or(std::path::Path::new(""));
+    let d = datadir.to_string_lossy();
+    if d.is_empty() || d == "." {
+        format!("arrakis {sub} {field}")
+    } else {
+        format!("arrakis {sub} {field} --datadir {d}")
+    }
+}

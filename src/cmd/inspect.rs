@@ -93,7 +93,12 @@ pub fn status(cache: Option<&Path>, wait: bool, args: &StatusArgs) -> Result<i32
     print_status(&stages, &rows);
     // Why: the not-up-to-date targets counted by the kind of their first reason.
     let mut why: Vec<(String, usize)> = Vec::new();
-    for o in res.outcomes.iter().flatten() {
+    let mut example: Option<&str> = None;
+    for (i, o) in res.outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        if o.status == Status::WouldRun && example.is_none() {
+            example = Some(&graph.targets[i].id);
+        }
         let kind = match (o.status, o.reasons.first(), &o.error) {
             (Status::WouldRun, Some(r), _) => reason_kind(r),
             (Status::Failed, _, Some(e)) => format!("cannot run: {}", reason_kind(e)),
@@ -106,9 +111,9 @@ pub fn status(cache: Option<&Path>, wait: bool, args: &StatusArgs) -> Result<i32
     }
     if !why.is_empty() {
         why.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        println!(
-            "why not up to date (first reason; `arrakis explain FIELD TARGET` for one target):"
-        );
+        let explain = crate::diag::field_command("explain", &graph.field_dir, &graph.field);
+        let target = example.unwrap_or("TARGET");
+        println!("why not up to date (first reason; `{explain} {target}` for one target):");
         for (k, n) in why.iter().take(12) {
             println!("{n:>8}  {k}");
         }
@@ -208,11 +213,11 @@ pub fn explain(cache: Option<&Path>, wait: bool, args: &ExplainArgs) -> Result<i
     let Some(ti) = graph.find(&args.target) else {
         let ids = graph.targets.iter().map(|t| t.id.as_str());
         return Err(anyhow!(
-            "no target '{}' in field {}{}; `arrakis dag {} --dot` lists them",
+            "no target '{}' in field {}{}; `{} --dot` lists them",
             args.target,
             graph.field,
             crate::diag::did_you_mean(&args.target, ids),
-            graph.field
+            crate::diag::field_command("dag", &graph.field_dir, &graph.field)
         ));
     };
     let cache = match session::open_cache(cache_dir, wait) {
@@ -277,7 +282,10 @@ pub fn explain(cache: Option<&Path>, wait: bool, args: &ExplainArgs) -> Result<i
         }
     }
     if more > 0 {
-        println!("... and at least {more} more upstream target(s) that will run (`arrakis build --dry-run` lists them all)");
+        println!(
+            "... and at least {more} more upstream target(s) that will run (`{} -n` lists them all)",
+            crate::diag::field_command("build", &graph.field_dir, &graph.field)
+        );
     }
     Ok(0)
 }
