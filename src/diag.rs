@@ -94,6 +94,18 @@ pub fn location(file: &std::path::Path, line: Option<usize>) -> String {
     }
 }
 
+/// A command line for field `field` in `field_dir` that pastes as it is: `arrakis SUB FIELD`,
+/// with `--datadir` when the field is not in the working directory.
+pub fn field_command(sub: &str, field_dir: &std::path::Path, field: &str) -> String {
+    let datadir = field_dir.parent().unwrap_or(std::path::Path::new(""));
+    let d = datadir.to_string_lossy();
+    if d.is_empty() || d == "." {
+        format!("arrakis {sub} {field}")
+    } else {
+        format!("arrakis {sub} {field} --datadir {d}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,17 +126,5 @@ mod tests {
         assert_eq!(nearest("cutof", known), Some("cutoff".into()));
         assert_eq!(nearest("maxiter", known), Some("max_iter".into()));
         assert_eq!(nearest("zzzzzzzz", known), None);
-    }
-}
-
-/// A command line for field `field` in `field_dir` that pastes as it is: `arrakis SUB FIELD`,
-/// with `--datadir` when the field is not in the working directory.
-pub fn field_command(sub: &str, field_dir: &std::path::Path, field: &str) -> String {
-    let datadir = field_dir.parent().unwrap_or(std::path::Path::new(""));
-    let d = datadir.to_string_lossy();
-    if d.is_empty() || d == "." {
-        format!("arrakis {sub} {field}")
-    } else {
-        format!("arrakis {sub} {field} --datadir {d}")
     }
 }
