@@ -116,6 +116,7 @@ const ARRAKIS_KEYS: &[&str] = &[
     "overwrite",
     "verbose",
     "beam_radius_deg",
+    "config",
 ];
 
 /// Why an Arrakis key that no rule reads is accepted (its `value` as given), or `Err` with the
@@ -133,6 +134,7 @@ fn arrakis_key(key: &str, value: &serde_yaml::Value) -> Result<String, String> {
         "own_fit" if set => Err("own_fit: Arrakis's own power-law Stokes I fit is not implemented in arrakis; it fits Stokes I with RM-Tools' polynomial (poly_ord, fit_function; a negative poly_ord chooses the order by AIC). Set own_fit: false (or remove it)".into()),
         "skip_cleanup" => Ok("cleanup is `arrakis archive FIELD`, never part of a build".into()),
         "skip_fix_ms" => Ok("the imager does not fix measurement sets yet (nothing to skip)".into()),
+        "config" => Ok("the config file Arrakis was given (saved in its run YAML); arrakis reads the files given with --config".into()),
         "validate" => Ok("Arrakis's rmsynth option to run on Stokes I; arrakis's validate stage always runs".into()),
         _ => Ok("Arrakis option that no arrakis rule reads".into()),
     }
@@ -485,6 +487,32 @@ pub fn describe(d: &ParamDecl) -> String {
     s
 }
 
+/// The keys whose values the YAML Arrakis saves for each run (`yaml.dump(vars(args))`) dumps as
+/// `pathlib` paths: `key: !!python/object/apply:pathlib.PosixPath` over the path's parts
+/// (`[/, data, holo.fits]`). The YAML reader drops the tag, leaving the list of parts.
+fn python_path_keys(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with([' ', '\t', '-']))
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            v.trim_start()
+                .starts_with("!!python/object/apply:pathlib.")
+                .then(|| k.trim().to_string())
+        })
+        .collect()
+}
+
+/// The parts of a dumped `pathlib` path joined back into one path (`/data/holo.fits`).
+fn join_path_parts(v: serde_yaml::Value) -> serde_yaml::Value {
+    match &v {
+        serde_yaml::Value::Sequence(parts) if parts.iter().all(|p| p.as_str().is_some()) => {
+            let path: std::path::PathBuf = parts.iter().filter_map(|p| p.as_str()).collect();
+            serde_yaml::Value::String(path.to_string_lossy().into_owned())
+        }
+        _ => v,
+    }
+}
+
 /// A config in configargparse's own format (what Arrakis's `--config` also reads): `key = value`
 /// lines, `#`/`;` comments, `[section]` headers ignored, values as YAML reads them (`true`,
 /// `-8`, `[0, 2, 4]`, text). `None` when the text has no `key = value` line (then it is YAML).
@@ -558,6 +586,7 @@ fn apply_text(
         Some((_, lines)) => lines.get(raw_key).copied(),
         None => line_of(text, &[raw_key]),
     };
+    let path_keys = python_path_keys(text);
     for (k, v) in map {
         let raw_key = match &k {
             serde_yaml::Value::String(s) => s.clone(),
@@ -565,6 +594,11 @@ fn apply_text(
                 .unwrap_or_default()
                 .trim()
                 .to_string(),
+        };
+        let v = if path_keys.contains(&raw_key) {
+            join_path_parts(v)
+        } else {
+            v
         };
         let key = normalise(&raw_key);
         let loc = location(file, line_for(&raw_key));

@@ -227,6 +227,28 @@ fn arrakis_configs_keep_their_meaning() {
         "{dry}"
     );
 
+    // The YAML Arrakis saves for each run (`yaml.dump(vars(args))`: every argument, sorted,
+    // pathlib paths as Python objects) loads, and gives the same build.
+    let saved = dir.path().join("F-config-2024-01-01T00:00:00.000.yaml");
+    std::fs::write(
+        &saved,
+        "config: null\ncutoff: -8.0\ndask_config: null\ndatadir: !!python/object/apply:pathlib.PosixPath\n- /\n- data\n- racs\ndimension: 1d\nfield: F\nholofile: null\nimager_only: false\nion: false\nmap_size: 8\nmsdir: !!python/object/apply:pathlib.PosixPath\n- /\n- ms\nnpix: 512\noutfile: null\nskip_cleanup: false\nskip_frion: false\nstokes:\n- I\n- Q\n- U\nverbose: true\n",
+    )
+    .unwrap();
+    let dry = dry_run(&cache, &data, "F", &["--config", saved.to_str().unwrap()]);
+    assert!(dry.contains("0 target(s) would run"), "{dry}");
+    let holo = dir.path().join("holo.yaml");
+    std::fs::write(
+        &holo,
+        "holofile: !!python/object/apply:pathlib.PosixPath\n- /\n- askap\n- holo.fits\n",
+    )
+    .unwrap();
+    let p = params(&cache, &["--config", holo.to_str().unwrap()]);
+    assert!(
+        p.contains(&"holofile = /askap/holo.fits".to_string()),
+        "{p:?}"
+    );
+
     // The field's own config is read without being named; --set overrides it.
     std::fs::write(data.join("F/arrakis.yaml"), "cutoff: -5\n").unwrap();
     let dry = dry_run(&cache, &data, "F", &[]);

@@ -302,6 +302,20 @@ fn holography_beam_model_drives_linmos() {
     let holo = ["--set", "holofile=holo.fits"];
     let (out, r) = build_real(&cache, data, field, &holo);
     assert!(out.status.success(), "{}", text(&out));
+    // The same model named by its absolute path (as Arrakis configs give it): the same mosaics.
+    let before: Vec<Vec<u8>> = mosaics.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let abs = format!("holofile={}", dir.join("holo.fits").display());
+    let (out, _) = build_real(&cache, data, field, &["--set", &abs]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (p, b) in mosaics.iter().zip(&before) {
+        assert!(
+            std::fs::read(p).unwrap() == *b,
+            "{}: differs with an absolute holofile",
+            p.display()
+        );
+    }
+    let (out, _) = build_real(&cache, data, field, &holo);
+    assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         stages_that_ran(&r),
         [
