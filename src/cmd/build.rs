@@ -118,8 +118,8 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     if !args.dry_run {
         session::record_cache(&setup.graph.field_dir, cache_dir);
     }
+    print_notes(&setup.params, &setup.graph.orphans, args.quiet);
     if !args.quiet {
-        print_notes(&setup.params, &setup.graph.orphans);
         note_changed_params(cache_dir, &setup.graph.field, &setup.params);
     }
     if !args.dry_run {
@@ -432,9 +432,7 @@ fn up_to_date(
     args: &BuildArgs,
     seconds: f64,
 ) -> Result<i32> {
-    if !args.quiet {
-        print_notes(&front.params, &v.orphans);
-    }
+    print_notes(&front.params, &v.orphans, args.quiet);
     if let Some(path) = &args.report {
         let names: Vec<&str> = v.stages.iter().map(|(n, _)| n.as_str()).collect();
         let targets = v
@@ -612,10 +610,13 @@ fn note_changed_params(cache_dir: &Path, field: &str, params: &Params) {
     }
 }
 
-pub(crate) fn print_notes(params: &Params, orphans: &[String]) {
+/// Unused config keys (not with `quiet`) and islands no beam covers (always: data that is not
+/// processed is worth a line even with -q).
+pub(crate) fn print_notes(params: &Params, orphans: &[String], quiet: bool) {
     // Keys sharing a reason on one line (an Arrakis config has dozens).
+    let unused = if quiet { &[][..] } else { &params.unused[..] };
     let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (k, why) in &params.unused {
+    for (k, why) in unused {
         match by_reason.iter_mut().find(|(w, _)| *w == why.as_str()) {
             Some((_, keys)) => keys.push(k),
             None => by_reason.push((why, vec![k])),

@@ -227,6 +227,16 @@ impl Template {
     }
 }
 
+/// A source file may also be named by an absolute path (a holography model kept elsewhere, as
+/// Arrakis configs give `holofile`); never with `.` or `..` components.
+fn check_source(path: &str) -> Result<(), TemplateError> {
+    match path.strip_prefix('/') {
+        Some(rest) if !rest.is_empty() && !rest.split('/').any(|c| c == ".." || c == ".") => Ok(()),
+        Some(_) => Err(TemplateError::Outside(path.to_string())),
+        None => check_inside(path),
+    }
+}
+
 fn check_inside(rel: &str) -> Result<(), TemplateError> {
     if rel.is_empty() || rel.starts_with('/') || rel.split('/').any(|c| c == ".." || c == ".") {
         return Err(TemplateError::Outside(rel.to_string()));
@@ -605,7 +615,7 @@ pub fn expand(
                                 files.extend(found.into_iter().map(InputFile::Source));
                             }
                             _ => {
-                                check_inside(&rendered).map_err(|e| ExpandError {
+                                check_source(&rendered).map_err(|e| ExpandError {
                                     context: ctx(&id),
                                     message: format!("input '{}': {e}", inp.name),
                                 })?;
