@@ -12,13 +12,14 @@ use crate::fits::FitsError;
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// (The system's error is in the message, not chained as a source: printed with its
+    /// causes, it would appear twice.)
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The system's error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file's contents are not what the stage reads (line 1-based where known).
     #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -63,7 +64,7 @@ impl StageError {
     pub fn io(path: &Path, source: std::io::Error) -> StageError {
         StageError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
     /// A problem with the contents of `path` (at `line`, 1-based, if given).
