@@ -135,6 +135,13 @@ fn params(cache: &Path, extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Write a config file `name` in `dir`; its path as text.
+fn config_file(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
 fn dry_run(cache: &Path, data: &Path, field: &str, extra: &[&str]) -> String {
     let out = arrakis(cache)
         .args(["build", field, "-n", "--datadir"])
@@ -215,13 +222,12 @@ fn arrakis_configs_keep_their_meaning() {
     }
 
     // configargparse's `key = value` files load (sections and comments skipped).
-    let kv = dir.path().join("run.cfg");
-    std::fs::write(
-        &kv,
+    let kv = config_file(
+        dir.path(),
+        "run.cfg",
         "# a saved run\n[rm]\ncutoff = -5\nion = false\nmax_iter = 10000\n",
-    )
-    .unwrap();
-    let dry = dry_run(&cache, &data, "F", &["--config", kv.to_str().unwrap()]);
+    );
+    let dry = dry_run(&cache, &data, "F", &["--config", &kv]);
     assert!(
         dry.contains("parameter cutoff changed from -8.0 to -5.0"),
         "{dry}"
@@ -229,21 +235,19 @@ fn arrakis_configs_keep_their_meaning() {
 
     // The YAML Arrakis saves for each run (`yaml.dump(vars(args))`: every argument, sorted,
     // pathlib paths as Python objects) loads, and gives the same build.
-    let saved = dir.path().join("F-config-2024-01-01T00:00:00.000.yaml");
-    std::fs::write(
-        &saved,
+    let saved = config_file(
+        dir.path(),
+        "F-config-2024-01-01T00:00:00.000.yaml",
         "config: null\ncutoff: -8.0\ndask_config: null\ndatadir: !!python/object/apply:pathlib.PosixPath\n- /\n- data\n- racs\ndimension: 1d\nfield: F\nholofile: null\nimager_only: false\nion: false\nmap_size: 8\nmsdir: !!python/object/apply:pathlib.PosixPath\n- /\n- ms\nnpix: 512\noutfile: null\nskip_cleanup: false\nskip_frion: false\nstokes:\n- I\n- Q\n- U\nverbose: true\n",
-    )
-    .unwrap();
-    let dry = dry_run(&cache, &data, "F", &["--config", saved.to_str().unwrap()]);
+    );
+    let dry = dry_run(&cache, &data, "F", &["--config", &saved]);
     assert!(dry.contains("0 target(s) would run"), "{dry}");
-    let holo = dir.path().join("holo.yaml");
-    std::fs::write(
-        &holo,
+    let holo = config_file(
+        dir.path(),
+        "holo.yaml",
         "holofile: !!python/object/apply:pathlib.PosixPath\n- /\n- askap\n- holo.fits\n",
-    )
-    .unwrap();
-    let p = params(&cache, &["--config", holo.to_str().unwrap()]);
+    );
+    let p = params(&cache, &["--config", &holo]);
     assert!(
         p.contains(&"holofile = /askap/holo.fits".to_string()),
         "{p:?}"
