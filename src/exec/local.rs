@@ -262,9 +262,13 @@ fn process(
                 Step::Finished(Some(o), Done::Outputs(d), None)
             }
             Err(e) => {
+                let stage = engine.graph.stage_of(ti);
+                let key = crate::config::SKIP_STAGES
+                    .iter()
+                    .find(|(_, stages)| stages.contains(&stage))
+                    .map_or("its skip_ key", |(p, _)| p.name);
                 let msg = format!(
-                    "its stage is skipped ({}), but {e}: build without that skip_ key",
-                    engine.graph.stage_of(ti)
+                    "stage {stage} is skipped ({key}), but {e}: build once without {key} to make it"
                 );
                 let mut o = outcome(Status::Failed);
                 o.error = Some(msg.clone());
