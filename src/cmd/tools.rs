@@ -127,7 +127,7 @@ pub fn init(a: &crate::cli::InitArgs) -> Result<i32> {
                     (None, _) => "the scan's day(s), e.g. CODG{DOY}0.{YY}I (and give --scan-start and --scan-length)".into(),
                 };
                 println!(
-                    "next: put the IONEX maps {maps} in {}/IONEXdata, then\n  arrakis build {} --datadir {} --set ion_source=ionex\n(or --set ion=false to build without the ionospheric correction)",
+                    "next: put the IONEX maps {maps} in {}/IONEXdata, then\n  arrakis build {} --datadir {} --set ion_source=ionex\n(or --set skip_frion=true to build without the ionospheric correction)",
                     r.dir.display(),
                     o.field,
                     o.datadir.display()

@@ -86,7 +86,7 @@ pub fn read_ionosphere(path: &Path) -> Result<Ionosphere, StageError> {
         StageError::file(
             path,
             None,
-            format!("cannot read the ionosphere file: {e}. Provide an RM_ion time series (columns: time [s], RM_ion [rad/m^2]) or a FRion prediction (columns: frequency [Hz], Re theta, Im theta; `frion_predict` writes one), or set ion: false to skip the correction"),
+            format!("cannot read the ionosphere file: {e}. Provide an RM_ion time series (columns: time [s], RM_ion [rad/m^2]) or a FRion prediction (columns: frequency [Hz], Re theta, Im theta; `frion_predict` writes one), or set skip_frion: true to build without the correction"),
         )
     })?;
     let mut rows: Vec<Vec<f64>> = Vec::new();
@@ -589,7 +589,7 @@ mod tests {
         let e = read_ionosphere(&dir.path().join("none.txt"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("ion: false"), "{e}");
+        assert!(e.contains("skip_frion: true"), "{e}");
     }
 
     #[test]
