@@ -107,7 +107,7 @@ fn item_lines(text: &str, key: &str) -> Vec<usize> {
 impl FieldFile {
     /// Read and check `path`.
     pub fn read(path: &Path) -> Result<FieldFile, FieldFileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| FieldFileError::Read {
+        let text = crate::hash::read_regular_string(path).map_err(|e| FieldFileError::Read {
             path: path.to_path_buf(),
             why: format!("cannot read the field description ({e}); `arrakis init` writes one for real data, `arrakis simulate` for a simulated field"),
         })?;

@@ -203,11 +203,85 @@ fn hash_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
+/// What a path is when it is neither a regular file nor a directory (`None` for those two): such
+/// a path cannot be an input, since a FIFO blocks whoever reads it and a device such as
+/// `/dev/zero` never ends.
+pub fn special_kind(ft: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() || ft.is_dir() {
+        None
+    } else if ft.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// The error for an input that is `kind` (from [`special_kind`]).
+pub fn special_file_error(kind: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "is {kind}, not a regular file: inputs must be regular files or directories \
+             (a pipe would block the build, a device never ends); copy the data into a file"
+        ),
+    )
+}
+
+/// Stat `path` (following symlinks) and refuse what [`special_kind`] names, before anything
+/// opens it (opening a FIFO for reading blocks).
+pub fn check_regular(path: &Path) -> std::io::Result<std::fs::Metadata> {
+    let md = std::fs::metadata(path)?;
+    match special_kind(&md.file_type()) {
+        Some(kind) => Err(special_file_error(kind)),
+        None => Ok(md),
+    }
+}
+
+/// Read a whole input file: a FIFO or device is refused (see [`special_kind`]) and at most the
+/// length the file had when opened is read, so a read is bounded by what the file declares.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    check_regular(path)?;
+    let file = File::open(path)?;
+    let md = file.metadata()?;
+    if let Some(kind) = special_kind(&md.file_type()) {
+        return Err(special_file_error(kind));
+    }
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    file.take(md.len()).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// [`read_regular`] as UTF-8 text.
+pub fn read_regular_string(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_regular(path)?).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "is not UTF-8 text (byte {} is not valid)",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
 /// Hash a file's contents. Large files are memory-mapped and hashed on several threads (of the
-/// hashing pool; the caller blocks until it is done, taking no other work meanwhile).
+/// hashing pool; the caller blocks until it is done, taking no other work meanwhile). Reads at
+/// most the length the file had when opened; FIFOs and devices are refused.
 pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+    check_regular(path)?;
+    let file = File::open(path)?;
+    let md = file.metadata()?;
+    if let Some(kind) = special_kind(&md.file_type()) {
+        return Err(special_file_error(kind));
+    }
+    let len = md.len();
     let mut hasher = blake3::Hasher::new();
     if len >= MMAP_THRESHOLD_BYTES {
         let Some(pool) = hash_pool() else {
@@ -227,7 +301,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
             .map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
     }
     let mut buf = Vec::with_capacity(len as usize);
-    file.read_to_end(&mut buf)?;
+    file.take(len).read_to_end(&mut buf)?;
     hasher.update(&buf);
     Ok(Digest(*hasher.finalize().as_bytes()))
 }

@@ -189,7 +189,7 @@ pub fn init(o: &InitOptions) -> Result<InitReport, InitError> {
         for per_beam in &weights {
             let wp = &per_beam[&b];
             let ws = crate::stages::io::read_weights(wp, nc).map_err(|e| err(wp, e.to_string()))?;
-            let zero: Vec<bool> = ws.iter().map(|v| *v == 0.0).collect();
+            let zero: Vec<bool> = ws.w.iter().map(|v| v.is_nan() || *v == 0.0).collect();
             flagged_everywhere = Some(match flagged_everywhere {
                 None => zero,
                 Some(prev) => prev.iter().zip(&zero).map(|(a, b)| *a && *b).collect(),
@@ -554,7 +554,7 @@ fn from_selavy(t: &mut RawTable, path: &Path, islands: bool) -> Result<(), InitE
 /// The first TABLE of a VOTable (TABLEDATA serialisation) as text cells, with the FIELDs' names
 /// and units.
 fn read_votable(path: &Path) -> Result<RawTable, InitError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::hash::read_regular_string(path)
         .map_err(|e| err(path, format!("cannot read the VOTable: {e}")))?;
     let doc = roxmltree::Document::parse_with_options(
         &text,

@@ -202,7 +202,12 @@ pub fn finish_setup(front: Front) -> Result<Setup, SessionError> {
     } = front;
     let radius = params.engine_f64(&config::BEAM_RADIUS_DEG)?;
     let t0 = Instant::now();
-    let units = Units::load(&field_dir, radius, limit)?;
+    let units = Units::load(
+        &field_dir,
+        radius,
+        limit,
+        &crate::units::Needs::of_rules(&rules),
+    )?;
     timing("units", t0);
     let t0 = Instant::now();
     let graph = expand(&rules, &params, &units, &field_dir, &builtin_version)?;

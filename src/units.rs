@@ -35,6 +35,216 @@ pub enum UnitsError {
 
 pub use crate::field_file::{BeamCentre, FieldFile};
 
+/// Which unit files a rule set needs: a field whose rules run per island must have
+/// `catalogue/islands.csv` (a missing one is an input error, never "no islands": a catalogue built
+/// from no islands would overwrite a good one), and per component `catalogue/components.csv`.
+/// Also the shapes of the paths the rules make from island and component names, so that a name
+/// too long for a file name is refused where it is read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `catalogue/islands.csv` must exist.
+    pub islands: bool,
+    /// `catalogue/components.csv` must exist.
+    pub components: bool,
+    /// Every output path template that holds an island or component name.
+    pub paths: Vec<PathShape>,
+}
+
+/// The lengths of a path template's parts: what a name adds to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PathShape {
+    /// The template, for messages.
+    pub template: String,
+    /// Per path component: (bytes that do not depend on a name, `{field}`s, `{source}`s,
+    /// `{component}`s).
+    pub parts: Vec<[usize; 4]>,
+}
+
+/// What a temporary name adds to a file name (`.arrakis-tmp-PID-N-`), at most.
+const TMP_NAME_ROOM: usize = 48;
+/// The longest file name (one path component) Linux file systems take.
+const NAME_MAX: usize = 255;
+/// The longest path cfitsio opens or creates (FLEN_FILENAME − 1).
+const PATH_MAX_FITS: usize = 1024;
+
+impl PathShape {
+    /// The shape of `template` for a rule whose `foreach` variables take `foreach` values.
+    fn of(template: &str, foreach: &[(String, Vec<String>)]) -> PathShape {
+        let parts = template
+            .split('/')
+            .map(|comp| {
+                let mut part = [0usize; 4];
+                let names = crate::rules::spec::placeholders(comp).unwrap_or_default();
+                let mut fixed = comp.replace("{{", "{").replace("}}", "}").len();
+                for n in &names {
+                    fixed -= n.len() + 2;
+                    match n.as_str() {
+                        "field" => part[1] += 1,
+                        "source" => part[2] += 1,
+                        "component" => part[3] += 1,
+                        "beam" => fixed += 2,
+                        other => {
+                            fixed += foreach
+                                .iter()
+                                .find(|(k, _)| k == other)
+                                .and_then(|(_, vs)| vs.iter().map(|v| v.len()).max())
+                                .unwrap_or(8)
+                        }
+                    }
+                }
+                part[0] = fixed;
+                part
+            })
+            .collect();
+        PathShape {
+            template: template.to_string(),
+            parts,
+        }
+    }
+
+    /// Why a unit whose names have these lengths cannot have this path (under `dir_len` bytes
+    /// of field directory): a file or directory name longer than the system takes (a file's
+    /// counting the temporary name written first), or a whole path longer than cfitsio opens.
+    fn too_long(&self, dir_len: usize, field: usize, source: usize, comp: usize) -> Option<String> {
+        let len = |p: &[usize; 4]| p[0] + p[1] * field + p[2] * source + p[3] * comp;
+        let last = self.parts.len().saturating_sub(1);
+        for (i, p) in self.parts.iter().enumerate() {
+            let room = if i == last {
+                NAME_MAX - TMP_NAME_ROOM
+            } else {
+                NAME_MAX
+            };
+            if len(p) > room {
+                let what = if i == last { "file" } else { "directory" };
+                return Some(format!(
+                    "the {what} name '{}' of '{}' would have {} bytes, over the {room} it can have{}",
+                    self.template.split('/').nth(i).unwrap_or(""),
+                    self.template,
+                    len(p),
+                    if i == last {
+                        format!(" ({NAME_MAX} a file system allows, less {TMP_NAME_ROOM} for the temporary name written first)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        let total = dir_len + self.parts.iter().map(|p| len(p) + 1).sum::<usize>() + TMP_NAME_ROOM;
+        (total > PATH_MAX_FITS).then(|| {
+            format!(
+                "the path '{}' in this field would have {total} bytes with its temporary name, over the {PATH_MAX_FITS} cfitsio opens",
+                self.template
+            )
+        })
+    }
+}
+
+impl Needs {
+    /// Both files, and no path shapes (for loading units outside a build).
+    pub fn all() -> Needs {
+        Needs {
+            islands: true,
+            components: true,
+            paths: Vec::new(),
+        }
+    }
+
+    /// What `rules` need: islands when a rule runs per island or component, or reads the
+    /// islands file; components when a rule runs per component or reads the components file.
+    pub fn of_rules(rules: &crate::rules::RuleSet) -> Needs {
+        use crate::rules::spec::{InputSource, UnitKind};
+        let mut needs = Needs::default();
+        for r in &rules.rules {
+            needs.islands |= matches!(r.unit, UnitKind::Source | UnitKind::Component);
+            needs.components |= r.unit == UnitKind::Component;
+            for i in &r.inputs {
+                if let (InputSource::File(t), false) = (&i.source, i.optional) {
+                    needs.islands |= t.trim_start_matches("./") == ISLANDS_FILE;
+                    needs.components |= t.trim_start_matches("./") == COMPONENTS_FILE;
+                }
+            }
+            for o in &r.outputs {
+                if o.path.contains("{source}") || o.path.contains("{component}") {
+                    let shape = PathShape::of(&o.path, &r.foreach);
+                    if !needs.paths.contains(&shape) {
+                        needs.paths.push(shape);
+                    }
+                }
+            }
+        }
+        needs
+    }
+
+    /// Why island `source` (or its component `comp`) cannot be a unit of the field `field` in
+    /// `dir`: the first path that would be too long, and the longest name that would fit.
+    fn name_too_long(
+        &self,
+        dir: &Path,
+        field: &str,
+        source: &str,
+        comp: Option<&str>,
+    ) -> Option<String> {
+        let dir_len = dir.as_os_str().len();
+        let first = |s: usize, c: usize| {
+            self.paths
+                .iter()
+                .filter(|p| comp.is_some() || p.parts.iter().all(|x| x[3] == 0))
+                .find_map(|p| p.too_long(dir_len, field.len(), s, c))
+        };
+        let why = first(source.len(), comp.map_or(0, str::len))?;
+        // The longest name of this kind that fits (the other name as it is).
+        let fits = |n: usize| match comp {
+            Some(_) => first(source.len(), n).is_none(),
+            None => first(n, 0).is_none(),
+        };
+        let (mut lo, mut hi) = (0usize, comp.unwrap_or(source).len());
+        while lo + 1 < hi {
+            let mid = (lo + hi) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(format!("{why}; names up to {lo} bytes fit here"))
+    }
+}
+
+/// The islands file, relative to the field directory.
+pub const ISLANDS_FILE: &str = "catalogue/islands.csv";
+/// The components file, relative to the field directory.
+pub const COMPONENTS_FILE: &str = "catalogue/components.csv";
+
+/// A name as a message shows it: at most 60 characters, escaped.
+fn ellipsis(name: &str) -> String {
+    let shown: String = name.chars().take(60).collect();
+    let shown = shown.escape_debug().to_string();
+    if name.chars().count() > 60 {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
+/// The error for a unit file that is not there (or not a file).
+fn missing_unit_file(path: &Path, what: &str) -> UnitsError {
+    let why = match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => format!(
+            "is {}, not a regular file; the rules need the {what} catalogue (CSV) here",
+            crate::hash::special_kind(&m.file_type()).unwrap_or("a directory")
+        ),
+        Ok(_) => unreachable!("called for a missing file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "does not exist; the rules run per {what} and need it (restore it, or set the field up again with `arrakis init`); nothing was built"
+        ),
+        Err(e) => format!("cannot be read ({e}); nothing was built"),
+    };
+    UnitsError::Read {
+        path: path.to_path_buf(),
+        why,
+    }
+}
+
 /// The units of one field.
 #[derive(Clone, Debug, Default)]
 pub struct Units {
@@ -54,6 +264,10 @@ pub struct Units {
     pub orphans: Vec<String>,
     /// For each island, whether it is an orphan.
     pub orphan_mask: Vec<bool>,
+    /// Catalogue rows refused for their name (too long for a file name, or not usable as one):
+    /// `FILE:LINE: why`, one per row. Their islands (and components) are not built; the rest
+    /// of the field is, and the build then fails naming them.
+    pub rejected: Vec<String>,
 }
 
 /// Why a name cannot be a path component (and so cannot name a unit).
@@ -107,6 +321,10 @@ pub(crate) struct Table {
 impl Table {
     /// Read a catalogue CSV.
     pub(crate) fn read(path: &Path) -> Result<Table, UnitsError> {
+        crate::hash::check_regular(path).map_err(|e| UnitsError::Read {
+            path: path.to_path_buf(),
+            why: format!("cannot read the catalogue: {e}"),
+        })?;
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
@@ -188,15 +406,17 @@ impl Table {
 
 impl Units {
     /// Read the units of the field in `field_dir`. `beam_radius_deg` is the assignment radius;
-    /// `limit` keeps only the first N islands (and their components).
+    /// `limit` keeps only the first N islands (and their components); `needs` says which unit
+    /// files must exist (a file that is not needed and missing means no such units).
     pub fn load(
         field_dir: &Path,
         beam_radius_deg: f64,
         limit: Option<usize>,
+        needs: &Needs,
     ) -> Result<Units, UnitsError> {
         let field_yaml = field_dir.join("field.yaml");
         let ff = FieldFile::read(&field_yaml)?;
-        let text = std::fs::read_to_string(&field_yaml).unwrap_or_default();
+        let text = crate::hash::read_regular_string(&field_yaml).unwrap_or_default();
         let dir_name = field_dir
             .file_name()
             .map(|s| s.to_string_lossy().to_string())
@@ -226,7 +446,15 @@ impl Units {
             }
         }
 
-        let islands_path = field_dir.join("catalogue/islands.csv");
+        let islands_path = field_dir.join(ISLANDS_FILE);
+        let comps_path = field_dir.join(COMPONENTS_FILE);
+        let is_file = |p: &Path| std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
+        if needs.islands && !is_file(&islands_path) {
+            return Err(missing_unit_file(&islands_path, "island"));
+        }
+        if needs.components && !is_file(&comps_path) {
+            return Err(missing_unit_file(&comps_path, "component"));
+        }
         if !islands_path.exists() {
             units.beam_sources = vec![Vec::new(); units.beams.len()];
             return Ok(units);
@@ -248,18 +476,28 @@ impl Units {
             islands.col("Dec")?,
         );
         let mut index: HashMap<String, (u32, usize)> = HashMap::new();
+        // Rows refused for their name: their line, so that their components go with them.
+        let mut refused: HashMap<String, usize> = HashMap::new();
         let mut pos = Vec::new();
         for (line, row) in &islands.rows {
             if limit.map(|l| units.sources.len() >= l).unwrap_or(false) {
                 break;
             }
             let name = row.get(c_id).cloned().unwrap_or_default();
-            check_unit_name(&name).map_err(|why| {
-                islands.bad(
-                    *line,
-                    format!("Source_ID: {why}; fix the name in the catalogue"),
-                )
-            })?;
+            let unusable = check_unit_name(&name)
+                .err()
+                .map(|e| e.to_string())
+                .or_else(|| needs.name_too_long(field_dir, &units.field, &name, None));
+            if let Some(why) = unusable {
+                units.rejected.push(format!(
+                    "{}:{line}: Source_ID '{}' ({} bytes) cannot name an island's files: {why}; fix or shorten the name in the catalogue (the island is not built)",
+                    islands.path.display(),
+                    ellipsis(&name),
+                    name.len()
+                ));
+                refused.insert(name, *line);
+                continue;
+            }
             if let Some((_, first)) = index.get(&name) {
                 return Err(islands.bad(*line, format!("duplicate Source_ID '{name}' (first on line {first}); island names must be unique")));
             }
@@ -270,7 +508,6 @@ impl Units {
             pos.push((ra, dec));
         }
         units.source_components = vec![Vec::new(); units.sources.len()];
-        let comps_path = field_dir.join("catalogue/components.csv");
         if comps_path.exists() {
             let comps = Table::read(&comps_path)?;
             let (c_gid, c_sid) = (comps.col("Gaussian_ID")?, comps.col("Source_ID")?);
@@ -278,12 +515,22 @@ impl Units {
             for (line, row) in &comps.rows {
                 let name = row.get(c_gid).cloned().unwrap_or_default();
                 let src = row.get(c_sid).cloned().unwrap_or_default();
-                check_unit_name(&name).map_err(|why| {
-                    comps.bad(
-                        *line,
-                        format!("Gaussian_ID: {why}; fix the name in the catalogue"),
-                    )
-                })?;
+                if refused.contains_key(&src) {
+                    continue;
+                }
+                let unusable = check_unit_name(&name)
+                    .err()
+                    .map(|e| e.to_string())
+                    .or_else(|| needs.name_too_long(field_dir, &units.field, &src, Some(&name)));
+                if let Some(why) = unusable {
+                    units.rejected.push(format!(
+                        "{}:{line}: Gaussian_ID '{}' ({} bytes) cannot name a component's files: {why}; fix or shorten the name in the catalogue (the component is not built)",
+                        comps.path.display(),
+                        ellipsis(&name),
+                        name.len()
+                    ));
+                    continue;
+                }
                 if let Some(first) = seen.insert(name.clone(), *line) {
                     return Err(comps.bad(*line, format!("duplicate Gaussian_ID '{name}' (first on line {first}); component names must be unique")));
                 }

@@ -119,6 +119,8 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         session::record_cache(&setup.graph.field_dir, cache_dir);
     }
     print_notes(&setup.params, &setup.graph.orphans, args.quiet);
+    let rejected = &setup.graph.units.rejected;
+    print_rejected(rejected);
     if !args.quiet {
         note_changed_params(cache_dir, &setup.graph.field, &setup.params);
     }
@@ -220,6 +222,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     cache.flush()?;
     timing("flush", t0);
     let complete = !args.dry_run
+        && rejected.is_empty()
         && !res.interrupted
         && !res.stopped
         && res.fatal.is_none()
@@ -243,6 +246,12 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         return Ok(0);
     }
     print_summary(graph, &res, args.quiet);
+    if !rejected.is_empty() {
+        eprintln!(
+            "arrakis: {} catalogue row(s) refused (listed above; the rest of the field was built)",
+            rejected.len()
+        );
+    }
     if let Some(f) = &res.fatal {
         return Err(anyhow!("build stopped: {f}"));
     }
@@ -255,11 +264,30 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         .flatten()
         .filter(|o| o.status == Status::Failed)
         .count();
+    let rejected_rows = rejected.len();
     // The process exits next: freeing a large graph piece by piece would only cost time.
     std::mem::forget(res);
     std::mem::forget(engine);
     std::mem::forget(setup);
-    Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+    Ok(if failed > 0 || rejected_rows > 0 {
+        EXIT_FAILED
+    } else {
+        0
+    })
+}
+
+/// Catalogue rows whose names cannot name files: errors (shown even with -q), the build goes on
+/// without them and fails at the end.
+pub(crate) fn print_rejected(rejected: &[String]) {
+    for r in rejected.iter().take(20) {
+        eprintln!("arrakis: error: {r}");
+    }
+    if rejected.len() > 20 {
+        eprintln!(
+            "arrakis: error: ... and {} more catalogue rows refused for their names",
+            rejected.len() - 20
+        );
+    }
 }
 
 /// A dry run's answer: each target that would run and why (stdout), and the count.

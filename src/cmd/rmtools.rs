@@ -156,7 +156,7 @@ fn key_value(pairs: &[(&str, &Value)]) -> String {
 
 /// Read a JSON file as Python's `json` writes it (bare `NaN`, `Infinity` taken as null).
 fn read_py_json(path: &Path) -> Result<serde_json::Map<String, Value>> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::hash::read_regular_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let mut clean = String::with_capacity(text.len());
     let mut in_str = false;
@@ -213,7 +213,7 @@ fn num(m: &serde_json::Map<String, Value>, key: &str, path: &Path) -> Result<f64
 
 /// A numeric text file as `np.loadtxt` reads it: whitespace-separated, `#` comments.
 fn loadtxt(path: &Path, ncol: usize, hint: &str) -> Result<Vec<Vec<f64>>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::hash::read_regular_string(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow!("{}: no such file; {hint}", path.display())
         } else {

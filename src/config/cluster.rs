@@ -239,7 +239,7 @@ impl ClusterConfig {
 
     /// Read a cluster config file.
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = crate::hash::read_regular_string(path).map_err(|e| ConfigError {
             location: path.display().to_string(),
             message: format!("cannot read the cluster config: {e}"),
         })?;

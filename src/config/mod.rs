@@ -342,7 +342,7 @@ pub fn resolve(
         params.values.insert(k.clone(), (v, Origin::Default));
     }
     for f in config_files {
-        let text = std::fs::read_to_string(f).map_err(|e| ConfigError {
+        let text = crate::hash::read_regular_string(f).map_err(|e| ConfigError {
             location: f.display().to_string(),
             message: format!("cannot read the config file: {e}"),
         })?;

@@ -301,6 +301,9 @@ impl<'a> Engine<'a> {
             }
             Err(e) => return Err(io(e)),
         };
+        if let Some(kind) = crate::hash::special_kind(&md.file_type()) {
+            return Err(io(crate::hash::special_file_error(kind)));
+        }
         if md.is_dir() {
             self.read_directory.store(true, Ordering::Relaxed);
             return self.dir_digest(abs).map(Some);

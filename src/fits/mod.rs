@@ -7,6 +7,7 @@
 //! Errors name the file and, for header problems, the keyword.
 
 use std::ffi::{CStr, CString};
+use std::fs::File;
 use std::os::raw::{c_char, c_int, c_long};
 use std::path::{Path, PathBuf};
 
@@ -54,6 +55,9 @@ struct Handle {
 
 impl Handle {
     fn open(path: &Path) -> Result<Handle, FitsError> {
+        // A FIFO would block cfitsio's open, a device would never end.
+        crate::hash::check_regular(path)
+            .map_err(|e| err(path, format!("cannot open as FITS: {e}")))?;
         let c = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| err(path, "path contains a NUL byte"))?;
         let mut fptr = std::ptr::null_mut();
@@ -286,22 +290,74 @@ fn float_shape(h: &Header, path: &Path) -> Result<Vec<usize>, FitsError> {
         ));
     }
     let naxis = h.get_f64("NAXIS").unwrap_or(0.0) as usize;
-    Ok((1..=naxis)
+    if naxis > 999 {
+        return Err(err(
+            path,
+            format!("NAXIS = {naxis}: FITS allows at most 999 axes"),
+        ));
+    }
+    let shape: Vec<usize> = (1..=naxis)
         .map(|i| h.get_f64(&format!("NAXIS{i}")).unwrap_or(0.0) as usize)
-        .collect())
+        .collect();
+    // Bounded by what the file can hold: no product may overflow (and `check_complete` then
+    // compares it with the file's size before anything is allocated).
+    if shape
+        .iter()
+        .try_fold(8u64, |acc, &x| acc.checked_mul(x as u64))
+        .is_none()
+    {
+        return Err(err(
+            path,
+            format!("shape {shape:?}: the header describes more pixels than any file can hold"),
+        ));
+    }
+    Ok(shape)
 }
 
-/// An error if the file is shorter than its header and the `n` pixels the header promises.
+/// An error unless the file holds exactly its header and the `n` pixels the header promises:
+/// shorter is a truncated file; longer is a header that describes less data than there is (a
+/// wrong NAXISn would otherwise be read silently as other pixels), unless an extension follows
+/// (`XTENSION` at the next 2880-byte block) or the excess is the padding to the block.
 fn check_complete(h: &Header, handle: &Handle, n: usize) -> Result<(), FitsError> {
     let path = &handle.path;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bytes = (h.get_f64("BITPIX").unwrap_or(-32.0).abs() / 8.0) as u64;
-    let need = n as u64 * bytes;
+    let need = (n as u64).saturating_mul(bytes);
     let start = handle.data_start()?;
-    if size < start + need {
+    let end = start.saturating_add(need);
+    if size < end {
         return Err(err(path, format!("truncated: the header ({start} bytes) promises {need} bytes of pixels after it but the file has {size} bytes in all (an interrupted copy or write?); copy or image it again")));
     }
+    let padded = end.div_ceil(FITS_BLOCK) * FITS_BLOCK;
+    if size > padded && !extension_at(path, padded) {
+        let shape: Vec<String> = (1..=h.get_f64("NAXIS").unwrap_or(0.0) as usize)
+            .map(|i| {
+                format!(
+                    "NAXIS{i} = {}",
+                    h.get_f64(&format!("NAXIS{i}")).unwrap_or(0.0)
+                )
+            })
+            .collect();
+        return Err(err(path, format!(
+            "the header ({}) describes {need} bytes of pixels, but the file holds {} bytes after its header and no extension follows: the header does not describe the data (a wrong NAXIS?); fix the header or write the file again",
+            shape.join(", "),
+            size - start
+        )));
+    }
     Ok(())
+}
+
+/// FITS's block size.
+const FITS_BLOCK: u64 = 2880;
+
+/// Whether an extension header starts at byte `at` of the file.
+fn extension_at(path: &Path, at: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 9];
+    File::open(path)
+        .and_then(|f| f.read_exact_at(&mut buf, at))
+        .map(|_| &buf == b"XTENSION=")
+        .unwrap_or(false)
 }
 
 /// Plain big-endian float32 pixels (BITPIX −32, BSCALE 1 and BZERO 0 or absent), which can be

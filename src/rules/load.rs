@@ -751,7 +751,7 @@ impl RuleSet {
             .collect();
         paths.sort();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|e| RuleError {
+            let text = crate::hash::read_regular_string(&p).map_err(|e| RuleError {
                 location: p.display().to_string(),
                 message: format!("cannot read rule file: {e}"),
             })?;

@@ -31,7 +31,12 @@ impl Builtin for Beams {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let radius = ctx.f64(&BEAM_RADIUS_DEG)?;
-        let units = crate::units::Units::load(ctx.field_dir, radius, None)?;
+        let needs = crate::units::Needs {
+            islands: true,
+            components: false,
+            paths: Vec::new(),
+        };
+        let units = crate::units::Units::load(ctx.field_dir, radius, None, &needs)?;
         // Units hold beam → islands; the file is island → beams.
         let mut beams_of: Vec<Vec<&str>> = vec![Vec::new(); units.sources.len()];
         for (b, list) in units.beam_sources.iter().enumerate() {

@@ -72,9 +72,27 @@ impl Builtin for Cutout {
             )
         })?;
         let (nx, ny, nchan) = (reader.nx as i64, reader.ny as i64, reader.nchan);
-        let weights = std::fs::read(weights_path).map_err(|e| StageError::io(weights_path, e))?;
-        // The weights travel with every cutout: check now that they fit this cube.
-        read_weights(weights_path, nchan)?;
+        let weights =
+            crate::hash::read_regular(weights_path).map_err(|e| StageError::io(weights_path, e))?;
+        // The weights travel with every cutout: check now that they fit this cube. A `nan`
+        // weight is Arrakis's for a channel with no data: that channel must be blank here.
+        let checked = read_weights(weights_path, nchan)?;
+        if !checked.nan.is_empty() {
+            let mut plane = vec![0f32; reader.nx * reader.ny];
+            for &(c, line) in &checked.nan {
+                reader.read_plane(c, &mut plane)?;
+                if plane.iter().any(|v| v.is_finite()) {
+                    return Err(StageError::file(
+                        weights_path,
+                        Some(line),
+                        format!(
+                            "weight nan for channel {c}, but that channel of {} holds data: give its weight (1/rms^2), or 0 to leave the channel out",
+                            cube_path.display()
+                        ),
+                    ));
+                }
+            }
+        }
         // Boxes per island (by output label); pixels are gathered chunk by chunk.
         struct Job {
             x0: usize,

@@ -82,7 +82,7 @@ pub enum Ionosphere {
 /// Read an ionosphere file: `#` comments and blank lines skipped; two columns make a time series,
 /// three a FRion prediction.
 pub fn read_ionosphere(path: &Path) -> Result<Ionosphere, StageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::hash::read_regular_string(path).map_err(|e| {
         StageError::file(
             path,
             None,
@@ -305,7 +305,7 @@ fn read_ionex(path: &Path) -> Result<IonexMaps, StageError> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let bytes = std::fs::read(path).map_err(|e| StageError::io(path, e))?;
+    let bytes = crate::hash::read_regular(path).map_err(|e| StageError::io(path, e))?;
     let text = if name.ends_with(".gz") || name.ends_with(".GZ") {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut s)

@@ -127,31 +127,92 @@ pub fn single<'a>(ctx: &'a ActionCtx, slot: &str) -> Result<&'a PathBuf, StageEr
     })
 }
 
-/// Per-channel weights from an Arrakis weights text file (`channel weight` rows).
-pub fn read_weights(path: &Path, nchan: usize) -> Result<Vec<f64>, StageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
-    let mut w = vec![0.0; nchan];
+/// A beam's per-channel weights, as read from its weights text file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelWeights {
+    /// The weight of each channel (inverse variance; 0 for a flagged channel, NaN where the
+    /// file says `nan`).
+    pub w: Vec<f64>,
+    /// Channels whose weight is `nan`, with their line: Arrakis writes `nan` for a channel
+    /// with no data (its rms is NaN); the reader of the cube checks those channels are blank.
+    pub nan: Vec<(usize, usize)>,
+}
+
+/// Per-channel weights from an Arrakis weights text file (`channel weight` rows, `#` comments):
+/// exactly one row per channel of the cube, each weight finite and not negative (or `nan`, see
+/// [`ChannelWeights::nan`]). Anything else is an error naming the file and line, since a missing
+/// or wrong weight would silently change the mosaic.
+pub fn read_weights(path: &Path, nchan: usize) -> Result<ChannelWeights, StageError> {
+    let text = crate::hash::read_regular_string(path).map_err(|e| StageError::io(path, e))?;
+    let mut w = vec![f64::NAN; nchan];
+    let mut line_of: Vec<Option<usize>> = vec![None; nchan];
+    let mut nan = Vec::new();
+    let mut last_line = 0;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        last_line = n + 1;
         let mut it = line.split_whitespace();
         let at = |message: String| StageError::file(path, Some(n + 1), message);
-        let (Some(c), Some(v)) = (it.next(), it.next()) else {
-            return Err(at("expected 'channel weight'".into()));
+        let (Some(c), Some(v), None) = (it.next(), it.next(), it.next()) else {
+            return Err(at(format!(
+                "'{line}': expected two columns, 'channel weight' (as Arrakis writes them)"
+            )));
         };
-        let c: usize = c.parse().map_err(|_| at(format!("bad channel '{c}'")))?;
-        let v: f64 = v.parse().map_err(|_| at(format!("bad weight '{v}'")))?;
+        let c: usize = c.parse().map_err(|_| {
+            at(format!(
+                "bad channel '{c}': expected a channel number from 0"
+            ))
+        })?;
+        let v: f64 = v
+            .parse()
+            .map_err(|_| at(format!("bad weight '{v}': expected a number")))?;
         if c >= nchan {
             return Err(at(format!(
                 "channel {c}, but the cube it belongs to has only {nchan} channels (0 to {}); a beam cube and its weights file must come from the same imaging run",
                 nchan.saturating_sub(1)
             )));
         }
+        if let Some(first) = line_of[c] {
+            return Err(at(format!(
+                "channel {c} is given twice (first on line {first}); each channel has one weight"
+            )));
+        }
+        line_of[c] = Some(n + 1);
+        if v.is_nan() {
+            nan.push((c, n + 1));
+        } else if !v.is_finite() || v < 0.0 {
+            return Err(at(format!(
+                "weight {v} for channel {c}: a weight is an inverse variance, finite and not negative (0 for a flagged channel)"
+            )));
+        }
         w[c] = v;
     }
-    Ok(w)
+    let missing: Vec<usize> = (0..nchan).filter(|&c| line_of[c].is_none()).collect();
+    if missing.len() == nchan {
+        return Err(StageError::file(
+            path,
+            None,
+            format!("holds no weights; it needs one 'channel weight' row for each of the cube's {nchan} channels"),
+        ));
+    }
+    if let Some(&c) = missing.first() {
+        let list: Vec<String> = missing.iter().take(8).map(|c| c.to_string()).collect();
+        return Err(StageError::file(
+            path,
+            Some(if c == 0 { 1 } else { line_of[c - 1].unwrap_or(last_line) }),
+            format!(
+                "no weight for channel{} {}{}: the cube has {nchan} channels and each needs a row (0 for a flagged channel){}",
+                if missing.len() > 1 { "s" } else { "" },
+                list.join(", "),
+                if missing.len() > 8 { format!(" and {} more", missing.len() - 8) } else { String::new() },
+                if line_of[c..].iter().all(|l| l.is_none()) { "; was the file cut short?" } else { "" }
+            ),
+        ));
+    }
+    Ok(ChannelWeights { w, nan })
 }
 
 /// The temporary path of output `name`.

@@ -171,7 +171,7 @@ impl Builtin for Linmos {
         }
         let ws: Vec<Vec<f64>> = weights
             .iter()
-            .map(|p| read_weights(p, nchan))
+            .map(|p| read_weights(p, nchan).map(|cw| cw.w))
             .collect::<Result<_, _>>()?;
         let (ref_i, _) = cubes
             .iter()

@@ -243,7 +243,7 @@ fn write_text(path: &Path, text: Result<String, serde_json::Error>) -> Result<()
 }
 
 fn read_text(path: &Path) -> Result<String, ProductError> {
-    std::fs::read_to_string(path).map_err(|e| err(path, format!("cannot read: {e}")))
+    crate::hash::read_regular_string(path).map_err(|e| err(path, format!("cannot read: {e}")))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T, ProductError> {

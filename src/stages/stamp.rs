@@ -36,7 +36,7 @@ impl Builtin for Stamp {
         }
         for (slot, files) in &ctx.inputs {
             for f in files {
-                let bytes = std::fs::read(f).map_err(|e| StageError::io(f, e))?;
+                let bytes = crate::hash::read_regular(f).map_err(|e| StageError::io(f, e))?;
                 body.push_str(&format!(
                     "input {slot} {} {}\n",
                     f.file_name()

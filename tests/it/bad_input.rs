@@ -432,10 +432,6 @@ fn bad_fields_and_expansion_errors_name_the_file() {
                 "duplicate Source_ID 'J1' (first on line 2)",
             ],
         ),
-        (
-            "Source_ID,RA,Dec\n../etc,1,2\n",
-            vec!["islands.csv:2", "path separator"],
-        ),
     ] {
         std::fs::write(&isl, text).unwrap();
         let (code, t) = run(&good);
@@ -444,6 +440,22 @@ fn bad_fields_and_expansion_errors_name_the_file() {
             assert!(t.contains(w), "error lacks '{w}': {t}");
         }
     }
+    // An unusable name refuses its row only: the other island is built, the build fails.
+    std::fs::write(&isl, "Source_ID,RA,Dec\n../etc,180,-30\nJ0000,180,-30\n").unwrap();
+    std::fs::write(
+        data.join("B/catalogue/components.csv"),
+        "Gaussian_ID,Source_ID,RA,Dec\nJ0000_c1,J0000,180,-30\nbad_c1,../etc,180,-30\n",
+    )
+    .unwrap();
+    let (code, t) = run(&good);
+    assert_eq!(code, Some(1), "{t}");
+    assert!(
+        t.contains("islands.csv:2")
+            && t.contains("path separator")
+            && t.contains("1 catalogue row(s) refused"),
+        "{t}"
+    );
+    assert!(!t.contains("failed 1"), "{t}");
     // No field at all.
     let out = arrakis(&cache)
         .args(["build", "NOPE", "--datadir"])

@@ -7,7 +7,7 @@ use arrakis::exec::{Engine, Hashed};
 use arrakis::rules::expand::expand;
 use arrakis::rules::RuleSet;
 use arrakis::stages::{builtin_version, registry};
-use arrakis::units::Units;
+use arrakis::units::{Needs, Units};
 
 #[test]
 fn a_source_asked_for_by_many_threads_at_once_is_hashed_once() {
@@ -29,7 +29,7 @@ fn a_source_asked_for_by_many_threads_at_once_is_hashed_once() {
 
     let rules = RuleSet::load_dir(&engine_rules(), &registry()).unwrap();
     let params = arrakis::config::resolve(&rules.param_decls(), &[], &[]).unwrap();
-    let units = Units::load(&dir, 1.0, None).unwrap();
+    let units = Units::load(&dir, 1.0, None, &Needs::of_rules(&rules)).unwrap();
     let graph = expand(&rules, &params, &units, &dir, &builtin_version).unwrap();
     let cache = Cache::open(&data.join("cache"), false).unwrap();
     let want = arrakis::hash::hash_file(&big).unwrap();

@@ -11,7 +11,7 @@ use arrakis::exec::Engine;
 use arrakis::rules::expand::expand;
 use arrakis::rules::RuleSet;
 use arrakis::stages::{builtin_version, registry};
-use arrakis::units::Units;
+use arrakis::units::{Needs, Units};
 use proptest::prelude::*;
 
 const FIELD: &str = "PROP";
@@ -183,7 +183,8 @@ impl World {
             .map(|(k, p)| format!("p{k}={p}"))
             .collect();
         let params = arrakis::config::resolve(&self.rules.param_decls(), &[], &sets).unwrap();
-        let units = Units::load(&self.field_dir(), 1.0, None).unwrap();
+        let units =
+            Units::load(&self.field_dir(), 1.0, None, &Needs::of_rules(&self.rules)).unwrap();
         let graph = expand(
             &self.rules,
             &params,
