@@ -346,6 +346,15 @@ pub fn open_cache(dir: &Path, wait: bool) -> Result<Cache, CacheError> {
 /// The snapshot of the field's last complete build, if nothing it covers has changed.
 fn snapshot_holds(lock: &CacheLock, front: &Front, fingerprint: &Digest) -> Option<Verified> {
     let t0 = Instant::now();
+    // A store written or damaged since its last clean close is opened (and its damage found),
+    // never hidden behind the snapshot.
+    if !crate::cache::store_unchanged_since_close(lock.dir()) {
+        timing(
+            "snapshot check: the record store changed since it was closed",
+            t0,
+        );
+        return None;
+    }
     match snapshot::check(lock, &front.field_dir, fingerprint) {
         Check::UpToDate(v) => {
             timing("snapshot check: up to date", t0);

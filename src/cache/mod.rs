@@ -66,6 +66,12 @@ pub enum CacheError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The record store cannot be read: sled found its files damaged.
+    #[error("the record store {}/db of the cache {} is damaged (sled: corrupted data): `arrakis gc --repair --cache {}` moves it aside and salvages every record it can still read into a new store (targets whose records are lost rebuild; nothing else is touched)", dir.display(), dir.display(), dir.display())]
+    Damaged {
+        /// The cache directory.
+        dir: PathBuf,
+    },
     /// sled itself failed.
     #[error("cache {dir}: sled error: {source}")]
     Sled {
@@ -128,6 +134,199 @@ fn write_epoch(dir: &Path, epoch: u64) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// A sled error of the cache in `dir`: damaged files get the message that leads to the repair.
+fn sled_error(dir: &Path, source: sled::Error) -> CacheError {
+    match source {
+        sled::Error::Corruption { .. } => CacheError::Damaged {
+            dir: dir.to_path_buf(),
+        },
+        source => CacheError::Sled {
+            dir: dir.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// What [`Cache::salvage`] did.
+#[derive(Debug, Default)]
+pub struct Salvaged {
+    /// Where the damaged store was moved.
+    pub kept: PathBuf,
+    /// Target records copied into the new store.
+    pub targets: usize,
+    /// Stat-cache entries copied.
+    pub files: usize,
+    /// Archive records copied.
+    pub archived: usize,
+    /// Records read but not decodable (dropped).
+    pub dropped: usize,
+    /// Bytes of the log cut off before sled could open it (the records last written there are
+    /// lost).
+    pub cut_bytes: u64,
+    /// Whether a tree could not be read to its end.
+    pub incomplete: bool,
+}
+
+impl Salvaged {
+    /// Copy every decodable record of `old` into `fresh`: a target only with both of its parts.
+    fn copy_from(&mut self, old: &sled::Db, fresh: &Cache) -> Result<(), CacheError> {
+        let read_all = |name: &str, incomplete: &mut bool| -> Vec<(sled::IVec, sled::IVec)> {
+            let Ok(tree) = old.open_tree(name) else {
+                *incomplete = true;
+                return Vec::new();
+            };
+            // In key order up to the first page that cannot be read, then from the end
+            // backwards to it: what lies on both sides of the damage.
+            let mut items = std::collections::BTreeMap::new();
+            for item in tree.iter() {
+                match item {
+                    Ok((k, v)) => {
+                        items.insert(k, v);
+                    }
+                    Err(_) => {
+                        *incomplete = true;
+                        for item in tree.iter().rev() {
+                            match item {
+                                Ok((k, v)) => {
+                                    if items.insert(k, v).is_some() {
+                                        break;
+                                    }
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+            items.into_iter().collect()
+        };
+        let targets = read_all("targets", &mut self.incomplete);
+        let details: std::collections::HashMap<sled::IVec, sled::IVec> =
+            read_all("details", &mut self.incomplete)
+                .into_iter()
+                .collect();
+        fresh.before_write()?;
+        for (k, v) in targets {
+            match details.get(&k) {
+                Some(d)
+                    if decode::<TargetState>(&v).is_ok() && decode::<TargetDetails>(d).is_ok() =>
+                {
+                    fresh.targets.insert(&k, v).map_err(|e| fresh.sled_err(e))?;
+                    fresh
+                        .details
+                        .insert(&k, d.clone())
+                        .map_err(|e| fresh.sled_err(e))?;
+                    self.targets += 1;
+                }
+                _ => self.dropped += 1,
+            }
+        }
+        for (k, v) in read_all("files", &mut self.incomplete) {
+            if decode::<FileRecord>(&v).is_ok() {
+                fresh.files.insert(k, v).map_err(|e| fresh.sled_err(e))?;
+                self.files += 1;
+            } else {
+                self.dropped += 1;
+            }
+        }
+        for (k, v) in read_all("archived", &mut self.incomplete) {
+            fresh.archived.insert(k, v).map_err(|e| fresh.sled_err(e))?;
+            self.archived += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Open the sled store in `work` as far as it can be opened: whole, else with its log `log`
+/// cut back `segment` bytes at a time (`cut` says how much was cut). `None` when nothing opens.
+fn sled_open_quietly(work: &Path, log: &Path, segment: u64, cut: &mut u64) -> Option<sled::Db> {
+    let full = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let mut len = full;
+    // sled may panic on some damage: a panic is one more failed attempt, and not printed.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let restore = |hook| std::panic::set_hook(hook);
+    let open = || {
+        std::panic::catch_unwind(|| sled::Config::new().path(work).open())
+            .ok()
+            .and_then(Result::ok)
+    };
+    // As found, then without sled's page-table snapshot (rebuilt from the log when missing),
+    // then with the log cut back.
+    let drop_snapshots = || {
+        for e in std::fs::read_dir(work).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("snap.") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    };
+    if let Some(db) = open() {
+        restore(hook);
+        return Some(db);
+    }
+    drop_snapshots();
+    loop {
+        if let Some(db) = open() {
+            *cut = full - len;
+            restore(hook);
+            return Some(db);
+        }
+        len = len.saturating_sub(1) / segment * segment;
+        let cut_back = std::fs::OpenOptions::new()
+            .write(true)
+            .open(log)
+            .and_then(|f| f.set_len(len));
+        if len == 0 || cut_back.is_err() {
+            restore(hook);
+            return None;
+        }
+        drop_snapshots();
+    }
+}
+
+/// The file holding the record store's signature at its last clean close.
+const CLOSED_FILE: &str = "db.closed";
+
+/// The stat signatures of the record store's files (sorted by name): changed by any write to
+/// the store, so a signature equal to the one taken at the last clean close means the store has
+/// not been written (nor damaged by a write) since.
+pub fn store_signature(dir: &Path) -> Option<Vec<u8>> {
+    let mut entries = Vec::new();
+    for e in walkdir::WalkDir::new(dir.join("db")).sort_by_file_name() {
+        let e = e.ok()?;
+        if e.file_type().is_file() {
+            let sig = crate::hash::StatSig::from_metadata(&e.metadata().ok()?);
+            entries.push(format!(
+                "{}\t{sig:?}\n",
+                e.path().strip_prefix(dir).ok()?.display()
+            ));
+        }
+    }
+    Some(entries.concat().into_bytes())
+}
+
+/// Whether the record store is as it was at its last clean close (a snapshot may only answer
+/// for a store that has not changed since: one written or damaged behind its back has to be
+/// opened, which finds the damage).
+pub fn store_unchanged_since_close(dir: &Path) -> bool {
+    match (std::fs::read(dir.join(CLOSED_FILE)), store_signature(dir)) {
+        (Ok(closed), Some(now)) => closed == now,
+        _ => false,
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        // A clean close: everything on disk, then the store's signature beside it.
+        if self.db.flush().is_ok() {
+            if let Some(sig) = store_signature(&self.dir) {
+                let _ = crate::atomic::write_atomic(&self.dir.join(CLOSED_FILE), &sig);
+            }
+        }
+    }
+}
+
 impl Cache {
     /// Open (creating if needed) the cache at `dir`. With `wait`, block until another holder
     /// releases it; otherwise fail at once naming the holder.
@@ -143,10 +342,7 @@ impl Cache {
             dir: dir.to_path_buf(),
             source,
         };
-        let sled_err = |source| CacheError::Sled {
-            dir: dir.to_path_buf(),
-            source,
-        };
+        let sled_err = |source| sled_error(dir, source);
         let db_path = dir.join("db");
         let mut created = false;
         if !db_path.exists() {
@@ -232,10 +428,7 @@ impl Cache {
     }
 
     fn sled_err(&self, source: sled::Error) -> CacheError {
-        CacheError::Sled {
-            dir: self.dir.clone(),
-            source,
-        }
+        sled_error(&self.dir, source)
     }
 
     fn corrupt(&self, tree: &'static str, key: &[u8], why: DecodeError) -> CacheError {
@@ -462,6 +655,59 @@ impl Cache {
             }
         }
         Ok(dropped)
+    }
+
+    /// `gc --repair` of a store sled cannot open: the damaged store is moved aside (kept as
+    /// `db.damaged-<time>`), a copy of it is opened as far as it can be (without sled's page
+    /// table snapshot, and if need be with the log cut back segment by segment to the last
+    /// state sled reads), every record that still decodes is copied into a new store, and the
+    /// epoch is forgotten so no snapshot answers for the old records. Targets whose records are
+    /// lost are simply not up to date: they rebuild. A salvaged record is only ever trusted as
+    /// any record is (its key and its outputs' signatures must still match).
+    pub fn salvage(dir: &Path, wait: bool) -> Result<Salvaged, CacheError> {
+        let lock = CacheLock::acquire(dir, wait)?;
+        let io = |source| CacheError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let kept = dir.join(format!("db.damaged-{stamp}"));
+        remove_epoch(dir).map_err(io)?;
+        let _ = std::fs::remove_file(dir.join(CLOSED_FILE));
+        std::fs::rename(dir.join("db"), &kept).map_err(io)?;
+        // Work on a copy: the damaged store stays as it was found.
+        let work = dir.join(format!("db.salvage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).map_err(io)?;
+        for e in std::fs::read_dir(&kept).map_err(io)?.flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), work.join(e.file_name())).map_err(io)?;
+            }
+        }
+        let mut out = Salvaged {
+            kept: kept.clone(),
+            ..Salvaged::default()
+        };
+        let segment = 512 * 1024;
+        let log = work.join("db");
+        let old = sled_open_quietly(&work, &log, segment, &mut out.cut_bytes);
+        let fresh = Cache::open_locked(lock)?;
+        if let Some(old) = old {
+            let schema_ok = old
+                .open_tree("meta")
+                .ok()
+                .and_then(|m| m.get("schema").ok().flatten())
+                .is_some_and(|v| v.as_ref() == [SCHEMA_VERSION]);
+            if schema_ok {
+                out.copy_from(&old, &fresh)?;
+            }
+        }
+        fresh.flush()?;
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(out)
     }
 
     /// The stat-cache entry of an absolute path.

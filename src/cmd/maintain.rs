@@ -58,11 +58,36 @@ pub fn archive(cache: Option<&Path>, wait: bool, args: &ArchiveArgs) -> Result<i
 /// `arrakis gc`.
 pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
     let rules = session::load_rules(args.rules.as_deref())?;
-    let cache = session::open_cache(cache_dir, wait)?;
-    if args.repair {
-        let n = cache.repair()?;
-        eprintln!("gc: dropped {n} unreadable record(s); their targets rebuild on the next build");
-    }
+    // With --repair: records that fail to decode are dropped; a store sled cannot open or read
+    // is salvaged into a new one.
+    let opened = session::open_cache(cache_dir, wait).and_then(|cache| {
+        if args.repair {
+            let n = cache.repair()?;
+            cache.target_ids()?;
+            eprintln!(
+                "gc: dropped {n} unreadable record(s); their targets rebuild on the next build"
+            );
+        }
+        Ok(cache)
+    });
+    let cache = match opened {
+        Err(crate::cache::CacheError::Damaged { .. }) if args.repair => {
+            let s = crate::cache::Cache::salvage(cache_dir, wait)?;
+            eprintln!(
+                "gc: the record store was damaged; salvaged {} target record(s), {} stat-cache entr{}, {} archive record(s) into a new store{}{}{}. Targets without a record rebuild on the next build. The damaged store is kept as {} (delete it when satisfied)",
+                s.targets,
+                s.files,
+                if s.files == 1 { "y" } else { "ies" },
+                s.archived,
+                if s.dropped > 0 { format!("; dropped {} unreadable record(s)", s.dropped) } else { String::new() },
+                if s.cut_bytes > 0 { format!("; the last {:.1} MiB of its log could not be read (records written there are lost)", s.cut_bytes as f64 / (1024.0 * 1024.0)) } else { String::new() },
+                if s.incomplete { "; some records could not be read at all" } else { "" },
+                s.kept.display()
+            );
+            session::open_cache(cache_dir, wait)?
+        }
+        r => r?,
+    };
     let ids = cache.target_ids()?;
     let rule_names: std::collections::HashSet<&str> =
         rules.rules.iter().map(|r| r.name.as_str()).collect();
