@@ -70,9 +70,10 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-/// Remove leftover temporary files (from a killed process) under `dir`; how many.
-pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
-    let mut n = 0;
+/// Remove leftover temporary files (from a killed process) under `dir`; how many, and their
+/// bytes.
+pub fn remove_temp_files(dir: &Path) -> std::io::Result<(usize, u64)> {
+    let (mut n, mut bytes) = (0, 0);
     for entry in walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|e| e.ok())
@@ -80,6 +81,7 @@ pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
         if entry.file_type().is_file()
             && entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
         {
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
             std::fs::remove_file(entry.path()).map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
@@ -89,7 +91,7 @@ pub fn remove_temp_files(dir: &Path) -> std::io::Result<usize> {
             n += 1;
         }
     }
-    Ok(n)
+    Ok((n, bytes))
 }
 
 #[cfg(test)]
@@ -112,7 +114,7 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(std::fs::read(&dest).unwrap(), b"old");
         std::fs::write(&tmp, b"left by a killed build").unwrap();
-        assert_eq!(remove_temp_files(dir.path()).unwrap(), 1);
+        assert_eq!(remove_temp_files(dir.path()).unwrap().0, 1);
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only the destination remains");
     }

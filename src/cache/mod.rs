@@ -90,6 +90,8 @@ pub struct Cache {
     details: sled::Tree,
     files: sled::Tree,
     archived: sled::Tree,
+    /// Field name → the field directory a build of it used (so `gc` finds every field).
+    fields: sled::Tree,
     /// Whether this process has moved the epoch on (done once, before its first record write);
     /// the mutex makes every other writer wait until the new epoch is on disk.
     epoch_moved: std::sync::atomic::AtomicBool,
@@ -229,6 +231,9 @@ impl Salvaged {
             } else {
                 self.dropped += 1;
             }
+        }
+        for (k, v) in read_all("fields", &mut self.incomplete) {
+            fresh.fields.insert(k, v).map_err(|e| fresh.sled_err(e))?;
         }
         for (k, v) in read_all("archived", &mut self.incomplete) {
             fresh.archived.insert(k, v).map_err(|e| fresh.sled_err(e))?;
@@ -409,6 +414,7 @@ impl Cache {
         let details = db.open_tree("details").map_err(sled_err)?;
         let files = db.open_tree("files").map_err(sled_err)?;
         let archived = db.open_tree("archived").map_err(sled_err)?;
+        let fields = db.open_tree("fields").map_err(sled_err)?;
         Ok(Cache {
             dir: dir.to_path_buf(),
             db,
@@ -416,6 +422,7 @@ impl Cache {
             details,
             files,
             archived,
+            fields,
             epoch_moved: std::sync::atomic::AtomicBool::new(false),
             epoch_lock: std::sync::Mutex::new(()),
             _lock: lock,
@@ -730,6 +737,33 @@ impl Cache {
             .insert(abs_path.as_os_str().as_encoded_bytes(), encode(record))
             .map_err(|e| self.sled_err(e))?;
         Ok(())
+    }
+
+    /// Remember that field `field` lives in `dir` (written when it changes).
+    pub fn note_field_dir(&self, field: &str, dir: &Path) -> Result<(), CacheError> {
+        let v = dir.as_os_str().as_encoded_bytes();
+        if self
+            .fields
+            .get(field)
+            .map_err(|e| self.sled_err(e))?
+            .as_deref()
+            != Some(v)
+        {
+            self.fields.insert(field, v).map_err(|e| self.sled_err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Every field this cache has built, with its directory.
+    pub fn field_dirs(&self) -> Result<Vec<(String, PathBuf)>, CacheError> {
+        let mut out = Vec::new();
+        for item in self.fields.iter() {
+            let (k, v) = item.map_err(|e| self.sled_err(e))?;
+            let dir =
+                PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&v));
+            out.push((String::from_utf8_lossy(&k).to_string(), dir));
+        }
+        Ok(out)
     }
 
     /// Drop stat-cache entries of files that no longer exist; returns how many were dropped.

@@ -117,6 +117,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     };
     if !args.dry_run {
         session::record_cache(&setup.graph.field_dir, cache_dir);
+        cache.note_field_dir(&setup.graph.field, &setup.graph.field_dir)?;
     }
     print_notes(&setup.params, &setup.graph.orphans, args.quiet);
     let rejected = &setup.graph.units.rejected;

@@ -3,7 +3,7 @@
 //!
 //! Must never: remove a file the cache still needs without the archive transaction.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -91,15 +91,24 @@ pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
     let ids = cache.target_ids()?;
     let rule_names: std::collections::HashSet<&str> =
         rules.rules.iter().map(|r| r.name.as_str()).collect();
-    let mut fields: Vec<String> = args.fields.clone();
-    if fields.is_empty() {
+    // The fields to tidy: those named, in --datadir; else every field this cache has built,
+    // wherever it is (and fields of older caches found in --datadir).
+    let mut fields: Vec<(String, PathBuf)> = Vec::new();
+    if args.fields.is_empty() {
+        fields = cache.field_dirs()?;
         let mut seen: Vec<String> = ids.iter().map(|(f, _)| f.clone()).collect();
         seen.sort();
         seen.dedup();
-        fields = seen
-            .into_iter()
-            .filter(|f| args.datadir.join(f).join("field.yaml").exists())
-            .collect();
+        for f in seen {
+            let dir = args.datadir.join(&f);
+            if !fields.iter().any(|(n, _)| *n == f) && dir.join("field.yaml").exists() {
+                fields.push((f, dir));
+            }
+        }
+    } else {
+        for f in &args.fields {
+            fields.push((f.clone(), args.datadir.join(f)));
+        }
     }
     let mut forgotten = 0;
     // Records of rules that no longer exist, in any field.
@@ -110,17 +119,44 @@ pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
             forgotten += 1;
         }
     }
-    let mut removed_tmp = 0;
-    for field in &fields {
+    let (mut removed_tmp, mut removed_bytes) = (0, 0u64);
+    for (field, dir) in &fields {
+        if !dir.is_dir() {
+            eprintln!(
+                "gc: note: field {field} was built in {}, which is gone; its records stay (remove them with `arrakis gc` naming rules that no longer exist, or delete the cache)",
+                dir.display()
+            );
+            continue;
+        }
+        // Leftovers of killed processes first: they need nothing but the directory, and no
+        // build writing the field meanwhile (whatever its cache).
+        match session::FieldLock::acquire(dir, cache_dir, false) {
+            Ok(_held) => {
+                let (n, bytes) = crate::atomic::remove_temp_files(dir)?;
+                removed_tmp += n;
+                removed_bytes += bytes;
+            }
+            Err(e) => eprintln!("gc: note: temporary files of field {field} left alone: {e}"),
+        }
         let fa = FieldArgs {
             field: field.clone(),
-            datadir: args.datadir.clone(),
+            datadir: dir.parent().map(Path::to_path_buf).unwrap_or_default(),
             rules: args.rules.clone(),
             config: args.config.clone(),
             sets: args.sets.clone(),
             limit: None,
         };
-        let setup = session::load_setup(&FieldSpec::from(&fa))?;
+        let setup = match session::load_setup(&FieldSpec::from(&fa)) {
+            Ok(s) => s,
+            Err(e) if args.fields.is_empty() => {
+                eprintln!(
+                    "gc: note: field {field} ({}) cannot be loaded, so its records are kept: {e}",
+                    dir.display()
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let live: std::collections::HashSet<&str> =
             setup.graph.targets.iter().map(|t| t.id.as_str()).collect();
         for (f, id) in &ids {
@@ -132,10 +168,9 @@ pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
                 forgotten += 1;
             }
         }
-        removed_tmp += crate::atomic::remove_temp_files(&setup.graph.field_dir)?;
     }
     let pruned = cache.prune_files()?;
     cache.flush()?;
-    eprintln!("gc: forgot {forgotten} target record(s), removed {removed_tmp} temporary file(s), dropped {pruned} stat-cache entr(ies) of vanished files");
+    eprintln!("gc: forgot {forgotten} target record(s), removed {removed_tmp} temporary file(s) ({:.1} MiB), dropped {pruned} stat-cache entr(ies) of vanished files", removed_bytes as f64 / (1024.0 * 1024.0));
     Ok(0)
 }
