@@ -14,6 +14,7 @@ pub mod fits;
 pub mod graph;
 pub mod hash;
 pub mod init;
+pub mod limits;
 pub mod progress;
 pub mod pyfmt;
 pub mod rules;

@@ -5,7 +5,8 @@ use clap::Parser;
 // The engine allocates many small strings (target ids, paths); mimalloc is markedly faster at
 // that than glibc's allocator on no-op builds of large fields.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: arrakis::limits::Guarded<mimalloc::MiMalloc> =
+    arrakis::limits::Guarded(mimalloc::MiMalloc);
 
 use arrakis::cli::{BenchWhat, Cli, Command};
 
@@ -22,6 +23,11 @@ fn main() {
     // SAFETY: setting a signal's disposition to its default, before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // Limits of a shared node: said clearly, never a panic or a silent kill.
+    if let Err(e) = arrakis::limits::prepare() {
+        eprintln!("arrakis: error: {e}");
+        std::process::exit(arrakis::cmd::EXIT_FAILED);
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -442,14 +442,20 @@ pub fn open(
     let (setup, states) = std::thread::scope(|s| {
         let field = spec.field.clone();
         let cache = &cache;
-        let scan = s.spawn(move || {
+        let scan_records = move || {
             let t0 = Instant::now();
             let r = cache.scan_states(&field);
             timing("scan records", t0);
             r
-        });
-        let setup = finish_setup(front);
-        (setup, scan.join())
+        };
+        // Without room for a thread (ulimit -u or -v), one after the other.
+        match std::thread::Builder::new().spawn_scoped(s, scan_records.clone()) {
+            Ok(scan) => {
+                let setup = finish_setup(front);
+                (setup, scan.join())
+            }
+            Err(_) => (finish_setup(front), Ok(scan_records())),
+        }
     });
     let setup = setup?;
     let states = states.map_err(|_| SessionError::Scan)??;

@@ -72,13 +72,14 @@ pub enum CacheError {
         /// The cache directory.
         dir: PathBuf,
     },
-    /// sled itself failed.
-    #[error("cache {dir}: sled error: {source}")]
+    /// sled itself failed. (The error is in the message, not chained: printed with its causes
+    /// it would appear twice.)
+    #[error("cache {}: {error}{}", dir.display(), sled_hint(error))]
     Sled {
         /// The cache directory.
         dir: PathBuf,
-        /// The underlying error.
-        source: sled::Error,
+        /// sled's error.
+        error: sled::Error,
     },
 }
 
@@ -136,15 +137,25 @@ fn write_epoch(dir: &Path, epoch: u64) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The hint for a sled I/O error a resource limit caused (` (…)`, or nothing).
+fn sled_hint(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) => crate::limits::hint_for(io)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 /// A sled error of the cache in `dir`: damaged files get the message that leads to the repair.
 fn sled_error(dir: &Path, source: sled::Error) -> CacheError {
     match source {
         sled::Error::Corruption { .. } => CacheError::Damaged {
             dir: dir.to_path_buf(),
         },
-        source => CacheError::Sled {
+        error => CacheError::Sled {
             dir: dir.to_path_buf(),
-            source,
+            error,
         },
     }
 }

@@ -17,7 +17,7 @@ pub enum EngineError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// A file could not be stat'ed or read for a reason other than not existing.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}{}", path.display(), crate::limits::hint_for(source).map(|h| format!(" ({h})")).unwrap_or_default())]
     Io {
         /// The file.
         path: PathBuf,

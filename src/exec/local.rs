@@ -510,10 +510,25 @@ pub fn build_on(
     let mut ready: VecDeque<usize> = (0..n)
         .filter(|&i| modes[i] != Mode::Ignore && pending[i] == 0)
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .thread_name(|i| format!("arrakis-worker-{i}"))
-        .build();
+    let start_pool = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("arrakis-worker-{i}"))
+            .build()
+    };
+    // Where threads are scarce (ulimit -u, -v), one worker rather than none.
+    let pool = start_pool(opts.jobs.max(1)).or_else(|e| {
+        if opts.jobs > 1 {
+            eprintln!(
+                "arrakis: note: cannot start {} workers ({e}); running one at a time ({})",
+                opts.jobs,
+                crate::limits::thread_hint()
+            );
+            start_pool(1)
+        } else {
+            Err(e)
+        }
+    });
     let pool = match pool {
         Ok(p) => p,
         Err(e) => {
@@ -522,7 +537,10 @@ pub fn build_on(
                 interrupted: false,
                 stopped: true,
                 seconds: 0.0,
-                fatal: Some(format!("cannot start the worker pool: {e}")),
+                fatal: Some(format!(
+                    "cannot start the worker pool: {e} ({})",
+                    crate::limits::thread_hint()
+                )),
             }
         }
     };

@@ -14,7 +14,7 @@ pub enum StageError {
     /// A file could not be read or written.
     /// (The system's error is in the message, not chained as a source: printed with its
     /// causes, it would appear twice.)
-    #[error("{}: {error}", path.display())]
+    #[error("{}: {error}{}", path.display(), crate::limits::hint_for(error).map(|h| format!(" ({h})")).unwrap_or_default())]
     Io {
         /// The file.
         path: PathBuf,
