@@ -36,19 +36,13 @@ pub fn prepare() -> Result<(), String> {
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
     }
-    // The global pool (snapshot checks, hashing) with as many threads as can start.
+    // The global pool (snapshot checks, hashing). A failed attempt leaves rayon's global pool
+    // unset for good, so there is one attempt, and its error is the one said.
     let want = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut last = String::new();
-    for n in [want, 1] {
-        match rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-        {
-            Ok(()) => return Ok(()),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(format!("cannot start a thread ({last}): {}", thread_hint()))
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(want)
+        .build_global()
+        .map_err(|e| format!("cannot start {want} threads ({e}): {}", thread_hint()))
 }
 
 /// What to do when threads cannot start.
@@ -127,8 +121,9 @@ fn out_of_memory(size: usize) -> ! {
     let _ = std::fmt::Write::write_fmt(
         &mut b,
         format_args!(
-            "arrakis: error: out of memory (allocating {} MiB)",
-            size >> 20
+            "arrakis: error: out of memory (allocating {} {})",
+            if size >= 1 << 20 { size >> 20 } else { size },
+            if size >= 1 << 20 { "MiB" } else { "bytes" }
         ),
     );
     let _ = match soft_limit(libc::RLIMIT_AS) {

@@ -6,10 +6,20 @@
 use std::path::{Component, Path};
 use std::sync::OnceLock;
 
-use arrakis::units::Units;
+use arrakis::rules::{embedded, RuleSet};
+use arrakis::stages::registry;
+use arrakis::units::{Needs, Units};
 use libfuzzer_sys::fuzz_target;
 
 const FIELD_YAML: &str = "field: F\nbeams:\n  - {beam: 0, ra_deg: 10.0, dec_deg: -30.0}\n  - {beam: 1, ra_deg: 11.0, dec_deg: -30.0}\n";
+
+fn needs() -> &'static Needs {
+    static N: OnceLock<Needs> = OnceLock::new();
+    N.get_or_init(|| {
+        let rules: RuleSet = embedded(&registry()).expect("the compiled-in rules load");
+        Needs::of_rules(&rules)
+    })
+}
 
 fn dir() -> &'static Path {
     static D: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -41,8 +51,11 @@ fuzz_target!(|data: &[u8]| {
         field_yaml.unwrap_or(FIELD_YAML.as_bytes()),
     )
     .expect("write");
-    match Units::load(&field, 1.0, None) {
+    match Units::load(&field, 1.0, None, needs()) {
         Ok(u) => {
+            for r in &u.rejected {
+                assert!(r.contains(&*field.to_string_lossy()), "refused row without its file: {r}");
+            }
             let names = u.sources.iter().chain(u.components.iter().map(|(n, _)| n));
             for name in names {
                 let p = field.join("cutouts").join(name);

@@ -30,6 +30,7 @@ fn small_units() -> Units {
         source_components: vec![vec![0], vec![1, 2]],
         orphans: vec![],
         orphan_mask: vec![false, false],
+        rejected: vec![],
     }
 }
 

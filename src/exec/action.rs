@@ -109,6 +109,17 @@ impl Drop for Rendering<'_> {
 }
 
 impl Rendering<'_> {
+    /// A path as the command gets it: relative to the field directory, where it runs (short
+    /// argument lists), or absolute when it lies outside.
+    fn shown(&self, p: &Path) -> String {
+        p.strip_prefix(self.field_dir)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty())
+            .unwrap_or(p)
+            .to_string_lossy()
+            .to_string()
+    }
+
     /// The files of `in:X` or `out:X`.
     fn files_of(&self, name: &str) -> Option<Vec<String>> {
         if let Some(i) = name.strip_prefix("in:") {
@@ -116,14 +127,14 @@ impl Rendering<'_> {
                 .inputs
                 .iter()
                 .find(|(k, _)| *k == i)
-                .map(|(_, v)| v.iter().map(|p| p.to_string_lossy().to_string()).collect());
+                .map(|(_, v)| v.iter().map(|p| self.shown(p)).collect());
         }
         if let Some(o) = name.strip_prefix("out:") {
             return Some(
                 self.outputs
                     .iter()
                     .filter(|(k, _, _)| *k == o)
-                    .map(|(_, p, _)| p.to_string_lossy().to_string())
+                    .map(|(_, p, _)| self.shown(p))
                     .collect(),
             );
         }
@@ -147,7 +158,7 @@ impl Rendering<'_> {
             ActionError::Command(format!("cannot write the list {}: {e}", path.display()))
         })?;
         self.lists.push(path.clone());
-        Ok(path.to_string_lossy().to_string())
+        Ok(self.shown(&path))
     }
 
     /// Render one argv template element. Whole-element `{in:X}`/`{out:X}` expand to one

@@ -647,9 +647,108 @@ pub fn expand(
     drop(instances);
     drop(join_cache);
     check_outputs_unique(&graph, rules)?;
+    check_command_lines(&graph, rules, arg_limit())?;
     graph.units = units.clone();
     graph.link();
     Ok(graph)
+}
+
+/// The bytes a command line may take here: the system's `ARG_MAX` less this environment and a
+/// margin (what `xargs` reckons with).
+pub fn arg_limit() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let max = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
+    let max = if max > 0 { max as usize } else { 128 * 1024 };
+    let env: usize = std::env::vars_os()
+        .map(|(k, v)| k.len() + v.len() + 2 + std::mem::size_of::<usize>())
+        .sum();
+    max.saturating_sub(env + 4096)
+}
+
+/// Every command target's argument list must fit in `limit` bytes: one that cannot fails here,
+/// at expansion, naming the rule, the input whose files fill it and the fix (a response file),
+/// rather than as "Argument list too long" when the target runs. Paths count as the command
+/// gets them: relative to the field directory, where it runs.
+pub fn check_command_lines(
+    graph: &Graph,
+    rules: &RuleSet,
+    limit: usize,
+) -> Result<(), ExpandError> {
+    /// What a temporary output name adds (`.arrakis-tmp-PID-N-`).
+    const TMP: usize = 48;
+    let ptr = std::mem::size_of::<usize>();
+    for t in &graph.targets {
+        let info = &graph.rules[t.rule as usize];
+        let Some(Action::Command(argv)) = rules.get(&info.name).map(|r| &r.action) else {
+            continue;
+        };
+        let mut total = 0usize;
+        let mut biggest: Option<(String, usize, usize)> = None;
+        for a in argv {
+            let whole = a.strip_prefix('{').and_then(|x| x.strip_suffix('}'));
+            let files: Option<(String, Vec<usize>)> = match whole {
+                Some(n) if n.starts_with("in:") => {
+                    let name = &n[3..];
+                    info.input_names.iter().position(|x| x == name).map(|k| {
+                        let lens = t
+                            .inputs
+                            .iter()
+                            .filter(|s| s.spec as usize == k)
+                            .flat_map(|s| s.files.iter())
+                            .map(|f| match f {
+                                InputFile::Source(r) => r.len(),
+                                InputFile::Output { target, output } => {
+                                    graph.targets[*target as usize].outputs[*output as usize]
+                                        .rel
+                                        .len()
+                                }
+                            })
+                            .collect();
+                        (n.to_string(), lens)
+                    })
+                }
+                Some(n) if n.starts_with("out:") => {
+                    let name = &n[4..];
+                    info.output_names.iter().position(|x| x == name).map(|k| {
+                        let lens = t
+                            .outputs
+                            .iter()
+                            .filter(|o| o.spec as usize == k)
+                            .map(|o| o.rel.len() + TMP)
+                            .collect();
+                        (n.to_string(), lens)
+                    })
+                }
+                _ => None,
+            };
+            match files {
+                Some((name, lens)) => {
+                    let bytes: usize = lens.iter().map(|l| l + 1 + ptr).sum();
+                    total += bytes;
+                    if biggest.as_ref().is_none_or(|b| bytes > b.2) {
+                        biggest = Some((name, lens.len(), bytes));
+                    }
+                }
+                None => total += a.len() + 1 + ptr,
+            }
+        }
+        if total > limit {
+            let fix = match &biggest {
+                Some((name, n, _)) => format!(
+                    " with the {n} files of '{{{name}}}'; write '{{list:{name}}}' in its place in action.command (the program then gets one file, listing those paths one per line: a response file), or split the rule"
+                ),
+                None => "; shorten the command".to_string(),
+            };
+            return Err(ExpandError {
+                context: format!("rule '{}' ({})", info.name, rules.get(&info.name).map(|r| r.file.display().to_string()).unwrap_or_default()),
+                message: format!(
+                    "the command line of {} would take {total} bytes{fix}: the system takes at most {limit} bytes of arguments here",
+                    t.id
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// No two targets may write the same file, and a `file:` input must not be another target's

@@ -18,6 +18,7 @@ mod engine_hashing;
 mod engine_props;
 mod engine_snapshot;
 mod frion;
+mod hostile;
 mod imager;
 mod ionosphere;
 mod kill_pipeline;
