@@ -70,6 +70,8 @@ pub fn status(cache: Option<&Path>, wait: bool, args: &StatusArgs) -> Result<i32
         states,
         ..
     } = *loaded;
+    // Catalogue rows refused for their names are not targets: said here as a build says them.
+    crate::cmd::build::print_rejected(&setup.graph.units.rejected);
     let engine = session::engine(&setup, &cache, states, default_jobs(), |_| true);
     let res = evaluate_all(&engine);
     let graph = &setup.graph;

@@ -351,6 +351,17 @@ fn a_name_too_long_for_a_file_refuses_its_row_and_the_rest_is_built() {
         "{t}"
     );
     assert!(!t.contains("error 105") && !t.contains("FAILED"), "{t}");
+    // `status` says it too.
+    let out = arrakis(&data.join("cache"))
+        .args(["status", FIELD, "--datadir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).contains("islands.csv:3: Source_ID 'Jxxxx"),
+        "{}",
+        text(&out)
+    );
     let rows = read_csv(&field.join(format!("{FIELD}.catalogue.csv")));
     let others = truth.iter().filter(|r| r["source_id"] != victim).count();
     assert_eq!(rows.len(), others, "{t}");
