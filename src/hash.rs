@@ -234,8 +234,8 @@ pub fn special_file_error(kind: &str) -> std::io::Error {
     )
 }
 
-/// Stat `path` (following symlinks) and refuse what [`special_kind`] names, before anything
-/// opens it (opening a FIFO for reading blocks).
+/// Stat `path` (following symlinks) and refuse what [`special_kind`] names, for readers that
+/// open the file by name themselves (cfitsio); others use [`open_regular`].
 pub fn check_regular(path: &Path) -> std::io::Result<std::fs::Metadata> {
     let md = std::fs::metadata(path)?;
     match special_kind(&md.file_type()) {
@@ -244,15 +244,26 @@ pub fn check_regular(path: &Path) -> std::io::Result<std::fs::Metadata> {
     }
 }
 
+/// Open an input for reading, refusing what [`special_kind`] names: opened without blocking (a
+/// FIFO would block `open` itself), then judged by `fstat` of what was opened, so there is one
+/// check and no window between it and the open. Returns the file and its metadata.
+pub fn open_regular(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let md = file.metadata()?;
+    match special_kind(&md.file_type()) {
+        Some(kind) => Err(special_file_error(kind)),
+        None => Ok((file, md)),
+    }
+}
+
 /// Read a whole input file: a FIFO or device is refused (see [`special_kind`]) and at most the
 /// length the file had when opened is read, so a read is bounded by what the file declares.
 pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    check_regular(path)?;
-    let file = File::open(path)?;
-    let md = file.metadata()?;
-    if let Some(kind) = special_kind(&md.file_type()) {
-        return Err(special_file_error(kind));
-    }
+    let (file, md) = open_regular(path)?;
     let mut buf = Vec::with_capacity(md.len() as usize);
     file.take(md.len()).read_to_end(&mut buf)?;
     Ok(buf)
@@ -275,12 +286,7 @@ pub fn read_regular_string(path: &Path) -> std::io::Result<String> {
 /// hashing pool; the caller blocks until it is done, taking no other work meanwhile). Reads at
 /// most the length the file had when opened; FIFOs and devices are refused.
 pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
-    check_regular(path)?;
-    let file = File::open(path)?;
-    let md = file.metadata()?;
-    if let Some(kind) = special_kind(&md.file_type()) {
-        return Err(special_file_error(kind));
-    }
+    let (file, md) = open_regular(path)?;
     let len = md.len();
     let mut hasher = blake3::Hasher::new();
     if len >= MMAP_THRESHOLD_BYTES {

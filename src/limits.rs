@@ -89,7 +89,6 @@ pub fn hint_for(e: &std::io::Error) -> Option<String> {
             ),
             None => "out of memory; run fewer jobs at once (-j 1)".into(),
         }),
-        libc::EAGAIN => Some(thread_hint()),
         _ => None,
     }
 }

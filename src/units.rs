@@ -175,6 +175,22 @@ impl Needs {
         needs
     }
 
+    /// Why a catalogue row's name cannot name its unit's files (`None` when it can): not a
+    /// usable path component, or a path made from it too long. `comp` is the component's name
+    /// (of island `source`), or `None` for the island itself.
+    fn unusable(
+        &self,
+        dir: &Path,
+        field: &str,
+        source: &str,
+        comp: Option<&str>,
+    ) -> Option<String> {
+        check_unit_name(comp.unwrap_or(source))
+            .err()
+            .map(|e| e.to_string())
+            .or_else(|| self.name_too_long(dir, field, source, comp))
+    }
+
     /// Why island `source` (or its component `comp`) cannot be a unit of the field `field` in
     /// `dir`: the first path that would be too long, and the longest name that would fit.
     fn name_too_long(
@@ -226,23 +242,23 @@ fn ellipsis(name: &str) -> String {
     }
 }
 
-/// The error for a unit file that is not there (or not a file).
-fn missing_unit_file(path: &Path, what: &str) -> UnitsError {
+/// Why a unit file the rules need cannot be read (`None` when it is a regular file).
+fn unit_file_problem(path: &Path, what: &str) -> Option<UnitsError> {
     let why = match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => format!(
+        Ok(m) if m.is_file() => return None,
+        Ok(m) => format!(
             "is {}, not a regular file; the rules need the {what} catalogue (CSV) here",
             crate::hash::special_kind(&m.file_type()).unwrap_or("a directory")
         ),
-        Ok(_) => unreachable!("called for a missing file"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
             "does not exist; the rules run per {what} and need it (restore it, or set the field up again with `arrakis init`); nothing was built"
         ),
         Err(e) => format!("cannot be read ({e}); nothing was built"),
     };
-    UnitsError::Read {
+    Some(UnitsError::Read {
         path: path.to_path_buf(),
         why,
-    }
+    })
 }
 
 /// The units of one field.
@@ -321,18 +337,14 @@ pub(crate) struct Table {
 impl Table {
     /// Read a catalogue CSV.
     pub(crate) fn read(path: &Path) -> Result<Table, UnitsError> {
-        crate::hash::check_regular(path).map_err(|e| UnitsError::Read {
+        let (file, _) = crate::hash::open_regular(path).map_err(|e| UnitsError::Read {
             path: path.to_path_buf(),
             why: format!("cannot read the catalogue: {e}"),
         })?;
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
-            .from_path(path)
-            .map_err(|e| UnitsError::Read {
-                path: path.to_path_buf(),
-                why: format!("cannot read the catalogue: {e}"),
-            })?;
+            .from_reader(std::io::BufReader::new(file));
         let headers: Vec<String> = rdr
             .headers()
             .map_err(|e| UnitsError::Read {
@@ -371,6 +383,24 @@ impl Table {
                 crate::diag::did_you_mean(name, self.headers.iter().map(|s| s.as_str()))
             ),
         })
+    }
+
+    /// The message refusing the row at `line` whose `column` holds `name`, which cannot name
+    /// the files of its `unit` (`"island"`, `"component"`) for the reason `why`.
+    pub(crate) fn refusal(
+        &self,
+        line: usize,
+        column: &str,
+        name: &str,
+        unit: &str,
+        why: &str,
+    ) -> String {
+        format!(
+            "{}:{line}: {column} '{}' ({} bytes) cannot name the {unit}'s files: {why}; fix or shorten the name in the catalogue (the {unit} is not built)",
+            self.path.display(),
+            ellipsis(name),
+            name.len(),
+        )
     }
 
     /// An error at `line` of this file.
@@ -448,12 +478,13 @@ impl Units {
 
         let islands_path = field_dir.join(ISLANDS_FILE);
         let comps_path = field_dir.join(COMPONENTS_FILE);
-        let is_file = |p: &Path| std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
-        if needs.islands && !is_file(&islands_path) {
-            return Err(missing_unit_file(&islands_path, "island"));
-        }
-        if needs.components && !is_file(&comps_path) {
-            return Err(missing_unit_file(&comps_path, "component"));
+        for (needed, path, what) in [
+            (needs.islands, &islands_path, "island"),
+            (needs.components, &comps_path, "component"),
+        ] {
+            if let Some(e) = needed.then(|| unit_file_problem(path, what)).flatten() {
+                return Err(e);
+            }
         }
         if !islands_path.exists() {
             units.beam_sources = vec![Vec::new(); units.beams.len()];
@@ -476,26 +507,19 @@ impl Units {
             islands.col("Dec")?,
         );
         let mut index: HashMap<String, (u32, usize)> = HashMap::new();
-        // Rows refused for their name: their line, so that their components go with them.
-        let mut refused: HashMap<String, usize> = HashMap::new();
+        // Islands refused for their name: their components go with them.
+        let mut refused: std::collections::HashSet<String> = Default::default();
         let mut pos = Vec::new();
         for (line, row) in &islands.rows {
             if limit.map(|l| units.sources.len() >= l).unwrap_or(false) {
                 break;
             }
             let name = row.get(c_id).cloned().unwrap_or_default();
-            let unusable = check_unit_name(&name)
-                .err()
-                .map(|e| e.to_string())
-                .or_else(|| needs.name_too_long(field_dir, &units.field, &name, None));
-            if let Some(why) = unusable {
-                units.rejected.push(format!(
-                    "{}:{line}: Source_ID '{}' ({} bytes) cannot name an island's files: {why}; fix or shorten the name in the catalogue (the island is not built)",
-                    islands.path.display(),
-                    ellipsis(&name),
-                    name.len()
-                ));
-                refused.insert(name, *line);
+            if let Some(why) = needs.unusable(field_dir, &units.field, &name, None) {
+                units
+                    .rejected
+                    .push(islands.refusal(*line, "Source_ID", &name, "island", &why));
+                refused.insert(name);
                 continue;
             }
             if let Some((_, first)) = index.get(&name) {
@@ -515,19 +539,16 @@ impl Units {
             for (line, row) in &comps.rows {
                 let name = row.get(c_gid).cloned().unwrap_or_default();
                 let src = row.get(c_sid).cloned().unwrap_or_default();
-                if refused.contains_key(&src) {
+                if refused.contains(&src) {
                     continue;
                 }
-                let unusable = check_unit_name(&name)
-                    .err()
-                    .map(|e| e.to_string())
-                    .or_else(|| needs.name_too_long(field_dir, &units.field, &src, Some(&name)));
-                if let Some(why) = unusable {
-                    units.rejected.push(format!(
-                        "{}:{line}: Gaussian_ID '{}' ({} bytes) cannot name a component's files: {why}; fix or shorten the name in the catalogue (the component is not built)",
-                        comps.path.display(),
-                        ellipsis(&name),
-                        name.len()
+                if let Some(why) = needs.unusable(field_dir, &units.field, &src, Some(&name)) {
+                    units.rejected.push(comps.refusal(
+                        *line,
+                        "Gaussian_ID",
+                        &name,
+                        "component",
+                        &why,
                     ));
                     continue;
                 }

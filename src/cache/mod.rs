@@ -312,10 +312,15 @@ pub fn store_signature(dir: &Path) -> Option<Vec<u8>> {
     for e in walkdir::WalkDir::new(dir.join("db")).sort_by_file_name() {
         let e = e.ok()?;
         if e.file_type().is_file() {
-            let sig = crate::hash::StatSig::from_metadata(&e.metadata().ok()?);
+            let s = crate::hash::StatSig::from_metadata(&e.metadata().ok()?);
+            // Written field by field: the file outlives this binary's Debug output.
             entries.push(format!(
-                "{}\t{sig:?}\n",
-                e.path().strip_prefix(dir).ok()?.display()
+                "{}\t{} {} {} {}\n",
+                e.path().strip_prefix(dir).ok()?.display(),
+                s.size,
+                s.mtime_ns,
+                s.inode,
+                s.ctime_ns
             ));
         }
     }

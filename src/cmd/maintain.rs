@@ -123,7 +123,7 @@ pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
     for (field, dir) in &fields {
         if !dir.is_dir() {
             eprintln!(
-                "gc: note: field {field} was built in {}, which is gone; its records stay (remove them with `arrakis gc` naming rules that no longer exist, or delete the cache)",
+                "gc: note: field {field} was built in {}, which no longer exists; nothing to tidy there (its records are kept, in case the field comes back)",
                 dir.display()
             );
             continue;

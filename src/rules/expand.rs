@@ -647,7 +647,13 @@ pub fn expand(
     drop(instances);
     drop(join_cache);
     check_outputs_unique(&graph, rules)?;
-    check_command_lines(&graph, rules, arg_limit())?;
+    if rules
+        .rules
+        .iter()
+        .any(|r| matches!(r.action, Action::Command(_)))
+    {
+        check_command_lines(&graph, rules, arg_limit())?;
+    }
     graph.units = units.clone();
     graph.link();
     Ok(graph)
@@ -676,71 +682,74 @@ pub fn check_command_lines(
 ) -> Result<(), ExpandError> {
     /// What a temporary output name adds (`.arrakis-tmp-PID-N-`).
     const TMP: usize = 48;
-    let ptr = std::mem::size_of::<usize>();
+    // An argument costs its bytes, its NUL and its pointer.
+    let cost = |len: usize| len + 1 + std::mem::size_of::<usize>();
+    // Per rule of the graph, its rule and argv when it runs a command.
+    let commands: Vec<Option<(&Rule, &Vec<String>)>> = graph
+        .rules
+        .iter()
+        .map(|info| {
+            let r = rules.get(&info.name)?;
+            match &r.action {
+                Action::Command(argv) => Some((r, argv)),
+                Action::Builtin(_) => None,
+            }
+        })
+        .collect();
     for t in &graph.targets {
-        let info = &graph.rules[t.rule as usize];
-        let Some(Action::Command(argv)) = rules.get(&info.name).map(|r| &r.action) else {
+        let Some((rule, argv)) = commands[t.rule as usize] else {
             continue;
         };
+        let info = &graph.rules[t.rule as usize];
+        let rel_len = |f: &InputFile| match f {
+            InputFile::Source(r) => r.len(),
+            InputFile::Output { target, output } => graph.targets[*target as usize].outputs
+                [*output as usize]
+                .rel
+                .len(),
+        };
         let mut total = 0usize;
-        let mut biggest: Option<(String, usize, usize)> = None;
+        // The whole-argument placeholder that adds most: (name, files, bytes).
+        let mut biggest: Option<(&str, usize, usize)> = None;
         for a in argv {
             let whole = a.strip_prefix('{').and_then(|x| x.strip_suffix('}'));
-            let files: Option<(String, Vec<usize>)> = match whole {
-                Some(n) if n.starts_with("in:") => {
-                    let name = &n[3..];
-                    info.input_names.iter().position(|x| x == name).map(|k| {
-                        let lens = t
-                            .inputs
-                            .iter()
-                            .filter(|s| s.spec as usize == k)
-                            .flat_map(|s| s.files.iter())
-                            .map(|f| match f {
-                                InputFile::Source(r) => r.len(),
-                                InputFile::Output { target, output } => {
-                                    graph.targets[*target as usize].outputs[*output as usize]
-                                        .rel
-                                        .len()
-                                }
-                            })
-                            .collect();
-                        (n.to_string(), lens)
-                    })
+            // (files, bytes) of a whole `{in:X}` or `{out:X}`.
+            let files = whole.and_then(|n| {
+                if let Some(name) = n.strip_prefix("in:") {
+                    let k = info.input_names.iter().position(|x| x == name)?;
+                    let files = t
+                        .inputs
+                        .iter()
+                        .filter(|s| s.spec as usize == k)
+                        .flat_map(|s| &s.files);
+                    Some(files.fold((0, 0), |(n, b), f| (n + 1, b + cost(rel_len(f)))))
+                } else if let Some(name) = n.strip_prefix("out:") {
+                    let k = info.output_names.iter().position(|x| x == name)?;
+                    let outs = t.outputs.iter().filter(|o| o.spec as usize == k);
+                    Some(outs.fold((0, 0), |(n, b), o| (n + 1, b + cost(o.rel.len() + TMP))))
+                } else {
+                    None
                 }
-                Some(n) if n.starts_with("out:") => {
-                    let name = &n[4..];
-                    info.output_names.iter().position(|x| x == name).map(|k| {
-                        let lens = t
-                            .outputs
-                            .iter()
-                            .filter(|o| o.spec as usize == k)
-                            .map(|o| o.rel.len() + TMP)
-                            .collect();
-                        (n.to_string(), lens)
-                    })
-                }
-                _ => None,
-            };
-            match files {
-                Some((name, lens)) => {
-                    let bytes: usize = lens.iter().map(|l| l + 1 + ptr).sum();
+            });
+            match (whole, files) {
+                (Some(name), Some((n, bytes))) => {
                     total += bytes;
-                    if biggest.as_ref().is_none_or(|b| bytes > b.2) {
-                        biggest = Some((name, lens.len(), bytes));
+                    if biggest.is_none_or(|b| bytes > b.2) {
+                        biggest = Some((name, n, bytes));
                     }
                 }
-                None => total += a.len() + 1 + ptr,
+                _ => total += cost(a.len()),
             }
         }
         if total > limit {
-            let fix = match &biggest {
+            let fix = match biggest {
                 Some((name, n, _)) => format!(
                     " with the {n} files of '{{{name}}}'; write '{{list:{name}}}' in its place in action.command (the program then gets one file, listing those paths one per line: a response file), or split the rule"
                 ),
                 None => "; shorten the command".to_string(),
             };
             return Err(ExpandError {
-                context: format!("rule '{}' ({})", info.name, rules.get(&info.name).map(|r| r.file.display().to_string()).unwrap_or_default()),
+                context: format!("rule '{}' ({})", info.name, rule.file.display()),
                 message: format!(
                     "the command line of {} would take {total} bytes{fix}: the system takes at most {limit} bytes of arguments here",
                     t.id
@@ -751,8 +760,6 @@ pub fn check_command_lines(
     Ok(())
 }
 
-/// No two targets may write the same file, and a `file:` input must not be another target's
-/// output (that dependency would be invisible).
 /// The files matching `pattern` (absolute), relative to `field_dir`, sorted.
 pub fn glob_matches(field_dir: &Path, pattern: &str) -> Result<Vec<String>, glob::PatternError> {
     let mut found: Vec<String> = glob::glob(pattern)?
@@ -767,6 +774,8 @@ pub fn glob_matches(field_dir: &Path, pattern: &str) -> Result<Vec<String>, glob
     Ok(found)
 }
 
+/// No two targets may write the same file, and a `file:` input must not be another target's
+/// output (that dependency would be invisible).
 fn check_outputs_unique(graph: &Graph, rules: &RuleSet) -> Result<(), ExpandError> {
     let n: usize = graph.targets.iter().map(|t| t.outputs.len()).sum();
     let mut owner: FxHashMap<&str, u32> =

@@ -4,7 +4,7 @@
 //!
 //! Must never: read a beam cube more than once, or write anywhere but its temporary outputs.
 
-use super::io::{components, read_weights, single};
+use super::io::{components, parse_weights, single};
 use super::params::PAD;
 use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Header, PlaneReader};
@@ -76,7 +76,14 @@ impl Builtin for Cutout {
             crate::hash::read_regular(weights_path).map_err(|e| StageError::io(weights_path, e))?;
         // The weights travel with every cutout: check now that they fit this cube. A `nan`
         // weight is Arrakis's for a channel with no data: that channel must be blank here.
-        let checked = read_weights(weights_path, nchan)?;
+        let text = std::str::from_utf8(&weights).map_err(|_| {
+            StageError::file(
+                weights_path,
+                None,
+                "is not UTF-8 text; a weights file holds 'channel weight' rows",
+            )
+        })?;
+        let checked = parse_weights(weights_path, text, nchan)?;
         if !checked.nan.is_empty() {
             let mut plane = vec![0f32; reader.nx * reader.ny];
             for &(c, line) in &checked.nan {

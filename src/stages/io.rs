@@ -144,6 +144,11 @@ pub struct ChannelWeights {
 /// or wrong weight would silently change the mosaic.
 pub fn read_weights(path: &Path, nchan: usize) -> Result<ChannelWeights, StageError> {
     let text = crate::hash::read_regular_string(path).map_err(|e| StageError::io(path, e))?;
+    parse_weights(path, &text, nchan)
+}
+
+/// [`read_weights`] of text already read from `path`.
+pub fn parse_weights(path: &Path, text: &str, nchan: usize) -> Result<ChannelWeights, StageError> {
     let mut w = vec![f64::NAN; nchan];
     let mut line_of: Vec<Option<usize>> = vec![None; nchan];
     let mut nan = Vec::new();

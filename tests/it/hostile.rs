@@ -18,16 +18,21 @@ use arrakis::units::{Needs, Units};
 
 const FIELD: &str = "HOST";
 
-/// A small simulated field in `data`, built once into `data/cache`: its directory.
-fn built_field(data: &Path) -> PathBuf {
+/// A small simulated field in `data` with `sources` islands: its directory.
+fn simulated(data: &Path, sources: usize) -> PathBuf {
     let opts = SimOptions {
         beams: 2,
-        sources: 5,
+        sources,
         nchan: 16,
         npix: 80,
         ..SimOptions::small(FIELD, 5)
     };
-    let field = simulate(data, &opts).unwrap();
+    simulate(data, &opts).unwrap()
+}
+
+/// [`simulated`] with 5 islands, built once into `data/cache`: its directory.
+fn built_field(data: &Path) -> PathBuf {
+    let field = simulated(data, 5);
     let (out, _) = build_real(&data.join("cache"), data, FIELD, &[]);
     assert!(out.status.success(), "{}", text(&out));
     field
@@ -345,7 +350,7 @@ fn a_name_too_long_for_a_file_refuses_its_row_and_the_rest_is_built() {
     assert_eq!(code, Some(1), "{t}");
     assert!(
         t.contains("islands.csv:3: Source_ID 'Jxxxx")
-            && t.contains("(231 bytes) cannot name an island's files")
+            && t.contains("(231 bytes) cannot name the island's files")
             && t.contains("names up to")
             && t.contains("1 catalogue row(s) refused"),
         "{t}"
@@ -386,7 +391,8 @@ fn a_name_too_long_for_a_file_refuses_its_row_and_the_rest_is_built() {
     let (code, t) = build_within(data, &[], Duration::from_secs(60));
     assert_eq!(code, Some(1), "{t}");
     assert!(
-        t.contains("components.csv:2: Gaussian_ID") && t.contains("component's files"),
+        t.contains("components.csv:2: Gaussian_ID")
+            && t.contains("cannot name the component's files"),
         "{t}"
     );
     assert_eq!(
@@ -539,14 +545,7 @@ fn build_limited(
 fn resource_limits_get_a_message_naming_the_limit_never_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let opts = SimOptions {
-        beams: 2,
-        sources: 4,
-        nchan: 16,
-        npix: 80,
-        ..SimOptions::small(FIELD, 5)
-    };
-    simulate(data, &opts).unwrap();
+    simulated(data, 4);
     for (what, resource, value, says) in [
         ("ulimit -v", libc::RLIMIT_AS, 60u64 << 20, "ulimit -v"),
         ("ulimit -f", libc::RLIMIT_FSIZE, 40 << 10, "ulimit -f"),
