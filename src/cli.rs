@@ -129,6 +129,12 @@ pub struct SimulateArgs {
     /// centre's RM_ion(t), truth.csv each island's mean RM_ion.
     #[arg(long)]
     pub ionosphere: bool,
+    /// Inject instrumental leakage of Stokes I into Q and U (FRACTION at the beam's half-power
+    /// radius, e.g. 0.01; growing with the square of the offset, a different pattern per beam)
+    /// and write the holography model that describes it as FIELD/holography.fits, in ASKAP's
+    /// layout (build with --set holofile=holography.fits to remove it in linmos).
+    #[arg(long, value_name = "FRACTION")]
+    pub leakage: Option<f64>,
 }
 
 /// `arrakis init`.

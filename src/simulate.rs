@@ -38,6 +38,10 @@ pub struct SimOptions {
     /// through a simulated ionosphere, and write that ionosphere as IONEX maps (`IONEXdata/`);
     /// without it `ionosphere/rm_ion.txt` holds RM_ion = 0.
     pub ionosphere: bool,
+    /// Inject instrumental leakage of Stokes I into Q and U of this fraction (at the beam's
+    /// half-power radius; see [`sim_leakage`]) and write the holography model that describes it
+    /// as `holography.fits` in ASKAP's layout.
+    pub leakage: Option<f64>,
 }
 
 impl SimOptions {
@@ -53,6 +57,7 @@ impl SimOptions {
             band: "low".into(),
             seed,
             ionosphere: false,
+            leakage: None,
         }
     }
 }
@@ -177,6 +182,110 @@ fn sim_vtec(t: f64, lat: f64, lon: f64) -> f64 {
 }
 
 /// Write the simulated field into `datadir/field`; returns the field directory.
+/// The simulated instrumental leakage (L_Q, L_U: the apparent Q/I and U/I of an unpolarised
+/// source) of beam `beam` at offset (l, m) degrees from its pointing (SIN direction cosines, l
+/// east) and frequency `f`: a small on-axis term and a quadrupole growing with the square of the
+/// offset, reaching `fraction` at `r0_deg` (the half-power radius at `f_ref`), rotated by 20° per
+/// beam number (so a model applied to the wrong beam is wrong), with a linear frequency slope.
+pub fn sim_leakage(fraction: f64, beam: usize, l: f64, m: f64, f: f64, f_ref: f64) -> (f64, f64) {
+    let r0 = (1.09 * C_M_S / f_ref / 12.0).to_degrees() / 2.0;
+    let (s, c) = (20.0 * beam as f64).to_radians().sin_cos();
+    let (x, y) = ((c * l + s * m) / r0, (-s * l + c * m) / r0);
+    let slope = 1.0 + 0.5 * (f - f_ref) / f_ref;
+    (
+        fraction * slope * (0.1 + x * x - y * y),
+        fraction * slope * (0.05 + 2.0 * x * y),
+    )
+}
+
+/// Direction cosines (degrees; l east, m north) of (ra, dec) about (ra0, dec0).
+fn sim_lm(ra: f64, dec: f64, ra0: f64, dec0: f64) -> (f64, f64) {
+    let (a, d, a0, d0) = (
+        ra.to_radians(),
+        dec.to_radians(),
+        ra0.to_radians(),
+        dec0.to_radians(),
+    );
+    let l = d.cos() * (a - a0).sin();
+    let m = d.sin() * d0.cos() - d.cos() * d0.sin() * (a - a0).cos();
+    (l.to_degrees(), m.to_degrees())
+}
+
+/// Write `holography.fits` in the layout of ASKAP's holography cubes (`akpb.iquv...cube.fits`):
+/// axes RA---SIN, DEC--SIN (101 × 101 offsets about each beam's pointing, CRVAL 0, CRPIX 51),
+/// FREQ (17 planes over the band), STOKES (I, Q, U, V) and BEAM (0..beams-1); I is the
+/// Gaussian primary beam, Q and U are L_Q·I and L_U·I of [`sim_leakage`], V is 0.
+fn write_holography(
+    path: &Path,
+    o: &SimOptions,
+    fraction: f64,
+    freqs: &[f64],
+    f_ref: f64,
+) -> Result<(), SimulateError> {
+    let (n, crpix) = (101usize, 51.0);
+    let step = if o.band == "mid" { 0.025 } else { 0.0345 };
+    let nf = 17usize;
+    let (f_lo, f_hi) = (freqs[0], freqs[freqs.len() - 1]);
+    let df = (f_hi - f_lo) / (nf - 1) as f64;
+    let mut data = Vec::with_capacity(o.beams * 4 * nf * n * n);
+    for beam in 0..o.beams {
+        for stokes in 0..4 {
+            for k in 0..nf {
+                let f = f_lo + df * k as f64;
+                let fwhm = (1.09 * C_M_S / f / 12.0).to_degrees();
+                for iy in 0..n {
+                    for ix in 0..n {
+                        // RA---SIN with CDELT1 < 0: l (east) grows to lower pixel numbers.
+                        let l = -step * (ix as f64 + 1.0 - crpix);
+                        let m = step * (iy as f64 + 1.0 - crpix);
+                        let pb = (-4.0 * 2f64.ln() * (l * l + m * m) / (fwhm * fwhm)).exp();
+                        let (lq, lu) = sim_leakage(fraction, beam, l, m, f, f_ref);
+                        data.push(match stokes {
+                            0 => pb,
+                            1 => lq * pb,
+                            2 => lu * pb,
+                            _ => 0.0,
+                        } as f32);
+                    }
+                }
+            }
+        }
+    }
+    let mut h = Header::default();
+    for (i, (ctype, crval, crpix, cdelt)) in [
+        ("RA---SIN", 0.0, crpix, -step),
+        ("DEC--SIN", 0.0, crpix, step),
+        ("FREQ", f_lo, 1.0, df),
+        ("STOKES", 1.0, 1.0, 1.0),
+        ("BEAM", 0.0, 1.0, 1.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.set_str(&format!("CTYPE{}", i + 1), ctype, "");
+        h.set_f64(&format!("CRVAL{}", i + 1), crval, "");
+        h.set_f64(&format!("CRPIX{}", i + 1), crpix, "");
+        h.set_f64(&format!("CDELT{}", i + 1), cdelt, "");
+    }
+    h.set_str("CUNIT1", "deg", "");
+    h.set_str("CUNIT2", "deg", "");
+    h.set_str("CUNIT3", "Hz", "");
+    h.set_str("TELESCOP", "ASKAP", "");
+    h.set_f64("HOLOSBID", 0.0, "simulated");
+    h.history(&format!(
+        "arrakis simulate: leakage {fraction} at the half-power radius, seed {}",
+        o.seed
+    ));
+    let tmp = crate::atomic::temp_path_for(path);
+    crate::fits::Image {
+        shape: vec![n, n, nf, 4, o.beams],
+        data,
+        header: h,
+    }
+    .write(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
 pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError> {
     let dir = datadir.join(&o.field);
     std::fs::create_dir_all(dir.join("catalogue")).map_err(io(&dir))?;
@@ -438,10 +547,19 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
                     let pu = t.fracpol * (2.0 * chi).sin() + t.fracpol2 * (2.0 * chi2).sin();
                     // The ionosphere multiplies P by theta.
                     let (tr, ti) = theta_of[&t.source_id][c];
+                    // The instrument adds L_S·I to S in this beam (after the ionosphere: the
+                    // leakage happens in the receiver).
+                    let (lq, lu) = match o.leakage {
+                        Some(fraction) => {
+                            let (l, m) = sim_lm(t.ra, t.dec, bra, bdec);
+                            sim_leakage(fraction, b, l, m, f, f_ref)
+                        }
+                        None => (0.0, 0.0),
+                    };
                     let value = match si {
                         0 => i_f,
-                        1 => i_f * (pq * tr - pu * ti),
-                        _ => i_f * (pq * ti + pu * tr),
+                        1 => i_f * (pq * tr - pu * ti + lq),
+                        _ => i_f * (pq * ti + pu * tr + lu),
                     } * pb
                         * peak_scale;
                     for y in (y0 - reach).max(0)..(y0 + reach + 1).min(o.npix as i64) {
@@ -505,6 +623,9 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
                 &w,
             )?;
         }
+    }
+    if let Some(fraction) = o.leakage {
+        write_holography(&dir.join("holography.fits"), o, fraction, &freqs, f_ref)?;
     }
     // Catalogues (RACS-low DR1 column names; fluxes in mJy, sizes in arcsec).
     let mut isl = String::from(

@@ -20,19 +20,36 @@ pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {
         band: a.band.clone(),
         seed: a.seed,
         ionosphere: a.ionosphere,
+        leakage: a.leakage,
     };
+    if let Some(f) = a.leakage {
+        if !(f.is_finite() && (0.0..=0.5).contains(&f)) {
+            return Err(anyhow!(
+                "--leakage {f}: give the leakage fraction at the half-power radius, between 0 and 0.5 (ASKAP's is about 0.01)"
+            ));
+        }
+    }
     let dir = crate::simulate::simulate(&a.datadir, &o).map_err(|e| anyhow!(e))?;
     eprintln!("simulated field {} in {}", a.field, dir.display());
-    eprintln!(
-        "next: arrakis build {} --datadir {}{}",
+    let mut next = format!(
+        "arrakis build {} --datadir {}",
         a.field,
-        a.datadir.display(),
-        if a.ionosphere {
-            " --set ion_source=ionex   (predicts the injected ionosphere from IONEXdata/)"
-        } else {
-            ""
-        }
+        a.datadir.display()
     );
+    let mut why = Vec::new();
+    if a.ionosphere {
+        next.push_str(" --set ion_source=ionex");
+        why.push("predicts the injected ionosphere from IONEXdata/");
+    }
+    if a.leakage.is_some() {
+        next.push_str(" --set holofile=holography.fits");
+        why.push("removes the injected leakage with holography.fits");
+    }
+    if why.is_empty() {
+        eprintln!("next: {next}");
+    } else {
+        eprintln!("next: {next}   ({})", why.join("; "));
+    }
     Ok(0)
 }
 

@@ -178,8 +178,20 @@ fn is_standard_note(card: &str) -> bool {
         || card.starts_with("COMMENT   and Astrophysics', volume 376, page 359")
 }
 
+/// The value part of a `HIERARCH KEY = value` card, if it is one for `key`.
+fn hierarch_value<'a>(card: &'a str, key: &str) -> Option<&'a str> {
+    let rest = card.strip_prefix("HIERARCH")?.trim_start();
+    let rest = rest.strip_prefix(key)?.trim_start();
+    rest.strip_prefix('=')
+}
+
 impl Header {
     fn raw_value(&self, key: &str) -> Option<&str> {
+        if key.len() > 8 {
+            // ESO's HIERARCH convention (how astropy writes Arrakis's
+            // INSTRUMENT_RECEPTOR_ANGLE): `HIERARCH KEY = value`.
+            return self.cards.iter().find_map(|c| hierarch_value(c, key));
+        }
         let card = self
             .cards
             .iter()
@@ -238,6 +250,23 @@ impl Header {
     }
 
     fn set_raw(&mut self, key: &str, value: &str, comment: &str) {
+        if key.len() > 8 {
+            let mut card = format!("HIERARCH {key} = {}", value.trim());
+            if !comment.is_empty() {
+                card.push_str(" / ");
+                card.push_str(comment);
+            }
+            card.truncate(80);
+            match self
+                .cards
+                .iter()
+                .position(|c| hierarch_value(c, key).is_some())
+            {
+                Some(i) => self.cards[i] = card,
+                None => self.cards.push(card),
+            }
+            return;
+        }
         let mut card = format!("{key:<8}= {value}");
         if !comment.is_empty() {
             card.push_str(" / ");

@@ -454,8 +454,11 @@ pub fn expand(
             })
             .collect();
         let mut upstream: Vec<Option<(usize, usize)>> = Vec::new();
+        // Per input, the upstream variables it pins (`with:`): slot and value index.
+        let mut pins: Vec<Vec<(usize, u32)>> = Vec::new();
         let mut in_tpls: Vec<Option<Template>> = Vec::new();
         for (inp, &included) in rule.inputs.iter().zip(&include_input) {
+            pins.push(Vec::new());
             if !included {
                 // Switched off by its own when/unless: the upstream rule may be off too.
                 upstream.push(None);
@@ -463,7 +466,7 @@ pub fn expand(
                 continue;
             }
             match &inp.source {
-                InputSource::Rule { from, output } => {
+                InputSource::Rule { from, output, with } => {
                     let Some(&up) = rule_index.get(from.as_str()) else {
                         let why = match rules.get(from) {
                             Some(r) => format!(
@@ -482,6 +485,13 @@ pub fn expand(
                         .and_then(|r| r.outputs.iter().position(|o| &o.name == output))
                         .unwrap_or(0);
                     upstream.push(Some((up, oi)));
+                    let pinned = pins.last_mut().expect("pushed above");
+                    for (var, value) in with {
+                        // Checked at load: a foreach variable of `from` and one of its values.
+                        let slot = vs.slot_of(var).unwrap_or(0);
+                        let v = vs.values[slot - 3].iter().position(|x| x == value);
+                        pinned.push((slot, v.unwrap_or(0) as u32));
+                    }
                     in_tpls.push(None);
                 }
                 InputSource::File(t) | InputSource::Glob(t) => {
@@ -521,11 +531,23 @@ pub fn expand(
         let bound_of = |b: &Binding| -> [bool; SLOTS] { std::array::from_fn(|i| b[i] != NONE) };
 
         // Join indexes for this rule's rule inputs (same bound slots for every target).
+        // A pinned variable is always joined on (with its pinned value).
+        let shared_of =
+            |inst_bound: &[bool; SLOTS], dbound: &[bool; SLOTS], pins: &[(usize, u32)]| {
+                let shared: [bool; SLOTS] = std::array::from_fn(|i| {
+                    inst_bound[i] && (dbound[i] || pins.iter().any(|&(s, _)| s == i))
+                });
+                shared
+            };
         if let Some(b0) = bindings.first() {
             let dbound = bound_of(b0);
-            for &(up, oi) in upstream.iter().flatten() {
+            for (ii, (up, oi)) in upstream
+                .iter()
+                .enumerate()
+                .filter_map(|(ii, u)| u.map(|u| (ii, u)))
+            {
                 if let Some(inst) = instances.get(&(up, oi)) {
-                    let shared: [bool; SLOTS] = std::array::from_fn(|i| inst.bound[i] && dbound[i]);
+                    let shared = shared_of(&inst.bound, &dbound, &pins[ii]);
                     join_cache.entry((up, oi, shared)).or_insert_with(|| {
                         let mut m: JoinIndex = FxHashMap::default();
                         for (k, (_, _, ob)) in inst.items.iter().enumerate() {
@@ -578,11 +600,14 @@ pub fn expand(
                 if include_input[ii] {
                     if let Some((up, oi)) = upstream[ii] {
                         if let Some(inst) = instances.get(&(up, oi)) {
-                            let shared: [bool; SLOTS] =
-                                std::array::from_fn(|i| inst.bound[i] && dbound[i]);
+                            let shared = shared_of(&inst.bound, &dbound, &pins[ii]);
+                            let mut key = project(b, &shared);
+                            for &(slot, v) in &pins[ii] {
+                                key[slot] = v;
+                            }
                             if let Some(list) = join_cache
                                 .get(&(up, oi, shared))
-                                .and_then(|idx| idx.get(&project(b, &shared)))
+                                .and_then(|idx| idx.get(&key))
                             {
                                 files.reserve(list.len());
                                 for &k in list {

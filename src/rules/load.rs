@@ -27,6 +27,8 @@ struct RawAction {
 struct RawInput {
     from: Option<String>,
     output: Option<String>,
+    #[serde(default)]
+    with: BTreeMap<String, String>,
     file: Option<String>,
     glob: Option<String>,
     #[serde(default)]
@@ -356,6 +358,7 @@ impl Loader<'_> {
                     InputSource::Rule {
                         from: from.clone(),
                         output,
+                        with: ri.with.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                     }
                 }
                 (None, Some(f), None) => {
@@ -375,6 +378,9 @@ impl Loader<'_> {
             };
             if ri.output.is_some() && ri.from.is_none() {
                 return Err(self.err(&kp, format!("input '{iname}' has 'output' without 'from'")));
+            }
+            if !ri.with.is_empty() && ri.from.is_none() {
+                return Err(self.err(&kp, format!("input '{iname}' has 'with' without 'from' ('with' pins a variable of the rule it reads)")));
             }
             let mut conds = [None, None];
             for (slot, (word, raw_cond)) in [("when", &ri.when), ("unless", &ri.unless)]
@@ -560,6 +566,7 @@ fn yaml_error(file: &Path, text: &str, e: &serde_yaml::Error) -> RuleError {
             "doc",
             "from",
             "output",
+            "with",
             "file",
             "glob",
             "optional",
@@ -628,7 +635,7 @@ impl RuleSet {
         // Dangling references.
         for rule in &rules {
             for inp in &rule.inputs {
-                if let InputSource::Rule { from, output } = &inp.source {
+                if let InputSource::Rule { from, output, with } = &inp.source {
                     let Some(up) = rules.iter().find(|r| &r.name == from) else {
                         return Err(err_at(
                             rule,
@@ -651,6 +658,34 @@ impl RuleSet {
                                 up.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
                             ),
                         ));
+                    }
+                    for (var, value) in with {
+                        let Some((_, vals)) = up.foreach.iter().find(|(k, _)| k == var) else {
+                            return Err(err_at(
+                                rule,
+                                &["inputs", &inp.name, "with"],
+                                format!(
+                                    "input '{}': 'with' pins '{var}', which is not a foreach variable of rule '{from}'{}",
+                                    inp.name,
+                                    if up.foreach.is_empty() {
+                                        " (it has none)".to_string()
+                                    } else {
+                                        format!(" (it has: {})", up.foreach.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))
+                                    }
+                                ),
+                            ));
+                        };
+                        if !vals.contains(value) {
+                            return Err(err_at(
+                                rule,
+                                &["inputs", &inp.name, "with"],
+                                format!(
+                                    "input '{}': with.{var} is '{value}', but rule '{from}' runs for {var} in [{}]",
+                                    inp.name,
+                                    vals.join(", ")
+                                ),
+                            ));
+                        }
                     }
                 }
             }

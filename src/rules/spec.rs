@@ -76,6 +76,10 @@ pub enum InputSource {
         from: String,
         /// Upstream output name.
         output: String,
+        /// Foreach variables of the upstream rule pinned to one value (`with: {stokes: i}`):
+        /// the join takes that value instead of the target's own (a Q mosaic reading the
+        /// Stokes I cutouts of its island).
+        with: Vec<(String, String)>,
     },
     /// One file (path template relative to the field directory).
     File(String),

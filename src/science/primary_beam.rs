@@ -19,17 +19,21 @@ pub fn primary_beam_with_fwhm(r_deg: f64, fwhm_deg: f64) -> f64 {
     (-4.0 * 2f64.ln() * (r_deg / fwhm_deg).powi(2)).exp()
 }
 
-/// A measured (holography) primary-beam model: the power response of each beam on a grid of
-/// offsets from the beam's pointing, per frequency.
+/// A measured (holography) primary-beam model: the response of each beam on a grid of offsets
+/// from the beam's pointing, per frequency, in Stokes I and, for an ASKAP holography cube, in
+/// Q, U and V too (the response to unpolarised sky emission: its leakage into Q, U and V).
 ///
 /// Offsets are direction cosines about the pointing in degrees: `l` grows towards the east
 /// (increasing RA), `m` towards the north. Between grid points the response is bilinear in
-/// (l, m) and linear in frequency; outside the grid it is 0 (the beam is not used there).
+/// (l, m) and linear in frequency (clamped to the first and last plane); outside the grid it is
+/// 0 (the beam is not used there).
 #[derive(Clone, Debug)]
 pub struct BeamModel {
     /// Samples along l, m, frequency, beam.
     pub shape: [usize; 4],
-    /// Responses, l varying fastest, then m, frequency, beam.
+    /// Stokes planes per beam: 1 (I only) or 4 (I, Q, U, V).
+    pub nstokes: usize,
+    /// Responses, l varying fastest, then m, frequency, Stokes, beam.
     pub data: Vec<f32>,
     /// l of sample 0 and the step (deg).
     pub l0_deg: f64,
@@ -49,10 +53,32 @@ pub struct BeamModel {
     pub shared: bool,
 }
 
+/// Stokes Q's plane in a model with four (I, Q, U, V).
+pub const PLANE_Q: usize = 1;
+/// Stokes U's plane.
+pub const PLANE_U: usize = 2;
+
+/// Where one (beam, l, m, frequency) falls in a model: the corner sample and the weights.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelPoint {
+    b: usize,
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+    fx: f64,
+    fy: f64,
+    f0: usize,
+    f1: usize,
+    t: f64,
+    /// Outside the grid: every plane is 0 there.
+    outside: bool,
+}
+
 impl BeamModel {
-    /// Response of `beam` at offset (l, m) degrees and `freq_hz`; `None` if the model has no
+    /// Where `beam` at offset (l, m) degrees and `freq_hz` falls; `None` if the model has no
     /// such beam.
-    pub fn response(&self, beam: usize, l_deg: f64, m_deg: f64, freq_hz: f64) -> Option<f64> {
+    pub fn locate(&self, beam: usize, l_deg: f64, m_deg: f64, freq_hz: f64) -> Option<ModelPoint> {
         let [nl, nm, nf, nb] = self.shape;
         let b = if self.shared {
             0
@@ -61,26 +87,80 @@ impl BeamModel {
         };
         let x = (l_deg - self.l0_deg) / self.dl_deg;
         let y = (m_deg - self.m0_deg) / self.dm_deg;
-        if !(x >= 0.0 && y >= 0.0 && x <= (nl - 1) as f64 && y <= (nm - 1) as f64) {
-            return Some(0.0);
-        }
+        let outside = !(x >= 0.0 && y >= 0.0 && x <= (nl - 1) as f64 && y <= (nm - 1) as f64);
+        let (x, y) = if outside { (0.0, 0.0) } else { (x, y) };
         let f = ((freq_hz - self.f0_hz) / self.df_hz).clamp(0.0, (nf - 1) as f64);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let f0 = f.floor() as usize;
+        Some(ModelPoint {
+            b,
+            x0,
+            y0,
+            x1: (x0 + 1).min(nl - 1),
+            y1: (y0 + 1).min(nm - 1),
+            fx: x - x0 as f64,
+            fy: y - y0 as f64,
+            f0,
+            f1: (f0 + 1).min(nf - 1),
+            t: f - f0 as f64,
+            outside,
+        })
+    }
+
+    /// The model's value in Stokes plane `s` at a located point (0 outside the grid).
+    pub fn value(&self, p: &ModelPoint, s: usize) -> f64 {
+        let [nl, nm, nf, _] = self.shape;
+        if p.outside || s >= self.nstokes {
+            return 0.0;
+        }
         let at = |ix: usize, iy: usize, iff: usize| {
-            self.data[((b * nf + iff) * nm + iy) * nl + ix] as f64
+            self.data[(((p.b * self.nstokes + s) * nf + iff) * nm + iy) * nl + ix] as f64
         };
         let plane = |iff: usize| {
-            let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-            let (x1, y1) = ((x0 + 1).min(nl - 1), (y0 + 1).min(nm - 1));
-            let (fx, fy) = (x - x0 as f64, y - y0 as f64);
-            (1.0 - fy) * ((1.0 - fx) * at(x0, y0, iff) + fx * at(x1, y0, iff))
-                + fy * ((1.0 - fx) * at(x0, y1, iff) + fx * at(x1, y1, iff))
+            (1.0 - p.fy) * ((1.0 - p.fx) * at(p.x0, p.y0, iff) + p.fx * at(p.x1, p.y0, iff))
+                + p.fy * ((1.0 - p.fx) * at(p.x0, p.y1, iff) + p.fx * at(p.x1, p.y1, iff))
         };
-        let f0 = f.floor() as usize;
-        let f1 = (f0 + 1).min(nf - 1);
-        let t = f - f0 as f64;
-        let v = (1.0 - t) * plane(f0) + t * plane(f1);
-        Some(if v.is_finite() { v.max(0.0) } else { 0.0 })
+        let v = (1.0 - p.t) * plane(p.f0) + p.t * plane(p.f1);
+        if v.is_finite() {
+            v
+        } else {
+            0.0
+        }
     }
+
+    /// Stokes I response of `beam` at offset (l, m) degrees and `freq_hz` (the primary beam;
+    /// never negative); `None` if the model has no such beam.
+    pub fn response(&self, beam: usize, l_deg: f64, m_deg: f64, freq_hz: f64) -> Option<f64> {
+        let p = self.locate(beam, l_deg, m_deg, freq_hz)?;
+        Some(self.value(&p, 0).max(0.0))
+    }
+
+    /// Whether the model holds Q and U planes (leakage can be removed with it).
+    pub fn has_leakage(&self) -> bool {
+        self.nstokes >= 3
+    }
+
+    /// The fractional leakage of Stokes I into Stokes plane `s` (Q = 1, U = 2) at a located
+    /// point: L = H_s / H_I, the apparent S/I an unpolarised source shows there; 0 where the
+    /// beam has no response (below 1e-6 of its peak: nothing is measured there).
+    pub fn leakage(&self, p: &ModelPoint, s: usize) -> f64 {
+        let i = self.value(p, 0);
+        if i > 1e-6 {
+            self.value(p, s) / i
+        } else {
+            0.0
+        }
+    }
+}
+
+/// (l, m) rotated by `alpha` radians (counter-clockwise, east towards north): how a holography
+/// model measured with the feeds at one angle is applied to an observation at another.
+pub fn rotate_lm(l: f64, m: f64, alpha: f64) -> (f64, f64) {
+    if alpha == 0.0 {
+        return (l, m);
+    }
+    let (s, c) = alpha.sin_cos();
+    (c * l - s * m, s * l + c * m)
 }
 
 /// Direction cosines (l east, m north), in degrees, of (ra, dec) about the pointing
@@ -119,6 +199,7 @@ mod tests {
         }
         BeamModel {
             shape: [nl, nl, nf, 1],
+            nstokes: 1,
             data,
             l0_deg: l0,
             dl_deg: dl,
@@ -153,6 +234,61 @@ mod tests {
         assert!(v > a.min(b) && v < a.max(b));
         assert_eq!(m.response(4, 0.0, 0.0, 800e6), None);
         assert_eq!(m.response(5, 2.5, 0.0, 800e6), Some(0.0));
+    }
+
+    #[test]
+    fn leakage_is_the_ratio_of_the_q_and_u_planes_to_i() {
+        // Two beams, 3 × 3 offsets, one frequency, I, Q, U, V: I = 0.5, Q = 0.01 + 0.001 x,
+        // U = -0.02; beam 1 has twice the leakage.
+        let (n, ns) = (3usize, 4usize);
+        let mut data = Vec::new();
+        for b in 0..2 {
+            for s in 0..ns {
+                for _y in 0..n {
+                    for x in 0..n {
+                        let k = (b + 1) as f32;
+                        data.push(match s {
+                            0 => 0.5,
+                            1 => k * (0.01 + 0.001 * x as f32),
+                            2 => k * -0.02,
+                            _ => 0.0,
+                        });
+                    }
+                }
+            }
+        }
+        let m = BeamModel {
+            shape: [n, n, 1, 2],
+            nstokes: ns,
+            data,
+            l0_deg: 1.0,
+            dl_deg: -1.0,
+            m0_deg: -1.0,
+            dm_deg: 1.0,
+            f0_hz: 900e6,
+            df_hz: 1.0,
+            beam0: 0,
+            shared: false,
+        };
+        assert!(m.has_leakage());
+        // l = 0.5 is between x = 0 (l = 1) and x = 1 (l = 0): x = 0.5.
+        let p = m.locate(0, 0.5, 0.0, 900e6).unwrap();
+        assert!((m.leakage(&p, PLANE_Q) - (0.0105 / 0.5)).abs() < 1e-7);
+        assert!((m.leakage(&p, PLANE_U) - (-0.04)).abs() < 1e-7);
+        let p1 = m.locate(1, 0.5, 0.0, 900e6).unwrap();
+        assert!((m.leakage(&p1, PLANE_Q) - 2.0 * 0.0105 / 0.5).abs() < 1e-6);
+        assert_eq!(m.response(1, 0.5, 0.0, 900e6), Some(0.5));
+        // Outside the grid: no response and no leakage.
+        let out = m.locate(0, 1.5, 0.0, 900e6).unwrap();
+        assert_eq!((m.value(&out, 0), m.leakage(&out, PLANE_Q)), (0.0, 0.0));
+        assert!(m.locate(2, 0.0, 0.0, 900e6).is_none());
+    }
+
+    #[test]
+    fn rotation_turns_east_to_north() {
+        let (l, m) = rotate_lm(1.0, 0.0, std::f64::consts::FRAC_PI_2);
+        assert!(l.abs() < 1e-12 && (m - 1.0).abs() < 1e-12);
+        assert_eq!(rotate_lm(0.3, -0.2, 0.0), (0.3, -0.2));
     }
 
     #[test]

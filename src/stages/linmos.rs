@@ -4,7 +4,7 @@
 //!
 //! Must never: write anywhere but its temporary outputs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::io::{memo_by_file, read_weights};
 use super::params::LINMOS_CUTOFF;
@@ -12,14 +12,15 @@ use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Image};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
-    offset_lm_deg, primary_beam_fwhm_deg, primary_beam_with_fwhm, BeamModel,
+    offset_lm_deg, primary_beam_fwhm_deg, primary_beam_with_fwhm, rotate_lm, BeamModel, PLANE_Q,
+    PLANE_U,
 };
 use crate::science::regrid::{sample, stencil, Stencil};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "linmos",
-    version: 3,
+    version: 4,
     params: &[&LINMOS_CUTOFF],
     inputs: &[
         SlotSpec::required(
@@ -31,6 +32,10 @@ static CONTRACT: Contract = Contract {
             "each cutout's channel weights, in the same order",
         ),
         SlotSpec::optional("holography", "a holography primary-beam model (FITS)"),
+        SlotSpec::optional(
+            "stokes_i",
+            "the island's Stokes I cutouts (for Q and U: leakage removal with the holography)",
+        ),
     ],
     outputs: &["mosaic", "weight"],
     open: false,
@@ -44,10 +49,13 @@ fn beam_number(path: &Path) -> Option<usize> {
     digits.parse().ok()
 }
 
-/// Read a holography primary-beam model: a float FITS image with axes (l, m, FREQ[, BEAM]):
-/// axes 1 and 2 are offsets from the beam pointing in degrees (CTYPE `L-OFFSET`, `M-OFFSET`;
-/// l towards the east), axis 3 is frequency in Hz, and the optional axis 4 (CTYPE `BEAM`) numbers
-/// the beams (CRVAL4 at CRPIX4, step 1). Without axis 4 one pattern serves every beam.
+/// Read a holography primary-beam model, in either of two layouts:
+/// - ASKAP's holography cube (`akpb.iquv...cube.fits`, what Arrakis's `holofile` names): five
+///   axes `RA---SIN`, `DEC--SIN` (offsets from each beam's pointing in degrees, CRVAL 0),
+///   `FREQ` (Hz), `STOKES` (1..4 = I, Q, U, V) and `BEAM` (the ASKAP beam number): the I
+///   plane is the primary beam, Q and U the leakage of Stokes I into them;
+/// - a primary beam alone: axes (`L-OFFSET` deg, `M-OFFSET` deg, `FREQ` Hz[, `BEAM`]); without
+///   the beam axis one pattern serves every beam.
 pub fn read_beam_model(path: &Path) -> Result<BeamModel, StageError> {
     let img = Image::read(path)?;
     let h = &img.header;
@@ -56,13 +64,10 @@ pub fn read_beam_model(path: &Path) -> Result<BeamModel, StageError> {
             path,
             None,
             format!(
-                "{what}; a holography model has axes (L-OFFSET deg, M-OFFSET deg, FREQ Hz[, BEAM])"
+                "{what}; a holography model is ASKAP's cube (axes RA---SIN, DEC--SIN, FREQ, STOKES, BEAM) or a primary beam (axes L-OFFSET deg, M-OFFSET deg, FREQ Hz[, BEAM])"
             ),
         )
     };
-    if !(img.shape.len() == 3 || img.shape.len() == 4) {
-        return Err(bad(format!("{} axes", img.shape.len())));
-    }
     let axis = |i: usize| -> Result<(f64, f64), StageError> {
         let key = |k: &str| format!("{k}{i}");
         let crval = h.get_f64(&key("CRVAL")).unwrap_or(0.0);
@@ -74,16 +79,31 @@ pub fn read_beam_model(path: &Path) -> Result<BeamModel, StageError> {
         // Value of the first sample (pixel 1) and the step.
         Ok((crval + (1.0 - crpix) * cdelt, cdelt))
     };
-    for (i, want) in [(1, "L-OFFSET"), (2, "M-OFFSET"), (3, "FREQ"), (4, "BEAM")] {
-        if i > img.shape.len() {
-            break;
-        }
-        let got = h.get_str(&format!("CTYPE{i}")).unwrap_or_default();
-        if got.trim() != want {
-            return Err(bad(format!(
-                "CTYPE{i} is '{}', expected '{want}'",
-                got.trim()
-            )));
+    let ctype = |i: usize| {
+        h.get_str(&format!("CTYPE{i}"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let askap = ctype(1).starts_with("RA---");
+    let wanted: &[&str] = if askap {
+        &["RA---SIN", "DEC--SIN", "FREQ", "STOKES", "BEAM"]
+    } else {
+        &["L-OFFSET", "M-OFFSET", "FREQ", "BEAM"]
+    };
+    let ndim = img.shape.len();
+    let fits_dims = if askap {
+        ndim == 5
+    } else {
+        ndim == 3 || ndim == 4
+    };
+    if !fits_dims {
+        return Err(bad(format!("{ndim} axes")));
+    }
+    for (i, want) in wanted.iter().enumerate().take(ndim) {
+        let got = ctype(i + 1);
+        if got != *want {
+            return Err(bad(format!("CTYPE{} is '{got}', expected '{want}'", i + 1)));
         }
     }
     let (l0, dl) = axis(1)?;
@@ -93,19 +113,41 @@ pub fn read_beam_model(path: &Path) -> Result<BeamModel, StageError> {
     } else {
         (h.get_f64("CRVAL3").unwrap_or(0.0), 1.0)
     };
-    let (shared, beam0, nb) = if img.shape.len() == 4 {
-        let (b0, db) = axis(4)?;
+    let beam_axis = if askap { 5 } else { 4 };
+    let (shared, beam0, nb) = if ndim >= beam_axis {
+        let (b0, db) = if img.shape[beam_axis - 1] > 1 {
+            axis(beam_axis)?
+        } else {
+            (h.get_f64(&format!("CRVAL{beam_axis}")).unwrap_or(0.0), 1.0)
+        };
         if db != 1.0 || b0 < 0.0 || b0.fract() != 0.0 {
             return Err(bad(
                 "the BEAM axis must count beams from a whole number in steps of 1".into(),
             ));
         }
-        (false, b0 as usize, img.shape[3])
+        (false, b0 as usize, img.shape[beam_axis - 1])
     } else {
         (true, 0, 1)
     };
+    let nstokes = if askap {
+        let (s0, ds) = if img.shape[3] > 1 {
+            axis(4)?
+        } else {
+            (1.0, 1.0)
+        };
+        if s0 != 1.0 || ds != 1.0 || img.shape[3] < 3 {
+            return Err(bad(format!(
+                "the STOKES axis must hold I, Q, U[, V] (values 1, 2, 3[, 4]); it starts at {s0} in steps of {ds} with {} planes",
+                img.shape[3]
+            )));
+        }
+        img.shape[3]
+    } else {
+        1
+    };
     Ok(BeamModel {
         shape: [img.shape[0], img.shape[1], img.shape[2], nb],
+        nstokes,
         data: img.data,
         l0_deg: l0,
         dl_deg: dl,
@@ -116,6 +158,95 @@ pub fn read_beam_model(path: &Path) -> Result<BeamModel, StageError> {
         beam0,
         shared,
     })
+}
+
+/// The error for a beam the holography lacks.
+fn no_beam(ctx: &ActionCtx, beam: usize) -> StageError {
+    StageError::data(format!(
+        "{}: the holography model has no beam {beam}; give a model that covers every beam, or drop holofile to use the Gaussian beam",
+        ctx.target
+    ))
+}
+
+/// The angle (radians) the holography is rotated by for these cutouts: α = P − (−45°), P the
+/// polarisation-axis angle the imager wrote as `INSTRUMENT_RECEPTOR_ANGLE` (degrees); cutouts
+/// without it are taken at fixms's common case P = −45° (α = 0). Every cutout must agree.
+fn receptor_rotation(images: &[PathBuf], cubes: &[(Cube, Wcs)]) -> Result<f64, StageError> {
+    let mut first: Option<(f64, &Path)> = None;
+    for (p, (c, _)) in images.iter().zip(cubes) {
+        let angle = c
+            .header
+            .get_f64("INSTRUMENT_RECEPTOR_ANGLE")
+            .unwrap_or(-45.0);
+        match first {
+            None => first = Some((angle, p)),
+            Some((a, q)) if (a - angle).abs() > 1e-6 => {
+                return Err(StageError::file(
+                    p,
+                    None,
+                    format!(
+                        "INSTRUMENT_RECEPTOR_ANGLE is {angle} deg but {} has {a}; the beams of a field are imaged with one polarisation-axis angle (image them again)",
+                        q.display()
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((first.map_or(-45.0, |(a, _)| a) + 45.0).to_radians())
+}
+
+/// Why leakage cannot be removed from a cutout.
+enum LeakageError {
+    /// The I cutout does not match (the message).
+    Shape(String),
+    /// The model lacks the beam.
+    NoBeam,
+}
+
+/// Remove the leakage of Stokes I into `cube` (Stokes plane `plane` of the model) in place:
+/// S(x, ν) −= L_S(ℓ, m, ν) · I(x, ν) per pixel and channel of this beam's cutout, (ℓ, m) the
+/// pixel's offset from the beam's pointing (the cutout's CRVAL) rotated by `alpha`, L_S =
+/// H_S / H_I of the holography (yandasoft linmos's `removeleakage`, before any weighting).
+#[allow(clippy::too_many_arguments)]
+fn remove_leakage(
+    cube: &mut Cube,
+    wcs: &Wcs,
+    icube: &Cube,
+    ipath: &Path,
+    model: &BeamModel,
+    beam: usize,
+    plane: usize,
+    alpha: f64,
+) -> Result<(), LeakageError> {
+    if (icube.nx, icube.ny, icube.nchan) != (cube.nx, cube.ny, cube.nchan) {
+        return Err(LeakageError::Shape(format!(
+            "{}x{}x{} pixels, but its Stokes I cutout {} has {}x{}x{}; they must match to remove the leakage",
+            cube.nx,
+            cube.ny,
+            cube.nchan,
+            ipath.display(),
+            icube.nx,
+            icube.ny,
+            icube.nchan
+        )));
+    }
+    let (nx, ny) = (cube.nx, cube.ny);
+    let freqs: Vec<f64> = (0..cube.nchan).map(|ch| wcs.freq(ch)).collect();
+    for y in 0..ny {
+        for x in 0..nx {
+            let (ra, dec) = wcs.pix_to_world(x as f64, y as f64);
+            let (l, m) = offset_lm_deg(ra, dec, wcs.crval_ra, wcs.crval_dec);
+            let (l, m) = rotate_lm(l, m, alpha);
+            for (ch, &f) in freqs.iter().enumerate() {
+                let p = model.locate(beam, l, m, f).ok_or(LeakageError::NoBeam)?;
+                let k = (ch * ny + y) * nx + x;
+                let leak = model.leakage(&p, plane);
+                cube.data[k] -= (leak * icube.data[k] as f64) as f32;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `linmos`: out = Σ w_b B_b I_b / Σ w_b B_b² per pixel and channel on the grid of the largest
@@ -158,6 +289,44 @@ impl Builtin for Linmos {
             let c = Cube::read(p)?;
             let w = Wcs::from_header(&c.header, p)?;
             cubes.push((c, w));
+        }
+        // The holography's rotation: the imager's polarisation-axis angle P
+        // (INSTRUMENT_RECEPTOR_ANGLE, the same in every cutout; -45°, fixms's common case,
+        // when absent) against the -45° the holography was taken at.
+        let alpha = receptor_rotation(images, &cubes)?;
+        let stokes = ctx.unit_var("stokes").unwrap_or("i");
+        let mut leakage_note = None;
+        if let Some(model) = holography.as_deref().filter(|m| m.has_leakage()) {
+            let plane = match stokes {
+                "q" => Some(PLANE_Q),
+                "u" => Some(PLANE_U),
+                _ => None,
+            };
+            if let Some(plane) = plane {
+                let i_paths = ctx.input("stokes_i");
+                for (b, (cube, wcs)) in cubes.iter_mut().enumerate() {
+                    let beam = beam_numbers[b];
+                    let Some(ip) = i_paths.iter().find(|p| beam_number(p) == Some(beam)) else {
+                        return Err(StageError::data(format!(
+                            "{}: no Stokes I cutout of beam {beam} to remove the leakage of {} with; the linmos rule must give the island's I cutouts as 'stokes_i' when holofile is set",
+                            ctx.target,
+                            images[b].display()
+                        )));
+                    };
+                    let icube = Cube::read(ip)?;
+                    remove_leakage(cube, wcs, &icube, ip, model, beam, plane, alpha).map_err(
+                        |e| match e {
+                            LeakageError::Shape(msg) => StageError::file(&images[b], None, msg),
+                            LeakageError::NoBeam => no_beam(ctx, beam),
+                        },
+                    )?;
+                }
+                leakage_note = Some(format!(
+                    "arrakis linmos: leakage of I into {} removed with the holography (rotated {:.2} deg)",
+                    stokes.to_uppercase(),
+                    alpha.to_degrees()
+                ));
+            }
         }
         let nchan = cubes[0].0.nchan;
         if let Some(k) = cubes.iter().position(|(c, _)| c.nchan != nchan) {
@@ -207,14 +376,12 @@ impl Builtin for Linmos {
                         };
                         let (l, m) = (*l, *m);
                         let pb = match &holography {
-                            Some(model) => model
-                                .response(beam_numbers[b], l, m, freq)
-                                .ok_or_else(|| {
-                                    StageError::data(format!(
-                                        "{}: the holography model has no beam {}; give a model that covers every beam, or drop holofile to use the Gaussian beam",
-                                        ctx.target, beam_numbers[b]
-                                    ))
-                                })?,
+                            Some(model) => {
+                                let (l, m) = rotate_lm(l, m, alpha);
+                                model
+                                    .response(beam_numbers[b], l, m, freq)
+                                    .ok_or_else(|| no_beam(ctx, beam_numbers[b]))?
+                            }
                             None => primary_beam_with_fwhm((l * l + m * m).sqrt(), fwhms[ch]),
                         };
                         let w = ws[b][ch];
@@ -242,6 +409,9 @@ impl Builtin for Linmos {
         } else {
             "arrakis linmos: sum w B I / sum w B^2 (Gaussian primary beam, FWHM 1.09 lambda/D)"
         });
+        if let Some(note) = &leakage_note {
+            header.history(note);
+        }
         for (name, path, _) in &ctx.outputs {
             let data = if *name == "mosaic" {
                 out.clone()

@@ -99,6 +99,42 @@ fn bad_rule_files_get_clear_errors() {
             vec!["b.yaml:4", "has no such output", "(it has: o)"],
         ),
         (
+            "pinning a variable the upstream rule does not have",
+            vec![
+                ("a.yaml", GOOD_A.into()),
+                (
+                    "b.yaml",
+                    GOOD_B.replace("output: o}", "output: o, with: {stokes: i}}"),
+                ),
+            ],
+            vec![
+                "b.yaml:4",
+                "'with' pins 'stokes', which is not a foreach variable of rule 'a' (it has none)",
+            ],
+        ),
+        (
+            "pinning a value the upstream rule does not run for",
+            vec![
+                (
+                    "a.yaml",
+                    GOOD_A
+                        .replace(
+                            "unit: source\n",
+                            "unit: source\nforeach: {stokes: [i, q]}\n",
+                        )
+                        .replace("{source}/a.txt", "{source}/a.{stokes}.txt"),
+                ),
+                (
+                    "b.yaml",
+                    GOOD_B.replace("output: o}", "output: o, with: {stokes: v}}"),
+                ),
+            ],
+            vec![
+                "b.yaml:4",
+                "with.stokes is 'v', but rule 'a' runs for stokes in [i, q]",
+            ],
+        ),
+        (
             "cycle",
             vec![
                 (

@@ -22,6 +22,7 @@ mod hostile;
 mod imager;
 mod ionosphere;
 mod kill_pipeline;
+mod leakage;
 mod load;
 mod pipeline;
 mod real_data;
