@@ -133,7 +133,6 @@ fn arrakis_key(key: &str, value: &serde_yaml::Value) -> Result<String, String> {
         )),
         "own_fit" if set => Err("own_fit: Arrakis's own power-law Stokes I fit is not implemented in arrakis; it fits Stokes I with RM-Tools' polynomial (poly_ord, fit_function; a negative poly_ord chooses the order by AIC). Set own_fit: false (or remove it)".into()),
         "skip_cleanup" => Ok("cleanup is `arrakis archive FIELD`, never part of a build".into()),
-        "skip_fix_ms" => Ok("the imager does not fix measurement sets yet (nothing to skip)".into()),
         "config" => Ok("the config file Arrakis was given (saved in its run YAML); arrakis reads the files given with --config".into()),
         "validate" => Ok("Arrakis's rmsynth option to run on Stokes I; arrakis's validate stage always runs".into()),
         _ => Ok("Arrakis option that no arrakis rule reads".into()),

@@ -17,6 +17,7 @@ pub mod lm;
 pub mod nufft;
 pub mod primary_beam;
 pub mod regrid;
+pub mod resolution;
 pub mod rm3d;
 pub mod rm_clean;
 pub mod rm_synthesis;

@@ -15,6 +15,7 @@ pub mod beams;
 pub mod catalogue;
 pub mod cutout;
 pub mod error;
+pub mod fix_ms;
 pub mod frion;
 pub mod imager;
 pub mod io;
@@ -176,6 +177,8 @@ static CUTOUT: cutout::Cutout = cutout::Cutout;
 static LINMOS: linmos::Linmos = linmos::Linmos;
 static FRION: frion::Frion = frion::Frion;
 static IMAGER: imager::Imager = imager::Imager;
+static WSCLEAN: imager::Wsclean = imager::Wsclean;
+static FIX_MS: fix_ms::FixMs = fix_ms::FixMs;
 static RMSYNTH: rmsynth::RmSynth = rmsynth::RmSynth;
 static RMCLEAN: rmclean::RmClean = rmclean::RmClean;
 static CATALOGUE: catalogue::Catalogue = catalogue::Catalogue;
@@ -186,9 +189,9 @@ static SPECTRUM: spectrum::Spectrum = spectrum::Spectrum;
 
 /// Every builtin.
 pub fn builtins() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 13] = [
-        &STAMP, &BEAMS, &IMAGER, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN, &RMSYNTH3D,
-        &RMCLEAN3D, &CATALOGUE, &VALIDATE, &SPECTRUM,
+    static REG: [&dyn Builtin; 15] = [
+        &STAMP, &BEAMS, &FIX_MS, &WSCLEAN, &IMAGER, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN,
+        &RMSYNTH3D, &RMCLEAN3D, &CATALOGUE, &VALIDATE, &SPECTRUM,
     ];
     &REG
 }

@@ -237,6 +237,43 @@ pub static NO_MF_WEIGHTING: ParamSpec = ParamSpec::new(
     D::Bool(false),
     "turn off multi-frequency weighting",
 );
+/// Arrakis's `--skip_fix_ms`.
+pub static SKIP_FIX_MS: ParamSpec = ParamSpec::new(
+    "skip_fix_ms",
+    T::Bool,
+    D::Bool(false),
+    "image the measurement sets as they are, without fix_ms (their correlations already in WSClean's convention and the beam pointing in FIELD)",
+);
+/// The Python with python-casacore that fix_ms runs.
+pub static CASACORE_PYTHON: ParamSpec = ParamSpec::new(
+    "casacore_python",
+    T::String,
+    D::Str("python3"),
+    "the Python (with python-casacore and numpy) fix_ms runs to read and write measurement sets",
+);
+/// Arrakis's `--psf_cutoff`.
+pub static PSF_CUTOFF: ParamSpec = ParamSpec::new(
+    "psf_cutoff",
+    T::Float,
+    D::Null,
+    "channels whose restoring beam's major axis exceeds this (arcsec) are blanked, and the rest smoothed to their common beam (null: no cutoff)",
+)
+.nullable()
+.range(Range::above(0.0));
+/// Arrakis's `--disable_pol_local_rms`.
+pub static DISABLE_POL_LOCAL_RMS: ParamSpec = ParamSpec::new(
+    "disable_pol_local_rms",
+    T::Bool,
+    D::Bool(false),
+    "no local-RMS thresholding in the Q/U cleaning",
+);
+/// Arrakis's `--disable_pol_force_mask_rounds`.
+pub static DISABLE_POL_FORCE_MASK_ROUNDS: ParamSpec = ParamSpec::new(
+    "disable_pol_force_mask_rounds",
+    T::Bool,
+    D::Bool(false),
+    "no forced mask rounds in the Q/U cleaning",
+);
 
 // --- cutout, linmos --------------------------------------------------------------------------
 
@@ -518,6 +555,11 @@ pub static ALL: &[&ParamSpec] = &[
     &ABSMEM,
     &DATA_COLUMN,
     &NO_MF_WEIGHTING,
+    &SKIP_FIX_MS,
+    &CASACORE_PYTHON,
+    &PSF_CUTOFF,
+    &DISABLE_POL_LOCAL_RMS,
+    &DISABLE_POL_FORCE_MASK_ROUNDS,
     &PAD,
     &LINMOS_CUTOFF,
     &HOLOFILE,

@@ -1,9 +1,15 @@
 """Write a tiny ASKAP-like measurement set for tests/imager.rs (python-casacore, Debian's
 python3-casacore): a point source at the phase centre (RA 189, Dec -25) with the given Stokes
-I, Q, U (linear feeds: XX = I+Q, XY = YX = U, YY = I-Q, WSClean's convention), thermal noise,
-6 antennas over ~3 km, 20 integrations of 30 s, N channels of 8 MHz from 800 MHz.
+I, Q, U (linear feeds: XX = I+Q, XY = YX = U, YY = I-Q, WSClean's convention, in DATA and
+CORRECTED_DATA), thermal noise, 6 antennas over ~3 km, 20 integrations of 30 s, N channels of
+8 MHz from 800 MHz.
 
-  make_ms.py NAME NCHAN I Q U
+  make_ms.py NAME NCHAN I Q U [--askap P_DEG]
+
+With --askap, the set is as ASKAP writes it: equatorial mounts, receptor angle 45 - P degrees,
+and DATA only, holding ASKAP's correlations for polarisation-axis angle P (I = XX+YY,
+Q = sin2P XX + cos2P (XY+YX) - sin2P YY, U = -cos2P XX + sin2P (XY+YX) + cos2P YY), which
+fix_ms must rotate before WSClean sees the injected I, Q, U.
 """
 import sys
 import numpy as np
@@ -11,15 +17,16 @@ import casacore.tables as pt
 
 name, nchan = sys.argv[1], int(sys.argv[2])
 stokes_i, stokes_q, stokes_u = (float(x) for x in sys.argv[3:6])
+askap_p = float(sys.argv[7]) if len(sys.argv) > 7 and sys.argv[6] == "--askap" else None
 ra, dec = np.radians(189.0), np.radians(-25.0)
 f0, df = 800e6, 8e6
 freqs = f0 + df * np.arange(nchan)
 
 desc = pt.required_ms_desc()
-desc.update(pt.maketabdesc([
-    pt.makearrcoldesc("DATA", 0j, ndim=2, shape=[nchan, 4], valuetype="complex"),
-    pt.makearrcoldesc("CORRECTED_DATA", 0j, ndim=2, shape=[nchan, 4], valuetype="complex"),
-]))
+cols = [pt.makearrcoldesc("DATA", 0j, ndim=2, shape=[nchan, 4], valuetype="complex")]
+if askap_p is None:
+    cols.append(pt.makearrcoldesc("CORRECTED_DATA", 0j, ndim=2, shape=[nchan, 4], valuetype="complex"))
+desc.update(pt.maketabdesc(cols))
 dminfo = pt.makedminfo(desc)
 ms = pt.default_ms(name, desc, dminfo)
 
@@ -39,7 +46,7 @@ ant.putcol("POSITION", pos)
 ant.putcol("NAME", [f"ak{i:02d}" for i in range(nant)])
 ant.putcol("STATION", ["ASKAP"] * nant)
 ant.putcol("TYPE", ["GROUND-BASED"] * nant)
-ant.putcol("MOUNT", ["ALT-AZ"] * nant)
+ant.putcol("MOUNT", ["equatorial" if askap_p is not None else "ALT-AZ"] * nant)
 ant.putcol("DISH_DIAMETER", np.full(nant, 12.0))
 ant.close()
 
@@ -82,7 +89,13 @@ feed.putcol("ANTENNA_ID", np.arange(nant))
 feed.putcol("SPECTRAL_WINDOW_ID", np.full(nant, -1))
 feed.putcol("NUM_RECEPTORS", np.full(nant, 2))
 feed.putcol("POLARIZATION_TYPE", np.array([["X", "Y"]] * nant))
-feed.putcol("RECEPTOR_ANGLE", np.zeros((nant, 2)))
+if askap_p is None:
+    feed.putcol("RECEPTOR_ANGLE", np.zeros((nant, 2)))
+else:
+    rec = np.radians(45.0 - askap_p)
+    feed.putcol("RECEPTOR_ANGLE", np.array([[rec, rec + np.pi / 2]] * nant))
+feed.putcol("TIME", np.full(nant, 5.0e9 + 300.0))
+feed.putcol("INTERVAL", np.full(nant, 1.0e6))
 feed.putcol("POL_RESPONSE", np.tile(np.eye(2, dtype=complex), (nant, 1, 1)))
 feed.putcol("BEAM_OFFSET", np.zeros((nant, 2, 2)))
 feed.close()
@@ -126,15 +139,25 @@ ms.putcol("DATA_DESC_ID", np.zeros(nrow, dtype=int))
 ms.putcol("FIELD_ID", np.zeros(nrow, dtype=int))
 ms.putcol("SCAN_NUMBER", np.ones(nrow, dtype=int))
 vis = np.zeros((nrow, nchan, 4), dtype=complex)
-vis[:, :, 0] = stokes_i + stokes_q
-vis[:, :, 1] = stokes_u
-vis[:, :, 2] = stokes_u
-vis[:, :, 3] = stokes_i - stokes_q
+if askap_p is None:
+    vis[:, :, 0] = stokes_i + stokes_q
+    vis[:, :, 1] = stokes_u
+    vis[:, :, 2] = stokes_u
+    vis[:, :, 3] = stokes_i - stokes_q
+else:
+    s2, c2 = np.sin(np.radians(2 * askap_p)), np.cos(np.radians(2 * askap_p))
+    delta = s2 * stokes_q - c2 * stokes_u      # XX - YY
+    both = c2 * stokes_q + s2 * stokes_u       # XY + YX (V = 0: XY = YX)
+    vis[:, :, 0] = (stokes_i + delta) / 2
+    vis[:, :, 1] = both / 2
+    vis[:, :, 2] = both / 2
+    vis[:, :, 3] = (stokes_i - delta) / 2
 # Thermal noise, so that the images have a background to measure.
 noise = 0.05
 vis += noise * (rng.standard_normal(vis.shape) + 1j * rng.standard_normal(vis.shape))
 ms.putcol("DATA", vis)
-ms.putcol("CORRECTED_DATA", vis)
+if askap_p is None:
+    ms.putcol("CORRECTED_DATA", vis)
 ms.putcol("FLAG", np.zeros((nrow, nchan, 4), dtype=bool))
 ms.putcol("WEIGHT", np.ones((nrow, 4)))
 ms.putcol("SIGMA", np.ones((nrow, 4)))
