@@ -291,6 +291,57 @@ fn fix_ms_then_real_wsclean_give_the_injected_angle_at_one_resolution() {
         spread_before > 0.05,
         "WSClean's channel beams hardly differ ({spread_before})"
     );
+
+    // psf_cutoff between the channels' beams: only the smoothing reruns (WSClean's images are
+    // up to date); the channels whose beam is above it are blank, with weight nan, and the
+    // common beam is smaller.
+    let beams: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("imaging/beam00.beams.json")).unwrap(),
+    )
+    .unwrap();
+    let bmaj = |s: &str, c: usize| beams["beams"][s][c][0].as_f64().unwrap() * 3600.0;
+    let mut all: Vec<f64> = (0..16).map(|c| bmaj("i", c)).collect();
+    all.sort_by(f64::total_cmp);
+    let cutoff = (all[7] + all[8]) / 2.0;
+    let old_beam = arrakis::fits::Cube::read(&dir.join(format!(
+        "image.restored.i.{field}.contcube.beam00.conv.fits"
+    )))
+    .unwrap()
+    .header
+    .get_f64("BMAJ")
+    .unwrap();
+    let cut = format!("psf_cutoff={cutoff}");
+    let mut with_cut: Vec<&str> = sets.to_vec();
+    with_cut.extend(["--set", &cut]);
+    let (out, r) = build_real(&data.join("cache"), data, field, &with_cut);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(r["wsclean/beam00"], "skipped", "{r:?}");
+    assert_eq!(r["imager/beam00.i"], "ran", "{r:?}");
+    for stokes in ["i", "q", "u"] {
+        let cube = arrakis::fits::Cube::read(&dir.join(format!(
+            "image.restored.{stokes}.{field}.contcube.beam00.conv.fits"
+        )))
+        .unwrap();
+        assert!(cube.header.get_f64("BMAJ").unwrap() < old_beam);
+        let weights = std::fs::read_to_string(dir.join(format!(
+            "weights.restored.{stokes}.{field}.contcube.beam00.conv.txt"
+        )))
+        .unwrap();
+        let plane = cube.nx * cube.ny;
+        for c in 0..16 {
+            let blank = cube.data[c * plane..(c + 1) * plane]
+                .iter()
+                .all(|v| v.is_nan());
+            assert_eq!(
+                blank,
+                bmaj(stokes, c) > cutoff,
+                "Stokes {stokes} channel {c}"
+            );
+            let w = weights.lines().nth(c + 1).unwrap();
+            assert_eq!(w.ends_with(" nan"), blank, "{w}");
+        }
+    }
+    assert!(catalogue_by_id(&dir, field).contains_key("J123600-250000_c1"));
 }
 
 /// A simulated field whose beam cubes are set aside (in the returned directory) as what the
