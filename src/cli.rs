@@ -658,6 +658,22 @@ pub enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The imager's common-resolution step against RACS-tools' beamcon_2D (what Arrakis runs) on
+    /// the same channel images: common beam, time, pixel agreement.
+    Smooth {
+        /// Pixels per image side.
+        #[arg(long, default_value_t = 2048)]
+        npix: usize,
+        /// Channel images.
+        #[arg(long, default_value_t = 36)]
+        nchan: usize,
+        /// RACS-tools' beamcon_2D (default: $ARRAKIS_BEAMCON or /opt/racs-venv/bin/beamcon_2D).
+        #[arg(long)]
+        beamcon: Option<PathBuf>,
+        /// Working directory (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Ionosphere prediction from IONEX: reading a day of global maps, and RM_ion over a
     /// 15-minute scan for N island directions (RMextract's 300 s samples).
     Ionosphere {

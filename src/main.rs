@@ -114,6 +114,12 @@ fn main() {
                 sources,
                 dir,
             } => arrakis::cmd::bench::io(*npix, *nchan, *sources, dir.as_deref()),
+            BenchWhat::Smooth {
+                npix,
+                nchan,
+                beamcon,
+                dir,
+            } => arrakis::cmd::bench::smooth(*npix, *nchan, beamcon.as_deref(), dir.as_deref()),
             BenchWhat::Ionosphere { islands } => arrakis::cmd::bench::ionosphere(*islands),
             BenchWhat::Rm1d {
                 spectra,

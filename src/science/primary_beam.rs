@@ -59,6 +59,7 @@ pub const PLANE_Q: usize = 1;
 pub const PLANE_U: usize = 2;
 
 /// Where one (beam, l, m, frequency) falls in a model: the corner sample and the weights.
+/// (Per sample; a run of channels at one position uses [`Spatial`] and [`FreqIndex`].)
 #[derive(Clone, Copy, Debug)]
 pub struct ModelPoint {
     b: usize,
@@ -75,7 +76,77 @@ pub struct ModelPoint {
     outside: bool,
 }
 
+/// Where one (beam, l, m) falls in a model's planes, whatever the frequency.
+#[derive(Clone, Copy, Debug)]
+pub struct Spatial {
+    b: usize,
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+    fx: f64,
+    fy: f64,
+    outside: bool,
+}
+
+/// Where one frequency falls between a model's planes: `(1 - t)·plane f0 + t·plane f1`.
+#[derive(Clone, Copy, Debug)]
+pub struct FreqIndex {
+    /// The lower plane.
+    pub f0: usize,
+    /// The upper plane.
+    pub f1: usize,
+    /// The weight of the upper plane.
+    pub t: f64,
+}
+
 impl BeamModel {
+    /// Where `beam` at offset (l, m) degrees falls; `None` if the model has no such beam.
+    pub fn spatial(&self, beam: usize, l_deg: f64, m_deg: f64) -> Option<Spatial> {
+        let p = self.locate(beam, l_deg, m_deg, self.f0_hz)?;
+        Some(Spatial {
+            b: p.b,
+            x0: p.x0,
+            y0: p.y0,
+            x1: p.x1,
+            y1: p.y1,
+            fx: p.fx,
+            fy: p.fy,
+            outside: p.outside,
+        })
+    }
+
+    /// Where `freq_hz` falls between the planes (clamped to the first and last).
+    pub fn freq_index(&self, freq_hz: f64) -> FreqIndex {
+        let nf = self.shape[2];
+        let f = ((freq_hz - self.f0_hz) / self.df_hz).clamp(0.0, (nf - 1) as f64);
+        let f0 = f.floor() as usize;
+        FreqIndex {
+            f0,
+            f1: (f0 + 1).min(nf - 1),
+            t: f - f0 as f64,
+        }
+    }
+
+    /// Stokes plane `s` at a spatial point, bilinear, for frequency planes `lo..=hi` into `out`
+    /// (0 outside the grid): what a run of channels between those planes blends.
+    pub fn planes_at(&self, sp: &Spatial, s: usize, lo: usize, hi: usize, out: &mut Vec<f64>) {
+        out.clear();
+        let [nl, nm, nf, _] = self.shape;
+        if sp.outside || s >= self.nstokes {
+            out.resize(hi + 1 - lo, 0.0);
+            return;
+        }
+        for k in lo..=hi.min(nf - 1) {
+            let base = ((sp.b * self.nstokes + s) * nf + k) * nm;
+            let at = |ix: usize, iy: usize| self.data[(base + iy) * nl + ix] as f64;
+            out.push(
+                (1.0 - sp.fy) * ((1.0 - sp.fx) * at(sp.x0, sp.y0) + sp.fx * at(sp.x1, sp.y0))
+                    + sp.fy * ((1.0 - sp.fx) * at(sp.x0, sp.y1) + sp.fx * at(sp.x1, sp.y1)),
+            );
+        }
+    }
+
     /// Where `beam` at offset (l, m) degrees and `freq_hz` falls; `None` if the model has no
     /// such beam.
     pub fn locate(&self, beam: usize, l_deg: f64, m_deg: f64, freq_hz: f64) -> Option<ModelPoint> {
@@ -150,6 +221,17 @@ impl BeamModel {
         } else {
             0.0
         }
+    }
+}
+
+/// The value at `fi` of planes `lo..` given by [`BeamModel::planes_at`] (0 if not finite).
+#[inline]
+pub fn blend(planes: &[f64], lo: usize, fi: FreqIndex) -> f64 {
+    let v = (1.0 - fi.t) * planes[fi.f0 - lo] + fi.t * planes[fi.f1 - lo];
+    if v.is_finite() {
+        v
+    } else {
+        0.0
     }
 }
 

@@ -218,92 +218,125 @@ pub fn convolve_to(
     from: Beam,
     to: Beam,
 ) -> Vec<f32> {
-    let n = nx * ny;
     let a = from.covariance();
     let b = to.covariance();
     // Σ in pixels²; x is flipped (west) but only the sign of the xy term changes.
     let c2 = cell_deg * cell_deg;
     let k = [(b[0] - a[0]) / c2, (b[1] - a[1]) / c2, -(b[2] - a[2]) / c2];
     let ratio = (to.area() / from.area()) as f32;
-    let blank: Vec<bool> = image.iter().map(|v| !v.is_finite()).collect();
-    let any_blank = blank.iter().any(|&b| b);
-    let mut planner = FftPlanner::<f32>::new();
-    let (fx, fy) = (planner.plan_fft_forward(nx), planner.plan_fft_forward(ny));
-    let (ix, iy) = (planner.plan_fft_inverse(nx), planner.plan_fft_inverse(ny));
-    // Transfer function per (kx, ky), kx, ky in cycles per pixel.
+    let plan = Plan::new(nx, ny);
+    // Transfer function per (kx, ky) of the half plane, kx, ky in cycles per pixel; laid out as
+    // the transposed spectrum (ky fastest).
     let freq = |i: usize, m: usize| {
-        let i = i as f64;
-        let m = m as f64;
+        let (i, m) = (i as f64, m as f64);
         if i <= m / 2.0 {
             i / m
         } else {
             (i - m) / m
         }
     };
-    let transfer: Vec<f32> = (0..n)
+    let hx = nx / 2 + 1;
+    let transfer: Vec<f32> = (0..hx * ny)
         .map(|p| {
-            let (u, v) = (freq(p % nx, nx), freq(p / nx, ny));
+            let (u, v) = (freq(p / ny, nx), freq(p % ny, ny));
             let q = k[0] * u * u + k[1] * v * v + 2.0 * k[2] * u * v;
             (-2.0 * std::f64::consts::PI.powi(2) * q).exp() as f32
         })
         .collect();
-    let run = |data: Vec<Complex32>, gain: f32| -> Vec<Complex32> {
-        let mut d = data;
-        fft2(&mut d, nx, ny, &*fx, &*fy);
-        for (v, t) in d.iter_mut().zip(&transfer) {
-            *v *= t * gain;
-        }
-        fft2(&mut d, nx, ny, &*ix, &*iy);
-        let norm = 1.0 / n as f32;
-        for v in &mut d {
-            *v *= norm;
-        }
-        d
-    };
-    let data: Vec<Complex32> = image
-        .iter()
-        .map(|&v| Complex32::new(if v.is_finite() { v } else { 0.0 }, 0.0))
-        .collect();
-    let out = run(data, ratio);
-    let mask = if any_blank {
-        Some(run(
-            blank
-                .iter()
-                .map(|&b| Complex32::new(if b { 1.0 } else { 0.0 }, 0.0))
-                .collect(),
-            1.0,
-        ))
+    let any_blank = image.iter().any(|v| !v.is_finite());
+    let clean: Vec<f32> = if any_blank {
+        image
+            .iter()
+            .map(|&v| if v.is_finite() { v } else { 0.0 })
+            .collect()
     } else {
-        None
+        image.to_vec()
     };
-    out.iter()
-        .enumerate()
-        .map(|(p, v)| match &mask {
-            Some(m) if m[p].re >= 0.999 => f32::NAN,
-            _ => v.re,
-        })
-        .collect()
+    let mut out = plan.convolve(clean, &transfer, ratio);
+    if any_blank {
+        let mask: Vec<f32> = image
+            .iter()
+            .map(|v| if v.is_finite() { 0.0 } else { 1.0 })
+            .collect();
+        let mask = plan.convolve(mask, &transfer, 1.0);
+        for (o, m) in out.iter_mut().zip(&mask) {
+            if *m >= 0.999 {
+                *o = f32::NAN;
+            }
+        }
+    }
+    out
 }
 
-/// In-place 2-D FFT (rows, then columns) with the given 1-D plans.
-fn fft2(
-    d: &mut [Complex32],
+/// The FFTs of one image shape: real-to-complex along x, complex along y (on the transposed
+/// half spectrum, all columns in one call).
+struct Plan {
     nx: usize,
     ny: usize,
-    px: &dyn rustfft::Fft<f32>,
-    py: &dyn rustfft::Fft<f32>,
-) {
-    for row in d.chunks_mut(nx) {
-        px.process(row);
-    }
-    let mut col = vec![Complex32::new(0.0, 0.0); ny];
-    for x in 0..nx {
-        for y in 0..ny {
-            col[y] = d[y * nx + x];
+    rx: std::sync::Arc<dyn realfft::RealToComplex<f32>>,
+    irx: std::sync::Arc<dyn realfft::ComplexToReal<f32>>,
+    fy: std::sync::Arc<dyn rustfft::Fft<f32>>,
+    ify: std::sync::Arc<dyn rustfft::Fft<f32>>,
+}
+
+impl Plan {
+    fn new(nx: usize, ny: usize) -> Plan {
+        let mut real = realfft::RealFftPlanner::<f32>::new();
+        let mut cplx = FftPlanner::<f32>::new();
+        Plan {
+            nx,
+            ny,
+            rx: real.plan_fft_forward(nx),
+            irx: real.plan_fft_inverse(nx),
+            fy: cplx.plan_fft_forward(ny),
+            ify: cplx.plan_fft_inverse(ny),
         }
-        py.process(&mut col);
-        for y in 0..ny {
-            d[y * nx + x] = col[y];
+    }
+
+    /// `data` convolved: its spectrum times `transfer` (transposed half plane) times `gain`.
+    fn convolve(&self, mut data: Vec<f32>, transfer: &[f32], gain: f32) -> Vec<f32> {
+        let (nx, ny) = (self.nx, self.ny);
+        let hx = nx / 2 + 1;
+        let zero = Complex32::new(0.0, 0.0);
+        // Rows: real → half spectrum, row by row into `spec` (ny × hx).
+        let mut spec = vec![zero; ny * hx];
+        for (row, out) in data.chunks_mut(nx).zip(spec.chunks_mut(hx)) {
+            // Lengths match the plan: no error possible.
+            let _ = self.rx.process(row, out);
+        }
+        // Columns: transpose (hx × ny), every column's FFT in one call, filter, back.
+        let mut cols = vec![zero; hx * ny];
+        transpose(&spec, &mut cols, hx, ny);
+        self.fy.process(&mut cols);
+        let norm = gain / (nx * ny) as f32;
+        for (v, t) in cols.iter_mut().zip(transfer) {
+            *v *= t * norm;
+        }
+        self.ify.process(&mut cols);
+        transpose(&cols, &mut spec, ny, hx);
+        for (out, row) in data.chunks_mut(nx).zip(spec.chunks_mut(hx)) {
+            // The transfer is even, so the spectrum stays Hermitian; rounding leaves the DC
+            // and Nyquist terms a trace of imaginary part, which the real inverse must not see.
+            row[0].im = 0.0;
+            if nx % 2 == 0 {
+                row[hx - 1].im = 0.0;
+            }
+            let _ = self.irx.process(row, out);
+        }
+        data
+    }
+}
+
+/// `dst` (cols × rows) = transpose of `src` (rows × cols, row-major), in cache-sized blocks.
+fn transpose(src: &[Complex32], dst: &mut [Complex32], cols: usize, rows: usize) {
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
         }
     }
 }

@@ -12,8 +12,8 @@ use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Image};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
-    offset_lm_deg, primary_beam_fwhm_deg, primary_beam_with_fwhm, rotate_lm, BeamModel, PLANE_Q,
-    PLANE_U,
+    blend, offset_lm_deg, primary_beam_fwhm_deg, primary_beam_with_fwhm, rotate_lm, BeamModel,
+    FreqIndex, PLANE_Q, PLANE_U,
 };
 use crate::science::regrid::{sample, stencil, Stencil};
 use crate::wcs::Wcs;
@@ -232,16 +232,29 @@ fn remove_leakage(
         )));
     }
     let (nx, ny) = (cube.nx, cube.ny);
-    let freqs: Vec<f64> = (0..cube.nchan).map(|ch| wcs.freq(ch)).collect();
+    // Per channel, its place between the model's planes; per pixel, the I and S planes that
+    // span the band are interpolated once, and each channel blends two of them.
+    let fis: Vec<FreqIndex> = (0..cube.nchan)
+        .map(|ch| model.freq_index(wcs.freq(ch)))
+        .collect();
+    let lo = fis.iter().map(|f| f.f0).min().unwrap_or(0);
+    let hi = fis.iter().map(|f| f.f1).max().unwrap_or(0);
+    let (mut iv, mut sv) = (Vec::new(), Vec::new());
     for y in 0..ny {
         for x in 0..nx {
             let (ra, dec) = wcs.pix_to_world(x as f64, y as f64);
             let (l, m) = offset_lm_deg(ra, dec, wcs.crval_ra, wcs.crval_dec);
             let (l, m) = rotate_lm(l, m, alpha);
-            for (ch, &f) in freqs.iter().enumerate() {
-                let p = model.locate(beam, l, m, f).ok_or(LeakageError::NoBeam)?;
+            let sp = model.spatial(beam, l, m).ok_or(LeakageError::NoBeam)?;
+            model.planes_at(&sp, 0, lo, hi, &mut iv);
+            model.planes_at(&sp, plane, lo, hi, &mut sv);
+            for (ch, &fi) in fis.iter().enumerate() {
+                let h_i = blend(&iv, lo, fi);
+                if h_i <= 1e-6 {
+                    continue;
+                }
                 let k = (ch * ny + y) * nx + x;
-                let leak = model.leakage(&p, plane);
+                let leak = blend(&sv, lo, fi) / h_i;
                 cube.data[k] -= (leak * icube.data[k] as f64) as f32;
             }
         }
@@ -353,6 +366,15 @@ impl Builtin for Linmos {
         let mut wout = vec![0f32; out_nx * out_ny * nchan];
         let freqs: Vec<f64> = (0..nchan).map(|ch| out_wcs.freq(ch)).collect();
         let fwhms: Vec<f64> = freqs.iter().map(|&f| primary_beam_fwhm_deg(f)).collect();
+        // With a holography model: each channel's place between its planes, and per beam the I
+        // planes spanning the band at this pixel, interpolated once per pixel.
+        let fis: Vec<FreqIndex> = match &holography {
+            Some(model) => freqs.iter().map(|&f| model.freq_index(f)).collect(),
+            None => Vec::new(),
+        };
+        let lo = fis.iter().map(|f| f.f0).min().unwrap_or(0);
+        let hi = fis.iter().map(|f| f.f1).max().unwrap_or(0);
+        let mut pb_planes: Vec<Vec<f64>> = vec![Vec::new(); cubes.len()];
         let mut places: Vec<Option<(Stencil, f64, f64)>> = Vec::with_capacity(cubes.len());
         for y in 0..out_ny {
             for x in 0..out_nx {
@@ -365,24 +387,29 @@ impl Builtin for Linmos {
                     let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
                     Some((stencil(c.nx, c.ny, px, py)?, l, m))
                 }));
+                if let Some(model) = &holography {
+                    for (b, place) in places.iter().enumerate() {
+                        if let Some((_, l, m)) = place {
+                            let (l, m) = rotate_lm(*l, *m, alpha);
+                            let sp = model
+                                .spatial(beam_numbers[b], l, m)
+                                .ok_or_else(|| no_beam(ctx, beam_numbers[b]))?;
+                            model.planes_at(&sp, 0, lo, hi, &mut pb_planes[b]);
+                        }
+                    }
+                }
                 // `ch` indexes the weights, the cubes and the output alike.
                 #[allow(clippy::needless_range_loop)]
                 for ch in 0..nchan {
-                    let freq = freqs[ch];
                     let (mut num, mut den) = (0.0, 0.0);
                     for (b, place) in places.iter().enumerate() {
                         let Some((st, l, m)) = place else {
                             continue;
                         };
-                        let (l, m) = (*l, *m);
-                        let pb = match &holography {
-                            Some(model) => {
-                                let (l, m) = rotate_lm(l, m, alpha);
-                                model
-                                    .response(beam_numbers[b], l, m, freq)
-                                    .ok_or_else(|| no_beam(ctx, beam_numbers[b]))?
-                            }
-                            None => primary_beam_with_fwhm((l * l + m * m).sqrt(), fwhms[ch]),
+                        let pb = if holography.is_some() {
+                            blend(&pb_planes[b], lo, fis[ch]).max(0.0)
+                        } else {
+                            primary_beam_with_fwhm((l * l + m * m).sqrt(), fwhms[ch])
                         };
                         let w = ws[b][ch];
                         if pb < cutoff || w <= 0.0 || !w.is_finite() {

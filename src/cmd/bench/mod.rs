@@ -4,7 +4,7 @@
 //! `engine`: the engine's own overhead on a synthetic field of the pipeline's shape;
 //! `rm1d`/`rm3d`: the kernels against RM-Tools in the same run; `slurm`: the same field on the
 //! local and the Slurm executor; `io`: the cube reader, cutouts and hashing against reading
-//! through. Each phase that times a build runs the real binary as a child process, so wall time
+//! through; `smooth`: the imager's common-resolution step against RACS-tools' beamcon_2D. Each phase that times a build runs the real binary as a child process, so wall time
 //! and peak memory (`wait4` rusage) are the whole program's.
 //! Must never: be run from tests (timings belong in BENCHMARKS.md, not in assertions).
 
@@ -12,11 +12,13 @@ mod engine;
 mod io;
 mod science;
 mod slurm;
+mod smooth;
 
 pub use engine::{engine, write_field};
 pub use io::io;
 pub use science::{ionosphere, rm1d, rm3d, write_racs_spectra};
 pub use slurm::slurm;
+pub use smooth::smooth;
 
 use std::path::Path;
 use std::process::Command;
