@@ -461,3 +461,159 @@ impl Builtin for Linmos {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fits::Header;
+    use crate::wcs::IDENTITY;
+
+    /// A 3-beam model on a 5 × 5 grid of 0.5° steps, 2 frequency planes: I = 0.8 everywhere, Q
+    /// = 0.8 × (0.01 + 0.01 l) (l in degrees east), U = −0.8 × 0.02 × (beam + 1).
+    fn model() -> BeamModel {
+        let (n, nf, nb) = (5usize, 2usize, 3usize);
+        let mut data = Vec::new();
+        for b in 0..nb {
+            for s in 0..4 {
+                for _f in 0..nf {
+                    for _y in 0..n {
+                        for x in 0..n {
+                            // RA---SIN-like: l = 1 - 0.5 x (east to the left).
+                            let l = 1.0 - 0.5 * x as f32;
+                            data.push(match s {
+                                0 => 0.8,
+                                1 => 0.8 * (0.01 + 0.01 * l),
+                                2 => -0.8 * 0.02 * (b + 1) as f32,
+                                _ => 0.0,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        BeamModel {
+            shape: [n, n, nf, nb],
+            nstokes: 4,
+            data,
+            l0_deg: 1.0,
+            dl_deg: -0.5,
+            m0_deg: -1.0,
+            dm_deg: 0.5,
+            f0_hz: 800e6,
+            df_hz: 100e6,
+            beam0: 0,
+            shared: false,
+        }
+    }
+
+    fn cube(value: f32, angle: Option<f64>) -> (Cube, Wcs) {
+        let wcs = Wcs {
+            crval_ra: 30.0,
+            crval_dec: 0.0,
+            crpix_x: 3.0,
+            crpix_y: 3.0,
+            cdelt_x: -0.25,
+            cdelt_y: 0.25,
+            pc: IDENTITY,
+            crval_freq: 850e6,
+            crpix_freq: 1.0,
+            cdelt_freq: 10e6,
+        };
+        let mut header = Header::default();
+        wcs.to_header(&mut header);
+        if let Some(a) = angle {
+            header.set_f64("INSTRUMENT_RECEPTOR_ANGLE", a, "");
+        }
+        let c = Cube {
+            nx: 5,
+            ny: 5,
+            nchan: 2,
+            data: vec![value; 50],
+            header,
+        };
+        (c, wcs)
+    }
+
+    #[test]
+    fn leakage_is_removed_with_the_i_cutout_of_the_same_beam() {
+        let m = model();
+        // An unpolarised source: I = 1 everywhere, so Q and U are the leakage alone.
+        let (icube, _) = cube(1.0, None);
+        let (mut q, wcs) = cube(0.0, None);
+        remove_leakage(
+            &mut q,
+            &wcs,
+            &icube,
+            Path::new("i.fits"),
+            &m,
+            1,
+            PLANE_Q,
+            0.0,
+        )
+        .ok()
+        .unwrap();
+        // Q = −L_Q·I: at the reference pixel (l = 0) −0.01; one pixel east (x = 1, l ≈ 0.25°)
+        // −0.0125.
+        let at = |c: &Cube, x: usize, y: usize| c.data[y * 5 + x] as f64;
+        assert!((at(&q, 2, 2) + 0.01).abs() < 1e-6, "{}", at(&q, 2, 2));
+        assert!((at(&q, 1, 2) + 0.0125).abs() < 1e-4, "{}", at(&q, 1, 2));
+        // U of beam 2 is three times beam 0's: the beam number picks the plane.
+        for (beam, want) in [(0, 0.02), (2, 0.06)] {
+            let (mut u, _) = cube(0.0, None);
+            remove_leakage(&mut u, &wcs, &icube, Path::new("i"), &m, beam, PLANE_U, 0.0)
+                .ok()
+                .unwrap();
+            assert!(
+                (at(&u, 3, 1) - want).abs() < 1e-6,
+                "beam {beam}: {}",
+                at(&u, 3, 1)
+            );
+        }
+        // Rotated by 180°: l changes sign, so one pixel east reads the model one pixel west.
+        let (mut r, _) = cube(0.0, None);
+        remove_leakage(
+            &mut r,
+            &wcs,
+            &icube,
+            Path::new("i"),
+            &m,
+            1,
+            PLANE_Q,
+            std::f64::consts::PI,
+        )
+        .ok()
+        .unwrap();
+        assert!((at(&r, 1, 2) + 0.0075).abs() < 1e-4, "{}", at(&r, 1, 2));
+        // A beam the model lacks, and an I cutout of another shape, are refused.
+        let (mut q, _) = cube(0.0, None);
+        assert!(matches!(
+            remove_leakage(&mut q, &wcs, &icube, Path::new("i"), &m, 3, PLANE_Q, 0.0),
+            Err(LeakageError::NoBeam)
+        ));
+        let mut small = icube.clone();
+        small.nchan = 1;
+        small.data.truncate(25);
+        assert!(matches!(
+            remove_leakage(&mut q, &wcs, &small, Path::new("i"), &m, 0, PLANE_Q, 0.0),
+            Err(LeakageError::Shape(_))
+        ));
+    }
+
+    #[test]
+    fn the_rotation_comes_from_the_receptor_angle_all_cutouts_share() {
+        let paths = [
+            PathBuf::from("a.beam00.fits"),
+            PathBuf::from("b.beam01.fits"),
+        ];
+        let with = |a: Option<f64>, b: Option<f64>| {
+            let (ca, wa) = cube(0.0, a);
+            let (cb, wb) = cube(0.0, b);
+            receptor_rotation(&paths, &[(ca, wa), (cb, wb)])
+        };
+        // Absent: fixms's common case P = −45°, no rotation.
+        assert_eq!(with(None, None).ok(), Some(0.0));
+        let a = with(Some(20.0), Some(20.0)).ok().unwrap();
+        assert!((a - 65f64.to_radians()).abs() < 1e-12);
+        assert!(with(Some(20.0), Some(-45.0)).is_err());
+    }
+}
