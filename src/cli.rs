@@ -419,9 +419,9 @@ pub struct BuildArgs {
     /// Keep running independent targets after a failure (per-source stages always do).
     #[arg(short = 'k', long)]
     pub keep_going: bool,
-    /// Run STAGE's targets (or the one target with that id) even if up to date, and whatever
-    /// is stale after them. Repeatable.
-    #[arg(long, value_name = "STAGE|TARGET")]
+    /// Run STAGE's targets (or a rule's, e.g. wsclean of the imager stage, or the one target
+    /// with that id) even if up to date, and whatever is stale after them. Repeatable.
+    #[arg(long, value_name = "STAGE|RULE|TARGET")]
     pub force: Vec<String>,
     /// Run every target of the build even if up to date.
     #[arg(long)]

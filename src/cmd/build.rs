@@ -20,7 +20,8 @@ use crate::exec::slurm::SlurmRunner;
 use crate::graph::Graph;
 use crate::session::{self, default_jobs, timing, FieldSpec, Front, Loaded, Opened, Want};
 
-/// The targets `--force` (stage names or target ids) and `--forceall` name, by index.
+/// The targets `--force` (stage names, rule names or target ids) and `--forceall` name, by
+/// index.
 fn forced_targets(graph: &Graph, names: &[String], all: bool) -> Result<Vec<bool>> {
     let n = graph.targets.len();
     if all {
@@ -33,13 +34,35 @@ fn forced_targets(graph: &Graph, names: &[String], all: bool) -> Result<Vec<bool
             for (i, f) in forced.iter_mut().enumerate() {
                 *f |= graph.stage_of(i) == name;
             }
+        } else if let Some(r) = graph.rules.iter().position(|r| &r.name == name) {
+            // A rule of a stage that has several (wsclean of the imager stage).
+            for (f, t) in forced.iter_mut().zip(&graph.targets) {
+                *f |= t.rule as usize == r;
+            }
         } else if let Some(i) = graph.targets.iter().position(|t| &t.id == name) {
             forced[i] = true;
         } else {
+            let rules: Vec<&str> = graph
+                .rules
+                .iter()
+                .filter(|r| r.name != r.stage)
+                .map(|r| r.name.as_str())
+                .collect();
             return Err(anyhow!(
-                "--force {name}: no stage or target of that name{} (stages: {})",
-                crate::diag::did_you_mean(name, stages.iter().map(|s| s.as_str())),
-                stages.join(", ")
+                "--force {name}: no stage, rule or target of that name{} (stages: {}{})",
+                crate::diag::did_you_mean(
+                    name,
+                    stages
+                        .iter()
+                        .map(|s| s.as_str())
+                        .chain(rules.iter().copied())
+                ),
+                stages.join(", "),
+                if rules.is_empty() {
+                    String::new()
+                } else {
+                    format!("; rules: {}", rules.join(", "))
+                }
             ));
         }
     }

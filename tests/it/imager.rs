@@ -405,7 +405,7 @@ fn a_diverging_wsclean_run_is_rerun_once_larger() {
                 "nchan=8",
             ])
             .args(["--set", "size=200", "--set", "force_mask_rounds=null"])
-            .args(["--set", "skip_fix_ms=true", "--force", "imager"])
+            .args(["--set", "skip_fix_ms=true", "--force", "wsclean"])
             .env("FAKE_WSCLEAN_CUBES", &cubes)
             .env("FAKE_WSCLEAN_LOG", &log)
             .env("FAKE_WSCLEAN_DIVERGE", diverge)
