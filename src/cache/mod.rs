@@ -365,7 +365,6 @@ impl Cache {
         };
         let sled_err = |source| sled_error(dir, source);
         let db_path = dir.join("db");
-        let mut created = false;
         if !db_path.exists() {
             // A new database has no epoch: whatever snapshot is left describes other records.
             remove_epoch(dir).map_err(io)?;
@@ -387,10 +386,11 @@ impl Cache {
                 db.flush().map_err(sled_err)?;
             }
             std::fs::rename(&fresh, &db_path).map_err(io)?;
-            created = true;
         }
-        // sled's flusher thread can hold the file lock of the database just made for a moment
-        // after it is dropped; only then is a lock failure retried (ours is the only opener).
+        // We hold the cache's lock, so whoever holds sled's file lock is on its way out: the
+        // flusher thread of the database just made (for a moment after it is dropped), or a
+        // process forked by another thread of this one between fork and exec, with a copy of
+        // the descriptor of a database this process closed. A lock failure is retried for 2 s.
         let mut tries = 0;
         let db = loop {
             // Records reach disk within 100 ms (sled's default is 500 ms): a build killed with
@@ -401,11 +401,7 @@ impl Cache {
                 .flush_every_ms(Some(100))
                 .open()
             {
-                Err(e)
-                    if created
-                        && tries < 200
-                        && e.to_string().contains("could not acquire lock") =>
-                {
+                Err(e) if tries < 200 && e.to_string().contains("could not acquire lock") => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
