@@ -135,6 +135,17 @@ pub struct SimulateArgs {
     /// layout (build with --set holofile=holography.fits to remove it in linmos).
     #[arg(long, value_name = "FRACTION")]
     pub leakage: Option<f64>,
+    /// Field centre RA, degrees (with --dec; default 189.375).
+    #[arg(long, requires = "dec", allow_negative_numbers = true)]
+    pub ra: Option<f64>,
+    /// Field centre Dec, degrees (with --ra; default -25).
+    #[arg(long, requires = "ra", allow_negative_numbers = true)]
+    pub dec: Option<f64>,
+    /// Take the sources from the simulated sky of this seed: fields simulated with one sky seed
+    /// image one sky, so overlapping fields share sources (--sources is then the density: that
+    /// many islands over one field's footprint).
+    #[arg(long, value_name = "S")]
+    pub sky_seed: Option<u64>,
 }
 
 /// `arrakis init`.

@@ -42,6 +42,11 @@ pub struct SimOptions {
     /// half-power radius; see [`sim_leakage`]) and write the holography model that describes it
     /// as `holography.fits` in ASKAP's layout.
     pub leakage: Option<f64>,
+    /// The field centre (RA, Dec in degrees; default 189.375, −25).
+    pub centre: Option<(f64, f64)>,
+    /// Take the sources from the simulated sky of this seed (the same sources, with the same
+    /// properties, in every field that covers them) instead of placing them for this field.
+    pub sky_seed: Option<u64>,
 }
 
 impl SimOptions {
@@ -58,6 +63,8 @@ impl SimOptions {
             seed,
             ionosphere: false,
             leakage: None,
+            centre: None,
+            sky_seed: None,
         }
     }
 }
@@ -182,6 +189,156 @@ fn sim_vtec(t: f64, lat: f64, lon: f64) -> f64 {
 }
 
 /// Write the simulated field into `datadir/field`; returns the field directory.
+/// One component of a simulated sky's island.
+struct SkyComp {
+    stokes_i: f64,
+    spectral_index: f64,
+    fracpol: f64,
+    rm: f64,
+    polangle_deg: f64,
+    fracpol2: f64,
+    rm2: f64,
+    extended: bool,
+}
+
+/// One island of a simulated sky: the same in every field that covers it.
+struct SkyIsland {
+    ra: f64,
+    dec: f64,
+    comps: Vec<SkyComp>,
+}
+
+/// The candidates of one sky cell: Dec band `band` (degrees [band, band + 1)), RA cell `cell` of
+/// the band's `n` equal cells, about `density` islands per square degree; drawn from the seed
+/// and the cell alone, so any field computes the same ones.
+fn sky_cell(seed: u64, band: i64, cell: i64, n: i64, density: f64) -> Vec<SkyIsland> {
+    let mix = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        ^ ((band + 1000) as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ ((cell + 1) as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
+    let mut rng = Rng::new(mix);
+    let width = 360.0 / n as f64;
+    let (d0, d1) = (band as f64, band as f64 + 1.0);
+    // Area of the cell: width (in radians of RA) × (sin d1 − sin d0), in square degrees.
+    let area = width.to_radians()
+        * (d1.to_radians().sin() - d0.to_radians().sin())
+        * (180.0 / std::f64::consts::PI).powi(2);
+    let count = (density * area + rng.uniform()).floor() as usize;
+    (0..count)
+        .map(|_| {
+            let ra = width * (cell as f64 + rng.uniform());
+            // Uniform in area: sin(dec) uniform.
+            let sd = d0.to_radians().sin()
+                + rng.uniform() * (d1.to_radians().sin() - d0.to_radians().sin());
+            let dec = sd.asin().to_degrees();
+            let (two_comps, unpolarised) = (rng.uniform() < 1.0 / 9.0, rng.uniform() < 1.0 / 7.0);
+            let comps = (0..if two_comps { 2 } else { 1 })
+                .map(|_| {
+                    let p = if unpolarised {
+                        0.0
+                    } else {
+                        rng.range(0.02, 0.12)
+                    };
+                    let rm = rng.range(-150.0, 150.0);
+                    let two = rng.uniform() < 0.1;
+                    SkyComp {
+                        stokes_i: (rng.range(0.04f64.ln(), 0.4f64.ln())).exp(),
+                        spectral_index: rng.range(-1.1, -0.4),
+                        fracpol: p,
+                        rm,
+                        polangle_deg: rng.range(0.0, 180.0),
+                        fracpol2: if two { 0.5 * p } else { 0.0 },
+                        rm2: if two {
+                            rm + rng.range(60.0, 120.0)
+                        } else {
+                            0.0
+                        },
+                        extended: rng.uniform() < 0.2,
+                    }
+                })
+                .collect();
+            SkyIsland { ra, dec, comps }
+        })
+        .collect()
+}
+
+/// The islands of the sky of `seed` with Dec in [dec_lo, dec_hi] (and a margin), about
+/// `density` per square degree: every cell's candidates, less each candidate with a component
+/// within `gap` degrees of a component of one that comes before it (by band, cell, then draw;
+/// a second component sits `offset` degrees east of the first): a rule each candidate's
+/// neighbourhood decides, so every field drops the same ones. Such thinning keeps (1 −
+/// e^(−λA))/A of λ candidates per unit area (A = π gap²), so candidates are drawn at the λ
+/// that keeps `density`; the kept density cannot pass 0.9/A (about 11 per square degree
+/// for the low band's sky).
+fn sky_islands(
+    seed: u64,
+    density: f64,
+    gap: f64,
+    offset: f64,
+    dec_lo: f64,
+    dec_hi: f64,
+) -> Vec<SkyIsland> {
+    let area = std::f64::consts::PI * gap * gap;
+    let density = -(1.0 - (density * area).min(0.9)).ln() / area;
+    let bands =
+        ((dec_lo - 1.0).floor().max(-90.0) as i64)..=((dec_hi + 1.0).floor().min(89.0) as i64);
+    let mut all: Vec<SkyIsland> = Vec::new();
+    for band in bands {
+        let centre = (band as f64 + 0.5).to_radians().cos();
+        let n = ((360.0 * centre).floor() as i64).max(1);
+        for cell in 0..n {
+            all.extend(sky_cell(seed, band, cell, n, density));
+        }
+    }
+    // `all` is in (band, cell, draw) order; a grid of gap-sized cells finds the neighbours.
+    let reach = gap + offset;
+    let key = |s: &SkyIsland| {
+        let c = s.dec.to_radians().cos().max(1e-3);
+        (
+            (s.ra * c / reach).floor() as i64,
+            (s.dec / reach).floor() as i64,
+        )
+    };
+    let comps = |s: &SkyIsland| -> Vec<(f64, f64)> {
+        let c = s.dec.to_radians().cos().max(1e-3);
+        (0..s.comps.len())
+            .map(|k| (s.ra + k as f64 * offset / c, s.dec))
+            .collect()
+    };
+    let near = |a: &SkyIsland, b: &SkyIsland| {
+        comps(a).iter().any(|p| {
+            comps(b)
+                .iter()
+                .any(|q| separation_deg(p.0, p.1, q.0, q.1) < gap)
+        })
+    };
+    let mut grid: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
+    for (i, s) in all.iter().enumerate() {
+        grid.entry(key(s)).or_default().push(i);
+    }
+    let mut keep = vec![true; all.len()];
+    for (i, s) in all.iter().enumerate() {
+        let (kx, ky) = key(s);
+        'near: for dx in -2..=2 {
+            for dy in -1..=1 {
+                for &j in grid
+                    .get(&(kx + dx, ky + dy))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                {
+                    if j < i && near(s, &all[j]) {
+                        keep[i] = false;
+                        break 'near;
+                    }
+                }
+            }
+        }
+    }
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(s, k)| k.then_some(s))
+        .collect()
+}
+
 /// The simulated instrumental leakage (L_Q, L_U: the apparent Q/I and U/I of an unpolarised
 /// source) of beam `beam` at offset (l, m) degrees from its pointing (SIN direction cosines, l
 /// east) and frequency `f`: a small on-axis term and a quadrupole growing with the square of the
@@ -294,7 +451,7 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
     let f_ref = freqs.iter().sum::<f64>() / freqs.len() as f64;
     let pitch = if o.band == "mid" { 0.6 } else { 0.9 };
     let side = (o.beams as f64).sqrt().ceil() as usize;
-    let (ra0, dec0): (f64, f64) = (189.375, -25.0);
+    let (ra0, dec0): (f64, f64) = o.centre.unwrap_or((189.375, -25.0));
     let cosd = dec0.to_radians().cos();
     let centres: Vec<(f64, f64)> = (0..o.beams)
         .map(|b| {
@@ -345,7 +502,54 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
         [r.sin(), r.cos(), d.sin(), d.cos(), (2.0 * d).cos()]
     }
     let mut grid: HashMap<(i64, i64), Vec<[f64; 5]>> = HashMap::new();
-    for i in 0..o.sources {
+    if let Some(sky_seed) = o.sky_seed {
+        // The sky's beam (that of the default 160-pixel images) sets its sizes and gaps, so
+        // every field sees the same sources whatever its image size.
+        let bmaj_ref = 3.0 * 2.4 * pitch / 160.0;
+        let density = o.sources as f64 / (2.0 * half).powi(2);
+        let sky = sky_islands(
+            sky_seed,
+            density,
+            4.0 * bmaj_ref,
+            4.0 * bmaj_ref,
+            dec0 - half,
+            dec0 + half,
+        );
+        let mut inside: Vec<&SkyIsland> = sky
+            .iter()
+            .filter(|s| {
+                let dra = (s.ra - ra0 + 540.0).rem_euclid(360.0) - 180.0;
+                (s.dec - dec0).abs() <= half && (dra * cosd).abs() <= half
+            })
+            .collect();
+        inside.sort_by(|a, b| a.dec.total_cmp(&b.dec).then(a.ra.total_cmp(&b.ra)));
+        for (i, isl) in inside.into_iter().enumerate() {
+            let sid = format!("{}_{i:03}", sexagesimal_name(isl.ra, isl.dec));
+            for (k, c) in isl.comps.iter().enumerate() {
+                let cos_c = isl.dec.to_radians().cos();
+                truths.push(Truth {
+                    cat_id: format!("{sid}_c{}", k + 1),
+                    source_id: sid.clone(),
+                    ra: (isl.ra + k as f64 * 4.0 * bmaj_ref / cos_c).rem_euclid(360.0),
+                    dec: isl.dec,
+                    stokes_i: c.stokes_i,
+                    spectral_index: c.spectral_index,
+                    fracpol: c.fracpol,
+                    rm: c.rm,
+                    polangle_deg: c.polangle_deg,
+                    fracpol2: c.fracpol2,
+                    rm2: c.rm2,
+                    size_arcsec: if c.extended {
+                        1.5 * bmaj_ref * 3600.0
+                    } else {
+                        0.0
+                    },
+                });
+            }
+            islands.push((sid, isl.ra, isl.dec, isl.comps.len()));
+        }
+    }
+    for i in 0..if o.sky_seed.is_some() { 0 } else { o.sources } {
         // Islands at least 5 beam widths apart where the footprint allows (otherwise the
         // candidate farthest from the others), so the truth is not confused by blends.
         let mut best = (0.0, 0.0, -1.0);
@@ -710,4 +914,67 @@ pub fn simulate(datadir: &Path, o: &SimOptions) -> Result<PathBuf, SimulateError
 
 fn write(path: &Path, text: &str) -> Result<(), SimulateError> {
     crate::atomic::write_atomic(path, text.as_bytes()).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The truth rows of a simulated field: (ra, dec, stokesI, fracpol, rm).
+    fn truth(dir: &Path) -> Vec<[f64; 5]> {
+        let text = std::fs::read_to_string(dir.join("truth.csv")).unwrap();
+        text.lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let n = |k: usize| f[k].parse::<f64>().unwrap();
+                [n(2), n(3), n(4), n(7), n(8)]
+            })
+            .collect()
+    }
+
+    fn field(data: &Path, name: &str, centre: (f64, f64), sky: u64) -> Vec<[f64; 5]> {
+        let o = SimOptions {
+            nchan: 8,
+            npix: 48,
+            centre: Some(centre),
+            sky_seed: Some(sky),
+            ..SimOptions::small(name, 1)
+        };
+        truth(&simulate(data, &o).unwrap())
+    }
+
+    #[test]
+    fn fields_of_one_sky_seed_share_the_sources_where_they_overlap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let shift = 1.0 / 25f64.to_radians().cos();
+        let a = field(d, "A", (189.375, -25.0), 7);
+        let b = field(d, "B", (189.375 + shift, -25.0), 7);
+        let c = field(d, "C", (189.375 + shift, -25.0), 8);
+        // About --sources islands each.
+        assert!((12..=32).contains(&a.len()), "{}", a.len());
+        let same =
+            |x: &[f64; 5], y: &[f64; 5]| (x[0] - y[0]).abs() < 1e-5 && (x[1] - y[1]).abs() < 1e-5;
+        // The overlap (0.5 deg of the 1.5 deg fields) holds sources both have, with the same
+        // properties; none of them in the field of another sky.
+        let shared: Vec<_> = a
+            .iter()
+            .filter_map(|x| b.iter().find(|y| same(x, y)).map(|y| (x, y)))
+            .collect();
+        assert!(!shared.is_empty());
+        for (x, y) in &shared {
+            assert_eq!((x[2], x[3], x[4]), (y[2], y[3], y[4]));
+            assert!(x[0] > 189.375 + shift - 0.75 / 25f64.to_radians().cos() - 1e-6);
+        }
+        assert!(!a.iter().any(|x| c.iter().any(|y| same(x, y))));
+        // Every component of a field is in its footprint, and none is listed twice.
+        for (t, i) in a.iter().enumerate() {
+            assert!((i[1] + 25.0).abs() <= 0.75 + 1e-9);
+            assert!(!a[..t].iter().any(|j| same(i, j)));
+        }
+        // The same arguments give the same sky.
+        let again = field(d, "A2", (189.375, -25.0), 7);
+        assert_eq!(a, again);
+    }
 }

@@ -21,7 +21,16 @@ pub fn simulate(a: &crate::cli::SimulateArgs) -> Result<i32> {
         seed: a.seed,
         ionosphere: a.ionosphere,
         leakage: a.leakage,
+        centre: a.ra.zip(a.dec),
+        sky_seed: a.sky_seed,
     };
+    if let Some((ra, dec)) = o.centre {
+        if !(ra.is_finite() && dec.is_finite() && (0.0..360.0).contains(&ra) && dec.abs() <= 85.0) {
+            return Err(anyhow!(
+                "--ra {ra} --dec {dec}: give the field centre with RA in [0, 360) and Dec in [-85, 85] degrees"
+            ));
+        }
+    }
     if let Some(f) = a.leakage {
         if !(f.is_finite() && (0.0..=0.5).contains(&f)) {
             return Err(anyhow!(
