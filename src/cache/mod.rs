@@ -303,6 +303,9 @@ fn sled_open_quietly(work: &Path, log: &Path, segment: u64, cut: &mut u64) -> Op
 
 /// The file holding the record store's signature at its last clean close.
 const CLOSED_FILE: &str = "db.closed";
+/// Present while a process has the store open (written at open, removed at a clean close): at
+/// the next open it says the last one was not closed.
+const DIRTY_FILE: &str = "db.open";
 
 /// The stat signatures of the record store's files (sorted by name): changed by any write to
 /// the store, so a signature equal to the one taken at the last clean close means the store has
@@ -344,6 +347,7 @@ impl Drop for Cache {
             if let Some(sig) = store_signature(&self.dir) {
                 let _ = crate::atomic::write_atomic(&self.dir.join(CLOSED_FILE), &sig);
             }
+            let _ = std::fs::remove_file(self.dir.join(DIRTY_FILE));
         }
     }
 }
@@ -405,9 +409,30 @@ impl Cache {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                r => break r.map_err(sled_err)?,
+                Ok(db) => break db,
+                // The last process that opened the store did not close it (killed, or the
+                // machine went down) and sled cannot read what it left: salvage it now, as
+                // `gc --repair` would, so that the next build resumes (a store damaged after a
+                // clean close is still an error that names the repair).
+                Err(e @ sled::Error::Corruption { .. }) if dir.join(DIRTY_FILE).exists() => {
+                    let held = CacheLock {
+                        dir: dir.to_path_buf(),
+                        file: lock,
+                    };
+                    let (s, cache) = Cache::salvage_locked(held)?;
+                    eprintln!(
+                        "arrakis: the record store of {} was left unreadable ({e}) by a build that did not close it (killed?); salvaged {} target record(s) into a new store, the rest rebuild (the damaged store is kept as {})",
+                        dir.display(),
+                        s.targets,
+                        s.kept.display()
+                    );
+                    return Ok(cache);
+                }
+                Err(e) => return Err(sled_err(e)),
             }
         };
+        // Open until a clean close removes it (`Drop`).
+        let _ = std::fs::write(dir.join(DIRTY_FILE), std::process::id().to_string());
         let meta = db.open_tree("meta").map_err(sled_err)?;
         match meta.get("schema").map_err(sled_err)? {
             Some(v) if v.as_ref() != [SCHEMA_VERSION] => {
@@ -684,7 +709,13 @@ impl Cache {
     /// lost are simply not up to date: they rebuild. A salvaged record is only ever trusted as
     /// any record is (its key and its outputs' signatures must still match).
     pub fn salvage(dir: &Path, wait: bool) -> Result<Salvaged, CacheError> {
-        let lock = CacheLock::acquire(dir, wait)?;
+        Ok(Cache::salvage_locked(CacheLock::acquire(dir, wait)?)?.0)
+    }
+
+    /// [`Cache::salvage`] with the lock held; the new store, open.
+    fn salvage_locked(lock: CacheLock) -> Result<(Salvaged, Cache), CacheError> {
+        let dir = lock.dir.clone();
+        let dir = dir.as_path();
         let io = |source| CacheError::Io {
             dir: dir.to_path_buf(),
             source,
@@ -726,7 +757,7 @@ impl Cache {
         }
         fresh.flush()?;
         let _ = std::fs::remove_dir_all(&work);
-        Ok(out)
+        Ok((out, fresh))
     }
 
     /// The stat-cache entry of an absolute path.

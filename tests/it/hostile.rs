@@ -471,6 +471,21 @@ fn a_damaged_record_store_is_never_hidden_and_gc_repair_salvages_it() {
     let (code, t) = build_within(data, &[], Duration::from_secs(60));
     assert_eq!(code, Some(0), "{t}");
     assert_eq!(catalogue(&field), good);
+    // The same damage left by a process that never closed the store (killed: its `db.open`
+    // is still there): the next build salvages the store itself, says so, and resumes.
+    let size = std::fs::metadata(&db).unwrap().len() as usize;
+    scribble(&db, 0, size);
+    std::fs::write(cache.join("db.open"), "999999").unwrap();
+    let (code, t) = build_within(data, &[], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{t}");
+    assert!(
+        t.contains("left unreadable")
+            && t.contains("did not close it")
+            && t.contains("db.damaged-"),
+        "{t}"
+    );
+    assert_eq!(catalogue(&field), good);
+    assert!(!cache.join("db.open").exists());
 }
 
 #[test]
