@@ -58,22 +58,12 @@ pub const PLANE_Q: usize = 1;
 /// Stokes U's plane.
 pub const PLANE_U: usize = 2;
 
-/// Where one (beam, l, m, frequency) falls in a model: the corner sample and the weights.
-/// (Per sample; a run of channels at one position uses [`Spatial`] and [`FreqIndex`].)
+/// Where one (beam, l, m, frequency) falls in a model. (A run of channels at one position
+/// takes its [`Spatial`] part once and a [`FreqIndex`] per channel.)
 #[derive(Clone, Copy, Debug)]
 pub struct ModelPoint {
-    b: usize,
-    x0: usize,
-    y0: usize,
-    x1: usize,
-    y1: usize,
-    fx: f64,
-    fy: f64,
-    f0: usize,
-    f1: usize,
-    t: f64,
-    /// Outside the grid: every plane is 0 there.
-    outside: bool,
+    sp: Spatial,
+    fi: FreqIndex,
 }
 
 /// Where one (beam, l, m) falls in a model's planes, whatever the frequency.
@@ -86,6 +76,7 @@ pub struct Spatial {
     y1: usize,
     fx: f64,
     fy: f64,
+    /// Outside the grid: every plane is 0 there.
     outside: bool,
 }
 
@@ -103,16 +94,26 @@ pub struct FreqIndex {
 impl BeamModel {
     /// Where `beam` at offset (l, m) degrees falls; `None` if the model has no such beam.
     pub fn spatial(&self, beam: usize, l_deg: f64, m_deg: f64) -> Option<Spatial> {
-        let p = self.locate(beam, l_deg, m_deg, self.f0_hz)?;
+        let [nl, nm, _, nb] = self.shape;
+        let b = if self.shared {
+            0
+        } else {
+            beam.checked_sub(self.beam0).filter(|&b| b < nb)?
+        };
+        let x = (l_deg - self.l0_deg) / self.dl_deg;
+        let y = (m_deg - self.m0_deg) / self.dm_deg;
+        let outside = !(x >= 0.0 && y >= 0.0 && x <= (nl - 1) as f64 && y <= (nm - 1) as f64);
+        let (x, y) = if outside { (0.0, 0.0) } else { (x, y) };
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
         Some(Spatial {
-            b: p.b,
-            x0: p.x0,
-            y0: p.y0,
-            x1: p.x1,
-            y1: p.y1,
-            fx: p.fx,
-            fy: p.fy,
-            outside: p.outside,
+            b,
+            x0,
+            y0,
+            x1: (x0 + 1).min(nl - 1),
+            y1: (y0 + 1).min(nm - 1),
+            fx: x - x0 as f64,
+            fy: y - y0 as f64,
+            outside,
         })
     }
 
@@ -150,53 +151,17 @@ impl BeamModel {
     /// Where `beam` at offset (l, m) degrees and `freq_hz` falls; `None` if the model has no
     /// such beam.
     pub fn locate(&self, beam: usize, l_deg: f64, m_deg: f64, freq_hz: f64) -> Option<ModelPoint> {
-        let [nl, nm, nf, nb] = self.shape;
-        let b = if self.shared {
-            0
-        } else {
-            beam.checked_sub(self.beam0).filter(|&b| b < nb)?
-        };
-        let x = (l_deg - self.l0_deg) / self.dl_deg;
-        let y = (m_deg - self.m0_deg) / self.dm_deg;
-        let outside = !(x >= 0.0 && y >= 0.0 && x <= (nl - 1) as f64 && y <= (nm - 1) as f64);
-        let (x, y) = if outside { (0.0, 0.0) } else { (x, y) };
-        let f = ((freq_hz - self.f0_hz) / self.df_hz).clamp(0.0, (nf - 1) as f64);
-        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-        let f0 = f.floor() as usize;
         Some(ModelPoint {
-            b,
-            x0,
-            y0,
-            x1: (x0 + 1).min(nl - 1),
-            y1: (y0 + 1).min(nm - 1),
-            fx: x - x0 as f64,
-            fy: y - y0 as f64,
-            f0,
-            f1: (f0 + 1).min(nf - 1),
-            t: f - f0 as f64,
-            outside,
+            sp: self.spatial(beam, l_deg, m_deg)?,
+            fi: self.freq_index(freq_hz),
         })
     }
 
     /// The model's value in Stokes plane `s` at a located point (0 outside the grid).
     pub fn value(&self, p: &ModelPoint, s: usize) -> f64 {
-        let [nl, nm, nf, _] = self.shape;
-        if p.outside || s >= self.nstokes {
-            return 0.0;
-        }
-        let at = |ix: usize, iy: usize, iff: usize| {
-            self.data[(((p.b * self.nstokes + s) * nf + iff) * nm + iy) * nl + ix] as f64
-        };
-        let plane = |iff: usize| {
-            (1.0 - p.fy) * ((1.0 - p.fx) * at(p.x0, p.y0, iff) + p.fx * at(p.x1, p.y0, iff))
-                + p.fy * ((1.0 - p.fx) * at(p.x0, p.y1, iff) + p.fx * at(p.x1, p.y1, iff))
-        };
-        let v = (1.0 - p.t) * plane(p.f0) + p.t * plane(p.f1);
-        if v.is_finite() {
-            v
-        } else {
-            0.0
-        }
+        let mut planes = Vec::with_capacity(2);
+        self.planes_at(&p.sp, s, p.fi.f0, p.fi.f1, &mut planes);
+        blend(&planes, p.fi.f0, p.fi)
     }
 
     /// Stokes I response of `beam` at offset (l, m) degrees and `freq_hz` (the primary beam;

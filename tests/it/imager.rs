@@ -26,28 +26,35 @@ fn casacore_python() -> std::path::PathBuf {
     p
 }
 
+/// A field of one beam at (189, -25) with one island of one component at its centre, as the
+/// tiny measurement sets of `make_ms.py` see it: its directory.
+fn one_source_field(data: &std::path::Path, field: &str) -> std::path::PathBuf {
+    let dir = data.join(field);
+    std::fs::create_dir_all(dir.join("catalogue")).unwrap();
+    std::fs::write(
+        dir.join("field.yaml"),
+        format!("field: {field}\nbeams:\n  - {{beam: 0, ra_deg: 189.0, dec_deg: -25.0}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("catalogue/islands.csv"),
+        format!("Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Source,Peak_flux,N_Gaus,S_Code\nJ123600-250000,J123600-250000,{field},189.0,-25.0,1000.0,1000.0,1,S\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("catalogue/components.csv"),
+        format!("Gaussian_ID,Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Gaussian,Peak_flux,Maj,Min,PA,S_Code,N_Gaus\nJ123600-250000_c1,J123600-250000,J123600-250000,{field},189.0,-25.0,1000.0,1000.0,10,10,0,S,1\n"),
+    )
+    .unwrap();
+    dir
+}
+
 #[test]
 fn real_wsclean_images_a_tiny_measurement_set_into_the_catalogue() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let field = "TINY";
-    let dir = data.join(field);
-    std::fs::create_dir_all(dir.join("catalogue")).unwrap();
-    std::fs::write(
-        dir.join("field.yaml"),
-        "field: TINY\nbeams:\n  - {beam: 0, ra_deg: 189.0, dec_deg: -25.0}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("catalogue/islands.csv"),
-        "Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Source,Peak_flux,N_Gaus,S_Code\nJ123600-250000,J123600-250000,TINY,189.0,-25.0,1000.0,1000.0,1,S\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("catalogue/components.csv"),
-        "Gaussian_ID,Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Gaussian,Peak_flux,Maj,Min,PA,S_Code,N_Gaus\nJ123600-250000_c1,J123600-250000,J123600-250000,TINY,189.0,-25.0,1000.0,1000.0,10,10,0,S,1\n",
-    )
-    .unwrap();
+    let dir = one_source_field(data, field);
     // I = 1 Jy, Q = 0.3, U = -0.2: p = 0.3606, RM = 0.
     let out = std::process::Command::new(casacore_python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/make_ms.py"))
@@ -168,23 +175,7 @@ fn fix_ms_then_real_wsclean_give_the_injected_angle_at_one_resolution() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let field = "TINYFIX";
-    let dir = data.join(field);
-    std::fs::create_dir_all(dir.join("catalogue")).unwrap();
-    std::fs::write(
-        dir.join("field.yaml"),
-        "field: TINYFIX\nbeams:\n  - {beam: 0, ra_deg: 189.0, dec_deg: -25.0}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("catalogue/islands.csv"),
-        "Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Source,Peak_flux,N_Gaus,S_Code\nJ123600-250000,J123600-250000,TINYFIX,189.0,-25.0,1000.0,1000.0,1,S\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("catalogue/components.csv"),
-        "Gaussian_ID,Source_ID,Source_Name,Tile_ID,RA,Dec,Total_flux_Gaussian,Peak_flux,Maj,Min,PA,S_Code,N_Gaus\nJ123600-250000_c1,J123600-250000,J123600-250000,TINYFIX,189.0,-25.0,1000.0,1000.0,10,10,0,S,1\n",
-    )
-    .unwrap();
+    let dir = one_source_field(data, field);
     // ASKAP's correlations for a polarisation axis at P = 20 deg of I = 1, Q = 0.3, U = -0.2:
     // p = 0.3606, angle 0.5 atan2(U, Q) = -16.85 deg (163.15).
     let python = casacore_python();
