@@ -27,6 +27,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct FieldArgs {
     /// Field name (a directory under --datadir).
+    #[arg(index = 1)]
     pub field: String,
     /// Directory holding field directories.
     #[arg(long, default_value = ".")]
@@ -49,8 +50,13 @@ pub struct FieldArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build a field: run exactly the targets that are not up to date.
+    /// Build a field (or several: `arrakis build A B C`, one scheduler for all): run exactly the
+    /// targets that are not up to date.
     Build(BuildArgs),
+    /// Merge overlapping fields into a region: build the fields, match their components by
+    /// position, mosaic the islands several fields imaged across those fields, and build the
+    /// region's catalogue (DATADIR/NAME/NAME.catalogue.{csv,fits,xml}).
+    Region(RegionArgs),
     /// Per stage: how many targets are up to date, stale, failed or never built.
     Status(StatusArgs),
     /// Why a target would run.
@@ -419,7 +425,7 @@ pub struct Rmclean3dArgs {
 }
 
 /// `arrakis build`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct BuildArgs {
     /// The field.
     #[command(flatten)]
@@ -477,6 +483,30 @@ pub struct BuildArgs {
     /// runs again). Without it such a build is refused, naming the cache that built the field.
     #[arg(long)]
     pub new_cache: bool,
+    /// More fields (directories under the same --datadir), built in the same run.
+    #[arg(value_name = "MORE_FIELDS", index = 2)]
+    pub more_fields: Vec<String>,
+}
+
+/// `arrakis region`.
+#[derive(Debug, Args)]
+#[command(mut_arg("field", |a| a.value_name("NAME").help("Region name (the directory made under --datadir, beside its fields)")))]
+#[command(mut_arg("more_fields", |a| a.hide(true)))]
+pub struct RegionArgs {
+    /// How to build: every option of `arrakis build`, for the fields and the region alike
+    /// (`--force`, `--until`, `--only` and `--report` for the region only).
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// The fields to merge (directories under --datadir), comma-separated: --fields A,B,C.
+    #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+    pub fields: Vec<String>,
+    /// Two components of different fields are one source when each is the other's nearest and
+    /// they lie within this many arcsec.
+    #[arg(long, default_value_t = crate::region::DEFAULT_MATCH_ARCSEC, value_name = "ARCSEC")]
+    pub match_arcsec: f64,
+    /// Take the fields' products as they are instead of building the fields first.
+    #[arg(long)]
+    pub no_field_builds: bool,
 }
 
 /// `arrakis worker` (what a Slurm job runs).

@@ -30,6 +30,29 @@ pub struct SkyPosition {
     pub dec_deg: f64,
 }
 
+/// One field of a region (`tiles` in a region's `field.yaml`, written by `arrakis region`): what
+/// the catalogue needs of the tile a component was source-found in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tile {
+    /// The field's name (a component's `Tile_ID`).
+    pub name: String,
+    /// Its tile centre.
+    pub centre: SkyPosition,
+    /// Its scheduling block ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbid: Option<serde_yaml::Value>,
+    /// Start of its scan, MJD in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_start_mjd_s: Option<f64>,
+    /// Length of its scan, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_length_s: Option<f64>,
+    /// Its footprint's polarisation axis angle, degrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pol_axis_deg: Option<f64>,
+}
+
 /// `field.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +87,10 @@ pub struct FieldFile {
     /// Polarisation axis angle of the footprint (ASKAP's POL_AXIS), degrees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pol_axis_deg: Option<f64>,
+    /// A region's fields (`arrakis region` writes them): each component's tile centre, scan and
+    /// polarisation axis come from the tile its `Tile_ID` names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiles: Vec<Tile>,
 }
 
 /// Every key, for did-you-mean.
@@ -78,6 +105,7 @@ pub const KEYS: &[&str] = &[
     "scan_start_mjd_s",
     "scan_length_s",
     "pol_axis_deg",
+    "tiles",
 ];
 
 /// What is wrong with a `field.yaml`, and where: the units' error (a field's files).
@@ -234,11 +262,21 @@ impl FieldFile {
 
     /// The SBID as text (empty when not given).
     pub fn sbid_text(&self) -> String {
-        match &self.sbid {
-            Some(serde_yaml::Value::Number(n)) => n.to_string(),
-            Some(serde_yaml::Value::String(s)) => s.clone(),
-            _ => String::new(),
-        }
+        sbid_text(&self.sbid)
+    }
+
+    /// The region tile named `name`, if this is a region's field file and it has one.
+    pub fn tile(&self, name: &str) -> Option<&Tile> {
+        self.tiles.iter().find(|t| t.name == name)
+    }
+}
+
+/// An SBID as text (empty when absent).
+pub fn sbid_text(sbid: &Option<serde_yaml::Value>) -> String {
+    match sbid {
+        Some(serde_yaml::Value::Number(n)) => n.to_string(),
+        Some(serde_yaml::Value::String(s)) => s.clone(),
+        _ => String::new(),
     }
 }
 

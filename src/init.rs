@@ -227,6 +227,7 @@ pub fn init(o: &InitOptions) -> Result<InitReport, InitError> {
         scan_start_mjd_s: o.scan_start_mjd_s,
         scan_length_s: o.scan_length_s,
         pol_axis_deg: o.pol_axis_deg,
+        tiles: Vec::new(),
     };
     let yaml = format!(
         "# Written by `arrakis init` from the beam cubes in {}.\n{}",

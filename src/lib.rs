@@ -17,6 +17,7 @@ pub mod init;
 pub mod limits;
 pub mod progress;
 pub mod pyfmt;
+pub mod region;
 pub mod rules;
 pub mod science;
 pub mod session;

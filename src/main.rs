@@ -54,6 +54,7 @@ fn main() {
     });
     let result = match &cli.command {
         Command::Build(a) => arrakis::cmd::build::build(cli.cache.as_deref(), cli.wait, a),
+        Command::Region(a) => arrakis::cmd::region::region(cli.cache.as_deref(), cli.wait, a),
         Command::Status(a) => arrakis::cmd::inspect::status(cli.cache.as_deref(), cli.wait, a),
         Command::Explain(a) => arrakis::cmd::inspect::explain(cli.cache.as_deref(), cli.wait, a),
         Command::Dag(a) => arrakis::cmd::inspect::dag(a),

@@ -157,7 +157,13 @@ pub const FIELD_CONFIG: &str = "arrakis.yaml";
 /// Load rules and parameters and find the field directory.
 pub fn load_front(spec: &FieldSpec) -> Result<Front, SessionError> {
     let t0 = Instant::now();
+    // A region (a directory `arrakis region` made) runs the region's rules, a field the field's.
     let rules = load_rules(spec.rules.as_deref())?;
+    let rules = if crate::region::is_region(&spec.datadir.join(&spec.field)) {
+        rules.for_region()
+    } else {
+        rules.for_field()
+    };
     // The field's own config (FIELD/arrakis.yaml), read first: --config files and --set
     // override it.
     let own = spec.datadir.join(&spec.field).join(FIELD_CONFIG);

@@ -71,6 +71,9 @@ fn forced_targets(graph: &Graph, names: &[String], all: bool) -> Result<Vec<bool
 
 /// `arrakis build`.
 pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
+    if !args.more_fields.is_empty() {
+        return build_fields(cache, wait, args);
+    }
     let spec = FieldSpec::from(&args.field);
     let resolved = session::resolve_cache(cache, &spec);
     let cache_dir = resolved.dir.as_path();
@@ -696,6 +699,26 @@ pub(crate) fn print_notes(params: &Params, orphans: &[String], quiet: bool) {
     }
 }
 
+/// `arrakis build A B C`: each field in turn, in this process; the exit code is the worst of
+/// theirs (bad input stops at once).
+fn build_fields(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
+    let mut worst = 0;
+    let names: Vec<String> = std::iter::once(args.field.field.clone())
+        .chain(args.more_fields.iter().cloned())
+        .collect();
+    for f in &names {
+        let mut one = args.clone();
+        one.field.field = f.clone();
+        one.more_fields.clear();
+        let rc = build(cache, wait, &one)?;
+        if rc == super::EXIT_BAD_INPUT || rc == super::EXIT_INTERRUPTED {
+            return Ok(rc);
+        }
+        worst = worst.max(rc);
+    }
+    Ok(worst)
+}
+
 /// `arrakis demo`: simulate a small field into `dir` (unless it is there already) and build it.
 pub fn demo(cache_dir: Option<&Path>, a: &crate::cli::DemoArgs) -> Result<i32> {
     let field = "RACS_DEMO";
@@ -732,6 +755,7 @@ pub fn demo(cache_dir: Option<&Path>, a: &crate::cli::DemoArgs) -> Result<i32> {
         retries: 2,
         sbatch_patience: 600,
         new_cache: false,
+        more_fields: vec![],
     };
     let code = build(cache_dir, false, &args)?;
     let cat = a.dir.join(field).join(format!("{field}.catalogue.csv"));

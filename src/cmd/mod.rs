@@ -10,6 +10,7 @@ pub mod build;
 pub mod hints;
 pub mod inspect;
 pub mod maintain;
+pub mod region;
 pub mod rmtools;
 mod rmtools_plots;
 pub mod tools;

@@ -220,7 +220,65 @@ pub fn placeholders(template: &str) -> Result<Vec<String>, BraceError> {
     Ok(out)
 }
 
+/// Rules only a region runs (a field's rule set leaves them out).
+pub const REGION_ONLY: &[&str] = &["merge"];
+
+/// Rules a region does not run: everything up to each field's FRion-corrected mosaics, which a
+/// region takes from its fields (`merge` combines them in place of `linmos`).
+pub const FIELD_ONLY: &[&str] = &[
+    "fix_ms", "wsclean", "imager", "beams", "cutout", "linmos", "frion",
+];
+
+/// The per-island component file of a region: the rows of `catalogue/components.csv` of one
+/// island, so that a region island's components key on their own rows (adding a field to a
+/// region reruns what it overlaps, not every component).
+pub const REGION_ISLAND_COMPONENTS: &str = "catalogue/sources/{source}.csv";
+
 impl RuleSet {
+    /// The rules of a field: without the region-only ones.
+    pub fn for_field(mut self) -> RuleSet {
+        self.rules
+            .retain(|r| !REGION_ONLY.contains(&r.name.as_str()));
+        self
+    }
+
+    /// The rules of a region (a directory `arrakis region` made): without [`FIELD_ONLY`];
+    /// what read `linmos` reads `merge`, nothing reads `frion` (the fields corrected their Q and
+    /// U), and per-island and per-component rules read their island's own component rows
+    /// ([`REGION_ISLAND_COMPONENTS`]) instead of the whole catalogue.
+    pub fn for_region(self) -> RuleSet {
+        let mut first = Vec::new();
+        let mut rest = Vec::new();
+        for mut r in self.rules {
+            if FIELD_ONLY.contains(&r.name.as_str()) {
+                continue;
+            }
+            r.inputs.retain(|i| {
+                !matches!(&i.source, InputSource::Rule { from, .. }
+                    if from != "linmos" && FIELD_ONLY.contains(&from.as_str()))
+            });
+            let per_island = matches!(r.unit, UnitKind::Source | UnitKind::Component);
+            for i in &mut r.inputs {
+                match &mut i.source {
+                    InputSource::Rule { from, .. } if from == "linmos" => *from = "merge".into(),
+                    InputSource::File(f)
+                        if per_island && f.as_str() == crate::units::COMPONENTS_FILE =>
+                    {
+                        *f = REGION_ISLAND_COMPONENTS.into()
+                    }
+                    _ => {}
+                }
+            }
+            if REGION_ONLY.contains(&r.name.as_str()) {
+                first.push(r);
+            } else {
+                rest.push(r);
+            }
+        }
+        first.extend(rest);
+        RuleSet { rules: first }
+    }
+
     /// The rule named `name`.
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)

@@ -20,6 +20,7 @@ pub mod frion;
 pub mod imager;
 pub mod io;
 pub mod linmos;
+pub mod merge;
 pub mod params;
 pub mod products;
 pub mod rm1d;
@@ -176,6 +177,7 @@ static BEAMS: beams::Beams = beams::Beams;
 static CUTOUT: cutout::Cutout = cutout::Cutout;
 static LINMOS: linmos::Linmos = linmos::Linmos;
 static FRION: frion::Frion = frion::Frion;
+static MERGE: merge::Merge = merge::Merge;
 static IMAGER: imager::Imager = imager::Imager;
 static WSCLEAN: imager::Wsclean = imager::Wsclean;
 static FIX_MS: fix_ms::FixMs = fix_ms::FixMs;
@@ -189,9 +191,9 @@ static SPECTRUM: spectrum::Spectrum = spectrum::Spectrum;
 
 /// Every builtin.
 pub fn builtins() -> &'static [&'static dyn Builtin] {
-    static REG: [&dyn Builtin; 15] = [
-        &STAMP, &BEAMS, &FIX_MS, &WSCLEAN, &IMAGER, &CUTOUT, &LINMOS, &FRION, &RMSYNTH, &RMCLEAN,
-        &RMSYNTH3D, &RMCLEAN3D, &CATALOGUE, &VALIDATE, &SPECTRUM,
+    static REG: [&dyn Builtin; 16] = [
+        &STAMP, &BEAMS, &FIX_MS, &WSCLEAN, &IMAGER, &CUTOUT, &LINMOS, &FRION, &MERGE, &RMSYNTH,
+        &RMCLEAN, &RMSYNTH3D, &RMCLEAN3D, &CATALOGUE, &VALIDATE, &SPECTRUM,
     ];
     &REG
 }

@@ -26,6 +26,7 @@ mod leakage;
 mod load;
 mod pipeline;
 mod real_data;
+mod region;
 mod rm3d;
 mod rmtools_agreement;
 mod slurm;

@@ -406,12 +406,22 @@ fn build(
     t.f("stokesI_bkg", d(&|m| m.noise.bi_full_band));
     t.f("stokesQ_bkg", d(&|m| m.noise.bq_full_band));
     t.f("stokesU_bkg", d(&|m| m.noise.bu_full_band));
-    // Tile geometry.
+    // Tile geometry: the field's, or in a region the tile the component's Tile_ID names.
     let centre = field.tile_centre();
     let pol_axis = field.pol_axis_deg.unwrap_or(0.0);
+    let tile_of = |r: &Row| field.tile(&finder.text(r.id, "Tile_ID"));
     let offsets: Vec<(f64, f64, f64)> = rows
         .iter()
-        .map(|r| flags::tile_offsets(r.product.ra, r.product.dec, centre, pol_axis))
+        .map(|r| {
+            let (c, p) = match tile_of(r) {
+                Some(t) => (
+                    (t.centre.ra_deg, t.centre.dec_deg),
+                    t.pol_axis_deg.unwrap_or(0.0),
+                ),
+                None => (centre, pol_axis),
+            };
+            flags::tile_offsets(r.product.ra, r.product.dec, c, p)
+        })
         .collect();
     let sep: Vec<f64> = offsets.iter().map(|o| o.0).collect();
     t.f("beamdist", sep.clone());
@@ -435,17 +445,24 @@ fn build(
         "sbid",
         text(&|r| {
             let v = finder.text(r.id, "SBID");
-            if v.is_empty() {
-                field_sbid.clone()
-            } else {
+            if !v.is_empty() {
                 v
+            } else if let Some(t) = tile_of(r) {
+                crate::field_file::sbid_text(&t.sbid)
+            } else {
+                field_sbid.clone()
             }
         }),
     );
-    let start_field = field.scan_start_mjd_s.map_or(f64::NAN, |s| s / 86_400.0);
+    let start_field = |r: &Row| {
+        tile_of(r)
+            .map_or(field.scan_start_mjd_s, |t| t.scan_start_mjd_s)
+            .map_or(f64::NAN, |s| s / 86_400.0)
+    };
     let start: Vec<f64> = k("Obs_Start_Time", 1.0)?
         .into_iter()
-        .map(|v| if v.is_finite() { v } else { start_field })
+        .zip(&rows)
+        .map(|(v, r)| if v.is_finite() { v } else { start_field(r) })
         .collect();
     t.f("start_time", start.clone());
     t.f("separation_tile_centre", sep.clone());
@@ -656,13 +673,21 @@ fn build(
         rows.iter().map(|r| coef(r, true)).collect(),
     );
     // Observation.
-    let int_time = field.scan_length_s.unwrap_or(f64::NAN);
-    t.f("int_time", vec![int_time; n]);
+    let int_time: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            tile_of(r)
+                .map_or(field.scan_length_s, |t| t.scan_length_s)
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    t.f("int_time", int_time.clone());
     t.f(
         "epoch",
         start
             .iter()
-            .map(|s| s + int_time / 2.0 / 86_400.0)
+            .zip(&int_time)
+            .map(|(s, it)| s + it / 2.0 / 86_400.0)
             .collect(),
     );
     let lb: Vec<(f64, f64)> = ra.iter().zip(&dec).map(|(a, b)| galactic(*a, *b)).collect();
@@ -705,7 +730,10 @@ fn build(
     );
     t.f("stokesV", vec![f64::NAN; n]);
     t.f("stokesV_err", vec![f64::NAN; n]);
-    t.f("obs_interval", vec![int_time / 86_400.0; n]);
+    t.f(
+        "obs_interval",
+        int_time.iter().map(|it| it / 86_400.0).collect(),
+    );
     t.i("Ncomp", vec![1; n]);
     t.s("complex_test", constant("Sigma_add"));
     t.s("catalog_name", constant(name));
