@@ -27,7 +27,6 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct FieldArgs {
     /// Field name (a directory under --datadir).
-    #[arg(index = 1)]
     pub field: String,
     /// Directory holding field directories.
     #[arg(long, default_value = ".")]
@@ -484,7 +483,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub new_cache: bool,
     /// More fields (directories under the same --datadir), built in the same run.
-    #[arg(value_name = "MORE_FIELDS", index = 2)]
+    #[arg(value_name = "MORE_FIELDS")]
     pub more_fields: Vec<String>,
 }
 
@@ -641,6 +640,27 @@ pub enum BenchWhat {
         /// Only write the field and its rules into --dir (for `benches/peers.py`), time nothing.
         #[arg(long, requires = "dir")]
         field_only: bool,
+    },
+    /// A region of simulated fields of one sky on a grid, 1° apart: every field built in one run,
+    /// then `arrakis region` cold, as a no-op and after a parameter change (wall time, peak
+    /// memory, targets, cache size).
+    Region {
+        /// Fields per side of the grid (side² fields).
+        #[arg(long, default_value_t = 3)]
+        side: usize,
+        /// Islands per field footprint (the sky's density).
+        #[arg(long, default_value_t = 20)]
+        sources: usize,
+        /// Pixels per beam image side.
+        #[arg(long, default_value_t = 160)]
+        npix: usize,
+        /// Channels.
+        #[arg(long, default_value_t = 72)]
+        nchan: usize,
+        /// Working directory (default: a temporary directory); fields already simulated there
+        /// are reused.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// A simulated field built by the local executor and by the Slurm executor in the same run:
     /// wall time, Slurm jobs submitted, scheduling overhead per target.

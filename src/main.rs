@@ -78,6 +78,13 @@ fn main() {
             Ok(0)
         }
         Command::Bench(b) => match &b.what {
+            BenchWhat::Region {
+                side,
+                sources,
+                npix,
+                nchan,
+                dir,
+            } => arrakis::cmd::bench::region(*side, *sources, *npix, *nchan, dir.as_deref()),
             BenchWhat::Engine {
                 islands,
                 beams,

@@ -702,6 +702,18 @@ pub(crate) fn print_notes(params: &Params, orphans: &[String], quiet: bool) {
 /// `arrakis build A B C`: each field in turn, in this process; the exit code is the worst of
 /// theirs (bad input stops at once).
 fn build_fields(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
+    // Arrakis's `datadir field` order (`arrakis build . RACS_X`) is not two fields.
+    let first = &args.field.field;
+    if !args.field.datadir.join(first).join("field.yaml").is_file()
+        && Path::new(first).join(&args.more_fields[0]).is_dir()
+    {
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        eprintln!("arrakis: error: '{first}' is a directory of fields, not a field");
+        if let Some(h) = super::hints::for_args(&argv) {
+            eprintln!("hint: {h}");
+        }
+        return Ok(super::EXIT_BAD_INPUT);
+    }
     let mut worst = 0;
     let names: Vec<String> = std::iter::once(args.field.field.clone())
         .chain(args.more_fields.iter().cloned())

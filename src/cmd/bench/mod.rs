@@ -10,12 +10,14 @@
 
 mod engine;
 mod io;
+mod region;
 mod science;
 mod slurm;
 mod smooth;
 
 pub use engine::{engine, write_field};
 pub use io::io;
+pub use region::region;
 pub use science::{ionosphere, rm1d, rm3d, write_racs_spectra};
 pub use slurm::slurm;
 pub use smooth::smooth;
