@@ -411,6 +411,7 @@ fn check_inner(
             return Err(Changed::File(p.display().to_string()));
         }
     }
+    let mut listings = crate::rules::expand::Listings::default();
     for _ in 0..d.u32().ok_or_else(bad)? {
         let pattern = d.str().ok_or_else(bad)?;
         let n = d.u32().ok_or_else(bad)? as usize;
@@ -418,7 +419,7 @@ fn check_inner(
         for _ in 0..n {
             was.push(d.str().ok_or_else(bad)?);
         }
-        let now = crate::rules::expand::glob_matches(field_dir, pattern)
+        let now = crate::rules::expand::glob_matches_in(field_dir, pattern, &mut listings)
             .map_err(|e| Changed::Glob(format!("{pattern} ({e})")))?;
         if now != was {
             return Err(Changed::Glob(pattern.to_string()));

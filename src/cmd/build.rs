@@ -718,17 +718,65 @@ fn build_fields(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i3
     let names: Vec<String> = std::iter::once(args.field.field.clone())
         .chain(args.more_fields.iter().cloned())
         .collect();
+    let mut parts = Vec::new();
     for f in &names {
         let mut one = args.clone();
         one.field.field = f.clone();
         one.more_fields.clear();
+        // Each field's report apart, then one report of them all.
+        one.report = args.report.as_ref().map(|p| {
+            let part = crate::atomic::temp_path_for(p);
+            parts.push(part.clone());
+            part
+        });
         let rc = build(cache, wait, &one)?;
         if rc == super::EXIT_BAD_INPUT || rc == super::EXIT_INTERRUPTED {
             return Ok(rc);
         }
         worst = worst.max(rc);
     }
+    if let Some(path) = &args.report {
+        merge_reports(path, &names, &parts)?;
+    }
     Ok(worst)
+}
+
+/// One report of several fields' builds: every target with its `field`, the summaries and
+/// hashing summed.
+fn merge_reports(path: &Path, names: &[String], parts: &[PathBuf]) -> Result<()> {
+    use serde_json::{json, Value};
+    let mut targets = Vec::new();
+    let mut summary: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut files, mut bytes, mut seconds, mut interrupted) = (0u64, 0u64, 0f64, false);
+    for (name, part) in names.iter().zip(parts) {
+        let Ok(text) = std::fs::read_to_string(part) else {
+            continue;
+        };
+        let _ = std::fs::remove_file(part);
+        let v: Value = serde_json::from_str(&text)?;
+        for t in v["targets"].as_array().into_iter().flatten() {
+            let mut t = t.clone();
+            t["field"] = json!(name);
+            targets.push(t);
+        }
+        for (k, n) in v["summary"].as_object().into_iter().flatten() {
+            *summary.entry(k.clone()).or_default() += n.as_u64().unwrap_or(0);
+        }
+        files += v["hashed"]["files"].as_u64().unwrap_or(0);
+        bytes += v["hashed"]["bytes"].as_u64().unwrap_or(0);
+        seconds += v["seconds"].as_f64().unwrap_or(0.0);
+        interrupted |= v["interrupted"].as_bool().unwrap_or(false);
+    }
+    let report = json!({
+        "fields": names,
+        "targets": targets,
+        "summary": summary,
+        "hashed": {"files": files, "bytes": bytes},
+        "interrupted": interrupted,
+        "seconds": seconds,
+    });
+    crate::atomic::write_atomic(path, &serde_json::to_vec_pretty(&report)?)
+        .map_err(|e| anyhow!("cannot write the report {}: {e}", path.display()))
 }
 
 /// `arrakis demo`: simulate a small field into `dir` (unless it is there already) and build it.

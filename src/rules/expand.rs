@@ -9,7 +9,7 @@
 //! Performance: bindings are fixed-size arrays and templates are compiled once per rule, so a
 //! 10 000-island field expands without per-target allocations beyond ids and paths.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -406,6 +406,7 @@ pub fn expand(
     let mut rule_index: FxHashMap<&str, usize> = FxHashMap::default();
     let mut instances: FxHashMap<(usize, usize), Instances> = FxHashMap::default();
     let mut join_cache: FxHashMap<(usize, usize, [bool; SLOTS]), JoinIndex> = FxHashMap::default();
+    let mut listings = Listings::default();
 
     for rule in &rules.rules {
         if !rule_active(rule, params) {
@@ -628,8 +629,8 @@ pub fn expand(
                         match &inp.source {
                             InputSource::Glob(_) => {
                                 let full = field_dir.join(&rendered).to_string_lossy().to_string();
-                                let found =
-                                    glob_matches(field_dir, &full).map_err(|e| ExpandError {
+                                let found = glob_matches_in(field_dir, &full, &mut listings)
+                                    .map_err(|e| ExpandError {
                                         context: ctx(&id),
                                         message: format!(
                                             "input '{}': bad glob pattern '{rendered}': {e}",
@@ -785,16 +786,100 @@ pub fn check_command_lines(
     Ok(())
 }
 
+/// Directory listings read while matching globs, kept for one expansion or one snapshot check
+/// (nothing writes the field meanwhile): each directory is listed once however many patterns
+/// look into it. Per name: whether it is a directory, `None` for a link (followed only when a
+/// pattern needs to go through it).
+#[derive(Default)]
+pub struct Listings(std::collections::HashMap<PathBuf, Vec<(String, Option<bool>)>>);
+
+impl Listings {
+    fn of(&mut self, dir: &Path) -> &[(String, Option<bool>)] {
+        self.0.entry(dir.to_path_buf()).or_insert_with(|| {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.to_string();
+                    let is_dir = match e.file_type() {
+                        Ok(t) if t.is_symlink() => None,
+                        Ok(t) => Some(t.is_dir()),
+                        Err(_) => Some(false),
+                    };
+                    Some((name, is_dir))
+                })
+                .collect()
+        })
+    }
+}
+
 /// The files matching `pattern` (absolute), relative to `field_dir`, sorted.
 pub fn glob_matches(field_dir: &Path, pattern: &str) -> Result<Vec<String>, glob::PatternError> {
-    let mut found: Vec<String> = glob::glob(pattern)?
-        .filter_map(|p| p.ok())
-        .filter_map(|p| {
-            p.strip_prefix(field_dir)
-                .ok()
-                .map(|r| r.to_string_lossy().to_string())
-        })
-        .collect();
+    glob_matches_in(field_dir, pattern, &mut Listings::default())
+}
+
+/// [`glob_matches`] with the directory listings of earlier patterns.
+///
+/// Matched one path component at a time (the `glob` crate's rules and options): literal
+/// components are joined without a look at the disk, a wildcard component matches the names of
+/// its directory's listing. The `glob` crate stats every candidate and every directory on the
+/// way (a region's `members/ISLAND/*/*.q.mosaic.fits`, thousands of them, cost a no-op build
+/// ten stats per file); `**` still goes to it.
+pub fn glob_matches_in(
+    field_dir: &Path,
+    pattern: &str,
+    listings: &mut Listings,
+) -> Result<Vec<String>, glob::PatternError> {
+    let rel = |p: &Path| {
+        p.strip_prefix(field_dir)
+            .ok()
+            .map(|r| r.to_string_lossy().to_string())
+    };
+    let mut found: Vec<String> = if pattern.contains("**") {
+        glob::glob(pattern)?
+            .filter_map(|p| p.ok())
+            .filter_map(|p| rel(&p))
+            .collect()
+    } else {
+        let wild = |c: &str| c.contains(['*', '?', '[']);
+        let opts = glob::MatchOptions::new();
+        // The paths matched so far.
+        let mut here: Vec<PathBuf> = vec![PathBuf::from(if pattern.starts_with('/') {
+            "/"
+        } else {
+            "."
+        })];
+        let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+        for (k, c) in comps.iter().enumerate() {
+            let last = k + 1 == comps.len();
+            if !wild(c) {
+                for p in &mut here {
+                    p.push(c);
+                }
+                if last {
+                    here.retain(|p| std::fs::symlink_metadata(p).is_ok());
+                }
+                continue;
+            }
+            let pat = glob::Pattern::new(c)?;
+            let mut next = Vec::new();
+            for dir in &here {
+                for (n, is_dir) in listings.of(dir) {
+                    if !pat.matches_with(n, opts) {
+                        continue;
+                    }
+                    let p = dir.join(n);
+                    // On the way down only directories (or links to them) lead anywhere.
+                    if last || is_dir.unwrap_or_else(|| p.is_dir()) {
+                        next.push(p);
+                    }
+                }
+            }
+            here = next;
+        }
+        here.iter().filter_map(|p| rel(p)).collect()
+    };
     found.sort();
     Ok(found)
 }
@@ -849,4 +934,51 @@ fn check_outputs_unique(graph: &Graph, rules: &RuleSet) -> Result<(), ExpandErro
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_what_the_glob_crate_matches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for f in [
+            "members/I1/A/I1.q.mosaic.fits",
+            "members/I1/A/I1.i.mosaic.fits",
+            "members/I1/B/x.q.mosaic.fits",
+            "members/I1/B/.hidden.q.mosaic.fits",
+            "members/I2/A/I2.q.mosaic.fits",
+            "ms/f.beam01.ms/table.dat",
+            "a[b]/c.txt",
+        ] {
+            std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        std::os::unix::fs::symlink(d.join("members/I1/A"), d.join("members/I1/L")).unwrap();
+        std::fs::write(d.join("members/I1/notadir"), b"x").unwrap();
+        for p in [
+            "members/I1/*/*.q.mosaic.fits",
+            "members/*/A/*.fits",
+            "members/I1/A/I1.q.mosaic.fits",
+            "members/I1/A/missing.fits",
+            "*.beam01.ms",
+            "ms/*.beam0?.ms",
+            "members/I[12]/*/*.i.*",
+            "a[[]b[]]/*.txt",
+            "members/**/*.fits",
+            "nothing/*/x",
+        ] {
+            let full = d.join(p).to_string_lossy().to_string();
+            let mut want: Vec<String> = glob::glob(&full)
+                .unwrap()
+                .filter_map(|x| x.ok())
+                .map(|x| x.strip_prefix(d).unwrap().to_string_lossy().to_string())
+                .collect();
+            want.sort();
+            assert_eq!(glob_matches(d, &full).unwrap(), want, "{p}");
+        }
+        assert!(glob_matches(d, &d.join("a[/x").to_string_lossy()).is_err());
+    }
 }
