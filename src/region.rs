@@ -565,6 +565,23 @@ pub fn prepare(spec: &RegionSpec) -> Result<Summary, RegionError> {
         .iter()
         .all(|f| f.truth.is_some())
         .then(|| union_headers(fields.iter().filter_map(|f| f.truth.as_ref()), &[]));
+    // Each field's truth rows by component id.
+    let truth_index: Vec<HashMap<&str, usize>> = fields
+        .iter()
+        .map(|f| {
+            let Some(t) = &f.truth else {
+                return HashMap::new();
+            };
+            let Ok(c) = t.col("cat_id") else {
+                return HashMap::new();
+            };
+            t.rows
+                .iter()
+                .enumerate()
+                .filter_map(|(k, (_, r))| Some((r.get(c)?.as_str(), k)))
+                .collect()
+        })
+        .collect();
     let mut keep_members: BTreeSet<PathBuf> = BTreeSet::new();
     // A field none of whose islands has products was not built (or not with these settings).
     for (fi, f) in fields.iter().enumerate() {
@@ -652,17 +669,14 @@ pub fn prepare(spec: &RegionSpec) -> Result<Summary, RegionError> {
             }
             row[cs_rf] = region_fields.join(";");
             if let (Some(th), Some(t)) = (&truth_headers, &f.truth) {
-                if let Ok(ti) = t.col("cat_id") {
-                    if let Some((_, trow)) =
-                        t.rows.iter().find(|(_, tr)| tr.get(ti) == Some(&old_id))
-                    {
-                        let mut tr = lay_out(t, trow, th);
-                        tr[0] = id.clone();
-                        if let Some(k) = th.iter().position(|h| h == "source_id") {
-                            tr[k] = name.clone();
+                if let Some(&k) = truth_index[comp.field].get(old_id.as_str()) {
+                    let mut tr = lay_out(t, &t.rows[k].1, th);
+                    for (col, v) in [("cat_id", &id), ("source_id", &name)] {
+                        if let Some(c) = th.iter().position(|h| h == col) {
+                            tr[c] = v.clone();
                         }
-                        truth_rows.push(tr);
                     }
+                    truth_rows.push(tr);
                 }
             }
             mine.push(row.clone());

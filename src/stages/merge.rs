@@ -24,7 +24,7 @@ use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "merge",
-    version: 1,
+    version: 2,
     params: &[],
     inputs: &[
         SlotSpec::required(
@@ -221,15 +221,29 @@ impl Builtin for Merge {
         for y in 0..ny {
             for x in 0..nx {
                 places.clear();
-                if single {
-                    places.push(stencil(nx, ny, x as f64, y as f64));
-                } else {
-                    let (ra, dec) = out_wcs.pix_to_world(x as f64, y as f64);
-                    places.extend(members.iter().map(|m| {
-                        let (px, py) = m.wcs.world_to_pix(ra, dec)?;
-                        stencil(m.cube.nx, m.cube.ny, px, py)
-                    }));
-                }
+                let (ra, dec) = out_wcs.pix_to_world(x as f64, y as f64);
+                places.extend(members.iter().enumerate().map(|(k, m)| {
+                    // The grid's own mosaic at its own pixel (a round trip through the sky
+                    // can land a hair outside the last column).
+                    if k == ref_i || single {
+                        return stencil(nx, ny, x as f64, y as f64);
+                    }
+                    let (px, py) = m.wcs.world_to_pix(ra, dec)?;
+                    let snap = |v: f64, n: usize| {
+                        let r = v.round();
+                        if (v - r).abs() < 1e-9 && r >= 0.0 && r <= (n - 1) as f64 {
+                            r
+                        } else {
+                            v
+                        }
+                    };
+                    stencil(
+                        m.cube.nx,
+                        m.cube.ny,
+                        snap(px, m.cube.nx),
+                        snap(py, m.cube.ny),
+                    )
+                }));
                 for ch in 0..nchan {
                     let (mut num, mut den) = (0.0, 0.0);
                     for (_, ks) in &fields {
@@ -279,5 +293,141 @@ impl Builtin for Merge {
             .write(path)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fits::Header;
+    use crate::wcs::IDENTITY;
+
+    /// A 6×6×2 cube of `value` whose reference pixel is `crpix` (so grids can be offset).
+    fn cube(value: f32, crpix: f64, freq0: f64) -> Cube {
+        let wcs = Wcs {
+            crval_ra: 30.0,
+            crval_dec: -20.0,
+            crpix_x: crpix,
+            crpix_y: 3.0,
+            cdelt_x: -0.01,
+            cdelt_y: 0.01,
+            pc: IDENTITY,
+            crval_freq: freq0,
+            crpix_freq: 1.0,
+            cdelt_freq: 10e6,
+        };
+        let mut header = Header::default();
+        wcs.to_header(&mut header);
+        Cube {
+            nx: 6,
+            ny: 6,
+            nchan: 2,
+            data: vec![value; 72],
+            header,
+        }
+    }
+
+    /// One member: field, island, value, weight, CRPIX1, theta.
+    type M<'a> = (&'a str, &'a str, f32, f32, f64, Option<f64>);
+
+    /// Run merge for Stokes `stokes` on `members`; the merged (mosaic, weight) cubes.
+    fn run(stokes: &str, members: &[M], freq0_b: f64) -> Result<(Cube, Cube), StageError> {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let (mut ms, mut ws, mut ions) = (vec![], vec![], vec![]);
+        for (f, isl, v, w, crpix, theta) in members {
+            let dir = d.join("members/X").join(f);
+            std::fs::create_dir_all(&dir).unwrap();
+            let f0 = if *f == "B" { freq0_b } else { 850e6 };
+            let m = dir.join(format!("{isl}.{stokes}.mosaic.fits"));
+            cube(*v, *crpix, f0).write(&m).unwrap();
+            let wp = dir.join(format!("{isl}.{stokes}.weight.fits"));
+            cube(*w, *crpix, f0).write(&wp).unwrap();
+            ms.push(m);
+            ws.push(wp);
+            if let Some(t) = theta {
+                let p = dir.join(format!("{isl}.ion.txt"));
+                std::fs::write(&p, format!("{f0} {t} 0\n{} {t} 0\n", f0 + 10e6)).unwrap();
+                ions.push(p);
+            }
+        }
+        let vars = vec![("stokes".to_string(), stokes.to_string())];
+        let (mo, wo) = (d.join("out.fits"), d.join("outw.fits"));
+        let ctx = ActionCtx {
+            field_dir: d,
+            target: "merge/X.q",
+            vars: &vars,
+            params: &[],
+            inputs: vec![("mosaics", ms), ("weights", ws), ("ion", ions)],
+            outputs: vec![("mosaic", mo.clone(), None), ("weight", wo.clone(), None)],
+        };
+        Merge.run(&ctx)?;
+        Ok((Cube::read(&mo).unwrap(), Cube::read(&wo).unwrap()))
+    }
+
+    #[test]
+    fn fields_combine_as_their_weighted_mean_on_one_grid() {
+        // B's grid is one pixel off A's (A's x is B's x − 1): where both cover, (1·1 + 3·3) / 4;
+        // A's last column, which B does not reach, is A's.
+        let (m, w) = run(
+            "i",
+            &[
+                ("A", "a", 1.0, 1.0, 3.0, None),
+                ("B", "b", 3.0, 3.0, 4.0, None),
+            ],
+            850e6,
+        )
+        .unwrap();
+        let at = |c: &Cube, x: usize| c.data[2 * 6 + x];
+        assert!((at(&m, 3) - 2.5).abs() < 1e-5, "{}", at(&m, 3));
+        assert!((at(&w, 3) - 4.0).abs() < 1e-5);
+        assert!((at(&m, 5) - 1.0).abs() < 1e-6 && (at(&w, 5) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn corrected_q_weighs_by_theta_squared_and_one_field_counts_once() {
+        // |theta_A|² = 0.25: A's weight 1 becomes 0.25.
+        let (m, _) = run(
+            "q",
+            &[
+                ("A", "a", 1.0, 1.0, 3.0, Some(0.5)),
+                ("B", "b", 3.0, 3.0, 3.0, Some(1.0)),
+            ],
+            850e6,
+        )
+        .unwrap();
+        let want = (0.25 * 1.0 + 3.0 * 3.0) / 3.25;
+        assert!((m.data[14] as f64 - want).abs() < 1e-5, "{}", m.data[14]);
+        // Two islands of field A over the same pixels: A once, not twice.
+        let (m, w) = run(
+            "i",
+            &[
+                ("A", "a1", 1.0, 1.0, 3.0, None),
+                ("A", "a2", 1.0, 1.0, 3.0, None),
+                ("B", "b", 4.0, 1.0, 3.0, None),
+            ],
+            850e6,
+        )
+        .unwrap();
+        assert!((m.data[14] - 2.5).abs() < 1e-5 && (w.data[14] - 2.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn fields_with_other_channels_are_refused_naming_the_file() {
+        let e = run(
+            "i",
+            &[
+                ("A", "a", 1.0, 1.0, 3.0, None),
+                ("B", "b", 3.0, 3.0, 3.0, None),
+            ],
+            900e6,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("b.i.mosaic.fits") && e.contains("share their frequency axis"),
+            "{e}"
+        );
     }
 }
