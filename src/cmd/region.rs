@@ -21,6 +21,10 @@ pub fn region(cache: Option<&Path>, wait: bool, a: &RegionArgs) -> Result<i32> {
     }
     let name = &a.build.field.field;
     let datadir = &a.build.field.datadir;
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(f) = a.fields.iter().find(|f| !seen.insert(f.as_str())) {
+        return Err(anyhow!("field '{f}' is listed twice in --fields"));
+    }
     if a.fields.contains(name) {
         return Err(anyhow!(
             "the region cannot be named after one of its fields ('{name}'): choose another NAME"
