@@ -413,6 +413,33 @@ pub enum Opened {
     Loaded(Box<Loaded>),
 }
 
+/// One field of several opened on one cache: [`Loaded`] without the cache.
+pub struct FieldLoaded {
+    /// Rules, parameters, units, graph.
+    pub setup: Setup,
+    /// The field's records, read in one scan ([`engine`] takes them).
+    pub states: ScannedStates,
+    /// The unit files' signatures, taken before they were read (for the snapshot).
+    pub unit_files: Option<UnitFiles>,
+    /// The snapshot fingerprint of this build, when it covers every stage.
+    pub fingerprint: Option<Digest>,
+}
+
+/// What [`open_fields`] found for one field.
+pub enum FieldOpened {
+    /// The snapshot says nothing changed since the field's last complete build.
+    UpToDate {
+        /// Rules and parameters (for notes and reports).
+        front: Front,
+        /// What the snapshot holds.
+        verified: Verified,
+        /// Seconds the check took.
+        seconds: f64,
+    },
+    /// Everything loaded for evaluation.
+    Loaded(Box<FieldLoaded>),
+}
+
 /// The build sequence: lock, rules and parameters, the snapshot shortcut, then the cache, the
 /// records (one scan, alongside the expansion), units and graph.
 pub fn open(
@@ -421,57 +448,126 @@ pub fn open(
     spec: &FieldSpec,
     want: Want,
 ) -> Result<Opened, SessionError> {
-    let lock = CacheLock::acquire(cache_dir, wait)?;
-    let front = load_front(spec)?;
-    let fingerprint = if want.every_stage {
-        snapshot::fingerprint(&front.rules, &front.params, &front.field_dir, front.limit)
-    } else {
-        None
-    };
-    if let (Some(fp), true) = (&fingerprint, want.use_snapshot) {
-        let t0 = Instant::now();
-        if let Some(verified) = snapshot_holds(&lock, &front, fp) {
-            return Ok(Opened::UpToDate {
+    let (cache, mut fields) = open_fields(cache_dir, wait, std::slice::from_ref(spec), want)?;
+    match (fields.pop(), cache) {
+        (Some(FieldOpened::Loaded(l)), Some(cache)) => {
+            let FieldLoaded {
+                setup,
+                states,
+                unit_files,
+                fingerprint,
+            } = *l;
+            Ok(Opened::Loaded(Box::new(Loaded {
+                cache,
+                setup,
+                states,
+                unit_files,
+                fingerprint,
+            })))
+        }
+        (
+            Some(FieldOpened::UpToDate {
                 front,
                 verified,
-                seconds: t0.elapsed().as_secs_f64(),
-            });
+                seconds,
+            }),
+            _,
+        ) => Ok(Opened::UpToDate {
+            front,
+            verified,
+            seconds,
+        }),
+        // open_fields opens the cache whenever a field is loaded, and answers every spec.
+        _ => Err(SessionError::Scan),
+    }
+}
+
+/// [`open`] for several fields on one cache (one lock): each field's snapshot is checked
+/// first; the cache is opened (returned) only when a field needs evaluating, and then every
+/// such field is loaded, its records read alongside its expansion. One answer per spec, in
+/// order.
+pub fn open_fields(
+    cache_dir: &Path,
+    wait: bool,
+    specs: &[FieldSpec],
+    want: Want,
+) -> Result<(Option<Cache>, Vec<FieldOpened>), SessionError> {
+    let lock = CacheLock::acquire(cache_dir, wait)?;
+    // Every field's rules and parameters before anything else: bad input stops the build
+    // before any field is touched.
+    let fronts = specs
+        .iter()
+        .map(load_front)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut answers: Vec<Option<FieldOpened>> = Vec::with_capacity(specs.len());
+    let mut to_load = Vec::new();
+    for (k, front) in fronts.into_iter().enumerate() {
+        let fingerprint = if want.every_stage {
+            snapshot::fingerprint(&front.rules, &front.params, &front.field_dir, front.limit)
+        } else {
+            None
+        };
+        if let (Some(fp), true) = (&fingerprint, want.use_snapshot) {
+            let t0 = Instant::now();
+            if let Some(verified) = snapshot_holds(&lock, &front, fp) {
+                answers.push(Some(FieldOpened::UpToDate {
+                    front,
+                    verified,
+                    seconds: t0.elapsed().as_secs_f64(),
+                }));
+                continue;
+            }
         }
+        answers.push(None);
+        to_load.push((k, front, fingerprint));
+    }
+    if to_load.is_empty() {
+        return Ok((None, answers.into_iter().flatten().collect()));
     }
     let t0 = Instant::now();
     let cache = Cache::open_locked(lock)?;
     timing("cache open", t0);
-    // Stat'ed before they are read, so the snapshot never holds a signature newer than the
-    // contents the graph was made from.
-    let unit_files = snapshot::unit_files(&front.field_dir);
-    // Read the field's records while the rules are expanded: the two are independent.
-    let (setup, states) = std::thread::scope(|s| {
-        let field = spec.field.clone();
-        let cache = &cache;
+    for (k, front, fingerprint) in to_load {
+        // Stat'ed before they are read, so the snapshot never holds a signature newer than the
+        // contents the graph was made from.
+        let unit_files = snapshot::unit_files(&front.field_dir);
+        let (setup, states) = load_with_records(&cache, &specs[k].field, front);
+        let setup = setup?;
+        let states = states.map_err(|_| SessionError::Scan)??;
+        answers[k] = Some(FieldOpened::Loaded(Box::new(FieldLoaded {
+            setup,
+            states,
+            unit_files,
+            fingerprint,
+        })));
+    }
+    Ok((Some(cache), answers.into_iter().flatten().collect()))
+}
+
+type Scanned = std::thread::Result<Result<ScannedStates, CacheError>>;
+
+/// The field's records read while the rules are expanded: the two are independent.
+fn load_with_records(
+    cache: &Cache,
+    field: &str,
+    front: Front,
+) -> (Result<Setup, SessionError>, Scanned) {
+    std::thread::scope(|s| {
         let scan_records = move || {
             let t0 = Instant::now();
-            let r = cache.scan_states(&field);
+            let r = cache.scan_states(field);
             timing("scan records", t0);
             r
         };
         // Without room for a thread (ulimit -u or -v), one after the other.
-        match std::thread::Builder::new().spawn_scoped(s, scan_records.clone()) {
+        match std::thread::Builder::new().spawn_scoped(s, scan_records) {
             Ok(scan) => {
                 let setup = finish_setup(front);
                 (setup, scan.join())
             }
             Err(_) => (finish_setup(front), Ok(scan_records())),
         }
-    });
-    let setup = setup?;
-    let states = states.map_err(|_| SessionError::Scan)??;
-    Ok(Opened::Loaded(Box::new(Loaded {
-        cache,
-        setup,
-        states,
-        unit_files,
-        fingerprint,
-    })))
+    })
 }
 
 /// An engine over a loaded field: the records read in bulk, and the recorded outputs of the

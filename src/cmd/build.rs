@@ -18,7 +18,7 @@ use crate::config::Params;
 use crate::exec::local::{self, BuildOptions, BuildResult, Mode, Status};
 use crate::exec::slurm::SlurmRunner;
 use crate::graph::Graph;
-use crate::session::{self, default_jobs, timing, FieldSpec, Front, Loaded, Opened, Want};
+use crate::session::{self, default_jobs, timing, FieldOpened, FieldSpec, Front, Setup, Want};
 
 /// The targets `--force` (stage names, rule names or target ids) and `--forceall` name, by
 /// index.
@@ -69,62 +69,82 @@ fn forced_targets(graph: &Graph, names: &[String], all: bool) -> Result<Vec<bool
     Ok(forced)
 }
 
-/// `arrakis build`.
-pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
-    if !args.more_fields.is_empty() {
-        return build_fields(cache, wait, args);
-    }
-    let spec = FieldSpec::from(&args.field);
-    let resolved = session::resolve_cache(cache, &spec);
-    let cache_dir = resolved.dir.as_path();
-    let want = Want {
-        every_stage: args.until.is_none() && args.only.is_none(),
-        use_snapshot: !args.full_check && args.force.is_empty() && !args.forceall,
-    };
-    let loaded = match session::open(cache_dir, wait, &spec, want)? {
-        Opened::UpToDate {
-            front,
-            verified,
-            seconds,
-        } => {
-            if !args.dry_run {
-                session::record_cache(&front.field_dir, cache_dir);
-            }
-            return up_to_date(&front, &verified, args, seconds);
+/// One field of a build, loaded, checked and with its modes decided.
+struct Prepared {
+    setup: Setup,
+    unit_files: Option<crate::snapshot::UnitFiles>,
+    fingerprint: Option<crate::hash::Digest>,
+    modes: Vec<Mode>,
+    forced: Vec<bool>,
+}
+
+/// Refuse `build A B` where the fields cannot be several: Arrakis's `datadir field` order
+/// (`arrakis build . RACS_X`), or a field named twice. `Some(exit code)` when refused.
+fn refuse_fields(args: &BuildArgs, names: &[String]) -> Option<i32> {
+    let first = &args.field.field;
+    if !args.field.datadir.join(first).join("field.yaml").is_file()
+        && Path::new(first).join(&names[1]).is_dir()
+    {
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        eprintln!("arrakis: error: '{first}' is a directory of fields, not a field");
+        if let Some(h) = super::hints::for_args(&argv) {
+            eprintln!("hint: {h}");
         }
-        Opened::Loaded(l) => l,
-    };
-    let Loaded {
-        cache,
+        return Some(super::EXIT_BAD_INPUT);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(f) = names.iter().find(|f| !seen.insert(f.as_str())) {
+        eprintln!("arrakis: error: field '{f}' is named twice: name each field once");
+        return Some(super::EXIT_BAD_INPUT);
+    }
+    None
+}
+
+/// Load a field's checks and modes: the cache-mismatch refusal, its lock, the notes, the
+/// `--until`/`--only`/`skip_*`/`--force` modes.
+fn prepare(
+    cache_dir: &Path,
+    wait: bool,
+    args: &BuildArgs,
+    loaded: session::FieldLoaded,
+    cache: &crate::cache::Cache,
+) -> Result<(
+    Prepared,
+    crate::cache::ScannedStates,
+    Option<session::FieldLock>,
+)> {
+    let session::FieldLoaded {
         setup,
         states,
         unit_files,
         fingerprint,
-    } = *loaded;
+    } = loaded;
+    let graph = &setup.graph;
     // A cache with no record of a field whose outputs are on disk would redo every target.
     // When the field records another cache that still exists, refused before anything runs,
     // naming it; with no record of any cache (a field built by an older arrakis), said.
     // (A build killed before its first record leaves this very cache recorded: it resumes.)
     if states.is_empty() && !args.new_cache && !args.dry_run {
         let this = std::fs::canonicalize(cache_dir).unwrap_or_else(|_| absolute(cache_dir));
-        let other = resolved.recorded.as_ref().filter(|r| **r != this);
-        if let Some(example) = session::an_existing_output(&setup.graph) {
+        let recorded = session::recorded_cache(&graph.field_dir);
+        let other = recorded.as_ref().filter(|r| **r != this);
+        if let Some(example) = session::an_existing_output(graph) {
             match other {
                 Some(r) => {
                     return Err(anyhow!(
                         "the cache {} holds no record of field {}, but its outputs are on disk ({}); it was built with the cache {} (recorded in {}): building would run every target again. Pass --cache {} (or no --cache), or --new-cache to build it again into this cache",
                         this.display(),
-                        setup.graph.field,
+                        graph.field,
                         example.display(),
                         r.display(),
-                        setup.graph.field_dir.join(session::CACHE_MARKER).display(),
+                        graph.field_dir.join(session::CACHE_MARKER).display(),
                         r.display()
                     ))
                 }
-                None if resolved.recorded.is_none() => eprintln!(
+                None if recorded.is_none() => eprintln!(
                     "arrakis: note: the cache {} holds no record of field {}, whose outputs are on disk ({}): every target runs again. If it was built with another cache, stop (Ctrl-C) and pass --cache with that directory",
                     this.display(),
-                    setup.graph.field,
+                    graph.field,
                     example.display()
                 ),
                 None => {}
@@ -132,29 +152,27 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         }
     }
     // One build writes a field at a time, whatever cache it uses.
-    let _field_lock = if args.dry_run {
+    let lock = if args.dry_run {
         None
     } else {
         Some(session::FieldLock::acquire(
-            &setup.graph.field_dir,
+            &graph.field_dir,
             cache_dir,
             wait,
         )?)
     };
     if !args.dry_run {
-        session::record_cache(&setup.graph.field_dir, cache_dir);
-        cache.note_field_dir(&setup.graph.field, &setup.graph.field_dir)?;
+        session::record_cache(&graph.field_dir, cache_dir);
+        cache.note_field_dir(&graph.field, &graph.field_dir)?;
     }
-    print_notes(&setup.params, &setup.graph.orphans, args.quiet);
-    let rejected = &setup.graph.units.rejected;
-    print_rejected(rejected);
+    print_notes(&setup.params, &graph.orphans, args.quiet);
+    print_rejected(&graph.units.rejected);
     if !args.quiet {
-        note_changed_params(cache_dir, &setup.graph.field, &setup.params);
+        note_changed_params(cache_dir, &graph.field, &setup.params);
     }
     if !args.dry_run {
-        save_params(cache_dir, &setup.graph.field, &setup.params);
+        save_params(cache_dir, &graph.field, &setup.params);
     }
-    let graph = &setup.graph;
     let flag = |p: &crate::config::params::ParamSpec| {
         matches!(
             setup.params.get(p.name),
@@ -186,6 +204,76 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         }
     }
     let forced = forced_targets(graph, &args.force, args.forceall)?;
+    Ok((
+        Prepared {
+            setup,
+            unit_files,
+            fingerprint,
+            modes,
+            forced,
+        },
+        states,
+        lock,
+    ))
+}
+
+/// `arrakis build`: one field, or several (`arrakis build A B C`) under one scheduler, on one
+/// cache.
+pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
+    let names: Vec<String> = std::iter::once(args.field.field.clone())
+        .chain(args.more_fields.iter().cloned())
+        .collect();
+    let many = names.len() > 1;
+    if many {
+        if let Some(rc) = refuse_fields(args, &names) {
+            return Ok(rc);
+        }
+    }
+    let specs: Vec<FieldSpec> = names
+        .iter()
+        .map(|n| FieldSpec {
+            field: n.clone(),
+            ..FieldSpec::from(&args.field)
+        })
+        .collect();
+    let resolved = session::resolve_cache(cache, &specs[0]);
+    let cache_dir = resolved.dir.as_path();
+    let want = Want {
+        every_stage: args.until.is_none() && args.only.is_none(),
+        use_snapshot: !args.full_check && args.force.is_empty() && !args.forceall,
+    };
+    let (cache, opened) = session::open_fields(cache_dir, wait, &specs, want)?;
+    // The fields the snapshot answered, and those to evaluate.
+    let mut answered = Vec::new();
+    let mut to_build = Vec::new();
+    for (name, o) in names.iter().zip(opened) {
+        match o {
+            FieldOpened::UpToDate {
+                front,
+                verified,
+                seconds,
+            } => {
+                if !args.dry_run {
+                    session::record_cache(&front.field_dir, cache_dir);
+                }
+                answered.push((name.as_str(), front, verified, seconds));
+            }
+            FieldOpened::Loaded(l) => to_build.push(*l),
+        }
+    }
+    let Some(cache) = cache else {
+        return up_to_date(&answered, &names, args);
+    };
+    let mut preps = Vec::with_capacity(to_build.len());
+    let mut states = Vec::with_capacity(to_build.len());
+    // Held to the end of the build (released, not forgotten, below).
+    let mut locks = Vec::with_capacity(to_build.len());
+    for l in to_build {
+        let (p, s, lock) = prepare(cache_dir, wait, args, l, &cache)?;
+        preps.push(p);
+        states.push(s);
+        locks.push(lock);
+    }
     let load = |p: &Option<PathBuf>| -> Result<ClusterConfig> {
         match p {
             Some(p) => {
@@ -205,18 +293,27 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         keep_going: args.keep_going,
         dry_run: args.dry_run,
         quiet: args.quiet,
-        live: Some(crate::progress::Live::path(cache_dir, &graph.field)),
+        // `arrakis status FIELD` follows a build of that one field.
+        live: (!many).then(|| crate::progress::Live::path(cache_dir, &names[0])),
     };
-    let mut engine = session::engine(&setup, &cache, states, opts.jobs, |ti| {
-        modes[ti] != Mode::Ignore
-    });
-    engine.forced = forced;
+    let engines: Vec<_> = preps
+        .iter()
+        .zip(states)
+        .map(|(p, s)| {
+            let mut e = session::engine(&p.setup, &cache, s, opts.jobs, |ti| {
+                p.modes[ti] != Mode::Ignore
+            });
+            e.forced = p.forced.clone();
+            e
+        })
+        .collect();
+    let built: Vec<String> = preps.iter().map(|p| p.setup.graph.field.clone()).collect();
     let mut clusters = local::Clusters::default();
     if !args.dry_run {
         fn runner<'c>(
             c: &'c ClusterConfig,
             cache_dir: &Path,
-            field: &str,
+            fields: &[String],
             args: &BuildArgs,
         ) -> Result<Option<SlurmRunner<'c>>> {
             if c.class != ClusterClass::Slurm {
@@ -226,16 +323,24 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
             Ok(Some(SlurmRunner::new(
                 c,
                 cache_dir,
-                field,
+                fields,
                 args.retries,
                 patience,
             )?))
         }
-        clusters.default = runner(&dask, cache_dir, &graph.field, args)?;
-        clusters.imager = runner(&imager, cache_dir, &graph.field, args)?;
+        clusters.default = runner(&dask, cache_dir, &built, args)?;
+        clusters.imager = runner(&imager, cache_dir, &built, args)?;
     }
+    let parts: Vec<local::Part> = engines
+        .iter()
+        .zip(&preps)
+        .map(|(engine, p)| local::Part {
+            engine,
+            modes: &p.modes,
+        })
+        .collect();
     let t0 = Instant::now();
-    let res = local::build_on(&engine, &modes, &opts, &mut clusters);
+    let results = local::build_parts(&parts, &opts, &mut clusters);
     timing("build loop", t0);
     for r in clusters.default.iter().chain(clusters.imager.iter()) {
         if r.jobs_submitted > 0 {
@@ -248,59 +353,164 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     let t0 = Instant::now();
     cache.flush()?;
     timing("flush", t0);
-    let complete = !args.dry_run
-        && rejected.is_empty()
-        && !res.interrupted
-        && !res.stopped
-        && res.fatal.is_none()
-        && res
-            .outcomes
-            .iter()
-            .all(|o| matches!(o, Some(o) if matches!(o.status, Status::Ran | Status::Skipped)));
-    if let (true, Some(fp), Some(uf)) = (complete, &fingerprint, &unit_files) {
-        let t0 = Instant::now();
-        // Only a shortcut for the next build: failing to write it loses nothing.
-        if let Err(e) = crate::snapshot::write(&engine, fp, uf) {
-            eprintln!("arrakis: warning: {e}; the next build evaluates every target (check the cache directory's free space and permissions)");
+    for ((p, res), engine) in preps.iter().zip(&results).zip(&engines) {
+        let complete = !args.dry_run
+            && p.setup.graph.units.rejected.is_empty()
+            && !res.interrupted
+            && !res.stopped
+            && res.fatal.is_none()
+            && res
+                .outcomes
+                .iter()
+                .all(|o| matches!(o, Some(o) if matches!(o.status, Status::Ran | Status::Skipped)));
+        if let (true, Some(fp), Some(uf)) = (complete, &p.fingerprint, &p.unit_files) {
+            let t0 = Instant::now();
+            // Only a shortcut for the next build: failing to write it loses nothing.
+            if let Err(e) = crate::snapshot::write(engine, fp, uf) {
+                eprintln!("arrakis: warning: {e}; the next build evaluates every target (check the cache directory's free space and permissions)");
+            }
+            timing("snapshot write", t0);
         }
-        timing("snapshot write", t0);
     }
+    let built_fields: Vec<(&Graph, &BuildResult)> =
+        preps.iter().map(|p| &p.setup.graph).zip(&results).collect();
+    let seconds = results.first().map_or(0.0, |r| r.seconds);
+    let interrupted = results.iter().any(|r| r.interrupted);
     if let Some(path) = &args.report {
-        write_report(path, graph, &res, engine.hashed())?;
+        let mut hashed = crate::exec::Hashed::default();
+        for e in &engines {
+            let h = e.hashed();
+            hashed.files += h.files;
+            hashed.bytes += h.bytes;
+        }
+        let mut targets = Vec::new();
+        for (name, _, v, _) in &answered {
+            targets.extend(verified_rows(v, many.then_some(*name)));
+        }
+        for (g, res) in &built_fields {
+            targets.extend(built_rows(g, res, many));
+        }
+        let fields = many.then_some(&names[..]);
+        write_report_of(
+            path,
+            &names[0],
+            fields,
+            targets,
+            hashed,
+            interrupted,
+            seconds,
+        )?;
     }
     if args.dry_run {
-        print_would_run(graph, &res)?;
+        print_would_run(&built_fields, many, seconds)?;
         return Ok(0);
     }
-    print_summary(graph, &res, args.quiet);
-    if !rejected.is_empty() {
+    let mut tally = Tally::default();
+    for (name, _, v, _) in &answered {
+        if !args.quiet {
+            eprintln!(
+                "arrakis: {name}: nothing changed since its last complete build ({} files checked by stat)",
+                v.files_checked
+            );
+        }
+        tally.add_verified(v);
+    }
+    for (g, res) in &built_fields {
+        tally.add_built(g, res, many);
+    }
+    let stopped = results.iter().any(|r| r.stopped);
+    let ending = if interrupted {
+        " (interrupted: rerun to finish)"
+    } else if stopped {
+        " (stopped after a failure; --keep-going runs the rest)"
+    } else {
+        ""
+    };
+    tally.print(seconds, ending, args.quiet);
+    if !args.quiet {
+        for (g, res) in &built_fields {
+            print_products(g, res);
+        }
+    }
+    let rejected: usize = preps
+        .iter()
+        .map(|p| p.setup.graph.units.rejected.len())
+        .sum();
+    if rejected > 0 {
         eprintln!(
-            "arrakis: {} catalogue row(s) refused (listed above; the rest of the field was built)",
-            rejected.len()
+            "arrakis: {rejected} catalogue row(s) refused (listed above; the rest of the {} built)",
+            if many { "fields was" } else { "field was" }
         );
     }
-    if let Some(f) = &res.fatal {
+    if let Some(f) = results.iter().find_map(|r| r.fatal.as_ref()) {
         return Err(anyhow!("build stopped: {f}"));
     }
-    if res.interrupted {
+    if interrupted {
         return Ok(EXIT_INTERRUPTED);
     }
-    let failed = res
-        .outcomes
+    let failed = results
         .iter()
-        .flatten()
-        .filter(|o| o.status == Status::Failed)
-        .count();
-    let rejected_rows = rejected.len();
+        .flat_map(|r| r.outcomes.iter().flatten())
+        .any(|o| o.status == Status::Failed);
     // The process exits next: freeing a large graph piece by piece would only cost time.
-    std::mem::forget(res);
-    std::mem::forget(engine);
-    std::mem::forget(setup);
-    Ok(if failed > 0 || rejected_rows > 0 {
+    std::mem::forget(results);
+    std::mem::forget(parts);
+    std::mem::forget(engines);
+    std::mem::forget(preps);
+    drop(locks);
+    Ok(if failed || rejected > 0 {
         EXIT_FAILED
     } else {
         0
     })
+}
+
+/// The end of a build the snapshot answered, for every field: every target up to date.
+fn up_to_date(
+    answered: &[(&str, Front, crate::snapshot::Verified, f64)],
+    names: &[String],
+    args: &BuildArgs,
+) -> Result<i32> {
+    let many = names.len() > 1;
+    let seconds: f64 = answered.iter().map(|a| a.3).sum();
+    for (_, front, v, _) in answered {
+        print_notes(&front.params, &v.orphans, args.quiet);
+    }
+    if let Some(path) = &args.report {
+        let targets = answered
+            .iter()
+            .flat_map(|(name, _, v, _)| verified_rows(v, many.then_some(*name)))
+            .collect();
+        let nothing = crate::exec::Hashed::default();
+        let fields = many.then_some(names);
+        write_report_of(path, &names[0], fields, targets, nothing, false, seconds)?;
+    }
+    if args.dry_run {
+        eprintln!("arrakis: 0 target(s) would run ({seconds:.3} s)");
+        return Ok(0);
+    }
+    if args.quiet {
+        return Ok(0);
+    }
+    let mut tally = Tally::default();
+    let mut files = 0;
+    for (_, _, v, _) in answered {
+        tally.add_verified(v);
+        files += v.files_checked;
+    }
+    let what = if many {
+        format!(
+            "in the {} fields since their last complete builds",
+            names.len()
+        )
+    } else {
+        "since the last complete build".to_string()
+    };
+    eprintln!(
+        "arrakis: nothing changed {what} ({files} files checked by stat; --full-check evaluates every target)"
+    );
+    tally.print(seconds, "", false);
+    Ok(0)
 }
 
 /// Catalogue rows whose names cannot name files: errors (shown even with -q), the build goes on
@@ -317,83 +527,120 @@ pub(crate) fn print_rejected(rejected: &[String]) {
     }
 }
 
-/// A dry run's answer: each target that would run and why (stdout), and the count.
-fn print_would_run(graph: &Graph, res: &BuildResult) -> Result<()> {
+/// A dry run's answer: each target that would run and why (stdout; `FIELD:` before the id when
+/// several fields are built), and the count.
+fn print_would_run(fields: &[(&Graph, &BuildResult)], many: bool, seconds: f64) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut n = 0;
-    for (i, o) in res.outcomes.iter().enumerate() {
-        let Some(o) = o else { continue };
-        match o.status {
-            Status::WouldRun => {
-                n += 1;
-                writeln!(
-                    out,
-                    "{}\t{}",
-                    graph.targets[i].id,
-                    o.reasons.first().map(|s| s.as_str()).unwrap_or("")
-                )?;
+    for (graph, res) in fields {
+        let field = if many {
+            format!("{}:", graph.field)
+        } else {
+            String::new()
+        };
+        for (i, o) in res.outcomes.iter().enumerate() {
+            let Some(o) = o else { continue };
+            let id = &graph.targets[i].id;
+            match o.status {
+                Status::WouldRun => {
+                    n += 1;
+                    let why = o.reasons.first().map(|s| s.as_str()).unwrap_or("");
+                    writeln!(out, "{field}{id}\t{why}")?;
+                }
+                Status::Failed => {
+                    let e = o.error.as_deref().unwrap_or("");
+                    writeln!(out, "{field}{id}\tcannot run: {e}")?;
+                }
+                _ => {}
             }
-            Status::Failed => {
-                writeln!(
-                    out,
-                    "{}\tcannot run: {}",
-                    graph.targets[i].id,
-                    o.error.as_deref().unwrap_or("")
-                )?;
-            }
-            _ => {}
         }
     }
-    eprintln!("arrakis: {n} target(s) would run ({:.3} s)", res.seconds);
+    eprintln!("arrakis: {n} target(s) would run ({seconds:.3} s)");
     Ok(())
 }
 
-fn print_summary(graph: &Graph, res: &BuildResult, quiet: bool) {
-    let stages = graph.stages();
-    let mut per: Vec<[f64; 4]> = vec![[0.0; 4]; stages.len()];
-    let mut failures = Vec::new();
-    for (i, o) in res.outcomes.iter().enumerate() {
-        let Some(o) = o else { continue };
-        let s = stages
-            .iter()
-            .position(|x| x == graph.stage_of(i))
-            .unwrap_or(0);
-        match o.status {
-            Status::Ran => per[s][0] += 1.0,
-            Status::Skipped => per[s][1] += 1.0,
-            Status::Failed => {
-                per[s][2] += 1.0;
-                if !o.blocked {
-                    failures.push((
-                        graph.targets[i].id.as_str(),
-                        o.error.as_deref().unwrap_or(""),
-                    ));
-                }
+/// The per-stage counts of a build, over one field or several.
+#[derive(Default)]
+struct Tally {
+    stages: Vec<String>,
+    /// Per stage: ran, skipped, failed, cpu seconds.
+    per: Vec<[f64; 4]>,
+    /// (target, error) of the failures that were not only a missing input.
+    failures: Vec<(String, String)>,
+    /// Targets that failed because an input failed or is missing.
+    blocked: usize,
+}
+
+impl Tally {
+    fn stage(&mut self, name: &str) -> usize {
+        match self.stages.iter().position(|s| s == name) {
+            Some(s) => s,
+            None => {
+                self.stages.push(name.to_string());
+                self.per.push([0.0; 4]);
+                self.stages.len() - 1
             }
-            Status::WouldRun => {}
         }
-        per[s][3] += o.seconds;
     }
-    let blocked = res.outcomes.iter().flatten().filter(|o| o.blocked).count();
-    let ending = if res.interrupted {
-        " (interrupted: rerun to finish)"
-    } else if res.stopped {
-        " (stopped after a failure; --keep-going runs the rest)"
-    } else {
-        ""
-    };
-    print_table(
-        &stages,
-        &per,
-        &failures,
-        blocked,
-        res.seconds,
-        ending,
-        quiet,
-    );
-    if !quiet {
-        print_products(graph, res);
+
+    /// A field the snapshot answered: every target skipped.
+    fn add_verified(&mut self, v: &crate::snapshot::Verified) {
+        for (name, n) in &v.stages {
+            let s = self.stage(name);
+            self.per[s][1] += *n as f64;
+        }
+    }
+
+    /// A field built: its outcomes (failures named `FIELD: id` when `many`).
+    fn add_built(&mut self, graph: &Graph, res: &BuildResult, many: bool) {
+        let index: Vec<usize> = graph.stages().iter().map(|s| self.stage(s)).collect();
+        let local = graph.stages();
+        for (i, o) in res.outcomes.iter().enumerate() {
+            let Some(o) = o else { continue };
+            let s = index[local
+                .iter()
+                .position(|x| x == graph.stage_of(i))
+                .unwrap_or(0)];
+            match o.status {
+                Status::Ran => self.per[s][0] += 1.0,
+                Status::Skipped => self.per[s][1] += 1.0,
+                Status::Failed => {
+                    self.per[s][2] += 1.0;
+                    if o.blocked {
+                        self.blocked += 1;
+                    } else {
+                        let id = &graph.targets[i].id;
+                        let id = if many {
+                            format!("{}: {id}", graph.field)
+                        } else {
+                            id.clone()
+                        };
+                        self.failures
+                            .push((id, o.error.clone().unwrap_or_default()));
+                    }
+                }
+                Status::WouldRun => {}
+            }
+            self.per[s][3] += o.seconds;
+        }
+    }
+
+    fn print(&self, seconds: f64, ending: &str, quiet: bool) {
+        let failures: Vec<(&str, &str)> = self
+            .failures
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        print_table(
+            &self.stages,
+            &self.per,
+            &failures,
+            self.blocked,
+            seconds,
+            ending,
+            quiet,
+        );
     }
 }
 
@@ -480,53 +727,11 @@ fn print_table(
     );
 }
 
-/// The end of a build the snapshot answered: every target up to date.
-fn up_to_date(
-    front: &Front,
-    v: &crate::snapshot::Verified,
-    args: &BuildArgs,
-    seconds: f64,
-) -> Result<i32> {
-    print_notes(&front.params, &v.orphans, args.quiet);
-    if let Some(path) = &args.report {
-        let names: Vec<&str> = v.stages.iter().map(|(n, _)| n.as_str()).collect();
-        let targets = v
-            .targets()
-            .into_iter()
-            .map(|(id, s)| ReportTarget {
-                id,
-                stage: names.get(s).copied().unwrap_or(""),
-                status: Status::Skipped.as_str(),
-                seconds: 0.0,
-                error: None,
-            })
-            .collect();
-        let nothing = crate::exec::Hashed::default();
-        write_report_of(path, &args.field.field, targets, nothing, false, seconds)?;
-    }
-    if args.dry_run {
-        eprintln!("arrakis: 0 target(s) would run ({seconds:.3} s)");
-        return Ok(0);
-    }
-    if args.quiet {
-        return Ok(0);
-    }
-    eprintln!(
-        "arrakis: nothing changed since the last complete build ({} files checked by stat; --full-check evaluates every target)",
-        v.files_checked
-    );
-    let stages: Vec<String> = v.stages.iter().map(|(n, _)| n.clone()).collect();
-    let per: Vec<[f64; 4]> = v
-        .stages
-        .iter()
-        .map(|(_, n)| [0.0, *n as f64, 0.0, 0.0])
-        .collect();
-    print_table(&stages, &per, &[], 0, seconds, "", false);
-    Ok(0)
-}
-
 #[derive(Serialize)]
 struct ReportTarget<'a> {
+    /// Only when several fields are built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
     id: &'a str,
     stage: &'a str,
     status: &'static str,
@@ -537,7 +742,12 @@ struct ReportTarget<'a> {
 
 #[derive(Serialize)]
 struct Report<'a> {
-    field: &'a str,
+    /// The field (one field built).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    /// The fields (several built: each target names its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [String]>,
     targets: Vec<ReportTarget<'a>>,
     summary: BTreeMap<&'static str, usize>,
     /// Files read to hash them (sources the stat cache could not answer, outputs whose
@@ -547,19 +757,35 @@ struct Report<'a> {
     seconds: f64,
 }
 
-fn write_report(
-    path: &Path,
-    graph: &Graph,
-    res: &BuildResult,
-    hashed: crate::exec::Hashed,
-) -> Result<()> {
-    let targets = res
-        .outcomes
+/// The report rows of a field the snapshot answered: every target skipped.
+fn verified_rows<'a>(
+    v: &'a crate::snapshot::Verified,
+    field: Option<&'a str>,
+) -> Vec<ReportTarget<'a>> {
+    let names: Vec<&str> = v.stages.iter().map(|(n, _)| n.as_str()).collect();
+    v.targets()
+        .into_iter()
+        .map(|(id, s)| ReportTarget {
+            field,
+            id,
+            stage: names.get(s).copied().unwrap_or(""),
+            status: Status::Skipped.as_str(),
+            seconds: 0.0,
+            error: None,
+        })
+        .collect()
+}
+
+/// The report rows of a field built.
+fn built_rows<'a>(graph: &'a Graph, res: &'a BuildResult, many: bool) -> Vec<ReportTarget<'a>> {
+    let field = many.then_some(graph.field.as_str());
+    res.outcomes
         .iter()
         .enumerate()
         .filter_map(|(i, o)| {
             let o = o.as_ref()?;
             Some(ReportTarget {
+                field,
                 id: &graph.targets[i].id,
                 stage: graph.stage_of(i),
                 status: o.status.as_str(),
@@ -567,20 +793,13 @@ fn write_report(
                 error: o.error.as_deref(),
             })
         })
-        .collect();
-    write_report_of(
-        path,
-        &graph.field,
-        targets,
-        hashed,
-        res.interrupted,
-        res.seconds,
-    )
+        .collect()
 }
 
 fn write_report_of(
     path: &Path,
     field: &str,
+    fields: Option<&[String]>,
     targets: Vec<ReportTarget>,
     hashed: crate::exec::Hashed,
     interrupted: bool,
@@ -594,7 +813,8 @@ fn write_report_of(
         *summary.entry(t.status).or_default() += 1;
     }
     let report = Report {
-        field,
+        field: fields.is_none().then_some(field),
+        fields,
         targets,
         summary,
         hashed,
@@ -697,86 +917,6 @@ pub(crate) fn print_notes(params: &Params, orphans: &[String], quiet: bool) {
             if n > 5 { ", ..." } else { "" }
         );
     }
-}
-
-/// `arrakis build A B C`: each field in turn, in this process; the exit code is the worst of
-/// theirs (bad input stops at once).
-fn build_fields(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> {
-    // Arrakis's `datadir field` order (`arrakis build . RACS_X`) is not two fields.
-    let first = &args.field.field;
-    if !args.field.datadir.join(first).join("field.yaml").is_file()
-        && Path::new(first).join(&args.more_fields[0]).is_dir()
-    {
-        let argv: Vec<String> = std::env::args().skip(1).collect();
-        eprintln!("arrakis: error: '{first}' is a directory of fields, not a field");
-        if let Some(h) = super::hints::for_args(&argv) {
-            eprintln!("hint: {h}");
-        }
-        return Ok(super::EXIT_BAD_INPUT);
-    }
-    let mut worst = 0;
-    let names: Vec<String> = std::iter::once(args.field.field.clone())
-        .chain(args.more_fields.iter().cloned())
-        .collect();
-    let mut parts = Vec::new();
-    for f in &names {
-        let mut one = args.clone();
-        one.field.field = f.clone();
-        one.more_fields.clear();
-        // Each field's report apart, then one report of them all.
-        one.report = args.report.as_ref().map(|p| {
-            let part = crate::atomic::temp_path_for(p);
-            parts.push(part.clone());
-            part
-        });
-        let rc = build(cache, wait, &one)?;
-        if rc == super::EXIT_BAD_INPUT || rc == super::EXIT_INTERRUPTED {
-            return Ok(rc);
-        }
-        worst = worst.max(rc);
-    }
-    if let Some(path) = &args.report {
-        merge_reports(path, &names, &parts)?;
-    }
-    Ok(worst)
-}
-
-/// One report of several fields' builds: every target with its `field`, the summaries and
-/// hashing summed.
-fn merge_reports(path: &Path, names: &[String], parts: &[PathBuf]) -> Result<()> {
-    use serde_json::{json, Value};
-    let mut targets = Vec::new();
-    let mut summary: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut files, mut bytes, mut seconds, mut interrupted) = (0u64, 0u64, 0f64, false);
-    for (name, part) in names.iter().zip(parts) {
-        let Ok(text) = std::fs::read_to_string(part) else {
-            continue;
-        };
-        let _ = std::fs::remove_file(part);
-        let v: Value = serde_json::from_str(&text)?;
-        for t in v["targets"].as_array().into_iter().flatten() {
-            let mut t = t.clone();
-            t["field"] = json!(name);
-            targets.push(t);
-        }
-        for (k, n) in v["summary"].as_object().into_iter().flatten() {
-            *summary.entry(k.clone()).or_default() += n.as_u64().unwrap_or(0);
-        }
-        files += v["hashed"]["files"].as_u64().unwrap_or(0);
-        bytes += v["hashed"]["bytes"].as_u64().unwrap_or(0);
-        seconds += v["seconds"].as_f64().unwrap_or(0.0);
-        interrupted |= v["interrupted"].as_bool().unwrap_or(false);
-    }
-    let report = json!({
-        "fields": names,
-        "targets": targets,
-        "summary": summary,
-        "hashed": {"files": files, "bytes": bytes},
-        "interrupted": interrupted,
-        "seconds": seconds,
-    });
-    crate::atomic::write_atomic(path, &serde_json::to_vec_pretty(&report)?)
-        .map_err(|e| anyhow!("cannot write the report {}: {e}", path.display()))
 }
 
 /// `arrakis demo`: simulate a small field into `dir` (unless it is there already) and build it.

@@ -461,6 +461,14 @@ pub fn build(engine: &Engine, modes: &[Mode], opts: &BuildOptions) -> BuildResul
     build_on(engine, modes, opts, &mut Clusters::default())
 }
 
+/// One field of a build: its engine and the mode of each of its targets.
+pub struct Part<'e, 'a> {
+    /// The field's engine.
+    pub engine: &'e Engine<'a>,
+    /// Per target of its graph.
+    pub modes: &'e [Mode],
+}
+
 /// [`build`], with the targets of rules whose resources have a cluster executor run there: the
 /// pool evaluates them, the cluster runs the stale ones, and their receipts are committed here.
 pub fn build_on(
@@ -469,22 +477,67 @@ pub fn build_on(
     opts: &BuildOptions,
     clusters: &mut Clusters,
 ) -> BuildResult {
+    let part = Part { engine, modes };
+    let mut r = build_parts(std::slice::from_ref(&part), opts, clusters);
+    r.pop().unwrap_or_else(|| BuildResult {
+        outcomes: Vec::new(),
+        interrupted: false,
+        stopped: false,
+        seconds: 0.0,
+        fatal: None,
+    })
+}
+
+/// Several fields in one build: one scheduler over every field's targets (a field's tail
+/// overlaps the next one's start), one pool, one cluster executor per kind for all of them (a
+/// Slurm batch may hold several fields' targets). A target is known by a global index: its
+/// field's offset plus its index in that field's graph. Returns one result per part, in order;
+/// a fatal error, an interrupt or a stop after a failure is every part's.
+pub fn build_parts(
+    parts: &[Part],
+    opts: &BuildOptions,
+    clusters: &mut Clusters,
+) -> Vec<BuildResult> {
     let start = Instant::now();
-    let g = engine.graph;
-    let n = g.targets.len();
+    // offsets[p]..offsets[p + 1]: part p's targets.
+    let mut offsets = vec![0usize];
+    for p in parts {
+        offsets.push(offsets.last().unwrap_or(&0) + p.engine.graph.targets.len());
+    }
+    let n = *offsets.last().unwrap_or(&0);
+    let locate = |gi: usize| -> (usize, usize) {
+        let p = offsets.partition_point(|&o| o <= gi) - 1;
+        (p, gi - offsets[p])
+    };
+    let mode_of = |gi: usize| {
+        let (p, ti) = locate(gi);
+        parts[p].modes[ti]
+    };
     let results: Vec<OnceLock<Done>> = (0..n).map(|_| OnceLock::new()).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-    let stages = g.stages();
+    // The stages of every part, in the order they first appear.
+    let mut stages: Vec<String> = Vec::new();
+    for p in parts {
+        for s in p.engine.graph.stages() {
+            if !stages.contains(&s) {
+                stages.push(s);
+            }
+        }
+    }
     let stage_idx: HashMap<&str, usize> = stages
         .iter()
         .enumerate()
         .map(|(i, s)| (s.as_str(), i))
         .collect();
-    let target_stage: Vec<usize> = (0..n).map(|i| stage_idx[g.stage_of(i)]).collect();
+    let mut target_stage: Vec<usize> = Vec::with_capacity(n);
+    for p in parts {
+        let g = p.engine.graph;
+        target_stage.extend((0..g.targets.len()).map(|i| stage_idx[g.stage_of(i)]));
+    }
     let mut totals = vec![0u64; stages.len()];
-    for i in 0..n {
-        if matches!(modes[i], Mode::Run | Mode::TakeAsIs) {
-            totals[target_stage[i]] += 1;
+    for gi in 0..n {
+        if matches!(mode_of(gi), Mode::Run | Mode::TakeAsIs) {
+            totals[target_stage[gi]] += 1;
         }
     }
     let mut progress = Progress::new(
@@ -495,26 +548,43 @@ pub fn build_on(
     let running: Vec<std::sync::atomic::AtomicU64> = (0..stages.len())
         .map(|_| std::sync::atomic::AtomicU64::new(0))
         .collect();
-    if let (Some(path), false) = (&opts.live, opts.dry_run) {
-        progress = progress.with_live(path.clone(), &g.field);
+    if let (Some(path), false, [one]) = (&opts.live, opts.dry_run, parts) {
+        progress = progress.with_live(path.clone(), &one.engine.graph.field);
     }
-    let mut pending: Vec<u32> = (0..n)
-        .map(|i| {
-            g.targets[i]
-                .deps
+    let mut pending: Vec<u32> = Vec::with_capacity(n);
+    for p in parts {
+        pending.extend(p.engine.graph.targets.iter().map(|t| {
+            t.deps
                 .iter()
-                .filter(|&&d| modes[d as usize] != Mode::Ignore)
+                .filter(|&&d| p.modes[d as usize] != Mode::Ignore)
                 .count() as u32
-        })
-        .collect();
+        }));
+    }
     let mut ready: VecDeque<usize> = (0..n)
-        .filter(|&i| modes[i] != Mode::Ignore && pending[i] == 0)
+        .filter(|&gi| mode_of(gi) != Mode::Ignore && pending[gi] == 0)
         .collect();
     let start_pool = |n: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(|i| format!("arrakis-worker-{i}"))
             .build()
+    };
+    let each = |outcomes: Vec<Option<Outcome>>, interrupted, stopped, fatal: Option<String>| {
+        let seconds = start.elapsed().as_secs_f64();
+        let mut outcomes = outcomes.into_iter();
+        parts
+            .iter()
+            .map(|p| BuildResult {
+                outcomes: outcomes
+                    .by_ref()
+                    .take(p.engine.graph.targets.len())
+                    .collect(),
+                interrupted,
+                stopped,
+                seconds,
+                fatal: fatal.clone(),
+            })
+            .collect::<Vec<_>>()
     };
     // Where threads are scarce (ulimit -u, -v), one worker rather than none.
     let pool = start_pool(opts.jobs.max(1)).or_else(|e| {
@@ -532,16 +602,11 @@ pub fn build_on(
     let pool = match pool {
         Ok(p) => p,
         Err(e) => {
-            return BuildResult {
-                outcomes,
-                interrupted: false,
-                stopped: true,
-                seconds: 0.0,
-                fatal: Some(format!(
-                    "cannot start the worker pool: {e} ({})",
-                    crate::limits::thread_hint()
-                )),
-            }
+            let fatal = format!(
+                "cannot start the worker pool: {e} ({})",
+                crate::limits::thread_hint()
+            );
+            return each(outcomes, false, true, Some(fatal));
         }
     };
     let (tx, rx) = mpsc::channel::<Vec<Msg>>();
@@ -550,11 +615,30 @@ pub fn build_on(
     let mut was_interrupted = false;
     let mut finished_at: Vec<(usize, Instant)> = Vec::new();
     let jobs = opts.jobs.max(1);
-    let remote_rule: Vec<bool> = g.rules.iter().map(|r| clusters.has(r.resources)).collect();
-    let receipts = worker::receipt_files(&worker::receipts_dir(engine.cache.dir(), &g.field));
+    let remote_rule: Vec<Vec<bool>> = parts
+        .iter()
+        .map(|p| {
+            let g = p.engine.graph;
+            g.rules.iter().map(|r| clusters.has(r.resources)).collect()
+        })
+        .collect();
+    // Each field's receipts directory (absolute: Slurm jobs write there), and the receipts in
+    // it now.
+    let receipt_dirs: Vec<std::path::PathBuf> = parts
+        .iter()
+        .map(|p| {
+            let e = p.engine;
+            let d = worker::receipts_dir(e.cache.dir(), &e.graph.field);
+            std::path::absolute(&d).unwrap_or(d)
+        })
+        .collect();
+    let receipts: Vec<Receipts> = receipt_dirs
+        .iter()
+        .map(|d| worker::receipt_files(d))
+        .collect();
     let mut deferred_of: HashMap<usize, Deferred> = HashMap::new();
-    // Recorded durations seed batch sizes, one lookup per rule.
-    let mut seen_rule: HashMap<u32, f64> = HashMap::new();
+    // Recorded durations seed batch sizes, one lookup per rule of each part.
+    let mut seen_rule: HashMap<(usize, u32), f64> = HashMap::new();
     pool.in_place_scope(|scope| {
         let mut in_flight = 0usize;
         loop {
@@ -579,23 +663,38 @@ pub fn build_on(
                 let batch: Vec<usize> = ready.drain(..chunk).collect();
                 in_flight += batch.len();
                 let tx = tx.clone();
-                let results = &results;
-                let running = &running;
-                let target_stage = &target_stage;
+                let (results, running, target_stage) = (&results, &running, &target_stage);
+                let (offsets, remote_rule, receipts) = (&offsets, &remote_rule, &receipts);
                 let dry = opts.dry_run;
-                let remote_rule = &remote_rule;
-                let receipts = &receipts;
                 scope.spawn(move |_| {
                     let mut msgs = Vec::with_capacity(batch.len());
-                    for ti in batch {
-                        let defer = remote_rule[g.targets[ti].rule as usize];
-                        let running = &running[target_stage[ti]];
-                        msgs.push(match process(engine, ti, modes[ti], dry, results, defer, receipts, running) {
+                    for gi in batch {
+                        let (p, ti) = locate(gi);
+                        let Part { engine, modes } = parts[p];
+                        let field_results = &results[offsets[p]..offsets[p + 1]];
+                        let defer = remote_rule[p][engine.graph.targets[ti].rule as usize];
+                        let running = &running[target_stage[gi]];
+                        let step = process(
+                            engine,
+                            ti,
+                            modes[ti],
+                            dry,
+                            field_results,
+                            defer,
+                            &receipts[p],
+                            running,
+                        );
+                        msgs.push(match step {
                             Step::Finished(outcome, done, fatal) => {
-                                let _ = results[ti].set(done);
-                                Msg { ti, outcome, fatal, deferred: None }
+                                let _ = results[gi].set(done);
+                                Msg { ti: gi, outcome, fatal, deferred: None }
                             }
-                            Step::Deferred(d) => Msg { ti, outcome: None, fatal: None, deferred: Some(d) },
+                            Step::Deferred(d) => Msg {
+                                ti: gi,
+                                outcome: None,
+                                fatal: None,
+                                deferred: Some(d),
+                            },
                         });
                     }
                     let _ = tx.send(msgs);
@@ -614,7 +713,11 @@ pub fn build_on(
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) if remote == 0 => break,
                     Err(_) => {}
                 }
-                progress.set_running(running.iter().map(|r| r.load(std::sync::atomic::Ordering::Relaxed)));
+                progress.set_running(
+                    running
+                        .iter()
+                        .map(|r| r.load(std::sync::atomic::Ordering::Relaxed)),
+                );
                 // Take every report that is already waiting before handing out more work.
                 while let Ok(more) = rx.try_recv() {
                     msgs.extend(more);
@@ -630,9 +733,12 @@ pub fn build_on(
                     local_msgs.push(msg);
                     continue;
                 };
-                let ti = msg.ti;
+                let gi = msg.ti;
+                let (p, ti) = locate(gi);
+                let engine = parts[p].engine;
+                let g = engine.graph;
                 let t = &g.targets[ti];
-                let expect_s = *seen_rule.entry(t.rule).or_insert_with(|| {
+                let expect_s = *seen_rule.entry((p, t.rule)).or_insert_with(|| {
                     engine
                         .cache
                         .get_target(&g.field, &t.id)
@@ -645,9 +751,16 @@ pub fn build_on(
                 match job_for(engine, ti) {
                     Ok(job) => {
                         if let Some(r) = clusters.runner(g.rules[t.rule as usize].resources) {
-                            r.submit(RemoteTask { ti, key: d.key, job, expect_s, attempts: 1 });
+                            r.submit(RemoteTask {
+                                ti: gi,
+                                key: d.key,
+                                job,
+                                expect_s,
+                                attempts: 1,
+                                receipts: receipt_dirs[p].clone(),
+                            });
                         }
-                        deferred_of.insert(ti, d);
+                        deferred_of.insert(gi, d);
                     }
                     Err(e) => {
                         let (o, done, fatal) = commit(
@@ -659,55 +772,89 @@ pub fn build_on(
                             d.reasons,
                             d.class,
                         );
-                        let _ = results[ti].set(done);
-                        local_msgs.push(Msg { ti, outcome: o, fatal, deferred: None });
+                        let _ = results[gi].set(done);
+                        local_msgs.push(Msg {
+                            ti: gi,
+                            outcome: o,
+                            fatal,
+                            deferred: None,
+                        });
                     }
                 }
             }
             // Receipts the clusters verified are committed here, in the only process with the cache.
             for r in clusters.all() {
                 for done in r.poll() {
-                    let Some(d) = deferred_of.remove(&done.ti) else { continue };
-                    let (o, dn, fatal) =
-                        commit(engine, done.ti, d.key, d.inputs, done.result, d.reasons, d.class);
+                    let Some(d) = deferred_of.remove(&done.ti) else {
+                        continue;
+                    };
+                    let (p, ti) = locate(done.ti);
+                    let (o, dn, fatal) = commit(
+                        parts[p].engine,
+                        ti,
+                        d.key,
+                        d.inputs,
+                        done.result,
+                        d.reasons,
+                        d.class,
+                    );
                     let _ = results[done.ti].set(dn);
-                    local_msgs.push(Msg { ti: done.ti, outcome: o, fatal, deferred: None });
+                    local_msgs.push(Msg {
+                        ti: done.ti,
+                        outcome: o,
+                        fatal,
+                        deferred: None,
+                    });
                 }
                 for m in r.take_messages() {
                     progress.println(&m);
                 }
             }
             for msg in local_msgs {
-                let ti = msg.ti;
+                let gi = msg.ti;
+                let (p, ti) = locate(gi);
+                let Part { engine, modes } = parts[p];
+                let g = engine.graph;
                 if let Some(f) = msg.fatal {
                     fatal.get_or_insert(f);
                     stopped = true;
                 }
                 let Some(o) = msg.outcome else { continue };
                 if o.status == Status::Ran && !opts.dry_run {
-                    finished_at.push((ti, Instant::now()));
+                    finished_at.push((gi, Instant::now()));
                 }
-                if matches!(modes[ti], Mode::Run | Mode::TakeAsIs) {
-                    progress.finished(target_stage[ti], o.status == Status::Ran, o.status == Status::Failed, false);
-                    if o.status == Status::Failed && !o.blocked {
-                        progress.println(&format!("FAILED {}: {}", g.targets[ti].id, o.error.as_deref().unwrap_or("")));
+                let counted = matches!(modes[ti], Mode::Run | Mode::TakeAsIs);
+                if counted {
+                    let (ran, failed) = (o.status == Status::Ran, o.status == Status::Failed);
+                    progress.finished(target_stage[gi], ran, failed, false);
+                    if failed && !o.blocked {
+                        let id = &g.targets[ti].id;
+                        let id = if parts.len() > 1 {
+                            format!("{}: {id}", g.field)
+                        } else {
+                            id.clone()
+                        };
+                        let e = o.error.as_deref().unwrap_or("");
+                        progress.println(&format!("FAILED {id}: {e}"));
                     }
                 }
                 let rule_keeps_going = g.rules[g.targets[ti].rule as usize].keep_going;
-                if o.status == Status::Failed && !o.blocked && !opts.keep_going && !rule_keeps_going {
+                if o.status == Status::Failed && !o.blocked && !opts.keep_going && !rule_keeps_going
+                {
                     stopped = true;
                 }
-                if matches!(modes[ti], Mode::Run | Mode::TakeAsIs) {
-                    outcomes[ti] = Some(o);
+                if counted {
+                    outcomes[gi] = Some(o);
                 }
                 for &d in &g.dependents[ti] {
                     let d = d as usize;
                     if modes[d] == Mode::Ignore {
                         continue;
                     }
-                    pending[d] -= 1;
-                    if pending[d] == 0 {
-                        ready.push_back(d);
+                    let gd = offsets[p] + d;
+                    pending[gd] -= 1;
+                    if pending[gd] == 0 {
+                        ready.push_back(gd);
                     }
                 }
             }
@@ -715,20 +862,22 @@ pub fn build_on(
     });
     progress.finish();
     // Only targets that finished in the last moments can have outputs within the racy window.
-    let racy: Vec<(usize, usize)> = finished_at
+    let recent: Vec<usize> = finished_at
         .iter()
         .rev()
         .take_while(|(_, at)| at.elapsed() < std::time::Duration::from_millis(100))
-        .flat_map(|(ti, _)| racy_outputs(engine, *ti))
+        .map(|(gi, _)| *gi)
         .collect();
-    settle(engine, &racy);
-    BuildResult {
-        outcomes,
-        interrupted: was_interrupted,
-        stopped,
-        seconds: start.elapsed().as_secs_f64(),
-        fatal,
+    for (p, part) in parts.iter().enumerate() {
+        let racy: Vec<(usize, usize)> = recent
+            .iter()
+            .map(|&gi| locate(gi))
+            .filter(|&(q, _)| q == p)
+            .flat_map(|(_, ti)| racy_outputs(part.engine, ti))
+            .collect();
+        settle(part.engine, &racy);
     }
+    each(outcomes, was_interrupted, stopped, fatal)
 }
 
 /// Modes for a build: `--until`/`--only` selections from [`crate::graph::Graph::select`]. With

@@ -20,10 +20,8 @@ use crate::hash::{hash_file, StatSig};
 /// A batch of targets for one Slurm job (or one task of a job array).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Field name (receipts are per field).
-    pub field: String,
-    /// Where receipts go (absolute).
-    pub receipts_dir: PathBuf,
+    /// The fields its targets belong to (for whoever reads the manifest).
+    pub fields: Vec<String>,
     /// The targets, each with the key the coordinator computed.
     pub targets: Vec<ManifestEntry>,
 }
@@ -33,6 +31,8 @@ pub struct Manifest {
 pub struct ManifestEntry {
     /// The target's key (hex).
     pub key: String,
+    /// Where its receipt goes (absolute; receipts are per field).
+    pub receipts_dir: PathBuf,
     /// What to run.
     pub job: TargetJob,
 }
@@ -136,11 +136,15 @@ pub fn run_manifest(
             std::env::set_var("TMPDIR", dir);
         }
     }
-    std::fs::create_dir_all(&m.receipts_dir).map_err(|source| SetupError::Io {
-        what: "cannot create",
-        path: m.receipts_dir.clone(),
-        source,
-    })?;
+    let dirs: std::collections::BTreeSet<&PathBuf> =
+        m.targets.iter().map(|t| &t.receipts_dir).collect();
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(|source| SetupError::Io {
+            what: "cannot create",
+            path: dir.clone(),
+            source,
+        })?;
+    }
     let host = crate::cache::hostname();
     let job_id = std::env::var("SLURM_JOB_ID").ok();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -155,7 +159,7 @@ pub fn run_manifest(
     pool.scope(|s| {
         for entry in &m.targets {
             let (host, job_id, failed, fatal, dir) =
-                (&host, &job_id, &failed, &fatal, &m.receipts_dir);
+                (&host, &job_id, &failed, &fatal, &entry.receipts_dir);
             s.spawn(move |_| {
                 if super::interrupted() {
                     return;

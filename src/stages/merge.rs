@@ -208,7 +208,6 @@ impl Builtin for Merge {
         let out_wcs = members[ref_i].wcs.clone();
         let mut out = vec![f32::NAN; nx * ny * nchan];
         let mut wout = vec![0f32; nx * ny * nchan];
-        let single = members.len() == 1;
         // Members grouped by field, in input order (sorted by field, then island).
         let mut fields: Vec<(String, Vec<usize>)> = Vec::new();
         for (k, m) in members.iter().enumerate() {
@@ -225,7 +224,7 @@ impl Builtin for Merge {
                 places.extend(members.iter().enumerate().map(|(k, m)| {
                     // The grid's own mosaic at its own pixel (a round trip through the sky
                     // can land a hair outside the last column).
-                    if k == ref_i || single {
+                    if k == ref_i {
                         return stencil(nx, ny, x as f64, y as f64);
                     }
                     let (px, py) = m.wcs.world_to_pix(ra, dec)?;

@@ -575,3 +575,118 @@ fn explain_says_where_it_cuts_and_simulate_what_next() {
         "{t}"
     );
 }
+
+/// `arrakis build A B C` on the engine rules; the report's targets as field/id → status.
+fn build_many(
+    cache: &std::path::Path,
+    data: &std::path::Path,
+    args: &[&str],
+) -> (
+    std::process::Output,
+    std::collections::BTreeMap<String, String>,
+) {
+    let report = data.join("many.json");
+    let _ = std::fs::remove_file(&report);
+    let out = arrakis(cache)
+        .arg("build")
+        .args(args)
+        .arg("--datadir")
+        .arg(data)
+        .arg("--rules")
+        .arg(engine_rules())
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let r = std::fs::read_to_string(&report)
+        .map(|t| {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            v["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    let f = t["field"].as_str().unwrap();
+                    let id = t["id"].as_str().unwrap();
+                    (
+                        format!("{f}/{id}"),
+                        t["status"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (out, r)
+}
+
+#[test]
+fn several_fields_build_in_one_run_as_each_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    for (f, n) in [("FA", 6), ("FB", 4), ("FC", 5)] {
+        make_field(data, f, 2, n, 1);
+        make_field(&data.join("alone"), f, 2, n, 1);
+    }
+    // Bad input stops before anything is built: a field named twice, a field not there.
+    let (out, _) = build_many(&cache, data, &["FA", "FB", "FA"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("field 'FA' is named twice"),
+        "{}",
+        text(&out)
+    );
+    let (out, _) = build_many(&cache, data, &["FA", "NOPE"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("NOPE"), "{}", text(&out));
+    assert!(!data.join("FA/FA.catalogue.csv").exists());
+
+    // A broken cube in FB: with --keep-going the other fields are built through.
+    std::fs::remove_file(data.join("FB/cube.u.beam03.txt")).unwrap();
+    let (out, r) = build_many(&cache, data, &["FA", "FB", "FC", "--keep-going"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("FB: cutout/beam03.u"), "{}", text(&out));
+    assert_eq!(r["FA/catalogue/FA"], "ran");
+    assert_eq!(r["FC/catalogue/FC"], "ran");
+    assert_eq!(r["FB/cutout/beam03.u"], "failed");
+    std::fs::write(data.join("FB/cube.u.beam03.txt"), "cube u beam 3\n").unwrap();
+    // Dry run: FB's targets named with their field.
+    let out = arrakis(&cache)
+        .args(["build", "FA", "FB", "FC", "-n", "--rules"])
+        .arg(engine_rules())
+        .arg("--datadir")
+        .arg(data)
+        .output()
+        .unwrap();
+    let would = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        would.lines().any(|l| l.starts_with("FB:cutout/beam03.u\t")),
+        "{would}"
+    );
+    assert!(would.lines().all(|l| l.starts_with("FB:")), "{would}");
+    let (out, r) = build_many(&cache, data, &["FA", "FB", "FC"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&r, "ran");
+    assert!(ran.iter().all(|k| k.starts_with("FB/")), "{ran:?}");
+    // Each field has the bytes of a build of its own.
+    for f in ["FA", "FB", "FC"] {
+        let (o, _) = build(&data.join("cache-alone"), &data.join("alone"), f, &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            snapshot(&data.join(f)),
+            snapshot(&data.join("alone").join(f)),
+            "{f}"
+        );
+    }
+    // Nothing changed: every target of the three skipped; one field changed: only its targets.
+    let (out, r) = build_many(&cache, data, &["FA", "FB", "FC"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(with_status(&r, "ran").is_empty() && r.len() > 100, "{r:?}");
+    std::fs::write(data.join("FC/cube.i.beam00.txt"), "cube i beam 0, new\n").unwrap();
+    let (out, r) = build_many(&cache, data, &["FA", "FB", "FC"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&r, "ran");
+    assert!(ran.contains(&"FC/cutout/beam00.i".to_string()), "{ran:?}");
+    assert!(ran.iter().all(|k| k.starts_with("FC/")), "{ran:?}");
+    assert!(text(&out).contains("FA: nothing changed"), "{}", text(&out));
+}

@@ -725,3 +725,111 @@ fn a_killed_worker_and_a_drained_node_lose_nothing() {
     assert!(with_status(&r, "failed").is_empty(), "{r:?}");
     equals_a_clean_local_build(base, &data, (2, 8, 2));
 }
+
+/// field/id → status from a report of several fields (ids repeat across fields).
+fn read_fields_report(path: &Path) -> BTreeMap<String, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let (f, id) = (t["field"].as_str().unwrap(), t["id"].as_str().unwrap());
+            (
+                format!("{f}/{id}"),
+                t["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn several_fields_are_one_build_whose_slurm_jobs_mix_them() {
+    let _cluster = cluster_shared();
+    let (_tmp, base, data) = engine_field(2, 6, 2);
+    make_field(&data, "G", 2, 5, 1);
+    // One job at a time, each taking all that is queued: while it runs, what both fields make
+    // ready waits for the next one.
+    let cfg = config(
+        &base,
+        "arrakis-many",
+        &[("walltime", "'00:05:00'".into())],
+        1,
+    );
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("target_duration: 2s", "target_duration: 600s");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let report = base.join("many.json");
+    let run = |extra: &[&str]| {
+        arrakis(&base.join("cache"))
+            .args(["build", "F", "G", "--quiet", "--rules"])
+            .arg(engine_rules())
+            .arg("--datadir")
+            .arg(&data)
+            .arg("--dask-config")
+            .arg(&cfg)
+            .arg("--report")
+            .arg(&report)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let r = read_fields_report(&report);
+    assert!(r.keys().any(|k| k.starts_with("F/")) && r.keys().any(|k| k.starts_with("G/")));
+    assert!(r.values().all(|s| s == "ran"), "{r:?}");
+    // Some Slurm job ran targets of both fields.
+    let mixed = std::fs::read_dir(base.join("cache/slurm"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("fields-"))
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("batch-"))
+        .any(|e| {
+            let m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            let dirs: std::collections::BTreeSet<&str> = m["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["job"]["field_dir"].as_str().unwrap())
+                .collect();
+            dirs.len() == 2
+        });
+    assert!(mixed, "no Slurm job held targets of both fields: {t}");
+    // The bytes of separate local builds.
+    for f in ["F", "G"] {
+        let clean = base.join(format!("clean-{f}"));
+        let (islands, doubles) = if f == "F" { (6, 2) } else { (5, 1) };
+        make_field(&clean, f, 2, islands, doubles);
+        let (o, _) = build(&base.join("cache-clean"), &clean, f, &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(snapshot(&data.join(f)), snapshot(&clean.join(f)), "{f}");
+    }
+    // Again: nothing submitted; a changed cutoff reruns rmclean and the catalogue of both.
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(submitted_targets(&text(&out)), 0);
+    let out = run(&["--set", "cutoff=-5"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&read_fields_report(&report), "ran");
+    let stages: std::collections::BTreeSet<(&str, &str)> = ran
+        .iter()
+        .map(|k| {
+            let mut p = k.split('/');
+            (p.next().unwrap(), p.next().unwrap())
+        })
+        .collect();
+    let want: std::collections::BTreeSet<(&str, &str)> = [
+        ("F", "catalogue"),
+        ("F", "rmclean"),
+        ("G", "catalogue"),
+        ("G", "rmclean"),
+    ]
+    .into();
+    assert_eq!(stages, want);
+}

@@ -41,6 +41,8 @@ pub struct RemoteTask {
     pub expect_s: f64,
     /// Submissions so far.
     pub attempts: u32,
+    /// Where its receipt will be (absolute: its field's receipts directory).
+    pub receipts: PathBuf,
 }
 
 /// A target the cluster finished (or gave up on).
@@ -85,8 +87,7 @@ struct SbatchFailure {
 pub struct SlurmRunner<'a> {
     cfg: &'a ClusterConfig,
     work_dir: PathBuf,
-    receipts: PathBuf,
-    field: String,
+    fields: Vec<String>,
     exe: PathBuf,
     retries: u32,
     queue: VecDeque<RemoteTask>,
@@ -130,11 +131,12 @@ const IMPOSSIBLE: &[&str] = &[
 ];
 
 impl<'a> SlurmRunner<'a> {
-    /// A runner for `cfg`, keeping scripts and manifests under `cache_dir/slurm/<field>`.
+    /// A runner for `cfg` for the targets of `fields`, keeping scripts and manifests under
+    /// `cache_dir/slurm/<field>` (one field) or `cache_dir/slurm/fields-<digest of the names>`.
     pub fn new(
         cfg: &'a ClusterConfig,
         cache_dir: &Path,
-        field: &str,
+        fields: &[String],
         retries: u32,
         sbatch_patience: Duration,
     ) -> Result<SlurmRunner<'a>, super::SetupError> {
@@ -144,10 +146,17 @@ impl<'a> SlurmRunner<'a> {
             move |source| SetupError::Io { what, path, source }
         };
         let cache_dir = std::path::absolute(cache_dir).map_err(io("cannot resolve", cache_dir))?;
-        let work_dir = cache_dir.join("slurm").join(field);
-        let receipts = super::worker::receipts_dir(&cache_dir, field);
-        for d in [&work_dir, &receipts] {
-            std::fs::create_dir_all(d).map_err(io("cannot create", d))?;
+        let work_dir = cache_dir.join("slurm").join(match fields {
+            [one] => one.clone(),
+            _ => format!(
+                "fields-{}",
+                &blake3::hash(fields.join("\n").as_bytes()).to_hex()[..16]
+            ),
+        });
+        std::fs::create_dir_all(&work_dir).map_err(io("cannot create", &work_dir))?;
+        for f in fields {
+            let d = super::worker::receipts_dir(&cache_dir, f);
+            std::fs::create_dir_all(&d).map_err(io("cannot create", &d))?;
         }
         if let Some(dir) = &cfg.slurm.log_directory {
             // Slurm does not create -o/-e directories; dask-jobqueue does, and so do we.
@@ -159,8 +168,7 @@ impl<'a> SlurmRunner<'a> {
         Ok(SlurmRunner {
             cfg,
             work_dir,
-            receipts,
-            field: field.to_string(),
+            fields: fields.to_vec(),
             exe,
             retries,
             queue: VecDeque::new(),
@@ -221,16 +229,18 @@ impl<'a> SlurmRunner<'a> {
     }
 
     fn take_receipts(&mut self, done: &mut Vec<RemoteDone>) {
-        // One directory listing per poll, not one open per target in flight.
-        let present = receipt_files(&self.receipts);
-        if present.is_empty() {
-            return;
-        }
+        // One listing of each field's receipts directory per poll, not one open per target in
+        // flight.
+        let mut listings: HashMap<PathBuf, std::collections::HashSet<std::ffi::OsString>> =
+            HashMap::new();
         for b in &mut self.batches {
             let mut k = 0;
             while k < b.tasks.len() {
                 let t = &b.tasks[k];
-                let p = receipt_path(&self.receipts, &t.job.id);
+                let present = listings
+                    .entry(t.receipts.clone())
+                    .or_insert_with(|| receipt_files(&t.receipts));
+                let p = receipt_path(&t.receipts, &t.job.id);
                 let listed = p.file_name().is_some_and(|n| present.contains(n));
                 let Some(r) = listed.then(|| read_receipt(&p)).flatten() else {
                     k += 1;
@@ -437,12 +447,12 @@ impl<'a> SlurmRunner<'a> {
         let mut write_err = None;
         for (i, tasks) in batches.iter().enumerate() {
             let m = Manifest {
-                field: self.field.clone(),
-                receipts_dir: self.receipts.clone(),
+                fields: self.fields.clone(),
                 targets: tasks
                     .iter()
                     .map(|t| ManifestEntry {
                         key: t.key.to_hex(),
+                        receipts_dir: t.receipts.clone(),
                         job: t.job.clone(),
                     })
                     .collect(),
