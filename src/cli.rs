@@ -49,8 +49,8 @@ pub struct FieldArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build a field (or several in one run, one after another: `arrakis build A B C`): run
-    /// exactly the targets that are not up to date.
+    /// Build a field (or several as one build: `arrakis build A B C`, one scheduler and one
+    /// Slurm queue for all): run exactly the targets that are not up to date.
     Build(BuildArgs),
     /// Merge overlapping fields into a region: build the fields, match their components by
     /// position, mosaic the islands several fields imaged across those fields, and build the

@@ -24,5 +24,6 @@ pub mod session;
 pub mod simulate;
 pub mod snapshot;
 pub mod stages;
+pub mod store;
 pub mod units;
 pub mod wcs;

@@ -20,6 +20,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::hash::Digest;
 use records::{decode, encode, TargetDetails};
 
 /// Version of the record encoding; bumped when [`TargetRecord`] or [`FileRecord`] change shape.
@@ -93,6 +94,8 @@ pub struct Cache {
     archived: sled::Tree,
     /// Field name → the field directory a build of it used (so `gc` finds every field).
     fields: sled::Tree,
+    /// Target key → the outputs the content store keeps for it (`crate::store`).
+    stored: sled::Tree,
     /// Whether this process has moved the epoch on (done once, before its first record write);
     /// the mutex makes every other writer wait until the new epoch is on disk.
     epoch_moved: std::sync::atomic::AtomicBool,
@@ -452,6 +455,7 @@ impl Cache {
         let files = db.open_tree("files").map_err(sled_err)?;
         let archived = db.open_tree("archived").map_err(sled_err)?;
         let fields = db.open_tree("fields").map_err(sled_err)?;
+        let stored = db.open_tree("stored").map_err(sled_err)?;
         Ok(Cache {
             dir: dir.to_path_buf(),
             db,
@@ -460,6 +464,7 @@ impl Cache {
             files,
             archived,
             fields,
+            stored,
             epoch_moved: std::sync::atomic::AtomicBool::new(false),
             epoch_lock: std::sync::Mutex::new(()),
             _lock: lock,
@@ -647,6 +652,39 @@ impl Cache {
                 .map_err(|e| self.sled_err(e))?;
         }
         Ok(())
+    }
+
+    /// The content store's entry for `key`; an unreadable one is as none.
+    pub fn get_stored(&self, key: &Digest) -> Result<Option<StoreEntry>, CacheError> {
+        let v = self.stored.get(key.0).map_err(|e| self.sled_err(e))?;
+        Ok(v.and_then(|v| decode(&v).ok()))
+    }
+
+    /// Keep (or replace) the content store's entry for `key`.
+    pub fn put_stored(&self, key: &Digest, entry: &StoreEntry) -> Result<(), CacheError> {
+        self.stored
+            .insert(key.0, encode(entry))
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Forget the content store's entry for `key`.
+    pub fn remove_stored(&self, key: &Digest) -> Result<(), CacheError> {
+        self.stored.remove(key.0).map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Every entry of the content store (unreadable ones are dropped).
+    pub fn stored_entries(&self) -> Result<Vec<(Digest, StoreEntry)>, CacheError> {
+        let mut out = Vec::new();
+        for item in self.stored.iter() {
+            let (k, v) = item.map_err(|e| self.sled_err(e))?;
+            let (Ok(k), Ok(e)) = (<[u8; 32]>::try_from(k.as_ref()), decode(&v)) else {
+                continue;
+            };
+            out.push((Digest(k), e));
+        }
+        Ok(out)
     }
 
     /// Forget `target`.

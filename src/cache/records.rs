@@ -69,6 +69,21 @@ pub struct TargetRecord {
     pub error: Option<String>,
 }
 
+/// Outputs of an earlier successful run kept in the content store (`crate::store`), indexed by
+/// the key they were made with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreEntry {
+    /// The field and target they belong to.
+    pub field: String,
+    /// Target id.
+    pub target: String,
+    /// (path relative to the field directory, digest, size), in the graph's order.
+    pub outputs: Vec<(String, Digest, u64)>,
+    /// Seconds since the Unix epoch when stored or last restored (least recently used goes
+    /// first).
+    pub used: u64,
+}
+
 /// One output as every build checks it: digest and stat signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputState {

@@ -296,6 +296,8 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         // `arrakis status FIELD` follows a build of that one field.
         live: (!many).then(|| crate::progress::Live::path(cache_dir, &names[0])),
     };
+    // The content store's budget: the first field's (one store per cache).
+    let budget = preps[0].setup.params.store_budget()?;
     let engines: Vec<_> = preps
         .iter()
         .zip(states)
@@ -304,6 +306,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
                 p.modes[ti] != Mode::Ignore
             });
             e.forced = p.forced.clone();
+            e.use_store = !args.dry_run && budget > 0;
             e
         })
         .collect();
@@ -350,6 +353,18 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
             );
         }
     }
+    let kept: u64 = engines
+        .iter()
+        .map(|e| e.kept.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    if kept > 0 {
+        let t0 = Instant::now();
+        // Best effort: a store over its budget costs disk, not correctness.
+        if let Err(e) = crate::store::evict(&cache, budget) {
+            eprintln!("arrakis: warning: {e}");
+        }
+        timing("content store eviction", t0);
+    }
     let t0 = Instant::now();
     cache.flush()?;
     timing("flush", t0);
@@ -362,7 +377,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
             && res
                 .outcomes
                 .iter()
-                .all(|o| matches!(o, Some(o) if matches!(o.status, Status::Ran | Status::Skipped)));
+                .all(|o| matches!(o, Some(o) if matches!(o.status, Status::Ran | Status::Skipped | Status::Restored)));
         if let (true, Some(fp), Some(uf)) = (complete, &p.fingerprint, &p.unit_files) {
             let t0 = Instant::now();
             // Only a shortcut for the next build: failing to write it loses nothing.
@@ -564,8 +579,8 @@ fn print_would_run(fields: &[(&Graph, &BuildResult)], many: bool, seconds: f64) 
 #[derive(Default)]
 struct Tally {
     stages: Vec<String>,
-    /// Per stage: ran, skipped, failed, cpu seconds.
-    per: Vec<[f64; 4]>,
+    /// Per stage: ran, skipped, failed, cpu seconds, restored from the content store.
+    per: Vec<[f64; 5]>,
     /// (target, error) of the failures that were not only a missing input.
     failures: Vec<(String, String)>,
     /// Targets that failed because an input failed or is missing.
@@ -578,7 +593,7 @@ impl Tally {
             Some(s) => s,
             None => {
                 self.stages.push(name.to_string());
-                self.per.push([0.0; 4]);
+                self.per.push([0.0; 5]);
                 self.stages.len() - 1
             }
         }
@@ -620,6 +635,7 @@ impl Tally {
                             .push((id, o.error.clone().unwrap_or_default()));
                     }
                 }
+                Status::Restored => self.per[s][4] += 1.0,
                 Status::WouldRun => {}
             }
             self.per[s][3] += o.seconds;
@@ -648,7 +664,7 @@ impl Tally {
 fn print_products(graph: &Graph, res: &BuildResult) {
     for (i, o) in res.outcomes.iter().enumerate() {
         let Some(o) = o else { continue };
-        if o.status != Status::Ran {
+        if !matches!(o.status, Status::Ran | Status::Restored) {
             continue;
         }
         let abs = |rel: &str| absolute(&graph.field_dir.join(rel)).display().to_string();
@@ -668,28 +684,47 @@ fn print_products(graph: &Graph, res: &BuildResult) {
     }
 }
 
-/// The per-stage rows: ran, skipped, failed, cpu seconds.
-fn print_stage_rows(stages: &[String], per: &[[f64; 4]]) {
+/// The per-stage rows: ran, skipped, failed, cpu seconds (and restored, when any target was).
+fn print_stage_rows(stages: &[String], per: &[[f64; 5]]) {
+    let restored = per.iter().any(|p| p[4] > 0.0);
+    let extra = |v: String| {
+        if restored {
+            format!(" {v:>8}")
+        } else {
+            String::new()
+        }
+    };
     eprintln!(
-        "{:<12} {:>8} {:>8} {:>8} {:>10}",
-        "stage", "ran", "skipped", "failed", "cpu-s"
+        "{:<12} {:>8}{} {:>8} {:>8} {:>10}",
+        "stage",
+        "ran",
+        extra("restored".into()),
+        "skipped",
+        "failed",
+        "cpu-s"
     );
     for (s, name) in stages.iter().enumerate() {
         let p = per[s];
-        if p[0] + p[1] + p[2] > 0.0 {
+        if p[0] + p[1] + p[2] + p[4] > 0.0 {
             eprintln!(
-                "{:<12} {:>8} {:>8} {:>8} {:>10.2}",
-                name, p[0], p[1], p[2], p[3]
+                "{:<12} {:>8}{} {:>8} {:>8} {:>10.2}",
+                name,
+                p[0],
+                extra(p[4].to_string()),
+                p[1],
+                p[2],
+                p[3]
             );
         }
     }
 }
 
-/// The per-stage table and the closing line. `per`: ran, skipped, failed, cpu seconds.
+/// The per-stage table and the closing line. `per`: ran, skipped, failed, cpu seconds,
+/// restored.
 #[allow(clippy::too_many_arguments)]
 fn print_table(
     stages: &[String],
-    per: &[[f64; 4]],
+    per: &[[f64; 5]],
     failures: &[(&str, &str)],
     blocked: usize,
     seconds: f64,
@@ -714,8 +749,13 @@ fn print_table(
         }
     }
     eprintln!(
-        "arrakis: ran {}, skipped {}, failed {}{} in {:.2} s{ending}",
+        "arrakis: ran {}, {}skipped {}, failed {}{} in {:.2} s{ending}",
         tot(0),
+        if tot(4) > 0.0 {
+            format!("restored {}, ", tot(4))
+        } else {
+            String::new()
+        },
         tot(1),
         tot(2),
         if blocked > 0 {

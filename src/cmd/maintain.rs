@@ -170,7 +170,23 @@ pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
         }
     }
     let pruned = cache.prune_files()?;
+    // The content store: within its budget (store_budget from --config/--set, else the
+    // default), least recently used first.
+    let params = session::resolve_params(&rules, &args.config, &args.sets)?;
+    let budget = params.store_budget()?;
+    let (removed, left) = crate::store::evict(&cache, budget)?;
     cache.flush()?;
-    eprintln!("gc: forgot {forgotten} target record(s), removed {removed_tmp} temporary file(s) ({:.1} MiB), dropped {pruned} stat-cache entr(ies) of vanished files", removed_bytes as f64 / (1024.0 * 1024.0));
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    eprintln!("gc: forgot {forgotten} target record(s), removed {removed_tmp} temporary file(s) ({:.1} MiB), dropped {pruned} stat-cache entr(ies) of vanished files", mib(removed_bytes));
+    eprintln!(
+        "gc: content store: {} earlier run(s) of targets kept in {} object(s), {:.1} MiB of a {:.1} MiB budget (store_budget); evicted {} run(s), {} object(s), {:.1} MiB",
+        left.entries,
+        left.objects,
+        mib(left.bytes),
+        mib(budget),
+        removed.entries,
+        removed.objects,
+        mib(removed.bytes)
+    );
     Ok(0)
 }

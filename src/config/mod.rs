@@ -172,6 +172,14 @@ pub static LIMIT: ParamSpec = ParamSpec::new(
 .nullable()
 .range(Range::at_least(0.0));
 
+/// The content store's size budget (`crate::store`).
+pub static STORE_BUDGET: ParamSpec = ParamSpec::new(
+    "store_budget",
+    ParamType::String,
+    DefaultValue::Str(crate::store::DEFAULT_BUDGET),
+    "the most the content store keeps of outputs earlier parameter sets made (dask's sizes: 10GiB, 500MB; 0 keeps nothing); least recently used go first",
+);
+
 macro_rules! skip_param {
     ($name:ident, $key:literal, $help:literal) => {
         #[doc = concat!("Arrakis's `", $key, "`.")]
@@ -238,6 +246,7 @@ pub static SKIP_STAGES: &[(&ParamSpec, &[&str])] = &[
 pub static ENGINE_PARAMS: &[&ParamSpec] = &[
     &BEAM_RADIUS_DEG,
     &LIMIT,
+    &STORE_BUDGET,
     &SKIP_IMAGER,
     &SKIP_CUTOUT,
     &SKIP_LINMOS,
@@ -296,6 +305,23 @@ impl Params {
             .and_then(ParamValue::as_f64)
             .ok_or_else(|| undeclared(spec))
     }
+    /// The content store's budget in bytes (`store_budget`); a bad size names where it was set.
+    pub fn store_budget(&self) -> Result<u64, ConfigError> {
+        let text = match self.get(STORE_BUDGET.name) {
+            Some(ParamValue::Str(s)) => s.clone(),
+            Some(ParamValue::Int(i)) => i.to_string(),
+            _ => return Err(undeclared(&STORE_BUDGET)),
+        };
+        crate::store::parse_budget(&text).map_err(|message| ConfigError {
+            location: match self.origin(STORE_BUDGET.name) {
+                Some(Origin::File(f)) => format!("{}: key store_budget", f.display()),
+                Some(Origin::Set) => "--set store_budget".into(),
+                _ => "store_budget".into(),
+            },
+            message,
+        })
+    }
+
     /// The value of a nullable integer parameter every build declares.
     pub fn engine_opt_i64(&self, spec: &ParamSpec) -> Result<Option<i64>, ConfigError> {
         match self.get(spec.name) {

@@ -61,6 +61,9 @@ pub enum Status {
     Failed,
     /// Dry run: it would run.
     WouldRun,
+    /// Stale, and its outputs of an earlier run with the same key came back from the content
+    /// store instead of running.
+    Restored,
 }
 
 impl Status {
@@ -71,6 +74,7 @@ impl Status {
             Status::Skipped => "skipped",
             Status::Failed => "failed",
             Status::WouldRun => "would_run",
+            Status::Restored => "restored",
         }
     }
 }
@@ -331,6 +335,24 @@ fn process(
                 }
                 return Step::Finished(o, done, fatal);
             }
+            // The content store: keep the outputs this run replaces; take back those of an
+            // earlier run with this key.
+            let mut reasons = reasons;
+            if engine.use_store {
+                match from_store(engine, ti, &key, ev.record.as_deref()) {
+                    Ok(Some(outputs)) => {
+                        let ok = Ok((outputs, 0.0, hostname()));
+                        let (mut o, done, fatal) =
+                            commit(engine, ti, key, ev.inputs, ok, reasons, class);
+                        if let Some(o) = o.as_mut().filter(|o| o.status == Status::Ran) {
+                            o.status = Status::Restored;
+                        }
+                        return Step::Finished(o, done, fatal);
+                    }
+                    Ok(None) => {}
+                    Err(why) => reasons.push(why),
+                }
+            }
             // Inputs `arrakis archive` removed come back from the tarball first.
             if let Err(e) = engine.restore_inputs(ti) {
                 let e = Err(super::Failure::of(e));
@@ -355,6 +377,51 @@ fn process(
             let (o, done, fatal) = commit(engine, ti, key, ev.inputs, result, reasons, class);
             Step::Finished(o, done, fatal)
         }
+    }
+}
+
+/// The content store's part in running stale target `ti` with `key`: its current outputs (of
+/// `record`) are kept under their key, then those of an earlier run with `key` are put back.
+/// `Ok(Some)`: restored; `Ok(None)`: run it; `Err`: run it, and why the store could not serve
+/// (a damaged entry, a file error), for its reasons.
+fn from_store(
+    engine: &Engine,
+    ti: usize,
+    key: &crate::hash::Digest,
+    record: Option<&crate::cache::TargetState>,
+) -> Result<Option<Vec<crate::cache::OutputRecord>>, String> {
+    use crate::store::{self, Restored};
+    let g = engine.graph;
+    let t = &g.targets[ti];
+    let rels: Vec<&str> = t.outputs.iter().map(|o| o.rel.as_str()).collect();
+    if let Some(rec) = record {
+        match store::keep(engine.cache, &g.field, &t.id, &g.field_dir, &rels, rec) {
+            Ok(true) => {
+                engine
+                    .kept
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(false) => {}
+            Err(e) => return Err(format!("not kept in the content store: {e}")),
+        }
+    }
+    // --force means run.
+    if engine.forced.get(ti).copied().unwrap_or(false) {
+        return Ok(None);
+    }
+    let info = &g.rules[t.rule as usize];
+    let names: Vec<&str> = t
+        .outputs
+        .iter()
+        .map(|o| info.output_names[o.spec as usize].as_str())
+        .collect();
+    match store::restore(engine.cache, key, &g.field_dir, &names, &rels) {
+        Ok(Restored::Outputs(o)) => Ok(Some(o)),
+        Ok(Restored::Miss) => Ok(None),
+        Ok(Restored::Damaged(why)) => Err(format!(
+            "the content store's copy was damaged ({why}): removed, running instead"
+        )),
+        Err(e) => Err(format!("the content store could not restore: {e}")),
     }
 }
 

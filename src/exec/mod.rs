@@ -173,6 +173,11 @@ pub struct Engine<'a> {
     written: Mutex<rustc_hash::FxHashMap<u32, Option<Box<[StatSig]>>>>,
     /// Targets to run even when up to date (`--force`, `--forceall`), by index; empty: none.
     pub forced: Vec<bool>,
+    /// Keep the outputs a target is about to replace in the content store, and restore a
+    /// stale target's outputs from it when its key was built before (`crate::store`).
+    pub use_store: bool,
+    /// Entries this build added to the content store.
+    pub kept: AtomicU64,
 }
 
 impl<'a> Engine<'a> {
@@ -192,6 +197,8 @@ impl<'a> Engine<'a> {
             read_directory: AtomicBool::new(false),
             written: Mutex::new(rustc_hash::FxHashMap::default()),
             forced: Vec::new(),
+            use_store: false,
+            kept: AtomicU64::new(0),
         }
     }
 

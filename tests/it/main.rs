@@ -30,5 +30,6 @@ mod region;
 mod rm3d;
 mod rmtools_agreement;
 mod slurm;
+mod store;
 mod validate;
 mod wcs;
