@@ -762,7 +762,14 @@ impl Cache {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let kept = dir.join(format!("db.damaged-{stamp}"));
+        // Two salvages within a second keep both damaged stores.
+        let kept = (0..)
+            .map(|n| match n {
+                0 => dir.join(format!("db.damaged-{stamp}")),
+                n => dir.join(format!("db.damaged-{stamp}-{n}")),
+            })
+            .find(|p| !p.exists())
+            .unwrap_or_else(|| dir.join("db.damaged"));
         remove_epoch(dir).map_err(io)?;
         let _ = std::fs::remove_file(dir.join(CLOSED_FILE));
         std::fs::rename(dir.join("db"), &kept).map_err(io)?;
