@@ -662,6 +662,24 @@ pub enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Going back to earlier parameters: a simulated field built, a parameter changed and
+    /// changed back twice (recompute, then restores from the content store), a no-op, and the
+    /// store's size against the field's outputs.
+    Store {
+        /// Islands.
+        #[arg(long, default_value_t = 1000)]
+        sources: usize,
+        /// Pixels per beam image side.
+        #[arg(long, default_value_t = 96)]
+        npix: usize,
+        /// Channels.
+        #[arg(long, default_value_t = 72)]
+        nchan: usize,
+        /// Working directory (default: a temporary directory); a field already simulated there
+        /// is reused.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// A simulated field built by the local executor and by the Slurm executor in the same run:
     /// wall time, Slurm jobs submitted, scheduling overhead per target.
     Slurm {

@@ -85,6 +85,12 @@ fn main() {
                 nchan,
                 dir,
             } => arrakis::cmd::bench::region(*side, *sources, *npix, *nchan, dir.as_deref()),
+            BenchWhat::Store {
+                sources,
+                npix,
+                nchan,
+                dir,
+            } => arrakis::cmd::bench::store(*sources, *npix, *nchan, dir.as_deref()),
             BenchWhat::Engine {
                 islands,
                 beams,

@@ -154,6 +154,18 @@ pub fn resolve_params(
 /// The per-field pipeline config every build, status and explain of the field reads first.
 pub const FIELD_CONFIG: &str = "arrakis.yaml";
 
+/// The config files a build of the field in `dir` reads, in order: the field's own
+/// (`FIELD/arrakis.yaml`, when there is one) first, then `--config` files (and `--set` after
+/// them all).
+pub fn config_files(dir: &Path, configs: &[PathBuf]) -> Vec<PathBuf> {
+    let own = dir.join(FIELD_CONFIG);
+    own.is_file()
+        .then_some(own)
+        .into_iter()
+        .chain(configs.iter().cloned())
+        .collect()
+}
+
 /// Load rules and parameters and find the field directory.
 pub fn load_front(spec: &FieldSpec) -> Result<Front, SessionError> {
     let t0 = Instant::now();
@@ -164,15 +176,7 @@ pub fn load_front(spec: &FieldSpec) -> Result<Front, SessionError> {
     } else {
         rules.for_field()
     };
-    // The field's own config (FIELD/arrakis.yaml), read first: --config files and --set
-    // override it.
-    let own = spec.datadir.join(&spec.field).join(FIELD_CONFIG);
-    let configs: Vec<PathBuf> = own
-        .is_file()
-        .then_some(own)
-        .into_iter()
-        .chain(spec.configs.iter().cloned())
-        .collect();
+    let configs = config_files(&spec.datadir.join(&spec.field), &spec.configs);
     let params = resolve_params(&rules, &configs, &spec.sets)?;
     timing("rules+config", t0);
     let limit = match spec.limit {

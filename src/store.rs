@@ -86,8 +86,9 @@ fn put_object(objects: &Path, src: &Path, d: &Digest) -> Result<bool, StoreError
 
 /// Keep the outputs target `id` of `field` has now, made with the record `rec`, before it runs
 /// again: each output whose stat signature is still the recorded one (so its digest is known
-/// without reading it) goes into the store, and the key points at them. Outputs changed or
-/// removed since (edited, archived) are not kept, and then neither is the entry.
+/// without reading it) goes into the store, and the key points at them; an output `arrakis
+/// archive` removed is taken from its tarball. Outputs changed or removed otherwise since are
+/// not kept, and then neither is the entry.
 pub fn keep(
     cache: &Cache,
     field: &str,
@@ -107,10 +108,24 @@ pub fn keep(
     for (rel, o) in rels.iter().zip(&rec.outputs) {
         let path = field_dir.join(rel);
         match StatSig::of_path(&path) {
-            Ok(Some(sig)) if sig == o.sig => {}
+            Ok(Some(sig)) if sig == o.sig => {
+                put_object(&objects, &path, &o.digest)?;
+            }
+            // Removed by `arrakis archive`: taken from its tarball (checked against its digest).
+            Ok(None) if !object_path(&objects, &o.digest).exists() => {
+                let a = match cache.archived(field, rel)? {
+                    Some(a) if a.digest == o.digest && a.tar.is_some() => a,
+                    _ => return Ok(false),
+                };
+                let tar = field_dir.join(a.tar.as_deref().unwrap_or_default());
+                let obj = object_path(&objects, &o.digest);
+                if crate::archive::restore(&tar, rel, &a, &obj).is_err() {
+                    return Ok(false);
+                }
+            }
+            Ok(None) => {}
             _ => return Ok(false),
         }
-        put_object(&objects, &path, &o.digest)?;
         outputs.push((rel.to_string(), o.digest, o.sig.size));
     }
     let entry = StoreEntry {

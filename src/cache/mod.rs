@@ -1041,8 +1041,9 @@ mod tests {
         c.put_target("F", "r/v", &rec()).unwrap();
         assert_eq!(c.epoch(), Some(e1), "once per process");
         drop(c);
-        // Reading does not move it; the lock alone reads it.
-        let lock = CacheLock::acquire(dir.path(), false).unwrap();
+        // Reading does not move it; the lock alone reads it. (Reopened with `wait`: a process
+        // another test thread forks holds a copy of the lock until it execs.)
+        let lock = CacheLock::acquire(dir.path(), true).unwrap();
         assert_eq!(lock.epoch(), Some(e1));
         let c = Cache::open_locked(lock).unwrap();
         c.get_state("F", "r/u").unwrap().unwrap();
@@ -1052,7 +1053,7 @@ mod tests {
         assert_ne!(e1, e2, "another writing process");
         drop(c);
         std::fs::remove_dir_all(dir.path().join("db")).unwrap();
-        let c = Cache::open(dir.path(), false).unwrap();
+        let c = Cache::open(dir.path(), true).unwrap();
         assert_eq!(c.epoch(), None, "a new database starts without an epoch");
         assert!(c.epoch_or_new().is_ok() && c.epoch().is_some());
     }

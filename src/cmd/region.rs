@@ -56,13 +56,7 @@ pub fn region(cache: Option<&Path>, wait: bool, a: &RegionArgs) -> Result<i32> {
         }
     }
     // Which Q and U the fields made: resolved as the region's build will resolve it.
-    let own = region_dir.join(session::FIELD_CONFIG);
-    let configs: Vec<_> = own
-        .is_file()
-        .then_some(own)
-        .into_iter()
-        .chain(a.build.field.config.iter().cloned())
-        .collect();
+    let configs = session::config_files(&region_dir, &a.build.field.config);
     let rules = session::load_rules(a.build.field.rules.as_deref())?.for_region();
     let params = session::resolve_params(&rules, &configs, &a.build.field.sets)?;
     let skip_frion = matches!(params.get("skip_frion"), Some(ParamValue::Bool(true)));

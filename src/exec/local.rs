@@ -310,6 +310,13 @@ fn process(
             }
             if dry_run {
                 let mut o = outcome(Status::WouldRun);
+                let mut reasons = reasons;
+                let stored = ev.key.as_ref().map(|k| engine.cache.get_stored(k));
+                if matches!(stored, Some(Ok(Some(_)))) {
+                    reasons.push(
+                        "the content store holds its outputs of an earlier run with this key: they would be restored, not recomputed".into(),
+                    );
+                }
                 o.reasons = reasons;
                 o.class = Some(class);
                 return Step::Finished(Some(o), Done::Unknown, None);
@@ -887,7 +894,7 @@ pub fn build_parts(
                     stopped = true;
                 }
                 let Some(o) = msg.outcome else { continue };
-                if o.status == Status::Ran && !opts.dry_run {
+                if matches!(o.status, Status::Ran | Status::Restored) && !opts.dry_run {
                     finished_at.push((gi, Instant::now()));
                 }
                 let counted = matches!(modes[ti], Mode::Run | Mode::TakeAsIs);

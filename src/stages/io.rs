@@ -232,6 +232,37 @@ pub fn out_path<'a>(ctx: &'a ActionCtx, name: &str) -> Result<&'a PathBuf, Stage
         })
 }
 
+/// Write a mosaic and its weight cube (linmos, merge) to the context's `mosaic` and `weight`
+/// outputs: `mosaic` and `weight` hold nx × ny × nchan pixels each, on `header`'s grid; the
+/// weight cube's BUNIT says what its values are.
+pub fn write_mosaic_pair(
+    ctx: &ActionCtx,
+    (nx, ny, nchan): (usize, usize, usize),
+    header: &crate::fits::Header,
+    mosaic: Vec<f32>,
+    weight: Vec<f32>,
+    weight_unit: &str,
+) -> Result<(), StageError> {
+    let mut planes = [Some(mosaic), Some(weight)];
+    for (name, path, _) in &ctx.outputs {
+        let mut h = header.clone();
+        let k = usize::from(*name != "mosaic");
+        if k == 1 {
+            h.set_str("BUNIT", "", weight_unit);
+        }
+        let data = planes[k].take().unwrap_or_default();
+        crate::fits::Cube {
+            nx,
+            ny,
+            nchan,
+            data,
+            header: h,
+        }
+        .write(path)?;
+    }
+    Ok(())
+}
+
 /// Write rows of equal length as a 2-D float64 NPY array.
 pub fn write_npy(path: &Path, rows: &[&[f64]]) -> Result<(), StageError> {
     let n = rows.first().map(|r| r.len()).unwrap_or(0);

@@ -439,26 +439,8 @@ impl Builtin for Linmos {
         if let Some(note) = &leakage_note {
             header.history(note);
         }
-        for (name, path, _) in &ctx.outputs {
-            let data = if *name == "mosaic" {
-                out.clone()
-            } else {
-                wout.clone()
-            };
-            let mut h = header.clone();
-            if *name != "mosaic" {
-                h.set_str("BUNIT", "", "sum of w B^2");
-            }
-            Cube {
-                nx: out_nx,
-                ny: out_ny,
-                nchan,
-                data,
-                header: h,
-            }
-            .write(path)?;
-        }
-        Ok(())
+        let shape = (out_nx, out_ny, nchan);
+        super::io::write_mosaic_pair(ctx, shape, &header, out, wout, "sum of w B^2")
     }
 }
 

@@ -274,24 +274,8 @@ impl Builtin for Merge {
             "arrakis merge: sum W_f C_f / sum W_f over fields {}",
             names.join(", ")
         ));
-        for (name, path, _) in &ctx.outputs {
-            let mut h = header.clone();
-            let data = if *name == "mosaic" {
-                out.clone()
-            } else {
-                h.set_str("BUNIT", "", "sum of the fields' weights");
-                wout.clone()
-            };
-            Cube {
-                nx,
-                ny,
-                nchan,
-                data,
-                header: h,
-            }
-            .write(path)?;
-        }
-        Ok(())
+        let weight_unit = "sum of the fields' weights";
+        super::io::write_mosaic_pair(ctx, (nx, ny, nchan), &header, out, wout, weight_unit)
     }
 }
 

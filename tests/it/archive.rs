@@ -91,4 +91,23 @@ fn archived_cutouts_make_nothing_stale_and_come_back_when_needed() {
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("without a copy") && t.contains("beam"), "{t}");
+    // The first parameters again: their cutouts, archived when `pad=4` replaced them, were
+    // kept in the content store from the tarball; they come back from there (the beam cubes
+    // are gone), and with them the first catalogue.
+    let (out, r) = build_real(&cache, data, field, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !stages_that_ran(&r).contains(&"cutout".to_string()),
+        "{r:?}"
+    );
+    assert!(
+        with_status(&r, "restored")
+            .iter()
+            .any(|id| id.starts_with("cutout/")),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join(format!("{field}.catalogue.csv"))).unwrap(),
+        catalogue
+    );
 }

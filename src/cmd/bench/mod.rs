@@ -4,7 +4,8 @@
 //! `engine`: the engine's own overhead on a synthetic field of the pipeline's shape;
 //! `rm1d`/`rm3d`: the kernels against RM-Tools in the same run; `slurm`: the same field on the
 //! local and the Slurm executor; `io`: the cube reader, cutouts and hashing against reading
-//! through; `smooth`: the imager's common-resolution step against RACS-tools' beamcon_2D. Each phase that times a build runs the real binary as a child process, so wall time
+//! through; `smooth`: the imager's common-resolution step against RACS-tools' beamcon_2D;
+//! `region`: many fields merged; `store`: going back to earlier parameters (the content store). Each phase that times a build runs the real binary as a child process, so wall time
 //! and peak memory (`wait4` rusage) are the whole program's.
 //! Must never: be run from tests (timings belong in BENCHMARKS.md, not in assertions).
 
@@ -14,6 +15,7 @@ mod region;
 mod science;
 mod slurm;
 mod smooth;
+mod store;
 
 pub use engine::{engine, write_field};
 pub use io::io;
@@ -21,6 +23,7 @@ pub use region::region;
 pub use science::{ionosphere, rm1d, rm3d, write_racs_spectra};
 pub use slurm::slurm;
 pub use smooth::smooth;
+pub use store::store;
 
 use std::path::Path;
 use std::process::Command;
@@ -34,6 +37,21 @@ pub(crate) struct Run {
     ran: usize,
     skipped: usize,
     work_seconds: f64,
+}
+
+/// The directory a benchmark works in: `dir` when given, else a temporary directory (returned
+/// too: it is removed when dropped).
+pub(crate) fn work_dir(
+    dir: Option<&Path>,
+) -> Result<(Option<tempfile::TempDir>, std::path::PathBuf)> {
+    Ok(match dir {
+        Some(d) => (None, d.to_path_buf()),
+        None => {
+            let tmp = tempfile::tempdir()?;
+            let p = tmp.path().to_path_buf();
+            (Some(tmp), p)
+        }
+    })
 }
 
 /// Wait for `child` (reaping it): whether it exited 0, and its peak RSS in MiB (from `wait4`).

@@ -14,14 +14,17 @@ use super::{dir_size, median, wait_with_peak_rss};
 use crate::simulate::{simulate, SimOptions};
 
 /// What one phase did.
-struct Phase {
-    seconds: f64,
-    rss_mib: f64,
-    ran: usize,
-    targets: usize,
+pub(super) struct Phase {
+    pub(super) seconds: f64,
+    pub(super) rss_mib: f64,
+    pub(super) ran: usize,
+    pub(super) restored: usize,
+    pub(super) targets: usize,
 }
 
-fn phase(dir: &Path, args: &[String]) -> Result<Phase> {
+/// `arrakis ARGS --quiet --report ... --datadir DIR/data` with the cache `DIR/cache`, as a
+/// child process.
+pub(super) fn phase(dir: &Path, args: &[String]) -> Result<Phase> {
     let report = dir.join("report.json");
     let _ = std::fs::remove_file(&report);
     let start = Instant::now();
@@ -48,16 +51,19 @@ fn phase(dir: &Path, args: &[String]) -> Result<Phase> {
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let targets = v["targets"].as_array().map(|a| a.len()).unwrap_or(0);
-    let ran = v["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["status"] == "ran")
-        .count();
+    let count = |status: &str| {
+        v["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["status"] == status)
+            .count()
+    };
     Ok(Phase {
         seconds,
         rss_mib,
-        ran,
+        ran: count("ran"),
+        restored: count("restored"),
         targets,
     })
 }
@@ -70,14 +76,7 @@ pub fn region(
     nchan: usize,
     dir: Option<&Path>,
 ) -> Result<i32> {
-    let tmp;
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (_tmp, dir) = super::work_dir(dir)?;
     let data = dir.join("data");
     std::fs::create_dir_all(&data)?;
     let mut names = Vec::new();
