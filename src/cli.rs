@@ -56,6 +56,10 @@ pub enum Command {
     /// position, mosaic the islands several fields imaged across those fields, and build the
     /// region's catalogue (DATADIR/NAME/NAME.catalogue.{csv,fits,xml}).
     Region(RegionArgs),
+    /// Check a catalogue against a simulation's truth (--truth) or a reference catalogue
+    /// (--reference): a summary, JUnit XML and Markdown; exit 0 within tolerance, 1 on a
+    /// regression, 2 on bad input.
+    Compare(CompareArgs),
     /// Per stage: how many targets are up to date, stale, failed or never built.
     Status(StatusArgs),
     /// Why a target would run.
@@ -100,6 +104,75 @@ pub enum Command {
     /// Run a batch of targets (what a Slurm job runs; never opens the cache).
     #[command(hide = true)]
     Worker(WorkerArgs),
+}
+
+/// `arrakis compare`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("against").required(true).args(["truth", "reference"])))]
+pub struct CompareArgs {
+    /// The catalogue to check (`FIELD/FIELD.catalogue.csv`).
+    pub catalogue: PathBuf,
+    /// A simulated field's `truth.csv`: pulls of RM and fractional polarisation of the
+    /// Faraday-simple components, the footprint measured, complex components flagged.
+    #[arg(long, value_name = "TRUTH.csv")]
+    pub truth: Option<PathBuf>,
+    /// An earlier catalogue: every column within its tolerance, components added or lost.
+    #[arg(long, value_name = "OLD.csv")]
+    pub reference: Option<PathBuf>,
+    /// Write the checks as JUnit XML (CI systems display it).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the checks as a Markdown table (for a merge-request comment).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Position tolerance for rows whose cat_id does not match (arcsec).
+    #[arg(long, default_value_t = 3.0)]
+    pub match_arcsec: f64,
+    /// --truth: pull only components at least this polarised SNR (snr_polint).
+    #[arg(long, default_value_t = 10.0)]
+    pub snr_min: f64,
+    /// --truth: the largest |pull| ((measured − simulated) / error) a component may have.
+    #[arg(long, default_value_t = 5.0)]
+    pub max_pull: f64,
+    /// --truth: the pulls' robust spread (1.4826 × MAD; 1 for honest errors) must be at least
+    /// this (errors not too large; the band allows for the sampling noise of a few tens of
+    /// components).
+    #[arg(long, default_value_t = 0.4)]
+    pub spread_min: f64,
+    /// --truth: ... and at most this (errors not too small).
+    #[arg(long, default_value_t = 2.5)]
+    pub spread_max: f64,
+    /// --truth: fewer components to pull than this fails (the check would say nothing).
+    #[arg(long, default_value_t = 5)]
+    pub min_pulled: usize,
+    /// --truth: systematic floor added in quadrature to rm_err (rad/m²).
+    #[arg(long, default_value_t = 0.05)]
+    pub rm_floor: f64,
+    /// --truth: systematic floor added in quadrature to fracpol_err, as a fraction of the
+    /// simulated fraction.
+    #[arg(long, default_value_t = 0.0)]
+    pub fracpol_floor: f64,
+    /// --truth: at least this fraction of the Faraday-complex components above --snr-min must
+    /// carry complex_flag (default 0: reported only).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_complex_flagged: f64,
+    /// --truth: the field's field.yaml (its beams are the footprint; default: the one beside the
+    /// catalogue, if any).
+    #[arg(long, value_name = "FILE")]
+    pub field_yaml: Option<PathBuf>,
+    /// --truth: beam radius of the footprint (deg).
+    #[arg(long, default_value_t = 1.0)]
+    pub beam_radius_deg: f64,
+    /// --reference: a column's tolerance, repeatable: COLUMN=VALUE (absolute), COLUMN=N%,
+    /// COLUMN=Nsigma (of the row's COLUMN_err), COLUMN=exact or COLUMN=ignore.
+    #[arg(long, value_name = "COLUMN=TOL")]
+    pub tolerance: Vec<String>,
+    /// --reference: a measurement with an error column may move this many of its errors.
+    #[arg(long, default_value_t = 0.1)]
+    pub sigma: f64,
+    /// --reference: any other number may move by this fraction of itself.
+    #[arg(long, default_value_t = 1e-6)]
+    pub relative: f64,
 }
 
 /// `arrakis simulate`.

@@ -58,6 +58,7 @@ fn main() {
         Command::Status(a) => arrakis::cmd::inspect::status(cli.cache.as_deref(), cli.wait, a),
         Command::Explain(a) => arrakis::cmd::inspect::explain(cli.cache.as_deref(), cli.wait, a),
         Command::Dag(a) => arrakis::cmd::inspect::dag(a),
+        Command::Compare(a) => arrakis::cmd::compare::compare(a),
         Command::Gc(a) => arrakis::cmd::maintain::gc(&default_cache(&cli), cli.wait, a),
         Command::Params(a) => arrakis::cmd::inspect::params(a),
         Command::Columns => arrakis::cmd::inspect::columns(),

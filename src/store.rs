@@ -33,6 +33,18 @@ fn object_path(objects: &Path, d: &Digest) -> PathBuf {
 }
 
 /// Nanoseconds since the Unix epoch (fine enough that two uses never tie).
+/// The store's index key of a run of target `id` of `field` with key `key`: two targets can
+/// share a key (a key covers the inputs, parameters and action; the unit a target is for picks
+/// its outputs' paths), and their outputs are kept apart.
+fn index_key(key: &Digest, field: &str, id: &str) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(&key.0);
+    h.update(field.as_bytes());
+    h.update(&[0]);
+    h.update(id.as_bytes());
+    Digest(*h.finalize().as_bytes())
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -86,7 +98,7 @@ fn put_object(objects: &Path, src: &Path, d: &Digest) -> Result<bool, StoreError
 
 /// Keep the outputs target `id` of `field` has now, made with the record `rec`, before it runs
 /// again: each output whose stat signature is still the recorded one (so its digest is known
-/// without reading it) goes into the store, and the key points at them; an output `arrakis
+/// without reading it), or whose bytes still have the recorded digest, goes into the store, and the key points at them; an output `arrakis
 /// archive` removed is taken from its tarball. Outputs changed or removed otherwise since are
 /// not kept, and then neither is the entry.
 pub fn keep(
@@ -100,7 +112,8 @@ pub fn keep(
     if rec.status != crate::cache::RunStatus::Ok || rec.outputs.len() != rels.len() {
         return Ok(false);
     }
-    if cache.get_stored(&rec.key)?.is_some() {
+    let index = index_key(&rec.key, field, id);
+    if cache.get_stored(&index)?.is_some() {
         return Ok(false);
     }
     let objects = objects_dir(cache.dir());
@@ -109,6 +122,14 @@ pub fn keep(
         let path = field_dir.join(rel);
         match StatSig::of_path(&path) {
             Ok(Some(sig)) if sig == o.sig => {
+                put_object(&objects, &path, &o.digest)?;
+            }
+            // A signature recorded too close to the write to be trusted (or changed since):
+            // the bytes decide.
+            Ok(Some(_)) => {
+                if hash_file(&path).ok() != Some(o.digest) {
+                    return Ok(false);
+                }
                 put_object(&objects, &path, &o.digest)?;
             }
             // Removed by `arrakis archive`: taken from its tarball (checked against its digest).
@@ -134,8 +155,13 @@ pub fn keep(
         outputs,
         used: now(),
     };
-    cache.put_stored(&rec.key, &entry)?;
+    cache.put_stored(&index, &entry)?;
     Ok(true)
+}
+
+/// Whether the store holds outputs of a run of target `id` of `field` with `key`.
+pub fn holds(cache: &Cache, field: &str, id: &str, key: &Digest) -> bool {
+    matches!(cache.get_stored(&index_key(key, field, id)), Ok(Some(_)))
 }
 
 /// What [`restore`] did.
@@ -149,16 +175,17 @@ pub enum Restored {
     Damaged(String),
 }
 
-/// Put back the outputs the store keeps for `key` (output `names` and `rels` in the graph's
-/// order): every object is hashed first, then linked (or copied) to a temporary name beside its
-/// output and renamed into place.
+/// Put back the outputs the store keeps for a run of target `id` of `field` with `key` (output
+/// `names` and `rels` in the graph's order): every object is hashed first, then linked (or
+/// copied) to a temporary name beside its output and renamed into place.
 pub fn restore(
     cache: &Cache,
-    key: &Digest,
+    (field, id, key): (&str, &str, &Digest),
     field_dir: &Path,
     names: &[&str],
     rels: &[&str],
 ) -> Result<Restored, StoreError> {
+    let key = &index_key(key, field, id);
     let Some(mut entry) = cache.get_stored(key)? else {
         return Ok(Restored::Miss);
     };
@@ -425,9 +452,14 @@ mod tests {
         std::fs::write(&tmpf, b"made with key 2").unwrap();
         std::fs::rename(&tmpf, field.join("d/out.txt")).unwrap();
         std::fs::remove_file(field.join("d/out.txt")).unwrap();
-        let Restored::Outputs(o) =
-            restore(&cache, &Digest([1; 32]), &field, &["out"], &["d/out.txt"]).unwrap()
-        else {
+        let Restored::Outputs(o) = restore(
+            &cache,
+            ("F", "t", &Digest([1; 32])),
+            &field,
+            &["out"],
+            &["d/out.txt"],
+        )
+        .unwrap() else {
             panic!("not restored")
         };
         assert_eq!(
@@ -436,14 +468,28 @@ mod tests {
         );
         assert_eq!(o[0].digest, digest);
         assert!(matches!(
-            restore(&cache, &Digest([2; 32]), &field, &["out"], &["d/out.txt"]).unwrap(),
+            restore(
+                &cache,
+                ("F", "t", &Digest([2; 32])),
+                &field,
+                &["out"],
+                &["d/out.txt"]
+            )
+            .unwrap(),
             Restored::Miss
         ));
         // Damaged in place (the restored file is the object's inode: an edit reaches both).
         std::fs::write(field.join("d/out.txt"), b"edited in place").unwrap();
-        let r = restore(&cache, &Digest([1; 32]), &field, &["out"], &["d/out.txt"]).unwrap();
+        let r = restore(
+            &cache,
+            ("F", "t", &Digest([1; 32])),
+            &field,
+            &["out"],
+            &["d/out.txt"],
+        )
+        .unwrap();
         assert!(matches!(r, Restored::Damaged(_)));
-        assert!(cache.get_stored(&Digest([1; 32])).unwrap().is_none());
+        assert!(cache.stored_entries().unwrap().is_empty());
         assert_eq!(usage(&cache).unwrap().objects, 0);
     }
 }

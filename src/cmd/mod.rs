@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod compare;
 pub mod hints;
 pub mod inspect;
 pub mod maintain;

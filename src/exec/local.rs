@@ -311,8 +311,12 @@ fn process(
             if dry_run {
                 let mut o = outcome(Status::WouldRun);
                 let mut reasons = reasons;
-                let stored = ev.key.as_ref().map(|k| engine.cache.get_stored(k));
-                if matches!(stored, Some(Ok(Some(_)))) {
+                let (g, id) = (engine.graph, &engine.graph.targets[ti].id);
+                if let Some(true) = ev
+                    .key
+                    .as_ref()
+                    .map(|k| crate::store::holds(engine.cache, &g.field, id, k))
+                {
                     reasons.push(
                         "the content store holds its outputs of an earlier run with this key: they would be restored, not recomputed".into(),
                     );
@@ -422,7 +426,8 @@ fn from_store(
         .iter()
         .map(|o| info.output_names[o.spec as usize].as_str())
         .collect();
-    match store::restore(engine.cache, key, &g.field_dir, &names, &rels) {
+    let run = (g.field.as_str(), t.id.as_str(), key);
+    match store::restore(engine.cache, run, &g.field_dir, &names, &rels) {
         Ok(Restored::Outputs(o)) => Ok(Some(o)),
         Ok(Restored::Miss) => Ok(None),
         Ok(Restored::Damaged(why)) => Err(format!(

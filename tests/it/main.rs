@@ -11,6 +11,7 @@ mod arrakis_habits;
 mod bad_field;
 mod bad_input;
 mod catalogue;
+mod compare;
 mod disk_full;
 mod engine_cli;
 mod engine_faults;

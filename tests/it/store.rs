@@ -72,6 +72,18 @@ fn back_and_forth_between_parameter_sets_restores_instead_of_recomputing() {
     assert!(ran[0].starts_with("rmclean/"), "{ran:?}");
     assert_eq!(with_status(&r, "restored").len(), 8, "{r:?}");
     assert_eq!(snapshot(&data.join("F")), default);
+    // A parameter of the first stage: every later stage runs; back, every one is restored,
+    // including the rmsynth targets of one island's components, which share a key (the same
+    // mosaics, parameters and action) and are kept apart.
+    let (out, r) = build(&cache, data, "F", &["--set", "pad=2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = with_status(&r, "ran");
+    assert!(ran.iter().any(|id| id.starts_with("rmsynth/")), "{ran:?}");
+    let (out, r) = build(&cache, data, "F", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(with_status(&r, "ran").is_empty(), "{r:?}");
+    assert_eq!(with_status(&r, "restored"), ran);
+    assert_eq!(snapshot(&data.join("F")), default);
     // A budget of nothing: gc empties the store, and going back recomputes.
     let t = gc(&cache, data, &["--set", "store_budget=0"]);
     assert!(

@@ -12,6 +12,7 @@
 
 mod columns;
 mod write;
+pub(crate) use write::xml_escape;
 
 use std::collections::HashMap;
 use std::path::Path;

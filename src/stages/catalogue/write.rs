@@ -81,7 +81,9 @@ pub fn fits(path: &Path, t: &Table) -> Result<(), StageError> {
     Ok(crate::fits::write_table(path, "CATALOGUE", &cols, &h)?)
 }
 
-fn xml_escape(s: &str) -> String {
+/// Text for XML character data and attribute values: markup characters escaped, control
+/// characters XML 1.0 cannot hold dropped (shared with `crate::compare`'s JUnit writer).
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
