@@ -24,6 +24,44 @@ fn main() {
     }
     writeln!(f, "]").unwrap();
     git_commit();
+    stage_code();
+}
+
+include!("src/code_digest.rs");
+
+/// `OUT_DIR/stage_code.rs`: per builtin, the digest of its stage module's code and everything
+/// that code calls in this crate (`scan::closure`), for the implementation part of its key.
+fn stage_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    println!("cargo:rerun-if-changed={}", src.display());
+    println!("cargo:rerun-if-changed={}", root.join("assets").display());
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("stage_code.rs");
+    let mut f = std::fs::File::create(out).unwrap();
+    writeln!(f, "&[").unwrap();
+    for (module, file) in scan::stage_modules(&src) {
+        let mut h = blake3::Hasher::new();
+        for p in scan::closure(&src, &file) {
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .to_string();
+            h.update(rel.as_bytes());
+            h.update(&[0]);
+            h.update(&std::fs::read(&p).unwrap_or_default());
+        }
+        let digest = h.finalize().to_hex()[..16].to_string();
+        // The builtins the module defines: `name: "..."` of each `Contract`.
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for part in text.split("Contract {").skip(1) {
+            if let Some(rest) = part.split("name: \"").nth(1) {
+                let name = rest.split('"').next().unwrap_or_default();
+                writeln!(f, "    ({name:?}, {module:?}, {digest:?}),").unwrap();
+            }
+        }
+    }
+    writeln!(f, "]").unwrap();
 }
 
 /// `ARRAKIS_COMMIT`: the commit the binary is built from (for `--version`), "unknown" outside

@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod cache;
 pub mod cli;
 pub mod cmd;
+pub mod code_digest;
 pub mod compare;
 pub mod config;
 pub mod diag;

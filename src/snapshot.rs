@@ -63,6 +63,15 @@ pub fn fingerprint(
     e.bytes(exe.as_os_str().as_encoded_bytes());
     e.sig(Some(exe_sig));
     e.bytes(format!("{rules:?}").as_bytes());
+    // Each builtin's VERSION and code digest, as its keys have them (the executable's
+    // signature covers them too, except ARRAKIS_TEST_CODE_CHANGED).
+    for b in crate::stages::builtins() {
+        e.bytes(
+            crate::stages::builtin_version(b.name())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
     for (k, v) in params.iter() {
         e.bytes(k.as_bytes());
         e.bytes(&v.canonical());

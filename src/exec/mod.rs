@@ -524,10 +524,19 @@ impl<'a> Engine<'a> {
         };
         let mut reasons = Vec::new();
         if rec.action != rule.action {
-            reasons.push(format!(
-                "the action changed from {} to {}",
-                rec.action, rule.action
-            ));
+            // `builtin:NAME:vVERSION+CODE`: say which part moved.
+            let builtin = |a: &str| {
+                let rest = a.strip_prefix("builtin:")?;
+                let (name, v) = rest.split_once(":v")?;
+                let (version, code) = v.split_once('+').unwrap_or((v, ""));
+                Some((name.to_string(), version.to_string(), code.to_string()))
+            };
+            reasons.push(match (builtin(&rec.action), builtin(&rule.action)) {
+                (Some((a, va, _)), Some((b, vb, _))) if a == b && va == vb => format!(
+                    "the code of builtin {b} changed since it ran (this arrakis computes its outputs differently, or was changed in a file the stage calls)"
+                ),
+                _ => format!("the action changed from {} to {}", rec.action, rule.action),
+            });
         }
         let old: HashMap<&str, &str> = rec
             .params

@@ -350,9 +350,12 @@ fn project(b: &Binding, shared: &[bool; SLOTS]) -> Binding {
 }
 
 /// The action descriptor that goes into a key.
-pub fn action_descriptor(rule: &Rule, builtin_version: &dyn Fn(&str) -> Option<u32>) -> String {
+pub fn action_descriptor(rule: &Rule, builtin_version: &dyn Fn(&str) -> Option<String>) -> String {
     match &rule.action {
-        Action::Builtin(name) => format!("builtin:{name}:v{}", builtin_version(name).unwrap_or(0)),
+        Action::Builtin(name) => format!(
+            "builtin:{name}:v{}",
+            builtin_version(name).unwrap_or_else(|| "0".into())
+        ),
         Action::Command(argv) => format!(
             "command:{}",
             serde_json::to_string(argv).unwrap_or_default()
@@ -388,7 +391,7 @@ pub fn expand(
     params: &Params,
     units: &Units,
     field_dir: &Path,
-    builtin_version: &dyn Fn(&str) -> Option<u32>,
+    builtin_version: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Graph, ExpandError> {
     let vs = VarSpace::new(rules)?;
     let mut graph = Graph {

@@ -213,7 +213,36 @@ pub fn builtin(name: &str) -> Option<&'static dyn Builtin> {
     builtins().iter().copied().find(|b| b.name() == name)
 }
 
-/// VERSION of the builtin named `name`.
-pub fn builtin_version(name: &str) -> Option<u32> {
-    builtin(name).map(|b| b.version())
+/// Per builtin: (name, its stage module, the digest of that module's code and everything it
+/// calls in this crate), made by `build.rs` with `crate::code_digest`.
+pub static STAGE_CODE: &[(&str, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/stage_code.rs"));
+
+/// The digest of the code of the builtin named `name` (see [`STAGE_CODE`]).
+/// `ARRAKIS_TEST_CODE_CHANGED=NAME[,NAME]` stands for an edit of those builtins' code (for
+/// tests: it can only make targets run again, never skip one).
+pub fn builtin_code(name: &str) -> Option<String> {
+    static CHANGED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let changed = CHANGED.get_or_init(|| {
+        std::env::var("ARRAKIS_TEST_CODE_CHANGED")
+            .map(|v| v.split(',').map(|c| c.trim().to_string()).collect())
+            .unwrap_or_default()
+    });
+    let (_, _, digest) = STAGE_CODE.iter().find(|(n, _, _)| *n == name)?;
+    let edited = if changed.iter().any(|c| c == name) {
+        "+edited"
+    } else {
+        ""
+    };
+    Some(format!("{digest}{edited}"))
+}
+
+/// The implementation part of the key of the builtin named `name`: its VERSION and the digest
+/// of its code, so a change to a stage's code reruns that stage (and what reads it) without a
+/// VERSION bump.
+pub fn builtin_version(name: &str) -> Option<String> {
+    let b = builtin(name)?;
+    Some(match builtin_code(name) {
+        Some(code) => format!("{}+{code}", b.version()),
+        None => b.version().to_string(),
+    })
 }

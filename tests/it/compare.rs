@@ -186,3 +186,42 @@ fn compare_passes_a_clean_build_and_names_what_regressed() {
     assert_eq!(code, Some(2), "{t}");
     assert!(t.contains("no column 'rn'"), "{t}");
 }
+
+#[test]
+fn a_change_to_one_stages_code_reruns_that_stage_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let cache = data.join("cache");
+    let field = "RACS_CODE";
+    simulate(data, &SimOptions::small(field, 3)).unwrap();
+    let (out, _) = build_real(&cache, data, field, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The key holds a digest of each stage's code (build.rs); the tests' builds let
+    // ARRAKIS_TEST_CODE_CHANGED stand for an edit of rmclean's.
+    let report = data.join("code.json");
+    let run = |changed: Option<&str>| {
+        let mut c = arrakis(&cache);
+        c.args(["build", field, "--quiet", "--datadir"])
+            .arg(data)
+            .arg("--report")
+            .arg(&report);
+        if let Some(name) = changed {
+            c.env("ARRAKIS_TEST_CODE_CHANGED", name);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        read_report(&report)
+    };
+    let r = run(Some("rmclean"));
+    // The edit left rmclean's bytes as they were, so what reads them stays up to date.
+    assert_eq!(stages_that_ran(&r), ["rmclean"], "{r:?}");
+    assert!(run(Some("rmclean")).values().all(|s| s == "skipped"));
+    // Back to the code as it was: rmclean's earlier outputs come back from the content store.
+    let r = run(None);
+    let made: std::collections::BTreeSet<&str> = r
+        .iter()
+        .filter(|(_, s)| *s != "skipped")
+        .map(|(id, _)| id.split('/').next().unwrap())
+        .collect();
+    assert_eq!(made.into_iter().collect::<Vec<_>>(), ["rmclean"], "{r:?}");
+}
