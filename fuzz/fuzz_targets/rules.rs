@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let field_dir = Path::new("/nonexistent/F");
-    let Ok(graph) = expand(&rules, &params, &small_units(), field_dir, &|_| Some(1)) else {
+    let Ok(graph) = expand(&rules, &params, &small_units(), field_dir, &|_| Some("1".to_string())) else {
         return;
     };
     for t in &graph.targets {
