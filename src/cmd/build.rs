@@ -609,8 +609,8 @@ impl Tally {
 
     /// A field built: its outcomes (failures named `FIELD: id` when `many`).
     fn add_built(&mut self, graph: &Graph, res: &BuildResult, many: bool) {
-        let index: Vec<usize> = graph.stages().iter().map(|s| self.stage(s)).collect();
         let local = graph.stages();
+        let index: Vec<usize> = local.iter().map(|s| self.stage(s)).collect();
         for (i, o) in res.outcomes.iter().enumerate() {
             let Some(o) = o else { continue };
             let s = index[local

@@ -3,29 +3,18 @@
 
 use anyhow::{anyhow, Context, Result};
 
-use super::{EXIT_BAD_INPUT, EXIT_FAILED};
+use super::EXIT_FAILED;
 use crate::cli::CompareArgs;
 use crate::compare::{self, Check, Csv, ReferenceOptions, TruthOptions};
 
 /// `arrakis compare`.
 pub fn compare(a: &CompareArgs) -> Result<i32> {
     let t0 = std::time::Instant::now();
-    let cat = match Csv::read(&a.catalogue) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("arrakis: error: {e}");
-            return Ok(EXIT_BAD_INPUT);
-        }
-    };
+    // Bad input is an `Err`: `main` prints it and exits 2, as for every command.
+    let cat = Csv::read(&a.catalogue)?;
     let (title, checks) = match (&a.truth, &a.reference) {
         (Some(truth), _) => {
-            let truth = match Csv::read(truth) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("arrakis: error: {e}");
-                    return Ok(EXIT_BAD_INPUT);
-                }
-            };
+            let truth = Csv::read(truth)?;
             let yaml = a.field_yaml.clone().or_else(|| {
                 let beside = a.catalogue.parent()?.join("field.yaml");
                 beside.is_file().then_some(beside)
@@ -59,23 +48,12 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
             )
         }
         (None, Some(reference)) => {
-            let old = match Csv::read(reference) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("arrakis: error: {e}");
-                    return Ok(EXIT_BAD_INPUT);
-                }
-            };
-            let mut tolerances = Vec::new();
-            for t in &a.tolerance {
-                match compare::parse_tolerance(t) {
-                    Ok(x) => tolerances.push(x),
-                    Err(e) => {
-                        eprintln!("arrakis: error: {e}");
-                        return Ok(EXIT_BAD_INPUT);
-                    }
-                }
-            }
+            let old = Csv::read(reference)?;
+            let tolerances = a
+                .tolerance
+                .iter()
+                .map(|t| compare::parse_tolerance(t).map_err(anyhow::Error::msg))
+                .collect::<Result<Vec<_>>>()?;
             let o = ReferenceOptions {
                 tolerances,
                 sigma: a.sigma,
@@ -89,13 +67,7 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
         }
         (None, None) => return Err(anyhow!("give --truth TRUTH.csv or --reference OLD.csv")),
     };
-    let checks = match checks {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("arrakis: error: {e}");
-            return Ok(EXIT_BAD_INPUT);
-        }
-    };
+    let checks = checks?;
     let seconds = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.junit {
         let suite = if a.truth.is_some() {
