@@ -135,9 +135,10 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 5.0)]
     pub max_pull: f64,
     /// --truth: the pulls' robust spread (1.4826 × MAD; 1 for honest errors) must be at least
-    /// this (errors not too large; the band allows for the sampling noise of a few tens of
-    /// components).
-    #[arg(long, default_value_t = 0.4)]
+    /// this (errors not too large). Low, because RM-Tools' RM error (FWHM / 2 / SNR) is
+    /// conservative (spreads of 0.37-1.45 on simulated fields) and a few tens of components
+    /// give a noisy spread.
+    #[arg(long, default_value_t = 0.25)]
     pub spread_min: f64,
     /// --truth: ... and at most this (errors not too small).
     #[arg(long, default_value_t = 2.5)]

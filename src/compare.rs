@@ -203,7 +203,7 @@ impl Default for TruthOptions {
         TruthOptions {
             snr_min: 10.0,
             max_pull: 5.0,
-            spread: (0.4, 2.5),
+            spread: (0.25, 2.5),
             min_pulled: 5,
             rm_floor: 0.05,
             fracpol_floor: 0.0,
