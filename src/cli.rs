@@ -171,7 +171,8 @@ pub struct CompareArgs {
     /// --reference: a measurement with an error column may move this many of its errors.
     #[arg(long, default_value_t = 0.1)]
     pub sigma: f64,
-    /// --reference: any other number may move by this fraction of itself.
+    /// --reference: any other number may move by this fraction of itself; and no number
+    /// counts as moved by less than this fraction of its column's largest value (rounding).
     #[arg(long, default_value_t = 1e-6)]
     pub relative: f64,
 }

@@ -609,6 +609,13 @@ pub fn against_reference(
             old.col(&format!("{name}_err")),
             new.col(&format!("{name}_err")),
         );
+        // Rounding: a change below `relative` of the column's largest magnitude is no change
+        // (a width that is 0 on one CPU and 7e-15 on another, whose error is 0 as well).
+        let floor = o.relative
+            * (0..old.rows.len())
+                .map(|k| old.num(k, co).abs())
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max);
         let mut moved = Vec::new();
         let mut worst = 0.0f64;
         for (k, j) in matched.iter().enumerate() {
@@ -626,7 +633,7 @@ pub fn against_reference(
                     (y - x).abs() <= t
                 }
                 (Tolerance::Rel(t), Ok(x), Ok(y)) => {
-                    let lim = t * x.abs();
+                    let lim = (t * x.abs()).max(floor);
                     worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
                     (y - x).abs() <= lim
                 }
@@ -635,7 +642,7 @@ pub fn against_reference(
                         (Some(eo), Some(en)) => old.num(k, eo).max(new.num(j, en)),
                         _ => f64::NAN,
                     };
-                    let lim = t * e;
+                    let lim = (t * e).max(floor);
                     worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
                     (y - x).abs() <= lim
                 }
@@ -769,6 +776,14 @@ mod tests {
         }
     }
 
+    fn failed_names(checks: &[Check]) -> Vec<&str> {
+        checks
+            .iter()
+            .filter(|c| c.failure.is_some())
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
     #[test]
     fn tolerances_parse_and_refuse_nonsense() {
         assert_eq!(parse_tolerance("rm=0.5").unwrap().1, Tolerance::Abs(0.5));
@@ -796,11 +811,7 @@ mod tests {
             "cat_id,ra,dec,rm,rm_err,snr_flag,Nchan,reffreq\nA,10,0,5.05,1.0,false,288,8.87e8\nB,11,0,7.0,1.0,false,288,8.879e8\n",
         );
         let checks = against_reference(&new, &old, &ReferenceOptions::default()).unwrap();
-        let failed: Vec<&str> = checks
-            .iter()
-            .filter(|c| c.failure.is_some())
-            .map(|c| c.name.as_str())
-            .collect();
+        let failed = failed_names(&checks);
         assert_eq!(failed, ["snr_flag", "reffreq"]);
         let flag = checks.iter().find(|c| c.name == "snr_flag").unwrap();
         assert!(flag.failure.as_ref().unwrap().contains("B: true -> false"));
@@ -823,6 +834,29 @@ mod tests {
         o.tolerances.push(("ra".into(), Tolerance::Abs(1e-3)));
         let checks = against_reference(&new, &old, &o).unwrap();
         assert!(checks.iter().all(|c| c.failure.is_none()), "{checks:?}");
+    }
+
+    #[test]
+    fn rounding_of_a_zero_is_no_change_but_a_real_move_is() {
+        // A Faraday width 0 with error 0 on one CPU comes out 7e-15 on another: rounding, below
+        // 1e-6 of the column's largest value. 1e-3 is a change.
+        let old = csv(
+            "old.csv",
+            "cat_id,ra,dec,rm_width,rm_width_err,snr\nA,10,0,0,0,0\nB,11,0,4.9,0.1,12.5\n",
+        );
+        let new = csv(
+            "new.csv",
+            "cat_id,ra,dec,rm_width,rm_width_err,snr\nA,10,0,7.1e-15,0,1e-14\nB,11,0,4.9,0.1,12.5\n",
+        );
+        let checks = against_reference(&new, &old, &ReferenceOptions::default()).unwrap();
+        assert!(checks.iter().all(|c| c.failure.is_none()), "{checks:?}");
+        let new = csv(
+            "new.csv",
+            "cat_id,ra,dec,rm_width,rm_width_err,snr\nA,10,0,1e-3,0,1e-3\nB,11,0,4.9,0.1,12.5\n",
+        );
+        let checks = against_reference(&new, &old, &ReferenceOptions::default()).unwrap();
+        let failed = failed_names(&checks);
+        assert_eq!(failed, ["rm_width", "snr"]);
     }
 
     #[test]

@@ -29,6 +29,10 @@ fn main() {
         eprintln!("arrakis: error: {e}");
         std::process::exit(arrakis::cmd::EXIT_FAILED);
     }
+    if let Err(e) = arrakis::science::simd::check_env() {
+        eprintln!("arrakis: error: {e}");
+        std::process::exit(arrakis::cmd::EXIT_BAD_INPUT);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -126,11 +126,11 @@ impl LaneFft {
         }
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            if crate::science::simd::avx512() {
                 // SAFETY: the CPU has AVX-512F (checked just above).
                 return unsafe { process_avx512(self, re, im, buf) };
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if crate::science::simd::avx2_fma() {
                 // SAFETY: the CPU has AVX2 and FMA (checked just above).
                 return unsafe { process_avx2(self, re, im, buf) };
             }

@@ -260,11 +260,11 @@ impl Nufft1 {
 fn spread(plan: &Nufft1, re: &[Lanes], im: &[Lanes], gre: &mut [Lanes], gim: &mut [Lanes]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") {
+        if crate::science::simd::avx512() {
             // SAFETY: the CPU has AVX-512F (checked just above).
             return unsafe { spread_avx512(plan, re, im, gre, gim) };
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if crate::science::simd::avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
             return unsafe { spread_avx2(plan, re, im, gre, gim) };
         }

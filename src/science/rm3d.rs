@@ -380,11 +380,11 @@ fn synth_nufft(cube: &Cube, a: &[f64], axes: &PhiAxes, out: (&Shared, &Shared)) 
         .for_each_init(NufftBlock::default, |buf, &s| {
             #[cfg(target_arch = "x86_64")]
             {
-                if is_x86_feature_detected!("avx512f") {
+                if crate::science::simd::avx512() {
                     // SAFETY: the CPU has AVX-512F (checked just above).
                     return unsafe { nufft_block_avx512(&job, s, buf) };
                 }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                if crate::science::simd::avx2_fma() {
                     // SAFETY: the CPU has AVX2 and FMA (checked just above).
                     return unsafe { nufft_block_avx2(&job, s, buf) };
                 }
@@ -468,7 +468,7 @@ fn nufft_block(job: &NufftJob, s: usize, buf: &mut NufftBlock) {
 fn copy_streaming(dst: &mut [f32], src: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") {
+        if crate::science::simd::avx512() {
             // SAFETY: the CPU has AVX-512F (checked just above).
             return unsafe { copy_streaming_avx512(dst, src) };
         }

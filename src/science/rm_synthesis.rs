@@ -125,10 +125,7 @@ fn dft(
     let mut out_im = vec![0.0; n];
     #[cfg(target_arch = "x86_64")]
     {
-        if simd
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        if simd && crate::science::simd::avx2_fma() {
             // Real coefficients (the RMSF): half the products go.
             let real = c_im.iter().all(|&x| x == 0.0);
             // SAFETY: the CPU has AVX2 and FMA (checked just above).

@@ -225,3 +225,40 @@ fn a_change_to_one_stages_code_reruns_that_stage_and_nothing_else() {
         .collect();
     assert_eq!(made.into_iter().collect::<Vec<_>>(), ["rmclean"], "{r:?}");
 }
+
+#[test]
+fn the_accepted_demo_catalogue_holds_without_vector_instructions() {
+    // `.ci/run` compares the demo built with this CPU's widest kernels against the accepted
+    // catalogue; here the same field built with none (ARRAKIS_SIMD=scalar) must agree within
+    // the default tolerances too, so the accepted catalogue does not depend on the CI machine.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = arrakis(&tmp.path().join("cache"))
+        .env("ARRAKIS_SIMD", "scalar")
+        .args(["demo", "--dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let accepted =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/accepted/RACS_DEMO.catalogue.csv");
+    let cat = tmp.path().join("RACS_DEMO/RACS_DEMO.catalogue.csv");
+    let (code, t) = compare(&[
+        cat.as_os_str(),
+        "--reference".as_ref(),
+        accepted.as_os_str(),
+    ]);
+    assert_eq!(
+        code,
+        Some(0),
+        "the demo field no longer reproduces .ci/accepted/RACS_DEMO.catalogue.csv; if the change \
+         is intended, accept the new catalogue (README, CI regression runs):\n{t}"
+    );
+    // A cap that is not an instruction set is refused before anything runs.
+    let out = arrakis(&tmp.path().join("cache"))
+        .env("ARRAKIS_SIMD", "avx3")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("ARRAKIS_SIMD"), "{}", text(&out));
+}
