@@ -288,6 +288,7 @@ pub fn read_regular_string(path: &Path) -> std::io::Result<String> {
 pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
     let (file, md) = open_regular(path)?;
     let len = md.len();
+    crate::cputime::add_hashed(len);
     let mut hasher = blake3::Hasher::new();
     if len >= MMAP_THRESHOLD_BYTES {
         let Some(pool) = hash_pool() else {
@@ -297,14 +298,17 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let owned = path.to_path_buf();
         pool.spawn(move || {
+            let t0 = crate::cputime::thread_cpu();
             let r = hasher
                 .update_mmap_rayon(&owned)
                 .map(|h| Digest(*h.finalize().as_bytes()));
-            let _ = tx.send(r);
+            let _ = tx.send((r, crate::cputime::thread_cpu() - t0));
         });
-        return rx
+        let (r, cpu) = rx
             .recv()
             .map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
+        crate::cputime::add_offloaded(cpu);
+        return r;
     }
     let mut buf = Vec::with_capacity(len as usize);
     file.take(len).read_to_end(&mut buf)?;

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod code_digest;
 pub mod compare;
 pub mod config;
+pub mod cputime;
 pub mod diag;
 pub mod exec;
 pub mod field_file;

@@ -100,7 +100,29 @@ pub struct Cache {
     /// the mutex makes every other writer wait until the new epoch is on disk.
     epoch_moved: std::sync::atomic::AtomicBool,
     epoch_lock: std::sync::Mutex<()>,
+    /// After every sled handle above (fields drop in order): marks the close once sled is shut.
+    closer: Closer,
     _lock: File,
+}
+
+/// Marks a clean close of the record store: the store's signature written beside it and the
+/// open marker removed, only after sled has shut down (its handles are dropped before this), so
+/// a kill at any moment before leaves the marker that lets the next open salvage the store.
+struct Closer {
+    dir: PathBuf,
+    /// Set by `Cache::drop` when the final flush succeeded.
+    clean: bool,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        if self.clean {
+            if let Some(sig) = store_signature(&self.dir) {
+                let _ = crate::atomic::write_atomic(&self.dir.join(CLOSED_FILE), &sig);
+            }
+            let _ = std::fs::remove_file(self.dir.join(DIRTY_FILE));
+        }
+    }
 }
 
 fn record_key(field: &str, target: &str) -> Vec<u8> {
@@ -345,13 +367,9 @@ pub fn store_unchanged_since_close(dir: &Path) -> bool {
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        // A clean close: everything on disk, then the store's signature beside it.
-        if self.db.flush().is_ok() {
-            if let Some(sig) = store_signature(&self.dir) {
-                let _ = crate::atomic::write_atomic(&self.dir.join(CLOSED_FILE), &sig);
-            }
-            let _ = std::fs::remove_file(self.dir.join(DIRTY_FILE));
-        }
+        // A clean close: everything on disk; then, once the sled handles have dropped, the
+        // store's signature beside it (`Closer`).
+        self.closer.clean = self.db.flush().is_ok();
     }
 }
 
@@ -398,6 +416,11 @@ impl Cache {
         // flusher thread of the database just made (for a moment after it is dropped), or a
         // process forked by another thread of this one between fork and exec, with a copy of
         // the descriptor of a database this process closed. A lock failure is retried for 2 s.
+        // Marked open before sled touches the store (a kill while sled opens it, or while it
+        // shuts down, leaves the mark); whether it was there already says the last process
+        // that opened the store did not close it.
+        let left_open = dir.join(DIRTY_FILE).exists();
+        let _ = std::fs::write(dir.join(DIRTY_FILE), std::process::id().to_string());
         let mut tries = 0;
         let db = loop {
             // Records reach disk within 100 ms (sled's default is 500 ms): a build killed with
@@ -417,7 +440,7 @@ impl Cache {
                 // machine went down) and sled cannot read what it left: salvage it now, as
                 // `gc --repair` would, so that the next build resumes (a store damaged after a
                 // clean close is still an error that names the repair).
-                Err(e @ sled::Error::Corruption { .. }) if dir.join(DIRTY_FILE).exists() => {
+                Err(e @ sled::Error::Corruption { .. }) if left_open => {
                     let held = CacheLock {
                         dir: dir.to_path_buf(),
                         file: lock,
@@ -431,11 +454,14 @@ impl Cache {
                     );
                     return Ok(cache);
                 }
-                Err(e) => return Err(sled_err(e)),
+                Err(e) => {
+                    if !left_open {
+                        let _ = std::fs::remove_file(dir.join(DIRTY_FILE));
+                    }
+                    return Err(sled_err(e));
+                }
             }
         };
-        // Open until a clean close removes it (`Drop`).
-        let _ = std::fs::write(dir.join(DIRTY_FILE), std::process::id().to_string());
         let meta = db.open_tree("meta").map_err(sled_err)?;
         match meta.get("schema").map_err(sled_err)? {
             Some(v) if v.as_ref() != [SCHEMA_VERSION] => {
@@ -467,6 +493,10 @@ impl Cache {
             stored,
             epoch_moved: std::sync::atomic::AtomicBool::new(false),
             epoch_lock: std::sync::Mutex::new(()),
+            closer: Closer {
+                dir: dir.to_path_buf(),
+                clean: false,
+            },
             _lock: lock,
         })
     }

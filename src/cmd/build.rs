@@ -580,7 +580,7 @@ fn print_would_run(fields: &[(&Graph, &BuildResult)], many: bool, seconds: f64) 
 struct Tally {
     stages: Vec<String>,
     /// Per stage: ran, skipped, failed, cpu seconds, restored from the content store.
-    per: Vec<[f64; 5]>,
+    per: Vec<[f64; 6]>,
     /// (target, error) of the failures that were not only a missing input.
     failures: Vec<(String, String)>,
     /// Targets that failed because an input failed or is missing.
@@ -593,7 +593,7 @@ impl Tally {
             Some(s) => s,
             None => {
                 self.stages.push(name.to_string());
-                self.per.push([0.0; 5]);
+                self.per.push([0.0; 6]);
                 self.stages.len() - 1
             }
         }
@@ -638,7 +638,8 @@ impl Tally {
                 Status::Restored => self.per[s][4] += 1.0,
                 Status::WouldRun => {}
             }
-            self.per[s][3] += o.seconds;
+            self.per[s][3] += o.cpu;
+            self.per[s][5] += o.hashed_bytes as f64;
         }
     }
 
@@ -684,8 +685,25 @@ fn print_products(graph: &Graph, res: &BuildResult) {
     }
 }
 
-/// The per-stage rows: ran, skipped, failed, cpu seconds (and restored, when any target was).
-fn print_stage_rows(stages: &[String], per: &[[f64; 5]]) {
+/// Bytes as the table shows them: `-` for none, else B, kB, MB, GB (decimal).
+fn size_cell(bytes: f64) -> String {
+    if bytes <= 0.0 {
+        return "-".into();
+    }
+    let (v, unit) = [(1e9, "GB"), (1e6, "MB"), (1e3, "kB")]
+        .into_iter()
+        .find(|(scale, _)| bytes >= *scale)
+        .map_or((bytes, "B"), |(scale, u)| (bytes / scale, u));
+    if unit == "B" {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
+/// The per-stage rows: ran, skipped, failed, CPU seconds (checking, running and recording the
+/// stage's targets), bytes hashed (and restored, when any target was).
+fn print_stage_rows(stages: &[String], per: &[[f64; 6]]) {
     let restored = per.iter().any(|p| p[4] > 0.0);
     let extra = |v: String| {
         if restored {
@@ -695,36 +713,38 @@ fn print_stage_rows(stages: &[String], per: &[[f64; 5]]) {
         }
     };
     eprintln!(
-        "{:<12} {:>8}{} {:>8} {:>8} {:>10}",
+        "{:<12} {:>8}{} {:>8} {:>8} {:>10} {:>10}",
         "stage",
         "ran",
         extra("restored".into()),
         "skipped",
         "failed",
-        "cpu-s"
+        "cpu-s",
+        "hashed"
     );
     for (s, name) in stages.iter().enumerate() {
         let p = per[s];
         if p[0] + p[1] + p[2] + p[4] > 0.0 {
             eprintln!(
-                "{:<12} {:>8}{} {:>8} {:>8} {:>10.2}",
+                "{:<12} {:>8}{} {:>8} {:>8} {:>10.2} {:>10}",
                 name,
                 p[0],
                 extra(p[4].to_string()),
                 p[1],
                 p[2],
-                p[3]
+                p[3],
+                size_cell(p[5])
             );
         }
     }
 }
 
-/// The per-stage table and the closing line. `per`: ran, skipped, failed, cpu seconds,
-/// restored.
+/// The per-stage table and the closing line. `per`: ran, skipped, failed, CPU seconds,
+/// restored, bytes hashed.
 #[allow(clippy::too_many_arguments)]
 fn print_table(
     stages: &[String],
-    per: &[[f64; 5]],
+    per: &[[f64; 6]],
     failures: &[(&str, &str)],
     blocked: usize,
     seconds: f64,
@@ -775,7 +795,12 @@ struct ReportTarget<'a> {
     id: &'a str,
     stage: &'a str,
     status: &'static str,
+    /// Wall seconds of its action.
     seconds: f64,
+    /// CPU seconds spent on it (checking, running, hashing, recording).
+    cpu_seconds: f64,
+    /// Bytes hashed for it.
+    hashed_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
@@ -811,6 +836,8 @@ fn verified_rows<'a>(
             stage: names.get(s).copied().unwrap_or(""),
             status: Status::Skipped.as_str(),
             seconds: 0.0,
+            cpu_seconds: 0.0,
+            hashed_bytes: 0,
             error: None,
         })
         .collect()
@@ -830,6 +857,8 @@ fn built_rows<'a>(graph: &'a Graph, res: &'a BuildResult, many: bool) -> Vec<Rep
                 stage: graph.stage_of(i),
                 status: o.status.as_str(),
                 seconds: o.seconds,
+                cpu_seconds: o.cpu,
+                hashed_bytes: o.hashed_bytes,
                 error: o.error.as_deref(),
             })
         })

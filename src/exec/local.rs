@@ -86,6 +86,11 @@ pub struct Outcome {
     pub status: Status,
     /// Seconds spent in its action (0 when not run).
     pub seconds: f64,
+    /// CPU seconds spent on it here (checking, running, hashing, recording; see
+    /// [`crate::cputime`]), plus its Slurm worker's.
+    pub cpu: f64,
+    /// Bytes hashed for it (inputs whose stat signature did not answer, outputs).
+    pub hashed_bytes: u64,
     /// Why it failed.
     pub error: Option<String>,
     /// Whether the failure was only that an input was unavailable.
@@ -201,6 +206,8 @@ fn outcome(status: Status) -> Outcome {
     Outcome {
         status,
         seconds: 0.0,
+        cpu: 0.0,
+        hashed_bytes: 0,
         error: None,
         blocked: false,
         reasons: Vec::new(),
@@ -753,18 +760,24 @@ pub fn build_parts(
                         let field_results = &results[offsets[p]..offsets[p + 1]];
                         let defer = remote_rule[p][engine.graph.targets[ti].rule as usize];
                         let running = &running[target_stage[gi]];
-                        let step = process(
-                            engine,
-                            ti,
-                            modes[ti],
-                            dry,
-                            field_results,
-                            defer,
-                            &receipts[p],
-                            running,
-                        );
+                        let (step, used) = crate::cputime::measure(|| {
+                            process(
+                                engine,
+                                ti,
+                                modes[ti],
+                                dry,
+                                field_results,
+                                defer,
+                                &receipts[p],
+                                running,
+                            )
+                        });
                         msgs.push(match step {
-                            Step::Finished(outcome, done, fatal) => {
+                            Step::Finished(mut outcome, done, fatal) => {
+                                if let Some(o) = outcome.as_mut() {
+                                    o.cpu += used.cpu;
+                                    o.hashed_bytes += used.hashed_bytes;
+                                }
                                 let _ = results[gi].set(done);
                                 Msg { ti: gi, outcome, fatal, deferred: None }
                             }
@@ -868,15 +881,21 @@ pub fn build_parts(
                         continue;
                     };
                     let (p, ti) = locate(done.ti);
-                    let (o, dn, fatal) = commit(
-                        parts[p].engine,
-                        ti,
-                        d.key,
-                        d.inputs,
-                        done.result,
-                        d.reasons,
-                        d.class,
-                    );
+                    let ((mut o, dn, fatal), used) = crate::cputime::measure(|| {
+                        commit(
+                            parts[p].engine,
+                            ti,
+                            d.key,
+                            d.inputs,
+                            done.result,
+                            d.reasons,
+                            d.class,
+                        )
+                    });
+                    if let Some(o) = o.as_mut() {
+                        o.cpu += done.cpu + used.cpu;
+                        o.hashed_bytes += used.hashed_bytes;
+                    }
                     let _ = results[done.ti].set(dn);
                     local_msgs.push(Msg {
                         ti: done.ti,
@@ -955,6 +974,7 @@ pub fn build_parts(
             .flat_map(|(_, ti)| racy_outputs(part.engine, ti))
             .collect();
         settle(part.engine, &racy);
+        part.engine.settle_sources();
     }
     each(outcomes, was_interrupted, stopped, fatal)
 }

@@ -168,6 +168,9 @@ pub struct Engine<'a> {
     sources_seen: Mutex<Vec<(PathBuf, Option<StatSig>)>>,
     /// A directory input was read: its contents are not in `sources_seen`, so no snapshot.
     read_directory: AtomicBool,
+    /// Sources hashed in the timestamp tick of their last write (kept out of the stat cache),
+    /// with the signature and digest they had: [`Engine::settle_sources`] checks them again.
+    racy_sources: Mutex<Vec<(PathBuf, StatSig, Digest)>>,
     /// Output signatures of the records written this build, by target index (`None`: a failure
     /// record); the other targets' records are as `states` says.
     written: Mutex<rustc_hash::FxHashMap<u32, Option<Box<[StatSig]>>>>,
@@ -195,6 +198,7 @@ impl<'a> Engine<'a> {
             field_fd: crate::hash::DirFd::open(&graph.field_dir).ok(),
             sources_seen: Mutex::new(Vec::new()),
             read_directory: AtomicBool::new(false),
+            racy_sources: Mutex::new(Vec::new()),
             written: Mutex::new(rustc_hash::FxHashMap::default()),
             forced: Vec::new(),
             use_store: false,
@@ -327,8 +331,51 @@ impl<'a> Engine<'a> {
         // A signature taken in the same tick as a write could hide a second write: don't keep it.
         if !sig.is_racy() {
             self.cache.put_file(abs, &FileRecord { sig, digest })?;
+        } else if let Ok(mut v) = self.racy_sources.lock() {
+            v.push((abs.to_path_buf(), sig, digest));
         }
         Ok(Some(digest))
+    }
+
+    /// Sources hashed in the same timestamp tick as their last write were kept out of the stat
+    /// cache (a second write in that tick would go unseen), so the next build would hash them
+    /// again: a catalogue edited just before `arrakis build`. Once the tick has passed, each is
+    /// hashed once more (not counted in the build's hashed files); one unchanged since goes into
+    /// the stat cache, and into the snapshot's list, with its settled signature.
+    pub fn settle_sources(&self) {
+        let racy = match self.racy_sources.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => return,
+        };
+        let Some(newest) = racy.iter().map(|(_, s, _)| *s).max_by_key(|s| s.mtime_ns) else {
+            return;
+        };
+        for _ in 0..10 {
+            if !newest.is_racy() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for (abs, sig, digest) in racy {
+            let Ok(Some(now)) = StatSig::of_path(&abs) else {
+                continue;
+            };
+            if now != sig || now.is_racy() || hash_file(&abs).ok() != Some(digest) {
+                continue;
+            }
+            if self
+                .cache
+                .put_file(&abs, &FileRecord { sig, digest })
+                .is_err()
+            {
+                continue;
+            }
+            if let Ok(mut seen) = self.sources_seen.lock() {
+                for e in seen.iter_mut().filter(|e| e.0 == abs) {
+                    e.1 = Some(sig);
+                }
+            }
+        }
     }
 
     /// Digest of a directory input (a measurement set is a directory of tables): every file

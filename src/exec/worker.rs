@@ -48,6 +48,9 @@ pub struct Receipt {
     pub outputs: Result<Vec<OutputRecord>, super::Failure>,
     /// Seconds the action took.
     pub seconds: f64,
+    /// CPU seconds the worker spent on it (running, hashing its outputs).
+    #[serde(default)]
+    pub cpu_seconds: f64,
     /// The node it ran on.
     pub host: String,
     /// `SLURM_JOB_ID`, when run by Slurm.
@@ -164,7 +167,7 @@ pub fn run_manifest(
                 if super::interrupted() {
                     return;
                 }
-                let run = run_job(&entry.job);
+                let (run, used) = crate::cputime::measure(|| run_job(&entry.job));
                 // SIGTERM (scancel, walltime) reaches the actions too: their failure is the
                 // job's, not the target's, so no receipt; the coordinator resubmits. A child can
                 // die of the signal before our handler has run: give it a moment.
@@ -187,6 +190,7 @@ pub fn run_manifest(
                     key: entry.key.clone(),
                     outputs: run.outputs.map_err(super::Failure::of),
                     seconds: run.seconds,
+                    cpu_seconds: used.cpu,
                     host: host.clone(),
                     job_id: job_id.clone(),
                 };

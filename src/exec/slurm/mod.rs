@@ -51,6 +51,8 @@ pub struct RemoteDone {
     pub ti: usize,
     /// Verified outputs, seconds and host; or why it failed.
     pub result: Result<(Vec<OutputRecord>, f64, String), super::Failure>,
+    /// CPU seconds its worker spent (0 when it did not report).
+    pub cpu: f64,
 }
 
 struct Batch {
@@ -265,7 +267,11 @@ impl<'a> SlurmRunner<'a> {
                     d.1 += 1;
                 }
                 let _ = std::fs::remove_file(&p);
-                done.push(RemoteDone { ti: t.ti, result });
+                done.push(RemoteDone {
+                    ti: t.ti,
+                    result,
+                    cpu: r.cpu_seconds,
+                });
             }
         }
     }
@@ -366,6 +372,7 @@ impl<'a> SlurmRunner<'a> {
                 for t in b.tasks.drain(..) {
                     done.push(RemoteDone {
                         ti: t.ti,
+                        cpu: 0.0,
                         result: Err(super::Failure(msg.clone())),
                     });
                 }
@@ -382,6 +389,7 @@ impl<'a> SlurmRunner<'a> {
                 } else {
                     done.push(RemoteDone {
                         ti: t.ti,
+                        cpu: 0.0,
                         result: Err(super::Failure(format!(
                             "{why}; gave up after {} attempt(s){}",
                             t.attempts,
@@ -540,6 +548,7 @@ impl<'a> SlurmRunner<'a> {
                     for t in batches.into_iter().flatten().chain(self.queue.drain(..)) {
                         done.push(RemoteDone {
                             ti: t.ti,
+                            cpu: 0.0,
                             result: Err(super::Failure(msg.clone())),
                         });
                     }
@@ -567,6 +576,7 @@ impl<'a> SlurmRunner<'a> {
                 for t in batches.into_iter().flatten() {
                     done.push(RemoteDone {
                         ti: t.ti,
+                        cpu: 0.0,
                         result: Err(super::Failure(f.message.clone())),
                     });
                 }
