@@ -737,6 +737,30 @@ pub enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A RACS-shaped simulated field built cold beside its I/O floor measured in the same run
+    /// (the beam cubes evicted from the page cache, every input read once, the same output
+    /// bytes written once), per stage and overall.
+    Field {
+        /// Beams.
+        #[arg(long, default_value_t = 36)]
+        beams: usize,
+        /// Pixels per beam image side.
+        #[arg(long, default_value_t = 320)]
+        npix: usize,
+        /// Channels.
+        #[arg(long, default_value_t = 288)]
+        nchan: usize,
+        /// Islands.
+        #[arg(long, default_value_t = 600)]
+        sources: usize,
+        /// Parallel jobs (default: every core).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        /// Working directory (default: a temporary directory); a field already simulated there
+        /// is reused (RACS size: 12.7 GB of cubes, 10 GB of outputs).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Going back to earlier parameters: a simulated field built, a parameter changed and
     /// changed back twice (recompute, then restores from the content store), a no-op, and the
     /// store's size against the field's outputs.

@@ -90,6 +90,21 @@ fn main() {
                 nchan,
                 dir,
             } => arrakis::cmd::bench::region(*side, *sources, *npix, *nchan, dir.as_deref()),
+            BenchWhat::Field {
+                beams,
+                npix,
+                nchan,
+                sources,
+                jobs,
+                dir,
+            } => arrakis::cmd::bench::field(
+                *beams,
+                *npix,
+                *nchan,
+                *sources,
+                jobs.unwrap_or_else(arrakis::session::default_jobs),
+                dir.as_deref(),
+            ),
             BenchWhat::Store {
                 sources,
                 npix,

@@ -5,11 +5,13 @@
 //! `rm1d`/`rm3d`: the kernels against RM-Tools in the same run; `slurm`: the same field on the
 //! local and the Slurm executor; `io`: the cube reader, cutouts and hashing against reading
 //! through; `smooth`: the imager's common-resolution step against RACS-tools' beamcon_2D;
-//! `region`: many fields merged; `store`: going back to earlier parameters (the content store). Each phase that times a build runs the real binary as a child process, so wall time
+//! `region`: many fields merged; `store`: going back to earlier parameters (the content store);
+//! `field`: a RACS-shaped field cold beside its I/O floor. Each phase that times a build runs the real binary as a child process, so wall time
 //! and peak memory (`wait4` rusage) are the whole program's.
 //! Must never: be run from tests (timings belong in BENCHMARKS.md, not in assertions).
 
 mod engine;
+mod field;
 mod io;
 mod region;
 mod science;
@@ -18,6 +20,7 @@ mod smooth;
 mod store;
 
 pub use engine::{engine, write_field};
+pub use field::field;
 pub use io::io;
 pub use region::region;
 pub use science::{ionosphere, rm1d, rm3d, write_racs_spectra};

@@ -1,0 +1,294 @@
+//! `arrakis bench field`: a RACS-shaped simulated field built cold, beside its I/O floor
+//! measured in the same run: every input byte read once (the beam cubes evicted from the page
+//! cache first, as the build's are) and every output byte written once, per stage and overall.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use rayon::prelude::*;
+
+use crate::graph::{Graph, InputFile};
+use crate::simulate::{simulate, SimOptions};
+
+const FIELD: &str = "BENCH_FIELD";
+
+/// Drop a file's pages from the page cache (written back first), so the next read comes from
+/// the disk.
+fn evict(path: &Path) {
+    if let Ok(f) = std::fs::File::open(path) {
+        use std::os::fd::AsRawFd;
+        let _ = f.sync_all();
+        // SAFETY: advice on a descriptor we own; it changes no data.
+        unsafe {
+            libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        }
+    }
+}
+
+/// Read each file to its end with `jobs` threads (1 MiB reads, as `cat`); seconds.
+fn read_all(files: &[(PathBuf, u64)], pool: &rayon::ThreadPool) -> Result<f64> {
+    let t0 = Instant::now();
+    pool.install(|| {
+        files.par_iter().try_for_each(|(p, _)| -> Result<()> {
+            let mut f = std::fs::File::open(p).with_context(|| p.display().to_string())?;
+            let mut buf = vec![0u8; 1 << 20];
+            while f.read(&mut buf)? > 0 {}
+            Ok(())
+        })
+    })?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Write files of these sizes under `scratch` with `jobs` threads (1 MiB writes, no fsync, as
+/// the build writes), then remove them; seconds to write.
+fn write_all(sizes: &[u64], scratch: &Path, pool: &rayon::ThreadPool) -> Result<f64> {
+    std::fs::create_dir_all(scratch)?;
+    let t0 = Instant::now();
+    pool.install(|| {
+        sizes
+            .par_iter()
+            .enumerate()
+            .try_for_each(|(k, &n)| -> Result<()> {
+                let mut f = std::fs::File::create(scratch.join(format!("{k}.out")))?;
+                let buf = vec![0x5au8; 1 << 20];
+                let mut left = n;
+                while left > 0 {
+                    let m = left.min(buf.len() as u64) as usize;
+                    f.write_all(&buf[..m])?;
+                    left -= m as u64;
+                }
+                Ok(())
+            })
+    })?;
+    let s = t0.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(s)
+}
+
+/// What one stage reads and writes.
+#[derive(Default)]
+struct StageIo {
+    targets: usize,
+    /// Distinct files read, with sizes; `cold`: files no rule makes (evicted before the floor).
+    reads: BTreeMap<PathBuf, u64>,
+    cold: BTreeSet<PathBuf>,
+    writes: Vec<u64>,
+}
+
+fn stage_io(graph: &Graph) -> Vec<(String, StageIo)> {
+    let mut by: Vec<(String, StageIo)> = graph
+        .stages()
+        .into_iter()
+        .map(|s| (s, StageIo::default()))
+        .collect();
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    for (i, t) in graph.targets.iter().enumerate() {
+        let Some(k) = by.iter().position(|(s, _)| s == graph.stage_of(i)) else {
+            continue;
+        };
+        let io = &mut by[k].1;
+        io.targets += 1;
+        for f in t.inputs.iter().flat_map(|s| &s.files) {
+            let (p, cold) = match f {
+                InputFile::Source(rel) => (graph.field_dir.join(rel), true),
+                InputFile::Output { target, output } => (
+                    graph
+                        .field_dir
+                        .join(&graph.targets[*target as usize].outputs[*output as usize].rel),
+                    false,
+                ),
+            };
+            if p.is_file() && !io.reads.contains_key(&p) {
+                let n = size(&p);
+                io.reads.insert(p.clone(), n);
+                if cold {
+                    io.cold.insert(p);
+                }
+            }
+        }
+        for o in &t.outputs {
+            io.writes.push(size(&graph.field_dir.join(&o.rel)));
+        }
+    }
+    by.retain(|(_, io)| io.targets > 0);
+    by
+}
+
+/// Per stage from the build's report: (Σ wall seconds of its actions, CPU seconds, bytes hashed).
+fn report_by_stage(report: &Path) -> Result<BTreeMap<String, (f64, f64, f64)>> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report)?)?;
+    let mut m: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    for t in v["targets"].as_array().into_iter().flatten() {
+        let e = m
+            .entry(t["stage"].as_str().unwrap_or("").to_string())
+            .or_default();
+        e.0 += t["seconds"].as_f64().unwrap_or(0.0);
+        e.1 += t["cpu_seconds"].as_f64().unwrap_or(0.0);
+        e.2 += t["hashed_bytes"].as_f64().unwrap_or(0.0);
+    }
+    Ok(m)
+}
+
+/// `arrakis bench field`.
+pub fn field(
+    beams: usize,
+    npix: usize,
+    nchan: usize,
+    sources: usize,
+    jobs: usize,
+    dir: Option<&Path>,
+) -> Result<i32> {
+    let (_tmp, root) = super::work_dir(dir)?;
+    let data = root.join("data");
+    let fdir = data.join(FIELD);
+    if !fdir.join("field.yaml").is_file() {
+        eprintln!(
+            "bench field: simulating {beams} beams × 3 Stokes × {nchan} channels × {npix}² px, {sources} islands in {}",
+            data.display()
+        );
+        let t0 = Instant::now();
+        simulate(
+            &data,
+            &SimOptions {
+                beams,
+                sources,
+                nchan,
+                npix,
+                ..SimOptions::small(FIELD, 26)
+            },
+        )
+        .map_err(|e| anyhow!(e))?;
+        eprintln!("bench field: simulated in {:.0} s", t0.elapsed().as_secs_f64());
+    }
+    let spec = crate::session::FieldSpec {
+        field: FIELD.into(),
+        datadir: data.clone(),
+        rules: None,
+        configs: Vec::new(),
+        sets: Vec::new(),
+        limit: None,
+    };
+    let setup = crate::session::load_setup(&spec).map_err(|e| anyhow!(e))?;
+    let graph = &setup.graph;
+    // Cold: no cache, no outputs, the inputs out of the page cache.
+    let _ = std::fs::remove_dir_all(root.join("cache"));
+    for t in &graph.targets {
+        for o in &t.outputs {
+            let _ = std::fs::remove_file(graph.field_dir.join(&o.rel));
+        }
+    }
+    let sources_in: BTreeSet<PathBuf> = graph
+        .targets
+        .iter()
+        .flat_map(|t| t.inputs.iter().flat_map(|s| &s.files))
+        .filter_map(|f| match f {
+            InputFile::Source(rel) => Some(graph.field_dir.join(rel)),
+            _ => None,
+        })
+        .filter(|p| p.is_file())
+        .collect();
+    // SAFETY: sync() takes no arguments and only starts writeback.
+    unsafe { libc::sync() };
+    for p in &sources_in {
+        evict(p);
+    }
+    eprintln!(
+        "bench field: cold build of {} targets with -j {jobs}",
+        graph.targets.len()
+    );
+    let report = root.join("report.json");
+    let t0 = Instant::now();
+    let child = Command::new(std::env::current_exe()?)
+        .arg("--cache")
+        .arg(root.join("cache"))
+        .args(["build", FIELD, "--quiet", "-j", &jobs.to_string(), "--datadir"])
+        .arg(&data)
+        .arg("--report")
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?;
+    let (ok, rss) = super::wait_with_peak_rss(child);
+    let build_s = t0.elapsed().as_secs_f64();
+    if !ok {
+        return Err(anyhow!("the benchmark build failed"));
+    }
+    let per = report_by_stage(&report)?;
+    let io = stage_io(graph);
+
+    // The floors, in the same run: each stage's inputs read (files no rule makes evicted
+    // first) and its output bytes written; overall, every input once and every output once.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+    let scratch = root.join("floor-scratch");
+    let mut rows = Vec::new();
+    for (stage, s) in &io {
+        for p in &s.cold {
+            evict(p);
+        }
+        let reads: Vec<(PathBuf, u64)> = s.reads.iter().map(|(p, n)| (p.clone(), *n)).collect();
+        let r = read_all(&reads, &pool)?;
+        let w = write_all(&s.writes, &scratch, &pool)?;
+        rows.push((stage.clone(), r + w));
+    }
+    for p in &sources_in {
+        evict(p);
+    }
+    let all_reads: Vec<(PathBuf, u64)> = sources_in
+        .iter()
+        .map(|p| (p.clone(), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)))
+        .collect();
+    let all_writes: Vec<u64> = io.iter().flat_map(|(_, s)| s.writes.clone()).collect();
+    let floor_r = read_all(&all_reads, &pool)?;
+    let floor_w = write_all(&all_writes, &scratch, &pool)?;
+    let floor = floor_r + floor_w;
+
+    let gb = |b: f64| b / 1e9;
+    println!(
+        "field: {beams} beams × 3 Stokes × {nchan} ch × {npix}² px, {sources} islands; {} targets; -j {jobs}",
+        graph.targets.len()
+    );
+    println!(
+        "{:<11} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7}",
+        "stage", "targets", "read GB", "write GB", "floor s", "stage s", "cpu s", "hash GB", "×floor"
+    );
+    for ((stage, s), (_, f)) in io.iter().zip(&rows) {
+        let (wall, cpu, hashed) = per.get(stage).copied().unwrap_or_default();
+        // The stage's share of the pool: its actions' wall time over the jobs.
+        let share = wall / jobs as f64;
+        println!(
+            "{:<11} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1}",
+            stage,
+            s.targets,
+            gb(s.reads.values().sum::<u64>() as f64),
+            gb(s.writes.iter().sum::<u64>() as f64),
+            f,
+            share,
+            cpu,
+            gb(hashed),
+            share / f.max(1e-9)
+        );
+    }
+    let (cpu, hashed) = per
+        .values()
+        .fold((0.0, 0.0), |a, v| (a.0 + v.1, a.1 + v.2));
+    println!(
+        "{:<11} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1}",
+        "whole build",
+        graph.targets.len(),
+        gb(all_reads.iter().map(|r| r.1).sum::<u64>() as f64),
+        gb(all_writes.iter().sum::<u64>() as f64),
+        floor,
+        build_s,
+        cpu,
+        gb(hashed),
+        build_s / floor.max(1e-9)
+    );
+    println!(
+        "floor: read {floor_r:.2} s + write {floor_w:.2} s; peak memory {rss:.0} MiB; stage s = its actions' wall time / jobs"
+    );
+    Ok(0)
+}
