@@ -12,15 +12,14 @@ use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Cube, Image};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
-    blend, offset_lm_deg, primary_beam_fwhm_deg, primary_beam_with_fwhm, rotate_lm, BeamModel,
-    FreqIndex, PLANE_Q, PLANE_U,
+    blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{sample, stencil, Stencil};
+use crate::science::regrid::{stencil, to_planes, to_spectra, Tap};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "linmos",
-    version: 4,
+    version: 5,
     params: &[&LINMOS_CUTOFF],
     inputs: &[
         SlotSpec::required(
@@ -262,6 +261,247 @@ fn remove_leakage(
     Ok(())
 }
 
+/// Where the output pixels fall in one beam's cutout (only those inside it whose primary beam
+/// reaches the cutoff in some channel), and the beam there.
+struct BeamGeometry {
+    /// Output pixel index and its interpolation taps into the cutout.
+    taps: Vec<(u32, Tap)>,
+    /// Per tap, the primary beam in every channel (`pb[k·nchan + ch]`), 0 where it is below
+    /// the cutoff (the beam is left out there).
+    pb: Vec<f32>,
+}
+
+/// An island's mosaic geometry: the output grid (the largest cutout's) and, per beam, where
+/// each output pixel falls and the beam's response there. The same for the island's I, Q and U
+/// mosaics, so worked out once per process for them ([`geometry`] keeps the last few).
+struct Geometry {
+    nx: usize,
+    ny: usize,
+    beams: Vec<BeamGeometry>,
+}
+
+/// The geometry of a mosaic of `cubes` on the grid of cube `ref_i` (see [`Geometry`]); a beam
+/// the holography lacks is `Err(beam)`.
+fn geometry(
+    cubes: &[(Cube, Wcs)],
+    ref_i: usize,
+    beam_numbers: &[usize],
+    holography: Option<(&BeamModel, PathBuf)>,
+    alpha: f64,
+    cutoff: f64,
+) -> Result<std::sync::Arc<Geometry>, usize> {
+    use std::sync::{Arc, Mutex};
+    type Memo = Mutex<std::collections::VecDeque<(blake3::Hash, Arc<Geometry>)>>;
+    static MEMO: Memo = Mutex::new(std::collections::VecDeque::new());
+    // Everything the geometry depends on (not the pixel values or the channel weights).
+    let mut h = blake3::Hasher::new();
+    let mut put = |s: String| {
+        h.update(s.as_bytes());
+        h.update(&[0]);
+    };
+    put(format!(
+        "linmos-geometry-1 {ref_i} {alpha:e} {cutoff:e} {beam_numbers:?}"
+    ));
+    for (c, w) in cubes {
+        put(format!("{} {} {} {w:?}", c.nx, c.ny, c.nchan));
+    }
+    if let Some((_, p)) = &holography {
+        let sig = crate::hash::StatSig::of_path(p).ok().flatten();
+        put(format!("{} {sig:?}", p.display()));
+    }
+    let key = h.finalize();
+    if let Some(g) = MEMO
+        .lock()
+        .ok()
+        .and_then(|m| m.iter().find(|(k, _)| *k == key).map(|(_, g)| g.clone()))
+    {
+        return Ok(g);
+    }
+    let (out_c, out_wcs) = &cubes[ref_i];
+    let (nx, ny, nchan) = (out_c.nx, out_c.ny, out_c.nchan);
+    let freqs: Vec<f64> = (0..nchan).map(|ch| out_wcs.freq(ch)).collect();
+    // The Gaussian beam exp(−k r²), k = 4 ln 2 / FWHM² per channel. k ∝ ν² with ν linear in the
+    // channel makes the ratio of neighbouring channels geometric: B(ch+1) = B(ch)·R(ch),
+    // R(ch+1) = R(ch)·S, three exp per pixel instead of one per channel.
+    let ks: Vec<f64> = freqs
+        .iter()
+        .map(|&f| 4.0 * std::f64::consts::LN_2 / primary_beam_fwhm_deg(f).powi(2))
+        .collect();
+    let d2 = if nchan > 2 {
+        ks[2] - 2.0 * ks[1] + ks[0]
+    } else {
+        0.0
+    };
+    let quadratic = ks
+        .windows(3)
+        .all(|w| ((w[2] - 2.0 * w[1] + w[0]) - d2).abs() <= 1e-9 * w[1].abs());
+    let d0 = if nchan > 1 { ks[1] - ks[0] } else { 0.0 };
+    let kmin = ks.iter().copied().fold(f64::INFINITY, f64::min);
+    let fis: Vec<FreqIndex> = match &holography {
+        Some((m, _)) => freqs.iter().map(|&f| m.freq_index(f)).collect(),
+        None => Vec::new(),
+    };
+    let lo = fis.iter().map(|f| f.f0).min().unwrap_or(0);
+    let hi = fis.iter().map(|f| f.f1).max().unwrap_or(0);
+    let keep = |v: f64| if v >= cutoff { v as f32 } else { 0.0 };
+    let mut beams = Vec::with_capacity(cubes.len());
+    let mut planes = Vec::new();
+    for (b, (c, w)) in cubes.iter().enumerate() {
+        let (mut taps, mut pb, mut r2s) = (Vec::new(), Vec::new(), Vec::new());
+        for y in 0..ny {
+            for x in 0..nx {
+                let (ra, dec) = out_wcs.pix_to_world(x as f64, y as f64);
+                let Some((px, py)) = w.world_to_pix(ra, dec) else {
+                    continue;
+                };
+                let Some(st) = stencil(c.nx, c.ny, px, py) else {
+                    continue;
+                };
+                let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
+                if let Some((model, _)) = &holography {
+                    let (l, m) = rotate_lm(l, m, alpha);
+                    let sp = model
+                        .spatial(beam_numbers[b], l, m)
+                        .ok_or(beam_numbers[b])?;
+                    model.planes_at(&sp, 0, lo, hi, &mut planes);
+                    pb.extend(fis.iter().map(|&fi| keep(blend(&planes, lo, fi).max(0.0))));
+                } else {
+                    let r2 = l * l + m * m;
+                    // Below the cutoff in every channel: the beam is left out here.
+                    if (-kmin * r2).exp() < cutoff {
+                        continue;
+                    }
+                    if quadratic {
+                        r2s.push(r2);
+                    } else {
+                        pb.extend(ks.iter().map(|k| keep((-k * r2).exp())));
+                    }
+                }
+                taps.push(((y * nx + x) as u32, st.tap(c.nx)));
+            }
+        }
+        if !r2s.is_empty() {
+            pb = beam_recurrence(&r2s, [ks[0], d0, d2], nchan, cutoff);
+        }
+        beams.push(BeamGeometry { taps, pb });
+    }
+    let g = Arc::new(Geometry { nx, ny, beams });
+    if let Ok(mut m) = MEMO.lock() {
+        // An island's I, Q and U run close together; a few suffice.
+        if m.len() >= 8 {
+            m.pop_front();
+        }
+        m.push_back((key, g.clone()));
+    }
+    Ok(g)
+}
+
+/// The Gaussian beam exp(−k r²) in every channel for each r² (deg²), `k = k0 + k1·ch +
+/// k2·ch(ch−1)/2` (`ks` = [k0, k1, k2]), pixel-major, 0 below `cutoff`: the recurrence
+/// B(ch+1) = B(ch)·R(ch), R(ch+1) = R(ch)·S run for 16 pixels side by side (independent chains
+/// the compiler vectorises, instead of one chain waiting on each multiply).
+fn beam_recurrence(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<f32> {
+    const L: usize = 16;
+    let mut pb = vec![0f32; r2s.len() * nchan];
+    for (block, r2) in r2s.chunks(L).enumerate() {
+        let (mut v, mut r, mut s) = ([0f64; L], [0f64; L], [0f64; L]);
+        for (i, &x) in r2.iter().enumerate() {
+            v[i] = (-ks[0] * x).exp();
+            r[i] = (-ks[1] * x).exp();
+            s[i] = (-ks[2] * x).exp();
+        }
+        let out = &mut pb[block * L * nchan..(block * L + r2.len()) * nchan];
+        for ch in 0..nchan {
+            for i in 0..r2.len() {
+                out[i * nchan + ch] = if v[i] >= cutoff { v[i] as f32 } else { 0.0 };
+            }
+            for i in 0..L {
+                v[i] *= r[i];
+                r[i] *= s[i];
+            }
+        }
+    }
+    pb
+}
+
+/// Σ w B S / Σ w B² per pixel and channel (NaN where no beam is left) and Σ w B², as planes.
+/// `spectra`: each beam's cutout as spectra ([`to_spectra`]); `ws`: its channel weights.
+/// Pixel by pixel, every channel at once (contiguous spectra the compiler vectorises, with the
+/// widest instructions the CPU has: each channel's arithmetic is the same on every CPU).
+fn mix(m: &Mix) -> (Vec<f32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::science::simd::avx512() {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { mix_avx512(m) };
+        }
+        if crate::science::simd::avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { mix_avx2(m) };
+        }
+    }
+    mix_body(m)
+}
+
+/// What [`mix`] combines: the geometry, each beam's cutout as spectra and its width, each
+/// beam's channel weights (0: channel left out), the channels.
+struct Mix<'a> {
+    geo: &'a Geometry,
+    spectra: &'a [Vec<f32>],
+    nxs: &'a [usize],
+    ws: &'a [Vec<f32>],
+    nchan: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn mix_avx512(m: &Mix) -> (Vec<f32>, Vec<f32>) {
+    mix_body(m)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mix_avx2(m: &Mix) -> (Vec<f32>, Vec<f32>) {
+    mix_body(m)
+}
+
+#[inline(always)]
+fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
+    let Mix {
+        geo,
+        spectra,
+        nxs,
+        ws,
+        nchan,
+    } = *m;
+    let npix = geo.nx * geo.ny;
+    let mut num = vec![0f32; npix * nchan];
+    let mut den = vec![0f32; npix * nchan];
+    let mut v = vec![0f32; nchan];
+    for (b, g) in geo.beams.iter().enumerate() {
+        let w = &ws[b][..nchan];
+        for (k, (p, tap)) in g.taps.iter().enumerate() {
+            tap.sample_spectra(&spectra[b], nxs[b], nchan, &mut v);
+            let pb = &g.pb[k * nchan..(k + 1) * nchan];
+            let p = *p as usize;
+            let n = &mut num[p * nchan..(p + 1) * nchan];
+            let d = &mut den[p * nchan..(p + 1) * nchan];
+            for ch in 0..nchan {
+                // A blank sample, a dead channel (weight 0) or a beam below the cutoff (0)
+                // adds nothing.
+                let wp = w[ch] * pb[ch];
+                let live = v[ch].is_finite() && wp > 0.0;
+                n[ch] += if live { wp * v[ch] } else { 0.0 };
+                d[ch] += if live { wp * pb[ch] } else { 0.0 };
+            }
+        }
+    }
+    for (n, d) in num.iter_mut().zip(&mut den) {
+        *n = if *d > 0.0 { *n / *d } else { f32::NAN };
+    }
+    (to_planes(&num, npix, nchan), to_planes(&den, npix, nchan))
+}
+
 /// `linmos`: out = Σ w_b B_b I_b / Σ w_b B_b² per pixel and channel on the grid of the largest
 /// cutout, w_b the beam's channel weight (inverse variance), B_b the Gaussian primary beam about
 /// the beam's pointing (the cutout's CRVAL); beams whose B_b is below `linmos_cutoff` are left
@@ -360,76 +600,43 @@ impl Builtin for Linmos {
             .enumerate()
             .max_by_key(|(_, (c, _))| c.nx * c.ny)
             .ok_or_else(|| StageError::data(format!("{}: no cutouts", ctx.target)))?;
-        let (out_nx, out_ny) = (cubes[ref_i].0.nx, cubes[ref_i].0.ny);
-        let out_wcs = cubes[ref_i].1.clone();
-        let mut out = vec![f32::NAN; out_nx * out_ny * nchan];
-        let mut wout = vec![0f32; out_nx * out_ny * nchan];
-        let freqs: Vec<f64> = (0..nchan).map(|ch| out_wcs.freq(ch)).collect();
-        let fwhms: Vec<f64> = freqs.iter().map(|&f| primary_beam_fwhm_deg(f)).collect();
-        // With a holography model: each channel's place between its planes, and per beam the I
-        // planes spanning the band at this pixel, interpolated once per pixel.
-        let fis: Vec<FreqIndex> = match &holography {
-            Some(model) => freqs.iter().map(|&f| model.freq_index(f)).collect(),
-            None => Vec::new(),
-        };
-        let lo = fis.iter().map(|f| f.f0).min().unwrap_or(0);
-        let hi = fis.iter().map(|f| f.f1).max().unwrap_or(0);
-        let mut pb_planes: Vec<Vec<f64>> = vec![Vec::new(); cubes.len()];
-        let mut places: Vec<Option<(Stencil, f64, f64)>> = Vec::with_capacity(cubes.len());
-        for y in 0..out_ny {
-            for x in 0..out_nx {
-                let (ra, dec) = out_wcs.pix_to_world(x as f64, y as f64);
-                // Where this sky position falls in each beam's cutout (as an interpolation
-                // stencil), and how far from its pointing.
-                places.clear();
-                places.extend(cubes.iter().map(|(c, w)| {
-                    let (px, py) = w.world_to_pix(ra, dec)?;
-                    let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
-                    Some((stencil(c.nx, c.ny, px, py)?, l, m))
-                }));
-                if let Some(model) = &holography {
-                    for (b, place) in places.iter().enumerate() {
-                        if let Some((_, l, m)) = place {
-                            let (l, m) = rotate_lm(*l, *m, alpha);
-                            let sp = model
-                                .spatial(beam_numbers[b], l, m)
-                                .ok_or_else(|| no_beam(ctx, beam_numbers[b]))?;
-                            model.planes_at(&sp, 0, lo, hi, &mut pb_planes[b]);
-                        }
-                    }
-                }
-                // `ch` indexes the weights, the cubes and the output alike.
-                #[allow(clippy::needless_range_loop)]
-                for ch in 0..nchan {
-                    let (mut num, mut den) = (0.0, 0.0);
-                    for (b, place) in places.iter().enumerate() {
-                        let Some((st, l, m)) = place else {
-                            continue;
-                        };
-                        let pb = if holography.is_some() {
-                            blend(&pb_planes[b], lo, fis[ch]).max(0.0)
+        let holo = holography.as_ref().map(|m| {
+            (
+                m.as_ref(),
+                ctx.input("holography").first().cloned().unwrap_or_default(),
+            )
+        });
+        let geo = geometry(&cubes, ref_i, &beam_numbers, holo, alpha, cutoff)
+            .map_err(|beam| no_beam(ctx, beam))?;
+        // Each cutout as spectra (its planes are not needed again); a weight that is not a
+        // positive number leaves its channel out.
+        let spectra: Vec<Vec<f32>> = cubes
+            .iter_mut()
+            .map(|(c, _)| to_spectra(&std::mem::take(&mut c.data), c.nx * c.ny, nchan))
+            .collect();
+        let nxs: Vec<usize> = cubes.iter().map(|(c, _)| c.nx).collect();
+        let ws: Vec<Vec<f32>> = ws
+            .iter()
+            .map(|w| {
+                w.iter()
+                    .map(|&v| {
+                        if v > 0.0 && v.is_finite() {
+                            v as f32
                         } else {
-                            primary_beam_with_fwhm((l * l + m * m).sqrt(), fwhms[ch])
-                        };
-                        let w = ws[b][ch];
-                        if pb < cutoff || w <= 0.0 || !w.is_finite() {
-                            continue;
+                            0.0
                         }
-                        let v = sample(cubes[b].0.view(), ch, st);
-                        if !v.is_finite() {
-                            continue;
-                        }
-                        num += w * pb * v;
-                        den += w * pb * pb;
-                    }
-                    let k = (ch * out_ny + y) * out_nx + x;
-                    if den > 0.0 {
-                        out[k] = (num / den) as f32;
-                        wout[k] = den as f32;
-                    }
-                }
-            }
-        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let (out, wout) = mix(&Mix {
+            geo: &geo,
+            spectra: &spectra,
+            nxs: &nxs,
+            ws: &ws,
+            nchan,
+        });
+        let (out_nx, out_ny) = (geo.nx, geo.ny);
         let mut header = cubes[ref_i].0.header.clone();
         header.history(if holography.is_some() {
             "arrakis linmos: sum w B I / sum w B^2 (holography primary beams)"

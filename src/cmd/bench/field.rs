@@ -162,7 +162,10 @@ pub fn field(
             },
         )
         .map_err(|e| anyhow!(e))?;
-        eprintln!("bench field: simulated in {:.0} s", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "bench field: simulated in {:.0} s",
+            t0.elapsed().as_secs_f64()
+        );
     }
     let spec = crate::session::FieldSpec {
         field: FIELD.into(),
@@ -205,7 +208,14 @@ pub fn field(
     let child = Command::new(std::env::current_exe()?)
         .arg("--cache")
         .arg(root.join("cache"))
-        .args(["build", FIELD, "--quiet", "-j", &jobs.to_string(), "--datadir"])
+        .args([
+            "build",
+            FIELD,
+            "--quiet",
+            "-j",
+            &jobs.to_string(),
+            "--datadir",
+        ])
         .arg(&data)
         .arg("--report")
         .arg(&report)
@@ -239,7 +249,12 @@ pub fn field(
     }
     let all_reads: Vec<(PathBuf, u64)> = sources_in
         .iter()
-        .map(|p| (p.clone(), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)))
+        .map(|p| {
+            (
+                p.clone(),
+                std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            )
+        })
         .collect();
     let all_writes: Vec<u64> = io.iter().flat_map(|(_, s)| s.writes.clone()).collect();
     let floor_r = read_all(&all_reads, &pool)?;
@@ -253,7 +268,15 @@ pub fn field(
     );
     println!(
         "{:<11} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7}",
-        "stage", "targets", "read GB", "write GB", "floor s", "stage s", "cpu s", "hash GB", "×floor"
+        "stage",
+        "targets",
+        "read GB",
+        "write GB",
+        "floor s",
+        "stage s",
+        "cpu s",
+        "hash GB",
+        "×floor"
     );
     for ((stage, s), (_, f)) in io.iter().zip(&rows) {
         let (wall, cpu, hashed) = per.get(stage).copied().unwrap_or_default();
@@ -272,9 +295,7 @@ pub fn field(
             share / f.max(1e-9)
         );
     }
-    let (cpu, hashed) = per
-        .values()
-        .fold((0.0, 0.0), |a, v| (a.0 + v.1, a.1 + v.2));
+    let (cpu, hashed) = per.values().fold((0.0, 0.0), |a, v| (a.0 + v.1, a.1 + v.2));
     println!(
         "{:<11} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1}",
         "whole build",
