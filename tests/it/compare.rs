@@ -238,7 +238,22 @@ fn the_accepted_demo_catalogue_holds_without_vector_instructions() {
         .arg(tmp.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    // The per-stage table: CPU seconds and bytes hashed (the demo's first build hashes every
+    // beam cube before cutting it).
+    let header = t.lines().find(|l| l.starts_with("stage ")).unwrap_or("");
+    assert!(header.contains("cpu-s") && header.contains("hashed"), "{t}");
+    let cutout: Vec<&str> = t
+        .lines()
+        .find(|l| l.starts_with("cutout "))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert!(
+        cutout.len() == 7 && cutout[4].parse::<f64>().is_ok() && cutout[6] == "MB",
+        "{t}"
+    );
     let accepted =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/accepted/RACS_DEMO.catalogue.csv");
     let cat = tmp.path().join("RACS_DEMO/RACS_DEMO.catalogue.csv");
