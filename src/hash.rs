@@ -16,8 +16,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Files at least this large are hashed memory-mapped with rayon (multithreaded BLAKE3).
-const MMAP_THRESHOLD_BYTES: u64 = 1 << 20;
+/// Files at least this large are hashed from a populated memory map (no copy out of the page
+/// cache: on this project's VMs that copy cost as much as the hash).
+const MMAP_THRESHOLD_BYTES: u64 = 128 << 10;
+/// Files at least this large are hashed on the hashing pool with rayon (multithreaded BLAKE3);
+/// smaller ones on the calling thread (handing a cutout to the pool costs more than it saves).
+const POOL_THRESHOLD_BYTES: u64 = 16 << 20;
 
 /// A BLAKE3 digest of a file's contents or of a key encoding.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -303,10 +307,12 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
                 .populate()
                 .map(&file)?
         };
-        let Some(pool) = hash_pool() else {
+        let Some(pool) = hash_pool().filter(|_| len >= POOL_THRESHOLD_BYTES) else {
             hasher.update(&map);
             return Ok(Digest(*hasher.finalize().as_bytes()));
         };
+        // Spawned and waited for on a channel, not `install`: a build worker waiting in
+        // `install` would take other targets' work meanwhile (rayon's cross-pool wait).
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         pool.spawn(move || {
             let t0 = crate::cputime::thread_cpu();
@@ -323,6 +329,65 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
     file.take(len).read_to_end(&mut buf)?;
     hasher.update(&buf);
     Ok(Digest(*hasher.finalize().as_bytes()))
+}
+
+/// The digest of bytes in memory (the whole of a file, as [`hash_file`] reads it), on the
+/// calling thread: an action's own thread, which neither waits on the hashing pool nor lets
+/// rayon hand it other work meanwhile. Not counted as hashed bytes: callers count.
+pub fn digest_of(bytes: &[u8]) -> Digest {
+    Digest(*blake3::hash(bytes).as_bytes())
+}
+
+/// Digests taken by the pass that already reads or writes a whole file, so that no second
+/// pass reads it to hash it: the engine asks for a file ([`witness::want`]); a reader that
+/// maps the whole of that file, or a writer that holds all its bytes, leaves the digest with
+/// the file's signature ([`witness::deposit`]); the engine takes it ([`witness::take`]) only
+/// while the file still has that signature (the stat cache's rule). Only files asked for are
+/// held, and taking one forgets it.
+pub mod witness {
+    use super::{Digest, StatSig};
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{LazyLock, Mutex, MutexGuard};
+
+    type Slots = HashMap<PathBuf, Option<(StatSig, Digest)>>;
+    static SLOTS: LazyLock<Mutex<Slots>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+    fn slots() -> MutexGuard<'static, Slots> {
+        SLOTS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ask for the digest of `path` from whoever reads or writes it next.
+    pub fn want(path: &Path) {
+        slots().entry(path.to_path_buf()).or_insert(None);
+    }
+
+    /// Whether the digest of `path` is asked for and not yet left.
+    pub fn wanted(path: &Path) -> bool {
+        matches!(slots().get(path), Some(None))
+    }
+
+    /// Leave the digest of `path`'s bytes, taken while it had signature `sig` (before and
+    /// after reading, or after writing them all). Ignored unless asked for.
+    pub fn deposit(path: &Path, sig: StatSig, digest: Digest) {
+        if let Some(slot) = slots().get_mut(path) {
+            *slot = Some((sig, digest));
+        }
+    }
+
+    /// The digest left for `path` if the file has signature `now`; forgets the request either
+    /// way.
+    pub fn take(path: &Path, now: StatSig) -> Option<Digest> {
+        match slots().remove(path)? {
+            Some((sig, d)) if sig == now => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Forget the request for `path` (the action that would have read it did not run).
+    pub fn forget(path: &Path) {
+        slots().remove(path);
+    }
 }
 
 /// Incremental builder of the canonical key encoding (DESIGN.md §1).
@@ -518,7 +583,12 @@ mod tests {
     #[test]
     fn file_hash_matches_in_memory_hash_for_small_and_large_files() {
         let dir = tempfile::tempdir().unwrap();
-        for size in [0usize, 10, (MMAP_THRESHOLD_BYTES as usize) + 17] {
+        for size in [
+            0usize,
+            10,
+            (MMAP_THRESHOLD_BYTES as usize) + 17,
+            (POOL_THRESHOLD_BYTES as usize) + 5,
+        ] {
             let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             let p = dir.path().join(format!("f{size}"));
             std::fs::write(&p, &data).unwrap();

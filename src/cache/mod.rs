@@ -684,6 +684,11 @@ impl Cache {
         Ok(())
     }
 
+    /// Whether the content store holds nothing.
+    pub fn stored_is_empty(&self) -> bool {
+        self.stored.is_empty()
+    }
+
     /// The content store's entry for `key`; an unreadable one is as none.
     pub fn get_stored(&self, key: &Digest) -> Result<Option<StoreEntry>, CacheError> {
         let v = self.stored.get(key.0).map_err(|e| self.sled_err(e))?;

@@ -236,6 +236,47 @@ enum Step {
     Deferred(Deferred),
 }
 
+/// Reads files ahead into the page cache on a thread of its own, each file once per build;
+/// files under 1 MiB are left alone.
+struct Prefetcher {
+    tx: std::sync::mpsc::Sender<std::path::PathBuf>,
+}
+
+impl Prefetcher {
+    fn start() -> Option<Prefetcher> {
+        let (tx, rx) = std::sync::mpsc::channel::<std::path::PathBuf>();
+        std::thread::Builder::new()
+            .name("arrakis-prefetch".into())
+            .spawn(move || {
+                let mut done = std::collections::HashSet::new();
+                for path in rx {
+                    if !done.insert(path.clone()) {
+                        continue;
+                    }
+                    let Ok(f) = std::fs::File::open(&path) else {
+                        continue;
+                    };
+                    if f.metadata()
+                        .map_or(true, |m| !m.is_file() || m.len() < 1 << 20)
+                    {
+                        continue;
+                    }
+                    // Mapped populated and let go: the kernel reads the whole file into the
+                    // page cache (no copy into this process; WILLNEED advice reads only the
+                    // first readahead window).
+                    // SAFETY: the map is only created and dropped, never read.
+                    drop(unsafe { memmap2::MmapOptions::new().populate().map(&f) });
+                }
+            })
+            .ok()?;
+        Some(Prefetcher { tx })
+    }
+
+    fn ask(&self, path: std::path::PathBuf) {
+        let _ = self.tx.send(path);
+    }
+}
+
 /// Evaluate one target and, if stale and allowed, run it and commit its record; with `defer`,
 /// a stale target is handed back instead. `receipts` are the receipt files waiting at the start
 /// of the build.
@@ -256,7 +297,10 @@ fn process(
             None => UpInput::Unavailable("not evaluated".into()),
         }
     };
-    let ev: Evaluation = match engine.evaluate(ti, &up) {
+    // Large unknown sources of a target that runs anyway are hashed by its action's read (not
+    // for cluster rules, whose receipts carry the key, nor while receipts wait).
+    let defer_sources = !dry_run && !defer && mode == Mode::Run && receipts.is_empty();
+    let ev: Evaluation = match engine.evaluate_with(ti, &up, defer_sources) {
         Ok(ev) => ev,
         Err(e) => {
             let msg = e.to_string();
@@ -333,7 +377,13 @@ fn process(
                 return Step::Finished(Some(o), Done::Unknown, None);
             }
             if interrupted() {
+                for p in &ev.pending {
+                    crate::hash::witness::forget(p);
+                }
                 return Step::Finished(None, Done::Unavailable("interrupted".into()), None);
+            }
+            if !ev.pending.is_empty() {
+                return run_then_key(engine, ti, &up, ev.pending, reasons, class, running);
             }
             let key = ev.key.unwrap_or(crate::hash::Digest([0; 32]));
             // Work a Slurm job finished after its coordinator died: take it, do not redo it.
@@ -394,6 +444,57 @@ fn process(
                 .map_err(super::Failure::of);
             let (o, done, fatal) = commit(engine, ti, key, ev.inputs, result, reasons, class);
             Step::Finished(o, done, fatal)
+        }
+    }
+}
+
+/// Run target `ti`, never built, whose large sources `pending` are hashed by the action's own
+/// read; then evaluate it again for its key (every source now known: through the digests the
+/// read left, or hashed here if it left none) and commit.
+#[allow(clippy::too_many_arguments)]
+fn run_then_key(
+    engine: &Engine,
+    ti: usize,
+    up: &dyn Fn(u32, u32) -> UpInput,
+    pending: Vec<std::path::PathBuf>,
+    reasons: Vec<String>,
+    class: StaleClass,
+    running: &std::sync::atomic::AtomicU64,
+) -> Step {
+    running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = run_target(engine, ti);
+    running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    let again = engine.evaluate(ti, up);
+    for p in &pending {
+        crate::hash::witness::forget(p);
+    }
+    let result = run
+        .outputs
+        .map(|o| (o, run.seconds, hostname()))
+        .map_err(super::Failure::of);
+    match again {
+        Ok(ev) => match (ev.key, ev.verdict) {
+            (Some(key), _) => {
+                let (o, done, fatal) = commit(engine, ti, key, ev.inputs, result, reasons, class);
+                Step::Finished(o, done, fatal)
+            }
+            (None, Verdict::Blocked { why, .. }) => {
+                let mut o = outcome(Status::Failed);
+                o.error = Some(why.clone());
+                Step::Finished(Some(o), Done::Unavailable(why), None)
+            }
+            (None, _) => {
+                let why = "its inputs could not be known after it ran".to_string();
+                let mut o = outcome(Status::Failed);
+                o.error = Some(why.clone());
+                Step::Finished(Some(o), Done::Unavailable(why), None)
+            }
+        },
+        Err(e) => {
+            let msg = e.to_string();
+            let mut o = outcome(Status::Failed);
+            o.error = Some(msg.clone());
+            Step::Finished(Some(o), Done::Unavailable(msg.clone()), Some(msg))
         }
     }
 }
@@ -649,6 +750,11 @@ pub fn build_parts(
     let mut ready: VecDeque<usize> = (0..n)
         .filter(|&gi| mode_of(gi) != Mode::Ignore && pending[gi] == 0)
         .collect();
+    // The large sources of the next targets to run are read ahead while the current ones
+    // compute: only for targets that will run (no record, or a stage already running).
+    let prefetch = Prefetcher::start();
+    let mut prefetched = vec![false; n];
+    let mut rule_ran: std::collections::HashSet<(usize, u32)> = Default::default();
     let start_pool = |n: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -791,6 +897,23 @@ pub fn build_parts(
                     }
                     let _ = tx.send(msgs);
                 });
+            }
+            if let Some(pf) = &prefetch {
+                for &gi in ready.iter().take(4 * jobs) {
+                    if std::mem::replace(&mut prefetched[gi], true) || mode_of(gi) != Mode::Run {
+                        continue;
+                    }
+                    let (p, ti) = locate(gi);
+                    let (engine, t) = (parts[p].engine, &parts[p].engine.graph.targets[ti]);
+                    if engine.has_record(ti) != Some(false) && !rule_ran.contains(&(p, t.rule)) {
+                        continue;
+                    }
+                    for f in t.inputs.iter().flat_map(|s| &s.files) {
+                        if let crate::graph::InputFile::Source(rel) = f {
+                            pf.ask(engine.abs(rel));
+                        }
+                    }
+                }
             }
             let remote = clusters.in_flight();
             if in_flight == 0 && remote == 0 {
@@ -940,6 +1063,9 @@ pub fn build_parts(
                 if o.status == Status::Failed && !o.blocked && !opts.keep_going && !rule_keeps_going
                 {
                     stopped = true;
+                }
+                if o.status == Status::Ran {
+                    rule_ran.insert((p, g.targets[ti].rule));
                 }
                 if counted {
                     outcomes[gi] = Some(o);

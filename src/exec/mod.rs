@@ -128,7 +128,15 @@ pub struct Evaluation<'e> {
     /// The target's record, if any: borrowed from the records read in bulk at the start of the
     /// build, owned when read from the cache on its own.
     pub record: Option<Cow<'e, TargetState>>,
+    /// Large sources left unhashed because the target runs anyway (it was never built): their
+    /// digests come from the action's own read ([`crate::hash::witness`]); evaluate again once
+    /// it has run for the key. `key` is `None` meanwhile.
+    pub pending: Vec<PathBuf>,
 }
+
+/// Sources at least this large are hashed from the action's own read when the target runs
+/// anyway; smaller ones (catalogues, shared by many targets) are hashed first, as before.
+const DEFER_HASH_MIN_BYTES: u64 = 1 << 20;
 
 /// Files a build read to hash them ([`Engine::hashed`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -181,6 +189,8 @@ pub struct Engine<'a> {
     pub use_store: bool,
     /// Entries this build added to the content store.
     pub kept: AtomicU64,
+    /// Whether the content store was empty when first asked (see [`Engine::evaluate_with`]).
+    store_empty: std::sync::OnceLock<bool>,
 }
 
 impl<'a> Engine<'a> {
@@ -203,6 +213,7 @@ impl<'a> Engine<'a> {
             forced: Vec::new(),
             use_store: false,
             kept: AtomicU64::new(0),
+            store_empty: std::sync::OnceLock::new(),
         }
     }
 
@@ -326,7 +337,11 @@ impl<'a> Engine<'a> {
                 return Ok(Some(rec.digest));
             }
         }
-        let digest = hash_file(abs).map_err(io)?;
+        // Hashed by the action that read it (a deferred source), or read here to hash it.
+        let digest = match crate::hash::witness::take(abs, sig) {
+            Some(d) => d,
+            None => hash_file(abs).map_err(io)?,
+        };
         self.count_hash(sig.size);
         // A signature taken in the same tick as a write could hide a second write: don't keep it.
         if !sig.is_racy() {
@@ -410,6 +425,40 @@ impl<'a> Engine<'a> {
         ti: usize,
         upstream: &dyn Fn(u32, u32) -> UpInput,
     ) -> Result<Evaluation<'_>, EngineError> {
+        self.evaluate_with(ti, upstream, false)
+    }
+
+    /// Whether source `rel` can be left unhashed until the action has read it: a regular file
+    /// of at least [`DEFER_HASH_MIN_BYTES`] that neither this build nor the stat cache knows.
+    fn defer_source(&self, rel: &str) -> Result<bool, EngineError> {
+        let known = {
+            let m = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+            m.contains_key(rel)
+        };
+        if known {
+            return Ok(false);
+        }
+        let abs = self.abs(rel);
+        let Ok(md) = std::fs::metadata(&abs) else {
+            return Ok(false);
+        };
+        if !md.is_file() || md.len() < DEFER_HASH_MIN_BYTES {
+            return Ok(false);
+        }
+        let sig = StatSig::from_metadata(&md);
+        Ok(!self.cache.get_file(&abs)?.is_some_and(|r| r.sig == sig))
+    }
+
+    /// [`Engine::evaluate`]; with `defer_sources`, a target with no record (it runs whatever
+    /// its key) leaves its large unknown sources unhashed ([`Evaluation::pending`]): the
+    /// action's read hashes them. Not while the content store holds anything (a target with
+    /// no record could still find its outputs there by key).
+    pub fn evaluate_with(
+        &self,
+        ti: usize,
+        upstream: &dyn Fn(u32, u32) -> UpInput,
+        defer_sources: bool,
+    ) -> Result<Evaluation<'_>, EngineError> {
         let t = &self.graph.targets[ti];
         let rule = &self.graph.rules[t.rule as usize];
         let record = match &self.states {
@@ -423,6 +472,13 @@ impl<'a> Engine<'a> {
         let mut refs: Vec<(&str, &str, Digest)> = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
         let mut blocked: Option<(String, bool)> = None;
+        let mut pending: Vec<PathBuf> = Vec::new();
+        let defer_sources = defer_sources
+            && record.is_none()
+            && (!self.use_store
+                || *self
+                    .store_empty
+                    .get_or_init(|| self.cache.stored_is_empty()));
         let mut key = KeyHasher::new();
         key.rule(&rule.name);
         key.action(&rule.action);
@@ -451,6 +507,11 @@ impl<'a> Engine<'a> {
                                 blocked.get_or_insert_with(|| (format!("input '{sname}' comes from {}, which did not complete ({why})", up.id), true));
                             }
                         }
+                    }
+                    InputFile::Source(rel) if defer_sources && self.defer_source(rel)? => {
+                        let abs = self.abs(rel);
+                        crate::hash::witness::want(&abs);
+                        pending.push(abs);
                     }
                     InputFile::Source(rel) => match self.source_digest(rel)? {
                         Some(d) => refs.push((sname, rel, d)),
@@ -492,11 +553,27 @@ impl<'a> Engine<'a> {
                 .collect()
         };
         if let Some((why, upstream)) = blocked {
+            for p in &pending {
+                crate::hash::witness::forget(p);
+            }
             return Ok(Evaluation {
                 key: None,
                 inputs: owned(&refs),
                 verdict: Verdict::Blocked { why, upstream },
                 record,
+                pending: Vec::new(),
+            });
+        }
+        if !pending.is_empty() && unknown.is_empty() {
+            return Ok(Evaluation {
+                key: None,
+                inputs: Vec::new(),
+                verdict: Verdict::Run {
+                    reasons: vec!["never built (no record in the cache)".into()],
+                    class: StaleClass::Missing,
+                },
+                record,
+                pending,
             });
         }
         if !unknown.is_empty() {
@@ -513,6 +590,7 @@ impl<'a> Engine<'a> {
                     class,
                 },
                 record,
+                pending,
             });
         }
         let key = key.finish();
@@ -559,6 +637,7 @@ impl<'a> Engine<'a> {
             inputs,
             verdict,
             record,
+            pending: Vec::new(),
         })
     }
 
@@ -750,6 +829,12 @@ impl<'a> Engine<'a> {
             Some(Cow::Owned(r)) => Done::Outputs(r.outputs.iter().map(|o| o.digest).collect()),
             None => Done::Outputs(Vec::new()),
         }
+    }
+
+    /// Whether target `ti` had a record at the start of the build (`None`: records were not
+    /// read in bulk, so unknown without a lookup).
+    pub fn has_record(&self, ti: usize) -> Option<bool> {
+        self.states.as_ref().map(|s| s.get(ti).is_some())
     }
 
     /// Digest of output `k` of target `ti` in the record read at the start of the build.

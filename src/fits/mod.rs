@@ -476,14 +476,8 @@ fn write_cards(h: &Handle, header: &Header) -> Result<(), FitsError> {
     Ok(())
 }
 
-/// Write a float32 primary image of `shape` (NAXIS1 first) with the header's non-structural cards.
-fn write_image(
-    path: &Path,
-    shape: &[usize],
-    data: &[f32],
-    header: &Header,
-) -> Result<(), FitsError> {
-    let h = Handle::create(path)?;
+/// Start a float32 primary image of `shape` (NAXIS1 first) in an open file.
+fn create_image(h: &Handle, shape: &[usize]) -> Result<(), FitsError> {
     let mut status = 0;
     let mut naxes: Vec<c_long> = shape.iter().map(|&n| n as c_long).collect();
     // SAFETY: valid handle; naxes has NAXIS entries.
@@ -496,7 +490,177 @@ fn write_image(
             &mut status,
         )
     };
-    h.check(status, "creating the image")?;
+    h.check(status, "creating the image")
+}
+
+/// The header of a float32 primary image of `shape` (NAXIS1 first) with `header`'s
+/// non-structural cards, as the bytes a file holds: cfitsio lays the cards out (in a memory
+/// file, as it would on disk: its structural cards, its formatting of each card) and gives
+/// them back with END; the block is filled with blanks to 2880 bytes.
+fn header_bytes(path: &Path, shape: &[usize], header: &Header) -> Result<Vec<u8>, FitsError> {
+    let mut fptr = std::ptr::null_mut();
+    let mut status = 0;
+    let name = CString::new("mem://").expect("no NUL");
+    // SAFETY: a fresh memory file cfitsio owns and frees when closed.
+    unsafe { sys::ffinit(&mut fptr, name.as_ptr(), &mut status) };
+    if status != 0 {
+        return Err(err(
+            path,
+            format!("cannot lay out the header: {}", status_text(status)),
+        ));
+    }
+    let h = Handle {
+        fptr,
+        path: path.to_path_buf(),
+    };
+    create_image(&h, shape)?;
+    write_cards(&h, header)?;
+    let (mut text, mut nkeys) = (std::ptr::null_mut::<c_char>(), 0);
+    // SAFETY: valid handle; cfitsio allocates `text` (freed below with its own free).
+    unsafe {
+        sys::ffhdr2str(
+            h.fptr,
+            0,
+            std::ptr::null_mut(),
+            0,
+            &mut text,
+            &mut nkeys,
+            &mut status,
+        )
+    };
+    h.check(status, "laying out the header")?;
+    // SAFETY: on success `text` holds nkeys 80-byte cards (END last) and a NUL.
+    let mut bytes =
+        unsafe { std::slice::from_raw_parts(text as *const u8, nkeys as usize * 80) }.to_vec();
+    // SAFETY: allocated by cfitsio with malloc.
+    unsafe { libc::free(text.cast()) };
+    // The memory file goes with its handle (closing it writes only into memory).
+    let _ = h.close();
+    bytes.resize(
+        bytes.len().div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize,
+        b' ',
+    );
+    Ok(bytes)
+}
+
+/// A float32 primary image file's bytes being put together: the header, then the pixels as
+/// FITS stores them (big-endian, NAXIS1 fastest) appended in order, then zeros to the end of
+/// the block when written.
+pub struct ImageBytes {
+    bytes: Vec<u8>,
+    /// Where the pixels start and end.
+    data_start: usize,
+    data_end: usize,
+}
+
+impl ImageBytes {
+    /// The header laid out for `shape`, with room reserved for its pixels.
+    pub fn new(path: &Path, shape: &[usize], header: &Header) -> Result<ImageBytes, FitsError> {
+        let mut bytes = header_bytes(path, shape, header)?;
+        let data_start = bytes.len();
+        let data_end = data_start + shape.iter().product::<usize>() * 4;
+        bytes.reserve_exact(
+            data_end.div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize - data_start,
+        );
+        Ok(ImageBytes {
+            bytes,
+            data_start,
+            data_end,
+        })
+    }
+
+    /// Append pixels already big-endian (as a plain float32 FITS file holds them).
+    pub fn extend_be(&mut self, be: &[u8]) {
+        assert!(
+            self.bytes.len() + be.len() <= self.data_end,
+            "more pixels than the shape holds"
+        );
+        self.bytes.extend_from_slice(be);
+    }
+
+    /// Append pixels.
+    pub fn put_f32(&mut self, data: &[f32]) {
+        let n = data.len() * 4;
+        assert!(
+            self.bytes.len() + n <= self.data_end,
+            "more pixels than the shape holds"
+        );
+        let len = self.bytes.len();
+        let spare = &mut self.bytes.spare_capacity_mut()[..n];
+        for (o, v) in spare.chunks_exact_mut(4).zip(data) {
+            for (o, b) in o.iter_mut().zip(v.to_be_bytes()) {
+                o.write(b);
+            }
+        }
+        // SAFETY: the n bytes after `len` were all written just above (capacity reserved in
+        // `new`, checked by the assertion).
+        unsafe { self.bytes.set_len(len + n) };
+    }
+
+    /// The pixels appended so far, big-endian.
+    pub fn pixels_be(&self) -> &[u8] {
+        &self.bytes[self.data_start..]
+    }
+
+    /// Write the file at `path` (which must not exist: outputs go to fresh temporary names)
+    /// in one piece; if the build asked for its digest ([`crate::hash::witness`]), hash the
+    /// bytes here, so that nothing reads the file back to hash it.
+    pub fn write(self, path: &Path) -> Result<(), FitsError> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| err(path, format!("cannot create: {e}")))?;
+        let mut img = self;
+        assert_eq!(
+            img.bytes.len(),
+            img.data_end,
+            "fewer pixels than the shape holds"
+        );
+        img.bytes.resize(
+            img.data_end.div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize,
+            0,
+        );
+        f.write_all(&img.bytes)
+            .map_err(|e| err(path, format!("cannot write: {e}")))?;
+        if crate::hash::witness::wanted(path) {
+            crate::cputime::add_hashed(img.bytes.len() as u64);
+            let digest = crate::hash::digest_of(&img.bytes);
+            if let Ok(md) = f.metadata() {
+                let sig = crate::hash::StatSig::from_metadata(&md);
+                crate::hash::witness::deposit(path, sig, digest);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Write a float32 primary image of `shape` (NAXIS1 first) with the header's non-structural
+/// cards: the bytes cfitsio writes (its header layout, big-endian pixels, zero fill), put
+/// together in memory and written at once.
+fn write_image(
+    path: &Path,
+    shape: &[usize],
+    data: &[f32],
+    header: &Header,
+) -> Result<(), FitsError> {
+    let mut img = ImageBytes::new(path, shape, header)?;
+    img.put_f32(data);
+    img.write(path)
+}
+
+/// cfitsio's own writing of an image, which [`write_image`] must match byte for byte.
+#[cfg(test)]
+fn write_image_cfitsio(
+    path: &Path,
+    shape: &[usize],
+    data: &[f32],
+    header: &Header,
+) -> Result<(), FitsError> {
+    let h = Handle::create(path)?;
+    let mut status = 0;
+    create_image(&h, shape)?;
     write_cards(&h, header)?;
     let mut data = data.to_vec();
     // SAFETY: the buffer holds exactly nelem floats.
@@ -609,5 +773,71 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn images_are_written_byte_for_byte_as_cfitsio_writes_them_and_hashed_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = Header::default();
+        header.set_str("CTYPE1", "RA---SIN", "");
+        header.set_f64("CRVAL1", 189.25, "deg");
+        header.set_str("OBJECT", "an island's name that is long enough", "island");
+        header.set_f64("INSTRUMENT_RECEPTOR_ANGLE", -45.0, "");
+        header.history("made by a test");
+        // Cards cfitsio puts in every new primary header, and blank ones: not copied twice.
+        header.cards.push(
+            "COMMENT   FITS (Flexible Image Transport System) format is defined in 'Astronomy"
+                .into(),
+        );
+        header.cards.push(String::new());
+        // Many cards: a header of several blocks.
+        for k in 0..70 {
+            header.set_f64(&format!("KEY{k}"), k as f64 * 1.5, "");
+        }
+        let values = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| match i % 7 {
+                    0 => f32::NAN,
+                    1 => -0.0,
+                    2 => f32::INFINITY,
+                    3 => f32::from_bits(0x7fc0_1234), // a NaN with a payload
+                    _ => (i as f32 * 0.37).sin(),
+                })
+                .collect()
+        };
+        // Data ending inside a block, on a block's end (720 floats = 2880 bytes), and 4-D.
+        for (k, shape) in [vec![3usize, 2, 4], vec![30, 24, 1], vec![5, 4, 3, 2]]
+            .into_iter()
+            .enumerate()
+        {
+            let data = values(shape.iter().product());
+            let (ours, theirs) = (
+                dir.path().join(format!("ours{k}.fits")),
+                dir.path().join(format!("cfitsio{k}.fits")),
+            );
+            crate::hash::witness::want(&ours);
+            write_image(&ours, &shape, &data, &header).unwrap();
+            write_image_cfitsio(&theirs, &shape, &data, &header).unwrap();
+            let (a, b) = (
+                std::fs::read(&ours).unwrap(),
+                std::fs::read(&theirs).unwrap(),
+            );
+            assert_eq!(a.len(), b.len(), "shape {shape:?}");
+            assert!(a == b, "shape {shape:?}: the bytes differ");
+            let sig = crate::hash::StatSig::of_path(&ours).unwrap().unwrap();
+            assert_eq!(
+                crate::hash::witness::take(&ours, sig),
+                Some(crate::hash::hash_file(&ours).unwrap()),
+                "the digest left as written is the file's"
+            );
+            // Not asked for: nothing is left.
+            std::fs::remove_file(&ours).unwrap();
+            write_image(&ours, &shape, &data, &header).unwrap();
+            assert_eq!(crate::hash::witness::take(&ours, sig), None);
+        }
+        // An output name that exists already is an error, not an overwrite.
+        let p = dir.path().join("ours0.fits");
+        let e = write_image(&p, &[1, 1, 1], &[0.0], &header).unwrap_err();
+        assert!(e.to_string().contains("ours0.fits") && e.to_string().contains("cannot create"));
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! Must never: read a beam cube more than once, or write anywhere but its temporary outputs.
 
+use std::path::Path;
+
 use super::io::{components, parse_weights, single};
 use super::params::PAD;
 use super::{ActionCtx, Builtin, StageError};
-use crate::fits::{Cube, Header, PlaneReader};
+use crate::fits::{Header, ImageBytes, PlaneReader};
 use crate::rules::{Contract, SlotSpec};
 use crate::wcs::Wcs;
 
@@ -168,61 +170,69 @@ impl Builtin for Cutout {
             let last = chunks.len() - 1;
             chunks[last].push(i);
         }
+        // Each cutout is the cube's own bytes (big-endian float32, as FITS stores them)
+        // copied straight from the mapped cube into the output file's bytes after its header:
+        // no conversion either way, and the file is hashed as it is written.
         let mut any_data = false;
-        let mut rows_buf: Vec<f32> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
+        let finite =
+            |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7f80_0000 != 0x7f80_0000;
         for chunk in &chunks {
-            let boxes: Vec<&Job> = chunk.iter().filter_map(|&i| jobs[i].1.as_ref()).collect();
-            let ylo = boxes.iter().map(|j| j.y0).min().unwrap_or(0);
-            let yhi = boxes.iter().map(|j| j.y0 + j.h).max().unwrap_or(0);
-            let mut data: Vec<Vec<f32>> = boxes
+            let mut files: Vec<(&Path, Option<&Job>, ImageBytes)> = Vec::with_capacity(chunk.len());
+            for &i in chunk {
+                let (k, job) = &jobs[i];
+                let (_, path, each) = &ctx.outputs[*k];
+                let mut header: Header = reader.header.clone();
+                let shape = match job {
+                    Some(j) => {
+                        header.set_f64("CRPIX1", wcs.crpix_x - j.x0 as f64, "");
+                        header.set_f64("CRPIX2", wcs.crpix_y - j.y0 as f64, "");
+                        [j.w, j.h, nchan]
+                    }
+                    // The island's box misses this image entirely: an all-blank 1×1 cube,
+                    // which the mosaic ignores.
+                    None => [1, 1, nchan],
+                };
+                header.set_str("OBJECT", each.unwrap_or(""), "island");
+                let mut img = ImageBytes::new(path, &shape, &header)?;
+                if job.is_none() {
+                    img.put_f32(&vec![f32::NAN; nchan]);
+                }
+                files.push((path.as_path(), job.as_ref(), img));
+            }
+            let ylo = files
                 .iter()
-                .map(|j| vec![0f32; j.w * j.h * nchan])
-                .collect();
-            rows_buf.resize((yhi - ylo) * nx as usize, 0.0);
+                .filter_map(|f| f.1)
+                .map(|j| j.y0)
+                .min()
+                .unwrap_or(0);
+            let yhi = files
+                .iter()
+                .filter_map(|f| f.1)
+                .map(|j| j.y0 + j.h)
+                .max()
+                .unwrap_or(0);
             if yhi > ylo {
+                // Channel by channel: each box's pixels are appended in file order.
                 for c in 0..nchan {
-                    reader.read_rows(c, ylo..yhi, &mut rows_buf)?;
-                    for (j, d) in boxes.iter().zip(data.iter_mut()) {
+                    let rows = reader.rows_be(c, ylo..yhi, &mut scratch)?;
+                    for (_, job, img) in files.iter_mut() {
+                        let Some(j) = job else { continue };
                         for y in 0..j.h {
-                            let src = (j.y0 - ylo + y) * nx as usize + j.x0;
-                            let dst = (c * j.h + y) * j.w;
-                            d[dst..dst + j.w].copy_from_slice(&rows_buf[src..src + j.w]);
+                            let src = ((j.y0 - ylo + y) * nx as usize + j.x0) * 4;
+                            img.extend_be(&rows[src..src + j.w * 4]);
                         }
                     }
                 }
             }
             // Flagged channels are blank planes; boxes with no data at all mean a bad image.
-            any_data = any_data || data.iter().flatten().any(|v| v.is_finite());
-            let mut data = data.into_iter();
-            for &i in chunk {
-                let (k, job) = &jobs[i];
-                let (_, path, each) = &ctx.outputs[*k];
-                let mut header: Header = reader.header.clone();
-                let cube = match job {
-                    Some(j) => {
-                        header.set_f64("CRPIX1", wcs.crpix_x - j.x0 as f64, "");
-                        header.set_f64("CRPIX2", wcs.crpix_y - j.y0 as f64, "");
-                        Cube {
-                            nx: j.w,
-                            ny: j.h,
-                            nchan,
-                            data: data.next().unwrap_or_default(),
-                            header,
-                        }
-                    }
-                    // The island's box misses this image entirely: an all-blank 1×1 cube,
-                    // which the mosaic ignores.
-                    None => Cube {
-                        nx: 1,
-                        ny: 1,
-                        nchan,
-                        data: vec![f32::NAN; nchan],
-                        header,
-                    },
-                };
-                let mut cube = cube;
-                cube.header.set_str("OBJECT", each.unwrap_or(""), "island");
-                cube.write(path)?;
+            any_data = any_data
+                || files
+                    .iter()
+                    .filter(|f| f.1.is_some())
+                    .any(|f| f.2.pixels_be().chunks_exact(4).any(finite));
+            for (path, _, img) in files {
+                img.write(path)?;
             }
         }
         if !any_data && jobs.iter().any(|(_, j)| j.is_some()) {

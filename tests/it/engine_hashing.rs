@@ -64,3 +64,66 @@ fn a_source_asked_for_by_many_threads_at_once_is_hashed_once() {
     ask_at_once(&engine);
     assert_eq!(engine.hashed(), Hashed::default());
 }
+
+/// A first build reads each beam cube once: the cutout's evaluation leaves the cube unhashed
+/// (the target runs whatever its key), the cutout's own read of the cube leaves its digest,
+/// and the key made after the run is the one a separate hash gives.
+#[test]
+fn a_first_builds_cubes_are_hashed_by_the_cutouts_own_read() {
+    use arrakis::exec::UpInput;
+    use arrakis::hash::{hash_file, witness, Digest};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let opts = arrakis::simulate::SimOptions {
+        beams: 1,
+        sources: 3,
+        npix: 64,
+        nchan: 72,
+        ..arrakis::simulate::SimOptions::small("W1", 3)
+    };
+    let dir = arrakis::simulate::simulate(data, &opts).unwrap();
+    let spec = arrakis::session::FieldSpec {
+        field: "W1".into(),
+        datadir: data.to_path_buf(),
+        rules: None,
+        configs: Vec::new(),
+        sets: Vec::new(),
+        limit: None,
+    };
+    let setup = arrakis::session::load_setup(&spec).unwrap();
+    let (graph, rules) = (&setup.graph, &setup.rules);
+    let cache = Cache::open(&data.join("cache"), false).unwrap();
+    let ti = (0..graph.targets.len())
+        .find(|&i| graph.stage_of(i) == "cutout")
+        .unwrap();
+    let up = |_: u32, _: u32| UpInput::Known(Digest([1; 32]));
+
+    let engine = Engine::new(graph, rules, &cache);
+    let ev = engine.evaluate_with(ti, &up, true).unwrap();
+    assert_eq!(ev.key, None, "no key before the run");
+    assert_eq!(ev.pending.len(), 1, "the cube waits: {:?}", ev.pending);
+    let cube = ev.pending[0].clone();
+    assert!(cube.to_string_lossy().ends_with(".fits") && witness::wanted(&cube));
+    let size = std::fs::metadata(&cube).unwrap().len();
+    assert!(size >= 1 << 20);
+    assert!(
+        engine.hashed().bytes < 64 << 10,
+        "only the small sources (catalogues) are hashed first: {:?}",
+        engine.hashed()
+    );
+    // The cutout's read (the action's reader) leaves the digest.
+    drop(arrakis::fits::PlaneReader::open(&cube).unwrap());
+    assert!(!witness::wanted(&cube), "left by the read");
+    let after = engine.evaluate(ti, &up).unwrap();
+    let key = after.key.expect("every input known after the run");
+    let recorded = after
+        .inputs
+        .iter()
+        .find(|i| dir.join(&i.path) == cube)
+        .unwrap();
+    assert_eq!(recorded.digest, hash_file(&cube).unwrap());
+    // A build that hashes first (no deferring) makes the same key.
+    let fresh = Cache::open(&data.join("cache2"), false).unwrap();
+    let other = Engine::new(graph, rules, &fresh);
+    assert_eq!(other.evaluate_with(ti, &up, false).unwrap().key, Some(key));
+}

@@ -44,7 +44,7 @@ fn read_all(files: &[(PathBuf, u64)], pool: &rayon::ThreadPool) -> Result<f64> {
 }
 
 /// Write files of these sizes under `scratch` with `jobs` threads (1 MiB writes, no fsync, as
-/// the build writes), then remove them; seconds to write.
+/// the build writes) into a new directory `scratch` (removed later, all at once); seconds.
 fn write_all(sizes: &[u64], scratch: &Path, pool: &rayon::ThreadPool) -> Result<f64> {
     std::fs::create_dir_all(scratch)?;
     let t0 = Instant::now();
@@ -64,9 +64,7 @@ fn write_all(sizes: &[u64], scratch: &Path, pool: &rayon::ThreadPool) -> Result<
                 Ok(())
             })
     })?;
-    let s = t0.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(scratch);
-    Ok(s)
+    Ok(t0.elapsed().as_secs_f64())
 }
 
 /// What one stage reads and writes.
@@ -177,13 +175,48 @@ pub fn field(
     };
     let setup = crate::session::load_setup(&spec).map_err(|e| anyhow!(e))?;
     let graph = &setup.graph;
-    // Cold: no cache, no outputs, the inputs out of the page cache.
-    let _ = std::fs::remove_dir_all(root.join("cache"));
+    // Cold: no cache, no outputs, the inputs out of the page cache. An earlier run's outputs
+    // are set aside (renamed) and removed only after the measurements: ext4 creates files
+    // slowly for a minute or more after thousands were deleted (its inode allocator skips
+    // recently deleted inodes), which a real first build of a field does not meet.
+    let aside = root.join(format!("set-aside-{}", std::process::id()));
+    let mut moved = BTreeSet::new();
+    // Directories holding inputs stay.
+    let holds_inputs: BTreeSet<PathBuf> = graph
+        .targets
+        .iter()
+        .flat_map(|t| t.inputs.iter().flat_map(|s| &s.files))
+        .filter_map(|f| match f {
+            InputFile::Source(rel) => Path::new(rel)
+                .components()
+                .next()
+                .map(|c| graph.field_dir.join(c)),
+            _ => None,
+        })
+        .collect();
     for t in &graph.targets {
         for o in &t.outputs {
-            let _ = std::fs::remove_file(graph.field_dir.join(&o.rel));
+            let first = Path::new(&o.rel).components().next();
+            let top = first.map(|c| graph.field_dir.join(c));
+            let whole = |d: &PathBuf| {
+                d.is_dir()
+                    && Path::new(&o.rel).components().count() > 1
+                    && !holds_inputs.contains(d)
+            };
+            match top.filter(whole) {
+                Some(dir) if moved.insert(dir.clone()) => {
+                    std::fs::create_dir_all(&aside)?;
+                    let to = aside.join(dir.file_name().unwrap_or_default());
+                    std::fs::rename(&dir, &to)?;
+                }
+                Some(_) => {}
+                None => {
+                    let _ = std::fs::remove_file(graph.field_dir.join(&o.rel));
+                }
+            }
         }
     }
+    let _ = std::fs::remove_dir_all(root.join("cache"));
     let sources_in: BTreeSet<PathBuf> = graph
         .targets
         .iter()
@@ -233,7 +266,13 @@ pub fn field(
     // The floors, in the same run: each stage's inputs read (files no rule makes evicted
     // first) and its output bytes written; overall, every input once and every output once.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-    let scratch = root.join("floor-scratch");
+    let scratch_root = root.join("floor-scratch");
+    let _ = std::fs::remove_dir_all(&scratch_root);
+    let mut floors = 0;
+    let mut scratch = || {
+        floors += 1;
+        scratch_root.join(floors.to_string())
+    };
     let mut rows = Vec::new();
     for (stage, s) in &io {
         for p in &s.cold {
@@ -241,7 +280,7 @@ pub fn field(
         }
         let reads: Vec<(PathBuf, u64)> = s.reads.iter().map(|(p, n)| (p.clone(), *n)).collect();
         let r = read_all(&reads, &pool)?;
-        let w = write_all(&s.writes, &scratch, &pool)?;
+        let w = write_all(&s.writes, &scratch(), &pool)?;
         rows.push((stage.clone(), r + w));
     }
     for p in &sources_in {
@@ -258,7 +297,10 @@ pub fn field(
         .collect();
     let all_writes: Vec<u64> = io.iter().flat_map(|(_, s)| s.writes.clone()).collect();
     let floor_r = read_all(&all_reads, &pool)?;
-    let floor_w = write_all(&all_writes, &scratch, &pool)?;
+    let floor_w = write_all(&all_writes, &scratch(), &pool)?;
+    // Deletions only now (see above).
+    let _ = std::fs::remove_dir_all(&scratch_root);
+    let _ = std::fs::remove_dir_all(&aside);
     let floor = floor_r + floor_w;
 
     let gb = |b: f64| b / 1e9;
