@@ -79,6 +79,15 @@ fn wait_briefly(lock: &File) -> bool {
     false
 }
 
+/// What the lock file says of its holder (empty if nothing yet).
+fn read_holder(lock: &mut File) -> String {
+    let mut holder = String::new();
+    if lock.rewind().is_ok() {
+        let _ = lock.read_to_string(&mut holder);
+    }
+    holder.trim().to_string()
+}
+
 /// Who holds the lock, as written into the lock file.
 fn holder_description() -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -126,9 +135,17 @@ impl CacheLock {
             .open(dir.join("arrakis.lock"))
             .map_err(io)?;
         if lock.try_lock().is_err() && !holder_gone_then_free(&lock) {
-            let mut holder = String::new();
-            let _ = lock.read_to_string(&mut holder);
-            let holder = holder.trim().to_string();
+            let mut holder = read_holder(&mut lock);
+            // Empty: the holder has just taken the lock and not yet written who it is (a
+            // moment): look again, taking the lock if it is let go meanwhile.
+            let start = std::time::Instant::now();
+            while holder.is_empty() && start.elapsed() < std::time::Duration::from_millis(500) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                if lock.try_lock().is_ok() {
+                    return finish_acquire(dir, lock);
+                }
+                holder = read_holder(&mut lock);
+            }
             // A read-only command (status, explain) holds the cache for a moment: queue behind
             // it rather than fail, so that looking at a field never stops a build starting.
             if !wait && brief_holder(&holder) && wait_briefly(&lock) {
@@ -182,5 +199,24 @@ mod tests {
             "pid 1 on host h: arrakis --cache status build status"
         ));
         assert!(!brief_holder(""));
+    }
+
+    /// A holder that has taken the lock but not yet written who it is (a `status` just
+    /// starting) is waited for a moment, not reported as "holder unknown".
+    #[test]
+    fn a_holder_not_yet_named_is_waited_for_a_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arrakis.lock");
+        let other = std::fs::File::create(&path).unwrap();
+        other.try_lock().unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(other);
+        });
+        let got = super::CacheLock::acquire(dir.path(), false);
+        t.join().unwrap();
+        assert!(got.is_ok(), "{:?}", got.err().map(|e| e.to_string()));
+        let named = std::fs::read_to_string(&path).unwrap();
+        assert!(named.starts_with("pid "), "{named}");
     }
 }

@@ -236,47 +236,6 @@ enum Step {
     Deferred(Deferred),
 }
 
-/// Reads files ahead into the page cache on a thread of its own, each file once per build;
-/// files under 1 MiB are left alone.
-struct Prefetcher {
-    tx: std::sync::mpsc::Sender<std::path::PathBuf>,
-}
-
-impl Prefetcher {
-    fn start() -> Option<Prefetcher> {
-        let (tx, rx) = std::sync::mpsc::channel::<std::path::PathBuf>();
-        std::thread::Builder::new()
-            .name("arrakis-prefetch".into())
-            .spawn(move || {
-                let mut done = std::collections::HashSet::new();
-                for path in rx {
-                    if !done.insert(path.clone()) {
-                        continue;
-                    }
-                    let Ok(f) = std::fs::File::open(&path) else {
-                        continue;
-                    };
-                    if f.metadata()
-                        .map_or(true, |m| !m.is_file() || m.len() < 1 << 20)
-                    {
-                        continue;
-                    }
-                    // Mapped populated and let go: the kernel reads the whole file into the
-                    // page cache (no copy into this process; WILLNEED advice reads only the
-                    // first readahead window).
-                    // SAFETY: the map is only created and dropped, never read.
-                    drop(unsafe { memmap2::MmapOptions::new().populate().map(&f) });
-                }
-            })
-            .ok()?;
-        Some(Prefetcher { tx })
-    }
-
-    fn ask(&self, path: std::path::PathBuf) {
-        let _ = self.tx.send(path);
-    }
-}
-
 /// Evaluate one target and, if stale and allowed, run it and commit its record; with `defer`,
 /// a stale target is handed back instead. `receipts` are the receipt files waiting at the start
 /// of the build.
@@ -464,6 +423,18 @@ fn run_then_key(
     running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let run = run_target(engine, ti);
     running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if let (Err(e), true) = (run.outputs.as_ref(), interrupted()) {
+        // Stopped by Ctrl-C: not recorded (as in `commit`), and nothing more read to hash.
+        for p in &pending {
+            crate::hash::witness::forget(p);
+        }
+        let e = e.to_string();
+        let mut o = outcome(Status::Failed);
+        o.error = Some(e.clone());
+        o.reasons = reasons;
+        o.class = Some(class);
+        return Step::Finished(Some(o), Done::Unavailable(e), None);
+    }
     let again = engine.evaluate(ti, up);
     for p in &pending {
         crate::hash::witness::forget(p);
@@ -750,11 +721,6 @@ pub fn build_parts(
     let mut ready: VecDeque<usize> = (0..n)
         .filter(|&gi| mode_of(gi) != Mode::Ignore && pending[gi] == 0)
         .collect();
-    // The large sources of the next targets to run are read ahead while the current ones
-    // compute: only for targets that will run (no record, or a stage already running).
-    let prefetch = Prefetcher::start();
-    let mut prefetched = vec![false; n];
-    let mut rule_ran: std::collections::HashSet<(usize, u32)> = Default::default();
     let start_pool = |n: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -897,23 +863,6 @@ pub fn build_parts(
                     }
                     let _ = tx.send(msgs);
                 });
-            }
-            if let Some(pf) = &prefetch {
-                for &gi in ready.iter().take(4 * jobs) {
-                    if std::mem::replace(&mut prefetched[gi], true) || mode_of(gi) != Mode::Run {
-                        continue;
-                    }
-                    let (p, ti) = locate(gi);
-                    let (engine, t) = (parts[p].engine, &parts[p].engine.graph.targets[ti]);
-                    if engine.has_record(ti) != Some(false) && !rule_ran.contains(&(p, t.rule)) {
-                        continue;
-                    }
-                    for f in t.inputs.iter().flat_map(|s| &s.files) {
-                        if let crate::graph::InputFile::Source(rel) = f {
-                            pf.ask(engine.abs(rel));
-                        }
-                    }
-                }
             }
             let remote = clusters.in_flight();
             if in_flight == 0 && remote == 0 {
@@ -1063,9 +1012,6 @@ pub fn build_parts(
                 if o.status == Status::Failed && !o.blocked && !opts.keep_going && !rule_keeps_going
                 {
                     stopped = true;
-                }
-                if o.status == Status::Ran {
-                    rule_ran.insert((p, g.targets[ti].rule));
                 }
                 if counted {
                     outcomes[gi] = Some(o);

@@ -831,12 +831,6 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Whether target `ti` had a record at the start of the build (`None`: records were not
-    /// read in bulk, so unknown without a lookup).
-    pub fn has_record(&self, ti: usize) -> Option<bool> {
-        self.states.as_ref().map(|s| s.get(ti).is_some())
-    }
-
     /// Digest of output `k` of target `ti` in the record read at the start of the build.
     pub fn read_digest(&self, ti: usize, k: usize) -> Option<Digest> {
         let rec = self.states.as_ref()?.get(ti)?;
