@@ -331,22 +331,16 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
     Ok(Digest(*hasher.finalize().as_bytes()))
 }
 
-/// The digest of bytes in memory (the whole of a file, as [`hash_file`] reads it), on the
-/// calling thread: an action's own thread, which neither waits on the hashing pool nor lets
-/// rayon hand it other work meanwhile. Not counted as hashed bytes: callers count.
-pub fn digest_of(bytes: &[u8]) -> Digest {
-    Digest(*blake3::hash(bytes).as_bytes())
-}
-
 /// Digests taken by the pass that already reads or writes a whole file, so that no second
-/// pass reads it to hash it: the engine asks for a file ([`witness::want`]); a reader that
-/// maps the whole of that file, or a writer that holds all its bytes, leaves the digest with
-/// the file's signature ([`witness::deposit`]); the engine takes it ([`witness::take`]) only
-/// while the file still has that signature (the stat cache's rule). Only files asked for are
-/// held, and taking one forgets it.
+/// pass reads it to hash it: the engine asks for a file ([`witness::want`], answered for as
+/// long as the returned [`witness::Asked`] lives); a reader that maps the whole of that file,
+/// or a writer that holds all its bytes, leaves the digest with the file's signature
+/// ([`witness::leave`]); the engine takes it ([`witness::take`]) only while the file still has
+/// that signature (the stat cache's rule). Only files asked for are held.
 pub mod witness {
     use super::{Digest, StatSig};
     use std::collections::HashMap;
+    use std::fs::File;
     use std::path::{Path, PathBuf};
     use std::sync::{LazyLock, Mutex, MutexGuard};
 
@@ -357,9 +351,28 @@ pub mod witness {
         SLOTS.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ask for the digest of `path` from whoever reads or writes it next.
-    pub fn want(path: &Path) {
+    /// A request for a file's digest; dropping it withdraws the request (and any digest left).
+    #[must_use = "the request is withdrawn when this is dropped"]
+    #[derive(Debug)]
+    pub struct Asked(PathBuf);
+
+    impl Asked {
+        /// The file asked for.
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Asked {
+        fn drop(&mut self) {
+            slots().remove(&self.0);
+        }
+    }
+
+    /// Ask for the digest of `path` from whoever reads or writes it whole next.
+    pub fn want(path: &Path) -> Asked {
         slots().entry(path.to_path_buf()).or_insert(None);
+        Asked(path.to_path_buf())
     }
 
     /// Whether the digest of `path` is asked for and not yet left.
@@ -367,26 +380,32 @@ pub mod witness {
         matches!(slots().get(path), Some(None))
     }
 
-    /// Leave the digest of `path`'s bytes, taken while it had signature `sig` (before and
-    /// after reading, or after writing them all). Ignored unless asked for.
-    pub fn deposit(path: &Path, sig: StatSig, digest: Digest) {
-        if let Some(slot) = slots().get_mut(path) {
-            *slot = Some((sig, digest));
+    /// `bytes` are the whole of `file` at `path`, just read or written: if its digest is asked
+    /// for, hash them here (on the calling thread: an action's own, which neither waits on the
+    /// hashing pool nor lets rayon hand it other work meanwhile) and leave the digest, provided
+    /// the file kept one signature, of that length, throughout.
+    pub fn leave(path: &Path, file: &File, bytes: &[u8]) {
+        if !wanted(path) {
+            return;
+        }
+        let sig = || file.metadata().ok().map(|m| StatSig::from_metadata(&m));
+        let Some(before) = sig() else { return };
+        crate::cputime::add_hashed(bytes.len() as u64);
+        let digest = Digest(*blake3::hash(bytes).as_bytes());
+        if sig() == Some(before) && before.size == bytes.len() as u64 {
+            if let Some(slot) = slots().get_mut(path) {
+                *slot = Some((before, digest));
+            }
         }
     }
 
-    /// The digest left for `path` if the file has signature `now`; forgets the request either
-    /// way.
+    /// The digest left for `path` if the file has signature `now` (taking it: asked for once).
     pub fn take(path: &Path, now: StatSig) -> Option<Digest> {
-        match slots().remove(path)? {
-            Some((sig, d)) if sig == now => Some(d),
+        let mut slots = slots();
+        match slots.get_mut(path)?.take()? {
+            (sig, d) if sig == now => Some(d),
             _ => None,
         }
-    }
-
-    /// Forget the request for `path` (the action that would have read it did not run).
-    pub fn forget(path: &Path) {
-        slots().remove(path);
     }
 }
 

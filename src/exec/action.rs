@@ -360,9 +360,10 @@ pub fn run_job(job: &TargetJob) -> RunResult {
     }
     // A writer that holds an output's bytes whole (the FITS writer) leaves their digest, so
     // the output is not read back to hash it.
-    for (_, tmp, _) in &outputs {
-        crate::hash::witness::want(tmp);
-    }
+    let _asked: Vec<_> = outputs
+        .iter()
+        .map(|(_, tmp, _)| crate::hash::witness::want(tmp))
+        .collect();
     let result = match &job.action {
         JobAction::Builtin(name) => match builtin(name) {
             Some(b) => {
@@ -387,7 +388,6 @@ pub fn run_job(job: &TargetJob) -> RunResult {
     let seconds = start.elapsed().as_secs_f64();
     let cleanup = |outputs: &[(&str, PathBuf, Option<&str>)]| {
         for (_, tmp, _) in outputs {
-            crate::hash::witness::forget(tmp);
             let _ = std::fs::remove_file(tmp);
         }
     };
@@ -456,7 +456,6 @@ pub fn run_job(job: &TargetJob) -> RunResult {
 /// check a left digest against the file.)
 fn written_digest(tmp: &Path) -> std::io::Result<crate::hash::Digest> {
     let left = StatSig::of_path(tmp)?.and_then(|sig| crate::hash::witness::take(tmp, sig));
-    crate::hash::witness::forget(tmp);
     match left {
         Some(d) => {
             debug_assert_eq!(Some(d), hash_file(tmp).ok(), "{}", tmp.display());

@@ -202,6 +202,14 @@ fn settle(engine: &Engine, racy: &[(usize, usize)]) {
     }
 }
 
+/// A failed outcome with its error.
+fn failed(why: &str) -> Outcome {
+    Outcome {
+        error: Some(why.to_string()),
+        ..outcome(Status::Failed)
+    }
+}
+
 fn outcome(status: Status) -> Outcome {
     Outcome {
         status,
@@ -336,9 +344,6 @@ fn process(
                 return Step::Finished(Some(o), Done::Unknown, None);
             }
             if interrupted() {
-                for p in &ev.pending {
-                    crate::hash::witness::forget(p);
-                }
                 return Step::Finished(None, Done::Unavailable("interrupted".into()), None);
             }
             if !ev.pending.is_empty() {
@@ -415,7 +420,7 @@ fn run_then_key(
     engine: &Engine,
     ti: usize,
     up: &dyn Fn(u32, u32) -> UpInput,
-    pending: Vec<std::path::PathBuf>,
+    pending: Vec<crate::hash::witness::Asked>,
     reasons: Vec<String>,
     class: StaleClass,
     running: &std::sync::atomic::AtomicU64,
@@ -425,20 +430,14 @@ fn run_then_key(
     running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     if let (Err(e), true) = (run.outputs.as_ref(), interrupted()) {
         // Stopped by Ctrl-C: not recorded (as in `commit`), and nothing more read to hash.
-        for p in &pending {
-            crate::hash::witness::forget(p);
-        }
         let e = e.to_string();
-        let mut o = outcome(Status::Failed);
-        o.error = Some(e.clone());
+        let mut o = failed(&e);
         o.reasons = reasons;
         o.class = Some(class);
         return Step::Finished(Some(o), Done::Unavailable(e), None);
     }
     let again = engine.evaluate(ti, up);
-    for p in &pending {
-        crate::hash::witness::forget(p);
-    }
+    drop(pending);
     let result = run
         .outputs
         .map(|o| (o, run.seconds, hostname()))
@@ -449,23 +448,23 @@ fn run_then_key(
                 let (o, done, fatal) = commit(engine, ti, key, ev.inputs, result, reasons, class);
                 Step::Finished(o, done, fatal)
             }
-            (None, Verdict::Blocked { why, .. }) => {
-                let mut o = outcome(Status::Failed);
-                o.error = Some(why.clone());
-                Step::Finished(Some(o), Done::Unavailable(why), None)
-            }
-            (None, _) => {
-                let why = "its inputs could not be known after it ran".to_string();
-                let mut o = outcome(Status::Failed);
-                o.error = Some(why.clone());
-                Step::Finished(Some(o), Done::Unavailable(why), None)
+            // Blocked: an input went missing while it ran (no other verdict lacks a key
+            // outside a dry run).
+            (None, verdict) => {
+                let why = match verdict {
+                    Verdict::Blocked { why, .. } => why,
+                    _ => "its inputs could not be known after it ran".to_string(),
+                };
+                Step::Finished(Some(failed(&why)), Done::Unavailable(why), None)
             }
         },
         Err(e) => {
             let msg = e.to_string();
-            let mut o = outcome(Status::Failed);
-            o.error = Some(msg.clone());
-            Step::Finished(Some(o), Done::Unavailable(msg.clone()), Some(msg))
+            Step::Finished(
+                Some(failed(&msg)),
+                Done::Unavailable(msg.clone()),
+                Some(msg),
+            )
         }
     }
 }

@@ -117,7 +117,7 @@ pub enum Verdict {
 }
 
 /// The result of evaluating one target.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Evaluation<'e> {
     /// The key, when every input is known.
     pub key: Option<Digest>,
@@ -131,7 +131,7 @@ pub struct Evaluation<'e> {
     /// Large sources left unhashed because the target runs anyway (it was never built): their
     /// digests come from the action's own read ([`crate::hash::witness`]); evaluate again once
     /// it has run for the key. `key` is `None` meanwhile.
-    pub pending: Vec<PathBuf>,
+    pub pending: Vec<crate::hash::witness::Asked>,
 }
 
 /// Sources at least this large are hashed from the action's own read when the target runs
@@ -472,7 +472,7 @@ impl<'a> Engine<'a> {
         let mut refs: Vec<(&str, &str, Digest)> = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
         let mut blocked: Option<(String, bool)> = None;
-        let mut pending: Vec<PathBuf> = Vec::new();
+        let mut pending = Vec::new();
         let defer_sources = defer_sources
             && record.is_none()
             && (!self.use_store
@@ -509,9 +509,7 @@ impl<'a> Engine<'a> {
                         }
                     }
                     InputFile::Source(rel) if defer_sources && self.defer_source(rel)? => {
-                        let abs = self.abs(rel);
-                        crate::hash::witness::want(&abs);
-                        pending.push(abs);
+                        pending.push(crate::hash::witness::want(&self.abs(rel)));
                     }
                     InputFile::Source(rel) => match self.source_digest(rel)? {
                         Some(d) => refs.push((sname, rel, d)),
@@ -553,9 +551,6 @@ impl<'a> Engine<'a> {
                 .collect()
         };
         if let Some((why, upstream)) = blocked {
-            for p in &pending {
-                crate::hash::witness::forget(p);
-            }
             return Ok(Evaluation {
                 key: None,
                 inputs: owned(&refs),

@@ -624,14 +624,7 @@ impl ImageBytes {
         );
         f.write_all(&img.bytes)
             .map_err(|e| err(path, format!("cannot write: {e}")))?;
-        if crate::hash::witness::wanted(path) {
-            crate::cputime::add_hashed(img.bytes.len() as u64);
-            let digest = crate::hash::digest_of(&img.bytes);
-            if let Ok(md) = f.metadata() {
-                let sig = crate::hash::StatSig::from_metadata(&md);
-                crate::hash::witness::deposit(path, sig, digest);
-            }
-        }
+        crate::hash::witness::leave(path, &f, &img.bytes);
         Ok(())
     }
 }
@@ -815,7 +808,7 @@ mod tests {
                 dir.path().join(format!("ours{k}.fits")),
                 dir.path().join(format!("cfitsio{k}.fits")),
             );
-            crate::hash::witness::want(&ours);
+            let asked = crate::hash::witness::want(&ours);
             write_image(&ours, &shape, &data, &header).unwrap();
             write_image_cfitsio(&theirs, &shape, &data, &header).unwrap();
             let (a, b) = (
@@ -834,6 +827,11 @@ mod tests {
             std::fs::remove_file(&ours).unwrap();
             write_image(&ours, &shape, &data, &header).unwrap();
             assert_eq!(crate::hash::witness::take(&ours, sig), None);
+            drop(asked);
+            assert!(
+                !crate::hash::witness::wanted(&ours),
+                "withdrawn with its request"
+            );
         }
         // An output name that exists already is an error, not an overwrite.
         let p = dir.path().join("ours0.fits");

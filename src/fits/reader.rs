@@ -36,27 +36,6 @@ enum Pixels {
     Cfitsio(Handle),
 }
 
-/// The build asked for this file's digest (a source not yet hashed, of a target that runs
-/// anyway): hash it from the map that has just read it, the disk read the hash would otherwise
-/// repeat. Left only if the file kept its signature throughout.
-fn witness(path: &Path, file: &File, map: &[u8]) {
-    use crate::hash::{witness, StatSig};
-    if !witness::wanted(path) {
-        return;
-    }
-    let Ok(before) = file.metadata().map(|m| StatSig::from_metadata(&m)) else {
-        return;
-    };
-    crate::cputime::add_hashed(map.len() as u64);
-    let digest = crate::hash::digest_of(map);
-    match file.metadata().map(|m| StatSig::from_metadata(&m)) {
-        Ok(after) if after == before && after.size == map.len() as u64 => {
-            witness::deposit(path, after, digest)
-        }
-        _ => {}
-    }
-}
-
 impl PlaneReader {
     /// Open a cube for plane reads.
     pub fn open(path: &Path) -> Result<PlaneReader, FitsError> {
@@ -88,7 +67,9 @@ impl PlaneReader {
                     "the file is shorter than its header says".to_string(),
                 ));
             }
-            witness(path, &file, &map);
+            // A build that asked for this cube's digest (a source of a target that runs
+            // anyway) gets it from the map that has just read it.
+            crate::hash::witness::leave(path, &file, &map);
             Pixels::Mapped(map, start as usize)
         } else {
             Pixels::Cfitsio(handle)

@@ -102,7 +102,7 @@ fn a_first_builds_cubes_are_hashed_by_the_cutouts_own_read() {
     let ev = engine.evaluate_with(ti, &up, true).unwrap();
     assert_eq!(ev.key, None, "no key before the run");
     assert_eq!(ev.pending.len(), 1, "the cube waits: {:?}", ev.pending);
-    let cube = ev.pending[0].clone();
+    let cube = ev.pending[0].path().to_path_buf();
     assert!(cube.to_string_lossy().ends_with(".fits") && witness::wanted(&cube));
     let size = std::fs::metadata(&cube).unwrap().len();
     assert!(size >= 1 << 20);
