@@ -23,7 +23,7 @@ fn soft_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
 
 /// Prepare the process for the limits it runs under. Called once, first thing in `main`.
 pub fn prepare() -> Result<(), String> {
-    // SAFETY: setting a signal's disposition, before any thread starts.
+    // SAFETY: setting a signal's disposition (process-wide) at the start.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }

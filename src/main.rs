@@ -24,6 +24,17 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Ctrl-C first of all: a press at any moment after the start ends the command cleanly
+    // (130), never by the signal's default action.
+    let mut presses = 0u32;
+    let _ = ctrlc::set_handler(move || {
+        presses += 1;
+        if presses > 1 {
+            // Outputs are written atomically and records only after them: abandoning is safe.
+            std::process::exit(arrakis::cmd::EXIT_INTERRUPTED);
+        }
+        arrakis::exec::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
     // Limits of a shared node: said clearly, never a panic or a silent kill.
     if let Err(e) = arrakis::limits::prepare() {
         eprintln!("arrakis: error: {e}");
@@ -47,15 +58,6 @@ fn main() {
             e.exit()
         }
     };
-    let mut presses = 0u32;
-    let _ = ctrlc::set_handler(move || {
-        presses += 1;
-        if presses > 1 {
-            // Outputs are written atomically and records only after them: abandoning is safe.
-            std::process::exit(arrakis::cmd::EXIT_INTERRUPTED);
-        }
-        arrakis::exec::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
     let result = match &cli.command {
         Command::Build(a) => arrakis::cmd::build::build(cli.cache.as_deref(), cli.wait, a),
         Command::Region(a) => arrakis::cmd::region::region(cli.cache.as_deref(), cli.wait, a),

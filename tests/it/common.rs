@@ -325,6 +325,11 @@ pub fn interrupt(
     sigint: bool,
     trial: usize,
 ) -> std::process::ExitStatus {
+    if sigint {
+        // A Ctrl-C is a press after the command has started: wait for its handler (a SIGINT
+        // before `main` has run is the signal's default action in any program).
+        wait_for_sigint_handler(child.id());
+    }
     // SAFETY: signalling our own child process.
     unsafe {
         libc::kill(
@@ -340,6 +345,32 @@ pub fn interrupt(
         );
     }
     status
+}
+
+/// Wait (up to 10 s) until process `pid` catches SIGINT (`SigCgt` in /proc/PID/status), or has
+/// ended.
+fn wait_for_sigint_handler(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return;
+        };
+        if status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+        {
+            return;
+        }
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+        match caught {
+            Some(mask) if mask & (1 << (libc::SIGINT - 1)) != 0 => return,
+            None => return,
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
 }
 
 /// The one-node Slurm is drained by one test; every other test that uses the cluster holds
