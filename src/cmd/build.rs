@@ -434,8 +434,11 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
         tally.add_built(g, res, many);
     }
     let stopped = results.iter().any(|r| r.stopped);
+    let fatal = results.iter().any(|r| r.fatal.is_some());
     let ending = if interrupted {
         " (interrupted: rerun to finish)"
+    } else if stopped && fatal {
+        " (stopped: see below)"
     } else if stopped {
         " (stopped after a failure; --keep-going runs the rest)"
     } else {

@@ -318,8 +318,9 @@ fn process(
         Verdict::Run { reasons, class } => {
             if mode == Mode::CheckOnly {
                 let why = format!(
-                    "{} is not up to date and --only does not build it",
-                    engine.graph.targets[ti].id
+                    "{} is not up to date ({}) and --only does not build it: build without --only (or with --until) first",
+                    engine.graph.targets[ti].id,
+                    reasons.join("; ")
                 );
                 let mut o = outcome(Status::Failed);
                 o.error = Some(why.clone());
@@ -989,6 +990,13 @@ pub fn build_parts(
                     stopped = true;
                 }
                 let Some(o) = msg.outcome else { continue };
+                // An input of --only's stage that is stale: said, and the build stops with it
+                // (the target is not one of the build's own, so no FAILED line counts it).
+                if modes[ti] == Mode::CheckOnly && o.status == Status::Failed && !o.blocked {
+                    if let Some(e) = &o.error {
+                        fatal.get_or_insert_with(|| e.clone());
+                    }
+                }
                 if matches!(o.status, Status::Ran | Status::Restored) && !opts.dry_run {
                     finished_at.push((gi, Instant::now()));
                 }

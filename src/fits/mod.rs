@@ -15,6 +15,7 @@ use fitsio::sys;
 
 mod reader;
 mod table;
+mod transpose;
 
 pub use reader::PlaneReader;
 pub use table::{write_table, Column};
@@ -459,6 +460,47 @@ impl Cube {
     }
 }
 
+/// A cube held pixel by pixel: every channel of pixel (x, y) together,
+/// `data[(y·nx + x)·nchan + ch]` (what kernels that work a spectrum at a time take; the
+/// transpose of [`Cube`]'s order, done as the file is read and written).
+#[derive(Clone, Debug)]
+pub struct Spectra {
+    /// Pixels along x (NAXIS1).
+    pub nx: usize,
+    /// Pixels along y (NAXIS2).
+    pub ny: usize,
+    /// Channels (NAXIS3).
+    pub nchan: usize,
+    /// The spectra, pixel after pixel.
+    pub data: Vec<f32>,
+    /// The header.
+    pub header: Header,
+}
+
+impl Spectra {
+    /// Read a whole cube as spectra (one pass over the file's bytes: decoded and transposed
+    /// together, nothing zeroed first).
+    pub fn read(path: &Path) -> Result<Spectra, FitsError> {
+        let mut planes = PlaneReader::open(path)?;
+        let data = planes.spectra()?;
+        Ok(Spectra {
+            nx: planes.nx,
+            ny: planes.ny,
+            nchan: planes.nchan,
+            data,
+            header: planes.header.clone(),
+        })
+    }
+
+    /// Write as a 3-axis float32 cube with this header (structural cards are regenerated),
+    /// the bytes [`Cube::write`] writes for the same pixels.
+    pub fn write(&self, path: &Path) -> Result<(), FitsError> {
+        let mut img = ImageBytes::new(path, &[self.nx, self.ny, self.nchan], &self.header)?;
+        img.put_spectra(&self.data, self.nx * self.ny, self.nchan);
+        img.write(path)
+    }
+}
+
 fn write_cards(h: &Handle, header: &Header) -> Result<(), FitsError> {
     let mut status = 0;
     for card in &header.cards {
@@ -595,6 +637,28 @@ impl ImageBytes {
         // SAFETY: the n bytes after `len` were all written just above (capacity reserved in
         // `new`, checked by the assertion).
         unsafe { self.bytes.set_len(len + n) };
+    }
+
+    /// Append a whole cube given as spectra (`spectra[p·nchan + ch]`, p = y·nx + x, `npix`
+    /// pixels): written plane after plane, big-endian, in one pass.
+    pub fn put_spectra(&mut self, spectra: &[f32], npix: usize, nchan: usize) {
+        let n = npix * nchan;
+        assert!(
+            spectra.len() == n && self.bytes.len() + n * 4 <= self.data_end,
+            "more pixels than the shape holds"
+        );
+        let len = self.bytes.len();
+        // SAFETY: the bytes of `spectra`'s n floats.
+        let src = unsafe { std::slice::from_raw_parts(spectra.as_ptr() as *const u8, n * 4) };
+        transpose::transpose_swap32(
+            src,
+            npix,
+            nchan,
+            &mut self.bytes.spare_capacity_mut()[..n * 4],
+        );
+        // SAFETY: the transpose wrote every one of the n·4 bytes after `len` (capacity reserved
+        // in `new`, checked by the assertion).
+        unsafe { self.bytes.set_len(len + n * 4) };
     }
 
     /// The pixels appended so far, big-endian.
@@ -837,5 +901,48 @@ mod tests {
         let p = dir.path().join("ours0.fits");
         let e = write_image(&p, &[1, 1, 1], &[0.0], &header).unwrap_err();
         assert!(e.to_string().contains("ours0.fits") && e.to_string().contains("cannot create"));
+    }
+
+    #[test]
+    fn spectra_are_read_and_written_as_the_planes_are_transposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = Header::default();
+        header.set_str("CTYPE1", "RA---SIN", "");
+        // More pixels than a transpose tile, a count that is not a multiple of it; odd values.
+        for (nx, ny, nchan) in [(13usize, 11usize, 5usize), (3, 2, 1), (64, 1, 3)] {
+            let data: Vec<f32> = (0..nx * ny * nchan)
+                .map(|i| match i % 5 {
+                    0 => f32::from_bits(0x7fc0_1234),
+                    1 => -0.0,
+                    _ => (i as f32 * 0.91).cos(),
+                })
+                .collect();
+            let planes = dir.path().join(format!("planes{nx}.fits"));
+            Cube {
+                nx,
+                ny,
+                nchan,
+                data: data.clone(),
+                header: header.clone(),
+            }
+            .write(&planes)
+            .unwrap();
+            let s = Spectra::read(&planes).unwrap();
+            assert_eq!((s.nx, s.ny, s.nchan), (nx, ny, nchan));
+            let npix = nx * ny;
+            for p in 0..npix {
+                for ch in 0..nchan {
+                    assert_eq!(
+                        s.data[p * nchan + ch].to_bits(),
+                        data[ch * npix + p].to_bits(),
+                        "pixel {p} channel {ch} of {nx}x{ny}x{nchan}"
+                    );
+                }
+            }
+            // Written back from spectra: the very bytes of the planes' file.
+            let back = dir.path().join(format!("spectra{nx}.fits"));
+            s.write(&back).unwrap();
+            assert!(std::fs::read(&back).unwrap() == std::fs::read(&planes).unwrap());
+        }
     }
 }

@@ -136,6 +136,34 @@ impl PlaneReader {
 }
 
 impl PlaneReader {
+    /// The whole cube as spectra (`out[(y·nx + x)·nchan + ch]`, see [`Spectra`]): of a plain
+    /// cube, decoded out of the map and transposed in one pass into memory never zeroed.
+    pub fn spectra(&mut self) -> Result<Vec<f32>, FitsError> {
+        let (npix, nchan) = (self.nx * self.ny, self.nchan);
+        let n = npix * nchan;
+        let Pixels::Mapped(map, start) = &self.source else {
+            let mut planes = vec![0f32; n];
+            for c in 0..nchan {
+                self.read_plane(c, &mut planes[c * npix..(c + 1) * npix])?;
+            }
+            return Ok(crate::science::regrid::to_spectra(&planes, npix, nchan));
+        };
+        let bytes = &map[*start..*start + n * 4];
+        let mut out: Vec<f32> = Vec::with_capacity(n);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: the spare capacity's n floats as bytes (MaybeUninit either way).
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(
+                spare.as_mut_ptr() as *mut std::mem::MaybeUninit<u8>,
+                n * 4,
+            )
+        };
+        super::transpose::transpose_swap32(bytes, nchan, npix, dst);
+        // SAFETY: the transpose wrote every element.
+        unsafe { out.set_len(n) };
+        Ok(out)
+    }
+
     /// Rows `rows` of channel `c` as FITS stores them (big-endian float32, nx per row): of a
     /// plain cube, the mapped file's own bytes (nothing copied or converted, for a cutout that
     /// writes them out as they are); otherwise read and encoded into `scratch`.

@@ -232,6 +232,14 @@ pub fn out_path<'a>(ctx: &'a ActionCtx, name: &str) -> Result<&'a PathBuf, Stage
         })
 }
 
+/// A mosaic's pixels, in one of the two orders the stages hold them in.
+pub enum MosaicPixels {
+    /// Plane after plane (FITS order, [`crate::fits::Cube`]).
+    Planes(Vec<f32>),
+    /// Pixel after pixel, every channel together ([`crate::fits::Spectra`]).
+    Spectra(Vec<f32>),
+}
+
 /// Write a mosaic and its weight cube (linmos, merge) to the context's `mosaic` and `weight`
 /// outputs: `mosaic` and `weight` hold nx × ny × nchan pixels each, on `header`'s grid; the
 /// weight cube's BUNIT says what its values are.
@@ -239,26 +247,38 @@ pub fn write_mosaic_pair(
     ctx: &ActionCtx,
     (nx, ny, nchan): (usize, usize, usize),
     header: &crate::fits::Header,
-    mosaic: Vec<f32>,
-    weight: Vec<f32>,
+    mosaic: MosaicPixels,
+    weight: MosaicPixels,
     weight_unit: &str,
 ) -> Result<(), StageError> {
-    let mut planes = [Some(mosaic), Some(weight)];
+    let mut pixels = [Some(mosaic), Some(weight)];
     for (name, path, _) in &ctx.outputs {
-        let mut h = header.clone();
+        let mut header = header.clone();
         let k = usize::from(*name != "mosaic");
         if k == 1 {
-            h.set_str("BUNIT", "", weight_unit);
+            header.set_str("BUNIT", "", weight_unit);
         }
-        let data = planes[k].take().unwrap_or_default();
-        crate::fits::Cube {
-            nx,
-            ny,
-            nchan,
-            data,
-            header: h,
+        match pixels[k].take() {
+            Some(MosaicPixels::Spectra(data)) => crate::fits::Spectra {
+                nx,
+                ny,
+                nchan,
+                data,
+                header,
+            }
+            .write(path)?,
+            p => crate::fits::Cube {
+                nx,
+                ny,
+                nchan,
+                data: match p {
+                    Some(MosaicPixels::Planes(d)) => d,
+                    _ => Vec::new(),
+                },
+                header,
+            }
+            .write(path)?,
         }
-        .write(path)?;
     }
     Ok(())
 }

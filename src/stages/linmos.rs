@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use super::io::{memo_by_file, read_weights};
 use super::params::LINMOS_CUTOFF;
 use super::{ActionCtx, Builtin, StageError};
-use crate::fits::{Cube, Image};
+use crate::fits::{Image, Spectra};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{stencil, to_planes, to_spectra, Tap};
+use crate::science::regrid::{stencil, Tap};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
@@ -170,7 +170,7 @@ fn no_beam(ctx: &ActionCtx, beam: usize) -> StageError {
 /// The angle (radians) the holography is rotated by for these cutouts: α = P − (−45°), P the
 /// polarisation-axis angle the imager wrote as `INSTRUMENT_RECEPTOR_ANGLE` (degrees); cutouts
 /// without it are taken at fixms's common case P = −45° (α = 0). Every cutout must agree.
-fn receptor_rotation(images: &[PathBuf], cubes: &[(Cube, Wcs)]) -> Result<f64, StageError> {
+fn receptor_rotation(images: &[PathBuf], cubes: &[(Spectra, Wcs)]) -> Result<f64, StageError> {
     let mut first: Option<(f64, &Path)> = None;
     for (p, (c, _)) in images.iter().zip(cubes) {
         let angle = c
@@ -209,9 +209,9 @@ enum LeakageError {
 /// H_S / H_I of the holography (yandasoft linmos's `removeleakage`, before any weighting).
 #[allow(clippy::too_many_arguments)]
 fn remove_leakage(
-    cube: &mut Cube,
+    cube: &mut Spectra,
     wcs: &Wcs,
-    icube: &Cube,
+    icube: &Spectra,
     ipath: &Path,
     model: &BeamModel,
     beam: usize,
@@ -230,7 +230,7 @@ fn remove_leakage(
             icube.nchan
         )));
     }
-    let (nx, ny) = (cube.nx, cube.ny);
+    let (nx, ny, nchan) = (cube.nx, cube.ny, cube.nchan);
     // Per channel, its place between the model's planes; per pixel, the I and S planes that
     // span the band are interpolated once, and each channel blends two of them.
     let fis: Vec<FreqIndex> = (0..cube.nchan)
@@ -247,12 +247,13 @@ fn remove_leakage(
             let sp = model.spatial(beam, l, m).ok_or(LeakageError::NoBeam)?;
             model.planes_at(&sp, 0, lo, hi, &mut iv);
             model.planes_at(&sp, plane, lo, hi, &mut sv);
+            let p = (y * nx + x) * nchan;
             for (ch, &fi) in fis.iter().enumerate() {
                 let h_i = blend(&iv, lo, fi);
                 if h_i <= 1e-6 {
                     continue;
                 }
-                let k = (ch * ny + y) * nx + x;
+                let k = p + ch;
                 let leak = blend(&sv, lo, fi) / h_i;
                 cube.data[k] -= (leak * icube.data[k] as f64) as f32;
             }
@@ -283,7 +284,7 @@ struct Geometry {
 /// The geometry of a mosaic of `cubes` on the grid of cube `ref_i` (see [`Geometry`]); a beam
 /// the holography lacks is `Err(beam)`.
 fn geometry(
-    cubes: &[(Cube, Wcs)],
+    cubes: &[(Spectra, Wcs)],
     ref_i: usize,
     beam_numbers: &[usize],
     holography: Option<(&BeamModel, PathBuf)>,
@@ -425,7 +426,8 @@ fn beam_recurrence(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<
 }
 
 /// Σ w B S / Σ w B² per pixel and channel (NaN where no beam is left) and Σ w B², as planes.
-/// `spectra`: each beam's cutout as spectra ([`to_spectra`]); `ws`: its channel weights.
+/// `spectra`: each beam's cutout as [`Spectra`]; `ws`: its channel weights. Returned as
+/// spectra too.
 /// Pixel by pixel, every channel at once (contiguous spectra the compiler vectorises, with the
 /// widest instructions the CPU has: each channel's arithmetic is the same on every CPU).
 fn mix(m: &Mix) -> (Vec<f32>, Vec<f32>) {
@@ -499,7 +501,7 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
     for (n, d) in num.iter_mut().zip(&mut den) {
         *n = if *d > 0.0 { *n / *d } else { f32::NAN };
     }
-    (to_planes(&num, npix, nchan), to_planes(&den, npix, nchan))
+    (num, den)
 }
 
 /// `linmos`: out = Σ w_b B_b I_b / Σ w_b B_b² per pixel and channel on the grid of the largest
@@ -539,7 +541,7 @@ impl Builtin for Linmos {
                     "cannot tell the beam of this cutout (expected '.beamNN.' in its name)",
                 )
             })?);
-            let c = Cube::read(p)?;
+            let c = Spectra::read(p)?;
             let w = Wcs::from_header(&c.header, p)?;
             cubes.push((c, w));
         }
@@ -566,7 +568,7 @@ impl Builtin for Linmos {
                             images[b].display()
                         )));
                     };
-                    let icube = Cube::read(ip)?;
+                    let icube = Spectra::read(ip)?;
                     remove_leakage(cube, wcs, &icube, ip, model, beam, plane, alpha).map_err(
                         |e| match e {
                             LeakageError::Shape(msg) => StageError::file(&images[b], None, msg),
@@ -608,11 +610,11 @@ impl Builtin for Linmos {
         });
         let geo = geometry(&cubes, ref_i, &beam_numbers, holo, alpha, cutoff)
             .map_err(|beam| no_beam(ctx, beam))?;
-        // Each cutout as spectra (its planes are not needed again); a weight that is not a
-        // positive number leaves its channel out.
+        // Each cutout's spectra (read as such); a weight that is not a positive number leaves
+        // its channel out.
         let spectra: Vec<Vec<f32>> = cubes
             .iter_mut()
-            .map(|(c, _)| to_spectra(&std::mem::take(&mut c.data), c.nx * c.ny, nchan))
+            .map(|(c, _)| std::mem::take(&mut c.data))
             .collect();
         let nxs: Vec<usize> = cubes.iter().map(|(c, _)| c.nx).collect();
         let ws: Vec<Vec<f32>> = ws
@@ -647,7 +649,8 @@ impl Builtin for Linmos {
             header.history(note);
         }
         let shape = (out_nx, out_ny, nchan);
-        super::io::write_mosaic_pair(ctx, shape, &header, out, wout, "sum of w B^2")
+        use super::io::MosaicPixels::Spectra as Sp;
+        super::io::write_mosaic_pair(ctx, shape, &header, Sp(out), Sp(wout), "sum of w B^2")
     }
 }
 
@@ -695,7 +698,7 @@ mod tests {
         }
     }
 
-    fn cube(value: f32, angle: Option<f64>) -> (Cube, Wcs) {
+    fn cube(value: f32, angle: Option<f64>) -> (Spectra, Wcs) {
         let wcs = Wcs {
             crval_ra: 30.0,
             crval_dec: 0.0,
@@ -713,7 +716,7 @@ mod tests {
         if let Some(a) = angle {
             header.set_f64("INSTRUMENT_RECEPTOR_ANGLE", a, "");
         }
-        let c = Cube {
+        let c = Spectra {
             nx: 5,
             ny: 5,
             nchan: 2,
@@ -743,7 +746,8 @@ mod tests {
         .unwrap();
         // Q = −L_Q·I: at the reference pixel (l = 0) −0.01; one pixel east (x = 1, l ≈ 0.25°)
         // −0.0125.
-        let at = |c: &Cube, x: usize, y: usize| c.data[y * 5 + x] as f64;
+        // Channel 0 of pixel (x, y) (spectra of 2 channels).
+        let at = |c: &Spectra, x: usize, y: usize| c.data[(y * 5 + x) * 2] as f64;
         assert!((at(&q, 2, 2) + 0.01).abs() < 1e-6, "{}", at(&q, 2, 2));
         assert!((at(&q, 1, 2) + 0.0125).abs() < 1e-4, "{}", at(&q, 1, 2));
         // U of beam 2 is three times beam 0's: the beam number picks the plane.

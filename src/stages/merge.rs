@@ -275,7 +275,14 @@ impl Builtin for Merge {
             names.join(", ")
         ));
         let weight_unit = "sum of the fields' weights";
-        super::io::write_mosaic_pair(ctx, (nx, ny, nchan), &header, out, wout, weight_unit)
+        super::io::write_mosaic_pair(
+            ctx,
+            (nx, ny, nchan),
+            &header,
+            super::io::MosaicPixels::Planes(out),
+            super::io::MosaicPixels::Planes(wout),
+            weight_unit,
+        )
     }
 }
 

@@ -347,6 +347,29 @@ fn skip_keys_and_force_select_stages() {
     let (out, r) = build_real(&cache, &data, "F", &["--set", "pad=4", "--force", &target]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(with_status(&r, "ran"), vec![target]);
+    // --only STAGE when an input of the stage is stale: said (which input, why), not a success.
+    let out = arrakis(&cache)
+        .args([
+            "build",
+            "F",
+            "--set",
+            "pad=5",
+            "--only",
+            "linmos",
+            "--datadir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("cutout/")
+            && said.contains("is not up to date (parameter pad changed")
+            && said.contains("--only")
+            && !said.contains("--keep-going"),
+        "{said}"
+    );
     // --forceall: everything would run; a name that is neither a stage nor a target: exit 2.
     let dry = dry_run(&cache, &data, "F", &["--set", "pad=4", "--forceall"]);
     assert!(!dry.contains(" 0 target(s) would run"), "{dry}");
