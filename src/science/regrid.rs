@@ -158,18 +158,19 @@ impl Tap {
                         wyj * (wx[0] * a[ch] + wx[1] * b[ch] + wx[2] * c[ch] + wx[3] * d[ch]);
                 }
             }
-            if out.iter().all(|v| v.is_finite()) {
+            // Without an early exit, so it vectorises.
+            if out.iter().fold(true, |all, v| all & v.is_finite()) {
                 return;
             }
         }
         let [a, b, c, d] = self.lin.map(|k| spec(k as usize));
         let [fx, fy] = self.frac;
         let cubic = self.cubic.is_some();
-        for ch in 0..nchan {
-            if !cubic || !out[ch].is_finite() {
-                out[ch] = (1.0 - fy) * ((1.0 - fx) * a[ch] + fx * b[ch])
-                    + fy * ((1.0 - fx) * c[ch] + fx * d[ch]);
-            }
+        // Every channel's bilinear value, kept where the bicubic one is missing (a select, not
+        // a branch: the loop vectorises).
+        for ((((o, a), b), c), d) in out.iter_mut().zip(a).zip(b).zip(c).zip(d) {
+            let lin = (1.0 - fy) * ((1.0 - fx) * a + fx * b) + fy * ((1.0 - fx) * c + fx * d);
+            *o = if !cubic || !o.is_finite() { lin } else { *o };
         }
     }
 }

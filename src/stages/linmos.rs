@@ -274,11 +274,33 @@ struct BeamGeometry {
 
 /// An island's mosaic geometry: the output grid (the largest cutout's) and, per beam, where
 /// each output pixel falls and the beam's response there. The same for the island's I, Q and U
-/// mosaics, so worked out once per process for them ([`geometry`] keeps the last few).
+/// mosaics, so worked out once per process for them ([`geometry`] keeps the recently used).
 struct Geometry {
     nx: usize,
     ny: usize,
     beams: Vec<BeamGeometry>,
+    /// Per output pixel p, the (beam, tap) pairs that reach it, beams in order:
+    /// `reach[starts[p]..starts[p + 1]]`.
+    reach: Vec<(u32, u32)>,
+    starts: Vec<u32>,
+}
+
+/// The memory the geometries kept for the next Stokes parameter may take (see [`geometry`]).
+const GEOMETRY_MEMO_BYTES: usize = 256 << 20;
+
+impl Geometry {
+    /// The memory it holds.
+    fn bytes(&self) -> usize {
+        self.beams
+            .iter()
+            .map(|b| {
+                b.taps.capacity() * std::mem::size_of::<(u32, Tap)>()
+                    + b.pb.capacity() * std::mem::size_of::<f32>()
+            })
+            .sum::<usize>()
+            + self.reach.capacity() * 8
+            + self.starts.capacity() * 4
+    }
 }
 
 /// The geometry of a mosaic of `cubes` on the grid of cube `ref_i` (see [`Geometry`]); a beam
@@ -311,12 +333,14 @@ fn geometry(
         put(format!("{} {sig:?}", p.display()));
     }
     let key = h.finalize();
-    if let Some(g) = MEMO
-        .lock()
-        .ok()
-        .and_then(|m| m.iter().find(|(k, _)| *k == key).map(|(_, g)| g.clone()))
-    {
-        return Ok(g);
+    if let Ok(mut m) = MEMO.lock() {
+        if let Some(at) = m.iter().position(|(k, _)| *k == key) {
+            // Most recently used last.
+            let hit = m.remove(at).expect("found just above");
+            let g = hit.1.clone();
+            m.push_back(hit);
+            return Ok(g);
+        }
     }
     let (out_c, out_wcs) = &cubes[ref_i];
     let (nx, ny, nchan) = (out_c.nx, out_c.ny, out_c.nchan);
@@ -386,15 +410,51 @@ fn geometry(
         }
         beams.push(BeamGeometry { taps, pb });
     }
-    let g = Arc::new(Geometry { nx, ny, beams });
+    let (reach, starts) = reach_by_pixel(&beams, nx * ny);
+    let g = Arc::new(Geometry {
+        nx,
+        ny,
+        beams,
+        reach,
+        starts,
+    });
     if let Ok(mut m) = MEMO.lock() {
-        // An island's I, Q and U run close together; a few suffice.
-        if m.len() >= 8 {
-            m.pop_front();
-        }
+        // An island's I, Q and U mosaics become ready as the last beam's I, Q and U cutouts
+        // finish, each time with the other islands of that beam between them: the memo holds
+        // the most recently used geometries up to a budget of bytes, not a count.
         m.push_back((key, g.clone()));
+        let mut bytes: usize = m.iter().map(|(_, g)| g.bytes()).sum();
+        while bytes > GEOMETRY_MEMO_BYTES && m.len() > 1 {
+            if let Some((_, old)) = m.pop_front() {
+                bytes -= old.bytes();
+            }
+        }
     }
     Ok(g)
+}
+
+/// The taps of every beam grouped by the output pixel they reach (a counting sort: beams stay
+/// in order within a pixel).
+fn reach_by_pixel(beams: &[BeamGeometry], npix: usize) -> (Vec<(u32, u32)>, Vec<u32>) {
+    let mut starts = vec![0u32; npix + 1];
+    for g in beams {
+        for (p, _) in &g.taps {
+            starts[*p as usize + 1] += 1;
+        }
+    }
+    for p in 0..npix {
+        starts[p + 1] += starts[p];
+    }
+    let mut next = starts.clone();
+    let mut reach = vec![(0u32, 0u32); starts[npix] as usize];
+    for (b, g) in beams.iter().enumerate() {
+        for (k, (p, _)) in g.taps.iter().enumerate() {
+            let at = &mut next[*p as usize];
+            reach[*at as usize] = (b as u32, k as u32);
+            *at += 1;
+        }
+    }
+    (reach, starts)
 }
 
 /// The Gaussian beam exp(−k r²) in every channel for each r² (deg²), `k = k0 + k1·ch +
@@ -403,23 +463,26 @@ fn geometry(
 /// the compiler vectorises, instead of one chain waiting on each multiply).
 fn beam_recurrence(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<f32> {
     const L: usize = 16;
-    let mut pb = vec![0f32; r2s.len() * nchan];
-    for (block, r2) in r2s.chunks(L).enumerate() {
+    let mut pb = Vec::with_capacity(r2s.len() * nchan);
+    // A block's values channel-major (one cache line per channel), then appended pixel by
+    // pixel: no scattered stores, nothing zeroed first.
+    let mut block = vec![0f32; nchan * L];
+    for r2 in r2s.chunks(L) {
         let (mut v, mut r, mut s) = ([0f64; L], [0f64; L], [0f64; L]);
         for (i, &x) in r2.iter().enumerate() {
             v[i] = (-ks[0] * x).exp();
             r[i] = (-ks[1] * x).exp();
             s[i] = (-ks[2] * x).exp();
         }
-        let out = &mut pb[block * L * nchan..(block * L + r2.len()) * nchan];
-        for ch in 0..nchan {
-            for i in 0..r2.len() {
-                out[i * nchan + ch] = if v[i] >= cutoff { v[i] as f32 } else { 0.0 };
-            }
+        for row in block.chunks_exact_mut(L) {
             for i in 0..L {
+                row[i] = if v[i] >= cutoff { v[i] as f32 } else { 0.0 };
                 v[i] *= r[i];
                 r[i] *= s[i];
             }
+        }
+        for i in 0..r2.len() {
+            pb.extend((0..nchan).map(|ch| block[ch * L + i]));
         }
     }
     pb
@@ -477,31 +540,50 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
         nchan,
     } = *m;
     let npix = geo.nx * geo.ny;
-    let mut num = vec![0f32; npix * nchan];
-    let mut den = vec![0f32; npix * nchan];
-    let mut v = vec![0f32; nchan];
-    for (b, g) in geo.beams.iter().enumerate() {
-        let w = &ws[b][..nchan];
-        for (k, (p, tap)) in g.taps.iter().enumerate() {
-            tap.sample_spectra(&spectra[b], nxs[b], nchan, &mut v);
-            let pb = &g.pb[k * nchan..(k + 1) * nchan];
-            let p = *p as usize;
-            let n = &mut num[p * nchan..(p + 1) * nchan];
-            let d = &mut den[p * nchan..(p + 1) * nchan];
-            for ch in 0..nchan {
-                // A blank sample, a dead channel (weight 0) or a beam below the cutoff (0)
-                // adds nothing.
-                let wp = w[ch] * pb[ch];
-                let live = v[ch].is_finite() && wp > 0.0;
-                n[ch] += if live { wp * v[ch] } else { 0.0 };
-                d[ch] += if live { wp * pb[ch] } else { 0.0 };
-            }
+    // Pixel by pixel: a pixel's sums stay in the cache while every beam that reaches it adds
+    // to them (in beam order), then are written once.
+    let mut num = Vec::with_capacity(npix * nchan);
+    let mut den = Vec::with_capacity(npix * nchan);
+    let (mut n, mut d, mut v) = (vec![0f32; nchan], vec![0f32; nchan], vec![0f32; nchan]);
+    for p in 0..npix {
+        // Slices of exactly nchan: the loops below vectorise without bounds checks.
+        let (n, d) = (&mut n[..nchan], &mut d[..nchan]);
+        n.fill(0.0);
+        d.fill(0.0);
+        let reach = &geo.reach[geo.starts[p] as usize..geo.starts[p + 1] as usize];
+        for &(b, k) in reach {
+            let (b, k) = (b as usize, k as usize);
+            let g = &geo.beams[b];
+            g.taps[k]
+                .1
+                .sample_spectra(&spectra[b], nxs[b], nchan, &mut v);
+            accumulate(n, d, &v, &ws[b], &g.pb[k * nchan..(k + 1) * nchan]);
         }
-    }
-    for (n, d) in num.iter_mut().zip(&mut den) {
-        *n = if *d > 0.0 { *n / *d } else { f32::NAN };
+        let at = num.len();
+        num.resize(at + nchan, 0.0);
+        for ((o, n), d) in num[at..].iter_mut().zip(&*n).zip(&*d) {
+            *o = if *d > 0.0 { *n / *d } else { f32::NAN };
+        }
+        den.extend_from_slice(d);
     }
     (num, den)
+}
+
+/// One beam's share of a pixel's sums: `n += w B v`, `d += w B²` per channel (`v` the sampled
+/// spectrum, `w` the channel weights, `pb` the beam). A blank sample, a dead channel (weight 0)
+/// or a beam below the cutoff (0) adds nothing. A function of its own so that the compiler
+/// knows the slices apart and vectorises the loop.
+#[inline(always)]
+fn accumulate(n: &mut [f32], d: &mut [f32], v: &[f32], w: &[f32], pb: &[f32]) {
+    let len = n.len();
+    let (d, v, w, pb) = (&mut d[..len], &v[..len], &w[..len], &pb[..len]);
+    for ch in 0..len {
+        let wp = w[ch] * pb[ch];
+        // `&`, not `&&`: no branch in the loop (a branch becomes masked loads and stores).
+        let live = v[ch].is_finite() & (wp > 0.0);
+        n[ch] += if live { wp * v[ch] } else { 0.0 };
+        d[ch] += if live { wp * pb[ch] } else { 0.0 };
+    }
 }
 
 /// `linmos`: out = Σ w_b B_b I_b / Σ w_b B_b² per pixel and channel on the grid of the largest
