@@ -55,16 +55,18 @@ pub fn annulus_stats(
     }
     let mut bkg = vec![f64::NAN; c.nchan];
     let mut rms = vec![f64::NAN; c.nchan];
+    let mut v = Vec::with_capacity(idx.len());
     for ch in 0..c.nchan {
-        let v: Vec<f64> = idx
-            .iter()
-            .map(|&(y, x)| c.at(ch, y, x) as f64)
-            .filter(|v| v.is_finite())
-            .collect();
+        v.clear();
+        v.extend(
+            idx.iter()
+                .map(|&(y, x)| c.at(ch, y, x) as f64)
+                .filter(|v| v.is_finite()),
+        );
         if v.len() < 3 {
             continue;
         }
-        if let Some((mean, std)) = clipped_mean_std(v, 3.0, 3) {
+        if let Some((mean, std)) = clipped_mean_std(&mut v, 3.0, 3) {
             bkg[ch] = mean;
             rms[ch] = std;
         }
@@ -114,14 +116,16 @@ pub fn centre_annulus_rms(c: CubeView, pix_per_beam: f64) -> Vec<f64> {
             }
         }
     }
+    let mut v = Vec::with_capacity(idx.len());
     (0..c.nchan)
         .map(|ch| {
-            let v: Vec<f64> = idx
-                .iter()
-                .map(|&(y, x)| c.at(ch, y, x) as f64)
-                .filter(|v| v.is_finite() && *v != 0.0)
-                .collect();
-            clipped_mean_std(v, 3.0, 1).map_or(f64::NAN, |(_, std)| std)
+            v.clear();
+            v.extend(
+                idx.iter()
+                    .map(|&(y, x)| c.at(ch, y, x) as f64)
+                    .filter(|v| v.is_finite() && *v != 0.0),
+            );
+            clipped_mean_std(&mut v, 3.0, 1).map_or(f64::NAN, |(_, std)| std)
         })
         .collect()
 }

@@ -49,15 +49,16 @@ pub fn nanmean(values: &[f64]) -> f64 {
 
 /// Iterative σ clipping about the mean with the population standard deviation (astropy's
 /// `sigma_clip` with a Gaussian ML centre and width), until nothing more is clipped or fewer than
-/// `min_keep` values would remain. Returns (mean, std); `None` for no values.
-pub fn clipped_mean_std(mut v: Vec<f64>, nsigma: f64, min_keep: usize) -> Option<(f64, f64)> {
+/// `min_keep` values would remain. Returns (mean, std); `None` for no values. `v` is left holding
+/// the values of the last pass (callers reuse it as a buffer).
+pub fn clipped_mean_std(v: &mut Vec<f64>, nsigma: f64, min_keep: usize) -> Option<(f64, f64)> {
     if v.is_empty() {
         return None;
     }
     loop {
         let n = v.len() as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let mean = sum_lanes(v, |x| x) / n;
+        let std = (sum_lanes(v, |x| (x - mean) * (x - mean)) / n).sqrt();
         let before = v.len();
         // In place, order kept: the next pass sums the same values in the same order (and the
         // values are not needed again once this pass's mean and σ are the answer).
@@ -66,6 +67,25 @@ pub fn clipped_mean_std(mut v: Vec<f64>, nsigma: f64, min_keep: usize) -> Option
             return Some((mean, std));
         }
     }
+}
+
+/// A sum in eight interleaved partial sums added pairwise at the end (as numpy's pairwise sum
+/// does within a block): eight independent additions per step instead of one chain waiting on
+/// each (the compiler vectorises it), and no less accurate than a running sum.
+fn sum_lanes(v: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(c) {
+            *lane += f(x);
+        }
+    }
+    for (lane, &x) in lanes.iter_mut().zip(rest) {
+        *lane += f(x);
+    }
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + b) + (c + d)) + ((e + f) + (g + h))
 }
 
 #[cfg(test)]
@@ -85,14 +105,14 @@ mod tests {
         let mut v: Vec<f64> = (0..20).map(|i| (i % 2) as f64).collect();
         v.push(100.0);
         // Pass 1 drops 100 (mean 4.76, σ 21.3); pass 2 keeps every 0 and 1.
-        assert_eq!(clipped_mean_std(v.clone(), 3.0, 3), Some((0.5, 0.5)));
+        assert_eq!(clipped_mean_std(&mut v.clone(), 3.0, 3), Some((0.5, 0.5)));
         // Keeping fewer than min_keep stops at the pass before.
-        let (mean, std) = clipped_mean_std(v.clone(), 3.0, 21).unwrap();
+        let (mean, std) = clipped_mean_std(&mut v.clone(), 3.0, 21).unwrap();
         assert!(
             (mean - 110.0 / 21.0).abs() < 1e-12 && std > 20.0,
             "{mean} {std}"
         );
-        assert_eq!(clipped_mean_std(Vec::new(), 3.0, 1), None);
+        assert_eq!(clipped_mean_std(&mut Vec::new(), 3.0, 1), None);
     }
 
     proptest::proptest! {
