@@ -421,10 +421,7 @@ impl Cube {
     pub fn read(path: &Path) -> Result<Cube, FitsError> {
         let mut planes = PlaneReader::open(path)?;
         let (nx, ny, nchan) = (planes.nx, planes.ny, planes.nchan);
-        let mut data = vec![0f32; nx * ny * nchan];
-        for c in 0..nchan {
-            planes.read_plane(c, &mut data[c * nx * ny..(c + 1) * nx * ny])?;
-        }
+        let data = planes.planes()?;
         Ok(Cube {
             nx,
             ny,

@@ -136,6 +136,25 @@ impl PlaneReader {
 }
 
 impl PlaneReader {
+    /// The whole cube, plane after plane ([`Cube`]'s order): of a plain cube, decoded out of
+    /// the map in one pass into memory never zeroed.
+    pub fn planes(&mut self) -> Result<Vec<f32>, FitsError> {
+        let n = self.nx * self.ny * self.nchan;
+        let Pixels::Mapped(map, start) = &self.source else {
+            let mut planes = vec![0f32; n];
+            let npix = self.nx * self.ny;
+            for c in 0..self.nchan {
+                self.read_plane(c, &mut planes[c * npix..(c + 1) * npix])?;
+            }
+            return Ok(planes);
+        };
+        let bytes = &map[*start..*start + n * 4];
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+            .collect())
+    }
+
     /// The whole cube as spectra (`out[(y·nx + x)·nchan + ch]`, see [`Spectra`]): of a plain
     /// cube, decoded out of the map and transposed in one pass into memory never zeroed.
     pub fn spectra(&mut self) -> Result<Vec<f32>, FitsError> {
@@ -245,5 +264,15 @@ mod tests {
                 &be[..]
             );
         }
+        // The whole cube at once, both ways, plane after plane and as spectra.
+        let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(direct.planes().unwrap()),
+            bits(via_cfitsio.planes().unwrap())
+        );
+        assert_eq!(
+            bits(direct.spectra().unwrap()),
+            bits(via_cfitsio.spectra().unwrap())
+        );
     }
 }

@@ -55,12 +55,15 @@ pub fn annulus_stats(
     }
     let mut bkg = vec![f64::NAN; c.nchan];
     let mut rms = vec![f64::NAN; c.nchan];
+    let npix = c.nx * c.ny;
+    let at: Vec<usize> = idx.iter().map(|&(y, x)| y * c.nx + x).collect();
     let mut v = Vec::with_capacity(idx.len());
     for ch in 0..c.nchan {
+        let plane = &c.data[ch * npix..(ch + 1) * npix];
         v.clear();
         v.extend(
-            idx.iter()
-                .map(|&(y, x)| c.at(ch, y, x) as f64)
+            at.iter()
+                .map(|&k| plane[k] as f64)
                 .filter(|v| v.is_finite()),
         );
         if v.len() < 3 {

@@ -274,7 +274,8 @@ struct BeamGeometry {
 
 /// An island's mosaic geometry: the output grid (the largest cutout's) and, per beam, where
 /// each output pixel falls and the beam's response there. The same for the island's I, Q and U
-/// mosaics, so worked out once per process for them ([`geometry`] keeps the recently used).
+/// mosaics, so worked out once per process for them when they run close together ([`geometry`]
+/// keeps the last few).
 struct Geometry {
     nx: usize,
     ny: usize,
@@ -285,23 +286,8 @@ struct Geometry {
     starts: Vec<u32>,
 }
 
-/// The memory the geometries kept for the next Stokes parameter may take (see [`geometry`]).
-const GEOMETRY_MEMO_BYTES: usize = 256 << 20;
-
-impl Geometry {
-    /// The memory it holds.
-    fn bytes(&self) -> usize {
-        self.beams
-            .iter()
-            .map(|b| {
-                b.taps.capacity() * std::mem::size_of::<(u32, Tap)>()
-                    + b.pb.capacity() * std::mem::size_of::<f32>()
-            })
-            .sum::<usize>()
-            + self.reach.capacity() * 8
-            + self.starts.capacity() * 4
-    }
-}
+/// The geometries [`geometry`] keeps for the next Stokes parameter of the same island.
+const GEOMETRY_MEMO_COUNT: usize = 8;
 
 /// The geometry of a mosaic of `cubes` on the grid of cube `ref_i` (see [`Geometry`]); a beam
 /// the holography lacks is `Err(beam)`.
@@ -333,14 +319,12 @@ fn geometry(
         put(format!("{} {sig:?}", p.display()));
     }
     let key = h.finalize();
-    if let Ok(mut m) = MEMO.lock() {
-        if let Some(at) = m.iter().position(|(k, _)| *k == key) {
-            // Most recently used last.
-            let hit = m.remove(at).expect("found just above");
-            let g = hit.1.clone();
-            m.push_back(hit);
-            return Ok(g);
-        }
+    if let Some(g) = MEMO
+        .lock()
+        .ok()
+        .and_then(|m| m.iter().find(|(k, _)| *k == key).map(|(_, g)| g.clone()))
+    {
+        return Ok(g);
     }
     let (out_c, out_wcs) = &cubes[ref_i];
     let (nx, ny, nchan) = (out_c.nx, out_c.ny, out_c.nchan);
@@ -419,16 +403,13 @@ fn geometry(
         starts,
     });
     if let Ok(mut m) = MEMO.lock() {
-        // An island's I, Q and U mosaics become ready as the last beam's I, Q and U cutouts
-        // finish, each time with the other islands of that beam between them: the memo holds
-        // the most recently used geometries up to a budget of bytes, not a count.
-        m.push_back((key, g.clone()));
-        let mut bytes: usize = m.iter().map(|(_, g)| g.bytes()).sum();
-        while bytes > GEOMETRY_MEMO_BYTES && m.len() > 1 {
-            if let Some((_, old)) = m.pop_front() {
-                bytes -= old.bytes();
-            }
+        // A few: more would not be shared in a first build (an island's I, Q and U mosaics
+        // become ready ~40 targets apart, as the last beam's I, Q and U cutouts finish, and
+        // holding 40 geometries costs more memory than the 10 000-island build may take).
+        if m.len() >= GEOMETRY_MEMO_COUNT {
+            m.pop_front();
         }
+        m.push_back((key, g.clone()));
     }
     Ok(g)
 }
