@@ -161,10 +161,7 @@ impl PlaneReader {
         let (npix, nchan) = (self.nx * self.ny, self.nchan);
         let n = npix * nchan;
         let Pixels::Mapped(map, start) = &self.source else {
-            let mut planes = vec![0f32; n];
-            for c in 0..nchan {
-                self.read_plane(c, &mut planes[c * npix..(c + 1) * npix])?;
-            }
+            let planes = self.planes()?;
             return Ok(crate::science::regrid::to_spectra(&planes, npix, nchan));
         };
         let bytes = &map[*start..*start + n * 4];

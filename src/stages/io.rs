@@ -267,17 +267,16 @@ pub fn write_mosaic_pair(
                 header,
             }
             .write(path)?,
-            p => crate::fits::Cube {
+            Some(MosaicPixels::Planes(data)) => crate::fits::Cube {
                 nx,
                 ny,
                 nchan,
-                data: match p {
-                    Some(MosaicPixels::Planes(d)) => d,
-                    _ => Vec::new(),
-                },
+                data,
                 header,
             }
             .write(path)?,
+            // The rule names each of the two outputs once.
+            None => {}
         }
     }
     Ok(())
