@@ -804,6 +804,10 @@ struct ReportTarget<'a> {
     cpu_seconds: f64,
     /// Bytes hashed for it.
     hashed_bytes: u64,
+    /// Seconds from the build's start to when a worker took it up and to when it was done
+    /// (a timeline of the build: which stages overlapped, where workers waited).
+    started_s: f64,
+    finished_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
@@ -841,6 +845,8 @@ fn verified_rows<'a>(
             seconds: 0.0,
             cpu_seconds: 0.0,
             hashed_bytes: 0,
+            started_s: 0.0,
+            finished_s: 0.0,
             error: None,
         })
         .collect()
@@ -862,6 +868,8 @@ fn built_rows<'a>(graph: &'a Graph, res: &'a BuildResult, many: bool) -> Vec<Rep
                 seconds: o.seconds,
                 cpu_seconds: o.cpu,
                 hashed_bytes: o.hashed_bytes,
+                started_s: o.started,
+                finished_s: o.finished,
                 error: o.error.as_deref(),
             })
         })

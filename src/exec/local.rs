@@ -99,6 +99,10 @@ pub struct Outcome {
     pub reasons: Vec<String>,
     /// Which kind of not-up-to-date, when it was not.
     pub class: Option<StaleClass>,
+    /// Seconds from the build's start to when a worker took it up, and to when it was done
+    /// (for a Slurm-run target: when its receipt was committed).
+    pub started: f64,
+    pub finished: f64,
 }
 
 /// The result of a build.
@@ -122,6 +126,144 @@ struct Msg {
     outcome: Option<Outcome>,
     fatal: Option<String>,
     deferred: Option<Deferred>,
+}
+
+/// The reports of one batch of targets a worker processed, and how long it took.
+struct Batch {
+    msgs: Vec<Msg>,
+    seconds: f64,
+}
+
+/// A batch whose targets took less than this each (up to date, or quick actions) lets its
+/// stage hand out bigger batches, so a no-op build is not dominated by scheduling.
+const QUICK_S: f64 = 1e-3;
+
+/// The ready targets of a build, per stage, and what the build has learnt of each stage.
+///
+/// Which stage goes next: the earliest stage with ready targets keeps one batch in flight (it
+/// reads the cold inputs: cutouts stream the beam cubes), and every other worker takes the
+/// latest stage with ready targets (depth first: an island's mosaic is made while the next
+/// beam is cut, its outputs read back while still in memory, and the build's working set stays
+/// small). With one worker, stages go in order.
+struct Ready {
+    queues: Vec<VecDeque<usize>>,
+    /// Targets of each stage handed out and not yet reported.
+    flying: Vec<usize>,
+    /// The largest batch each stage may get now: 1 while its targets take time (so each
+    /// choice is made when a worker is free), doubling while batches come back quickly.
+    chunk: Vec<usize>,
+    /// Whether an action of the stage ran in this build.
+    ran: Vec<bool>,
+}
+
+impl Ready {
+    fn new(stages: usize) -> Self {
+        Ready {
+            queues: vec![VecDeque::new(); stages],
+            flying: vec![0; stages],
+            chunk: vec![1; stages],
+            ran: vec![false; stages],
+        }
+    }
+
+    fn push(&mut self, stage: usize, gi: usize) {
+        self.queues[stage].push_back(gi);
+    }
+
+    /// The stage the next batch comes from.
+    fn stage(&self) -> Option<usize> {
+        let head = self.queues.iter().position(|q| !q.is_empty())?;
+        if self.flying[head] == 0 {
+            return Some(head);
+        }
+        self.queues.iter().rposition(|q| !q.is_empty())
+    }
+
+    /// How many batches may be in flight: one per worker, so that each choice is made when a
+    /// worker is free; two per worker while the next stage's batches come back quickly (a
+    /// worker finishing one then finds the next queued instead of waiting for the scheduler).
+    fn in_flight_cap(&self, jobs: usize) -> usize {
+        match self.stage() {
+            Some(s) if self.chunk[s] > 1 => 2 * jobs,
+            _ => jobs,
+        }
+    }
+
+    /// The next batch for a free worker, all of one stage.
+    fn pick(&mut self, jobs: usize) -> Option<Vec<usize>> {
+        let stage = self.stage()?;
+        let q = &mut self.queues[stage];
+        let n = (q.len() / (jobs * 4)).clamp(1, 256).min(self.chunk[stage]);
+        self.flying[stage] += n;
+        Some(q.drain(..n).collect())
+    }
+
+    /// A batch of `count` targets of `stage` came back after `seconds`; `ran`: an action ran.
+    fn finished(&mut self, stage: usize, count: usize, seconds: f64, ran: bool) {
+        self.flying[stage] -= count;
+        self.ran[stage] |= ran;
+        self.chunk[stage] = if seconds > QUICK_S * count as f64 {
+            1
+        } else {
+            (self.chunk[stage] * 2).min(256)
+        };
+    }
+
+    /// Up to `k` targets next in line of the earliest stage with ready targets (the stage that
+    /// reads cold inputs).
+    fn next_up(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        self.queues
+            .iter()
+            .find(|q| !q.is_empty())
+            .into_iter()
+            .flat_map(move |q| q.iter().take(k).copied())
+    }
+
+    /// Whether an action of `stage` ran in this build.
+    fn ran(&self, stage: usize) -> bool {
+        self.ran[stage]
+    }
+}
+
+/// The source files of a build and how many of its targets are still to read each.
+#[derive(Default)]
+struct SourceReaders {
+    index: HashMap<std::path::PathBuf, u32>,
+    paths: Vec<std::path::PathBuf>,
+    /// Readers not yet done.
+    left: Vec<u32>,
+    /// Whether the action of a reader ran (a file only checked by its signature was not read).
+    read: Vec<bool>,
+}
+
+impl SourceReaders {
+    /// One more target reads `path`; its number.
+    fn reader(&mut self, path: std::path::PathBuf) -> u32 {
+        let next = self.paths.len() as u32;
+        let i = *self.index.entry(path.clone()).or_insert(next);
+        if i == next {
+            self.paths.push(path);
+            self.left.push(0);
+            self.read.push(false);
+        }
+        self.left[i as usize] += 1;
+        i
+    }
+
+    /// A target that reads `of` is done (`ran`: its action ran); the sources no target is left
+    /// to read and that an action read.
+    fn done(&mut self, of: &[u32], ran: bool) -> Vec<std::path::PathBuf> {
+        let mut free = Vec::new();
+        for &i in of {
+            let i = i as usize;
+            self.left[i] -= 1;
+            self.read[i] |= ran;
+            if self.left[i] == 0 && self.read[i] {
+                free.push(self.paths[i].clone());
+            }
+        }
+        free
+    }
 }
 
 /// The cluster executors of a build, per rule `resources` (None: that kind runs locally).
@@ -220,6 +362,8 @@ fn outcome(status: Status) -> Outcome {
         blocked: false,
         reasons: Vec::new(),
         class: None,
+        started: 0.0,
+        finished: 0.0,
     }
 }
 
@@ -718,9 +862,11 @@ pub fn build_parts(
                 .count() as u32
         }));
     }
-    let mut ready: VecDeque<usize> = (0..n)
-        .filter(|&gi| mode_of(gi) != Mode::Ignore && pending[gi] == 0)
-        .collect();
+    // Ready targets per stage, each in the order it became ready.
+    let mut ready = Ready::new(stages.len());
+    for gi in (0..n).filter(|&gi| mode_of(gi) != Mode::Ignore && pending[gi] == 0) {
+        ready.push(target_stage[gi], gi);
+    }
     let start_pool = |n: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -767,7 +913,7 @@ pub fn build_parts(
             return each(outcomes, false, true, Some(fatal));
         }
     };
-    let (tx, rx) = mpsc::channel::<Vec<Msg>>();
+    let (tx, rx) = mpsc::channel::<Batch>();
     let mut stopped = false;
     let mut fatal: Option<String> = None;
     let mut was_interrupted = false;
@@ -797,8 +943,27 @@ pub fn build_parts(
     let mut deferred_of: HashMap<usize, Deferred> = HashMap::new();
     // Recorded durations seed batch sizes, one lookup per rule of each part.
     let mut seen_rule: HashMap<(usize, u32), f64> = HashMap::new();
+    // Read-ahead of the cold sources of the targets next in line (see `Ready::next_up`).
+    let prefetch = (!opts.dry_run).then(super::prefetch::Prefetcher::start);
+    let mut prefetched = vec![false; n];
+    // Each source file (one no rule makes) with the build's targets still to read it, and per
+    // target the sources it reads: once the last is done, and an action read it, its pages go.
+    let mut sources = SourceReaders::default();
+    let mut sources_of: Vec<Vec<u32>> = vec![Vec::new(); n];
+    if prefetch.is_some() {
+        for gi in (0..n).filter(|&gi| mode_of(gi) != Mode::Ignore) {
+            let (p, ti) = locate(gi);
+            let g = parts[p].engine.graph;
+            for f in g.targets[ti].inputs.iter().flat_map(|s| &s.files) {
+                if let crate::graph::InputFile::Source(rel) = f {
+                    sources_of[gi].push(sources.reader(g.field_dir.join(rel)));
+                }
+            }
+        }
+    }
     pool.in_place_scope(|scope| {
         let mut in_flight = 0usize;
+        let mut batches = 0usize;
         loop {
             if interrupted() && !was_interrupted {
                 was_interrupted = true;
@@ -813,25 +978,26 @@ pub fn build_parts(
                 }
                 deferred_of.clear();
             }
-            // Hand out ready targets in chunks: one per job when few are ready (so actions run in
-            // parallel), many per job when thousands are (so a no-op build is not dominated by
-            // scheduling).
-            while !stopped && !was_interrupted && !ready.is_empty() {
-                let chunk = (ready.len() / (jobs * 4)).clamp(1, 256);
-                let batch: Vec<usize> = ready.drain(..chunk).collect();
+            // Hand out ready targets, one batch per worker (so the next choice is made when a
+            // worker is free, with everything that became ready meanwhile): see `Ready::pick`.
+            while !stopped && !was_interrupted && batches < ready.in_flight_cap(jobs) {
+                let Some(batch) = ready.pick(jobs) else { break };
                 in_flight += batch.len();
+                batches += 1;
                 let tx = tx.clone();
                 let (results, running, target_stage) = (&results, &running, &target_stage);
                 let (offsets, remote_rule, receipts) = (&offsets, &remote_rule, &receipts);
                 let dry = opts.dry_run;
                 scope.spawn(move |_| {
                     let mut msgs = Vec::with_capacity(batch.len());
+                    let batch_began = Instant::now();
                     for gi in batch {
                         let (p, ti) = locate(gi);
                         let Part { engine, modes } = parts[p];
                         let field_results = &results[offsets[p]..offsets[p + 1]];
                         let defer = remote_rule[p][engine.graph.targets[ti].rule as usize];
                         let running = &running[target_stage[gi]];
+                        let began = start.elapsed().as_secs_f64();
                         let (step, used) = crate::cputime::measure(|| {
                             process(
                                 engine,
@@ -849,6 +1015,8 @@ pub fn build_parts(
                                 if let Some(o) = outcome.as_mut() {
                                     o.cpu += used.cpu;
                                     o.hashed_bytes += used.hashed_bytes;
+                                    o.started = began;
+                                    o.finished = start.elapsed().as_secs_f64();
                                 }
                                 let _ = results[gi].set(done);
                                 Msg { ti: gi, outcome, fatal, deferred: None }
@@ -861,8 +1029,33 @@ pub fn build_parts(
                             },
                         });
                     }
-                    let _ = tx.send(msgs);
+                    let _ = tx.send(Batch {
+                        msgs,
+                        seconds: batch_began.elapsed().as_secs_f64(),
+                    });
                 });
+            }
+            // The targets next in line of a stage whose actions are running have their large
+            // sources read ahead while the workers compute (a no-op build asks for nothing).
+            if let Some(pf) = &prefetch {
+                let mut files = Vec::new();
+                for gi in ready.next_up(jobs * 3) {
+                    let (p, ti) = locate(gi);
+                    let g = parts[p].engine.graph;
+                    let busy = running[target_stage[gi]].load(std::sync::atomic::Ordering::Relaxed) > 0
+                        || ready.ran(target_stage[gi]);
+                    if prefetched[gi] || !busy || remote_rule[p][g.targets[ti].rule as usize] {
+                        continue;
+                    }
+                    prefetched[gi] = true;
+                    files.extend(g.targets[ti].inputs.iter().flat_map(|s| &s.files).filter_map(
+                        |f| match f {
+                            crate::graph::InputFile::Source(rel) => Some(g.field_dir.join(rel)),
+                            _ => None,
+                        },
+                    ));
+                }
+                pf.will_need(files);
             }
             let remote = clusters.in_flight();
             if in_flight == 0 && remote == 0 {
@@ -872,8 +1065,21 @@ pub fn build_parts(
             let tick = std::time::Duration::from_millis(200);
             if in_flight > 0 {
                 // Woken at least every tick, so the progress shows the running counts.
+                let mut took = |b: Batch| {
+                    batches -= 1;
+                    in_flight -= b.msgs.len();
+                    let ran = b.msgs.iter().any(|m| {
+                        m.outcome
+                            .as_ref()
+                            .is_some_and(|o| o.status == Status::Ran)
+                    });
+                    if let Some(first) = b.msgs.first() {
+                        ready.finished(target_stage[first.ti], b.msgs.len(), b.seconds, ran);
+                    }
+                    msgs.extend(b.msgs);
+                };
                 match rx.recv_timeout(tick) {
-                    Ok(m) => msgs.extend(m),
+                    Ok(b) => took(b),
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) if remote == 0 => break,
                     Err(_) => {}
                 }
@@ -884,9 +1090,8 @@ pub fn build_parts(
                 );
                 // Take every report that is already waiting before handing out more work.
                 while let Ok(more) = rx.try_recv() {
-                    msgs.extend(more);
+                    took(more);
                 }
-                in_flight -= msgs.len();
             } else {
                 std::thread::sleep(tick);
             }
@@ -967,6 +1172,8 @@ pub fn build_parts(
                     if let Some(o) = o.as_mut() {
                         o.cpu += done.cpu + used.cpu;
                         o.hashed_bytes += used.hashed_bytes;
+                        o.finished = start.elapsed().as_secs_f64();
+                        o.started = (o.finished - o.seconds).max(0.0);
                     }
                     let _ = results[done.ti].set(dn);
                     local_msgs.push(Msg {
@@ -982,6 +1189,10 @@ pub fn build_parts(
             }
             for msg in local_msgs {
                 let gi = msg.ti;
+                if let Some(pf) = &prefetch {
+                    let ran = msg.outcome.as_ref().is_some_and(|o| o.status == Status::Ran);
+                    pf.done_with(sources.done(&sources_of[gi], ran));
+                }
                 let (p, ti) = locate(gi);
                 let Part { engine, modes } = parts[p];
                 let g = engine.graph;
@@ -1031,7 +1242,7 @@ pub fn build_parts(
                     let gd = offsets[p] + d;
                     pending[gd] -= 1;
                     if pending[gd] == 0 {
-                        ready.push_back(gd);
+                        ready.push(target_stage[gd], gd);
                     }
                 }
             }
@@ -1079,4 +1290,86 @@ pub fn modes_for(graph: &crate::graph::Graph, selected: &[bool], only: bool) -> 
         }
     }
     modes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The earliest stage with ready targets keeps one batch in flight; other workers go depth
+    /// first; with one worker stages go in order.
+    #[test]
+    fn the_head_stage_keeps_one_in_flight_and_the_rest_go_depth_first() {
+        let mut r = Ready::new(3);
+        for gi in 0..4 {
+            r.push(0, gi);
+        }
+        r.push(1, 10);
+        r.push(2, 20);
+        r.push(2, 21);
+        // Nothing in flight: the head (stage 0) first, then the deepest stage, in ready order.
+        assert_eq!(r.pick(2), Some(vec![0]));
+        assert_eq!(r.pick(2), Some(vec![20]));
+        // The head still has one in flight: depth first again.
+        assert_eq!(r.pick(2), Some(vec![21]));
+        assert_eq!(r.pick(2), Some(vec![10]));
+        assert_eq!(r.pick(2), Some(vec![1]));
+        // The head's batch comes back: the head is taken up again before the others.
+        r.finished(0, 1, 0.5, true);
+        r.finished(0, 1, 0.5, true);
+        r.push(2, 22);
+        assert_eq!(r.pick(2), Some(vec![2]));
+        assert_eq!(r.pick(2), Some(vec![22]));
+        assert_eq!(r.next_up(5).collect::<Vec<_>>(), vec![3]);
+        assert!(r.ran(0) && !r.ran(1));
+        assert_eq!(r.pick(2), Some(vec![3]));
+        assert_eq!(r.pick(2), None);
+        assert_eq!(r.next_up(5).count(), 0);
+    }
+
+    /// Batches grow while they come back quickly (a no-op build) and fall back to one target
+    /// when targets take time (each choice made when a worker is free).
+    #[test]
+    fn batches_grow_while_quick_and_shrink_when_targets_take_time() {
+        let mut r = Ready::new(1);
+        for gi in 0..10_000 {
+            r.push(0, gi);
+        }
+        let mut sizes = Vec::new();
+        for _ in 0..10 {
+            let b = r.pick(2).unwrap();
+            sizes.push(b.len());
+            r.finished(0, b.len(), 1e-5 * b.len() as f64, false);
+        }
+        assert_eq!(sizes, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 256]);
+        let b = r.pick(2).unwrap();
+        r.finished(0, b.len(), 0.01 * b.len() as f64, true);
+        assert_eq!(r.pick(2).unwrap().len(), 1);
+        // Few left: never more than a quarter of a worker's share.
+        let mut r = Ready::new(1);
+        for gi in 0..16 {
+            r.push(0, gi);
+        }
+        r.chunk[0] = 256;
+        assert_eq!(r.pick(2).unwrap().len(), 2);
+    }
+
+    /// A source is let go of once its last reader is done, and only if an action read it.
+    #[test]
+    fn sources_go_after_their_last_reader_and_only_if_read() {
+        let mut s = SourceReaders::default();
+        let cube = s.reader("cube.fits".into());
+        let cat = s.reader("cat.csv".into());
+        assert_eq!(s.reader("cube.fits".into()), cube);
+        let skipped = s.reader("skipped.fits".into());
+        assert!(s
+            .done(&[cube, cat], true)
+            .iter()
+            .any(|p| p.ends_with("cat.csv")));
+        assert_eq!(
+            s.done(&[cube], false),
+            vec![std::path::PathBuf::from("cube.fits")]
+        );
+        assert!(s.done(&[skipped], false).is_empty());
+    }
 }

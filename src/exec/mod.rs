@@ -13,6 +13,7 @@
 pub mod action;
 mod error;
 pub mod local;
+mod prefetch;
 mod records;
 pub mod slurm;
 pub mod worker;

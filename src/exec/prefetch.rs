@@ -1,0 +1,189 @@
+//! The page cache around the large source files of a build: read ahead before their targets
+//! run, let go of once every target that reads them is done.
+//!
+//! Owns: one thread that asks the kernel to read files into the page cache
+//! (`posix_fadvise(WILLNEED)`) while the workers compute, so that a stage which reads cold beam
+//! cubes (cutout) finds the next cube in memory instead of waiting for the disk with a core
+//! idle; and to drop a source's pages once the build has no further reader for it
+//! (`POSIX_FADV_DONTNEED`), so that a field larger than memory does not push out the cutouts
+//! and mosaics that the next stages are about to read (a cube is read once, by its cutout).
+//! Must never: block a worker or the scheduler (requests are queued to the thread); read a file
+//! whose target may not run (the scheduler asks only for stages whose actions are running);
+//! drop a file that a target of the build has yet to read, or one that no action read.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// Files below this size keep their pages when let go of (they cost little memory, and small
+/// sources such as catalogues are read by many targets).
+const MIN_DROP_BYTES: u64 = 1 << 20;
+
+/// What to tell the kernel about a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Advice {
+    /// Read it in.
+    WillNeed,
+    /// Its cached pages may go.
+    DontNeed,
+}
+
+/// The read-ahead thread; dropping it waits for the requests already queued to be issued.
+pub struct Prefetcher {
+    tx: Option<mpsc::Sender<(Advice, Vec<PathBuf>)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prefetcher {
+    /// Start the thread. Without a thread (ulimit -u), requests are dropped: read-ahead only
+    /// saves time.
+    pub fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<(Advice, Vec<PathBuf>)>();
+        let thread = std::thread::Builder::new()
+            .name("arrakis-prefetch".into())
+            .spawn(move || {
+                for (advice, files) in rx {
+                    for f in files {
+                        advise(&f, advice);
+                    }
+                }
+            })
+            .ok();
+        Prefetcher {
+            tx: thread.as_ref().map(|_| tx),
+            thread,
+        }
+    }
+
+    /// Ask for `files` to be read ahead (in order, after the requests before them).
+    pub fn will_need(&self, files: Vec<PathBuf>) {
+        self.send(Advice::WillNeed, files);
+    }
+
+    /// Let the cached pages of `files` go: the build will not read them again.
+    pub fn done_with(&self, files: Vec<PathBuf>) {
+        self.send(Advice::DontNeed, files);
+    }
+
+    fn send(&self, advice: Advice, files: Vec<PathBuf>) {
+        if let (Some(tx), false) = (&self.tx, files.is_empty()) {
+            let _ = tx.send((advice, files));
+        }
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Tell the kernel about `path`; any failure is ignored (the action that reads the file reports
+/// it).
+fn advise(path: &std::path::Path, advice: Advice) {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::File::open(path) else {
+        return;
+    };
+    let len = match f.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return,
+    };
+    if advice == Advice::DontNeed {
+        if len < MIN_DROP_BYTES {
+            return;
+        }
+        // SAFETY: as below; clean pages are dropped, dirty ones (none: sources are not written)
+        // would only be written back first.
+        unsafe {
+            libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        }
+        return;
+    }
+    // One advice reads at most the larger of the device's read-ahead window and its largest
+    // request (Linux's force_page_cache_ra), so a whole cube is asked for in pieces no larger
+    // than either usually is.
+    let mut at = 0u64;
+    while at < len {
+        let n = PIECE.min(len - at);
+        // SAFETY: the descriptor is open for the duration of the call; the advice only starts
+        // reads into the page cache.
+        unsafe {
+            libc::posix_fadvise(
+                f.as_raw_fd(),
+                at as i64,
+                n as i64,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+        at += n;
+    }
+}
+
+/// Bytes per advice (see [`will_need`]).
+const PIECE: u64 = 512 << 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request for a file brings it into the page cache (checked with mincore on a map of it);
+    /// a missing file is skipped without error; letting go of it drops its pages.
+    #[test]
+    fn requested_files_end_up_in_the_page_cache() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.fits");
+        std::fs::write(&big, vec![7u8; 40 << 20]).unwrap();
+        std::fs::write(dir.path().join("small"), b"x").unwrap();
+        let f = std::fs::File::open(&big).unwrap();
+        // SAFETY: sync and DONTNEED only affect caching.
+        unsafe {
+            libc::fsync(f.as_raw_fd());
+            libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        }
+        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+        let pages = map.len().div_ceil(4096);
+        let mut vec = vec![0u8; pages];
+        let resident = |vec: &mut Vec<u8>| {
+            // SAFETY: the map is live and `vec` holds one byte per page.
+            let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), vec.as_mut_ptr()) };
+            assert_eq!(rc, 0);
+            vec.iter().filter(|&&b| b & 1 == 1).count()
+        };
+        let before = resident(&mut vec);
+        assert!(
+            before < pages / 2,
+            "the file stayed in the page cache: {before} of {pages}"
+        );
+        let p = Prefetcher::start();
+        p.will_need(vec![
+            dir.path().join("missing"),
+            dir.path().join("small"),
+            big.clone(),
+        ]);
+        drop(p);
+        // WILLNEED's reads complete asynchronously; wait for them (mincore does not read). The
+        // file is larger than any read-ahead window, so one advice for all of it would not do.
+        let mut now = resident(&mut vec);
+        for _ in 0..500 {
+            if now == pages {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            now = resident(&mut vec);
+        }
+        assert_eq!(now, pages, "read ahead: {now} of {pages} pages resident");
+        let p = Prefetcher::start();
+        p.done_with(vec![big.clone()]);
+        drop(p);
+        let after = resident(&mut vec);
+        assert!(
+            after < pages / 2,
+            "let go of: {after} of {pages} pages still resident"
+        );
+    }
+}
