@@ -88,21 +88,24 @@ pub struct Progress {
 /// the old one's blocks with a discard on `-o discard` mounts: 0.2-0.4 s per write measured on
 /// a RACS-size build), and the scheduler that calls it must not wait with it.
 struct LiveWriter {
+    path: std::path::PathBuf,
     tx: Option<std::sync::mpsc::Sender<Vec<u8>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Write the live file (best effort).
+fn write_live_file(path: &std::path::Path, bytes: &[u8]) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = crate::atomic::write_atomic(path, bytes);
 }
 
 impl LiveWriter {
     fn start(path: std::path::PathBuf) -> LiveWriter {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let write = move |bytes: &[u8]| {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = crate::atomic::write_atomic(&path, bytes);
-        };
-        // Without a thread (ulimit -u), written here.
-        let (tx, thread) = match std::thread::Builder::new()
+        let to = path.clone();
+        let thread = std::thread::Builder::new()
             .name("arrakis-live".into())
             .spawn(move || {
                 while let Ok(mut bytes) = rx.recv() {
@@ -110,19 +113,26 @@ impl LiveWriter {
                     while let Ok(newer) = rx.try_recv() {
                         bytes = newer;
                     }
-                    write(&bytes);
+                    write_live_file(&to, &bytes);
                 }
-            }) {
-            Ok(t) => (Some(tx), Some(t)),
-            Err(_) => (None, None),
-        };
-        LiveWriter { tx, thread }
+            })
+            .ok();
+        LiveWriter {
+            path,
+            tx: thread.as_ref().map(|_| tx),
+            thread,
+        }
     }
 
-    /// Write `bytes` soon (a later call may replace them before they are written).
+    /// Write `bytes` soon (a later call may replace them before they are written); here and
+    /// now when no thread could be started (ulimit -u).
     fn send(&self, bytes: Vec<u8>) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(bytes);
+        match &self.tx {
+            Some(tx) => {
+                let _ = tx.send(bytes);
+            }
+            None if self.thread.is_none() => write_live_file(&self.path, &bytes),
+            None => {}
         }
     }
 
