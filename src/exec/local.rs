@@ -99,9 +99,11 @@ pub struct Outcome {
     pub reasons: Vec<String>,
     /// Which kind of not-up-to-date, when it was not.
     pub class: Option<StaleClass>,
-    /// Seconds from the build's start to when a worker took it up, and to when it was done
-    /// (for a Slurm-run target: when its receipt was committed).
+    /// Seconds from the build's start to when a worker took it up (for a Slurm-run target:
+    /// its commit less its action's seconds).
     pub started: f64,
+    /// Seconds from the build's start to when it was done (for a Slurm-run target: when its
+    /// receipt was committed).
     pub finished: f64,
 }
 
