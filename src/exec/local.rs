@@ -252,6 +252,11 @@ impl SourceReaders {
         i
     }
 
+    /// The path of source `i`.
+    fn path(&self, i: u32) -> &std::path::Path {
+        &self.paths[i as usize]
+    }
+
     /// A target that reads `of` is done (`ran`: its action ran); the sources no target is left
     /// to read and that an action read.
     fn done(&mut self, of: &[u32], ran: bool) -> Vec<std::path::PathBuf> {
@@ -1037,8 +1042,8 @@ pub fn build_parts(
                     });
                 });
             }
-            // The targets next in line of a stage whose actions are running have their large
-            // sources read ahead while the workers compute (a no-op build asks for nothing).
+            // The targets next in line of a stage whose actions are running have their sources
+            // read ahead while the workers compute (a no-op build asks for nothing).
             if let Some(pf) = &prefetch {
                 let mut files = Vec::new();
                 for gi in ready.next_up(jobs * 3) {
@@ -1050,12 +1055,7 @@ pub fn build_parts(
                         continue;
                     }
                     prefetched[gi] = true;
-                    files.extend(g.targets[ti].inputs.iter().flat_map(|s| &s.files).filter_map(
-                        |f| match f {
-                            crate::graph::InputFile::Source(rel) => Some(g.field_dir.join(rel)),
-                            _ => None,
-                        },
-                    ));
+                    files.extend(sources_of[gi].iter().map(|&i| sources.path(i).to_path_buf()));
                 }
                 pf.will_need(files);
             }
