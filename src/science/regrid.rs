@@ -141,39 +141,106 @@ impl Tap {
     /// Every channel at once: `cube` pixel-major (`cube[(y·nx + x)·nchan + ch]`, a cutout
     /// transposed so a pixel's spectrum is contiguous) through these taps into `out` (`nchan`
     /// long). Per channel the same arithmetic, in the same order, as [`Tap::sample`] on that
-    /// channel's plane (so the two agree to the bit), but each step is one pass over contiguous
-    /// spectra, which the compiler vectorises.
-    #[inline(always)]
+    /// channel's plane (so the two agree to the bit): [`TapSpectra::sample`] in runs of
+    /// [`CHANNEL_RUN`].
     pub fn sample_spectra(&self, cube: &[f32], nx: usize, nchan: usize, out: &mut [f32]) {
-        let spec = |k: usize| &cube[k * nchan..(k + 1) * nchan];
+        let t = self.spectra(cube, nx, nchan);
         let out = &mut out[..nchan];
-        if let Some((base, wx, wy)) = &self.cubic {
-            let base = *base as usize;
-            out.fill(0.0);
-            for (j, &wyj) in wy.iter().enumerate() {
-                let r = base + j * nx;
-                let (a, b, c, d) = (spec(r), spec(r + 1), spec(r + 2), spec(r + 3));
-                for ch in 0..nchan {
-                    out[ch] +=
-                        wyj * (wx[0] * a[ch] + wx[1] * b[ch] + wx[2] * c[ch] + wx[3] * d[ch]);
-                }
-            }
-            // Without an early exit, so it vectorises.
-            if out.iter().fold(true, |all, v| all & v.is_finite()) {
-                return;
-            }
+        let whole = nchan / CHANNEL_RUN * CHANNEL_RUN;
+        for (k, o) in out[..whole].chunks_exact_mut(CHANNEL_RUN).enumerate() {
+            o.copy_from_slice(&t.sample::<CHANNEL_RUN>(k * CHANNEL_RUN));
         }
-        let [a, b, c, d] = self.lin.map(|k| spec(k as usize));
-        let [fx, fy] = self.frac;
-        let cubic = self.cubic.is_some();
-        // Every channel's bilinear value, kept where the bicubic one is missing (a select, not
-        // a branch: the loop vectorises).
-        for ((((o, a), b), c), d) in out.iter_mut().zip(a).zip(b).zip(c).zip(d) {
-            let lin = (1.0 - fy) * ((1.0 - fx) * a + fx * b) + fy * ((1.0 - fx) * c + fx * d);
-            *o = if !cubic || !o.is_finite() { lin } else { *o };
+        for (ch, o) in out.iter_mut().enumerate().skip(whole) {
+            *o = t.sample::<1>(ch)[0];
+        }
+    }
+
+    /// The spectra of a pixel-major cube (see [`Tap::sample_spectra`]) these taps read, found
+    /// once for every run of channels.
+    #[inline(always)]
+    pub fn spectra<'a>(&self, cube: &'a [f32], nx: usize, nchan: usize) -> TapSpectra<'a> {
+        let spec = |k: usize| &cube[k * nchan..(k + 1) * nchan];
+        TapSpectra {
+            cubic: self.cubic.as_ref().map(|(base, wx, wy)| {
+                let base = *base as usize;
+                let rows: Neighbourhood =
+                    std::array::from_fn(|i| spec(base + (i / 4) * nx + i % 4));
+                (rows, *wx, *wy)
+            }),
+            lin: [
+                spec(self.lin[0] as usize),
+                spec(self.lin[1] as usize),
+                spec(self.lin[2] as usize),
+                spec(self.lin[3] as usize),
+            ],
+            frac: self.frac,
         }
     }
 }
+
+/// Sixteen spectra of a 4×4 neighbourhood, row after row.
+type Neighbourhood<'a> = [&'a [f32]; 16];
+
+/// A [`Tap`] on one cube: the spectra it reads (each `nchan` long) and its weights.
+pub struct TapSpectra<'a> {
+    /// The 4×4 neighbourhood's spectra, row after row, and the weights along x and y.
+    cubic: Option<(Neighbourhood<'a>, [f32; 4], [f32; 4])>,
+    lin: [&'a [f32]; 4],
+    frac: [f32; 2],
+}
+
+impl TapSpectra<'_> {
+    /// Channels `ch0..ch0 + L`: `L` lanes side by side (the compiler keeps them in vector
+    /// registers, so a caller can use them before they go to memory), bicubic where every
+    /// lane's bicubic value is finite, else bilinear in the lanes whose bicubic value is not.
+    /// Per channel the arithmetic of [`Tap::sample`].
+    #[inline(always)]
+    pub fn sample<const L: usize>(&self, ch0: usize) -> [f32; L] {
+        let run = |s: &[f32]| -> [f32; L] { s[ch0..ch0 + L].try_into().unwrap() };
+        let mut o = [0f32; L];
+        if let Some((rows, wx, wy)) = &self.cubic {
+            for (j, &wyj) in wy.iter().enumerate() {
+                let (a, b, c, d) = (
+                    run(rows[4 * j]),
+                    run(rows[4 * j + 1]),
+                    run(rows[4 * j + 2]),
+                    run(rows[4 * j + 3]),
+                );
+                for l in 0..L {
+                    o[l] += wyj * (wx[0] * a[l] + wx[1] * b[l] + wx[2] * c[l] + wx[3] * d[l]);
+                }
+            }
+            // Without an early exit per lane, so it vectorises.
+            if o.iter().fold(true, |all, v| all & v.is_finite()) {
+                return o;
+            }
+        }
+        let (a, b, c, d) = (
+            run(self.lin[0]),
+            run(self.lin[1]),
+            run(self.lin[2]),
+            run(self.lin[3]),
+        );
+        let [fx, fy] = self.frac;
+        let cubic = self.cubic.is_some();
+        // Every lane's bilinear value, kept where the bicubic one is missing (a select, not a
+        // branch: the loop vectorises).
+        for l in 0..L {
+            let lin =
+                (1.0 - fy) * ((1.0 - fx) * a[l] + fx * b[l]) + fy * ((1.0 - fx) * c[l] + fx * d[l]);
+            o[l] = if !cubic || !o[l].is_finite() {
+                lin
+            } else {
+                o[l]
+            };
+        }
+        o
+    }
+}
+
+/// The channels [`TapSpectra::sample`] takes at a time in [`Tap::sample_spectra`] and the
+/// mosaic: one AVX2 register (more lanes spill registers).
+pub const CHANNEL_RUN: usize = 8;
 
 /// A cube's planes (`nchan` of `npix` pixels) as spectra: `out[p·nchan + ch] = planes[ch·npix + p]`.
 pub fn to_spectra(planes: &[f32], npix: usize, nchan: usize) -> Vec<f32> {
@@ -277,14 +344,17 @@ mod tests {
                 "({x}, {y}): {got} vs {want}"
             );
         }
-        // Every channel at once, from the transposed cube: the same bits.
-        let nchan = 3;
+        // Every channel at once, from the transposed cube: the same bits (a run of
+        // CHANNEL_RUN channels and three after it).
+        let nchan = CHANNEL_RUN + 3;
         let cube: Vec<f32> = (0..nchan)
             .flat_map(|ch| d.iter().map(move |v| v * (ch as f32 + 1.0)))
             .collect();
         let mut cube_nan = cube.clone();
         cube_nan[99 + 3 * 11 + 3] = f32::NAN; // channel 1 only
-        for cube in [&cube, &cube_nan] {
+        let mut cube_nan_late = cube.clone();
+        cube_nan_late[(CHANNEL_RUN + 1) * 99 + 3 * 11 + 3] = f32::NAN; // in the channels after the run
+        for cube in [&cube, &cube_nan, &cube_nan_late] {
             let spectra = to_spectra(cube, 99, nchan);
             let back: Vec<u32> = to_planes(&spectra, 99, nchan)
                 .iter()

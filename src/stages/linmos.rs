@@ -14,7 +14,7 @@ use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{stencil, Tap};
+use crate::science::regrid::{stencil, Tap, CHANNEL_RUN as RUN};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
@@ -274,8 +274,8 @@ struct BeamGeometry {
 
 /// An island's mosaic geometry: the output grid (the largest cutout's) and, per beam, where
 /// each output pixel falls and the beam's response there. The same for the island's I, Q and U
-/// mosaics, so worked out once per process for them when they run close together ([`geometry`]
-/// keeps the last few).
+/// mosaics, so worked out once per process for the three ([`geometry`] keeps it for the next
+/// Stokes parameter).
 struct Geometry {
     nx: usize,
     ny: usize,
@@ -286,8 +286,64 @@ struct Geometry {
     starts: Vec<u32>,
 }
 
-/// The geometries [`geometry`] keeps for the next Stokes parameter of the same island.
-const GEOMETRY_MEMO_COUNT: usize = 8;
+impl Geometry {
+    /// The bytes it holds.
+    fn bytes(&self) -> usize {
+        use std::mem::size_of;
+        let beams: usize = self
+            .beams
+            .iter()
+            .map(|g| g.taps.len() * size_of::<(u32, Tap)>() + g.pb.len() * size_of::<f32>())
+            .sum();
+        beams + self.reach.len() * size_of::<(u32, u32)>() + self.starts.len() * size_of::<u32>()
+    }
+}
+
+/// The geometries [`geometry`] keeps for the next Stokes parameter of the same island, at most
+/// so many and so many bytes: in a first build an island's Q and U mosaics become ready one
+/// and two cutouts after its I mosaic (as the last beam's Q and U cutouts finish), the mosaics
+/// of every island that beam finishes in between: ~35 geometries apart in a field of 600
+/// islands (~3 MiB each at 288 channels). Where more islands share a last beam the memo does
+/// not reach back far enough and holds little (the 10 000-island build's memory goal).
+const GEOMETRY_MEMO_COUNT: usize = 48;
+const GEOMETRY_MEMO_BYTES: usize = 128 << 20;
+
+/// The uses after which a kept geometry is dropped: I, Q and U have had it.
+const GEOMETRY_USES: usize = 3;
+
+/// The geometries kept: (key, geometry, uses so far), oldest first.
+type GeometryMemo = std::collections::VecDeque<(blake3::Hash, std::sync::Arc<Geometry>, usize)>;
+
+/// Keep `g` for later uses under `key` (its first use is now), the oldest dropped until the
+/// memo holds at most `count` geometries and `budget` bytes (one geometry larger than that is
+/// not kept).
+fn keep_geometry(
+    memo: &mut GeometryMemo,
+    key: blake3::Hash,
+    g: std::sync::Arc<Geometry>,
+    count: usize,
+    budget: usize,
+) {
+    memo.push_back((key, g, 1));
+    let mut held: usize = memo.iter().map(|(_, g, _)| g.bytes()).sum();
+    while held > budget || memo.len() > count {
+        match memo.pop_front() {
+            Some((_, g, _)) => held -= g.bytes(),
+            None => break,
+        }
+    }
+}
+
+/// A kept geometry under `key`, counted as one more use (dropped from the memo at its last).
+fn reuse_geometry(memo: &mut GeometryMemo, key: &blake3::Hash) -> Option<std::sync::Arc<Geometry>> {
+    let at = memo.iter().position(|(k, _, _)| k == key)?;
+    memo[at].2 += 1;
+    let g = memo[at].1.clone();
+    if memo[at].2 >= GEOMETRY_USES {
+        memo.remove(at);
+    }
+    Some(g)
+}
 
 /// The geometry of a mosaic of `cubes` on the grid of cube `ref_i` (see [`Geometry`]); a beam
 /// the holography lacks is `Err(beam)`.
@@ -300,8 +356,7 @@ fn geometry(
     cutoff: f64,
 ) -> Result<std::sync::Arc<Geometry>, usize> {
     use std::sync::{Arc, Mutex};
-    type Memo = Mutex<std::collections::VecDeque<(blake3::Hash, Arc<Geometry>)>>;
-    static MEMO: Memo = Mutex::new(std::collections::VecDeque::new());
+    static MEMO: Mutex<GeometryMemo> = Mutex::new(std::collections::VecDeque::new());
     // Everything the geometry depends on (not the pixel values or the channel weights).
     let mut h = blake3::Hasher::new();
     let mut put = |s: String| {
@@ -322,7 +377,7 @@ fn geometry(
     if let Some(g) = MEMO
         .lock()
         .ok()
-        .and_then(|m| m.iter().find(|(k, _)| *k == key).map(|(_, g)| g.clone()))
+        .and_then(|mut m| reuse_geometry(&mut m, &key))
     {
         return Ok(g);
     }
@@ -403,13 +458,13 @@ fn geometry(
         starts,
     });
     if let Ok(mut m) = MEMO.lock() {
-        // A few: more would not be shared in a first build (an island's I, Q and U mosaics
-        // become ready ~40 targets apart, as the last beam's I, Q and U cutouts finish, and
-        // holding 40 geometries costs more memory than the 10 000-island build may take).
-        if m.len() >= GEOMETRY_MEMO_COUNT {
-            m.pop_front();
-        }
-        m.push_back((key, g.clone()));
+        keep_geometry(
+            &mut m,
+            key,
+            g.clone(),
+            GEOMETRY_MEMO_COUNT,
+            GEOMETRY_MEMO_BYTES,
+        );
     }
     Ok(g)
 }
@@ -525,7 +580,10 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
     // to them (in beam order), then are written once.
     let mut num = Vec::with_capacity(npix * nchan);
     let mut den = Vec::with_capacity(npix * nchan);
-    let (mut n, mut d, mut v) = (vec![0f32; nchan], vec![0f32; nchan], vec![0f32; nchan]);
+    let (mut n, mut d) = (vec![0f32; nchan], vec![0f32; nchan]);
+    // Channels in runs sampled and added at once (the run's samples never leave the vector
+    // registers), then the channels after the last whole run one by one.
+    let whole = nchan / RUN * RUN;
     for p in 0..npix {
         // Slices of exactly nchan: the loops below vectorise without bounds checks.
         let (n, d) = (&mut n[..nchan], &mut d[..nchan]);
@@ -535,10 +593,30 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
         for &(b, k) in reach {
             let (b, k) = (b as usize, k as usize);
             let g = &geo.beams[b];
-            g.taps[k]
-                .1
-                .sample_spectra(&spectra[b], nxs[b], nchan, &mut v);
-            accumulate(n, d, &v, &ws[b], &g.pb[k * nchan..(k + 1) * nchan]);
+            let tap = g.taps[k].1.spectra(&spectra[b], nxs[b], nchan);
+            let (w, pb) = (&ws[b][..nchan], &g.pb[k * nchan..(k + 1) * nchan]);
+            for c0 in (0..whole).step_by(RUN) {
+                let v = tap.sample::<RUN>(c0);
+                let r = c0..c0 + RUN;
+                accumulate::<RUN>(
+                    (&mut n[r.clone()]).try_into().unwrap(),
+                    (&mut d[r.clone()]).try_into().unwrap(),
+                    &v,
+                    w[r.clone()].try_into().unwrap(),
+                    pb[r].try_into().unwrap(),
+                );
+            }
+            for ch in whole..nchan {
+                let v = tap.sample::<1>(ch);
+                let r = ch..ch + 1;
+                accumulate::<1>(
+                    (&mut n[r.clone()]).try_into().unwrap(),
+                    (&mut d[r.clone()]).try_into().unwrap(),
+                    &v,
+                    w[r.clone()].try_into().unwrap(),
+                    pb[r].try_into().unwrap(),
+                );
+            }
         }
         let at = num.len();
         num.resize(at + nchan, 0.0);
@@ -550,20 +628,25 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
     (num, den)
 }
 
-/// One beam's share of a pixel's sums: `n += w B v`, `d += w B²` per channel (`v` the sampled
-/// spectrum, `w` the channel weights, `pb` the beam). A blank sample, a dead channel (weight 0)
-/// or a beam below the cutoff (0) adds nothing. A function of its own so that the compiler
-/// knows the slices apart and vectorises the loop.
+/// One beam's share of a run of a pixel's sums: `n += w B v`, `d += w B²` per channel (`v` the
+/// sampled spectrum, `w` the channel weights, `pb` the beam). A blank sample, a dead channel
+/// (weight 0) or a beam below the cutoff (0) adds nothing.
 #[inline(always)]
-fn accumulate(n: &mut [f32], d: &mut [f32], v: &[f32], w: &[f32], pb: &[f32]) {
-    let len = n.len();
-    let (d, v, w, pb) = (&mut d[..len], &v[..len], &w[..len], &pb[..len]);
-    for ch in 0..len {
+fn accumulate<const L: usize>(
+    n: &mut [f32; L],
+    d: &mut [f32; L],
+    v: &[f32; L],
+    w: &[f32; L],
+    pb: &[f32; L],
+) {
+    for ch in 0..L {
         let wp = w[ch] * pb[ch];
-        // `&`, not `&&`: no branch in the loop (a branch becomes masked loads and stores).
+        // No branch: both products are made and masked to +0.0 where the sample is left out
+        // (what adding `if live { .. } else { 0.0 }` gives, but the lanes stay in one register).
         let live = v[ch].is_finite() & (wp > 0.0);
-        n[ch] += if live { wp * v[ch] } else { 0.0 };
-        d[ch] += if live { wp * pb[ch] } else { 0.0 };
+        let keep = (live as u32).wrapping_neg();
+        n[ch] += f32::from_bits((wp * v[ch]).to_bits() & keep);
+        d[ch] += f32::from_bits((wp * pb[ch]).to_bits() & keep);
     }
 }
 
@@ -853,6 +936,47 @@ mod tests {
             remove_leakage(&mut q, &wcs, &small, Path::new("i"), &m, 0, PLANE_Q, 0.0),
             Err(LeakageError::Shape(_))
         ));
+    }
+
+    #[test]
+    fn kept_geometries_go_after_their_third_use_or_when_the_budget_is_spent() {
+        use std::sync::Arc;
+        let geo = |n: usize| {
+            Arc::new(Geometry {
+                nx: 1,
+                ny: 1,
+                beams: vec![BeamGeometry {
+                    taps: Vec::new(),
+                    pb: vec![0.0; n],
+                }],
+                reach: Vec::new(),
+                starts: vec![0, 0],
+            })
+        };
+        let key = |i: u8| blake3::hash(&[i]);
+        let one = geo(1000).bytes();
+        let mut m = GeometryMemo::new();
+        keep_geometry(&mut m, key(1), geo(1000), 9, 3 * one); // I
+        keep_geometry(&mut m, key(2), geo(1000), 9, 3 * one);
+        assert!(reuse_geometry(&mut m, &key(1)).is_some()); // Q
+        assert!(reuse_geometry(&mut m, &key(1)).is_some()); // U, its last use
+        assert!(reuse_geometry(&mut m, &key(1)).is_none());
+        for k in 3..=5 {
+            keep_geometry(&mut m, key(k), geo(1000), 9, 3 * one);
+        }
+        // Four would pass the budget: the oldest went.
+        assert!(reuse_geometry(&mut m, &key(2)).is_none());
+        assert!(reuse_geometry(&mut m, &key(3)).is_some());
+        assert!(reuse_geometry(&mut m, &key(5)).is_some());
+        // One larger than the budget is not kept (nor anything before it).
+        keep_geometry(&mut m, key(6), geo(4000), 9, 3 * one);
+        assert!(m.is_empty());
+        // And at most `count` of them.
+        for k in 7..=9 {
+            keep_geometry(&mut m, key(k), geo(10), 2, 3 * one);
+        }
+        assert!(reuse_geometry(&mut m, &key(7)).is_none());
+        assert!(reuse_geometry(&mut m, &key(8)).is_some());
     }
 
     #[test]
