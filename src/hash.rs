@@ -385,16 +385,53 @@ pub mod witness {
     /// hashing pool nor lets rayon hand it other work meanwhile) and leave the digest, provided
     /// the file kept one signature, of that length, throughout.
     pub fn leave(path: &Path, file: &File, bytes: &[u8]) {
-        if !wanted(path) {
-            return;
+        if let Some(mut h) = Streaming::begin(path, file) {
+            h.update(bytes);
+            h.finish(file);
         }
-        let sig = || file.metadata().ok().map(|m| StatSig::from_metadata(&m));
-        let Some(before) = sig() else { return };
-        crate::cputime::add_hashed(bytes.len() as u64);
-        let digest = Digest(*blake3::hash(bytes).as_bytes());
-        if sig() == Some(before) && before.size == bytes.len() as u64 {
-            if let Some(slot) = slots().get_mut(path) {
-                *slot = Some((before, digest));
+    }
+
+    /// A digest left piece by piece, for a reader that hashes a file's bytes as it goes through
+    /// them (each piece while it is in the cache): the pieces in order must be the whole file,
+    /// which must keep one signature throughout (checked at [`Streaming::finish`]).
+    pub struct Streaming {
+        path: PathBuf,
+        before: StatSig,
+        hasher: blake3::Hasher,
+        len: u64,
+    }
+
+    impl Streaming {
+        /// Start hashing `file` at `path` if its digest is asked for.
+        pub fn begin(path: &Path, file: &File) -> Option<Streaming> {
+            if !wanted(path) {
+                return None;
+            }
+            let before = StatSig::from_metadata(&file.metadata().ok()?);
+            Some(Streaming {
+                path: path.to_path_buf(),
+                before,
+                hasher: blake3::Hasher::new(),
+                len: 0,
+            })
+        }
+
+        /// The next bytes of the file.
+        pub fn update(&mut self, bytes: &[u8]) {
+            crate::cputime::add_hashed(bytes.len() as u64);
+            self.hasher.update(bytes);
+            self.len += bytes.len() as u64;
+        }
+
+        /// Leave the digest, if the file still has the signature it had at the start and the
+        /// pieces were all of it.
+        pub fn finish(self, file: &File) {
+            let now = file.metadata().ok().map(|m| StatSig::from_metadata(&m));
+            if now == Some(self.before) && self.before.size == self.len {
+                let digest = Digest(*self.hasher.finalize().as_bytes());
+                if let Some(slot) = slots().get_mut(&self.path) {
+                    *slot = Some((self.before, digest));
+                }
             }
         }
     }

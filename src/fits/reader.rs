@@ -1,7 +1,9 @@
 //! Reading a beam cube a plane or a row range at a time, holding one open file per cube: plain
 //! BITPIX −32 data without scaling is byte-swapped straight out of a populated memory map
 //! (bit-identical to cfitsio's read); other data through cfitsio. A cube whose digest the build
-//! asked for ([`crate::hash::witness`]) is hashed from that map, so it is read once.
+//! asked for ([`crate::hash::witness`]) is hashed from that map as the reads go through it (a
+//! plane just before its rows are read, so they come from the cache), the rest when the reader
+//! is dropped: the cube is read from memory once.
 //!
 //! Must never: read past the data the header describes.
 
@@ -15,6 +17,9 @@ use super::*;
 /// Reads a cube one channel plane at a time (cutouts read only what they need, once).
 pub struct PlaneReader {
     source: Pixels,
+    /// The map's digest as it is read, if the build asked for it: the hasher and the bytes
+    /// hashed so far (from the file's start).
+    hashing: Option<(crate::hash::witness::Streaming, File, usize)>,
     /// Pixels along x.
     pub nx: usize,
     /// Pixels along y.
@@ -50,6 +55,7 @@ impl PlaneReader {
         };
         let (nx, ny, nchan) = dims(&header, path)?;
         check_complete(&header, &handle, nx * ny * nchan)?;
+        let mut hashing = None;
         let source = if direct && plain_f32(&header) {
             let start = handle.data_start()?;
             handle.close()?;
@@ -68,19 +74,37 @@ impl PlaneReader {
                 ));
             }
             // A build that asked for this cube's digest (a source of a target that runs
-            // anyway) gets it from the map that has just read it.
-            crate::hash::witness::leave(path, &file, &map);
+            // anyway) gets it from the map as the reads go through it.
+            hashing = crate::hash::witness::Streaming::begin(path, &file).map(|h| (h, file, 0));
             Pixels::Mapped(map, start as usize)
         } else {
             Pixels::Cfitsio(handle)
         };
         Ok(PlaneReader {
             source,
+            hashing,
             nx,
             ny,
             nchan,
             header,
         })
+    }
+
+    /// Hash the mapped file up to the end of channel `c` (all of it: `None`) if its digest is
+    /// being taken, before that part is read.
+    fn hash_through(&mut self, c: Option<usize>) {
+        let (Some((h, _, done)), Pixels::Mapped(map, start)) = (&mut self.hashing, &self.source)
+        else {
+            return;
+        };
+        let end = match c {
+            Some(c) => start + (c + 1) * self.nx * self.ny * 4,
+            None => map.len(),
+        };
+        if end > *done {
+            h.update(&map[*done..end]);
+            *done = end;
+        }
     }
 
     /// Read channel `c` into `out` (nx·ny floats, [y][x]).
@@ -102,6 +126,7 @@ impl PlaneReader {
             "read_rows outside the cube"
         );
         let first = c * self.nx * self.ny + rows.start * self.nx;
+        self.hash_through(Some(c));
         let handle = match &self.source {
             Pixels::Mapped(map, start) => {
                 let at = start + first * 4;
@@ -140,6 +165,7 @@ impl PlaneReader {
     /// the map in one pass into memory never zeroed.
     pub fn planes(&mut self) -> Result<Vec<f32>, FitsError> {
         let n = self.nx * self.ny * self.nchan;
+        self.hash_through(None);
         let Pixels::Mapped(map, start) = &self.source else {
             let mut planes = vec![0f32; n];
             let npix = self.nx * self.ny;
@@ -160,6 +186,7 @@ impl PlaneReader {
     pub fn spectra(&mut self) -> Result<Vec<f32>, FitsError> {
         let (npix, nchan) = (self.nx * self.ny, self.nchan);
         let n = npix * nchan;
+        self.hash_through(None);
         let Pixels::Mapped(map, start) = &self.source else {
             let planes = self.planes()?;
             return Ok(crate::science::regrid::to_spectra(&planes, npix, nchan));
@@ -201,6 +228,7 @@ impl PlaneReader {
             scratch.extend(values.iter().flat_map(|v| v.to_be_bytes()));
             return Ok(&scratch[..]);
         }
+        self.hash_through(Some(c));
         let Pixels::Mapped(map, start) = &self.source else {
             unreachable!("checked above")
         };
@@ -208,9 +236,50 @@ impl PlaneReader {
         Ok(&map[at..at + n * 4])
     }
 }
+impl Drop for PlaneReader {
+    /// The digest being taken is finished with the bytes not read (and left if the file kept
+    /// its signature).
+    fn drop(&mut self) {
+        self.hash_through(None);
+        if let Some((h, file, _)) = self.hashing.take() {
+            h.finish(&file);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_asked_digest_is_taken_as_the_reads_go_and_left_when_the_reader_goes() {
+        use crate::hash::{hash_file, witness, StatSig};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.fits");
+        let (nx, ny, nchan) = (67, 45, 5);
+        Cube {
+            nx,
+            ny,
+            nchan,
+            data: (0..nx * ny * nchan).map(|i| i as f32 * 0.25).collect(),
+            header: Header::default(),
+        }
+        .write(&p)
+        .unwrap();
+        let asked = witness::want(&p);
+        let mut r = PlaneReader::open(&p).unwrap();
+        // Out of order and in parts: channel 1's rows, then channel 0, then channel 3's bytes.
+        let mut out = vec![0f32; nx * ny];
+        r.read_rows(1, 10..20, &mut out).unwrap();
+        r.read_plane(0, &mut out).unwrap();
+        let mut scratch = Vec::new();
+        assert_eq!(r.rows_be(3, 0..2, &mut scratch).unwrap().len(), 2 * nx * 4);
+        assert!(witness::wanted(&p), "not left before the reader is done");
+        drop(r);
+        let sig = StatSig::of_path(&p).unwrap().unwrap();
+        assert_eq!(witness::take(&p, sig), Some(hash_file(&p).unwrap()));
+        drop(asked);
+    }
 
     #[test]
     fn direct_row_reads_equal_cfitsio_reads_bit_for_bit() {
