@@ -391,6 +391,19 @@ pub mod witness {
         }
     }
 
+    /// `digest` is that of the `len` bytes just written to `file` at `path` (by the writer that
+    /// created it): leave it if asked for and the file is that long.
+    pub fn leave_written(path: &Path, file: &File, len: u64, digest: Digest) {
+        let Some(now) = file.metadata().ok().map(|m| StatSig::from_metadata(&m)) else {
+            return;
+        };
+        if now.size == len {
+            if let Some(slot @ None) = slots().get_mut(path) {
+                *slot = Some((now, digest));
+            }
+        }
+    }
+
     /// A digest left piece by piece, for a reader that hashes a file's bytes as it goes through
     /// them (each piece while it is in the cache): the pieces in order must be the whole file,
     /// which must keep one signature throughout (checked at [`Streaming::finish`]).

@@ -663,9 +663,10 @@ impl ImageBytes {
         &self.bytes[self.data_start..]
     }
 
-    /// Write the file at `path` (which must not exist: outputs go to fresh temporary names)
-    /// in one piece; if the build asked for its digest ([`crate::hash::witness`]), hash the
-    /// bytes here, so that nothing reads the file back to hash it.
+    /// Write the file at `path` (which must not exist: outputs go to fresh temporary names);
+    /// if the build asked for its digest ([`crate::hash::witness`]), hash the bytes here, so
+    /// that nothing reads the file back to hash it: piece by piece, each just before it is
+    /// written, so the kernel copies it out of the cache.
     pub fn write(self, path: &Path) -> Result<(), FitsError> {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -683,9 +684,21 @@ impl ImageBytes {
             img.data_end.div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize,
             0,
         );
-        f.write_all(&img.bytes)
-            .map_err(|e| err(path, format!("cannot write: {e}")))?;
-        crate::hash::witness::leave(path, &f, &img.bytes);
+        const PIECE: usize = 256 << 10;
+        let mut hasher = crate::hash::witness::wanted(path).then(blake3::Hasher::new);
+        for piece in img.bytes.chunks(PIECE) {
+            if let Some(h) = hasher.as_mut() {
+                h.update(piece);
+            }
+            f.write_all(piece)
+                .map_err(|e| err(path, format!("cannot write: {e}")))?;
+        }
+        if let Some(h) = hasher {
+            let len = img.bytes.len() as u64;
+            crate::cputime::add_hashed(len);
+            let digest = crate::hash::Digest(*h.finalize().as_bytes());
+            crate::hash::witness::leave_written(path, &f, len, digest);
+        }
         Ok(())
     }
 }
@@ -859,10 +872,16 @@ mod tests {
                 })
                 .collect()
         };
-        // Data ending inside a block, on a block's end (720 floats = 2880 bytes), and 4-D.
-        for (k, shape) in [vec![3usize, 2, 4], vec![30, 24, 1], vec![5, 4, 3, 2]]
-            .into_iter()
-            .enumerate()
+        // Data ending inside a block, on a block's end (720 floats = 2880 bytes), 4-D, and
+        // written (and hashed) in more than one piece.
+        for (k, shape) in [
+            vec![3usize, 2, 4],
+            vec![30, 24, 1],
+            vec![5, 4, 3, 2],
+            vec![300, 301, 1],
+        ]
+        .into_iter()
+        .enumerate()
         {
             let data = values(shape.iter().product());
             let (ours, theirs) = (
