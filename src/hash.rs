@@ -333,10 +333,11 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
 
 /// Digests taken by the pass that already reads or writes a whole file, so that no second
 /// pass reads it to hash it: the engine asks for a file ([`witness::want`], answered for as
-/// long as the returned [`witness::Asked`] lives); a reader that maps the whole of that file,
-/// or a writer that holds all its bytes, leaves the digest with the file's signature
-/// ([`witness::leave`]); the engine takes it ([`witness::take`]) only while the file still has
-/// that signature (the stat cache's rule). Only files asked for are held.
+/// long as the returned [`witness::Asked`] lives); a reader that goes through the whole of
+/// that file hashes it as it goes and leaves the digest with the file's signature
+/// ([`witness::Streaming`]), a writer that hashed the bytes it wrote leaves theirs
+/// ([`witness::leave_written`]); the engine takes it ([`witness::take`]) only while the file
+/// still has that signature (the stat cache's rule). Only files asked for are held.
 pub mod witness {
     use super::{Digest, StatSig};
     use std::collections::HashMap;
@@ -378,17 +379,6 @@ pub mod witness {
     /// Whether the digest of `path` is asked for and not yet left.
     pub fn wanted(path: &Path) -> bool {
         matches!(slots().get(path), Some(None))
-    }
-
-    /// `bytes` are the whole of `file` at `path`, just read or written: if its digest is asked
-    /// for, hash them here (on the calling thread: an action's own, which neither waits on the
-    /// hashing pool nor lets rayon hand it other work meanwhile) and leave the digest, provided
-    /// the file kept one signature, of that length, throughout.
-    pub fn leave(path: &Path, file: &File, bytes: &[u8]) {
-        if let Some(mut h) = Streaming::begin(path, file) {
-            h.update(bytes);
-            h.finish(file);
-        }
     }
 
     /// `digest` is that of the `len` bytes just written to `file` at `path` (by the writer that

@@ -138,25 +138,9 @@ impl Tap {
 }
 
 impl Tap {
-    /// Every channel at once: `cube` pixel-major (`cube[(y·nx + x)·nchan + ch]`, a cutout
-    /// transposed so a pixel's spectrum is contiguous) through these taps into `out` (`nchan`
-    /// long). Per channel the same arithmetic, in the same order, as [`Tap::sample`] on that
-    /// channel's plane (so the two agree to the bit): [`TapSpectra::sample`] in runs of
-    /// [`CHANNEL_RUN`].
-    pub fn sample_spectra(&self, cube: &[f32], nx: usize, nchan: usize, out: &mut [f32]) {
-        let t = self.spectra(cube, nx, nchan);
-        let out = &mut out[..nchan];
-        let whole = nchan / CHANNEL_RUN * CHANNEL_RUN;
-        for (k, o) in out[..whole].chunks_exact_mut(CHANNEL_RUN).enumerate() {
-            o.copy_from_slice(&t.sample::<CHANNEL_RUN>(k * CHANNEL_RUN));
-        }
-        for (ch, o) in out.iter_mut().enumerate().skip(whole) {
-            *o = t.sample::<1>(ch)[0];
-        }
-    }
-
-    /// The spectra of a pixel-major cube (see [`Tap::sample_spectra`]) these taps read, found
-    /// once for every run of channels.
+    /// The spectra these taps read in `cube`, pixel-major (`cube[(y·nx + x)·nchan + ch]`, a
+    /// cutout transposed so a pixel's spectrum is contiguous), found once for every run of
+    /// channels ([`TapSpectra::sample`]).
     #[inline(always)]
     pub fn spectra<'a>(&self, cube: &'a [f32], nx: usize, nchan: usize) -> TapSpectra<'a> {
         let spec = |k: usize| &cube[k * nchan..(k + 1) * nchan];
@@ -238,8 +222,8 @@ impl TapSpectra<'_> {
     }
 }
 
-/// The channels [`TapSpectra::sample`] takes at a time in [`Tap::sample_spectra`] and the
-/// mosaic: one AVX2 register (more lanes spill registers).
+/// The channels the mosaic takes at a time through [`TapSpectra::sample`]: one AVX2 register
+/// (more lanes spill registers).
 pub const CHANNEL_RUN: usize = 8;
 
 /// A cube's planes (`nchan` of `npix` pixels) as spectra: `out[p·nchan + ch] = planes[ch·npix + p]`.
@@ -363,8 +347,14 @@ mod tests {
             assert_eq!(back, cube.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             for (x, y) in [(4.5, 4.5), (0.2, 0.9), (3.3, 4.7)] {
                 let tap = stencil(11, 9, x, y).unwrap().tap(11);
-                let mut got = vec![0f32; nchan];
-                tap.sample_spectra(&spectra, 11, nchan, &mut got);
+                // As the mosaic takes them: runs of CHANNEL_RUN, then one by one.
+                let t = tap.spectra(&spectra, 11, nchan);
+                let whole = nchan / CHANNEL_RUN * CHANNEL_RUN;
+                let mut got: Vec<f32> = (0..whole)
+                    .step_by(CHANNEL_RUN)
+                    .flat_map(|c0| t.sample::<CHANNEL_RUN>(c0))
+                    .collect();
+                got.extend((whole..nchan).map(|ch| t.sample::<1>(ch)[0]));
                 for (ch, g) in got.iter().enumerate() {
                     let want = tap.sample(&cube[ch * 99..(ch + 1) * 99], 11);
                     assert_eq!(g.to_bits(), want.to_bits(), "({x}, {y}) channel {ch}");
