@@ -14,7 +14,7 @@ use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{stencil, Tap, CHANNEL_RUN as RUN};
+use crate::science::regrid::{stencil, Tap, TapSpectra, CHANNEL_RUN as RUN};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
@@ -315,8 +315,8 @@ const GEOMETRY_USES: usize = 3;
 type GeometryMemo = std::collections::VecDeque<(blake3::Hash, std::sync::Arc<Geometry>, usize)>;
 
 /// Keep `g` for later uses under `key` (its first use is now), the oldest dropped until the
-/// memo holds at most `count` geometries and `budget` bytes (one geometry larger than that is
-/// not kept).
+/// memo holds at most `count` geometries and `budget` bytes (a geometry larger than the budget
+/// by itself is not kept, and the memo stays as it is).
 fn keep_geometry(
     memo: &mut GeometryMemo,
     key: blake3::Hash,
@@ -324,6 +324,9 @@ fn keep_geometry(
     count: usize,
     budget: usize,
 ) {
+    if g.bytes() > budget {
+        return;
+    }
     memo.push_back((key, g, 1));
     let mut held: usize = memo.iter().map(|(_, g, _)| g.bytes()).sum();
     while held > budget || memo.len() > count {
@@ -596,26 +599,10 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
             let tap = g.taps[k].1.spectra(&spectra[b], nxs[b], nchan);
             let (w, pb) = (&ws[b][..nchan], &g.pb[k * nchan..(k + 1) * nchan]);
             for c0 in (0..whole).step_by(RUN) {
-                let v = tap.sample::<RUN>(c0);
-                let r = c0..c0 + RUN;
-                accumulate::<RUN>(
-                    (&mut n[r.clone()]).try_into().unwrap(),
-                    (&mut d[r.clone()]).try_into().unwrap(),
-                    &v,
-                    w[r.clone()].try_into().unwrap(),
-                    pb[r].try_into().unwrap(),
-                );
+                add_run::<RUN>(&tap, c0, n, d, w, pb);
             }
             for ch in whole..nchan {
-                let v = tap.sample::<1>(ch);
-                let r = ch..ch + 1;
-                accumulate::<1>(
-                    (&mut n[r.clone()]).try_into().unwrap(),
-                    (&mut d[r.clone()]).try_into().unwrap(),
-                    &v,
-                    w[r.clone()].try_into().unwrap(),
-                    pb[r].try_into().unwrap(),
-                );
+                add_run::<1>(&tap, ch, n, d, w, pb);
             }
         }
         let at = num.len();
@@ -626,6 +613,27 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
         den.extend_from_slice(d);
     }
     (num, den)
+}
+
+/// Channels `c0..c0 + L` of one beam's share of a pixel's sums (`n`, `d`, the weights `w` and
+/// the beam `pb` all `nchan` long): sampled through `tap` and added by [`accumulate`].
+#[inline(always)]
+fn add_run<const L: usize>(
+    tap: &TapSpectra,
+    c0: usize,
+    n: &mut [f32],
+    d: &mut [f32],
+    w: &[f32],
+    pb: &[f32],
+) {
+    let r = c0..c0 + L;
+    accumulate::<L>(
+        (&mut n[r.clone()]).try_into().unwrap(),
+        (&mut d[r.clone()]).try_into().unwrap(),
+        &tap.sample::<L>(c0),
+        w[r.clone()].try_into().unwrap(),
+        pb[r].try_into().unwrap(),
+    );
 }
 
 /// One beam's share of a run of a pixel's sums: `n += w B v`, `d += w B²` per channel (`v` the
@@ -968,10 +976,12 @@ mod tests {
         assert!(reuse_geometry(&mut m, &key(2)).is_none());
         assert!(reuse_geometry(&mut m, &key(3)).is_some());
         assert!(reuse_geometry(&mut m, &key(5)).is_some());
-        // One larger than the budget is not kept (nor anything before it).
+        // One larger than the budget is not kept, and leaves the others be.
         keep_geometry(&mut m, key(6), geo(4000), 9, 3 * one);
-        assert!(m.is_empty());
+        assert!(reuse_geometry(&mut m, &key(6)).is_none());
+        assert!(reuse_geometry(&mut m, &key(4)).is_some());
         // And at most `count` of them.
+        m.clear();
         for k in 7..=9 {
             keep_geometry(&mut m, key(k), geo(10), 2, 3 * one);
         }
