@@ -1,11 +1,8 @@
 //! Faraday complexity measures: RM-Tools' `sigma_add` (the extra scatter of the fractional q, u
-//! spectra about the Faraday-thin model of the FDF peak) and Arrakis's combination of the Q and U
-//! estimates into one `sigma_add` with an error.
+//! spectra about the Faraday-thin model of the FDF peak), per component. Arrakis's combination
+//! of the Q and U estimates into the catalogue's one `sigma_add` is `science::sigma_add`.
 //!
-//! Formulas: `../shared/science/catalogue.md` §5. The combination differs from Arrakis on
-//! purpose: Arrakis draws 1 000 unseeded log-normal samples (its `sigma_add_err` swings by up to
-//! ±70 % between runs); here the median and standard deviation of √(Q² + U²) are computed by
-//! quadrature, so a catalogue is the same bytes every time.
+//! Formulas: `../shared/science/catalogue.md` §5.
 
 use super::C_M_S;
 
@@ -185,104 +182,12 @@ fn unit_or_nan(x: f64) -> f64 {
     }
 }
 
-/// Arrakis's `sigma_add_fix`, deterministic: the Q and U estimates are each taken as log-normal
-/// through their 15.72 and 84.27 percentiles; returns the median and the standard deviation
-/// (ddof 0) of √(Q² + U²). NaN when either percentile pair cannot define a log-normal (a lower
-/// percentile ≤ 0, NaN, or equal to the upper), as scipy refuses it in Arrakis.
-pub fn combine_sigma_add(q: SigmaAdd, u: SigmaAdd) -> (f64, f64) {
-    let (Some((mq, sq)), Some((mu, su))) = (lognormal(q), lognormal(u)) else {
-        return (f64::NAN, f64::NAN);
-    };
-    // z ∈ [−8, 8] in steps of 0.05: the trapezoid rule on a Gaussian weight is exact to far
-    // below double precision at this step.
-    const H: f64 = 0.05;
-    const N: usize = 321;
-    let z = |i: usize| -8.0 + i as f64 * H;
-    let w: Vec<f64> = (0..N)
-        .map(|i| (-0.5 * z(i) * z(i)).exp() * H / (2.0 * std::f64::consts::PI).sqrt())
-        .collect();
-    let qs: Vec<f64> = (0..N).map(|i| (mq + sq * z(i)).exp()).collect();
-    let us: Vec<f64> = (0..N).map(|i| (mu + su * z(i)).exp()).collect();
-    let mut mean = 0.0;
-    for i in 0..N {
-        for j in 0..N {
-            mean += w[i] * w[j] * qs[i].hypot(us[j]);
-        }
-    }
-    let second = (2.0 * mq + 2.0 * sq * sq).exp() + (2.0 * mu + 2.0 * su * su).exp();
-    let sd = (second - mean * mean).max(0.0).sqrt();
-    // P(√(Q²+U²) ≤ t) = ∫ φ(zq) Φ((ln √(t² − Q²) − μu)/su) dzq over Q < t.
-    let cdf = |t: f64| -> f64 {
-        (0..N)
-            .filter(|&i| qs[i] < t)
-            .map(|i| {
-                let zu = (0.5 * (t * t - qs[i] * qs[i]).ln() - mu) / su;
-                w[i] * normal_cdf(zu)
-            })
-            .sum()
-    };
-    let (mut lo, mut hi) = (0.0, (mq + 9.0 * sq).exp().hypot((mu + 9.0 * su).exp()));
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if cdf(mid) < 0.5 {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi - lo <= 1e-12 * hi {
-            break;
-        }
-    }
-    (0.5 * (lo + hi), sd)
-}
-
-/// (μ, s) of the log-normal whose 15.72 and 84.27 percentiles are the estimate's.
-fn lognormal(e: SigmaAdd) -> Option<(f64, f64)> {
-    const Z1: f64 = -1.006_032;
-    const Z2: f64 = 1.005_617;
-    let lo = e.median - e.minus;
-    let hi = e.median + e.plus;
-    if lo.is_nan() || lo <= 0.0 || !hi.is_finite() || hi <= lo {
-        return None;
-    }
-    let s = (hi.ln() - lo.ln()) / (Z2 - Z1);
-    let mu = (Z2 * lo.ln() - Z1 * hi.ln()) / (Z2 - Z1);
-    Some((mu, s))
-}
-
-/// Φ(x), the standard normal CDF (erfc with |error| < 1.2e-7, Numerical Recipes' Chebyshev
-/// form).
-pub fn normal_cdf(x: f64) -> f64 {
-    0.5 * erfc(-x / std::f64::consts::SQRT_2)
-}
-
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Gaussian deviates from a fixed LCG and Box–Muller (no RNG crate in the kernels).
-    fn normals(n: usize, seed: u64) -> Vec<f64> {
+    pub(crate) fn normals(n: usize, seed: u64) -> Vec<f64> {
         let mut s = seed;
         let mut next = || {
             s = s
@@ -338,50 +243,5 @@ mod tests {
         assert_eq!(cdf_percentile(&x, &[0.6, 0.8, 1.0], 50.0), 1.0);
         assert!((cdf_percentile(&x, &[0.2, 0.6, 1.0], 50.0) - 1.75).abs() < 1e-12);
         assert!(cdf_percentile(&x, &[0.1, 0.2, 0.3], 50.0).is_nan());
-    }
-
-    #[test]
-    fn the_combination_matches_sampling_and_refuses_what_scipy_refuses() {
-        let q = SigmaAdd {
-            median: 2.25,
-            minus: 0.1,
-            plus: 0.12,
-        };
-        let u = SigmaAdd {
-            median: 2.12,
-            minus: 0.09,
-            plus: 0.1,
-        };
-        let (med, sd) = combine_sigma_add(q, u);
-        // Monte Carlo with many draws from the same log-normals.
-        let (mq, sq) = lognormal(q).unwrap();
-        let (mu, su) = lognormal(u).unwrap();
-        let (a, b) = (normals(400_000, 1), normals(400_000, 2));
-        let mut p: Vec<f64> = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (mq + sq * x).exp().hypot((mu + su * y).exp()))
-            .collect();
-        p.sort_by(f64::total_cmp);
-        let mc_med = p[p.len() / 2];
-        let m = p.iter().sum::<f64>() / p.len() as f64;
-        let mc_sd = (p.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / p.len() as f64).sqrt();
-        assert!((med - mc_med).abs() < 2e-3, "{med} {mc_med}");
-        assert!((sd - mc_sd).abs() / mc_sd < 1e-2, "{sd} {mc_sd}");
-        assert!((med - 3.09).abs() < 0.02, "{med}");
-        let zero = SigmaAdd {
-            median: 0.1,
-            minus: 0.1,
-            plus: 0.2,
-        };
-        assert!(combine_sigma_add(zero, u).0.is_nan());
-        assert!(combine_sigma_add(SigmaAdd::NAN, u).1.is_nan());
-    }
-
-    #[test]
-    fn normal_cdf_is_accurate() {
-        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
-        assert!((normal_cdf(1.0) - 0.841_344_746).abs() < 2e-7);
-        assert!((normal_cdf(-1.96) - 0.024_997_895).abs() < 2e-7);
     }
 }

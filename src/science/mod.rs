@@ -21,6 +21,7 @@ pub mod resolution;
 pub mod rm3d;
 pub mod rm_clean;
 pub mod rm_synthesis;
+pub mod sigma_add;
 pub mod simd;
 pub mod sky;
 pub mod stats;

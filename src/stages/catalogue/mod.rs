@@ -25,9 +25,9 @@ use super::products::{CleanProduct, Measured, SynthProduct};
 use super::{ActionCtx, Builtin, StageError};
 use crate::field_file::FieldFile;
 use crate::rules::{Contract, SlotSpec};
-use crate::science::complexity::combine_sigma_add;
 use crate::science::flags;
 use crate::science::rm_clean::CleanSummary;
+use crate::science::sigma_add::combine_sigma_add;
 use crate::science::sky::galactic;
 use rayon::prelude::*;
 
