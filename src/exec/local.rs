@@ -469,7 +469,7 @@ fn process(
         Verdict::Run { reasons, class } => {
             if mode == Mode::CheckOnly {
                 let why = format!(
-                    "{} is not up to date ({}) and --only does not build it: build without --only (or with --until) first",
+                    "{} is not up to date ({}), and --only does not build it: build without --only, or with --until, first",
                     engine.graph.targets[ti].id,
                     reasons.join("; ")
                 );

@@ -655,7 +655,7 @@ impl<'a> Engine<'a> {
             };
             reasons.push(match (builtin(&rec.action), builtin(&rule.action)) {
                 (Some((a, va, _)), Some((b, vb, _))) if a == b && va == vb => format!(
-                    "the code of builtin {b} changed since it ran (this arrakis computes its outputs differently, or was changed in a file the stage calls)"
+                    "the code of builtin {b} changed since it ran: this arrakis computes its outputs differently, or a file the stage calls was edited"
                 ),
                 _ => format!("the action changed from {} to {}", rec.action, rule.action),
             });
