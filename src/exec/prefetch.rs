@@ -1,8 +1,9 @@
 //! The page cache around the large source files of a build: read ahead before their targets
 //! run, let go of once every target that reads them is done.
 //!
-//! Owns: one thread that asks the kernel to read files into the page cache
-//! (`posix_fadvise(WILLNEED)`) while the workers compute, so that a stage which reads cold beam
+//! Owns: one thread that reads files into the page cache while the workers compute (a map of
+//! each 16 MiB piece populated with `MADV_POPULATE_READ`, which leaves large folios; on kernels
+//! before 5.14 `posix_fadvise(WILLNEED)`), so that a stage which reads cold beam
 //! cubes (cutout) finds the next cube in memory instead of waiting for the disk with a core
 //! idle; and to drop a source's pages once the build has no further reader for it
 //! (`POSIX_FADV_DONTNEED`), so that a field larger than memory does not push out the cutouts
@@ -103,10 +104,43 @@ fn advise(path: &std::path::Path, advice: Advice) {
         }
         return;
     }
-    // One advice reads at most the larger of the device's read-ahead window and its largest
-    // request (Linux's force_page_cache_ra), so a whole cube is asked for in pieces no larger
-    // than either usually is.
+    // Read in through a map of each piece in turn (MADV_POPULATE_READ, Linux 5.14): the page
+    // cache then holds the file in large folios, as after a read(), where WILLNEED's read-ahead
+    // fills it with 4 KiB pages. On a 118 MB cube that is 4-6 ms of CPU to read it in instead of
+    // 15-18, and the cutout's map, its unmap and the DONTNEED after it cost ~10x less (1.8, 0.4
+    // and 0.9 ms instead of 7-10, 7-11 and 10-12); the disk delivers it ~2x sooner. The call
+    // waits for its piece's reads, in this thread; one piece is mapped at a time.
     let mut at = 0u64;
+    while at < len {
+        let n = MAP_PIECE.min(len - at);
+        if populate(&f, at, n).is_err() {
+            // An older kernel (or a file that cannot be mapped): ask for the rest with WILLNEED.
+            will_need_from(&f, at, len);
+            return;
+        }
+        at += n;
+    }
+}
+
+/// Map `len` bytes of `f` from `at` and read them into the page cache.
+fn populate(f: &std::fs::File, at: u64, len: u64) -> std::io::Result<()> {
+    // SAFETY: the map is never read from here (only populated, then unmapped), so a file
+    // truncated meanwhile cannot fault this thread.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(at)
+            .len(len as usize)
+            .map(f)?
+    };
+    let _ = map.advise(memmap2::Advice::Sequential);
+    map.advise(memmap2::Advice::PopulateRead)
+}
+
+/// WILLNEED for `f` from `at` to `len`. One advice reads at most the larger of the device's
+/// read-ahead window and its largest request (Linux's force_page_cache_ra), so the file is asked
+/// for in pieces no larger than either usually is.
+fn will_need_from(f: &std::fs::File, mut at: u64, len: u64) {
+    use std::os::fd::AsRawFd;
     while at < len {
         let n = PIECE.min(len - at);
         // SAFETY: the descriptor is open for the duration of the call; the advice only starts
@@ -123,7 +157,10 @@ fn advise(path: &std::path::Path, advice: Advice) {
     }
 }
 
-/// Bytes per advice (see [`will_need`]).
+/// Bytes mapped and read in at a time (a multiple of any page size).
+const MAP_PIECE: u64 = 16 << 20;
+
+/// Bytes per WILLNEED advice (see [`will_need_from`]).
 const PIECE: u64 = 512 << 10;
 
 #[cfg(test)]
@@ -166,8 +203,8 @@ mod tests {
             big.clone(),
         ]);
         drop(p);
-        // WILLNEED's reads complete asynchronously; wait for them (mincore does not read). The
-        // file is larger than any read-ahead window, so one advice for all of it would not do.
+        // The pieces are read in before the thread goes on (mincore does not read). The file is
+        // larger than any read-ahead window and than one piece.
         let mut now = resident(&mut vec);
         for _ in 0..500 {
             if now == pages {
@@ -185,5 +222,20 @@ mod tests {
             after < pages / 2,
             "let go of: {after} of {pages} pages still resident"
         );
+        // The older kernels' way, WILLNEED in pieces, from a given offset on: asynchronous.
+        will_need_from(&f, 8 << 20, map.len() as u64);
+        let tail = |vec: &mut Vec<u8>| {
+            resident(vec);
+            vec[2048..].iter().filter(|&&b| b & 1 == 1).count()
+        };
+        let mut now = tail(&mut vec);
+        for _ in 0..500 {
+            if now == pages - 2048 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            now = tail(&mut vec);
+        }
+        assert_eq!(now, pages - 2048, "WILLNEED from 8 MiB on");
     }
 }
