@@ -13,7 +13,8 @@
 //! drop a file that a target of the build has yet to read, or one that no action read.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 /// Files below this size keep their pages when let go of (they cost little memory, and small
@@ -29,10 +30,13 @@ enum Advice {
     DontNeed,
 }
 
-/// The read-ahead thread; dropping it waits for the requests already queued to be issued.
+/// The read-ahead thread. Dropping it waits for the thread: the lets-go already queued are
+/// issued, the read-ahead still queued is not (reading in is synchronous now, and a build that
+/// ends or is interrupted must not wait for reads nothing will use).
 pub struct Prefetcher {
     tx: Option<mpsc::Sender<(Advice, Vec<PathBuf>)>>,
     thread: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Prefetcher {
@@ -40,12 +44,14 @@ impl Prefetcher {
     /// saves time.
     pub fn start() -> Self {
         let (tx, rx) = mpsc::channel::<(Advice, Vec<PathBuf>)>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let thread = std::thread::Builder::new()
             .name("arrakis-prefetch".into())
             .spawn(move || {
                 for (advice, files) in rx {
                     for f in files {
-                        advise(&f, advice);
+                        advise(&f, advice, &stopped);
                     }
                 }
             })
@@ -53,6 +59,7 @@ impl Prefetcher {
         Prefetcher {
             tx: thread.as_ref().map(|_| tx),
             thread,
+            stop,
         }
     }
 
@@ -75,6 +82,7 @@ impl Prefetcher {
 
 impl Drop for Prefetcher {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -84,7 +92,7 @@ impl Drop for Prefetcher {
 
 /// Tell the kernel about `path`; any failure is ignored (the action that reads the file reports
 /// it).
-fn advise(path: &std::path::Path, advice: Advice) {
+fn advise(path: &std::path::Path, advice: Advice, stop: &AtomicBool) {
     use std::os::fd::AsRawFd;
     let Ok(f) = std::fs::File::open(path) else {
         return;
@@ -111,7 +119,7 @@ fn advise(path: &std::path::Path, advice: Advice) {
     // and 0.9 ms instead of 7-10, 7-11 and 10-12); the disk delivers it ~2x sooner. The call
     // waits for its piece's reads, in this thread; one piece is mapped at a time.
     let mut at = 0u64;
-    while at < len {
+    while at < len && !stop.load(Ordering::Relaxed) {
         let n = MAP_PIECE.min(len - at);
         if populate(&f, at, n).is_err() {
             // An older kernel (or a file that cannot be mapped): ask for the rest with WILLNEED.
@@ -196,15 +204,22 @@ mod tests {
             before < pages / 2,
             "the file stayed in the page cache: {before} of {pages}"
         );
+        // A build that stops asks for nothing more to be read in.
+        advise(&big, Advice::WillNeed, &AtomicBool::new(true));
+        let unread = resident(&mut vec);
+        assert!(
+            unread < pages / 2,
+            "read in after the stop: {unread} of {pages}"
+        );
         let p = Prefetcher::start();
         p.will_need(vec![
             dir.path().join("missing"),
             dir.path().join("small"),
             big.clone(),
         ]);
-        drop(p);
-        // The pieces are read in before the thread goes on (mincore does not read). The file is
-        // larger than any read-ahead window and than one piece.
+        // Read in piece by piece by the thread (mincore does not read); the file is larger than
+        // any read-ahead window and than one piece. Dropped once done: a drop skips what is
+        // still queued.
         let mut now = resident(&mut vec);
         for _ in 0..500 {
             if now == pages {
@@ -214,6 +229,7 @@ mod tests {
             now = resident(&mut vec);
         }
         assert_eq!(now, pages, "read ahead: {now} of {pages} pages resident");
+        drop(p);
         let p = Prefetcher::start();
         p.done_with(vec![big.clone()]);
         drop(p);
