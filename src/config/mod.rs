@@ -393,8 +393,8 @@ pub fn resolve(
                 }
             } else {
                 format!(
-                    "unknown parameter '{key}'{}",
-                    did_you_mean(&key, decls.keys().map(|s| s.as_str()))
+                    "unknown parameter '{key}'{} (`arrakis params` lists every parameter and the stages that read it)",
+                    suggest_parameter(&key, decls.keys().map(|s| s.as_str()))
                 )
             };
             return Err(ConfigError {
@@ -677,4 +677,20 @@ fn apply_text(
         }
     }
     Ok(())
+}
+
+/// "; did you mean 'K'?" for an unknown `--set` key: the nearest parameter name, else the
+/// nearest to what follows a prefix of the key (`rmclean_cutoff` names RM-CLEAN's `cutoff`, as
+/// a user who thinks in stages might write it), else nothing.
+fn suggest_parameter<'a>(key: &str, known: impl Iterator<Item = &'a str> + Clone) -> String {
+    let direct = did_you_mean(key, known.clone());
+    if !direct.is_empty() {
+        return direct;
+    }
+    key.match_indices('_')
+        .map(|(i, _)| &key[i + 1..])
+        .filter(|rest| rest.chars().count() >= 4)
+        .map(|rest| did_you_mean(rest, known.clone()))
+        .find(|hint| !hint.is_empty())
+        .unwrap_or_default()
 }

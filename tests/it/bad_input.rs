@@ -378,6 +378,22 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
         err.contains("--set cutof") && err.contains("did you mean 'cutoff'"),
         "{err}"
     );
+    // A stage's name before the parameter's (RM-CLEAN's cutoff is `cutoff`); nothing for a name
+    // close to none, but the way to list them.
+    for (typed, hint) in [
+        ("rmclean_cutoff", Some("cutoff")),
+        ("rm_clean_cutof", Some("cutoff")),
+        ("zzz_qq", None),
+    ] {
+        let err = config::resolve(&rules.param_decls(), &[], &[format!("{typed}=1")])
+            .unwrap_err()
+            .to_string();
+        match hint {
+            Some(h) => assert!(err.contains(&format!("did you mean '{h}'")), "{err}"),
+            None => assert!(!err.contains("did you mean"), "{err}"),
+        }
+        assert!(err.contains("arrakis params"), "{err}");
+    }
     let err = config::resolve(&rules.param_decls(), &[], &["cutoff".into()])
         .unwrap_err()
         .to_string();
