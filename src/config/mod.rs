@@ -669,10 +669,12 @@ fn apply_text(
                 .chain(ARRAKIS_KEYS.iter().copied());
             return Err(ConfigError {
                 location: loc,
-                message: format!(
-                    "unknown parameter '{raw_key}'{}; remove it or check the spelling",
-                    did_you_mean(&key, known)
-                ),
+                message: match suggest_parameter(&key, known) {
+                    hint if hint.is_empty() => format!(
+                        "unknown parameter '{raw_key}'; remove it or check the spelling (`arrakis params` lists every parameter)"
+                    ),
+                    hint => format!("unknown parameter '{raw_key}'{hint}"),
+                },
             });
         }
     }

@@ -135,7 +135,7 @@ fn lognormal(e: SigmaAdd) -> Option<(f64, f64)> {
 
 /// Φ(x), the standard normal CDF (erfc with |error| < 1.2e-7, Numerical Recipes' Chebyshev
 /// form).
-pub fn normal_cdf(x: f64) -> f64 {
+fn normal_cdf(x: f64) -> f64 {
     0.5 * erfc(-x / std::f64::consts::SQRT_2)
 }
 

@@ -394,6 +394,15 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
         }
         assert!(err.contains("arrakis params"), "{err}");
     }
+    // The same in a config file, naming the file and line.
+    let f = write("typo.yaml", "rmclean_cutoff: -5\n");
+    let err = config::resolve(&rules.param_decls(), &[f], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("typo.yaml:1") && err.contains("did you mean 'cutoff'?"),
+        "{err}"
+    );
     let err = config::resolve(&rules.param_decls(), &[], &["cutoff".into()])
         .unwrap_err()
         .to_string();
