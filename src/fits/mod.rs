@@ -552,7 +552,15 @@ fn header_bytes(path: &Path, shape: &[usize], header: &Header) -> Result<Vec<u8>
         fptr,
         path: path.to_path_buf(),
     };
-    create_image(&h, shape)?;
+    // Laid out with the last axis 0: closing a memory file whose image has data would first
+    // allocate and zero the whole data unit (a cube's size, for 80-byte cards). That axis's
+    // card gets its length below, as cfitsio formats an integer value.
+    let last = shape.len().checked_sub(1);
+    let mut laid = shape.to_vec();
+    if let Some(l) = last {
+        laid[l] = 0;
+    }
+    create_image(&h, &laid)?;
     write_cards(&h, header)?;
     let (mut text, mut nkeys) = (std::ptr::null_mut::<c_char>(), 0);
     // SAFETY: valid handle; cfitsio allocates `text` (freed below with its own free).
@@ -575,6 +583,14 @@ fn header_bytes(path: &Path, shape: &[usize], header: &Header) -> Result<Vec<u8>
     unsafe { libc::free(text.cast()) };
     // The memory file goes with its handle (closing it writes only into memory).
     let _ = h.close();
+    if let Some(l) = last {
+        let key = format!("{:<8}= ", format!("NAXIS{}", l + 1));
+        let card = bytes
+            .chunks_exact_mut(80)
+            .find(|c| c.starts_with(key.as_bytes()))
+            .ok_or_else(|| err(path, format!("cfitsio laid out no {} card", key.trim_end())))?;
+        card[10..30].copy_from_slice(format!("{:>20}", shape[l]).as_bytes());
+    }
     bytes.resize(
         bytes.len().div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize,
         b' ',

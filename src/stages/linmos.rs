@@ -605,11 +605,12 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
                 add_run::<1>(&tap, ch, n, d, w, pb);
             }
         }
-        let at = num.len();
-        num.resize(at + nchan, 0.0);
-        for ((o, n), d) in num[at..].iter_mut().zip(&*n).zip(&*d) {
-            *o = if *d > 0.0 { *n / *d } else { f32::NAN };
-        }
+        // Appended as made: nothing zeroed first.
+        num.extend(
+            n.iter()
+                .zip(&*d)
+                .map(|(n, d)| if *d > 0.0 { *n / *d } else { f32::NAN }),
+        );
         den.extend_from_slice(d);
     }
     (num, den)
