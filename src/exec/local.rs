@@ -236,6 +236,10 @@ struct SourceReaders {
     left: Vec<u32>,
     /// Whether the action of a reader ran (a file only checked by its signature was not read).
     read: Vec<bool>,
+    /// Whether it was asked to be read ahead.
+    asked: Vec<bool>,
+    /// Its size, once looked at (0 if it cannot be).
+    size: Vec<Option<u64>>,
 }
 
 impl SourceReaders {
@@ -247,6 +251,8 @@ impl SourceReaders {
             self.paths.push(path);
             self.left.push(0);
             self.read.push(false);
+            self.asked.push(false);
+            self.size.push(None);
         }
         self.left[i as usize] += 1;
         i
@@ -255,6 +261,13 @@ impl SourceReaders {
     /// The path of source `i`.
     fn path(&self, i: u32) -> &std::path::Path {
         &self.paths[i as usize]
+    }
+
+    /// The size of source `i` (a stat the first time).
+    fn size(&mut self, i: u32) -> u64 {
+        let i = i as usize;
+        *self.size[i]
+            .get_or_insert_with(|| std::fs::metadata(&self.paths[i]).map_or(0, |m| m.len()))
     }
 
     /// A target that reads `of` is done (`ran`: its action ran); the sources no target is left
@@ -270,6 +283,127 @@ impl SourceReaders {
             }
         }
         free
+    }
+}
+
+/// What the build asks the read-ahead thread ([`super::prefetch`]) for: the large sources of
+/// the targets next in line of the earliest stage (the beam cubes of the next cutouts), as far
+/// ahead as a byte budget allows (at least the next target's, however large); and the small
+/// sources of a stage (channel weights, catalogues) all at once when its first action runs,
+/// since each read of a small cold file waits a disk round trip on the critical path. Asks
+/// for nothing until a stage's actions run (a no-op build reads nothing).
+struct ReadAhead {
+    sources: SourceReaders,
+    /// Per target: the sources it reads; whether its large sources were asked for; the bytes
+    /// that asked for, counted until it is done.
+    of: Vec<Vec<u32>>,
+    asked: Vec<bool>,
+    /// Per target: run elsewhere (a cluster job), so never read ahead of here.
+    elsewhere: Vec<bool>,
+    bytes: Vec<u64>,
+    /// Bytes asked for of targets not yet done, and the most there may be.
+    ahead: u64,
+    budget: u64,
+    /// Stages whose small sources were asked for.
+    small_asked: Vec<bool>,
+}
+
+/// The most targets read ahead of, per worker (the byte budget usually stops it first).
+const READ_AHEAD_TARGETS: usize = 64;
+
+/// How many bytes of sources may be read ahead: half the memory available when the build
+/// starts (the other half for the outputs the build writes meanwhile), at most 16 GiB and at
+/// least 256 MiB. Reading far ahead early matters on disks that serve reads and writes mixed
+/// at half the speed of either alone: the cubes come in while little has been written yet,
+/// and the write-back of the outputs then has the disk to itself.
+fn read_ahead_budget() -> u64 {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb << 10);
+    (available / 2).clamp(256 << 20, 16 << 30)
+}
+
+impl ReadAhead {
+    fn new(targets: usize, stages: usize) -> Self {
+        ReadAhead {
+            sources: SourceReaders::default(),
+            of: vec![Vec::new(); targets],
+            asked: vec![false; targets],
+            elsewhere: vec![false; targets],
+            bytes: vec![0; targets],
+            ahead: 0,
+            budget: read_ahead_budget(),
+            small_asked: vec![false; stages],
+        }
+    }
+
+    /// Target `gi` reads source `path`.
+    fn reads(&mut self, gi: usize, path: std::path::PathBuf) {
+        let i = self.sources.reader(path);
+        self.of[gi].push(i);
+    }
+
+    /// The small sources of `targets` (a stage whose first action runs) not yet asked for.
+    fn small(
+        &mut self,
+        stage: usize,
+        targets: impl Iterator<Item = usize>,
+    ) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        if std::mem::replace(&mut self.small_asked[stage], true) {
+            return files;
+        }
+        for gi in targets.filter(|&gi| !self.elsewhere[gi]) {
+            for k in 0..self.of[gi].len() {
+                let i = self.of[gi][k];
+                if !self.sources.asked[i as usize]
+                    && self.sources.size(i) < super::prefetch::SMALL_BYTES
+                {
+                    self.sources.asked[i as usize] = true;
+                    files.push(self.sources.path(i).to_path_buf());
+                }
+            }
+        }
+        files
+    }
+
+    /// Ask for target `gi`'s sources if the budget allows (`None`: it does not, and targets
+    /// after it wait too); `Some(empty)` if they were asked for already.
+    fn next(&mut self, gi: usize) -> Option<Vec<std::path::PathBuf>> {
+        if self.asked[gi] || self.elsewhere[gi] {
+            return Some(Vec::new());
+        }
+        let new: Vec<u32> = self.of[gi]
+            .iter()
+            .copied()
+            .filter(|&i| !self.sources.asked[i as usize])
+            .collect();
+        let bytes: u64 = new.iter().map(|&i| self.sources.size(i)).sum();
+        if self.ahead > 0 && self.ahead + bytes > self.budget {
+            return None;
+        }
+        self.asked[gi] = true;
+        self.bytes[gi] = bytes;
+        self.ahead += bytes;
+        Some(
+            new.into_iter()
+                .map(|i| {
+                    self.sources.asked[i as usize] = true;
+                    self.sources.path(i).to_path_buf()
+                })
+                .collect(),
+        )
+    }
+
+    /// Target `gi` is done (`ran`: its action ran): the sources whose pages may go.
+    fn done(&mut self, gi: usize, ran: bool) -> Vec<std::path::PathBuf> {
+        self.ahead -= std::mem::take(&mut self.bytes[gi]);
+        self.sources.done(&self.of[gi], ran)
     }
 }
 
@@ -952,18 +1086,18 @@ pub fn build_parts(
     let mut seen_rule: HashMap<(usize, u32), f64> = HashMap::new();
     // Read-ahead of the cold sources of the targets next in line (see `Ready::next_up`).
     let prefetch = (!opts.dry_run).then(super::prefetch::Prefetcher::start);
-    let mut prefetched = vec![false; n];
     // Each source file (one no rule makes) with the build's targets still to read it, and per
     // target the sources it reads: once the last is done, and an action read it, its pages go.
-    let mut sources = SourceReaders::default();
-    let mut sources_of: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut ahead = ReadAhead::new(n, stages.len());
     if prefetch.is_some() {
         for gi in (0..n).filter(|&gi| mode_of(gi) != Mode::Ignore) {
             let (p, ti) = locate(gi);
             let g = parts[p].engine.graph;
+            // A target run elsewhere (Slurm) reads its sources there: not read ahead here.
+            ahead.elsewhere[gi] = remote_rule[p][g.targets[ti].rule as usize];
             for f in g.targets[ti].inputs.iter().flat_map(|s| &s.files) {
                 if let crate::graph::InputFile::Source(rel) = f {
-                    sources_of[gi].push(sources.reader(g.field_dir.join(rel)));
+                    ahead.reads(gi, g.field_dir.join(rel));
                 }
             }
         }
@@ -1045,17 +1179,22 @@ pub fn build_parts(
             // The targets next in line of a stage whose actions are running have their sources
             // read ahead while the workers compute (a no-op build asks for nothing).
             if let Some(pf) = &prefetch {
+                let busy = |s: usize| {
+                    running[s].load(std::sync::atomic::Ordering::Relaxed) > 0 || ready.ran(s)
+                };
                 let mut files = Vec::new();
-                for gi in ready.next_up(jobs * 3) {
-                    let (p, ti) = locate(gi);
-                    let g = parts[p].engine.graph;
-                    let busy = running[target_stage[gi]].load(std::sync::atomic::Ordering::Relaxed) > 0
-                        || ready.ran(target_stage[gi]);
-                    if prefetched[gi] || !busy || remote_rule[p][g.targets[ti].rule as usize] {
+                for s in (0..stages.len()).filter(|&s| busy(s)) {
+                    let of_stage = (0..n).filter(|&gi| target_stage[gi] == s);
+                    files.extend(ahead.small(s, of_stage));
+                }
+                for gi in ready.next_up(jobs * READ_AHEAD_TARGETS) {
+                    if !busy(target_stage[gi]) {
                         continue;
                     }
-                    prefetched[gi] = true;
-                    files.extend(sources_of[gi].iter().map(|&i| sources.path(i).to_path_buf()));
+                    match ahead.next(gi) {
+                        Some(f) => files.extend(f),
+                        None => break,
+                    }
                 }
                 pf.will_need(files);
             }
@@ -1193,7 +1332,7 @@ pub fn build_parts(
                 let gi = msg.ti;
                 if let Some(pf) = &prefetch {
                     let ran = msg.outcome.as_ref().is_some_and(|o| o.status == Status::Ran);
-                    pf.done_with(sources.done(&sources_of[gi], ran));
+                    pf.done_with(ahead.done(gi, ran));
                 }
                 let (p, ti) = locate(gi);
                 let Part { engine, modes } = parts[p];

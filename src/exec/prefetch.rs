@@ -1,25 +1,31 @@
-//! The page cache around the large source files of a build: read ahead before their targets
-//! run, let go of once every target that reads them is done.
+//! The page cache around the source files of a build: read ahead before their targets run,
+//! let go of once every target that reads them is done.
 //!
-//! Owns: one thread that reads files into the page cache while the workers compute (a map of
+//! Owns: two threads that read files into the page cache while the workers compute (a map of
 //! each 16 MiB piece populated with `MADV_POPULATE_READ`, which leaves large folios; on kernels
-//! before 5.14 `posix_fadvise(WILLNEED)`), so that a stage which reads cold beam
-//! cubes (cutout) finds the next cube in memory instead of waiting for the disk with a core
-//! idle; and to drop a source's pages once the build has no further reader for it
-//! (`POSIX_FADV_DONTNEED`), so that a field larger than memory does not push out the cutouts
-//! and mosaics that the next stages are about to read (a cube is read once, by its cutout).
-//! Must never: block a worker or the scheduler (requests are queued to the thread); read a file
-//! whose target may not run (the scheduler asks only for stages whose actions are running);
-//! drop a file that a target of the build has yet to read, or one that no action read.
+//! before 5.14, and for files under 1 MiB, `posix_fadvise(WILLNEED)`, which returns at once),
+//! so that a stage which reads cold beam cubes (cutout) finds the next cube in memory instead
+//! of waiting for the disk with a core idle; and to drop a source's pages once the build has no
+//! further reader for it (`POSIX_FADV_DONTNEED`, before any read-ahead still queued), so that
+//! a field larger than memory does not push out the cutouts and mosaics that the next stages
+//! are about to read (a cube is read once, by its cutout). How far ahead it reads is the
+//! scheduler's choice (`exec::local`'s `ReadAhead`).
+//! Must never: block a worker or the scheduler (requests are queued to the threads); read a
+//! file whose target may not run (the scheduler asks only for stages whose actions are
+//! running); drop a file that a target of the build has yet to read, or one that no action
+//! read; read the rest of a file let go of meanwhile.
 
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-/// Files below this size keep their pages when let go of (they cost little memory, and small
-/// sources such as catalogues are read by many targets).
-const MIN_DROP_BYTES: u64 = 1 << 20;
+/// Files below this size are read in by one WILLNEED, which starts the reads and returns (a
+/// stage's small sources are asked for all at once, and the disk serves them together), and
+/// keep their pages when let go of (they cost little memory, and small sources such as
+/// catalogues are read by many targets).
+pub const SMALL_BYTES: u64 = 1 << 20;
 
 /// What to tell the kernel about a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,69 +36,132 @@ enum Advice {
     DontNeed,
 }
 
-/// The read-ahead thread. Dropping it waits for the thread: the lets-go already queued are
-/// issued, the read-ahead still queued is not (reading in is synchronous now, and a build that
+/// The read-ahead threads. Dropping it waits for the threads: the lets-go already asked for
+/// are issued, the read-ahead still queued is not (reading in is synchronous, and a build that
 /// ends or is interrupted must not wait for reads nothing will use).
 pub struct Prefetcher {
-    tx: Option<mpsc::Sender<(Advice, Vec<PathBuf>)>>,
-    thread: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
 }
 
+/// What the threads share: the queue, the signal that something was queued, the stop flag.
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    queued: Condvar,
+    stop: AtomicBool,
+}
+
+/// Requests not yet taken, and the files being read in.
+#[derive(Default)]
+struct Queue {
+    /// Files to read in, in the order asked.
+    will: VecDeque<PathBuf>,
+    /// Files to let go of: taken before any read-ahead (a cube's pages go as soon as its
+    /// cutout is done, however far ahead the reading runs).
+    drop: Vec<PathBuf>,
+    /// Files a thread is reading in, and those of them let go of meanwhile (the rest of the
+    /// file is not read: a target already read it whole).
+    reading: HashSet<PathBuf>,
+    cancelled: HashSet<PathBuf>,
+    /// No more requests: lets-go still queued are issued, read-ahead is not.
+    closed: bool,
+}
+
+/// Threads reading ahead: two streams keep a virtual disk busier than one (and win it a larger
+/// share against the write-back of the outputs), one thread's reads wait for the disk.
+const READERS: usize = 2;
+
 impl Prefetcher {
-    /// Start the thread. Without a thread (ulimit -u), requests are dropped: read-ahead only
+    /// Start the threads. Without threads (ulimit -u), requests are dropped: read-ahead only
     /// saves time.
     pub fn start() -> Self {
-        let (tx, rx) = mpsc::channel::<(Advice, Vec<PathBuf>)>();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("arrakis-prefetch".into())
-            .spawn(move || {
-                for (advice, files) in rx {
-                    for f in files {
-                        advise(&f, advice, &stopped);
-                    }
-                }
+        let shared = Arc::new(Shared::default());
+        let threads = (0..READERS)
+            .filter_map(|i| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("arrakis-prefetch-{i}"))
+                    .spawn(move || serve(&shared))
+                    .ok()
             })
-            .ok();
-        Prefetcher {
-            tx: thread.as_ref().map(|_| tx),
-            thread,
-            stop,
-        }
+            .collect();
+        Prefetcher { shared, threads }
     }
 
     /// Ask for `files` to be read ahead (in order, after the requests before them).
     pub fn will_need(&self, files: Vec<PathBuf>) {
-        self.send(Advice::WillNeed, files);
+        if !files.is_empty() && !self.threads.is_empty() {
+            lock(&self.shared.queue).will.extend(files);
+            self.shared.queued.notify_all();
+        }
     }
 
     /// Let the cached pages of `files` go: the build will not read them again.
     pub fn done_with(&self, files: Vec<PathBuf>) {
-        self.send(Advice::DontNeed, files);
-    }
-
-    fn send(&self, advice: Advice, files: Vec<PathBuf>) {
-        if let (Some(tx), false) = (&self.tx, files.is_empty()) {
-            let _ = tx.send((advice, files));
+        if !files.is_empty() && !self.threads.is_empty() {
+            let mut q = lock(&self.shared.queue);
+            q.will.retain(|f| !files.contains(f));
+            for f in &files {
+                if q.reading.contains(f) {
+                    q.cancelled.insert(f.clone());
+                }
+            }
+            q.drop.extend(files);
+            drop(q);
+            self.shared.queued.notify_all();
         }
     }
 }
 
 impl Drop for Prefetcher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        lock(&self.shared.queue).closed = true;
+        self.shared.queued.notify_all();
+        for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+fn lock(q: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    q.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One reading thread: lets-go first, then the read-ahead in order, until closed.
+fn serve(shared: &Shared) {
+    loop {
+        let (advice, f) = {
+            let mut q = lock(&shared.queue);
+            loop {
+                if let Some(f) = q.drop.pop() {
+                    break (Advice::DontNeed, f);
+                }
+                if q.closed {
+                    return;
+                }
+                if let Some(f) = q.will.pop_front() {
+                    q.reading.insert(f.clone());
+                    break (Advice::WillNeed, f);
+                }
+                q = shared.queued.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let go_on =
+            || !shared.stop.load(Ordering::Relaxed) && !lock(&shared.queue).cancelled.contains(&f);
+        advise(&f, advice, &go_on);
+        if advice == Advice::WillNeed {
+            let mut q = lock(&shared.queue);
+            q.reading.remove(&f);
+            q.cancelled.remove(&f);
         }
     }
 }
 
 /// Tell the kernel about `path`; any failure is ignored (the action that reads the file reports
 /// it).
-fn advise(path: &std::path::Path, advice: Advice, stop: &AtomicBool) {
+fn advise(path: &std::path::Path, advice: Advice, go_on: &dyn Fn() -> bool) {
     use std::os::fd::AsRawFd;
     let Ok(f) = std::fs::File::open(path) else {
         return;
@@ -102,7 +171,7 @@ fn advise(path: &std::path::Path, advice: Advice, stop: &AtomicBool) {
         _ => return,
     };
     if advice == Advice::DontNeed {
-        if len < MIN_DROP_BYTES {
+        if len < SMALL_BYTES {
             return;
         }
         // SAFETY: as below; clean pages are dropped, dirty ones (none: sources are not written)
@@ -112,6 +181,10 @@ fn advise(path: &std::path::Path, advice: Advice, stop: &AtomicBool) {
         }
         return;
     }
+    if len < SMALL_BYTES {
+        will_need_from(&f, 0, len);
+        return;
+    }
     // Read in through a map of each piece in turn (MADV_POPULATE_READ, Linux 5.14): the page
     // cache then holds the file in large folios, as after a read(), where WILLNEED's read-ahead
     // fills it with 4 KiB pages. On a 118 MB cube that is 4-6 ms of CPU to read it in instead of
@@ -119,7 +192,7 @@ fn advise(path: &std::path::Path, advice: Advice, stop: &AtomicBool) {
     // and 0.9 ms instead of 7-10, 7-11 and 10-12); the disk delivers it ~2x sooner. The call
     // waits for its piece's reads, in this thread; one piece is mapped at a time.
     let mut at = 0u64;
-    while at < len && !stop.load(Ordering::Relaxed) {
+    while at < len && go_on() {
         let n = MAP_PIECE.min(len - at);
         if populate(&f, at, n).is_err() {
             // An older kernel (or a file that cannot be mapped): ask for the rest with WILLNEED.
@@ -205,7 +278,7 @@ mod tests {
             "the file stayed in the page cache: {before} of {pages}"
         );
         // A build that stops asks for nothing more to be read in.
-        advise(&big, Advice::WillNeed, &AtomicBool::new(true));
+        advise(&big, Advice::WillNeed, &|| false);
         let unread = resident(&mut vec);
         assert!(
             unread < pages / 2,
@@ -217,7 +290,7 @@ mod tests {
             dir.path().join("small"),
             big.clone(),
         ]);
-        // Read in piece by piece by the thread (mincore does not read); the file is larger than
+        // Read in piece by piece by a thread (mincore does not read); the file is larger than
         // any read-ahead window and than one piece. Dropped once done: a drop skips what is
         // still queued.
         let mut now = resident(&mut vec);
