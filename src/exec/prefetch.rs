@@ -154,7 +154,11 @@ fn serve(shared: &Shared) {
         if advice == Advice::WillNeed {
             let mut q = lock(&shared.queue);
             q.reading.remove(&f);
-            q.cancelled.remove(&f);
+            if q.cancelled.remove(&f) {
+                // Let go of while its last piece was being read in: that piece goes too.
+                drop(q);
+                advise(&f, Advice::DontNeed, &go_on);
+            }
         }
     }
 }
@@ -310,6 +314,30 @@ mod tests {
         assert!(
             after < pages / 2,
             "let go of: {after} of {pages} pages still resident"
+        );
+        // A file let go of while queued or being read in is not read further, and what was
+        // read of it goes: nothing of it is left once the threads are done.
+        let p = Prefetcher::start();
+        p.will_need(vec![big.clone()]);
+        p.done_with(vec![big.clone()]);
+        drop(p);
+        assert!(resident(&mut vec) < pages / 10, "let go of while queued");
+        // Let go of once its reading has begun (the threads not stopped meanwhile).
+        let p = Prefetcher::start();
+        p.will_need(vec![big.clone()]);
+        for _ in 0..2000 {
+            if resident(&mut vec) > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        p.done_with(vec![big.clone()]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(p);
+        let left = resident(&mut vec);
+        assert!(
+            left < pages / 10,
+            "let go of while read ahead: {left} of {pages} pages resident"
         );
         // The older kernels' way, WILLNEED in pieces, from a given offset on: asynchronous.
         will_need_from(&f, 8 << 20, map.len() as u64);
