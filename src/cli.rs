@@ -760,6 +760,10 @@ pub enum BenchWhat {
         /// is reused (RACS size: 12.7 GB of cubes, 10 GB of outputs).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Time the build of this arrakis binary instead (an earlier version, for a before and
+        /// after on the same floors); the floors are measured by this one.
+        #[arg(long, value_name = "ARRAKIS")]
+        build_with: Option<PathBuf>,
     },
     /// Going back to earlier parameters: a simulated field built, a parameter changed and
     /// changed back twice (recompute, then restores from the content store), a no-op, and the

@@ -99,6 +99,7 @@ fn main() {
                 sources,
                 jobs,
                 dir,
+                build_with,
             } => arrakis::cmd::bench::field(
                 *beams,
                 *npix,
@@ -106,6 +107,7 @@ fn main() {
                 *sources,
                 jobs.unwrap_or_else(arrakis::session::default_jobs),
                 dir.as_deref(),
+                build_with.as_deref(),
             ),
             BenchWhat::Store {
                 sources,

@@ -1437,6 +1437,53 @@ pub fn modes_for(graph: &crate::graph::Graph, selected: &[bool], only: bool) -> 
 mod tests {
     use super::*;
 
+    /// The read-ahead asks for the next targets' sources while their bytes fit the budget (and
+    /// for the next target's however large when nothing is ahead), for a stage's small sources
+    /// all at once and once, never for a target run elsewhere; a target done gives its bytes
+    /// back, and a source goes once its last reader is done.
+    #[test]
+    fn read_ahead_keeps_to_its_budget_and_asks_for_small_sources_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: String, len: usize| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; len]).unwrap();
+            p
+        };
+        let cubes: Vec<_> = (0..4).map(|k| file(format!("cube{k}"), 3 << 20)).collect();
+        let weights: Vec<_> = (0..4).map(|k| file(format!("w{k}"), 100)).collect();
+        // Targets 0-3 (stage 0) read a cube each; 4-7 (stage 1) two weights each; 8 runs
+        // elsewhere and reads cube 3 too.
+        let mut ra = ReadAhead::new(9, 2);
+        ra.budget = 7 << 20;
+        for k in 0..4 {
+            ra.reads(k, cubes[k].clone());
+            ra.reads(4 + k, weights[k].clone());
+            ra.reads(4 + k, weights[(k + 1) % 4].clone());
+        }
+        ra.reads(8, cubes[3].clone());
+        ra.elsewhere[8] = true;
+        // Two cubes fit in 7 MiB, a third does not.
+        assert_eq!(ra.next(0), Some(vec![cubes[0].clone()]));
+        assert_eq!(ra.next(1), Some(vec![cubes[1].clone()]));
+        assert_eq!(ra.next(2), None);
+        assert_eq!(ra.next(0), Some(vec![]), "asked for once");
+        // Target 0 done: its bytes back, its cube let go of (its action read it).
+        assert_eq!(ra.done(0, true), vec![cubes[0].clone()]);
+        assert_eq!(ra.next(2), Some(vec![cubes[2].clone()]));
+        // Nothing ahead: the next target's sources, however large.
+        let _ = (ra.done(1, true), ra.done(2, true));
+        ra.budget = 1 << 20;
+        assert_eq!(ra.next(3), Some(vec![cubes[3].clone()]));
+        assert_eq!(ra.next(8), Some(vec![]), "not for a target run elsewhere");
+        // The second stage's weights at once, each once; nothing the second time.
+        assert_eq!(ra.small(1, 4..8), weights);
+        assert!(ra.small(1, 4..8).is_empty());
+        // Cube 3 goes once its last reader is done.
+        assert!(ra.done(3, true).is_empty());
+        assert_eq!(ra.done(8, false), vec![cubes[3].clone()]);
+        assert_eq!(ra.ahead, 0);
+    }
+
     /// The earliest stage with ready targets keeps one batch in flight; other workers go depth
     /// first; with one worker stages go in order.
     #[test]

@@ -1,6 +1,7 @@
 //! `arrakis bench field`: a RACS-shaped simulated field built cold, beside its I/O floor
-//! measured in the same run: every input byte read once (the beam cubes evicted from the page
-//! cache first, as the build's are) and every output byte written once, per stage and overall.
+//! measured in the same run on a quiet disk (everything written before it written back): every
+//! input byte read once (the beam cubes evicted from the page cache first, as the build's are)
+//! and every output byte written once, per stage and overall.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -139,6 +140,7 @@ pub fn field(
     sources: usize,
     jobs: usize,
     dir: Option<&Path>,
+    build_with: Option<&Path>,
 ) -> Result<i32> {
     let (_tmp, root) = super::work_dir(dir)?;
     let data = root.join("data");
@@ -233,12 +235,17 @@ pub fn field(
         evict(p);
     }
     eprintln!(
-        "bench field: cold build of {} targets with -j {jobs}",
-        graph.targets.len()
+        "bench field: cold build of {} targets with -j {jobs}{}",
+        graph.targets.len(),
+        build_with.map_or(String::new(), |p| format!(" by {}", p.display()))
     );
     let report = root.join("report.json");
     let t0 = Instant::now();
-    let child = Command::new(std::env::current_exe()?)
+    let exe = match build_with {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?,
+    };
+    let child = Command::new(&exe)
         .arg("--cache")
         .arg(root.join("cache"))
         .args([
@@ -262,6 +269,10 @@ pub fn field(
     }
     let per = report_by_stage(&report)?;
     let io = stage_io(graph);
+    // Every floor is measured on a quiet disk: the build's outputs (and each floor's) are
+    // written back first, as its sources were before the build.
+    // SAFETY: sync() takes no arguments; it returns once the write-back is done.
+    let quiet = || unsafe { libc::sync() };
 
     // The floors, in the same run: each stage's inputs read (files no rule makes evicted
     // first) and its output bytes written; overall, every input once and every output once.
@@ -275,6 +286,7 @@ pub fn field(
     };
     let mut rows = Vec::new();
     for (stage, s) in &io {
+        quiet();
         for p in &s.cold {
             evict(p);
         }
@@ -283,6 +295,7 @@ pub fn field(
         let w = write_all(&s.writes, &scratch(), &pool)?;
         rows.push((stage.clone(), r + w));
     }
+    quiet();
     for p in &sources_in {
         evict(p);
     }
