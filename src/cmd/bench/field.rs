@@ -142,6 +142,12 @@ pub fn field(
     dir: Option<&Path>,
     build_with: Option<&Path>,
 ) -> Result<i32> {
+    if let Some(p) = build_with.filter(|p| !p.is_file()) {
+        return Err(anyhow!(
+            "--build-with {}: no such file; give the path of an arrakis binary to time",
+            p.display()
+        ));
+    }
     let (_tmp, root) = super::work_dir(dir)?;
     let data = root.join("data");
     let fdir = data.join(FIELD);
@@ -261,7 +267,13 @@ pub fn field(
         .arg(&report)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
-        .spawn()?;
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot run {} for the benchmark build (--build-with takes an arrakis binary)",
+                exe.display()
+            )
+        })?;
     let (ok, rss) = super::wait_with_peak_rss(child);
     let build_s = t0.elapsed().as_secs_f64();
     if !ok {
