@@ -252,38 +252,54 @@ const PIECE: u64 = 512 << 10;
 mod tests {
     use super::*;
 
-    /// A request for a file brings it into the page cache (checked with mincore on a map of it);
-    /// a missing file is skipped without error; letting go of it drops its pages.
-    #[test]
-    fn requested_files_end_up_in_the_page_cache() {
+    /// Which pages of `path` are in the page cache (mincore on a fresh map; it reads nothing).
+    fn in_cache(path: &std::path::Path) -> Vec<bool> {
+        let f = std::fs::File::open(path).unwrap();
+        // SAFETY: the map is only passed to mincore, never read.
+        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+        let mut v = vec![0u8; map.len().div_ceil(4096)];
+        // SAFETY: the map is live and `v` holds one byte per page.
+        let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), v.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        v.iter().map(|b| b & 1 == 1).collect()
+    }
+
+    /// Pages of `path` in the page cache, and its pages.
+    fn resident(path: &std::path::Path) -> (usize, usize) {
+        let v = in_cache(path);
+        (v.iter().filter(|&&b| b).count(), v.len())
+    }
+
+    /// Write `len` bytes to `path` and put them out of the page cache.
+    fn cold_file(path: &std::path::Path, len: usize) -> std::fs::File {
         use std::os::fd::AsRawFd;
-        let dir = tempfile::tempdir().unwrap();
-        let big = dir.path().join("big.fits");
-        std::fs::write(&big, vec![7u8; 40 << 20]).unwrap();
-        std::fs::write(dir.path().join("small"), b"x").unwrap();
-        let f = std::fs::File::open(&big).unwrap();
+        std::fs::write(path, vec![7u8; len]).unwrap();
+        let f = std::fs::File::open(path).unwrap();
         // SAFETY: sync and DONTNEED only affect caching.
         unsafe {
             libc::fsync(f.as_raw_fd());
             libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
         }
-        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
-        let pages = map.len().div_ceil(4096);
-        let mut vec = vec![0u8; pages];
-        let resident = |vec: &mut Vec<u8>| {
-            // SAFETY: the map is live and `vec` holds one byte per page.
-            let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), vec.as_mut_ptr()) };
-            assert_eq!(rc, 0);
-            vec.iter().filter(|&&b| b & 1 == 1).count()
-        };
-        let before = resident(&mut vec);
+        f
+    }
+
+    /// A request for a file brings it into the page cache; a missing file is skipped without
+    /// error; letting go of it drops its pages; a file let go of while queued or being read in
+    /// is read no further.
+    #[test]
+    fn requested_files_end_up_in_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.fits");
+        let f = cold_file(&big, 40 << 20);
+        std::fs::write(dir.path().join("small"), b"x").unwrap();
+        let (before, pages) = resident(&big);
         assert!(
             before < pages / 2,
             "the file stayed in the page cache: {before} of {pages}"
         );
         // A build that stops asks for nothing more to be read in.
         advise(&big, Advice::WillNeed, &|| false);
-        let unread = resident(&mut vec);
+        let (unread, _) = resident(&big);
         assert!(
             unread < pages / 2,
             "read in after the stop: {unread} of {pages}"
@@ -294,23 +310,22 @@ mod tests {
             dir.path().join("small"),
             big.clone(),
         ]);
-        // Read in piece by piece by a thread (mincore does not read); the file is larger than
-        // any read-ahead window and than one piece. Dropped once done: a drop skips what is
-        // still queued.
-        let mut now = resident(&mut vec);
+        // Read in piece by piece by a thread; the file is larger than any read-ahead window
+        // and than one piece. Dropped once done: a drop skips what is still queued.
+        let mut now = resident(&big).0;
         for _ in 0..500 {
             if now == pages {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
-            now = resident(&mut vec);
+            now = resident(&big).0;
         }
         assert_eq!(now, pages, "read ahead: {now} of {pages} pages resident");
         drop(p);
         let p = Prefetcher::start();
         p.done_with(vec![big.clone()]);
         drop(p);
-        let after = resident(&mut vec);
+        let (after, _) = resident(&big);
         assert!(
             after < pages / 2,
             "let go of: {after} of {pages} pages still resident"
@@ -319,27 +334,12 @@ mod tests {
         // begun is read no further than its piece being read (and the kernel's read-ahead
         // after it), and what was read goes. Without that, all 128 MiB are read in.
         let long = dir.path().join("long.fits");
-        std::fs::write(&long, vec![9u8; 128 << 20]).unwrap();
-        let cached = |path: &std::path::Path| -> (usize, usize) {
-            let f = std::fs::File::open(path).unwrap();
-            let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
-            let mut v = vec![0u8; map.len().div_ceil(4096)];
-            // SAFETY: the map is live and `v` holds one byte per page.
-            let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), v.as_mut_ptr()) };
-            assert_eq!(rc, 0);
-            (v.iter().filter(|&&b| b & 1 == 1).count(), v.len())
-        };
-        let g = std::fs::File::open(&long).unwrap();
-        // SAFETY: sync and DONTNEED only affect caching.
-        unsafe {
-            libc::fsync(g.as_raw_fd());
-            libc::posix_fadvise(g.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-        }
+        cold_file(&long, 128 << 20);
         let p = Prefetcher::start();
         p.will_need(vec![long.clone()]);
         p.done_with(vec![long.clone()]);
         drop(p);
-        let (n, of) = cached(&long);
+        let (n, of) = resident(&long);
         assert!(
             n < of / 2,
             "let go of while queued: {n} of {of} pages resident"
@@ -347,7 +347,7 @@ mod tests {
         let p = Prefetcher::start();
         p.will_need(vec![long.clone()]);
         for _ in 0..5000 {
-            if cached(&long).0 > 0 {
+            if resident(&long).0 > 0 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
@@ -356,24 +356,21 @@ mod tests {
         // The threads are not stopped meanwhile (a stop ends the reading by itself).
         std::thread::sleep(std::time::Duration::from_millis(500));
         drop(p);
-        let (n, of) = cached(&long);
+        let (n, of) = resident(&long);
         assert!(
             n < of / 2,
             "let go of while read ahead: {n} of {of} pages resident"
         );
         // The older kernels' way, WILLNEED in pieces, from a given offset on: asynchronous.
-        will_need_from(&f, 8 << 20, map.len() as u64);
-        let tail = |vec: &mut Vec<u8>| {
-            resident(vec);
-            vec[2048..].iter().filter(|&&b| b & 1 == 1).count()
-        };
-        let mut now = tail(&mut vec);
+        will_need_from(&f, 8 << 20, (pages * 4096) as u64);
+        let tail = || in_cache(&big)[2048..].iter().filter(|&&b| b).count();
+        let mut now = tail();
         for _ in 0..500 {
             if now == pages - 2048 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
-            now = tail(&mut vec);
+            now = tail();
         }
         assert_eq!(now, pages - 2048, "WILLNEED from 8 MiB on");
     }
