@@ -270,6 +270,12 @@ mod tests {
         (v.iter().filter(|&&b| b).count(), v.len())
     }
 
+    /// Fewer than half the pages of `path` are in the page cache (`what` says when).
+    fn assert_mostly_out(path: &std::path::Path, what: &str) {
+        let (n, of) = resident(path);
+        assert!(n < of / 2, "{what}: {n} of {of} pages resident");
+    }
+
     /// Write `len` bytes to `path` and put them out of the page cache.
     fn cold_file(path: &std::path::Path, len: usize) -> std::fs::File {
         use std::os::fd::AsRawFd;
@@ -292,18 +298,11 @@ mod tests {
         let big = dir.path().join("big.fits");
         let f = cold_file(&big, 40 << 20);
         std::fs::write(dir.path().join("small"), b"x").unwrap();
-        let (before, pages) = resident(&big);
-        assert!(
-            before < pages / 2,
-            "the file stayed in the page cache: {before} of {pages}"
-        );
+        let pages = resident(&big).1;
+        assert_mostly_out(&big, "the file stayed in the page cache");
         // A build that stops asks for nothing more to be read in.
         advise(&big, Advice::WillNeed, &|| false);
-        let (unread, _) = resident(&big);
-        assert!(
-            unread < pages / 2,
-            "read in after the stop: {unread} of {pages}"
-        );
+        assert_mostly_out(&big, "read in after the stop");
         let p = Prefetcher::start();
         p.will_need(vec![
             dir.path().join("missing"),
@@ -325,11 +324,7 @@ mod tests {
         let p = Prefetcher::start();
         p.done_with(vec![big.clone()]);
         drop(p);
-        let (after, _) = resident(&big);
-        assert!(
-            after < pages / 2,
-            "let go of: {after} of {pages} pages still resident"
-        );
+        assert_mostly_out(&big, "let go of");
         // A file let go of while queued is not read in; one let go of once its reading has
         // begun is read no further than its piece being read (and the kernel's read-ahead
         // after it), and what was read goes. Without that, all 128 MiB are read in.
@@ -339,11 +334,7 @@ mod tests {
         p.will_need(vec![long.clone()]);
         p.done_with(vec![long.clone()]);
         drop(p);
-        let (n, of) = resident(&long);
-        assert!(
-            n < of / 2,
-            "let go of while queued: {n} of {of} pages resident"
-        );
+        assert_mostly_out(&long, "let go of while queued");
         let p = Prefetcher::start();
         p.will_need(vec![long.clone()]);
         for _ in 0..5000 {
@@ -356,11 +347,7 @@ mod tests {
         // The threads are not stopped meanwhile (a stop ends the reading by itself).
         std::thread::sleep(std::time::Duration::from_millis(500));
         drop(p);
-        let (n, of) = resident(&long);
-        assert!(
-            n < of / 2,
-            "let go of while read ahead: {n} of {of} pages resident"
-        );
+        assert_mostly_out(&long, "let go of while read ahead");
         // The older kernels' way, WILLNEED in pieces, from a given offset on: asynchronous.
         will_need_from(&f, 8 << 20, (pages * 4096) as u64);
         let tail = || in_cache(&big)[2048..].iter().filter(|&&b| b).count();
