@@ -42,10 +42,30 @@ impl Stencil {
     }
 }
 
-/// The stencil of fractional pixel (x, y) in an `nx × ny` plane; `None` outside it.
+/// How near a pixel's centre (in pixels) a position counts as on it: a round trip through the
+/// sky (pixel → RA, Dec → pixel) lands within ~1e-12 of where it began.
+pub const ON_SAMPLE: f64 = 1e-9;
+
+/// The stencil of fractional pixel (x, y) in an `nx × ny` plane; `None` outside it. A coordinate
+/// within [`ON_SAMPLE`] of a whole pixel is that pixel (a round trip can land a hair outside the
+/// last column); on a sample in both, the stencil is that pixel alone: what both kernels give
+/// there, without reading (or a blank among) its neighbours.
 pub fn stencil(nx: usize, ny: usize, x: f64, y: f64) -> Option<Stencil> {
+    let snap = |v: f64| {
+        let r = v.round();
+        ((v - r).abs() < ON_SAMPLE).then_some(r)
+    };
+    let (sx, sy) = (snap(x), snap(y));
+    let (x, y) = (sx.unwrap_or(x), sy.unwrap_or(y));
     if x < 0.0 || y < 0.0 || x > (nx - 1) as f64 || y > (ny - 1) as f64 {
         return None;
+    }
+    if sx.is_some() && sy.is_some() {
+        let (x, y) = (x as usize, y as usize);
+        return Some(Stencil {
+            cubic: None,
+            lin: (x, y, x, y, 0.0, 0.0),
+        });
     }
     let (xf, yf) = (x.floor(), y.floor());
     let (x0, y0) = (xf as isize - 1, yf as isize - 1);
@@ -144,7 +164,10 @@ impl Tap {
     #[inline(always)]
     pub fn spectra<'a>(&self, cube: &'a [f32], nx: usize, nchan: usize) -> TapSpectra<'a> {
         let spec = |k: usize| &cube[k * nchan..(k + 1) * nchan];
+        // A stencil on a sample (see [`stencil`]) reads that one spectrum as it is.
+        let on_sample = self.cubic.is_none() && self.lin.iter().all(|&k| k == self.lin[0]);
         TapSpectra {
+            on_sample: on_sample.then(|| spec(self.lin[0] as usize)),
             cubic: self.cubic.as_ref().map(|(base, wx, wy)| {
                 let base = *base as usize;
                 let rows: Neighbourhood =
@@ -167,6 +190,8 @@ type Neighbourhood<'a> = [&'a [f32]; 16];
 
 /// A [`Tap`] on one cube: the spectra it reads (each `nchan` long) and its weights.
 pub struct TapSpectra<'a> {
+    /// On a sample: the pixel's own spectrum, taken as it is.
+    on_sample: Option<&'a [f32]>,
     /// The 4×4 neighbourhood's spectra, row after row, and the weights along x and y.
     cubic: Option<(Neighbourhood<'a>, [f32; 4], [f32; 4])>,
     lin: [&'a [f32]; 4],
@@ -181,6 +206,9 @@ impl TapSpectra<'_> {
     #[inline(always)]
     pub fn sample<const L: usize>(&self, ch0: usize) -> [f32; L] {
         let run = |s: &[f32]| -> [f32; L] { s[ch0..ch0 + L].try_into().unwrap() };
+        if let Some(s) = self.on_sample {
+            return run(s);
+        }
         let mut o = [0f32; L];
         if let Some((rows, wx, wy)) = &self.cubic {
             for (j, &wyj) in wy.iter().enumerate() {
@@ -300,6 +328,32 @@ mod tests {
         assert!((interpolate(c, 0, 0.0, 7.0) - q(0.0, 7.0)).abs() < 1e-5);
         assert!(interpolate(c, 0, -0.1, 3.0).is_nan());
         assert!(interpolate(c, 0, 3.0, 7.5).is_nan());
+    }
+
+    #[test]
+    fn on_a_sample_the_pixel_is_taken_as_it_is() {
+        let mut d = plane(6, 5, |x, y| 1.0 + x + 10.0 * y);
+        d[2 * 6 + 3] = f32::NAN; // (3, 2) blank
+        let c = view(&d, 6, 5);
+        // Next to the blank, a hair (a round trip through the sky) off the sample: the pixel
+        // itself, where the kernels' zero weights on the blank would have made it NaN.
+        for (x, y) in [
+            (2.0 + 1e-12, 2.0 - 1e-12),
+            (4.0, 2.0),
+            (3.0f64 - 3e-11, 1.0f64),
+        ] {
+            let want = d[(y.round() as usize) * 6 + x.round() as usize];
+            let s = stencil(6, 5, x, y).unwrap();
+            assert_eq!(sample(c, 0, &s), want as f64, "({x}, {y})");
+            assert_eq!(s.tap(6).sample(&d, 6), want, "({x}, {y})");
+            let spectra = to_spectra(&d, 30, 1);
+            assert_eq!(s.tap(6).spectra(&spectra, 6, 1).sample::<1>(0), [want]);
+        }
+        // A hair outside the last column is on it; further out is outside.
+        assert_eq!(interpolate(c, 0, 5.0 + 1e-12, 4.0), d[4 * 6 + 5] as f64);
+        assert!(stencil(6, 5, 5.0 + 1e-6, 4.0).is_none());
+        // Off the sample the blank is read (bicubic, then bilinear): NaN.
+        assert!(interpolate(c, 0, 2.5, 2.0).is_nan());
     }
 
     #[test]

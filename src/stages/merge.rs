@@ -24,7 +24,7 @@ use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "merge",
-    version: 2,
+    version: 3,
     params: &[],
     inputs: &[
         SlotSpec::required(
@@ -227,21 +227,9 @@ impl Builtin for Merge {
                     if k == ref_i {
                         return stencil(nx, ny, x as f64, y as f64);
                     }
+                    // A position a hair from a pixel's centre is on that pixel (`stencil`).
                     let (px, py) = m.wcs.world_to_pix(ra, dec)?;
-                    let snap = |v: f64, n: usize| {
-                        let r = v.round();
-                        if (v - r).abs() < 1e-9 && r >= 0.0 && r <= (n - 1) as f64 {
-                            r
-                        } else {
-                            v
-                        }
-                    };
-                    stencil(
-                        m.cube.nx,
-                        m.cube.ny,
-                        snap(px, m.cube.nx),
-                        snap(py, m.cube.ny),
-                    )
+                    stencil(m.cube.nx, m.cube.ny, px, py)
                 }));
                 for ch in 0..nchan {
                     let (mut num, mut den) = (0.0, 0.0);
