@@ -298,9 +298,60 @@ pub fn write_npy(path: &Path, rows: &[&[f64]]) -> Result<(), StageError> {
 
 /// Read a 2-D float64 NPY array.
 pub fn read_npy(path: &Path) -> Result<Array2<f64>, StageError> {
-    let f = std::fs::File::open(path).map_err(|e| StageError::io(path, e))?;
-    <Array2<f64> as ndarray_npy::ReadNpyExt>::read_npy(f)
+    let bytes = std::fs::read(path).map_err(|e| StageError::io(path, e))?;
+    if let Some(a) = plain_npy(&bytes) {
+        return Ok(a);
+    }
+    <Array2<f64> as ndarray_npy::ReadNpyExt>::read_npy(&bytes[..])
         .map_err(|e| StageError::file(path, None, e.to_string()))
+}
+
+/// A 2-D little-endian float64 array in C order, as numpy and [`write_npy`] write them, read
+/// without ndarray-npy's general header parser (which took half of rmclean's time reading
+/// rmsynth's two small files); `None` for any other header or length (ndarray-npy reads
+/// those, or says what is wrong).
+fn plain_npy(b: &[u8]) -> Option<Array2<f64>> {
+    let rest = b.strip_prefix(b"\x93NUMPY")?;
+    let (len, header_at) = match rest.first()? {
+        1 => (
+            u16::from_le_bytes(rest.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        2 | 3 => (
+            u32::from_le_bytes(rest.get(2..6)?.try_into().ok()?) as usize,
+            6,
+        ),
+        _ => return None,
+    };
+    let header = std::str::from_utf8(rest.get(header_at..header_at + len)?).ok()?;
+    let data = &rest[header_at + len..];
+    let after = |key: &str| {
+        header
+            .find(key)
+            .map(|at| header[at + key.len()..].trim_start())
+    };
+    if !after("'descr':")?.starts_with("'<f8'") || !after("'fortran_order':")?.starts_with("False")
+    {
+        return None;
+    }
+    let shape = after("'shape':")?.strip_prefix('(')?;
+    let dims = shape[..shape.find(')')?]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().ok())
+        .collect::<Option<Vec<usize>>>()?;
+    let [rows, cols] = dims[..] else {
+        return None;
+    };
+    if data.len() != rows.checked_mul(cols)?.checked_mul(8)? {
+        return None;
+    }
+    let values = data
+        .chunks_exact(8)
+        .map(|v| f64::from_le_bytes(v.try_into().unwrap()))
+        .collect();
+    Array2::from_shape_vec((rows, cols), values).ok()
 }
 
 /// Write a text file.
@@ -344,4 +395,56 @@ pub fn stokes_input<'a>(
                 ["i", "q", "u"][s]
             ))
         })
+}
+
+#[cfg(test)]
+mod npy_tests {
+    use super::*;
+    use ndarray_npy::WriteNpyExt;
+
+    #[test]
+    fn plain_npy_files_read_as_ndarray_npy_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        for rows in [
+            vec![vec![1.5, -2.0, f64::NAN], vec![0.0, 1e-300, 7.0]],
+            vec![vec![]],
+        ] {
+            let r: Vec<&[f64]> = rows.iter().map(|r| r.as_slice()).collect();
+            write_npy(&p, &r).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            let fast = plain_npy(&bytes).expect("the plain header is recognised");
+            let slow = <Array2<f64> as ndarray_npy::ReadNpyExt>::read_npy(&bytes[..]).unwrap();
+            assert_eq!(fast.shape(), slow.shape());
+            let bits = |a: &Array2<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&slow));
+            assert_eq!(bits(&read_npy(&p).unwrap()), bits(&slow));
+        }
+        // Fortran order, big-endian, 1-D, or a file cut short: left to ndarray-npy, which
+        // reads the first two as they are and refuses the others naming the file.
+        let a = ndarray::arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+        let mut f = Vec::new();
+        a.t().write_npy(&mut f).unwrap();
+        assert!(plain_npy(&f).is_none());
+        std::fs::write(&p, &f).unwrap();
+        assert_eq!(read_npy(&p).unwrap(), a.t());
+        let mut c_order = Vec::new();
+        a.write_npy(&mut c_order).unwrap();
+        assert!(plain_npy(&c_order).is_some());
+        let at = c_order.windows(5).position(|w| w == b"'<f8'").unwrap();
+        c_order[at + 1] = b'>';
+        assert!(plain_npy(&c_order).is_none());
+        let mut one = Vec::new();
+        ndarray::arr1(&[1.0, 2.0]).write_npy(&mut one).unwrap();
+        assert!(plain_npy(&one).is_none());
+        std::fs::write(&p, &one).unwrap();
+        assert!(read_npy(&p).is_err());
+        write_npy(&p, &[&[1.0, 2.0]]).unwrap();
+        let mut short = std::fs::read(&p).unwrap();
+        short.truncate(short.len() - 3);
+        assert!(plain_npy(&short).is_none());
+        std::fs::write(&p, &short).unwrap();
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("a.npy"), "{e}");
+    }
 }

@@ -45,12 +45,12 @@ impl Builtin for RmClean {
         &CONTRACT
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
-        let synth = SynthProduct::read(single(ctx, "synth")?)?;
+        let synth = SynthProduct::read_for_clean(single(ctx, "synth")?)?;
         let mut out = CleanProduct {
-            cat_id: synth.cat_id.clone(),
+            cat_id: synth.cat_id,
             clean: None,
         };
-        if let Some(m) = synth.measured() {
+        if let Some((summary, lambda_sq)) = &synth.measured {
             let fdf_path = single(ctx, "fdf")?;
             let rmsf_path = single(ctx, "rmsf")?;
             let (fdf, rmsf) = (read_npy(fdf_path)?, read_npy(rmsf_path)?);
@@ -73,10 +73,10 @@ impl Builtin for RmClean {
                     rmsf_re: &r[1],
                     rmsf_im: &r[2],
                     phi: &f[0],
-                    lambda_sq: &m.lambda_sq,
-                    fwhm_rmsf: m.synth.fwhmRMSF,
-                    dfdf_th: m.synth.dFDFth,
-                    lam0_sq: m.synth.lam0Sq_m2,
+                    lambda_sq,
+                    fwhm_rmsf: summary.fwhmRMSF,
+                    dfdf_th: summary.dFDFth,
+                    lam0_sq: summary.lam0Sq_m2,
                 },
                 &clean_params(ctx)?,
             );
