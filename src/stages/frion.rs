@@ -22,7 +22,7 @@ use super::params::{
     FRION_PREDICT, IONEX_DIR, IONEX_PREFIX, ION_END, ION_SOURCE, ION_START, ION_TIMESTEP,
 };
 use super::{ActionCtx, Builtin, StageError};
-use crate::fits::Cube;
+use crate::fits::{ImageBytes, PlaneReader};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::frion::{correct_qu, modulation, numeric_warnings};
 use crate::science::ionex::{self, IonexMaps};
@@ -153,6 +153,85 @@ pub fn read_ionosphere(path: &Path) -> Result<Ionosphere, StageError> {
 
 /// A number as numpy's `savetxt` writes it (`%.18e`: two-digit signed exponent).
 pub fn fmt_e18(x: f64) -> String {
+    let mut s = String::with_capacity(24);
+    push_e18(&mut s, x);
+    s
+}
+
+/// [`fmt_e18`] appended to `out`.
+pub fn push_e18(out: &mut String, x: f64) {
+    let Some((mut digits, exp)) = digits19(x.abs()) else {
+        out.push_str(&fmt_e18_general(x));
+        return;
+    };
+    let mut d = [b'0'; 19];
+    for c in d.iter_mut().rev() {
+        *c = b'0' + (digits % 10) as u8;
+        digits /= 10;
+    }
+    if x < 0.0 {
+        out.push('-');
+    }
+    out.push(d[0] as char);
+    out.push('.');
+    // ASCII digits.
+    out.push_str(std::str::from_utf8(&d[1..]).unwrap_or_default());
+    out.push('e');
+    out.push(if exp < 0 { '-' } else { '+' });
+    let e = exp.unsigned_abs();
+    if e < 10 {
+        out.push('0');
+    }
+    out.push_str(&e.to_string());
+}
+
+/// The 19 significant digits of `x` (> 0) correctly rounded (ties to even, as Rust and numpy
+/// round the exact value) and its decimal exponent, by exact 128-bit integer arithmetic:
+/// `x·10^q = m·5^q·2^(e+q)` for `x = m·2^e` and `q = 18 − exponent`. `None` where that does not
+/// fit (below 1e-14 or from 1e19, zero, not finite): the general formatter then (the
+/// three-column ionosphere file of every island had Rust's exact formatting at 11 % of frion's
+/// time, most numbers needing its big-number fallback).
+fn digits19(x: f64) -> Option<(u64, i32)> {
+    if !x.is_finite() || !(1e-14..1e19).contains(&x) {
+        return None;
+    }
+    const LOW: u64 = 1_000_000_000_000_000_000; // 10^18
+    let bits = x.to_bits();
+    let (m, e) = (
+        (bits & ((1 << 52) - 1)) | (1 << 52),
+        ((bits >> 52) & 0x7ff) as i32 - 1075,
+    );
+    // The estimate can be one off either way near a power of ten: corrected below.
+    let mut exp = x.log10().floor() as i32;
+    for _ in 0..3 {
+        let q = 18 - exp;
+        let shift = -(e + q); // the power of two left to divide by (e < 0 here: x < 2^53·…)
+        if !(0..=32).contains(&q) || !(1..=127).contains(&shift) {
+            return None;
+        }
+        let n = (m as u128).checked_mul(5u128.pow(q as u32))?;
+        let (mut d, rem) = (n >> shift, n & ((1u128 << shift) - 1));
+        let half = 1u128 << (shift - 1);
+        if rem > half || (rem == half && d & 1 == 1) {
+            d += 1;
+        }
+        if d < LOW as u128 {
+            exp -= 1;
+        } else if d >= 10 * LOW as u128 {
+            if d == 10 * LOW as u128 && rem != 0 {
+                // Rounded up to a power of ten: one digit fewer after it.
+                return Some((LOW, exp + 1));
+            }
+            exp += 1;
+        } else {
+            return Some((d as u64, exp));
+        }
+    }
+    None
+}
+
+/// [`fmt_e18`] through Rust's own formatter (any finite number, NaN and ±inf).
+fn fmt_e18_general(x: f64) -> String {
     if !x.is_finite() {
         return if x.is_nan() {
             "nan".into()
@@ -486,8 +565,10 @@ impl Builtin for Frion {
                 (read_ionosphere(p)?, String::new(), p.clone())
             }
         };
-        let mut q = Cube::read(qp)?;
-        let mut u = Cube::read(up)?;
+        // Read, corrected and written channel by channel (no whole cube decoded, then
+        // corrected, then encoded: one pass over each plane while it is in the cache).
+        let mut q = PlaneReader::open(qp)?;
+        let mut u = PlaneReader::open(up)?;
         if (q.nx, q.ny, q.nchan) != (u.nx, u.ny, u.nchan) {
             return Err(StageError::data(format!(
                 "{} is {}x{}x{} but {} is {}x{}x{}; Q and U must match (their beam cubes must have the same channels: check NAXIS3 of image.restored.q/u.*.beamNN cubes)",
@@ -510,25 +591,39 @@ impl Builtin for Frion {
             text.push_str(&format!("# warning: {w}\n"));
         }
         for (f, (re, im)) in freqs.iter().zip(&theta) {
-            text.push_str(&format!(
-                "{} {} {}\n",
-                fmt_e18(*f),
-                fmt_e18(*re),
-                fmt_e18(*im)
-            ));
+            push_e18(&mut text, *f);
+            text.push(' ');
+            push_e18(&mut text, *re);
+            text.push(' ');
+            push_e18(&mut text, *im);
+            text.push('\n');
         }
         write_text(out_path(ctx, "prediction")?, &text)?;
 
-        let plane = q.nx * q.ny;
-        correct_qu(&mut q.data, &mut u.data, plane, &theta);
-        for (cube, name) in [(&mut q, "q"), (&mut u, "u")] {
-            cube.header.history(
+        let shape = [q.nx, q.ny, q.nchan];
+        let mut out = Vec::with_capacity(2);
+        for (cube, name) in [(&q, "q"), (&u, "u")] {
+            let mut header = cube.header.clone();
+            header.history(
                 "Corrected for ionospheric Faraday rotation (arrakis frion: P / theta, as FRion).",
             );
             for w in &warnings {
-                cube.header.history(&format!("frion warning: {w}"));
+                header.history(&format!("frion warning: {w}"));
             }
-            cube.write(out_path(ctx, name)?)?;
+            let path = out_path(ctx, name)?;
+            out.push((ImageBytes::new(path, &shape, &header)?, path));
+        }
+        let plane = q.nx * q.ny;
+        let (mut qs, mut us) = (vec![0f32; plane], vec![0f32; plane]);
+        for (c, t) in theta.iter().enumerate() {
+            q.read_plane(c, &mut qs)?;
+            u.read_plane(c, &mut us)?;
+            correct_qu(&mut qs, &mut us, plane, std::slice::from_ref(t));
+            out[0].0.put_f32(&qs);
+            out[1].0.put_f32(&us);
+        }
+        for (img, path) in out {
+            img.write(path)?;
         }
         Ok(())
     }
@@ -555,6 +650,44 @@ mod tests {
         assert_eq!(fmt_e18(-0.00125), "-1.250000000000000026e-03");
         assert_eq!(fmt_e18(0.0), "0.000000000000000000e+00");
         assert_eq!(fmt_e18(1e-100), "1.000000000000000020e-100");
+        // 2^-28 = 3.7252902984619140625e-09 exactly: a tie at the 19th digit, to even.
+        assert_eq!(fmt_e18(2f64.powi(-28)), "3.725290298461914062e-09");
+        // Either side of powers of ten, and the ends of the integer path.
+        for x in [
+            1.0,
+            10.0,
+            0.1,
+            1e-14,
+            9.999999999999999e-15,
+            1e18,
+            9.999999999999998e18,
+            1e19,
+            0.30000000000000004,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            5e-324,
+        ] {
+            for x in [
+                x,
+                -x,
+                f64::from_bits(x.to_bits() + 1),
+                f64::from_bits(x.to_bits() - 1),
+            ] {
+                assert_eq!(fmt_e18(x), fmt_e18_general(x), "{x:e}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn savetxt_digits_match_the_general_formatter(bits in proptest::prelude::any::<u64>(), scale in -16i32..20) {
+            // Any bits, and numbers spread over the integer path's range.
+            let x = f64::from_bits(bits);
+            proptest::prop_assert_eq!(fmt_e18(x), fmt_e18_general(x));
+            let y = (bits >> 12) as f64 / (1u64 << 52) as f64 * 10f64.powi(scale);
+            proptest::prop_assert_eq!(fmt_e18(y), fmt_e18_general(y));
+        }
     }
 
     #[test]
