@@ -161,6 +161,32 @@ impl PlaneReader {
 }
 
 impl PlaneReader {
+    /// Channel `c`'s pixels at offsets `at` (`y·nx + x`), in that order, to `f`: of a plain
+    /// cube only those pixels, decoded straight out of the map; otherwise the plane is read
+    /// whole first. An offset outside the plane panics.
+    pub fn gather(
+        &mut self,
+        c: usize,
+        at: &[usize],
+        mut f: impl FnMut(f32),
+    ) -> Result<(), FitsError> {
+        let npix = self.nx * self.ny;
+        assert!(c < self.nchan, "gather outside the cube");
+        self.hash_through(Some(c));
+        if let Pixels::Mapped(map, start) = &self.source {
+            let plane = &map[start + c * npix * 4..start + (c + 1) * npix * 4];
+            for &k in at {
+                let b = &plane[4 * k..4 * k + 4];
+                f(f32::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+            }
+            return Ok(());
+        }
+        let mut plane = vec![0f32; npix];
+        self.read_plane(c, &mut plane)?;
+        at.iter().for_each(|&k| f(plane[k]));
+        Ok(())
+    }
+
     /// The whole cube, plane after plane ([`Cube`]'s order): of a plain cube, decoded out of
     /// the map in one pass into memory never zeroed.
     pub fn planes(&mut self) -> Result<Vec<f32>, FitsError> {

@@ -39,44 +39,75 @@ pub fn annulus_stats(
     source_pix: f64,
     others: &[(f64, f64)],
 ) -> (Vec<f64>, Vec<f64>) {
-    let r_in = 1.5 * pix_per_beam.max(source_pix);
-    let r_out = r_in + 3.5 * pix_per_beam;
-    let mut idx = Vec::new();
-    for y in 0..c.ny {
-        for x in 0..c.nx {
-            let r = ((x as f64 - x0).powi(2) + (y as f64 - y0).powi(2)).sqrt();
-            let near_other = others
-                .iter()
-                .any(|&(ox, oy)| ((x as f64 - ox).powi(2) + (y as f64 - oy).powi(2)).sqrt() < r_in);
-            if r > r_in && r < r_out && !near_other {
-                idx.push((y, x));
-            }
-        }
-    }
-    let mut bkg = vec![f64::NAN; c.nchan];
-    let mut rms = vec![f64::NAN; c.nchan];
+    let at = annulus_pixels(c.nx, c.ny, x0, y0, pix_per_beam, source_pix, others);
     let npix = c.nx * c.ny;
-    let at: Vec<usize> = idx.iter().map(|&(y, x)| y * c.nx + x).collect();
-    let mut v = Vec::with_capacity(idx.len());
-    for ch in 0..c.nchan {
+    let stats = annulus_stats_with(c.nchan, |ch, v| {
         let plane = &c.data[ch * npix..(ch + 1) * npix];
-        v.clear();
         v.extend(
             at.iter()
                 .map(|&k| plane[k] as f64)
                 .filter(|v| v.is_finite()),
         );
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match stats {
+        Ok(s) => s,
+        Err(never) => match never {},
+    }
+}
+
+/// The pixels [`annulus_stats`] measures in an `nx × ny` plane, as offsets `y·nx + x`, row by
+/// row.
+pub fn annulus_pixels(
+    nx: usize,
+    ny: usize,
+    x0: f64,
+    y0: f64,
+    pix_per_beam: f64,
+    source_pix: f64,
+    others: &[(f64, f64)],
+) -> Vec<usize> {
+    let r_in = 1.5 * pix_per_beam.max(source_pix);
+    let r_out = r_in + 3.5 * pix_per_beam;
+    let mut at = Vec::new();
+    for y in 0..ny {
+        for x in 0..nx {
+            let r = ((x as f64 - x0).powi(2) + (y as f64 - y0).powi(2)).sqrt();
+            let near_other = others
+                .iter()
+                .any(|&(ox, oy)| ((x as f64 - ox).powi(2) + (y as f64 - oy).powi(2)).sqrt() < r_in);
+            if r > r_in && r < r_out && !near_other {
+                at.push(y * nx + x);
+            }
+        }
+    }
+    at
+}
+
+/// [`annulus_stats`] from each channel's annulus values as `values(channel, v)` appends them to
+/// `v` (finite ones only, in [`annulus_pixels`]'s order): a stage reads them where the cube is
+/// (a mapped file: only those pixels decoded).
+pub fn annulus_stats_with<E>(
+    nchan: usize,
+    mut values: impl FnMut(usize, &mut Vec<f64>) -> Result<(), E>,
+) -> Result<(Vec<f64>, Vec<f64>), E> {
+    let mut bkg = vec![f64::NAN; nchan];
+    let mut rms = vec![f64::NAN; nchan];
+    let mut v = Vec::new();
+    for ch in 0..nchan {
+        v.clear();
+        values(ch, &mut v)?;
         if v.len() < 3 {
             continue;
         }
-        if let Some((mean, std)) = clipped_mean_std(&mut v, 3.0, 3) {
+        if let Some((mean, std)) = clipped_mean_std(&v, 3.0, 3) {
             bkg[ch] = mean;
             rms[ch] = std;
         }
     }
     let med = nanmedian(&rms);
     rms.iter_mut().filter(|r| r.is_nan()).for_each(|r| *r = med);
-    (bkg, rms)
+    Ok((bkg, rms))
 }
 
 /// Channels whose noise is an outlier, as Arrakis rejects them: more than 5σ from the median
@@ -128,7 +159,7 @@ pub fn centre_annulus_rms(c: CubeView, pix_per_beam: f64) -> Vec<f64> {
                     .map(|&(y, x)| c.at(ch, y, x) as f64)
                     .filter(|v| v.is_finite() && *v != 0.0),
             );
-            clipped_mean_std(&mut v, 3.0, 1).map_or(f64::NAN, |(_, std)| std)
+            clipped_mean_std(&v, 3.0, 1).map_or(f64::NAN, |(_, std)| std)
         })
         .collect()
 }

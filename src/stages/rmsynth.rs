@@ -13,9 +13,9 @@ use super::params::{
 };
 use super::products::{Beam, Measured, Noise, SpectrumProduct, SynthOutcome, SynthProduct};
 use super::{ActionCtx, Builtin, StageError};
-use crate::fits::Cube;
+use crate::fits::PlaneReader;
 use crate::rules::{Contract, SlotSpec};
-use crate::science::background::{annulus_stats, rms_outliers};
+use crate::science::background::{annulus_pixels, annulus_stats_with, rms_outliers};
 use crate::science::rm_synthesis::{run_rmsynth, Spectrum, SynthParams};
 use crate::science::stokes_i::FitFunction;
 use crate::wcs::Wcs;
@@ -80,16 +80,31 @@ impl RmSynth {
     ) -> Result<SynthOutcome, StageError> {
         // Q and U from frion (when `ion` is on) stand in for the uncorrected ones.
         let slots = ["ion_q", "ion_u", "mosaics"];
-        let read = |s: usize| -> Result<(Cube, &PathBuf), StageError> {
+        // Mapped, not read whole: the annulus and the component's pixel are all rmsynth takes
+        // from each plane.
+        let read = |s: usize| -> Result<(PlaneReader, &PathBuf), StageError> {
             let p = stokes_input(ctx, &slots, s)?;
-            Ok((Cube::read(p)?, p))
+            Ok((PlaneReader::open(p)?, p))
         };
         let failed = |reason: &str| {
             Ok(SynthOutcome::Failed {
                 reason: reason.to_string(),
             })
         };
-        let ((ci, pi), (cq, _), (cu, _)) = (read(0)?, read(1)?, read(2)?);
+        let ((mut ci, pi), (mut cq, pq), (mut cu, pu)) = (read(0)?, read(1)?, read(2)?);
+        for (c, p) in [(&cq, pq), (&cu, pu)] {
+            if (c.nx, c.ny) != (ci.nx, ci.ny) {
+                return Err(StageError::data(format!(
+                    "{} is {}x{} pixels but {} is {}x{}; an island's I, Q and U mosaics share one grid: rebuild its linmos targets",
+                    p.display(),
+                    c.nx,
+                    c.ny,
+                    pi.display(),
+                    ci.nx,
+                    ci.ny
+                )));
+            }
+        }
         if cq.nchan != ci.nchan || cu.nchan != ci.nchan {
             return Err(StageError::data(format!(
                 "the Stokes I, Q and U mosaics have {}, {} and {} channels ({}); they must match: check NAXIS3 of the field's image.restored.i/q/u beam cubes",
@@ -120,25 +135,36 @@ impl RmSynth {
         let mut spec: [Vec<f64>; 3] = Default::default();
         let mut noise: [Vec<f64>; 3] = Default::default();
         let mut background: [Vec<f64>; 3] = Default::default();
-        for (k, c) in [&ci, &cq, &cu].into_iter().enumerate() {
-            let (bkg, rms) = annulus_stats(
-                c.view(),
-                xi as f64,
-                yi as f64,
-                ppb,
-                comp.maj_arcsec / 3600.0 / wcs.cdelt_y.abs(),
-                &others,
-            );
-            let s: Vec<f64> = (0..c.nchan)
-                .map(|ch| {
-                    let v = c.at(ch, yi, xi) as f64;
-                    if v == 0.0 || !v.is_finite() {
-                        f64::NAN
-                    } else {
-                        v - bkg[ch]
+        let at = annulus_pixels(
+            ci.nx,
+            ci.ny,
+            xi as f64,
+            yi as f64,
+            ppb,
+            comp.maj_arcsec / 3600.0 / wcs.cdelt_y.abs(),
+            &others,
+        );
+        let nchan = ci.nchan;
+        for (k, c) in [&mut ci, &mut cq, &mut cu].into_iter().enumerate() {
+            let (bkg, rms) = annulus_stats_with(nchan, |ch, v| {
+                c.gather(ch, &at, |x| {
+                    let x = x as f64;
+                    if x.is_finite() {
+                        v.push(x);
                     }
                 })
-                .collect();
+            })?;
+            let centre = yi * c.nx + xi;
+            let mut s = Vec::with_capacity(nchan);
+            for (ch, b) in bkg.iter().enumerate() {
+                let mut v = f64::NAN;
+                c.gather(ch, &[centre], |x| v = x as f64)?;
+                s.push(if v == 0.0 || !v.is_finite() {
+                    f64::NAN
+                } else {
+                    v - b
+                });
+            }
             spec[k] = s;
             noise[k] = rms;
             background[k] = bkg;
