@@ -91,6 +91,15 @@ impl Csv {
     }
 }
 
+/// A cell's numbers: one, or a comma-separated list (the catalogue's list columns, e.g. the
+/// Stokes I model's coefficients); none for an empty cell; `None` if any is not a number.
+fn numbers(cell: &str) -> Option<Vec<f64>> {
+    if cell.is_empty() {
+        return Some(Vec::new());
+    }
+    cell.split(',').map(|v| v.trim().parse().ok()).collect()
+}
+
 /// One check, as a JUnit test case.
 #[derive(Clone, Debug)]
 pub struct Check {
@@ -457,7 +466,8 @@ impl std::fmt::Display for Tolerance {
             Tolerance::Exact => write!(f, "exact"),
             Tolerance::Ignore => write!(f, "ignored"),
             Tolerance::Abs(v) => write!(f, "±{v}"),
-            Tolerance::Rel(v) => write!(f, "±{}%", v * 100.0),
+            // In percent without the binary rounding of ×100 (1e-6 is 0.0001 %).
+            Tolerance::Rel(v) => write!(f, "±{}%", (v * 1e14).round() / 1e12),
             Tolerance::Sigma(v) => write!(f, "±{v}σ"),
         }
     }
@@ -513,15 +523,14 @@ impl Default for ReferenceOptions {
 
 /// The tolerance of column `name` of `table` by default: text, integers, booleans, ids and
 /// flags exact; a measurement with an error column `sigma` of its error; other numbers
-/// `relative`.
+/// `relative`. Lists of numbers are numbers, compared element by element.
 fn default_tolerance(name: &str, old: &Csv, o: &ReferenceOptions) -> Tolerance {
     let c = old.col(name);
     let numbers = c.is_some_and(|c| {
-        old.rows.iter().any(|r| r[c].parse::<f64>().is_ok())
-            && old
-                .rows
-                .iter()
-                .all(|r| r[c].is_empty() || r[c].parse::<f64>().is_ok())
+        old.rows
+            .iter()
+            .any(|r| numbers(&r[c]).is_some_and(|v| !v.is_empty()))
+            && old.rows.iter().all(|r| numbers(&r[c]).is_some())
     });
     let integers = c.is_some_and(|c| old.rows.iter().all(|r| r[c].parse::<i64>().is_ok()));
     if !numbers || integers || name.ends_with("_flag") || name.ends_with("_id") {
@@ -612,41 +621,59 @@ pub fn against_reference(
         // Rounding: a change below `relative` of the column's largest magnitude is no change
         // (a width that is 0 on one CPU and 7e-15 on another, whose error is 0 as well).
         let floor = o.relative
-            * (0..old.rows.len())
-                .map(|k| old.num(k, co).abs())
+            * old
+                .rows
+                .iter()
+                .flat_map(|r| numbers(&r[co]).unwrap_or_default())
+                .map(f64::abs)
                 .filter(|v| v.is_finite())
                 .fold(0.0, f64::max);
         let mut moved = Vec::new();
         let mut worst = 0.0f64;
+        // One number against its reference, `e` its error (Sigma).
+        let mut within = |x: f64, y: f64, e: f64| match tol {
+            _ if x.is_nan() && y.is_nan() => true,
+            Tolerance::Exact => x == y,
+            Tolerance::Abs(t) => {
+                worst = worst.max((y - x).abs() / t.max(f64::MIN_POSITIVE));
+                (y - x).abs() <= t
+            }
+            Tolerance::Rel(t) => {
+                let lim = (t * x.abs()).max(floor);
+                worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
+                (y - x).abs() <= lim
+            }
+            Tolerance::Sigma(t) => {
+                let lim = (t * e).max(floor);
+                worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
+                (y - x).abs() <= lim
+            }
+            Tolerance::Ignore => true,
+        };
         for (k, j) in matched.iter().enumerate() {
             let Some(j) = *j else { continue };
             let (a, b) = (&old.rows[k][co], &new.rows[j][cn]);
             if a == b {
                 continue;
             }
-            let (x, y) = (a.parse::<f64>(), b.parse::<f64>());
-            let ok = match (tol, x, y) {
-                (Tolerance::Exact, _, _) | (_, Err(_), _) | (_, _, Err(_)) => false,
-                (_, Ok(x), Ok(y)) if x.is_nan() && y.is_nan() => true,
-                (Tolerance::Abs(t), Ok(x), Ok(y)) => {
-                    worst = worst.max((y - x).abs() / t.max(f64::MIN_POSITIVE));
-                    (y - x).abs() <= t
-                }
-                (Tolerance::Rel(t), Ok(x), Ok(y)) => {
-                    let lim = (t * x.abs()).max(floor);
-                    worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
-                    (y - x).abs() <= lim
-                }
-                (Tolerance::Sigma(t), Ok(x), Ok(y)) => {
-                    let e = match err_cols {
-                        (Some(eo), Some(en)) => old.num(k, eo).max(new.num(j, en)),
-                        _ => f64::NAN,
-                    };
-                    let lim = (t * e).max(floor);
-                    worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
-                    (y - x).abs() <= lim
-                }
-                (Tolerance::Ignore, _, _) => true,
+            // Element by element (a list's errors in the error column's list); text, and lists
+            // of another length, have moved.
+            let errors = |csv: &Csv, row: usize, col: Option<usize>| {
+                col.and_then(|c| numbers(&csv.rows[row][c]))
+                    .unwrap_or_default()
+            };
+            let (eo, en) = (errors(old, k, err_cols.0), errors(new, j, err_cols.1));
+            let ok = match (tol, numbers(a), numbers(b)) {
+                (Tolerance::Exact, _, _) | (_, None, _) | (_, _, None) => false,
+                (_, Some(x), Some(y)) if x.len() != y.len() => false,
+                (_, Some(x), Some(y)) => x.iter().zip(&y).enumerate().all(|(i, (&x, &y))| {
+                    let e = eo
+                        .get(i)
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                        .max(en.get(i).copied().unwrap_or(f64::NAN));
+                    within(x, y, e)
+                }),
             };
             if !ok {
                 moved.push(format!("{}: {a} -> {b}", old.rows[k][id]));
@@ -834,6 +861,34 @@ mod tests {
         o.tolerances.push(("ra".into(), Tolerance::Abs(1e-3)));
         let checks = against_reference(&new, &old, &o).unwrap();
         assert!(checks.iter().all(|c| c.failure.is_none()), "{checks:?}");
+    }
+
+    #[test]
+    fn lists_of_numbers_compare_element_by_element() {
+        // The Stokes I model's coefficients and their errors: lists in one cell each.
+        let head = "cat_id,ra,dec,coef,coef_err,fit_err,names\n";
+        let old = csv(
+            "old.csv",
+            &format!("{head}A,10,0,\"0.0,8.86489,0.3292\",\"0.1,0.2,0.01\",\"0.0,2.0551652e-4\",\"a,b\"\n"),
+        );
+        // Rounding in the last digits (4e-7 relative), 0.05σ in the coefficients: no change.
+        let new = csv(
+            "new.csv",
+            &format!("{head}A,10,0,\"0.0,8.87489,0.3292\",\"0.1,0.2,0.01\",\"0.0,2.0551661e-4\",\"a,b\"\n"),
+        );
+        let checks = against_reference(&new, &old, &ReferenceOptions::default()).unwrap();
+        assert!(checks.iter().all(|c| c.failure.is_none()), "{checks:?}");
+        // A coefficient moved by 1σ, an error by 1e-3, a list grown, a name changed.
+        let new = csv(
+            "new.csv",
+            &format!("{head}A,10,0,\"0.0,8.86489,0.3392\",\"0.1,0.2,0.01\",\"0.0,2.0572e-4,1.0\",\"a,c\"\n"),
+        );
+        let checks = against_reference(&new, &old, &ReferenceOptions::default()).unwrap();
+        assert_eq!(failed_names(&checks), ["coef", "fit_err", "names"]);
+        let f = |n: &str| checks.iter().find(|c| c.name == n).unwrap().failure.clone();
+        assert!(f("coef")
+            .unwrap()
+            .contains("A: 0.0,8.86489,0.3292 -> 0.0,8.86489,0.3392"));
     }
 
     #[test]

@@ -413,11 +413,16 @@ fn geometry(
     let keep = |v: f64| if v >= cutoff { v as f32 } else { 0.0 };
     let mut beams = Vec::with_capacity(cubes.len());
     let mut planes = Vec::new();
+    // Each output pixel's sky position, once for every beam.
+    let sky: Vec<(f64, f64)> = (0..ny)
+        .flat_map(|y| (0..nx).map(move |x| (x, y)))
+        .map(|(x, y)| out_wcs.pix_to_world(x as f64, y as f64))
+        .collect();
     for (b, (c, w)) in cubes.iter().enumerate() {
         let (mut taps, mut pb, mut r2s) = (Vec::new(), Vec::new(), Vec::new());
         for y in 0..ny {
             for x in 0..nx {
-                let (ra, dec) = out_wcs.pix_to_world(x as f64, y as f64);
+                let (ra, dec) = sky[y * nx + x];
                 let Some((px, py)) = w.world_to_pix(ra, dec) else {
                     continue;
                 };
