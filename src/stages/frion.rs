@@ -205,7 +205,8 @@ fn digits19(x: f64) -> Option<(u64, i32)> {
     let mut exp = x.log10().floor() as i32;
     for _ in 0..3 {
         let q = 18 - exp;
-        let shift = -(e + q); // the power of two left to divide by (e < 0 here: x < 2^53·…)
+        // x·10^q = m·5^q / 2^shift.
+        let shift = -(e + q);
         if !(0..=32).contains(&q) || !(1..=127).contains(&shift) {
             return None;
         }
