@@ -132,7 +132,7 @@ impl PlaneReader {
                 let at = start + first * 4;
                 let bytes = &map[at..at + n * 4];
                 for (v, b) in out[..n].iter_mut().zip(bytes.chunks_exact(4)) {
-                    *v = f32::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    *v = be_f32(b);
                 }
                 return Ok(());
             }
@@ -177,7 +177,7 @@ impl PlaneReader {
             let plane = &map[start + c * npix * 4..start + (c + 1) * npix * 4];
             for &k in at {
                 let b = &plane[4 * k..4 * k + 4];
-                f(f32::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+                f(be_f32(b));
             }
             return Ok(());
         }
@@ -201,10 +201,7 @@ impl PlaneReader {
             return Ok(planes);
         };
         let bytes = &map[*start..*start + n * 4];
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
-            .collect())
+        Ok(bytes.chunks_exact(4).map(be_f32).collect())
     }
 
     /// The whole cube as spectra (`out[(y·nx + x)·nchan + ch]`, see [`Spectra`]): of a plain
@@ -262,6 +259,12 @@ impl PlaneReader {
         Ok(&map[at..at + n * 4])
     }
 }
+/// A float32 as FITS stores it (big-endian), from the first four bytes of `b`.
+#[inline(always)]
+fn be_f32(b: &[u8]) -> f32 {
+    f32::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 impl Drop for PlaneReader {
     /// The digest being taken is finished with the bytes not read (and left if the file kept
     /// its signature).

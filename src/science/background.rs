@@ -1,7 +1,8 @@
 //! Background, noise and bad channels of a source's spectrum, measured around it in the image:
 //! the annulus statistics of the 1D and 3D RM synthesis stages and Arrakis's channel rejection.
 //!
-//! Must never: open a file. Cubes come as [`CubeView`]s.
+//! Must never: open a file. Cubes come as [`CubeView`]s, or an annulus's values through a
+//! closure the stage gives.
 
 use super::stats::{clipped_mean_std, mad_sigma, nanmedian};
 
@@ -26,37 +27,7 @@ impl CubeView<'_> {
     }
 }
 
-/// Background (mean) and noise (population σ) per channel in an annulus around pixel (x0, y0):
-/// from `r_in` = 1.5 source sizes (the larger of the beam and the component's major axis, so an
-/// extended source's wings stay out) to `r_in` + 3.5 beams, after iterative 3σ clipping; pixels
-/// within `r_in` of the island's other components (`others`, pixel positions) are left out.
-/// Channels with fewer than 3 finite pixels get the median noise and a NaN background.
-pub fn annulus_stats(
-    c: CubeView,
-    x0: f64,
-    y0: f64,
-    pix_per_beam: f64,
-    source_pix: f64,
-    others: &[(f64, f64)],
-) -> (Vec<f64>, Vec<f64>) {
-    let at = annulus_pixels(c.nx, c.ny, x0, y0, pix_per_beam, source_pix, others);
-    let npix = c.nx * c.ny;
-    let stats = annulus_stats_with(c.nchan, |ch, v| {
-        let plane = &c.data[ch * npix..(ch + 1) * npix];
-        v.extend(
-            at.iter()
-                .map(|&k| plane[k] as f64)
-                .filter(|v| v.is_finite()),
-        );
-        Ok::<(), std::convert::Infallible>(())
-    });
-    match stats {
-        Ok(s) => s,
-        Err(never) => match never {},
-    }
-}
-
-/// The pixels [`annulus_stats`] measures in an `nx × ny` plane, as offsets `y·nx + x`, row by
+/// The pixels [`annulus_stats_with`] measures in an `nx × ny` plane, as offsets `y·nx + x`, row by
 /// row.
 pub fn annulus_pixels(
     nx: usize,
@@ -84,9 +55,15 @@ pub fn annulus_pixels(
     at
 }
 
-/// [`annulus_stats`] from each channel's annulus values as `values(channel, v)` appends them to
-/// `v` (finite ones only, in [`annulus_pixels`]'s order): a stage reads them where the cube is
-/// (a mapped file: only those pixels decoded).
+/// Background (mean) and noise (population σ) per channel in an annulus around pixel (x0, y0)
+/// ([`annulus_pixels`]): from `r_in` = 1.5 source sizes (the larger of the beam and the component's major axis, so an
+/// extended source's wings stay out) to `r_in` + 3.5 beams, after iterative 3σ clipping; pixels
+/// within `r_in` of the island's other components (`others`, pixel positions) are left out.
+/// Channels with fewer than 3 finite pixels get the median noise and a NaN background.
+///
+/// Each channel's annulus values come from `values(channel, v)`, which appends them to `v`
+/// (finite ones only, in [`annulus_pixels`]'s order): the caller reads them where the cube is
+/// (rmsynth: out of a mapped file, only those pixels decoded).
 pub fn annulus_stats_with<E>(
     nchan: usize,
     mut values: impl FnMut(usize, &mut Vec<f64>) -> Result<(), E>,
@@ -174,6 +151,32 @@ mod tests {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// The annulus statistics of a cube in memory.
+    fn annulus_stats(
+        c: CubeView,
+        x0: f64,
+        y0: f64,
+        pix_per_beam: f64,
+        source_pix: f64,
+        others: &[(f64, f64)],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let at = annulus_pixels(c.nx, c.ny, x0, y0, pix_per_beam, source_pix, others);
+        let npix = c.nx * c.ny;
+        let stats = annulus_stats_with(c.nchan, |ch, v| {
+            let plane = &c.data[ch * npix..(ch + 1) * npix];
+            v.extend(
+                at.iter()
+                    .map(|&k| plane[k] as f64)
+                    .filter(|v| v.is_finite()),
+            );
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match stats {
+            Ok(s) => s,
+            Err(never) => match never {},
+        }
     }
 
     #[test]
