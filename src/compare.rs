@@ -629,25 +629,13 @@ pub fn against_reference(
                 .filter(|v| v.is_finite())
                 .fold(0.0, f64::max);
         let mut moved = Vec::new();
-        let mut worst = 0.0f64;
         // One number against its reference, `e` its error (Sigma).
-        let mut within = |x: f64, y: f64, e: f64| match tol {
+        let within = |x: f64, y: f64, e: f64| match tol {
             _ if x.is_nan() && y.is_nan() => true,
             Tolerance::Exact => x == y,
-            Tolerance::Abs(t) => {
-                worst = worst.max((y - x).abs() / t.max(f64::MIN_POSITIVE));
-                (y - x).abs() <= t
-            }
-            Tolerance::Rel(t) => {
-                let lim = (t * x.abs()).max(floor);
-                worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
-                (y - x).abs() <= lim
-            }
-            Tolerance::Sigma(t) => {
-                let lim = (t * e).max(floor);
-                worst = worst.max((y - x).abs() / lim.max(f64::MIN_POSITIVE));
-                (y - x).abs() <= lim
-            }
+            Tolerance::Abs(t) => (y - x).abs() <= t,
+            Tolerance::Rel(t) => (y - x).abs() <= (t * x.abs()).max(floor),
+            Tolerance::Sigma(t) => (y - x).abs() <= (t * e).max(floor),
             Tolerance::Ignore => true,
         };
         for (k, j) in matched.iter().enumerate() {
