@@ -207,15 +207,40 @@ impl PlaneReader {
     /// The whole cube as spectra (`out[(y·nx + x)·nchan + ch]`, see [`Spectra`]): of a plain
     /// cube, decoded out of the map and transposed in one pass into memory never zeroed.
     pub fn spectra(&mut self) -> Result<Vec<f32>, FitsError> {
-        let (npix, nchan) = (self.nx * self.ny, self.nchan);
-        let n = npix * nchan;
-        self.hash_through(None);
+        let mut out = Vec::new();
+        self.spectra_of(0..self.nchan, &mut out)?;
+        Ok(out)
+    }
+
+    /// Channels `chans` of every pixel as spectra into `out` (its contents replaced:
+    /// `out[(y·nx + x)·w + j]` = channel `chans.start + j`, w = `chans.len()`): of a plain cube,
+    /// those planes decoded out of the map and transposed in one pass into memory never zeroed.
+    pub fn spectra_of(
+        &mut self,
+        chans: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), FitsError> {
+        assert!(
+            chans.start <= chans.end && chans.end <= self.nchan,
+            "spectra_of outside the cube"
+        );
+        let (npix, w) = (self.nx * self.ny, chans.len());
+        let n = npix * w;
+        out.clear();
+        if let Some(last) = chans.end.checked_sub(1) {
+            self.hash_through(Some(last));
+        }
         let Pixels::Mapped(map, start) = &self.source else {
-            let planes = self.planes()?;
-            return Ok(crate::science::regrid::to_spectra(&planes, npix, nchan));
+            let mut planes = vec![0f32; n];
+            for (j, c) in chans.enumerate() {
+                self.read_plane(c, &mut planes[j * npix..(j + 1) * npix])?;
+            }
+            out.extend(crate::science::regrid::to_spectra(&planes, npix, w));
+            return Ok(());
         };
-        let bytes = &map[*start..*start + n * 4];
-        let mut out: Vec<f32> = Vec::with_capacity(n);
+        let at = start + chans.start * npix * 4;
+        let bytes = &map[at..at + n * 4];
+        out.reserve(n);
         let spare = out.spare_capacity_mut();
         // SAFETY: the spare capacity's n floats as bytes (MaybeUninit either way).
         let dst = unsafe {
@@ -224,10 +249,10 @@ impl PlaneReader {
                 n * 4,
             )
         };
-        super::transpose::transpose_swap32(bytes, nchan, npix, dst);
+        super::transpose::transpose_swap32(bytes, w, npix, dst);
         // SAFETY: the transpose wrote every element.
         unsafe { out.set_len(n) };
-        Ok(out)
+        Ok(())
     }
 
     /// Rows `rows` of channel `c` as FITS stores them (big-endian float32, nx per row): of a
@@ -303,6 +328,9 @@ mod tests {
         r.read_plane(0, &mut out).unwrap();
         let mut scratch = Vec::new();
         assert_eq!(r.rows_be(3, 0..2, &mut scratch).unwrap().len(), 2 * nx * 4);
+        let mut part = Vec::new();
+        r.spectra_of(2..4, &mut part).unwrap();
+        assert_eq!(part.len(), 2 * nx * ny);
         assert!(witness::wanted(&p), "not left before the reader is done");
         drop(r);
         let sig = StatSig::of_path(&p).unwrap().unwrap();
@@ -359,8 +387,18 @@ mod tests {
                 &be[..]
             );
         }
-        // The whole cube at once, both ways, plane after plane and as spectra.
+        // The whole cube at once, both ways, plane after plane and as spectra; and channels
+        // 1 and 2 as spectra, both ways, the same as those of the whole.
         let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (mut a, mut b) = (vec![7.0], Vec::new());
+        direct.spectra_of(1..3, &mut a).unwrap();
+        via_cfitsio.spectra_of(1..3, &mut b).unwrap();
+        let whole = direct.spectra().unwrap();
+        let part: Vec<f32> = whole.chunks(nchan).flat_map(|s| s[1..3].to_vec()).collect();
+        assert_eq!(bits(a.clone()), bits(part));
+        assert_eq!(bits(a), bits(b.clone()));
+        direct.spectra_of(2..2, &mut b).unwrap();
+        assert!(b.is_empty());
         assert_eq!(
             bits(direct.planes().unwrap()),
             bits(via_cfitsio.planes().unwrap())

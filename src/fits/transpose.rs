@@ -55,8 +55,7 @@ fn edges(src: &[u8], rows: usize, cols: usize, dst: &mut [MaybeUninit<u8>], r8: 
     }
 }
 
-/// The whole 8 × 8 blocks: eight rows of eight words loaded, their bytes reversed, transposed
-/// with unpack/shuffle/permute, stored as eight columns.
+/// The whole 8 × 8 blocks (see [`block8`]), in the order that suits the matrix's size.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn blocks_avx2(src: &[u8], rows: usize, cols: usize, dst: &mut [MaybeUninit<u8>]) {
@@ -67,47 +66,80 @@ unsafe fn blocks_avx2(src: &[u8], rows: usize, cols: usize, dst: &mut [MaybeUnin
         15, 14, 13, 12,
     );
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr() as *mut u8);
-    // Column blocks outermost: a block's 8 destination rows are written along, and the source
-    // column strip (rows × 32 bytes) stays in cache for the next block.
-    for c0 in (0..cols / 8 * 8).step_by(8) {
-        for r0 in (0..rows / 8 * 8).step_by(8) {
-            let mut x = [_mm256_setzero_ps(); 8];
-            for (k, v) in x.iter_mut().enumerate() {
-                // SAFETY: row r0+k, words c0..c0+8 lie inside src (c0 + 8 ≤ cols, r0 + k < rows).
-                let raw = _mm256_loadu_si256(s.add(((r0 + k) * cols + c0) * 4) as *const __m256i);
-                *v = _mm256_castsi256_ps(_mm256_shuffle_epi8(raw, swap));
-            }
-            let t0 = _mm256_unpacklo_ps(x[0], x[1]);
-            let t1 = _mm256_unpackhi_ps(x[0], x[1]);
-            let t2 = _mm256_unpacklo_ps(x[2], x[3]);
-            let t3 = _mm256_unpackhi_ps(x[2], x[3]);
-            let t4 = _mm256_unpacklo_ps(x[4], x[5]);
-            let t5 = _mm256_unpackhi_ps(x[4], x[5]);
-            let t6 = _mm256_unpacklo_ps(x[6], x[7]);
-            let t7 = _mm256_unpackhi_ps(x[6], x[7]);
-            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            let y = [
-                _mm256_permute2f128_ps::<0x20>(u0, u4),
-                _mm256_permute2f128_ps::<0x20>(u1, u5),
-                _mm256_permute2f128_ps::<0x20>(u2, u6),
-                _mm256_permute2f128_ps::<0x20>(u3, u7),
-                _mm256_permute2f128_ps::<0x31>(u0, u4),
-                _mm256_permute2f128_ps::<0x31>(u1, u5),
-                _mm256_permute2f128_ps::<0x31>(u2, u6),
-                _mm256_permute2f128_ps::<0x31>(u3, u7),
-            ];
-            for (k, v) in y.iter().enumerate() {
-                // SAFETY: destination row c0+k, words r0..r0+8 lie inside dst.
-                _mm256_storeu_ps(d.add(((c0 + k) * rows + r0) * 4) as *mut f32, *v);
+    let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
+    if rows * cols * 4 <= IN_CACHE {
+        // A matrix the core's cache holds: row blocks outermost, so the source is read along
+        // 8 rows at a time (a handful of streams the prefetcher follows, where a column strip
+        // of many rows is a cache miss a row), and the scattered stores land in the cache.
+        for r0 in (0..r8).step_by(8) {
+            for c0 in (0..c8).step_by(8) {
+                block8(s, d, rows, cols, r0, c0, swap);
             }
         }
+    } else {
+        // Column blocks outermost: a block's 8 destination rows are written along, and the
+        // source column strip (rows × 32 bytes) stays in cache for the next block.
+        for c0 in (0..c8).step_by(8) {
+            for r0 in (0..r8).step_by(8) {
+                block8(s, d, rows, cols, r0, c0, swap);
+            }
+        }
+    }
+}
+
+/// The most bytes [`blocks_avx2`] takes as fitting in the core's cache (half a Zen L2).
+const IN_CACHE: usize = 512 << 10;
+
+/// The 8 × 8 block at row `r0`, column `c0`: eight rows of eight words loaded, their bytes
+/// reversed (`swap`), transposed with unpack/shuffle/permute, stored as eight columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn block8(
+    s: *const u8,
+    d: *mut u8,
+    rows: usize,
+    cols: usize,
+    r0: usize,
+    c0: usize,
+    swap: std::arch::x86_64::__m256i,
+) {
+    use std::arch::x86_64::*;
+    let mut x = [_mm256_setzero_ps(); 8];
+    for (k, v) in x.iter_mut().enumerate() {
+        // SAFETY: row r0+k, words c0..c0+8 lie inside src (c0 + 8 ≤ cols, r0 + k < rows).
+        let raw = _mm256_loadu_si256(s.add(((r0 + k) * cols + c0) * 4) as *const __m256i);
+        *v = _mm256_castsi256_ps(_mm256_shuffle_epi8(raw, swap));
+    }
+    let t0 = _mm256_unpacklo_ps(x[0], x[1]);
+    let t1 = _mm256_unpackhi_ps(x[0], x[1]);
+    let t2 = _mm256_unpacklo_ps(x[2], x[3]);
+    let t3 = _mm256_unpackhi_ps(x[2], x[3]);
+    let t4 = _mm256_unpacklo_ps(x[4], x[5]);
+    let t5 = _mm256_unpackhi_ps(x[4], x[5]);
+    let t6 = _mm256_unpacklo_ps(x[6], x[7]);
+    let t7 = _mm256_unpackhi_ps(x[6], x[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let y = [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ];
+    for (k, v) in y.iter().enumerate() {
+        // SAFETY: destination row c0+k, words r0..r0+8 lie inside dst.
+        _mm256_storeu_ps(d.add(((c0 + k) * rows + r0) * 4) as *mut f32, *v);
     }
 }
 

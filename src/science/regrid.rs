@@ -169,11 +169,14 @@ impl Tap {
         TapSpectra {
             on_sample: on_sample.then(|| spec(self.lin[0] as usize)),
             cubic: self.cubic.as_ref().map(|(base, wx, wy)| {
-                let base = *base as usize;
-                let rows: Neighbourhood =
-                    std::array::from_fn(|i| spec(base + (i / 4) * nx + i % 4));
-                (rows, *wx, *wy)
+                // A row's four spectra lie side by side: one slice a row.
+                let row = |j: usize| {
+                    let k = *base as usize + j * nx;
+                    &cube[k * nchan..(k + 4) * nchan]
+                };
+                ([row(0), row(1), row(2), row(3)], *wx, *wy)
             }),
+            nchan,
             lin: [
                 spec(self.lin[0] as usize),
                 spec(self.lin[1] as usize),
@@ -185,8 +188,9 @@ impl Tap {
     }
 }
 
-/// Sixteen spectra of a 4×4 neighbourhood, row after row.
-type Neighbourhood<'a> = [&'a [f32]; 16];
+/// The spectra of a 4×4 neighbourhood: a row's four side by side (`4·nchan` floats), row
+/// after row.
+type Neighbourhood<'a> = [&'a [f32]; 4];
 
 /// A [`Tap`] on one cube: the spectra it reads (each `nchan` long) and its weights.
 pub struct TapSpectra<'a> {
@@ -194,6 +198,8 @@ pub struct TapSpectra<'a> {
     on_sample: Option<&'a [f32]>,
     /// The 4×4 neighbourhood's spectra, row after row, and the weights along x and y.
     cubic: Option<(Neighbourhood<'a>, [f32; 4], [f32; 4])>,
+    /// The spectra's length.
+    nchan: usize,
     lin: [&'a [f32]; 4],
     frac: [f32; 2],
 }
@@ -211,13 +217,11 @@ impl TapSpectra<'_> {
         }
         let mut o = [0f32; L];
         if let Some((rows, wx, wy)) = &self.cubic {
-            for (j, &wyj) in wy.iter().enumerate() {
-                let (a, b, c, d) = (
-                    run(rows[4 * j]),
-                    run(rows[4 * j + 1]),
-                    run(rows[4 * j + 2]),
-                    run(rows[4 * j + 3]),
-                );
+            let n = self.nchan;
+            for (&row, &wyj) in rows.iter().zip(wy) {
+                let row = &row[ch0..];
+                let at = |k: usize| -> [f32; L] { row[k * n..k * n + L].try_into().unwrap() };
+                let (d, c, b, a) = (at(3), at(2), at(1), at(0));
                 for l in 0..L {
                     o[l] += wyj * (wx[0] * a[l] + wx[1] * b[l] + wx[2] * c[l] + wx[3] * d[l]);
                 }

@@ -232,54 +232,61 @@ pub fn out_path<'a>(ctx: &'a ActionCtx, name: &str) -> Result<&'a PathBuf, Stage
         })
 }
 
-/// A mosaic's pixels, in one of the two orders the stages hold them in.
-pub enum MosaicPixels {
-    /// Plane after plane (FITS order, [`crate::fits::Cube`]).
-    Planes(Vec<f32>),
-    /// Pixel after pixel, every channel together ([`crate::fits::Spectra`]).
-    Spectra(Vec<f32>),
+/// A mosaic and its weight cube (linmos, merge) being put together for the context's
+/// `mosaic` and `weight` outputs: both nx × ny × nchan pixels on the header's grid, given a run
+/// of whole planes at a time (either order), then written.
+pub struct MosaicPair {
+    /// Per output the rule names (the mosaic: 0, the weight cube: 1), its file's bytes.
+    files: Vec<(usize, PathBuf, crate::fits::ImageBytes)>,
+    npix: usize,
 }
 
-/// Write a mosaic and its weight cube (linmos, merge) to the context's `mosaic` and `weight`
-/// outputs: `mosaic` and `weight` hold nx × ny × nchan pixels each, on `header`'s grid; the
-/// weight cube's BUNIT says what its values are.
-pub fn write_mosaic_pair(
-    ctx: &ActionCtx,
-    (nx, ny, nchan): (usize, usize, usize),
-    header: &crate::fits::Header,
-    mosaic: MosaicPixels,
-    weight: MosaicPixels,
-    weight_unit: &str,
-) -> Result<(), StageError> {
-    let mut pixels = [Some(mosaic), Some(weight)];
-    for (name, path, _) in &ctx.outputs {
-        let mut header = header.clone();
-        let k = usize::from(*name != "mosaic");
-        if k == 1 {
-            header.set_str("BUNIT", "", weight_unit);
+impl MosaicPair {
+    /// The two files' headers laid out: the mosaic's `header`, the weight cube's with a BUNIT
+    /// that says what its values are.
+    pub fn start(
+        ctx: &ActionCtx,
+        (nx, ny, nchan): (usize, usize, usize),
+        header: &crate::fits::Header,
+        weight_unit: &str,
+    ) -> Result<MosaicPair, StageError> {
+        let mut files = Vec::new();
+        for (name, path, _) in &ctx.outputs {
+            let mut header = header.clone();
+            let k = usize::from(*name != "mosaic");
+            if k == 1 {
+                header.set_str("BUNIT", "", weight_unit);
+            }
+            let img = crate::fits::ImageBytes::new(path, &[nx, ny, nchan], &header)?;
+            files.push((k, path.clone(), img));
         }
-        match pixels[k].take() {
-            Some(MosaicPixels::Spectra(data)) => crate::fits::Spectra {
-                nx,
-                ny,
-                nchan,
-                data,
-                header,
-            }
-            .write(path)?,
-            Some(MosaicPixels::Planes(data)) => crate::fits::Cube {
-                nx,
-                ny,
-                nchan,
-                data,
-                header,
-            }
-            .write(path)?,
-            // The rule names each of the two outputs once.
-            None => {}
+        Ok(MosaicPair {
+            files,
+            npix: nx * ny,
+        })
+    }
+
+    /// The next `nchan` planes of both, pixel after pixel (`mosaic[p·nchan + ch]`).
+    pub fn put_spectra(&mut self, mosaic: &[f32], weight: &[f32], nchan: usize) {
+        for (k, _, img) in &mut self.files {
+            img.put_spectra([mosaic, weight][*k], self.npix, nchan);
         }
     }
-    Ok(())
+
+    /// The next planes of both, plane after plane.
+    pub fn put_planes(&mut self, mosaic: &[f32], weight: &[f32]) {
+        for (k, _, img) in &mut self.files {
+            img.put_f32([mosaic, weight][*k]);
+        }
+    }
+
+    /// Write both (every plane must have been given).
+    pub fn write(self) -> Result<(), StageError> {
+        for (_, path, img) in self.files {
+            img.write(&path)?;
+        }
+        Ok(())
+    }
 }
 
 /// Write rows of equal length as a 2-D float64 NPY array.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::io::{memo_by_file, read_weights};
 use super::params::LINMOS_CUTOFF;
 use super::{ActionCtx, Builtin, StageError};
-use crate::fits::{Image, Spectra};
+use crate::fits::{Header, Image, PlaneReader, Spectra};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
@@ -167,10 +167,87 @@ fn no_beam(ctx: &ActionCtx, beam: usize) -> StageError {
     ))
 }
 
+/// One beam's cutout of the island: its shape and header, and its pixels, read a run of
+/// channels at a time as the mosaic is made.
+struct Cutout {
+    nx: usize,
+    ny: usize,
+    nchan: usize,
+    header: Header,
+    pixels: CutoutPixels,
+}
+
+/// Where a [`Cutout`]'s pixels come from.
+enum CutoutPixels {
+    /// The file, open: each run of channels decoded out of it (a plain cube's map) as spectra.
+    File(Box<PlaneReader>),
+    /// Held as spectra (`data[p·nchan + ch]`): the leakage removed from them.
+    Held(Vec<f32>),
+}
+
+impl Cutout {
+    /// Open a cutout (its pixels are read as they are mixed).
+    fn open(path: &Path) -> Result<Cutout, StageError> {
+        let mut r = PlaneReader::open(path)?;
+        Ok(Cutout {
+            nx: r.nx,
+            ny: r.ny,
+            nchan: r.nchan,
+            header: std::mem::take(&mut r.header),
+            pixels: CutoutPixels::File(Box::new(r)),
+        })
+    }
+
+    /// A cutout held as spectra.
+    fn held(s: Spectra) -> Cutout {
+        Cutout {
+            nx: s.nx,
+            ny: s.ny,
+            nchan: s.nchan,
+            header: s.header,
+            pixels: CutoutPixels::Held(s.data),
+        }
+    }
+
+    /// The whole cutout as spectra, read now (the cutout is left without its pixels: make it
+    /// again with [`Cutout::held`]).
+    fn take_spectra(&mut self) -> Result<Spectra, StageError> {
+        let data = match &mut self.pixels {
+            CutoutPixels::File(r) => r.spectra()?,
+            CutoutPixels::Held(d) => std::mem::take(d),
+        };
+        Ok(Spectra {
+            nx: self.nx,
+            ny: self.ny,
+            nchan: self.nchan,
+            data,
+            header: std::mem::take(&mut self.header),
+        })
+    }
+
+    /// Channels `chans` of every pixel as spectra into `out` (see [`PlaneReader::spectra_of`]).
+    fn spectra_of(
+        &mut self,
+        chans: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), StageError> {
+        match &mut self.pixels {
+            CutoutPixels::File(r) => r.spectra_of(chans, out)?,
+            CutoutPixels::Held(d) => {
+                out.clear();
+                for s in d.chunks_exact(self.nchan) {
+                    out.extend_from_slice(&s[chans.clone()]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The angle (radians) the holography is rotated by for these cutouts: α = P − (−45°), P the
 /// polarisation-axis angle the imager wrote as `INSTRUMENT_RECEPTOR_ANGLE` (degrees); cutouts
 /// without it are taken at fixms's common case P = −45° (α = 0). Every cutout must agree.
-fn receptor_rotation(images: &[PathBuf], cubes: &[(Spectra, Wcs)]) -> Result<f64, StageError> {
+fn receptor_rotation(images: &[PathBuf], cubes: &[(Cutout, Wcs)]) -> Result<f64, StageError> {
     let mut first: Option<(f64, &Path)> = None;
     for (p, (c, _)) in images.iter().zip(cubes) {
         let angle = c
@@ -351,7 +428,7 @@ fn reuse_geometry(memo: &mut GeometryMemo, key: &blake3::Hash) -> Option<std::sy
 /// The geometry of a mosaic of `cubes` on the grid of cube `ref_i` (see [`Geometry`]); a beam
 /// the holography lacks is `Err(beam)`.
 fn geometry(
-    cubes: &[(Spectra, Wcs)],
+    cubes: &[(Cutout, Wcs)],
     ref_i: usize,
     beam_numbers: &[usize],
     holography: Option<(&BeamModel, PathBuf)>,
@@ -532,82 +609,129 @@ fn beam_recurrence(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<
     pb
 }
 
-/// Σ w B S / Σ w B² per pixel and channel (NaN where no beam is left) and Σ w B², as planes.
-/// `spectra`: each beam's cutout as [`Spectra`]; `ws`: its channel weights. Returned as
-/// spectra too.
-/// Pixel by pixel, every channel at once (contiguous spectra the compiler vectorises, with the
-/// widest instructions the CPU has: each channel's arithmetic is the same on every CPU).
-fn mix(m: &Mix) -> (Vec<f32>, Vec<f32>) {
+/// The channels [`mix`] takes at a time, at most: every beam's share of them (a run of whole
+/// planes decoded and transposed into spectra, ~100 KiB a beam for a 30 × 30 cutout) stays in
+/// the core's cache while it is mixed, and the mosaic's pair of them goes out as planes.
+const BLOCK: usize = 96;
+
+/// Σ w B S / Σ w B² per pixel and channel (NaN where no beam is left) and Σ w B², a block of
+/// channels at a time (at most `m.block`, whole runs of [`RUN`] but the last): each beam's
+/// cutout read as spectra of those channels, mixed, and given to `put` as the mosaic's and
+/// the weight's spectra of them (`[p·w + j]`) and their number `w`. The block splits no
+/// pixel's arithmetic: every channel's value is the same, bit for bit, whatever the block.
+fn mix(
+    m: &Mix,
+    cutouts: &mut [Cutout],
+    mut put: impl FnMut(&[f32], &[f32], usize),
+) -> Result<(), StageError> {
+    let nchan = m.nchan;
+    let blocks = nchan.div_ceil(m.block.max(1)).max(1);
+    let width = nchan.div_ceil(blocks).div_ceil(RUN) * RUN;
+    let mut tiles = vec![Vec::new(); cutouts.len()];
+    let (mut num, mut den) = (Vec::new(), Vec::new());
+    for c0 in (0..nchan).step_by(width.max(1)) {
+        let chans = c0..(c0 + width).min(nchan);
+        for (c, t) in cutouts.iter_mut().zip(&mut tiles) {
+            c.spectra_of(chans.clone(), t)?;
+        }
+        let b = Block {
+            m,
+            tiles: &tiles,
+            chans: chans.clone(),
+        };
+        mix_block(&b, &mut num, &mut den);
+        put(&num, &den, chans.len());
+    }
+    Ok(())
+}
+
+/// What [`mix`] combines: the geometry, each beam's cutout width, each beam's channel weights
+/// (0: channel left out), the channels, and the most channels at a time.
+struct Mix<'a> {
+    geo: &'a Geometry,
+    nxs: &'a [usize],
+    ws: &'a [Vec<f32>],
+    nchan: usize,
+    block: usize,
+}
+
+/// One block of channels to mix: each beam's spectra of them.
+struct Block<'a> {
+    m: &'a Mix<'a>,
+    tiles: &'a [Vec<f32>],
+    chans: std::ops::Range<usize>,
+}
+
+/// A block's mosaic and weight into `num` and `den` (replaced), pixel by pixel, with the
+/// widest instructions the CPU has (each channel's arithmetic is the same on every CPU).
+fn mix_block(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
     {
         if crate::science::simd::avx512() {
             // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { mix_avx512(m) };
+            return unsafe { mix_avx512(b, num, den) };
         }
         if crate::science::simd::avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { mix_avx2(m) };
+            return unsafe { mix_avx2(b, num, den) };
         }
     }
-    mix_body(m)
-}
-
-/// What [`mix`] combines: the geometry, each beam's cutout as spectra and its width, each
-/// beam's channel weights (0: channel left out), the channels.
-struct Mix<'a> {
-    geo: &'a Geometry,
-    spectra: &'a [Vec<f32>],
-    nxs: &'a [usize],
-    ws: &'a [Vec<f32>],
-    nchan: usize,
+    mix_body(b, num, den)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn mix_avx512(m: &Mix) -> (Vec<f32>, Vec<f32>) {
-    mix_body(m)
+unsafe fn mix_avx512(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
+    mix_body(b, num, den)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn mix_avx2(m: &Mix) -> (Vec<f32>, Vec<f32>) {
-    mix_body(m)
+unsafe fn mix_avx2(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
+    mix_body(b, num, den)
 }
 
 #[inline(always)]
-fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
+fn mix_body(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
     let Mix {
         geo,
-        spectra,
         nxs,
         ws,
         nchan,
-    } = *m;
+        ..
+    } = *b.m;
+    let (c0, w) = (b.chans.start, b.chans.len());
     let npix = geo.nx * geo.ny;
     // Pixel by pixel: a pixel's sums stay in the cache while every beam that reaches it adds
     // to them (in beam order), then are written once.
-    let mut num = Vec::with_capacity(npix * nchan);
-    let mut den = Vec::with_capacity(npix * nchan);
-    let (mut n, mut d) = (vec![0f32; nchan], vec![0f32; nchan]);
+    num.clear();
+    den.clear();
+    num.reserve(npix * w);
+    den.reserve(npix * w);
+    let (mut n, mut d) = (vec![0f32; w], vec![0f32; w]);
     // Channels in runs sampled and added at once (the run's samples never leave the vector
     // registers), then the channels after the last whole run one by one.
-    let whole = nchan / RUN * RUN;
+    let whole = w / RUN * RUN;
     for p in 0..npix {
-        // Slices of exactly nchan: the loops below vectorise without bounds checks.
-        let (n, d) = (&mut n[..nchan], &mut d[..nchan]);
+        // Slices of exactly w: the loops below vectorise without bounds checks.
+        let (n, d) = (&mut n[..w], &mut d[..w]);
         n.fill(0.0);
         d.fill(0.0);
         let reach = &geo.reach[geo.starts[p] as usize..geo.starts[p + 1] as usize];
-        for &(b, k) in reach {
-            let (b, k) = (b as usize, k as usize);
-            let g = &geo.beams[b];
-            let tap = g.taps[k].1.spectra(&spectra[b], nxs[b], nchan);
-            let (w, pb) = (&ws[b][..nchan], &g.pb[k * nchan..(k + 1) * nchan]);
-            for c0 in (0..whole).step_by(RUN) {
-                add_run::<RUN>(&tap, c0, n, d, w, pb);
+        if p + 1 < npix {
+            prefetch_beams(geo, p + 1, nchan, b.chans.clone());
+        }
+        for &(beam, k) in reach {
+            let (beam, k) = (beam as usize, k as usize);
+            let g = &geo.beams[beam];
+            let tap = g.taps[k].1.spectra(&b.tiles[beam], nxs[beam], w);
+            let wt = &ws[beam][c0..c0 + w];
+            let pb = &g.pb[k * nchan + c0..k * nchan + c0 + w];
+            for r in (0..whole).step_by(RUN) {
+                add_run::<RUN>(&tap, r, n, d, wt, pb);
             }
-            for ch in whole..nchan {
-                add_run::<1>(&tap, ch, n, d, w, pb);
+            for ch in whole..w {
+                add_run::<1>(&tap, ch, n, d, wt, pb);
             }
         }
         // Appended as made: nothing zeroed first.
@@ -618,7 +742,27 @@ fn mix_body(m: &Mix) -> (Vec<f32>, Vec<f32>) {
         );
         den.extend_from_slice(d);
     }
-    (num, den)
+}
+
+/// Ask for the beam values (channels `chans`) of every tap that reaches output pixel `p`
+/// ahead of their use: they come from a geometry made for another Stokes parameter, long out
+/// of the cache, a few taps of a few hundred bytes each, which the prefetcher does not follow
+/// (they were a third of the mix's time, waited for).
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn prefetch_beams(geo: &Geometry, p: usize, nchan: usize, chans: std::ops::Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    for &(beam, k) in &geo.reach[geo.starts[p] as usize..geo.starts[p + 1] as usize] {
+        let pb = &geo.beams[beam as usize].pb[k as usize * nchan..][chans.clone()];
+        // A cache line (16 floats) at a time.
+        for line in pb.chunks(16) {
+            // SAFETY: a prefetch reads nothing and faults on nothing; the address is pb's.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8)
+            };
+        }
+    }
 }
 
 /// Channels `c0..c0 + L` of one beam's share of a pixel's sums (`n`, `d`, the weights `w` and
@@ -701,7 +845,7 @@ impl Builtin for Linmos {
                     "cannot tell the beam of this cutout (expected '.beamNN.' in its name)",
                 )
             })?);
-            let c = Spectra::read(p)?;
+            let c = Cutout::open(p)?;
             let w = Wcs::from_header(&c.header, p)?;
             cubes.push((c, w));
         }
@@ -729,12 +873,14 @@ impl Builtin for Linmos {
                         )));
                     };
                     let icube = Spectra::read(ip)?;
-                    remove_leakage(cube, wcs, &icube, ip, model, beam, plane, alpha).map_err(
+                    let mut s = cube.take_spectra()?;
+                    remove_leakage(&mut s, wcs, &icube, ip, model, beam, plane, alpha).map_err(
                         |e| match e {
                             LeakageError::Shape(msg) => StageError::file(&images[b], None, msg),
                             LeakageError::NoBeam => no_beam(ctx, beam),
                         },
                     )?;
+                    *cube = Cutout::held(s);
                 }
                 leakage_note = Some(format!(
                     "arrakis linmos: leakage of I into {} removed with the holography (rotated {:.2} deg)",
@@ -770,13 +916,8 @@ impl Builtin for Linmos {
         });
         let geo = geometry(&cubes, ref_i, &beam_numbers, holo, alpha, cutoff)
             .map_err(|beam| no_beam(ctx, beam))?;
-        // Each cutout's spectra (read as such); a weight that is not a positive number leaves
-        // its channel out.
-        let spectra: Vec<Vec<f32>> = cubes
-            .iter_mut()
-            .map(|(c, _)| std::mem::take(&mut c.data))
-            .collect();
         let nxs: Vec<usize> = cubes.iter().map(|(c, _)| c.nx).collect();
+        // A weight that is not a positive number leaves its channel out.
         let ws: Vec<Vec<f32>> = ws
             .iter()
             .map(|w| {
@@ -791,14 +932,6 @@ impl Builtin for Linmos {
                     .collect()
             })
             .collect();
-        let (out, wout) = mix(&Mix {
-            geo: &geo,
-            spectra: &spectra,
-            nxs: &nxs,
-            ws: &ws,
-            nchan,
-        });
-        let (out_nx, out_ny) = (geo.nx, geo.ny);
         let mut header = cubes[ref_i].0.header.clone();
         header.history(if holography.is_some() {
             "arrakis linmos: sum w B I / sum w B^2 (holography primary beams)"
@@ -808,16 +941,26 @@ impl Builtin for Linmos {
         if let Some(note) = &leakage_note {
             header.history(note);
         }
-        let shape = (out_nx, out_ny, nchan);
-        use super::io::MosaicPixels::Spectra as Sp;
-        super::io::write_mosaic_pair(ctx, shape, &header, Sp(out), Sp(wout), "sum of w B^2")
+        let shape = (geo.nx, geo.ny, nchan);
+        let mut pair = super::io::MosaicPair::start(ctx, shape, &header, "sum of w B^2")?;
+        let mut cutouts: Vec<Cutout> = cubes.into_iter().map(|(c, _)| c).collect();
+        let m = Mix {
+            geo: &geo,
+            nxs: &nxs,
+            ws: &ws,
+            nchan,
+            block: BLOCK,
+        };
+        mix(&m, &mut cutouts, |num, den, w| {
+            pair.put_spectra(num, den, w)
+        })?;
+        pair.write()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fits::Header;
     use crate::wcs::IDENTITY;
 
     /// A 3-beam model on a 5 × 5 grid of 0.5° steps, 2 frequency planes: I = 0.8 everywhere, Q
@@ -976,21 +1119,23 @@ mod tests {
         let mut data: Vec<f32> = (0..n * n * nchan).map(|k| 1.0 + k as f32).collect();
         let blank = 10 * n + 10;
         data[blank * nchan..(blank + 1) * nchan].fill(f32::NAN);
-        let cube = Spectra {
+        let cube = Cutout::held(Spectra {
             nx: n,
             ny: n,
             nchan,
             data: data.clone(),
             header,
-        };
-        let geo = geometry(&[(cube, wcs)], 0, &[0], None, 0.0, 0.01).unwrap();
-        let (out, den) = mix(&Mix {
+        });
+        let mut cubes = [(cube, wcs)];
+        let geo = geometry(&cubes, 0, &[0], None, 0.0, 0.01).unwrap();
+        let m = Mix {
             geo: &geo,
-            spectra: &[data.clone()],
             nxs: &[n],
             ws: &[vec![1.0; nchan]],
             nchan,
-        });
+            block: BLOCK,
+        };
+        let (out, den) = mixed(&m, &mut cubes);
         for p in 0..n * n {
             for ch in 0..nchan {
                 let k = p * nchan + ch;
@@ -1064,12 +1209,143 @@ mod tests {
         let with = |a: Option<f64>, b: Option<f64>| {
             let (ca, wa) = cube(0.0, a);
             let (cb, wb) = cube(0.0, b);
-            receptor_rotation(&paths, &[(ca, wa), (cb, wb)])
+            receptor_rotation(&paths, &[(Cutout::held(ca), wa), (Cutout::held(cb), wb)])
         };
         // Absent: fixms's common case P = −45°, no rotation.
         assert_eq!(with(None, None).ok(), Some(0.0));
         let a = with(Some(20.0), Some(20.0)).ok().unwrap();
         assert!((a - 65f64.to_radians()).abs() < 1e-12);
         assert!(with(Some(20.0), Some(-45.0)).is_err());
+    }
+
+    /// The mosaic and weight [`mix`] makes of `cubes`, as whole spectra.
+    fn mixed(m: &Mix, cubes: &mut [(Cutout, Wcs)]) -> (Vec<f32>, Vec<f32>) {
+        let npix = m.geo.nx * m.geo.ny;
+        let (mut num, mut den) = (
+            vec![f32::NAN; npix * m.nchan],
+            vec![f32::NAN; npix * m.nchan],
+        );
+        let mut cutouts: Vec<Cutout> = cubes
+            .iter_mut()
+            .map(|(c, _)| Cutout {
+                nx: c.nx,
+                ny: c.ny,
+                nchan: c.nchan,
+                header: c.header.clone(),
+                pixels: std::mem::replace(&mut c.pixels, CutoutPixels::Held(Vec::new())),
+            })
+            .collect();
+        let mut c0 = 0;
+        mix(m, &mut cutouts, |n, d, w| {
+            for p in 0..npix {
+                for j in 0..w {
+                    num[p * m.nchan + c0 + j] = n[p * w + j];
+                    den[p * m.nchan + c0 + j] = d[p * w + j];
+                }
+            }
+            c0 += w;
+        })
+        .unwrap();
+        assert_eq!(c0, m.nchan, "every channel once");
+        (num, den)
+    }
+
+    #[test]
+    fn a_mosaic_is_the_same_whatever_the_block_and_wherever_the_pixels_come_from() {
+        // Two overlapping beams on shifted grids (bicubic taps), blanks, 2 runs and 3 channels.
+        let nchan = 2 * RUN + 3;
+        let dir = tempfile::tempdir().unwrap();
+        let n = 24;
+        let mut cubes = Vec::new();
+        let mut paths = Vec::new();
+        for b in 0..2 {
+            let wcs = Wcs {
+                crval_ra: 189.87 + 0.05 * b as f64,
+                crval_dec: -24.55,
+                crpix_x: 12.3 - 3.7 * b as f64,
+                crpix_y: 11.6,
+                cdelt_x: -0.0135,
+                cdelt_y: 0.0135,
+                pc: IDENTITY,
+                crval_freq: 745e6,
+                crpix_freq: 1.0,
+                cdelt_freq: 4e6,
+            };
+            let mut header = Header::default();
+            wcs.to_header(&mut header);
+            let mut data: Vec<f32> = (0..n * n * nchan)
+                .map(|k| ((k * 37 + b) % 101) as f32 * 0.01 - 0.3)
+                .collect();
+            data[(7 * n + 9) * nchan + 4] = f32::NAN;
+            data[(8 * n + 9) * nchan..(8 * n + 10) * nchan].fill(f32::NAN);
+            let s = Spectra {
+                nx: n,
+                ny: n,
+                nchan,
+                data,
+                header,
+            };
+            let p = dir.path().join(format!("c.beam{b:02}.fits"));
+            s.write(&p).unwrap();
+            paths.push(p);
+            cubes.push((Cutout::held(s), wcs));
+        }
+        let geo = geometry(&cubes, 0, &[0, 1], None, 0.0, 0.01).unwrap();
+        let ws = [
+            vec![1.0; nchan],
+            (0..nchan).map(|c| c as f32 * 0.5).collect(),
+        ];
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let at = |block: usize, from_files: bool| {
+            let m = Mix {
+                geo: &geo,
+                nxs: &[n, n],
+                ws: &ws,
+                nchan,
+                block,
+            };
+            let mut cs: Vec<(Cutout, Wcs)> = if from_files {
+                paths
+                    .iter()
+                    .zip(&cubes)
+                    .map(|(p, (_, w))| (Cutout::open(p).unwrap(), w.clone()))
+                    .collect()
+            } else {
+                cubes
+                    .iter()
+                    .map(|(c, w)| {
+                        let CutoutPixels::Held(d) = &c.pixels else {
+                            unreachable!()
+                        };
+                        let s = Spectra {
+                            nx: n,
+                            ny: n,
+                            nchan,
+                            data: d.clone(),
+                            header: c.header.clone(),
+                        };
+                        (Cutout::held(s), w.clone())
+                    })
+                    .collect()
+            };
+            let (num, den) = mixed(&m, &mut cs);
+            (bits(&num), bits(&den))
+        };
+        let whole = at(nchan, false);
+        // Both beams reach some pixels, and a blank left some pixel's channel without a value.
+        assert!(geo.starts.windows(2).any(|s| s[1] - s[0] == 2));
+        assert!(whole.0.iter().any(|&b| f32::from_bits(b).is_nan()));
+        for (block, from_files) in [
+            (nchan, true),
+            (RUN, false),
+            (RUN, true),
+            (1, true),
+            (2 * RUN, true),
+        ] {
+            assert!(
+                at(block, from_files) == whole,
+                "block {block}, from files {from_files}"
+            );
+        }
     }
 }

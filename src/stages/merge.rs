@@ -263,14 +263,9 @@ impl Builtin for Merge {
             names.join(", ")
         ));
         let weight_unit = "sum of the fields' weights";
-        super::io::write_mosaic_pair(
-            ctx,
-            (nx, ny, nchan),
-            &header,
-            super::io::MosaicPixels::Planes(out),
-            super::io::MosaicPixels::Planes(wout),
-            weight_unit,
-        )
+        let mut pair = super::io::MosaicPair::start(ctx, (nx, ny, nchan), &header, weight_unit)?;
+        pair.put_planes(&out, &wout);
+        pair.write()
     }
 }
 
