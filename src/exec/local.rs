@@ -146,7 +146,11 @@ const QUICK_S: f64 = 1e-3;
 /// reads the cold inputs: cutouts stream the beam cubes), and every other worker takes the
 /// latest stage with ready targets (depth first: an island's mosaic is made while the next
 /// beam is cut, its outputs read back while still in memory, and the build's working set stays
-/// small). With one worker, stages go in order.
+/// small). With one worker, stages go in order. While the earliest stage's next target would
+/// wait for the disk (its cube still being read ahead), a free worker takes a later stage's
+/// target instead, if there is one: the core computes while the disk reads, instead of one
+/// worker waiting in a page fault (a quarter of the cores' time in a cold build's cutout
+/// phase) and the later stages' work piling up until the cubes are all cut.
 struct Ready {
     queues: Vec<VecDeque<usize>>,
     /// Targets of each stage handed out and not yet reported.
@@ -156,6 +160,9 @@ struct Ready {
     chunk: Vec<usize>,
     /// Whether an action of the stage ran in this build.
     ran: Vec<bool>,
+    /// Whether the earliest stage's next target would wait for the disk now (set by the
+    /// scheduler before each choice).
+    head_waits: bool,
 }
 
 impl Ready {
@@ -165,6 +172,7 @@ impl Ready {
             flying: vec![0; stages],
             chunk: vec![1; stages],
             ran: vec![false; stages],
+            head_waits: false,
         }
     }
 
@@ -175,10 +183,11 @@ impl Ready {
     /// The stage the next batch comes from.
     fn stage(&self) -> Option<usize> {
         let head = self.queues.iter().position(|q| !q.is_empty())?;
-        if self.flying[head] == 0 {
+        let last = self.queues.iter().rposition(|q| !q.is_empty())?;
+        if self.flying[head] == 0 && !(self.head_waits && last != head) {
             return Some(head);
         }
-        self.queues.iter().rposition(|q| !q.is_empty())
+        Some(last)
     }
 
     /// How many batches may be in flight: one per worker, so that each choice is made when a
@@ -398,6 +407,15 @@ impl ReadAhead {
                 })
                 .collect(),
         )
+    }
+
+    /// Whether target `gi` would wait for the disk if it ran now: one of its large sources is
+    /// still to be read in, or being read in, by `pf`.
+    fn waits(&mut self, gi: usize, pf: &super::prefetch::Prefetcher) -> bool {
+        (0..self.of[gi].len()).any(|k| {
+            let i = self.of[gi][k];
+            self.sources.size(i) >= super::prefetch::SMALL_BYTES && pf.pending(self.sources.path(i))
+        })
     }
 
     /// Target `gi` is done (`ran`: its action ran): the sources whose pages may go.
@@ -1121,7 +1139,17 @@ pub fn build_parts(
             }
             // Hand out ready targets, one batch per worker (so the next choice is made when a
             // worker is free, with everything that became ready meanwhile): see `Ready::pick`.
-            while !stopped && !was_interrupted && batches < ready.in_flight_cap(jobs) {
+            loop {
+                // Whether the next target of the earliest stage would wait for its sources to
+                // be read in (see `Ready`).
+                let next = ready.next_up(1).next();
+                ready.head_waits = match (&prefetch, next) {
+                    (Some(pf), Some(gi)) => ahead.waits(gi, pf),
+                    _ => false,
+                };
+                if stopped || was_interrupted || batches >= ready.in_flight_cap(jobs) {
+                    break;
+                }
                 let Some(batch) = ready.pick(jobs) else { break };
                 in_flight += batch.len();
                 batches += 1;
@@ -1513,6 +1541,29 @@ mod tests {
         assert_eq!(r.pick(2), Some(vec![3]));
         assert_eq!(r.pick(2), None);
         assert_eq!(r.next_up(5).count(), 0);
+    }
+
+    /// While the head's next target would wait for the disk, a free worker takes a later
+    /// stage's target if there is one, and the head's otherwise; once its cube is in, the head
+    /// is taken up again.
+    #[test]
+    fn a_worker_computes_while_the_head_waits_for_the_disk() {
+        let mut r = Ready::new(3);
+        for gi in 0..3 {
+            r.push(0, gi);
+        }
+        r.push(1, 10);
+        r.push(2, 20);
+        r.head_waits = true;
+        assert_eq!(r.pick(2), Some(vec![20]));
+        assert_eq!(r.pick(2), Some(vec![10]));
+        // Nothing else to do: the head, waiting or not.
+        assert_eq!(r.pick(2), Some(vec![0]));
+        r.finished(0, 1, 0.5, true);
+        r.push(2, 21);
+        r.head_waits = false;
+        assert_eq!(r.pick(2), Some(vec![1]));
+        assert_eq!(r.pick(2), Some(vec![21]));
     }
 
     /// Batches grow while they come back quickly (a no-op build) and fall back to one target

@@ -97,6 +97,13 @@ impl Prefetcher {
         }
     }
 
+    /// Whether `file` is still to be read in, or being read in: a target that reads it now
+    /// would wait for the disk.
+    pub fn pending(&self, file: &std::path::Path) -> bool {
+        let q = lock(&self.shared.queue);
+        q.reading.contains(file) || q.will.iter().any(|f| f == file)
+    }
+
     /// Let the cached pages of `files` go: the build will not read them again.
     pub fn done_with(&self, files: Vec<PathBuf>) {
         if !files.is_empty() && !self.threads.is_empty() {
@@ -304,6 +311,7 @@ mod tests {
         advise(&big, Advice::WillNeed, &|| false);
         assert_mostly_out(&big, "read in after the stop");
         let p = Prefetcher::start();
+        assert!(!p.pending(&big), "nothing asked yet");
         p.will_need(vec![
             dir.path().join("missing"),
             dir.path().join("small"),
@@ -320,6 +328,14 @@ mod tests {
             now = resident(&big).0;
         }
         assert_eq!(now, pages, "read ahead: {now} of {pages} pages resident");
+        // Read in: no longer pending (the thread leaves it just after its last piece).
+        for _ in 0..500 {
+            if !p.pending(&big) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!p.pending(&big), "still pending once read in");
         drop(p);
         let p = Prefetcher::start();
         p.done_with(vec![big.clone()]);
@@ -337,6 +353,7 @@ mod tests {
         assert_mostly_out(&long, "let go of while queued");
         let p = Prefetcher::start();
         p.will_need(vec![long.clone()]);
+        assert!(p.pending(&long), "queued or being read in");
         for _ in 0..5000 {
             if resident(&long).0 > 0 {
                 break;
