@@ -410,11 +410,12 @@ impl ReadAhead {
     }
 
     /// Whether target `gi` would wait for the disk if it ran now: one of its large sources is
-    /// still to be read in, or being read in, by `pf`.
+    /// still to be read in, or being read in, by `pf` (asked first: a build that reads nothing
+    /// ahead, a no-op, stats no source here).
     fn waits(&mut self, gi: usize, pf: &super::prefetch::Prefetcher) -> bool {
         (0..self.of[gi].len()).any(|k| {
             let i = self.of[gi][k];
-            self.sources.size(i) >= super::prefetch::SMALL_BYTES && pf.pending(self.sources.path(i))
+            pf.pending(self.sources.path(i)) && self.sources.size(i) >= super::prefetch::SMALL_BYTES
         })
     }
 

@@ -221,6 +221,7 @@ impl TapSpectra<'_> {
             for (&row, &wyj) in rows.iter().zip(wy) {
                 let row = &row[ch0..];
                 let at = |k: usize| -> [f32; L] { row[k * n..k * n + L].try_into().unwrap() };
+                // The farthest first: its bounds check covers the other three.
                 let (d, c, b, a) = (at(3), at(2), at(1), at(0));
                 for l in 0..L {
                     o[l] += wyj * (wx[0] * a[l] + wx[1] * b[l] + wx[2] * c[l] + wx[3] * d[l]);
