@@ -57,6 +57,9 @@ struct Shared {
 struct Queue {
     /// Files to read in, in the order asked.
     will: VecDeque<PathBuf>,
+    /// The files in `will` (what [`Prefetcher::pending`] looks up: `will` can hold a stage's
+    /// every small source).
+    queued: HashSet<PathBuf>,
     /// Files to let go of: taken before any read-ahead (a cube's pages go as soon as its
     /// cutout is done, however far ahead the reading runs).
     drop: Vec<PathBuf>,
@@ -92,7 +95,13 @@ impl Prefetcher {
     /// Ask for `files` to be read ahead (in order, after the requests before them).
     pub fn will_need(&self, files: Vec<PathBuf>) {
         if !files.is_empty() && !self.threads.is_empty() {
-            lock(&self.shared.queue).will.extend(files);
+            let mut q = lock(&self.shared.queue);
+            for f in files {
+                if q.queued.insert(f.clone()) {
+                    q.will.push_back(f);
+                }
+            }
+            drop(q);
             self.shared.queued.notify_all();
         }
     }
@@ -101,7 +110,7 @@ impl Prefetcher {
     /// would wait for the disk.
     pub fn pending(&self, file: &std::path::Path) -> bool {
         let q = lock(&self.shared.queue);
-        q.reading.contains(file) || q.will.iter().any(|f| f == file)
+        q.reading.contains(file) || q.queued.contains(file)
     }
 
     /// Let the cached pages of `files` go: the build will not read them again.
@@ -109,6 +118,9 @@ impl Prefetcher {
         if !files.is_empty() && !self.threads.is_empty() {
             let mut q = lock(&self.shared.queue);
             q.will.retain(|f| !files.contains(f));
+            for f in &files {
+                q.queued.remove(f);
+            }
             for f in &files {
                 if q.reading.contains(f) {
                     q.cancelled.insert(f.clone());
@@ -149,6 +161,7 @@ fn serve(shared: &Shared) {
                     return;
                 }
                 if let Some(f) = q.will.pop_front() {
+                    q.queued.remove(&f);
                     q.reading.insert(f.clone());
                     break (Advice::WillNeed, f);
                 }
