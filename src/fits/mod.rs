@@ -15,7 +15,7 @@ use fitsio::sys;
 
 mod reader;
 mod table;
-mod transpose;
+pub(crate) mod transpose;
 
 pub use reader::PlaneReader;
 pub use table::{write_table, Column};
