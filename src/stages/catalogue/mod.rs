@@ -157,18 +157,16 @@ impl Builtin for Catalogue {
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let finder = SourceFinder::read(single(ctx, "components")?)?;
         let field = FieldFile::read(single(ctx, "field_file")?)?;
-        let mut synth: HashMap<String, SynthProduct> = HashMap::new();
-        for p in ctx.input("synth") {
-            let v = SynthProduct::read(p)?;
-            synth.insert(v.cat_id.clone(), v);
-        }
-        let mut clean: HashMap<String, CleanSummary> = HashMap::new();
-        for p in ctx.input("clean") {
-            let v = CleanProduct::read(p)?;
-            if let Some(c) = v.clean {
-                clean.insert(v.cat_id, c);
-            }
-        }
+        let synth: HashMap<String, SynthProduct> =
+            read_all(ctx.input("synth"), SynthProduct::read)?
+                .into_iter()
+                .map(|v| (v.cat_id.clone(), v))
+                .collect();
+        let clean: HashMap<String, CleanSummary> =
+            read_all(ctx.input("clean"), CleanProduct::read)?
+                .into_iter()
+                .filter_map(|v| Some((v.cat_id, v.clean?)))
+                .collect();
         // Rows: the components of the catalogue file that rmsynth wrote a summary for, in file
         // order.
         let id_col = finder.table.col("Gaussian_ID")?;
@@ -202,6 +200,16 @@ impl Builtin for Catalogue {
         write::votable(out_path(ctx, "xml")?, &table)?;
         Ok(())
     }
+}
+
+/// `read` of every file, parsed on every core (most of the catalogue's reading), in input order:
+/// the first bad file is the one reported.
+fn read_all<T: Send, E: Send>(
+    paths: &[std::path::PathBuf],
+    read: impl Fn(&Path) -> Result<T, E> + Sync,
+) -> Result<Vec<T>, E> {
+    let read: Vec<Result<T, E>> = paths.par_iter().map(|p| read(p)).collect();
+    read.into_iter().collect()
 }
 
 /// The catalogue's settings.
