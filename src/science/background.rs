@@ -55,6 +55,18 @@ pub fn annulus_pixels(
     at
 }
 
+/// Offsets as runs of consecutive ones (`[3, 4, 5, 9, 10]` → `[3..6, 9..11]`), in their order.
+pub fn runs(at: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for &k in at {
+        match out.last_mut() {
+            Some(r) if r.end == k => r.end += 1,
+            _ => out.push(k..k + 1),
+        }
+    }
+    out
+}
+
 /// Background (mean) and noise (population σ) per channel in an annulus around pixel (x0, y0)
 /// ([`annulus_pixels`]): from `r_in` = 1.5 source sizes (the larger of the beam and the component's major axis, so an
 /// extended source's wings stay out) to `r_in` + 3.5 beams, after iterative 3σ clipping; pixels
@@ -144,6 +156,12 @@ pub fn centre_annulus_rms(c: CubeView, pix_per_beam: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_become_runs_in_their_order() {
+        assert_eq!(runs(&[3, 4, 5, 9, 10, 2, 7]), [3..6, 9..11, 2..3, 7..8]);
+        assert!(runs(&[]).is_empty());
+    }
 
     /// A deterministic pseudo-noise in [-0.5, 0.5).
     fn noise(i: usize) -> f32 {

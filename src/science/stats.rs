@@ -215,6 +215,9 @@ mod tests {
                 v[at % n] = x;
             }
             let got = clipped_mean_std(&v, 3.0, min_keep);
+            // The vector instructions and the plain loop: the same bits.
+            let bits = |r: Option<(f64, f64)>| r.map(|(m, s)| (m.to_bits(), s.to_bits()));
+            proptest::prop_assert_eq!(bits(got), bits(clipped_body(&v, 3.0, min_keep)));
             let want = clipped_by_removal(&v, 3.0, min_keep);
             let (Some((m, s)), Some((wm, ws))) = (got, want) else {
                 proptest::prop_assert!(got.is_none() && want.is_none());

@@ -15,7 +15,7 @@ use super::products::{Beam, Measured, Noise, SpectrumProduct, SynthOutcome, Synt
 use super::{ActionCtx, Builtin, StageError};
 use crate::fits::PlaneReader;
 use crate::rules::{Contract, SlotSpec};
-use crate::science::background::{annulus_pixels, annulus_stats_with, rms_outliers};
+use crate::science::background::{annulus_pixels, annulus_stats_with, rms_outliers, runs};
 use crate::science::rm_synthesis::{run_rmsynth, Spectrum, SynthParams};
 use crate::science::stokes_i::FitFunction;
 use crate::wcs::Wcs;
@@ -145,20 +145,27 @@ impl RmSynth {
             &others,
         );
         let nchan = ci.nchan;
+        let runs = runs(&at);
+        let mut got = Vec::new();
         for (k, c) in [&mut ci, &mut cq, &mut cu].into_iter().enumerate() {
             let (bkg, rms) = annulus_stats_with(nchan, |ch, v| {
-                c.gather(ch, &at, |x| {
-                    let x = x as f64;
-                    if x.is_finite() {
-                        v.push(x);
-                    }
-                })
+                got.clear();
+                c.gather(ch, &runs, &mut got)?;
+                // Most channels have no blank in the annulus: converted in one vector loop.
+                if got.iter().fold(true, |all, x| all & x.is_finite()) {
+                    v.extend(got.iter().map(|&x| x as f64));
+                } else {
+                    v.extend(got.iter().filter(|x| x.is_finite()).map(|&x| x as f64));
+                }
+                Ok::<(), crate::fits::FitsError>(())
             })?;
-            let centre = yi * c.nx + xi;
+            // The component's own pixel: a run of one.
+            let centre = [yi * c.nx + xi].map(|k| k..k + 1);
             let mut s = Vec::with_capacity(nchan);
             for (ch, b) in bkg.iter().enumerate() {
-                let mut v = f64::NAN;
-                c.gather(ch, &[centre], |x| v = x as f64)?;
+                got.clear();
+                c.gather(ch, &centre, &mut got)?;
+                let v = got[0] as f64;
                 s.push(if v == 0.0 || !v.is_finite() {
                     f64::NAN
                 } else {
