@@ -58,9 +58,9 @@ pub fn combine_sigma_add(q: SigmaAdd, u: SigmaAdd) -> (f64, f64) {
 
 /// The t in [`lo`, `hi`] where the increasing `cdf` crosses ½ (from 0 instead where the cdf
 /// at `lo` is already past ½, up to `far` where at `hi` it is still short of it), to 1e-12 of
-/// t: the Illinois method (false position that halves
-/// the weight of an end kept twice), ~13 evaluations from the combination's bracket (~20 from
-/// [0, 9σ]; bisection takes ~45); each evaluation costs 321 logarithms and error functions.
+/// t: the Illinois method (false position that halves the weight of an end kept twice), ~13
+/// evaluations from the combination's bracket (~20 from [0, 9σ]; bisection takes ~45); each
+/// evaluation costs 321 logarithms and error functions.
 fn median_of(cdf: impl Fn(f64) -> f64, lo: f64, hi: f64, far: f64) -> f64 {
     let (mut a, mut b) = (lo, hi);
     let (mut fa, mut fb) = (if lo > 0.0 { cdf(lo) - 0.5 } else { -0.5 }, cdf(hi) - 0.5);
