@@ -68,18 +68,10 @@ fn put_rows(
     for ((_, _, col), w) in columns.iter().zip(&widths) {
         let cells = bytes[at..].chunks_mut(row).map(|r| &mut r[..*w]);
         match col {
-            Column::F64(v) => cells
-                .zip(v)
-                .for_each(|(c, x)| c.copy_from_slice(&x.to_be_bytes())),
-            Column::F32(v) => cells
-                .zip(v)
-                .for_each(|(c, x)| c.copy_from_slice(&x.to_be_bytes())),
-            Column::I64(v) => cells
-                .zip(v)
-                .for_each(|(c, x)| c.copy_from_slice(&x.to_be_bytes())),
-            Column::I32(v) => cells
-                .zip(v)
-                .for_each(|(c, x)| c.copy_from_slice(&x.to_be_bytes())),
+            Column::F64(v) => put_be(cells, v.iter().map(|x| x.to_be_bytes())),
+            Column::F32(v) => put_be(cells, v.iter().map(|x| x.to_be_bytes())),
+            Column::I64(v) => put_be(cells, v.iter().map(|x| x.to_be_bytes())),
+            Column::I32(v) => put_be(cells, v.iter().map(|x| x.to_be_bytes())),
             Column::Bool(v) => cells
                 .zip(v)
                 .for_each(|(c, x)| c[0] = if *x { b'T' } else { b'F' }),
@@ -104,6 +96,14 @@ fn put_rows(
         )
     };
     h.check(status, "writing the table's rows")
+}
+
+/// Each value's big-endian bytes into its cell.
+fn put_be<'a, const N: usize>(
+    cells: impl Iterator<Item = &'a mut [u8]>,
+    values: impl Iterator<Item = [u8; N]>,
+) {
+    cells.zip(values).for_each(|(c, b)| c.copy_from_slice(&b));
 }
 
 /// Write a binary table (after an empty primary HDU): (name, unit, column).
