@@ -660,18 +660,7 @@ impl ImageBytes {
             spectra.len() == n && self.bytes.len() + n * 4 <= self.data_end,
             "more pixels than the shape holds"
         );
-        let len = self.bytes.len();
-        // SAFETY: the bytes of `spectra`'s n floats.
-        let src = unsafe { std::slice::from_raw_parts(spectra.as_ptr() as *const u8, n * 4) };
-        transpose::transpose_swap32(
-            src,
-            npix,
-            nchan,
-            &mut self.bytes.spare_capacity_mut()[..n * 4],
-        );
-        // SAFETY: the transpose wrote every one of the n·4 bytes after `len` (capacity reserved
-        // in `new`, checked by the assertion).
-        unsafe { self.bytes.set_len(len + n * 4) };
+        append_planes_be(&mut self.bytes, spectra, npix, nchan);
     }
 
     /// The pixels appended so far, big-endian.
@@ -684,7 +673,6 @@ impl ImageBytes {
     /// that nothing reads the file back to hash it: piece by piece, each just before it is
     /// written, so the kernel copies it out of the cache.
     pub fn write(self, path: &Path) -> Result<(), FitsError> {
-        use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -700,21 +688,138 @@ impl ImageBytes {
             img.data_end.div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize,
             0,
         );
-        const PIECE: usize = 256 << 10;
         let mut hasher = crate::hash::witness::wanted(path).then(blake3::Hasher::new);
         for piece in img.bytes.chunks(PIECE) {
-            if let Some(h) = hasher.as_mut() {
-                h.update(piece);
-            }
-            f.write_all(piece)
-                .map_err(|e| err(path, format!("cannot write: {e}")))?;
+            put_piece(&mut f, path, hasher.as_mut(), piece)?;
         }
-        if let Some(h) = hasher {
-            let len = img.bytes.len() as u64;
-            crate::cputime::add_hashed(len);
-            let digest = crate::hash::Digest(*h.finalize().as_bytes());
-            crate::hash::witness::leave_written(path, &f, len, digest);
+        leave_digest(path, &f, img.bytes.len() as u64, hasher);
+        Ok(())
+    }
+}
+
+/// Append `spectra` (`[p·nchan + ch]`, `npix` pixels) to `bytes` as their `nchan` planes,
+/// big-endian, in one pass.
+fn append_planes_be(bytes: &mut Vec<u8>, spectra: &[f32], npix: usize, nchan: usize) {
+    let n = npix * nchan * 4;
+    assert_eq!(spectra.len() * 4, n, "spectra of npix × nchan");
+    let at = bytes.len();
+    bytes.reserve(n);
+    // SAFETY: the bytes of `spectra`'s floats.
+    let src = unsafe { std::slice::from_raw_parts(spectra.as_ptr() as *const u8, n) };
+    transpose::transpose_swap32(src, npix, nchan, &mut bytes.spare_capacity_mut()[..n]);
+    // SAFETY: the transpose wrote every one of the n bytes after `at` (reserved above).
+    unsafe { bytes.set_len(at + n) };
+}
+
+/// The bytes a writer hashes and writes at a time (each hashed just before it is written, so
+/// the kernel copies it out of the cache).
+const PIECE: usize = 256 << 10;
+
+/// Hash `piece` (if asked) and write it to `f`.
+fn put_piece(
+    f: &mut File,
+    path: &Path,
+    hasher: Option<&mut blake3::Hasher>,
+    piece: &[u8],
+) -> Result<(), FitsError> {
+    use std::io::Write;
+    if let Some(h) = hasher {
+        h.update(piece);
+    }
+    f.write_all(piece)
+        .map_err(|e| err(path, format!("cannot write: {e}")))
+}
+
+/// Leave the digest of the `len` bytes written to `f` at `path`, if it was asked for.
+fn leave_digest(path: &Path, f: &File, len: u64, hasher: Option<blake3::Hasher>) {
+    if let Some(h) = hasher {
+        crate::cputime::add_hashed(len);
+        let digest = crate::hash::Digest(*h.finalize().as_bytes());
+        crate::hash::witness::leave_written(path, f, len, digest);
+    }
+}
+
+/// A float32 primary image written to its file as its pixels come, in the same bytes as
+/// [`ImageBytes`] (header, big-endian pixels, zero fill): each run of planes is encoded into
+/// one small buffer, hashed and written while it is in the cache, so a cube larger than the
+/// cache never passes through memory as a whole (linmos's mosaics).
+pub struct ImageStream {
+    file: File,
+    path: PathBuf,
+    hasher: Option<blake3::Hasher>,
+    /// Bytes encoded and not yet written (the header, at first).
+    buf: Vec<u8>,
+    /// Bytes of the file written or in `buf`; where the pixels end.
+    len: usize,
+    data_end: usize,
+}
+
+impl ImageStream {
+    /// Create the file at `path` (which must not exist: outputs go to fresh temporary names)
+    /// with the header laid out for `shape`.
+    pub fn create(path: &Path, shape: &[usize], header: &Header) -> Result<ImageStream, FitsError> {
+        let buf = header_bytes(path, shape, header)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| err(path, format!("cannot create: {e}")))?;
+        Ok(ImageStream {
+            file,
+            path: path.to_path_buf(),
+            hasher: crate::hash::witness::wanted(path).then(blake3::Hasher::new),
+            len: buf.len(),
+            data_end: buf.len() + shape.iter().product::<usize>() * 4,
+            buf,
+        })
+    }
+
+    /// Append `nchan` whole planes given as spectra (`spectra[p·nchan + ch]`, `npix` pixels),
+    /// as [`ImageBytes::put_spectra`].
+    pub fn put_spectra(
+        &mut self,
+        spectra: &[f32],
+        npix: usize,
+        nchan: usize,
+    ) -> Result<(), FitsError> {
+        let n = npix * nchan;
+        assert!(
+            spectra.len() == n && self.len + n * 4 <= self.data_end,
+            "more pixels than the shape holds"
+        );
+        append_planes_be(&mut self.buf, spectra, npix, nchan);
+        self.len += n * 4;
+        self.flush()
+    }
+
+    /// Append pixels, as [`ImageBytes::put_f32`].
+    pub fn put_f32(&mut self, data: &[f32]) -> Result<(), FitsError> {
+        assert!(
+            self.len + data.len() * 4 <= self.data_end,
+            "more pixels than the shape holds"
+        );
+        self.buf.extend(data.iter().flat_map(|v| v.to_be_bytes()));
+        self.len += data.len() * 4;
+        self.flush()
+    }
+
+    /// Hash and write what is buffered.
+    fn flush(&mut self) -> Result<(), FitsError> {
+        for piece in self.buf.chunks(PIECE) {
+            put_piece(&mut self.file, &self.path, self.hasher.as_mut(), piece)?;
         }
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// The zero fill to the end of the last block written, and the digest left if asked for
+    /// (every pixel must have been given).
+    pub fn finish(mut self) -> Result<(), FitsError> {
+        assert_eq!(self.len, self.data_end, "fewer pixels than the shape holds");
+        let end = self.data_end.div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize;
+        self.buf.resize(end - self.data_end, 0);
+        self.flush()?;
+        leave_digest(&self.path, &self.file, end as u64, self.hasher.take());
         Ok(())
     }
 }
@@ -919,6 +1024,36 @@ mod tests {
                 Some(crate::hash::hash_file(&ours).unwrap()),
                 "the digest left as written is the file's"
             );
+            // Written as it comes, in the same bytes: the last axis's first plane as pixels,
+            // the rest as spectra in runs of one and two planes; its digest left as written.
+            let streamed = dir.path().join(format!("stream{k}.fits"));
+            let asked_too = crate::hash::witness::want(&streamed);
+            let mut s = ImageStream::create(&streamed, &shape, &header).unwrap();
+            let npix: usize = shape[..shape.len() - 1].iter().product();
+            let planes = data.len() / npix;
+            s.put_f32(&data[..npix]).unwrap();
+            let mut c0 = 1;
+            while c0 < planes {
+                let w = (planes - c0).min(2 - c0 % 2);
+                let run = &data[c0 * npix..(c0 + w) * npix];
+                let spectra: Vec<f32> = (0..npix)
+                    .flat_map(|p| (0..w).map(move |j| run[j * npix + p]))
+                    .collect();
+                s.put_spectra(&spectra, npix, w).unwrap();
+                c0 += w;
+            }
+            s.finish().unwrap();
+            assert!(
+                std::fs::read(&streamed).unwrap() == b,
+                "shape {shape:?}: streamed"
+            );
+            let sig_s = crate::hash::StatSig::of_path(&streamed).unwrap().unwrap();
+            assert_eq!(
+                crate::hash::witness::take(&streamed, sig_s),
+                Some(crate::hash::hash_file(&streamed).unwrap()),
+                "the streamed file's digest left as written"
+            );
+            drop(asked_too);
             // Not asked for: nothing is left.
             std::fs::remove_file(&ours).unwrap();
             write_image(&ours, &shape, &data, &header).unwrap();

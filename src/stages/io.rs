@@ -236,14 +236,15 @@ pub fn out_path<'a>(ctx: &'a ActionCtx, name: &str) -> Result<&'a PathBuf, Stage
 /// `mosaic` and `weight` outputs: both nx × ny × nchan pixels on the header's grid, given a run
 /// of whole planes at a time (either order), then written.
 pub struct MosaicPair {
-    /// Per output the rule names (the mosaic: 0, the weight cube: 1), its file's bytes.
-    files: Vec<(usize, PathBuf, crate::fits::ImageBytes)>,
+    /// Per output the rule names (the mosaic: 0, the weight cube: 1), its file, written as the
+    /// planes come.
+    files: Vec<(usize, crate::fits::ImageStream)>,
     npix: usize,
 }
 
 impl MosaicPair {
-    /// The two files' headers laid out: the mosaic's `header`, the weight cube's with a BUNIT
-    /// that says what its values are.
+    /// The two files created with their headers: the mosaic's `header`, the weight cube's with
+    /// a BUNIT that says what its values are.
     pub fn start(
         ctx: &ActionCtx,
         (nx, ny, nchan): (usize, usize, usize),
@@ -257,8 +258,10 @@ impl MosaicPair {
             if k == 1 {
                 header.set_str("BUNIT", "", weight_unit);
             }
-            let img = crate::fits::ImageBytes::new(path, &[nx, ny, nchan], &header)?;
-            files.push((k, path.clone(), img));
+            files.push((
+                k,
+                crate::fits::ImageStream::create(path, &[nx, ny, nchan], &header)?,
+            ));
         }
         Ok(MosaicPair {
             files,
@@ -267,23 +270,30 @@ impl MosaicPair {
     }
 
     /// The next `nchan` planes of both, pixel after pixel (`mosaic[p·nchan + ch]`).
-    pub fn put_spectra(&mut self, mosaic: &[f32], weight: &[f32], nchan: usize) {
-        for (k, _, img) in &mut self.files {
-            img.put_spectra([mosaic, weight][*k], self.npix, nchan);
+    pub fn put_spectra(
+        &mut self,
+        mosaic: &[f32],
+        weight: &[f32],
+        nchan: usize,
+    ) -> Result<(), StageError> {
+        for (k, img) in &mut self.files {
+            img.put_spectra([mosaic, weight][*k], self.npix, nchan)?;
         }
+        Ok(())
     }
 
     /// The next planes of both, plane after plane.
-    pub fn put_planes(&mut self, mosaic: &[f32], weight: &[f32]) {
-        for (k, _, img) in &mut self.files {
-            img.put_f32([mosaic, weight][*k]);
+    pub fn put_planes(&mut self, mosaic: &[f32], weight: &[f32]) -> Result<(), StageError> {
+        for (k, img) in &mut self.files {
+            img.put_f32([mosaic, weight][*k])?;
         }
+        Ok(())
     }
 
-    /// Write both (every plane must have been given).
+    /// Both finished (every plane must have been given).
     pub fn write(self) -> Result<(), StageError> {
-        for (_, path, img) in self.files {
-            img.write(&path)?;
+        for (_, img) in self.files {
+            img.finish()?;
         }
         Ok(())
     }

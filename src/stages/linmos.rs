@@ -653,7 +653,7 @@ const BLOCK: usize = 96;
 fn mix(
     m: &Mix,
     cutouts: &mut [Cutout],
-    mut put: impl FnMut(&[f32], &[f32], usize),
+    mut put: impl FnMut(&[f32], &[f32], usize) -> Result<(), StageError>,
 ) -> Result<(), StageError> {
     let nchan = m.nchan;
     let blocks = nchan.div_ceil(m.block.max(1)).max(1);
@@ -671,7 +671,7 @@ fn mix(
             chans: chans.clone(),
         };
         mix_block(&b, &mut num, &mut den);
-        put(&num, &den, chans.len());
+        put(&num, &den, chans.len())?;
     }
     Ok(())
 }
@@ -1309,6 +1309,7 @@ mod tests {
                 }
             }
             c0 += w;
+            Ok(())
         })
         .unwrap();
         assert_eq!(c0, m.nchan, "every channel once");

@@ -264,7 +264,7 @@ impl Builtin for Merge {
         ));
         let weight_unit = "sum of the fields' weights";
         let mut pair = super::io::MosaicPair::start(ctx, (nx, ny, nchan), &header, weight_unit)?;
-        pair.put_planes(&out, &wout);
+        pair.put_planes(&out, &wout)?;
         pair.write()
     }
 }
