@@ -214,18 +214,23 @@ pub fn restore(
         if let Some(dir) = fin.parent() {
             std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
         }
-        let tmp = crate::atomic::temp_path_for(&fin);
-        if std::fs::hard_link(&obj, &tmp).is_err() {
-            std::fs::copy(&obj, &tmp).map_err(io("cannot copy out of the store", &obj))?;
-        }
-        std::fs::rename(&tmp, &fin).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            StoreError::Io {
+        // Already the object (put there by an earlier restore): renaming a link onto another
+        // link of the same file does nothing and would leave the temporary name behind.
+        if !same_file(&obj, &fin) {
+            let tmp = crate::atomic::temp_path_for(&fin);
+            if std::fs::hard_link(&obj, &tmp).is_err() {
+                std::fs::copy(&obj, &tmp).map_err(io("cannot copy out of the store", &obj))?;
+            }
+            let moved = std::fs::rename(&tmp, &fin);
+            if moved.is_err() || tmp.symlink_metadata().is_ok() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            moved.map_err(|e| StoreError::Io {
                 what: "cannot move into place",
                 path: fin.clone(),
                 source: e,
-            }
-        })?;
+            })?;
+        }
         let sig = StatSig::of_path(&fin)
             .map_err(io("cannot stat", &fin))?
             .ok_or_else(|| StoreError::Io {
@@ -243,6 +248,15 @@ pub fn restore(
     entry.used = now();
     cache.put_stored(key, &entry)?;
     Ok(Restored::Outputs(records))
+}
+
+/// Whether `a` and `b` are links to one file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// What the store holds.
@@ -467,6 +481,22 @@ mod tests {
             b"made with key 1"
         );
         assert_eq!(o[0].digest, digest);
+        // Restored again onto itself (the file is the object already, as when a build goes
+        // back to a key a second time): nothing moves and no temporary name is left.
+        let again = restore(
+            &cache,
+            ("F", "t", &Digest([1; 32])),
+            &field,
+            &["out"],
+            &["d/out.txt"],
+        )
+        .unwrap();
+        assert!(matches!(again, Restored::Outputs(_)));
+        let names: Vec<_> = std::fs::read_dir(field.join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out.txt"], "only the output is left");
         assert!(matches!(
             restore(
                 &cache,
