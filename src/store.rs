@@ -466,14 +466,17 @@ mod tests {
         std::fs::write(&tmpf, b"made with key 2").unwrap();
         std::fs::rename(&tmpf, field.join("d/out.txt")).unwrap();
         std::fs::remove_file(field.join("d/out.txt")).unwrap();
-        let Restored::Outputs(o) = restore(
-            &cache,
-            ("F", "t", &Digest([1; 32])),
-            &field,
-            &["out"],
-            &["d/out.txt"],
-        )
-        .unwrap() else {
+        let restore_key = |k: u8| {
+            restore(
+                &cache,
+                ("F", "t", &Digest([k; 32])),
+                &field,
+                &["out"],
+                &["d/out.txt"],
+            )
+            .unwrap()
+        };
+        let Restored::Outputs(o) = restore_key(1) else {
             panic!("not restored")
         };
         assert_eq!(
@@ -483,41 +486,17 @@ mod tests {
         assert_eq!(o[0].digest, digest);
         // Restored again onto itself (the file is the object already, as when a build goes
         // back to a key a second time): nothing moves and no temporary name is left.
-        let again = restore(
-            &cache,
-            ("F", "t", &Digest([1; 32])),
-            &field,
-            &["out"],
-            &["d/out.txt"],
-        )
-        .unwrap();
+        let again = restore_key(1);
         assert!(matches!(again, Restored::Outputs(_)));
         let names: Vec<_> = std::fs::read_dir(field.join("d"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["out.txt"], "only the output is left");
-        assert!(matches!(
-            restore(
-                &cache,
-                ("F", "t", &Digest([2; 32])),
-                &field,
-                &["out"],
-                &["d/out.txt"]
-            )
-            .unwrap(),
-            Restored::Miss
-        ));
+        assert!(matches!(restore_key(2), Restored::Miss));
         // Damaged in place (the restored file is the object's inode: an edit reaches both).
         std::fs::write(field.join("d/out.txt"), b"edited in place").unwrap();
-        let r = restore(
-            &cache,
-            ("F", "t", &Digest([1; 32])),
-            &field,
-            &["out"],
-            &["d/out.txt"],
-        )
-        .unwrap();
+        let r = restore_key(1);
         assert!(matches!(r, Restored::Damaged(_)));
         assert!(cache.stored_entries().unwrap().is_empty());
         assert_eq!(usage(&cache).unwrap().objects, 0);
