@@ -18,22 +18,18 @@ pub fn combine_sigma_add(q: SigmaAdd, u: SigmaAdd) -> (f64, f64) {
     let (Some((mq, sq)), Some((mu, su))) = (lognormal(q), lognormal(u)) else {
         return (f64::NAN, f64::NAN);
     };
-    // z ∈ [−8, 8] in steps of 0.05: the trapezoid rule on a Gaussian weight is exact to far
-    // below double precision at this step.
-    const H: f64 = 0.05;
-    const N: usize = 321;
-    let z = |i: usize| -8.0 + i as f64 * H;
-    let w: Vec<f64> = (0..N)
-        .map(|i| (-0.5 * z(i) * z(i)).exp() * H / (2.0 * std::f64::consts::PI).sqrt())
-        .collect();
-    let qs: Vec<f64> = (0..N).map(|i| (mq + sq * z(i)).exp()).collect();
-    let us: Vec<f64> = (0..N).map(|i| (mu + su * z(i)).exp()).collect();
+    // The mean's integrand is smooth (analytic): the trapezoid rule converges exponentially,
+    // and steps of 0.2 agree with steps of 0.05 to 3e-10 (s = 2) and far better for narrower
+    // log-normals (81² pairs instead of 321²).
+    let (w, qs, us) = grid(0.2, (mq, sq), (mu, su));
     let mean = weighted_mean_modulus(&w, &qs, &us);
+    // The median's integrand stops where Q reaches t: steps of 0.05.
+    let (w, qs, _) = grid(0.05, (mq, sq), (mu, su));
     let second = (2.0 * mq + 2.0 * sq * sq).exp() + (2.0 * mu + 2.0 * su * su).exp();
     let sd = (second - mean * mean).max(0.0).sqrt();
     // P(√(Q²+U²) ≤ t) = ∫ φ(zq) Φ((ln √(t² − Q²) − μu)/su) dzq over Q < t.
     let cdf = |t: f64| -> f64 {
-        (0..N)
+        (0..qs.len())
             .filter(|&i| qs[i] < t)
             .map(|i| {
                 let zu = (0.5 * (t * t - qs[i] * qs[i]).ln() - mu) / su;
@@ -54,6 +50,19 @@ pub fn combine_sigma_add(q: SigmaAdd, u: SigmaAdd) -> (f64, f64) {
             .max((mu + Z_ROOT_HALF * su).exp());
     let far = (mq + 9.0 * sq).exp().hypot((mu + 9.0 * su).exp());
     (median_of(cdf, lo, hi, far), sd)
+}
+
+/// z ∈ [−8, 8] in steps of `h`: the trapezoid rule's weights on the Gaussian, and the
+/// log-normals e^(μ + s·z) of Q and U at each z.
+fn grid(h: f64, (mq, sq): (f64, f64), (mu, su): (f64, f64)) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = (16.0 / h).round() as usize + 1;
+    let z = |i: usize| -8.0 + i as f64 * h;
+    let w = (0..n)
+        .map(|i| (-0.5 * z(i) * z(i)).exp() * h / (2.0 * std::f64::consts::PI).sqrt())
+        .collect();
+    let qs = (0..n).map(|i| (mq + sq * z(i)).exp()).collect();
+    let us = (0..n).map(|i| (mu + su * z(i)).exp()).collect();
+    (w, qs, us)
 }
 
 /// The t in [`lo`, `hi`] where the increasing `cdf` crosses ½ (from 0 instead where the cdf
@@ -102,7 +111,7 @@ fn median_of(cdf: impl Fn(f64) -> f64, lo: f64, hi: f64, far: f64) -> f64 {
 
 /// Σᵢ Σⱼ wᵢ wⱼ √(qᵢ² + uⱼ²). Each row's sum runs in eight lanes of fixed order (the same bits
 /// on every CPU; the compiler packs the square roots two or four to an instruction) instead of
-/// a `hypot` call for each of the 103 041 pairs: ~5× less CPU, the catalogue's heaviest step.
+/// a `hypot` call for each pair (6 561 of them on the mean's grid): ~5× less CPU.
 /// Squares of values outside 1e±150 could overflow or lose precision: those take `hypot`.
 fn weighted_mean_modulus(w: &[f64], qs: &[f64], us: &[f64]) -> f64 {
     let tame = |v: &[f64]| v.iter().all(|&x| (1e-150..=1e150).contains(&x));
@@ -246,6 +255,28 @@ mod tests {
         let big = vec![1e200; 321];
         let m = weighted_mean_modulus(&w, &big, &big);
         assert!(m.is_finite() && m == pairs(&w, &big, &big), "{m}");
+    }
+
+    #[test]
+    fn the_mean_in_steps_of_a_fifth_is_the_mean_in_steps_of_a_twentieth() {
+        for (q, u) in [
+            ((0.8, 0.05), (0.75, 0.04)),
+            ((-3.0, 0.9), (2.0, 1.5)),
+            ((0.0, 2.0), (0.1, 0.02)),
+            ((5.0, 0.3), (-5.0, 1.0)),
+        ] {
+            let mean = |h: f64| {
+                let (w, qs, us) = grid(h, q, u);
+                weighted_mean_modulus(&w, &qs, &us)
+            };
+            let (coarse, fine) = (mean(0.2), mean(0.05));
+            assert!(
+                (coarse - fine).abs() <= 1e-9 * fine,
+                "{q:?} {u:?}: {coarse} {fine}"
+            );
+            // Steps of 1 are off by more: the test can tell.
+            assert!((mean(1.0) - fine).abs() > 1e-9 * fine, "{q:?} {u:?}");
+        }
     }
 
     #[test]

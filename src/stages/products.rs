@@ -167,11 +167,23 @@ pub struct Measured {
     pub lambda_sq: Vec<f64>,
 }
 
-/// rmsynth's outcome for a component.
+/// What the catalogue takes of rmsynth's measurement ([`SynthProduct::read_summary`]): all
+/// but the spectra and λ².
 #[derive(Clone, Debug)]
-pub enum SynthOutcome {
+pub struct Summary {
+    /// RM-Tools' summary of the synthesis.
+    pub synth: SynthSummary,
+    /// The mosaic's beam.
+    pub beam: Beam,
+    /// Mean noise per Stokes parameter.
+    pub noise: Noise,
+}
+
+/// rmsynth's outcome for a component (`M`: the whole measurement, or its [`Summary`]).
+#[derive(Clone, Debug)]
+pub enum SynthOutcome<M = Measured> {
     /// Synthesised.
-    Measured(Box<Measured>),
+    Measured(Box<M>),
     /// Not measurable (outside the mosaic, too few channels): why.
     Failed {
         /// The reason, for the catalogue's `failure_reason`.
@@ -179,9 +191,9 @@ pub enum SynthOutcome {
     },
 }
 
-/// `{component}_RMsynth.json`.
+/// `{component}_RMsynth.json` (`M`: read whole, or only its [`Summary`]).
 #[derive(Clone, Debug)]
-pub struct SynthProduct {
+pub struct SynthProduct<M = Measured> {
     /// `Gaussian_ID`.
     pub cat_id: String,
     /// `Source_ID`.
@@ -191,7 +203,7 @@ pub struct SynthProduct {
     /// Catalogue position, degrees.
     pub dec: f64,
     /// What rmsynth found.
-    pub outcome: SynthOutcome,
+    pub outcome: SynthOutcome<M>,
 }
 
 /// The file layout: flat, `rmsynth1d` saying which keys follow.
@@ -290,9 +302,8 @@ impl SynthProduct {
     /// Read `path`: every key the outcome needs must be there.
     pub fn read(path: &Path) -> Result<SynthProduct, ProductError> {
         let w: SynthWire = parse(path, &read_text(path)?)?;
-        let when = "rmsynth1d is true";
-        let outcome = if w.rmsynth1d {
-            SynthOutcome::Measured(Box::new(Measured {
+        let outcome = outcome(path, w.rmsynth1d, w.reason, |when| {
+            Ok(Measured {
                 synth: w.synth.ok_or_else(|| missing(path, "synth", when))?,
                 beam: w.beam.ok_or_else(|| missing(path, "beam", when))?,
                 pixel: w.pixel.ok_or_else(|| missing(path, "pixel", when))?,
@@ -301,14 +312,8 @@ impl SynthProduct {
                 lambda_sq: w
                     .lambda_sq
                     .ok_or_else(|| missing(path, "lambda_sq", when))?,
-            }))
-        } else {
-            SynthOutcome::Failed {
-                reason: w
-                    .reason
-                    .ok_or_else(|| missing(path, "reason", "rmsynth1d is false"))?,
-            }
-        };
+            })
+        })?;
         Ok(SynthProduct {
             cat_id: w.cat_id,
             source_id: w.source_id,
@@ -350,14 +355,69 @@ impl SynthProduct {
             measured,
         })
     }
+}
 
+impl<M> SynthProduct<M> {
     /// The measurement, if there is one.
-    pub fn measured(&self) -> Option<&Measured> {
+    pub fn measured(&self) -> Option<&M> {
         match &self.outcome {
             SynthOutcome::Measured(m) => Some(m),
             SynthOutcome::Failed { .. } => None,
         }
     }
+}
+
+impl SynthProduct<Summary> {
+    /// What the catalogue takes from the file: the component and, when rmsynth measured it,
+    /// the summary, beam and noise. The spectra and λ² are skipped over unparsed (they were
+    /// nine tenths of the file and most of the catalogue's reading); the file is checked as
+    /// [`SynthProduct::read`] checks what it returns.
+    pub fn read_summary(path: &Path) -> Result<SynthProduct<Summary>, ProductError> {
+        #[derive(Deserialize)]
+        struct Wire {
+            cat_id: String,
+            source_id: String,
+            ra: f64,
+            dec: f64,
+            rmsynth1d: bool,
+            reason: Option<String>,
+            synth: Option<SynthSummary>,
+            beam: Option<Beam>,
+            noise: Option<Noise>,
+        }
+        let w: Wire = parse(path, &read_text(path)?)?;
+        let outcome = outcome(path, w.rmsynth1d, w.reason, |when| {
+            Ok(Summary {
+                synth: w.synth.ok_or_else(|| missing(path, "synth", when))?,
+                beam: w.beam.ok_or_else(|| missing(path, "beam", when))?,
+                noise: w.noise.ok_or_else(|| missing(path, "noise", when))?,
+            })
+        })?;
+        Ok(SynthProduct {
+            cat_id: w.cat_id,
+            source_id: w.source_id,
+            ra: w.ra,
+            dec: w.dec,
+            outcome,
+        })
+    }
+}
+
+/// A file's outcome: `measured` (given what makes its keys required) when `rmsynth1d`, else
+/// the failure's `reason`, which must then be there.
+fn outcome<M>(
+    path: &Path,
+    rmsynth1d: bool,
+    reason: Option<String>,
+    measured: impl FnOnce(&str) -> Result<M, ProductError>,
+) -> Result<SynthOutcome<M>, ProductError> {
+    Ok(if rmsynth1d {
+        SynthOutcome::Measured(Box::new(measured("rmsynth1d is true")?))
+    } else {
+        SynthOutcome::Failed {
+            reason: reason.ok_or_else(|| missing(path, "reason", "rmsynth1d is false"))?,
+        }
+    })
 }
 
 /// What [`SynthProduct::read_for_clean`] reads.
@@ -518,6 +578,23 @@ mod tests {
         );
         assert_eq!(c.cat_id, written.cat_id);
 
+        // The catalogue's read: the same summary, beam and noise, the spectra skipped.
+        let s = SynthProduct::read_summary(&p).unwrap();
+        let sm = s.measured().unwrap();
+        assert_eq!(
+            serde_json::to_string(&(&sm.synth, &sm.beam, &sm.noise)).unwrap(),
+            serde_json::to_string(&(&m.synth, &m.beam, &m.noise)).unwrap()
+        );
+        assert_eq!(
+            (&s.cat_id, &s.source_id, s.ra.to_bits(), s.dec.to_bits()),
+            (
+                &written.cat_id,
+                &written.source_id,
+                written.ra.to_bits(),
+                written.dec.to_bits()
+            )
+        );
+
         let failed = SynthProduct {
             outcome: SynthOutcome::Failed {
                 reason: "fewer than 2 usable channels".into(),
@@ -527,6 +604,10 @@ mod tests {
         failed.write(&p).unwrap();
         assert!(SynthProduct::read(&p).unwrap().measured().is_none());
         assert!(SynthProduct::read_for_clean(&p).unwrap().measured.is_none());
+        assert!(matches!(
+            SynthProduct::read_summary(&p).unwrap().outcome,
+            SynthOutcome::Failed { reason } if reason == "fewer than 2 usable channels"
+        ));
 
         let clean = CleanProduct {
             cat_id: "J1_c1".into(),
@@ -555,15 +636,21 @@ mod tests {
                 e.contains("c_RMsynth.json") && e.contains(want),
                 "{key}: {e}"
             );
-            // RM-CLEAN's read does without the spectrum, and checks the rest as well.
-            match (key, SynthProduct::read_for_clean(&p)) {
-                ("spectrum", r) => assert!(r.is_ok()),
-                (_, r) => {
-                    let e = r.err().unwrap().to_string();
-                    assert!(
-                        e.contains("c_RMsynth.json") && e.contains(want),
-                        "{key}: {e}"
-                    );
+            // RM-CLEAN's and the catalogue's reads do without the spectrum, and check the rest
+            // as well.
+            for r in [
+                SynthProduct::read_for_clean(&p).map(|_| ()),
+                SynthProduct::read_summary(&p).map(|_| ()),
+            ] {
+                match (key, r) {
+                    ("spectrum", r) => assert!(r.is_ok()),
+                    (_, r) => {
+                        let e = r.err().unwrap().to_string();
+                        assert!(
+                            e.contains("c_RMsynth.json") && e.contains(want),
+                            "{key}: {e}"
+                        );
+                    }
                 }
             }
         }
