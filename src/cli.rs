@@ -739,7 +739,8 @@ pub enum BenchWhat {
     },
     /// A RACS-shaped simulated field built cold beside its I/O floor measured in the same run
     /// (the beam cubes evicted from the page cache, every input read once, the same output
-    /// bytes written once), per stage and overall.
+    /// bytes written once), per stage and overall; each stage also built again by itself, as
+    /// its floor is measured.
     Field {
         /// Beams.
         #[arg(long, default_value_t = 36)]

@@ -690,3 +690,46 @@ fn several_fields_build_in_one_run_as_each_alone() {
     assert!(ran.iter().all(|k| k.starts_with("FC/")), "{ran:?}");
     assert!(text(&out).contains("FA: nothing changed"), "{}", text(&out));
 }
+
+#[test]
+fn bench_field_puts_each_stage_beside_its_floor_in_the_cold_build_and_by_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = arrakis(&tmp.path().join("unused-cache"))
+        .args([
+            "bench", "field", "--beams", "2", "--npix", "64", "--nchan", "8",
+        ])
+        .args(["--sources", "6", "-j", "2", "--dir"])
+        .arg(tmp.path().join("bf"))
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let header = t.lines().find(|l| l.starts_with("stage ")).expect(&t);
+    assert!(
+        header.contains("stage s") && header.contains("alone s"),
+        "{t}"
+    );
+    // Every stage of the pipeline has a row with a number in every column: the cold build's
+    // share and, built again by itself, its own.
+    for stage in [
+        "cutout",
+        "linmos",
+        "frion",
+        "rmsynth",
+        "rmclean",
+        "catalogue",
+    ] {
+        let row = t
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(stage))
+            .unwrap_or_else(|| panic!("no {stage} row: {t}"));
+        let cells: Vec<f64> = row
+            .split_whitespace()
+            .skip(1)
+            .map(|c| c.parse().unwrap_or(f64::NAN))
+            .collect();
+        assert_eq!(cells.len(), 10, "{row}");
+        assert!(cells.iter().all(|c| c.is_finite()), "{row}");
+        assert!(cells[0] >= 1.0, "{stage} has targets: {row}");
+    }
+}

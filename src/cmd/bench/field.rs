@@ -323,6 +323,49 @@ pub fn field(
     let all_writes: Vec<u64> = io.iter().flat_map(|(_, s)| s.writes.clone()).collect();
     let floor_r = read_all(&all_reads, &pool)?;
     let floor_w = write_all(&all_writes, &scratch(), &pool)?;
+    // Each stage again by itself, as its floor was measured (its files no rule makes evicted,
+    // the rest in the page cache): in the cold build stages overlap, and a stage's actions
+    // also wait there for the cores the others use. Its outputs are set aside (renamed, not
+    // deleted: see above) so that it writes new files as in the cold build.
+    let mut alone: BTreeMap<String, f64> = BTreeMap::new();
+    let again = root.join("report-alone.json");
+    let mut set_aside = 0usize;
+    for (stage, s) in &io {
+        for (i, t) in graph.targets.iter().enumerate() {
+            if graph.stage_of(i) != stage {
+                continue;
+            }
+            for o in &t.outputs {
+                let from = graph.field_dir.join(&o.rel);
+                if from.is_file() {
+                    std::fs::create_dir_all(&aside)?;
+                    set_aside += 1;
+                    std::fs::rename(&from, aside.join(format!("alone-{set_aside}")))?;
+                }
+            }
+        }
+        quiet();
+        for p in &s.cold {
+            evict(p);
+        }
+        let ok = Command::new(&exe)
+            .arg("--cache")
+            .arg(root.join("cache"))
+            .args(["build", FIELD, "--quiet", "-j", &jobs.to_string()])
+            .args(["--force", stage, "--only", stage, "--datadir"])
+            .arg(&data)
+            .arg("--report")
+            .arg(&again)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .status()?
+            .success();
+        if !ok {
+            return Err(anyhow!("the {stage} stage by itself failed"));
+        }
+        let wall = report_by_stage(&again)?.get(stage).map_or(0.0, |v| v.0);
+        alone.insert(stage.clone(), wall / jobs as f64);
+    }
     // Deletions only now (see above).
     let _ = std::fs::remove_dir_all(&scratch_root);
     let _ = std::fs::remove_dir_all(&aside);
@@ -334,7 +377,7 @@ pub fn field(
         graph.targets.len()
     );
     println!(
-        "{:<11} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7}",
+        "{:<11} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7}",
         "stage",
         "targets",
         "read GB",
@@ -343,14 +386,17 @@ pub fn field(
         "stage s",
         "cpu s",
         "hash GB",
+        "×floor",
+        "alone s",
         "×floor"
     );
     for ((stage, s), (_, f)) in io.iter().zip(&rows) {
         let (wall, cpu, hashed) = per.get(stage).copied().unwrap_or_default();
         // The stage's share of the pool: its actions' wall time over the jobs.
         let share = wall / jobs as f64;
+        let by_itself = alone.get(stage).copied().unwrap_or(f64::NAN);
         println!(
-            "{:<11} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1}",
+            "{:<11} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8.2} {:>7.1} {:>8.2} {:>7.1}",
             stage,
             s.targets,
             gb(s.reads.values().sum::<u64>() as f64),
@@ -359,7 +405,9 @@ pub fn field(
             share,
             cpu,
             gb(hashed),
-            share / f.max(1e-9)
+            share / f.max(1e-9),
+            by_itself,
+            by_itself / f.max(1e-9)
         );
     }
     let (cpu, hashed) = per.values().fold((0.0, 0.0), |a, v| (a.0 + v.1, a.1 + v.2));
@@ -376,7 +424,7 @@ pub fn field(
         build_s / floor.max(1e-9)
     );
     println!(
-        "floor: read {floor_r:.2} s + write {floor_w:.2} s; peak memory {rss:.0} MiB; stage s = its actions' wall time / jobs"
+        "floor: read {floor_r:.2} s + write {floor_w:.2} s; peak memory {rss:.0} MiB; stage s = its actions' wall time / jobs in the cold build; alone s = the same with the stage built again by itself (--force S --only S), as its floor is measured"
     );
     Ok(0)
 }
