@@ -740,9 +740,10 @@ fn leave_digest(path: &Path, f: &File, len: u64, hasher: Option<blake3::Hasher>)
 }
 
 /// A float32 primary image written to its file as its pixels come, in the same bytes as
-/// [`ImageBytes`] (header, big-endian pixels, zero fill): each run of planes is encoded into
-/// one small buffer, hashed and written while it is in the cache, so a cube larger than the
-/// cache never passes through memory as a whole (linmos's mosaics).
+/// [`ImageBytes`] (header, big-endian pixels, zero fill): the planes are encoded into one
+/// small buffer, hashed and written a piece at a time while it is in the cache, so a cube
+/// larger than the cache never passes through memory as a whole (linmos's mosaics, frion's
+/// corrected Q and U).
 pub struct ImageStream {
     file: File,
     path: PathBuf,
@@ -789,7 +790,7 @@ impl ImageStream {
         );
         append_planes_be(&mut self.buf, spectra, npix, nchan);
         self.len += n * 4;
-        self.flush()
+        self.flush(false)
     }
 
     /// Append pixels, as [`ImageBytes::put_f32`].
@@ -800,11 +801,14 @@ impl ImageStream {
         );
         self.buf.extend(data.iter().flat_map(|v| v.to_be_bytes()));
         self.len += data.len() * 4;
-        self.flush()
+        self.flush(false)
     }
 
-    /// Hash and write what is buffered.
-    fn flush(&mut self) -> Result<(), FitsError> {
+    /// Hash and write what is buffered once it is a piece or more (`all`: whatever there is).
+    fn flush(&mut self, all: bool) -> Result<(), FitsError> {
+        if !all && self.buf.len() < PIECE {
+            return Ok(());
+        }
         for piece in self.buf.chunks(PIECE) {
             put_piece(&mut self.file, &self.path, self.hasher.as_mut(), piece)?;
         }
@@ -817,8 +821,9 @@ impl ImageStream {
     pub fn finish(mut self) -> Result<(), FitsError> {
         assert_eq!(self.len, self.data_end, "fewer pixels than the shape holds");
         let end = self.data_end.div_ceil(FITS_BLOCK as usize) * FITS_BLOCK as usize;
-        self.buf.resize(end - self.data_end, 0);
-        self.flush()?;
+        let at = self.buf.len();
+        self.buf.resize(at + end - self.data_end, 0);
+        self.flush(true)?;
         leave_digest(&self.path, &self.file, end as u64, self.hasher.take());
         Ok(())
     }

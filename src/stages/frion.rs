@@ -22,7 +22,7 @@ use super::params::{
     FRION_PREDICT, IONEX_DIR, IONEX_PREFIX, ION_END, ION_SOURCE, ION_START, ION_TIMESTEP,
 };
 use super::{ActionCtx, Builtin, StageError};
-use crate::fits::{ImageBytes, PlaneReader};
+use crate::fits::{ImageStream, PlaneReader};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::frion::{correct_qu, modulation, numeric_warnings};
 use crate::science::ionex::{self, IonexMaps};
@@ -611,8 +611,7 @@ impl Builtin for Frion {
             for w in &warnings {
                 header.history(&format!("frion warning: {w}"));
             }
-            let path = out_path(ctx, name)?;
-            out.push((ImageBytes::new(path, &shape, &header)?, path));
+            out.push(ImageStream::create(out_path(ctx, name)?, &shape, &header)?);
         }
         let plane = q.nx * q.ny;
         let (mut qs, mut us) = (vec![0f32; plane], vec![0f32; plane]);
@@ -620,11 +619,11 @@ impl Builtin for Frion {
             q.read_plane(c, &mut qs)?;
             u.read_plane(c, &mut us)?;
             correct_qu(&mut qs, &mut us, plane, std::slice::from_ref(t));
-            out[0].0.put_f32(&qs);
-            out[1].0.put_f32(&us);
+            out[0].put_f32(&qs)?;
+            out[1].put_f32(&us)?;
         }
-        for (img, path) in out {
-            img.write(path)?;
+        for img in out {
+            img.finish()?;
         }
         Ok(())
     }
