@@ -73,8 +73,14 @@ fn edges(
     let mut one = |r: usize, c: usize| {
         let s = (r * cols + c) * 4;
         let d = (c * rows + r) * 4;
-        for k in 0..4 {
-            dst[d + k].write(src[s + if swap { 3 - k } else { k }]);
+        let word: [u8; 4] = src[s..s + 4].try_into().expect("four bytes");
+        let word = if swap {
+            u32::from_ne_bytes(word).swap_bytes().to_ne_bytes()
+        } else {
+            word
+        };
+        for (o, b) in dst[d..d + 4].iter_mut().zip(word) {
+            o.write(b);
         }
     };
     // Tiles of 64 columns keep the destination rows in cache.
