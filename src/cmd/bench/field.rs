@@ -30,6 +30,22 @@ fn evict(path: &Path) {
     }
 }
 
+/// Drop every file under `dir` from the page cache (written back already: see `quiet`), so
+/// that a measurement does not pay for reclaiming the memory they hold.
+fn evict_tree(dir: &Path) {
+    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if e.file_type().is_file() {
+            if let Ok(f) = std::fs::File::open(e.path()) {
+                use std::os::fd::AsRawFd;
+                // SAFETY: advice on a descriptor we own; it changes no data.
+                unsafe {
+                    libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+                }
+            }
+        }
+    }
+}
+
 /// Read each file to its end with `jobs` threads (1 MiB reads, as `cat`); seconds.
 fn read_all(files: &[(PathBuf, u64)], pool: &rayon::ThreadPool) -> Result<f64> {
     let t0 = Instant::now();
@@ -302,6 +318,8 @@ pub fn field(
         for p in &s.cold {
             evict(p);
         }
+        // The floors' files so far out of memory (see `evict_tree`).
+        evict_tree(&scratch_root);
         let reads: Vec<(PathBuf, u64)> = s.reads.iter().map(|(p, n)| (p.clone(), *n)).collect();
         let r = read_all(&reads, &pool)?;
         let w = write_all(&s.writes, &scratch(), &pool)?;
@@ -311,6 +329,7 @@ pub fn field(
     for p in &sources_in {
         evict(p);
     }
+    evict_tree(&scratch_root);
     let all_reads: Vec<(PathBuf, u64)> = sources_in
         .iter()
         .map(|p| {
@@ -348,6 +367,11 @@ pub fn field(
         for p in &s.cold {
             evict(p);
         }
+        // The bench's own files (floors, outputs set aside) out of memory: some 30 GB were
+        // written by now, and reclaiming their pages inside the stage took up to twice its
+        // time (linmos alone 3.5-8.4 s in consecutive runs; 3.6 s with them evicted).
+        evict_tree(&scratch_root);
+        evict_tree(&aside);
         let ok = Command::new(&exe)
             .arg("--cache")
             .arg(root.join("cache"))
