@@ -214,8 +214,9 @@ pub fn restore(
         if let Some(dir) = fin.parent() {
             std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
         }
-        // Already the object (put there by an earlier restore): renaming a link onto another
-        // link of the same file does nothing and would leave the temporary name behind.
+        // Already the object (linked there by an earlier restore, or kept from there into the
+        // store): renaming a link onto another link of the same file does nothing and would
+        // leave the temporary name behind.
         if !same_file(&obj, &fin) {
             let tmp = crate::atomic::temp_path_for(&fin);
             if std::fs::hard_link(&obj, &tmp).is_err() {

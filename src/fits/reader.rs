@@ -294,6 +294,7 @@ impl PlaneReader {
         Ok(&map[at..at + n * 4])
     }
 }
+
 /// Ask for every cache line of `bytes` to be brought into the cache ahead of its use (a hint:
 /// it reads nothing and faults on nothing).
 #[inline]
