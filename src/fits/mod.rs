@@ -673,11 +673,7 @@ impl ImageBytes {
     /// that nothing reads the file back to hash it: piece by piece, each just before it is
     /// written, so the kernel copies it out of the cache.
     pub fn write(self, path: &Path) -> Result<(), FitsError> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| err(path, format!("cannot create: {e}")))?;
+        let mut f = create_new(path)?;
         let mut img = self;
         assert_eq!(
             img.bytes.len(),
@@ -709,6 +705,16 @@ fn append_planes_be(bytes: &mut Vec<u8>, spectra: &[f32], npix: usize, nchan: us
     transpose::transpose_swap32(src, npix, nchan, &mut bytes.spare_capacity_mut()[..n]);
     // SAFETY: the transpose wrote every one of the n bytes after `at` (reserved above).
     unsafe { bytes.set_len(at + n) };
+}
+
+/// A new file at `path` for writing (which must not exist: outputs go to fresh temporary
+/// names).
+fn create_new(path: &Path) -> Result<File, FitsError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| err(path, format!("cannot create: {e}")))
 }
 
 /// The bytes a writer hashes and writes at a time (each hashed just before it is written, so
@@ -760,11 +766,7 @@ impl ImageStream {
     /// with the header laid out for `shape`.
     pub fn create(path: &Path, shape: &[usize], header: &Header) -> Result<ImageStream, FitsError> {
         let buf = header_bytes(path, shape, header)?;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| err(path, format!("cannot create: {e}")))?;
+        let file = create_new(path)?;
         Ok(ImageStream {
             file,
             path: path.to_path_buf(),

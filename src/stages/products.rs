@@ -302,7 +302,8 @@ impl SynthProduct {
     /// Read `path`: every key the outcome needs must be there.
     pub fn read(path: &Path) -> Result<SynthProduct, ProductError> {
         let w: SynthWire = parse(path, &read_text(path)?)?;
-        let outcome = outcome(path, w.rmsynth1d, w.reason, |when| {
+        let head = (w.cat_id, w.source_id, w.ra, w.dec);
+        product(path, head, w.rmsynth1d, w.reason, |when| {
             Ok(Measured {
                 synth: w.synth.ok_or_else(|| missing(path, "synth", when))?,
                 beam: w.beam.ok_or_else(|| missing(path, "beam", when))?,
@@ -313,13 +314,6 @@ impl SynthProduct {
                     .lambda_sq
                     .ok_or_else(|| missing(path, "lambda_sq", when))?,
             })
-        })?;
-        Ok(SynthProduct {
-            cat_id: w.cat_id,
-            source_id: w.source_id,
-            ra: w.ra,
-            dec: w.dec,
-            outcome,
         })
     }
 
@@ -386,37 +380,40 @@ impl SynthProduct<Summary> {
             noise: Option<Noise>,
         }
         let w: Wire = parse(path, &read_text(path)?)?;
-        let outcome = outcome(path, w.rmsynth1d, w.reason, |when| {
+        let head = (w.cat_id, w.source_id, w.ra, w.dec);
+        product(path, head, w.rmsynth1d, w.reason, |when| {
             Ok(Summary {
                 synth: w.synth.ok_or_else(|| missing(path, "synth", when))?,
                 beam: w.beam.ok_or_else(|| missing(path, "beam", when))?,
                 noise: w.noise.ok_or_else(|| missing(path, "noise", when))?,
             })
-        })?;
-        Ok(SynthProduct {
-            cat_id: w.cat_id,
-            source_id: w.source_id,
-            ra: w.ra,
-            dec: w.dec,
-            outcome,
         })
     }
 }
 
-/// A file's outcome: `measured` (given what makes its keys required) when `rmsynth1d`, else
-/// the failure's `reason`, which must then be there.
-fn outcome<M>(
+/// A file's product: its component (`cat_id`, `source_id`, `ra`, `dec`) and outcome,
+/// `measured` (given what makes its keys required) when `rmsynth1d`, else the failure's
+/// `reason`, which must then be there.
+fn product<M>(
     path: &Path,
+    (cat_id, source_id, ra, dec): (String, String, f64, f64),
     rmsynth1d: bool,
     reason: Option<String>,
     measured: impl FnOnce(&str) -> Result<M, ProductError>,
-) -> Result<SynthOutcome<M>, ProductError> {
-    Ok(if rmsynth1d {
+) -> Result<SynthProduct<M>, ProductError> {
+    let outcome = if rmsynth1d {
         SynthOutcome::Measured(Box::new(measured("rmsynth1d is true")?))
     } else {
         SynthOutcome::Failed {
             reason: reason.ok_or_else(|| missing(path, "reason", "rmsynth1d is false"))?,
         }
+    };
+    Ok(SynthProduct {
+        cat_id,
+        source_id,
+        ra,
+        dec,
+        outcome,
     })
 }
 

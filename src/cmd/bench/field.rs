@@ -20,9 +20,17 @@ const FIELD: &str = "BENCH_FIELD";
 /// Drop a file's pages from the page cache (written back first), so the next read comes from
 /// the disk.
 fn evict(path: &Path) {
+    drop_pages(path, true);
+}
+
+/// Advise the kernel to drop `path`'s pages from the page cache, after writing them back when
+/// `sync` (without it, dirty pages stay).
+fn drop_pages(path: &Path, sync: bool) {
     if let Ok(f) = std::fs::File::open(path) {
         use std::os::fd::AsRawFd;
-        let _ = f.sync_all();
+        if sync {
+            let _ = f.sync_all();
+        }
         // SAFETY: advice on a descriptor we own; it changes no data.
         unsafe {
             libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
@@ -35,13 +43,7 @@ fn evict(path: &Path) {
 fn evict_tree(dir: &Path) {
     for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
         if e.file_type().is_file() {
-            if let Ok(f) = std::fs::File::open(e.path()) {
-                use std::os::fd::AsRawFd;
-                // SAFETY: advice on a descriptor we own; it changes no data.
-                unsafe {
-                    libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-                }
-            }
+            drop_pages(e.path(), false);
         }
     }
 }
