@@ -19,7 +19,7 @@ use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "linmos",
-    version: 6,
+    version: 7,
     params: &[&LINMOS_CUTOFF],
     inputs: &[
         SlotSpec::required(
@@ -830,12 +830,17 @@ fn accumulate<const L: usize>(
 ) {
     for ch in 0..L {
         let wp = w[ch] * pb[ch];
-        // No branch: both products are made and masked to +0.0 where the sample is left out
-        // (what adding `if live { .. } else { 0.0 }` gives, but the lanes stay in one register).
+        // No branch: where the sample is left out, w B and the sample are masked to +0.0 and
+        // the fused multiply-adds add +0.0 (what `if live { .. }` gives, but the lanes stay in
+        // one register). Each sum is rounded once per beam: the same bits on every CPU.
         let live = v[ch].is_finite() & (wp > 0.0);
         let keep = (live as u32).wrapping_neg();
-        n[ch] += f32::from_bits((wp * v[ch]).to_bits() & keep);
-        d[ch] += f32::from_bits((wp * pb[ch]).to_bits() & keep);
+        let (wp, v) = (
+            f32::from_bits(wp.to_bits() & keep),
+            f32::from_bits(v[ch].to_bits() & keep),
+        );
+        n[ch] = wp.mul_add(v, n[ch]);
+        d[ch] = wp.mul_add(pb[ch], d[ch]);
     }
 }
 
