@@ -15,70 +15,32 @@ const _: () = assert!(cfg!(target_endian = "little"));
 /// reversed (big-endian to native on a little-endian CPU, or back). Every word of `dst` is
 /// written.
 pub fn transpose_swap32(src: &[u8], rows: usize, cols: usize, dst: &mut [MaybeUninit<u8>]) {
-    transpose32(src, rows, cols, dst, true)
-}
-
-/// The transpose of the row-major `rows × cols` matrix `src` of native floats appended to
-/// `out`: `out[len + c·rows + r] = src[r·cols + c]` (the words moved as they are).
-pub fn transpose_f32_into(src: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
-    let n = rows * cols;
-    assert!(src.len() >= n, "transpose_f32_into outside its source");
-    let len = out.len();
-    out.reserve(n);
-    // SAFETY: the bytes of `src`'s first n floats.
-    let bytes = unsafe { std::slice::from_raw_parts(src.as_ptr() as *const u8, n * 4) };
-    // SAFETY: the spare capacity's n floats as bytes (MaybeUninit either way).
-    let dst = unsafe {
-        std::slice::from_raw_parts_mut(
-            out.spare_capacity_mut().as_mut_ptr() as *mut MaybeUninit<u8>,
-            n * 4,
-        )
-    };
-    transpose32(bytes, rows, cols, dst, false);
-    // SAFETY: the transpose wrote every one of the n words after `len`.
-    unsafe { out.set_len(len + n) };
-}
-
-/// [`transpose_swap32`], each word's bytes reversed only when `swap`.
-fn transpose32(src: &[u8], rows: usize, cols: usize, dst: &mut [MaybeUninit<u8>], swap: bool) {
     let n = rows * cols * 4;
     assert!(
         src.len() >= n && dst.len() >= n,
-        "transpose32 outside its buffers"
+        "transpose_swap32 outside its buffers"
     );
     #[cfg(target_arch = "x86_64")]
     {
         if crate::science::simd::avx2_fma() {
             // SAFETY: the CPU has AVX2 (checked just above); the buffers hold rows·cols words
             // (asserted above).
-            unsafe { blocks_avx2(src, rows, cols, dst, swap) };
-            edges(src, rows, cols, dst, rows / 8 * 8, cols / 8 * 8, swap);
+            unsafe { blocks_avx2(src, rows, cols, dst) };
+            edges(src, rows, cols, dst, rows / 8 * 8, cols / 8 * 8);
             return;
         }
     }
-    edges(src, rows, cols, dst, 0, 0, swap);
+    edges(src, rows, cols, dst, 0, 0);
 }
 
 /// The words the blocks did not cover: rows from `r8` on (every column) and columns from `c8`
 /// on (rows before `r8`), one at a time. `(0, 0)` does the whole matrix.
-fn edges(
-    src: &[u8],
-    rows: usize,
-    cols: usize,
-    dst: &mut [MaybeUninit<u8>],
-    r8: usize,
-    c8: usize,
-    swap: bool,
-) {
+fn edges(src: &[u8], rows: usize, cols: usize, dst: &mut [MaybeUninit<u8>], r8: usize, c8: usize) {
     let mut one = |r: usize, c: usize| {
         let s = (r * cols + c) * 4;
         let d = (c * rows + r) * 4;
         let word: [u8; 4] = src[s..s + 4].try_into().expect("four bytes");
-        let word = if swap {
-            u32::from_ne_bytes(word).swap_bytes().to_ne_bytes()
-        } else {
-            word
-        };
+        let word = u32::from_ne_bytes(word).swap_bytes().to_ne_bytes();
         for (o, b) in dst[d..d + 4].iter_mut().zip(word) {
             o.write(b);
         }
@@ -96,29 +58,16 @@ fn edges(
 }
 
 /// The whole 8 × 8 blocks (see [`block8`]), in the order that suits the matrix's size, each
-/// word's bytes reversed when `reverse`.
+/// word's bytes reversed.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn blocks_avx2(
-    src: &[u8],
-    rows: usize,
-    cols: usize,
-    dst: &mut [MaybeUninit<u8>],
-    reverse: bool,
-) {
+unsafe fn blocks_avx2(src: &[u8], rows: usize, cols: usize, dst: &mut [MaybeUninit<u8>]) {
     use std::arch::x86_64::*;
-    // Reverse the bytes of each 4-byte word (both 128-bit lanes), or keep them.
-    let swap = if reverse {
-        _mm256_setr_epi8(
-            3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10,
-            9, 8, 15, 14, 13, 12,
-        )
-    } else {
-        _mm256_setr_epi8(
-            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
-            11, 12, 13, 14, 15,
-        )
-    };
+    // Reverse the bytes of each 4-byte word (both 128-bit lanes).
+    let swap = _mm256_setr_epi8(
+        3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8,
+        15, 14, 13, 12,
+    );
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr() as *mut u8);
     let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
     if rows * cols * 4 <= IN_CACHE {
@@ -202,7 +151,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_and_edges_move_every_word_once_with_its_bytes_reversed_or_kept() {
+    fn blocks_and_edges_move_every_word_once_with_its_bytes_reversed() {
         for (rows, cols) in [
             (1, 1),
             (8, 8),
@@ -215,12 +164,12 @@ mod tests {
             let src: Vec<u8> = (0..rows * cols * 4)
                 .map(|i| (i * 7 + i / 5) as u8)
                 .collect();
-            for (simd, swap) in [(false, true), (true, true), (false, false), (true, false)] {
+            for simd in [false, true] {
                 let mut dst = vec![MaybeUninit::new(0xAAu8); rows * cols * 4];
                 if simd {
-                    transpose32(&src, rows, cols, &mut dst, swap);
+                    transpose_swap32(&src, rows, cols, &mut dst);
                 } else {
-                    edges(&src, rows, cols, &mut dst, 0, 0, swap);
+                    edges(&src, rows, cols, &mut dst, 0, 0);
                 }
                 for r in 0..rows {
                     for c in 0..cols {
@@ -230,28 +179,13 @@ mod tests {
                             .iter()
                             .map(|b| unsafe { b.assume_init() })
                             .collect();
-                        let want = if swap {
-                            [s[3], s[2], s[1], s[0]]
-                        } else {
-                            [s[0], s[1], s[2], s[3]]
-                        };
-                        assert_eq!(d, want, "{rows}x{cols} ({r}, {c}) swap {swap}");
+                        assert_eq!(
+                            d,
+                            [s[3], s[2], s[1], s[0]],
+                            "{rows}x{cols} ({r}, {c}) simd {simd}"
+                        );
                     }
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn floats_are_appended_transposed() {
-        let src: Vec<f32> = (0..9 * 20).map(|i| i as f32 * 0.5 - 3.0).collect();
-        let mut out = vec![7.0];
-        transpose_f32_into(&src, 9, 20, &mut out);
-        assert_eq!(out.len(), 1 + 9 * 20);
-        assert_eq!(out[0], 7.0);
-        for r in 0..9 {
-            for c in 0..20 {
-                assert_eq!(out[1 + c * 9 + r], src[r * 20 + c]);
             }
         }
     }

@@ -160,30 +160,33 @@ impl Tap {
 impl Tap {
     /// The spectra these taps read in `cube`, pixel-major (`cube[(y·nx + x)·nchan + ch]`, a
     /// cutout transposed so a pixel's spectrum is contiguous), found once for every run of
-    /// channels ([`TapSpectra::sample`]).
+    /// channels ([`TapSpectra::sample`]). Written out without closures, so it is inlined whole
+    /// (returned through memory, the weights were read back before their stores had landed).
     #[inline(always)]
-    pub fn spectra<'a>(&self, cube: &'a [f32], nx: usize, nchan: usize) -> TapSpectra<'a> {
-        let spec = |k: usize| &cube[k * nchan..(k + 1) * nchan];
+    pub fn spectra<'a>(&'a self, cube: &'a [f32], nx: usize, nchan: usize) -> TapSpectra<'a> {
+        let cubic = match &self.cubic {
+            Some((base, wx, wy)) => {
+                // A row's four spectra lie side by side: one slice a row.
+                let k = *base as usize;
+                let (k1, k2, k3) = (k + nx, k + 2 * nx, k + 3 * nx);
+                let rows = [
+                    &cube[k * nchan..(k + 4) * nchan],
+                    &cube[k1 * nchan..(k1 + 4) * nchan],
+                    &cube[k2 * nchan..(k2 + 4) * nchan],
+                    &cube[k3 * nchan..(k3 + 4) * nchan],
+                ];
+                Some((rows, wx, wy))
+            }
+            None => None,
+        };
         // A stencil on a sample (see [`stencil`]) reads that one spectrum as it is.
         let on_sample = self.cubic.is_none() && self.lin.iter().all(|&k| k == self.lin[0]);
         TapSpectra {
-            on_sample: on_sample.then(|| spec(self.lin[0] as usize)),
-            cubic: self.cubic.as_ref().map(|(base, wx, wy)| {
-                // A row's four spectra lie side by side: one slice a row.
-                let row = |j: usize| {
-                    let k = *base as usize + j * nx;
-                    &cube[k * nchan..(k + 4) * nchan]
-                };
-                ([row(0), row(1), row(2), row(3)], *wx, *wy)
-            }),
+            tap: self,
+            cube,
+            on_sample,
+            cubic,
             nchan,
-            lin: [
-                spec(self.lin[0] as usize),
-                spec(self.lin[1] as usize),
-                spec(self.lin[2] as usize),
-                spec(self.lin[3] as usize),
-            ],
-            frac: self.frac,
         }
     }
 }
@@ -192,16 +195,17 @@ impl Tap {
 /// after row.
 type Neighbourhood<'a> = [&'a [f32]; 4];
 
-/// A [`Tap`] on one cube: the spectra it reads (each `nchan` long) and its weights.
+/// A [`Tap`] on one cube (pixel-major spectra, each `nchan` long): the bicubic's spectra and
+/// weights found; the bilinear's read only where needed.
 pub struct TapSpectra<'a> {
+    tap: &'a Tap,
+    cube: &'a [f32],
     /// On a sample: the pixel's own spectrum, taken as it is.
-    on_sample: Option<&'a [f32]>,
+    on_sample: bool,
     /// The 4×4 neighbourhood's spectra, row after row, and the weights along x and y.
-    cubic: Option<(Neighbourhood<'a>, [f32; 4], [f32; 4])>,
+    cubic: Option<(Neighbourhood<'a>, &'a [f32; 4], &'a [f32; 4])>,
     /// The spectra's length.
     nchan: usize,
-    lin: [&'a [f32]; 4],
-    frac: [f32; 2],
 }
 
 impl TapSpectra<'_> {
@@ -211,14 +215,17 @@ impl TapSpectra<'_> {
     /// Per channel the arithmetic of [`Tap::sample`].
     #[inline(always)]
     pub fn sample<const L: usize>(&self, ch0: usize) -> [f32; L] {
-        let run = |s: &[f32]| -> [f32; L] { s[ch0..ch0 + L].try_into().unwrap() };
-        if let Some(s) = self.on_sample {
-            return run(s);
+        let n = self.nchan;
+        let run = |k: u32| -> [f32; L] {
+            let at = k as usize * n + ch0;
+            self.cube[at..at + L].try_into().unwrap()
+        };
+        if self.on_sample {
+            return run(self.tap.lin[0]);
         }
         let mut o = [0f32; L];
         if let Some((rows, wx, wy)) = &self.cubic {
-            let n = self.nchan;
-            for (&row, &wyj) in rows.iter().zip(wy) {
+            for (&row, &wyj) in rows.iter().zip(*wy) {
                 let row = &row[ch0..];
                 let at = |k: usize| -> [f32; L] { row[k * n..k * n + L].try_into().unwrap() };
                 // The farthest first: its bounds check covers the other three.
@@ -232,13 +239,9 @@ impl TapSpectra<'_> {
                 return o;
             }
         }
-        let (a, b, c, d) = (
-            run(self.lin[0]),
-            run(self.lin[1]),
-            run(self.lin[2]),
-            run(self.lin[3]),
-        );
-        let [fx, fy] = self.frac;
+        let lin = &self.tap.lin;
+        let (a, b, c, d) = (run(lin[0]), run(lin[1]), run(lin[2]), run(lin[3]));
+        let [fx, fy] = self.tap.frac;
         let cubic = self.cubic.is_some();
         // Every lane's bilinear value, kept where the bicubic one is missing (a select, not a
         // branch: the loop vectorises).

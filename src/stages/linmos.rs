@@ -339,40 +339,99 @@ fn remove_leakage(
     Ok(())
 }
 
-/// Where the output pixels fall in one beam's cutout (only those inside it whose primary beam
-/// reaches the cutoff in some channel), and the beam there.
-struct BeamGeometry {
-    /// Output pixel index and its interpolation taps into the cutout.
-    taps: Vec<(u32, Tap)>,
-    /// Per tap, the primary beam in every channel (`pb[k·nchan + ch]`), 0 where it is below
-    /// the cutoff (the beam is left out there).
-    pb: Vec<f32>,
+/// A tap of one beam's cutout that reaches an output pixel.
+struct Reach {
+    /// The beam (its cutout).
+    beam: u32,
+    /// Where the output pixel falls in the cutout.
+    tap: Tap,
 }
 
-/// An island's mosaic geometry: the output grid (the largest cutout's) and, per beam, where
-/// each output pixel falls and the beam's response there. The same for the island's I, Q and U
-/// mosaics, so worked out once per process for the three ([`geometry`] keeps it for the next
-/// Stokes parameter).
+/// The primary beam at every tap ([`Geometry::reach`]'s order) and channel.
+enum BeamValues {
+    /// The Gaussian beam, worked out in the mix a run of channels at a time from each tap's
+    /// [`Chirp`] (channel 0's); 0 below the cutoff.
+    Gaussian { chirps: Vec<Chirp>, cutoff: f64 },
+    /// A table, `pb[tap·nchan + ch]`, 0 where the beam is below the cutoff (the holography's
+    /// beams, or a Gaussian whose channels are not evenly spaced).
+    Table(Vec<f32>),
+}
+
+/// The Gaussian beam B(ch) = exp(−k(ch) r²) at one tap, [`CHANNEL_RUN`](RUN) channels at a
+/// time: `k` quadratic in the channel (k ∝ ν², ν linear in the channel: `k(ch) = k0 + k1·ch +
+/// k2·ch(ch−1)/2`) makes the ratio of channels `RUN` apart geometric, so
+/// B(ch + RUN) = B(ch)·R(ch), R(ch + RUN) = R(ch)·S: two vector multiplies per run (in double
+/// precision, where 36 steps lose nothing a single-precision beam keeps) instead of a table of
+/// every channel read from memory. Multiplies only: the same bits on every CPU.
+#[derive(Clone, Copy, Debug)]
+struct Chirp {
+    b: [f64; RUN],
+    r: [f64; RUN],
+    s: f64,
+}
+
+impl Chirp {
+    /// Channels 0..RUN of the Gaussian with `ks = [k0, k1, k2]` at `r2` (deg²).
+    fn new(r2: f64, [k0, k1, k2]: [f64; 3]) -> Chirp {
+        // Channel by channel across the first run (B(ch+1) = B(ch)·R1, R1 ← R1·S1, as k's
+        // first differences grow by k2), then the run-to-run ratios: k(ch + L) − k(ch) =
+        // L·k1 + k2·(L·ch + L(L−1)/2).
+        let l = RUN as f64;
+        let (mut b, mut r) = ([0f64; RUN], [0f64; RUN]);
+        let (mut bc, mut r1, s1) = ((-k0 * r2).exp(), (-k1 * r2).exp(), (-k2 * r2).exp());
+        let (mut rc, t) = (
+            (-(l * k1 + k2 * l * (l - 1.0) / 2.0) * r2).exp(),
+            (-k2 * l * r2).exp(),
+        );
+        for ch in 0..RUN {
+            b[ch] = bc;
+            r[ch] = rc;
+            bc *= r1;
+            r1 *= s1;
+            rc *= t;
+        }
+        Chirp {
+            b,
+            r,
+            s: (-k2 * l * l * r2).exp(),
+        }
+    }
+
+    /// This run's beam in single precision (0 below `cutoff`), the chirp moved to the next run.
+    #[inline(always)]
+    fn next(&mut self, cutoff: f64) -> [f32; RUN] {
+        let out = self.b.map(|b| if b >= cutoff { b as f32 } else { 0.0 });
+        for (b, r) in self.b.iter_mut().zip(&mut self.r) {
+            *b *= *r;
+            *r *= self.s;
+        }
+        out
+    }
+}
+
+/// An island's mosaic geometry: the output grid (the largest cutout's), where each output
+/// pixel falls in each beam's cutout and the beam's response there. The same for the island's
+/// I, Q and U mosaics, so worked out once per process for the three ([`geometry`] keeps it for
+/// the next Stokes parameter).
 struct Geometry {
     nx: usize,
     ny: usize,
-    beams: Vec<BeamGeometry>,
-    /// Per output pixel p, the (beam, tap) pairs that reach it, beams in order:
-    /// `reach[starts[p]..starts[p + 1]]`.
-    reach: Vec<(u32, u32)>,
+    /// The taps that reach each output pixel p, beams in order: `reach[starts[p]..starts[p +
+    /// 1]]`, pixel after pixel (the mix reads them, and the beam's values, front to back).
+    reach: Vec<Reach>,
     starts: Vec<u32>,
+    beam: BeamValues,
 }
 
 impl Geometry {
     /// The bytes it holds.
     fn bytes(&self) -> usize {
         use std::mem::size_of;
-        let beams: usize = self
-            .beams
-            .iter()
-            .map(|g| g.taps.len() * size_of::<(u32, Tap)>() + g.pb.len() * size_of::<f32>())
-            .sum();
-        beams + self.reach.len() * size_of::<(u32, u32)>() + self.starts.len() * size_of::<u32>()
+        let beam = match &self.beam {
+            BeamValues::Gaussian { chirps, .. } => chirps.len() * size_of::<Chirp>(),
+            BeamValues::Table(pb) => pb.len() * size_of::<f32>(),
+        };
+        beam + self.reach.len() * size_of::<Reach>() + self.starts.len() * size_of::<u32>()
     }
 }
 
@@ -444,7 +503,7 @@ fn geometry(
         h.update(&[0]);
     };
     put(format!(
-        "linmos-geometry-1 {ref_i} {alpha:e} {cutoff:e} {beam_numbers:?}"
+        "linmos-geometry-2 {ref_i} {alpha:e} {cutoff:e} {beam_numbers:?}"
     ));
     for (c, w) in cubes {
         put(format!("{} {} {} {w:?}", c.nx, c.ny, c.nchan));
@@ -465,8 +524,8 @@ fn geometry(
     let (nx, ny, nchan) = (out_c.nx, out_c.ny, out_c.nchan);
     let freqs: Vec<f64> = (0..nchan).map(|ch| out_wcs.freq(ch)).collect();
     // The Gaussian beam exp(−k r²), k = 4 ln 2 / FWHM² per channel. k ∝ ν² with ν linear in the
-    // channel makes the ratio of neighbouring channels geometric: B(ch+1) = B(ch)·R(ch),
-    // R(ch+1) = R(ch)·S, three exp per pixel instead of one per channel.
+    // channel makes the ratio of channels a run apart geometric: six exp per tap (its
+    // [`Chirp`]) instead of one per channel.
     let ks: Vec<f64> = freqs
         .iter()
         .map(|&f| 4.0 * std::f64::consts::LN_2 / primary_beam_fwhm_deg(f).powi(2))
@@ -488,7 +547,10 @@ fn geometry(
     let lo = fis.iter().map(|f| f.f0).min().unwrap_or(0);
     let hi = fis.iter().map(|f| f.f1).max().unwrap_or(0);
     let keep = |v: f64| if v >= cutoff { v as f32 } else { 0.0 };
-    let mut beams = Vec::with_capacity(cubes.len());
+    let ks3 = [ks[0], d0, d2];
+    // Beam by beam, each one's taps in output-pixel order, then sorted into pixel order.
+    let mut taps: Vec<Vec<(u32, Tap)>> = Vec::with_capacity(cubes.len());
+    let (mut pb, mut r2s) = (Vec::new(), Vec::new());
     let mut planes = Vec::new();
     // Each output pixel's sky position, once for every beam.
     let sky: Vec<(f64, f64)> = (0..ny)
@@ -496,7 +558,7 @@ fn geometry(
         .map(|(x, y)| out_wcs.pix_to_world(x as f64, y as f64))
         .collect();
     for (b, (c, w)) in cubes.iter().enumerate() {
-        let (mut taps, mut pb, mut r2s) = (Vec::new(), Vec::new(), Vec::new());
+        let mut mine = Vec::new();
         for y in 0..ny {
             for x in 0..nx {
                 let (ra, dec) = sky[y * nx + x];
@@ -526,21 +588,42 @@ fn geometry(
                         pb.extend(ks.iter().map(|k| keep((-k * r2).exp())));
                     }
                 }
-                taps.push(((y * nx + x) as u32, st.tap(c.nx)));
+                mine.push(((y * nx + x) as u32, st.tap(c.nx)));
             }
         }
-        if !r2s.is_empty() {
-            pb = beam_recurrence(&r2s, [ks[0], d0, d2], nchan, cutoff);
-        }
-        beams.push(BeamGeometry { taps, pb });
+        taps.push(mine);
     }
-    let (reach, starts) = reach_by_pixel(&beams, nx * ny);
+    let (order, starts) = reach_by_pixel(&taps, nx * ny);
+    let flat: Vec<(u32, Tap)> = taps.into_iter().flatten().collect();
+    let reach = order
+        .iter()
+        .map(|&(beam, i)| Reach {
+            beam,
+            tap: flat[i as usize].1.clone(),
+        })
+        .collect();
+    // The beam's values in the same order (`i` counts every beam's taps, as they were made).
+    let beam = if holography.is_none() && quadratic {
+        BeamValues::Gaussian {
+            chirps: order
+                .iter()
+                .map(|&(_, i)| Chirp::new(r2s[i as usize], ks3))
+                .collect(),
+            cutoff,
+        }
+    } else {
+        let mut table = Vec::with_capacity(pb.len());
+        for &(_, i) in &order {
+            table.extend_from_slice(&pb[i as usize * nchan..(i as usize + 1) * nchan]);
+        }
+        BeamValues::Table(table)
+    };
     let g = Arc::new(Geometry {
         nx,
         ny,
-        beams,
         reach,
         starts,
+        beam,
     });
     if let Ok(mut m) = MEMO.lock() {
         keep_geometry(
@@ -554,12 +637,13 @@ fn geometry(
     Ok(g)
 }
 
-/// The taps of every beam grouped by the output pixel they reach (a counting sort: beams stay
-/// in order within a pixel).
-fn reach_by_pixel(beams: &[BeamGeometry], npix: usize) -> (Vec<(u32, u32)>, Vec<u32>) {
+/// Every beam's taps (`taps[beam]`, each with the output pixel it reaches) in output-pixel
+/// order, as (beam, index among all beams' taps in turn), and where each pixel's begin (a
+/// counting sort: beams stay in order within a pixel).
+fn reach_by_pixel(taps: &[Vec<(u32, Tap)>], npix: usize) -> (Vec<(u32, u32)>, Vec<u32>) {
     let mut starts = vec![0u32; npix + 1];
-    for g in beams {
-        for (p, _) in &g.taps {
+    for t in taps {
+        for (p, _) in t {
             starts[*p as usize + 1] += 1;
         }
     }
@@ -567,75 +651,17 @@ fn reach_by_pixel(beams: &[BeamGeometry], npix: usize) -> (Vec<(u32, u32)>, Vec<
         starts[p + 1] += starts[p];
     }
     let mut next = starts.clone();
-    let mut reach = vec![(0u32, 0u32); starts[npix] as usize];
-    for (b, g) in beams.iter().enumerate() {
-        for (k, (p, _)) in g.taps.iter().enumerate() {
+    let mut order = vec![(0u32, 0u32); starts[npix] as usize];
+    let mut i = 0u32;
+    for (b, t) in taps.iter().enumerate() {
+        for (p, _) in t {
             let at = &mut next[*p as usize];
-            reach[*at as usize] = (b as u32, k as u32);
+            order[*at as usize] = (b as u32, i);
             *at += 1;
+            i += 1;
         }
     }
-    (reach, starts)
-}
-
-/// The Gaussian beam exp(−k r²) in every channel for each r² (deg²), `k = k0 + k1·ch +
-/// k2·ch(ch−1)/2` (`ks` = [k0, k1, k2]), pixel-major, 0 below `cutoff`: the recurrence
-/// B(ch+1) = B(ch)·R(ch), R(ch+1) = R(ch)·S run for 16 pixels side by side (independent chains
-/// in vector lanes, instead of one chain waiting on each multiply), with the widest
-/// instructions the CPU has (multiplies only, so every CPU gives the same bits).
-fn beam_recurrence(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::science::simd::avx512() {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { beam_recurrence_avx512(r2s, ks, nchan, cutoff) };
-        }
-        if crate::science::simd::avx2_fma() {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { beam_recurrence_avx2(r2s, ks, nchan, cutoff) };
-        }
-    }
-    beam_recurrence_body(r2s, ks, nchan, cutoff)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn beam_recurrence_avx512(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<f32> {
-    beam_recurrence_body(r2s, ks, nchan, cutoff)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn beam_recurrence_avx2(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<f32> {
-    beam_recurrence_body(r2s, ks, nchan, cutoff)
-}
-
-#[inline(always)]
-fn beam_recurrence_body(r2s: &[f64], ks: [f64; 3], nchan: usize, cutoff: f64) -> Vec<f32> {
-    const L: usize = 16;
-    let mut pb = Vec::with_capacity(r2s.len().div_ceil(L) * L * nchan);
-    // A block's values channel-major (one cache line per channel), then transposed onto the
-    // end of `pb` (the pixels past the last r² dropped): no scattered stores, nothing zeroed.
-    let mut block = vec![0f32; nchan * L];
-    for r2 in r2s.chunks(L) {
-        let (mut v, mut r, mut s) = ([0f64; L], [0f64; L], [0f64; L]);
-        for (i, &x) in r2.iter().enumerate() {
-            v[i] = (-ks[0] * x).exp();
-            r[i] = (-ks[1] * x).exp();
-            s[i] = (-ks[2] * x).exp();
-        }
-        for row in block.chunks_exact_mut(L) {
-            for i in 0..L {
-                row[i] = if v[i] >= cutoff { v[i] as f32 } else { 0.0 };
-                v[i] *= r[i];
-                r[i] *= s[i];
-            }
-        }
-        let at = pb.len();
-        crate::fits::transpose::transpose_f32_into(&block, nchan, L, &mut pb);
-        pb.truncate(at + r2.len() * nchan);
-    }
-    pb
+    (order, starts)
 }
 
 /// The channels [`mix`] takes at a time, at most: every beam's share of them (a run of whole
@@ -660,6 +686,11 @@ fn mix(
     let width = nchan.div_ceil(blocks).div_ceil(RUN) * RUN;
     let mut tiles = vec![Vec::new(); cutouts.len()];
     let (mut num, mut den) = (Vec::new(), Vec::new());
+    // Each tap's Gaussian beam at the first channel of the block, moved on run by run.
+    let mut chirps = match &m.geo.beam {
+        BeamValues::Gaussian { chirps, .. } => chirps.clone(),
+        BeamValues::Table(_) => Vec::new(),
+    };
     for c0 in (0..nchan).step_by(width.max(1)) {
         let chans = c0..(c0 + width).min(nchan);
         for (c, t) in cutouts.iter_mut().zip(&mut tiles) {
@@ -670,7 +701,7 @@ fn mix(
             tiles: &tiles,
             chans: chans.clone(),
         };
-        mix_block(&b, &mut num, &mut den);
+        mix_block(&b, &mut chirps, &mut num, &mut den);
         put(&num, &den, chans.len())?;
     }
     Ok(())
@@ -694,36 +725,37 @@ struct Block<'a> {
 }
 
 /// A block's mosaic and weight into `num` and `den` (replaced), pixel by pixel, with the
-/// widest instructions the CPU has (each channel's arithmetic is the same on every CPU).
-fn mix_block(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
+/// widest instructions the CPU has (each channel's arithmetic is the same on every CPU); a
+/// Gaussian beam's `chirps` (each tap's, at the block's first channel) moved past the block.
+fn mix_block(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
     {
         if crate::science::simd::avx512() {
             // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { mix_avx512(b, num, den) };
+            return unsafe { mix_avx512(b, chirps, num, den) };
         }
         if crate::science::simd::avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { mix_avx2(b, num, den) };
+            return unsafe { mix_avx2(b, chirps, num, den) };
         }
     }
-    mix_body(b, num, den)
+    mix_body(b, chirps, num, den)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn mix_avx512(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
-    mix_body(b, num, den)
+unsafe fn mix_avx512(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f32>) {
+    mix_body(b, chirps, num, den)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn mix_avx2(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
-    mix_body(b, num, den)
+unsafe fn mix_avx2(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f32>) {
+    mix_body(b, chirps, num, den)
 }
 
 #[inline(always)]
-fn mix_body(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
+fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f32>) {
     let Mix {
         geo,
         nxs,
@@ -748,21 +780,34 @@ fn mix_body(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
         let (n, d) = (&mut n[..w], &mut d[..w]);
         n.fill(0.0);
         d.fill(0.0);
-        let reach = &geo.reach[geo.starts[p] as usize..geo.starts[p + 1] as usize];
-        if p + 1 < npix {
-            prefetch_beams(geo, p + 1, nchan, b.chans.clone());
-        }
-        for &(beam, k) in reach {
-            let (beam, k) = (beam as usize, k as usize);
-            let g = &geo.beams[beam];
-            let tap = g.taps[k].1.spectra(&b.tiles[beam], nxs[beam], w);
+        let taps = geo.starts[p] as usize..geo.starts[p + 1] as usize;
+        for t in taps {
+            let Reach { beam, tap } = &geo.reach[t];
+            let beam = *beam as usize;
+            let tap = tap.spectra(&b.tiles[beam], nxs[beam], w);
             let wt = &ws[beam][c0..c0 + w];
-            let pb = &g.pb[k * nchan + c0..k * nchan + c0 + w];
-            for r in (0..whole).step_by(RUN) {
-                add_run::<RUN>(&tap, r, n, d, wt, pb);
-            }
-            for ch in whole..w {
-                add_run::<1>(&tap, ch, n, d, wt, pb);
+            match &geo.beam {
+                BeamValues::Gaussian { cutoff, .. } => {
+                    let chirp = &mut chirps[t];
+                    for r in (0..whole).step_by(RUN) {
+                        add_run::<RUN>(&tap, r, n, d, wt, &chirp.next(*cutoff));
+                    }
+                    if whole < w {
+                        let pb = chirp.next(*cutoff);
+                        for (ch, pb) in (whole..w).zip(pb) {
+                            add_run::<1>(&tap, ch, n, d, wt, &[pb]);
+                        }
+                    }
+                }
+                BeamValues::Table(pb) => {
+                    let pb = &pb[t * nchan + c0..t * nchan + c0 + w];
+                    for r in (0..whole).step_by(RUN) {
+                        add_run::<RUN>(&tap, r, n, d, wt, pb[r..r + RUN].try_into().unwrap());
+                    }
+                    for (ch, &pb) in pb.iter().enumerate().skip(whole) {
+                        add_run::<1>(&tap, ch, n, d, wt, &[pb]);
+                    }
+                }
             }
         }
         // Appended as made: nothing zeroed first.
@@ -775,29 +820,9 @@ fn mix_body(b: &Block, num: &mut Vec<f32>, den: &mut Vec<f32>) {
     }
 }
 
-/// Ask for the beam values (channels `chans`) of every tap that reaches output pixel `p`
-/// ahead of their use: they come from a geometry made for another Stokes parameter, long out
-/// of the cache, a few taps of a few hundred bytes each, which the prefetcher does not follow
-/// (they were a third of the mix's time, waited for).
-#[inline(always)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn prefetch_beams(geo: &Geometry, p: usize, nchan: usize, chans: std::ops::Range<usize>) {
-    #[cfg(target_arch = "x86_64")]
-    for &(beam, k) in &geo.reach[geo.starts[p] as usize..geo.starts[p + 1] as usize] {
-        let pb = &geo.beams[beam as usize].pb[k as usize * nchan..][chans.clone()];
-        // A cache line (16 floats) at a time.
-        for line in pb.chunks(16) {
-            // SAFETY: a prefetch reads nothing and faults on nothing; the address is pb's.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8)
-            };
-        }
-    }
-}
-
-/// Channels `c0..c0 + L` of one beam's share of a pixel's sums (`n`, `d`, the weights `w` and
-/// the beam `pb` all `nchan` long): sampled through `tap` and added by [`accumulate`].
+/// Channels `c0..c0 + L` of one beam's share of a pixel's sums (`n`, `d` and the weights `w`
+/// the block's channels long, `pb` the beam in these `L`): sampled through `tap` and added by
+/// [`accumulate`].
 #[inline(always)]
 fn add_run<const L: usize>(
     tap: &TapSpectra,
@@ -805,15 +830,15 @@ fn add_run<const L: usize>(
     n: &mut [f32],
     d: &mut [f32],
     w: &[f32],
-    pb: &[f32],
+    pb: &[f32; L],
 ) {
     let r = c0..c0 + L;
     accumulate::<L>(
         (&mut n[r.clone()]).try_into().unwrap(),
         (&mut d[r.clone()]).try_into().unwrap(),
         &tap.sample::<L>(c0),
-        w[r.clone()].try_into().unwrap(),
-        pb[r].try_into().unwrap(),
+        w[r].try_into().unwrap(),
+        pb,
     );
 }
 
@@ -1194,37 +1219,33 @@ mod tests {
     }
 
     #[test]
-    fn the_beam_recurrence_is_the_gaussian_and_the_same_bits_on_every_cpu() {
-        // k ∝ ν², ν linear in the channel: k quadratic in the channel.
-        let nchan = 37;
-        let k = |ch: f64| 2.0 * (1.0 + 0.01 * ch).powi(2);
+    fn the_chirp_is_the_gaussian_in_every_channel_and_nothing_below_the_cutoff() {
+        // k ∝ ν², ν linear in the channel: k quadratic in the channel; 288 channels (36 runs).
+        let nchan = 288;
+        let k = |ch: f64| 2.0 * (1.0 + 0.004 * ch).powi(2);
         let ks = [k(0.0), k(1.0) - k(0.0), k(2.0) - 2.0 * k(1.0) + k(0.0)];
         let cutoff = 0.05;
-        for n in [1, 15, 16, 17, 40] {
-            let r2s: Vec<f64> = (0..n).map(|i| 0.03 * i as f64).collect();
-            let pb = beam_recurrence(&r2s, ks, nchan, cutoff);
-            assert_eq!(pb.len(), n * nchan);
-            // The widest instructions and the plain loop: the same bits.
-            let plain = beam_recurrence_body(&r2s, ks, nchan, cutoff);
-            assert!(pb
-                .iter()
-                .zip(&plain)
-                .all(|(a, b)| a.to_bits() == b.to_bits()));
-            for (i, r2) in r2s.iter().enumerate() {
-                for ch in 0..nchan {
-                    let want = (-k(ch as f64) * r2).exp();
-                    let got = pb[i * nchan + ch] as f64;
-                    if want < cutoff * 0.999 {
-                        assert_eq!(got, 0.0, "r² {r2} channel {ch}");
-                    } else if want > cutoff * 1.001 {
-                        assert!(
-                            (got - want).abs() <= 1e-6 * want,
-                            "r² {r2} channel {ch}: {got} against {want}"
-                        );
-                    }
+        let mut seen = (false, false);
+        for i in 0..40 {
+            let r2 = 0.04 * i as f64;
+            let mut chirp = Chirp::new(r2, ks);
+            let got: Vec<f32> = (0..nchan / RUN).flat_map(|_| chirp.next(cutoff)).collect();
+            for (ch, &g) in got.iter().enumerate() {
+                let want = (-k(ch as f64) * r2).exp();
+                if want < cutoff * 0.999_999 {
+                    assert_eq!(g, 0.0, "r² {r2} channel {ch}");
+                    seen.0 = true;
+                } else if want > cutoff * 1.000_001 {
+                    // As near as single precision holds it.
+                    assert!(
+                        (g as f64 - want).abs() <= 1e-7 * want,
+                        "r² {r2} channel {ch}: {g} against {want}"
+                    );
+                    seen.1 = true;
                 }
             }
         }
+        assert_eq!(seen, (true, true), "both sides of the cutoff tried");
     }
 
     #[test]
@@ -1234,12 +1255,9 @@ mod tests {
             Arc::new(Geometry {
                 nx: 1,
                 ny: 1,
-                beams: vec![BeamGeometry {
-                    taps: Vec::new(),
-                    pb: vec![0.0; n],
-                }],
                 reach: Vec::new(),
                 starts: vec![0, 0],
+                beam: BeamValues::Table(vec![0.0; n]),
             })
         };
         let key = |i: u8| blake3::hash(&[i]);
@@ -1418,5 +1436,37 @@ mod tests {
                 "block {block}, from files {from_files}"
             );
         }
+        // The widest instructions this CPU has and the plain loop (fused multiply-adds in
+        // software where the CPU has none): the same bits.
+        let m = Mix {
+            geo: &geo,
+            nxs: &[n, n],
+            ws: &ws,
+            nchan,
+            block: nchan,
+        };
+        let mut tiles = vec![Vec::new(); 2];
+        for ((c, _), t) in cubes.iter_mut().zip(&mut tiles) {
+            c.spectra_of(0..nchan, t).unwrap();
+        }
+        let b = Block {
+            m: &m,
+            tiles: &tiles,
+            chans: 0..nchan,
+        };
+        let BeamValues::Gaussian { chirps, .. } = &geo.beam else {
+            panic!("a Gaussian beam on evenly spaced channels has chirps")
+        };
+        let by = |plain: bool| {
+            let (mut chirps, mut num, mut den) = (chirps.clone(), Vec::new(), Vec::new());
+            if plain {
+                mix_body(&b, &mut chirps, &mut num, &mut den);
+            } else {
+                mix_block(&b, &mut chirps, &mut num, &mut den);
+            }
+            (bits(&num), bits(&den))
+        };
+        assert!(by(false) == whole);
+        assert!(by(true) == whole, "the plain loop's bits differ");
     }
 }
