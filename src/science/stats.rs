@@ -53,102 +53,147 @@ pub fn nanmean(values: &[f64]) -> f64 {
 ///
 /// Each pass keeps the values within `mean ± nsigma·std` of those the pass before kept, so what
 /// is kept is always the values inside one interval (the intersection of the passes' bounds): a
-/// pass is two masked sums over `v` as it is, vectorised, with nothing moved (removing the
-/// clipped values, pass after pass, was two thirds of the time).
+/// pass is one masked sweep over `v` as it is, vectorised, with nothing moved (removing the
+/// clipped values, pass after pass, was two thirds of the time). The sweep takes the count,
+/// Σ(x − c) and Σ(x − c)² about the mean `c` of the pass before (the first about a value of
+/// `v`), so a pass's mean and σ come from one sweep, not two; the (mean, std) returned are
+/// those of a sweep about the kept values' own mean.
 pub fn clipped_mean_std(v: &[f64], nsigma: f64, min_keep: usize) -> Option<(f64, f64)> {
     #[cfg(target_arch = "x86_64")]
     if super::simd::avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { clipped_avx2(v, nsigma, min_keep) };
+        return clipped_body(v, nsigma, min_keep, |v, lo, hi, c| unsafe {
+            moments_avx2(v, lo, hi, c)
+        });
     }
-    clipped_body(v, nsigma, min_keep)
+    clipped_body(v, nsigma, min_keep, moments)
 }
 
-/// [`clipped_mean_std`] in 256-bit vectors (the masked sums' selects need AVX's blends to be
-/// faster than removing values; the same operations per lane either way, so the same bits).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn clipped_avx2(v: &[f64], nsigma: f64, min_keep: usize) -> Option<(f64, f64)> {
-    clipped_body(v, nsigma, min_keep)
-}
-
+/// The count, mean and population σ of one sweep's [`Moments`] about `c`.
 #[inline(always)]
-fn clipped_body(v: &[f64], nsigma: f64, min_keep: usize) -> Option<(f64, f64)> {
+fn mean_std((n, s1, s2): Moments, c: f64) -> (usize, f64, f64) {
+    let m1 = s1 / n as f64;
+    (n, c + m1, (s2 / n as f64 - m1 * m1).max(0.0).sqrt())
+}
+
+/// [`clipped_mean_std`] with the sweeps of `moments` (this CPU's widest or the plain loop:
+/// the same operations per lane either way, so the same bits).
+#[inline(always)]
+fn clipped_body(
+    v: &[f64],
+    nsigma: f64,
+    min_keep: usize,
+    moments: impl Fn(&[f64], f64, f64, f64) -> Moments,
+) -> Option<(f64, f64)> {
     let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
-    let (mut sum, mut n) = masked_sum(v, lo, hi);
+    let mut c = *v.iter().find(|x| x.is_finite())?;
+    let (mut n, mut mean, mut std) = mean_std(moments(v, lo, hi, c), c);
     if n == 0 {
         return None;
     }
     loop {
-        let mean = sum / n as f64;
-        let std = (masked_sum_sq(v, lo, hi, mean) / n as f64).sqrt();
         let (next_lo, next_hi) = (lo.max(mean - nsigma * std), hi.min(mean + nsigma * std));
-        let (next_sum, next_n) = masked_sum(v, next_lo, next_hi);
-        if next_n == n || next_n < min_keep {
-            return Some((mean, std));
+        let next = moments(v, next_lo, next_hi, mean);
+        if next.0 == n {
+            // The same values, now about their own mean.
+            let (_, m, s) = mean_std(next, mean);
+            return Some((m, s));
         }
-        (lo, hi, sum, n) = (next_lo, next_hi, next_sum, next_n);
+        if next.0 < min_keep {
+            // This pass's values again, about their own mean.
+            let (_, m, s) = mean_std(moments(v, lo, hi, mean), mean);
+            return Some((m, s));
+        }
+        (lo, hi, c) = (next_lo, next_hi, mean);
+        (n, mean, std) = mean_std(next, c);
     }
 }
 
-/// The sum and the count of the values in `[lo, hi]`, in eight interleaved partial sums (see
-/// [`sum_lanes`]), without a branch.
+/// A sweep's count of the values in `[lo, hi]`, Σ(x − c) and Σ(x − c)² over them.
+type Moments = (usize, f64, f64);
+
+/// [`Moments`] in eight interleaved partial sums each, added pairwise at the end (as numpy's
+/// pairwise sum does within a block): eight independent additions per step instead of one chain
+/// waiting on each, no branch, and no less accurate than a running sum. The plain loop
+/// ([`moments_avx2`] does the same per lane in vectors: the compiler did not vectorise three
+/// sums at once).
 #[inline(always)]
-fn masked_sum(v: &[f64], lo: f64, hi: f64) -> (f64, usize) {
-    let (mut s, mut n) = ([0f64; 8], [0f64; 8]);
-    let mut add = |l: usize, x: f64| {
-        let inside = (x >= lo) & (x <= hi);
-        s[l] += if inside { x } else { 0.0 };
-        n[l] += if inside { 1.0 } else { 0.0 };
+fn moments(v: &[f64], lo: f64, hi: f64, c: f64) -> Moments {
+    let (mut n, mut s1, mut s2) = ([0f64; 8], [0f64; 8], [0f64; 8]);
+    // The last values padded with NaN, which no interval holds.
+    let mut sweep = |x: &[f64; 8]| {
+        let mut d = [0f64; 8];
+        let mut one = [0f64; 8];
+        for l in 0..8 {
+            let inside = (x[l] >= lo) & (x[l] <= hi);
+            d[l] = if inside { x[l] - c } else { 0.0 };
+            one[l] = if inside { 1.0 } else { 0.0 };
+        }
+        for l in 0..8 {
+            n[l] += one[l];
+            s1[l] += d[l];
+            s2[l] += d[l] * d[l];
+        }
     };
     let chunks = v.chunks_exact(8);
     let rest = chunks.remainder();
-    for c in chunks {
-        for (l, &x) in c.iter().enumerate() {
-            add(l, x);
-        }
+    for ch in chunks {
+        sweep(ch.try_into().unwrap());
     }
-    for (l, &x) in rest.iter().enumerate() {
-        add(l, x);
-    }
-    let [a, b, c, d, e, f, g, h] = s;
-    (
-        ((a + b) + (c + d)) + ((e + f) + (g + h)),
-        n.iter().sum::<f64>() as usize,
-    )
+    let mut last = [f64::NAN; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    sweep(&last);
+    let pairwise = |[a, b, c, d, e, f, g, h]: [f64; 8]| ((a + b) + (c + d)) + ((e + f) + (g + h));
+    (pairwise(n) as usize, pairwise(s1), pairwise(s2))
 }
 
-/// Σ (x − mean)² over the values in `[lo, hi]`.
-#[inline(always)]
-fn masked_sum_sq(v: &[f64], lo: f64, hi: f64, mean: f64) -> f64 {
-    sum_lanes(v, |x| {
-        let inside = (x >= lo) & (x <= hi);
-        if inside {
-            (x - mean) * (x - mean)
-        } else {
-            0.0
-        }
-    })
-}
-
-/// A sum in eight interleaved partial sums added pairwise at the end (as numpy's pairwise sum
-/// does within a block): eight independent additions per step instead of one chain waiting on
-/// each (the compiler vectorises it), and no less accurate than a running sum.
-#[inline(always)]
-fn sum_lanes(v: &[f64], f: impl Fn(f64) -> f64) -> f64 {
-    let mut lanes = [0f64; 8];
+/// [`moments`] in two 256-bit vectors a sum (lanes 0–3 and 4–7): the same operations per
+/// lane (a compare pair, a masked difference, an add, a multiply and add), so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn moments_avx2(v: &[f64], lo: f64, hi: f64, c: f64) -> Moments {
+    use std::arch::x86_64::*;
+    let (vlo, vhi, vc, one) = (
+        _mm256_set1_pd(lo),
+        _mm256_set1_pd(hi),
+        _mm256_set1_pd(c),
+        _mm256_set1_pd(1.0),
+    );
+    // [n, Σd, Σd²] for lanes 0–3, then for lanes 4–7.
+    let mut acc = [[_mm256_setzero_pd(); 3]; 2];
+    let step = |acc: &mut [__m256d; 3], x: __m256d| {
+        let inside = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_GE_OQ>(x, vlo),
+            _mm256_cmp_pd::<_CMP_LE_OQ>(x, vhi),
+        );
+        let d = _mm256_and_pd(inside, _mm256_sub_pd(x, vc));
+        acc[0] = _mm256_add_pd(acc[0], _mm256_and_pd(inside, one));
+        acc[1] = _mm256_add_pd(acc[1], d);
+        acc[2] = _mm256_add_pd(acc[2], _mm256_mul_pd(d, d));
+    };
     let chunks = v.chunks_exact(8);
     let rest = chunks.remainder();
-    for c in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(c) {
-            *lane += f(x);
-        }
+    for ch in chunks {
+        // SAFETY: eight f64 from ch, unaligned loads.
+        step(&mut acc[0], _mm256_loadu_pd(ch.as_ptr()));
+        step(&mut acc[1], _mm256_loadu_pd(ch.as_ptr().add(4)));
     }
-    for (lane, &x) in lanes.iter_mut().zip(rest) {
-        *lane += f(x);
-    }
-    let [a, b, c, d, e, f, g, h] = lanes;
-    ((a + b) + (c + d)) + ((e + f) + (g + h))
+    let mut last = [f64::NAN; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    step(&mut acc[0], _mm256_loadu_pd(last.as_ptr()));
+    step(&mut acc[1], _mm256_loadu_pd(last.as_ptr().add(4)));
+    let lanes = |k: usize| {
+        let mut out = [0f64; 8];
+        _mm256_storeu_pd(out.as_mut_ptr(), acc[0][k]);
+        _mm256_storeu_pd(out.as_mut_ptr().add(4), acc[1][k]);
+        out
+    };
+    let pairwise = |[a, b, c, d, e, f, g, h]: [f64; 8]| ((a + b) + (c + d)) + ((e + f) + (g + h));
+    (
+        pairwise(lanes(0)) as usize,
+        pairwise(lanes(1)),
+        pairwise(lanes(2)),
+    )
 }
 
 #[cfg(test)]
@@ -217,7 +262,7 @@ mod tests {
             let got = clipped_mean_std(&v, 3.0, min_keep);
             // The vector instructions and the plain loop: the same bits.
             let bits = |r: Option<(f64, f64)>| r.map(|(m, s)| (m.to_bits(), s.to_bits()));
-            proptest::prop_assert_eq!(bits(got), bits(clipped_body(&v, 3.0, min_keep)));
+            proptest::prop_assert_eq!(bits(got), bits(clipped_body(&v, 3.0, min_keep, moments)));
             let want = clipped_by_removal(&v, 3.0, min_keep);
             let (Some((m, s)), Some((wm, ws))) = (got, want) else {
                 proptest::prop_assert!(got.is_none() && want.is_none());

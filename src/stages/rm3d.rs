@@ -24,7 +24,7 @@ use crate::wcs::Wcs;
 
 static SYNTH_CONTRACT: Contract = Contract {
     name: "rmsynth3d",
-    version: 3,
+    version: 4,
     params: &[
         &DPHI,
         &PHI_MAX,

@@ -22,7 +22,7 @@ use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "rmsynth",
-    version: 4,
+    version: 5,
     params: &[
         &DPHI,
         &PHI_MAX,
