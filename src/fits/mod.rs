@@ -765,14 +765,18 @@ impl ImageStream {
     /// Create the file at `path` (which must not exist: outputs go to fresh temporary names)
     /// with the header laid out for `shape`.
     pub fn create(path: &Path, shape: &[usize], header: &Header) -> Result<ImageStream, FitsError> {
-        let buf = header_bytes(path, shape, header)?;
+        let head = header_bytes(path, shape, header)?;
         let file = create_new(path)?;
+        let data_end = head.len() + shape.iter().product::<usize>() * 4;
+        // Room for the header and the first planes (a growing buffer copied itself over).
+        let mut buf = Vec::with_capacity(data_end.min(head.len() + 4 * PIECE));
+        buf.extend_from_slice(&head);
         Ok(ImageStream {
             file,
             path: path.to_path_buf(),
             hasher: crate::hash::witness::wanted(path).then(blake3::Hasher::new),
             len: buf.len(),
-            data_end: buf.len() + shape.iter().product::<usize>() * 4,
+            data_end,
             buf,
         })
     }
