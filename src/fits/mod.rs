@@ -640,16 +640,7 @@ impl ImageBytes {
             self.bytes.len() + n <= self.data_end,
             "more pixels than the shape holds"
         );
-        let len = self.bytes.len();
-        let spare = &mut self.bytes.spare_capacity_mut()[..n];
-        for (o, v) in spare.chunks_exact_mut(4).zip(data) {
-            for (o, b) in o.iter_mut().zip(v.to_be_bytes()) {
-                o.write(b);
-            }
-        }
-        // SAFETY: the n bytes after `len` were all written just above (capacity reserved in
-        // `new`, checked by the assertion).
-        unsafe { self.bytes.set_len(len + n) };
+        append_f32_be(&mut self.bytes, data);
     }
 
     /// Append a whole cube given as spectra (`spectra[p·nchan + ch]`, p = y·nx + x, `npix`
@@ -690,6 +681,80 @@ impl ImageBytes {
         }
         leave_digest(path, &f, img.bytes.len() as u64, hasher);
         Ok(())
+    }
+}
+
+/// Append `data` to `bytes` big-endian, in one vectorised pass (a byte iterator's `extend`
+/// went a byte at a time: 5 % of frion).
+pub(crate) fn append_f32_be(bytes: &mut Vec<u8>, data: &[f32]) {
+    let (len, n) = (bytes.len(), data.len());
+    bytes.reserve(n * 4);
+    // SAFETY: n words from `data`, into the n·4 bytes reserved just above (no overlap).
+    unsafe {
+        swap_words(
+            data.as_ptr() as *const u8,
+            bytes.spare_capacity_mut().as_mut_ptr() as *mut u8,
+            n,
+        );
+        bytes.set_len(len + n * 4);
+    }
+}
+
+/// `out` filled with the big-endian float32 words of `bytes` (`out.len()` of them).
+pub(crate) fn decode_be(bytes: &[u8], out: &mut [f32]) {
+    assert!(bytes.len() >= out.len() * 4, "decode_be past its bytes");
+    // SAFETY: out.len() words each side (asserted), distinct buffers.
+    unsafe { swap_words(bytes.as_ptr(), out.as_mut_ptr() as *mut u8, out.len()) };
+}
+
+/// The big-endian float32 words of `bytes` appended to `out`.
+pub(crate) fn decode_be_append(bytes: &[u8], out: &mut Vec<f32>) {
+    let (len, n) = (out.len(), bytes.len() / 4);
+    out.reserve(n);
+    // SAFETY: n words from `bytes`, into the n floats reserved just above (no overlap).
+    unsafe {
+        swap_words(
+            bytes.as_ptr(),
+            out.spare_capacity_mut().as_mut_ptr() as *mut u8,
+            n,
+        );
+        out.set_len(len + n);
+    }
+}
+
+/// Copy `n` 4-byte words from `src` to `dst`, each word's bytes reversed (big-endian to native
+/// or back), with AVX2's byte shuffle where the CPU has it (the baseline's SSE2 has none: its
+/// swap is six instructions per four words). Either way the bytes are moved, never computed
+/// on: the same bits.
+///
+/// # Safety
+/// `src` and `dst` valid for `n` words each (any alignment), not overlapping.
+unsafe fn swap_words(src: *const u8, dst: *mut u8, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::science::simd::avx2_fma() {
+        // SAFETY: the CPU has AVX2 (checked just above); the buffers as the caller promised.
+        return unsafe { swap_words_avx2(src, dst, n) };
+    }
+    // SAFETY: as the caller promised.
+    unsafe { swap_words_body(src, dst, n) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn swap_words_avx2(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY: as the caller promised.
+    unsafe { swap_words_body(src, dst, n) }
+}
+
+#[inline(always)]
+unsafe fn swap_words_body(src: *const u8, dst: *mut u8, n: usize) {
+    let (src, dst) = (src as *const u32, dst as *mut u32);
+    for i in 0..n {
+        // SAFETY: word i of both buffers (the caller's promise), unaligned accesses.
+        unsafe {
+            dst.add(i)
+                .write_unaligned(src.add(i).read_unaligned().swap_bytes())
+        };
     }
 }
 
@@ -805,7 +870,7 @@ impl ImageStream {
             self.len + data.len() * 4 <= self.data_end,
             "more pixels than the shape holds"
         );
-        self.buf.extend(data.iter().flat_map(|v| v.to_be_bytes()));
+        append_f32_be(&mut self.buf, data);
         self.len += data.len() * 4;
         self.flush(false)
     }
@@ -932,6 +997,37 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_go_to_big_endian_and_back_bit_for_bit() {
+        for n in [0usize, 1, 7, 8, 9, 31, 100] {
+            // NaN payloads and signed zeros too: the bytes are moved, never computed on.
+            let data: Vec<f32> = (0..n)
+                .map(|i| match i % 5 {
+                    0 => f32::from_bits(0x7fc0_0001 + i as u32),
+                    1 => -0.0,
+                    _ => i as f32 * -1.25e-3,
+                })
+                .collect();
+            let mut bytes = vec![0xAB];
+            append_f32_be(&mut bytes, &data);
+            let want: Vec<u8> = data.iter().flat_map(|v| v.to_be_bytes()).collect();
+            assert_eq!(bytes[0], 0xAB);
+            assert_eq!(&bytes[1..], &want[..]);
+            let mut back = vec![9.0f32];
+            decode_be_append(&bytes[1..], &mut back);
+            let mut into = vec![0f32; n];
+            decode_be(&bytes[1..], &mut into);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&back[1..]), bits(&data));
+            assert_eq!(bits(&into), bits(&data));
+            // The plain loop moves the same bytes as this CPU's widest.
+            let mut plain = vec![0u8; n * 4];
+            // SAFETY: n words each side, distinct buffers.
+            unsafe { swap_words_body(data.as_ptr() as *const u8, plain.as_mut_ptr(), n) };
+            assert_eq!(plain, want);
+        }
+    }
 
     #[test]
     fn cubes_round_trip_with_their_header_even_with_odd_file_names() {

@@ -130,10 +130,7 @@ impl PlaneReader {
         let handle = match &self.source {
             Pixels::Mapped(map, start) => {
                 let at = start + first * 4;
-                let bytes = &map[at..at + n * 4];
-                for (v, b) in out[..n].iter_mut().zip(bytes.chunks_exact(4)) {
-                    *v = be_f32(b);
-                }
+                decode_be(&map[at..at + n * 4], &mut out[..n]);
                 return Ok(());
             }
             Pixels::Cfitsio(handle) => handle,
@@ -163,7 +160,7 @@ impl PlaneReader {
 impl PlaneReader {
     /// Channel `c`'s pixels in `runs` (ranges of consecutive offsets `y·nx + x`), in that
     /// order, appended to `out`: of a plain cube only those pixels, decoded straight out of the
-    /// map a run at a time (a loop the compiler vectorises); otherwise the plane is read whole
+    /// map a run at a time; otherwise the plane is read whole
     /// first. An offset outside the plane panics.
     pub fn gather(
         &mut self,
@@ -177,7 +174,7 @@ impl PlaneReader {
         if let Pixels::Mapped(map, start) = &self.source {
             let plane = &map[start + c * npix * 4..start + (c + 1) * npix * 4];
             for r in runs {
-                out.extend(plane[4 * r.start..4 * r.end].chunks_exact(4).map(be_f32));
+                decode_be_append(&plane[4 * r.start..4 * r.end], out);
             }
             // The same pixels of the next channel asked for now: they are read next (rmsynth
             // goes channel by channel), and waiting for them out of memory was most of this.
@@ -210,8 +207,9 @@ impl PlaneReader {
             }
             return Ok(planes);
         };
-        let bytes = &map[*start..*start + n * 4];
-        Ok(bytes.chunks_exact(4).map(be_f32).collect())
+        let mut planes = Vec::with_capacity(n);
+        decode_be_append(&map[*start..*start + n * 4], &mut planes);
+        Ok(planes)
     }
 
     /// The whole cube as spectra (`out[(y·nx + x)·nchan + ch]`, see [`Spectra`]): of a plain
@@ -283,7 +281,7 @@ impl PlaneReader {
             let mut values = vec![0f32; n];
             self.read_rows(c, rows, &mut values)?;
             scratch.clear();
-            scratch.extend(values.iter().flat_map(|v| v.to_be_bytes()));
+            append_f32_be(scratch, &values);
             return Ok(&scratch[..]);
         }
         self.hash_through(Some(c));
@@ -314,12 +312,6 @@ fn prefetch_lines(bytes: &[u8]) {
             line += 64;
         }
     }
-}
-
-/// A float32 as FITS stores it (big-endian), from the first four bytes of `b`.
-#[inline(always)]
-fn be_f32(b: &[u8]) -> f32 {
-    f32::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 impl Drop for PlaneReader {
