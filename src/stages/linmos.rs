@@ -638,7 +638,7 @@ fn geometry(
 }
 
 /// Every beam's taps (`taps[beam]`, each with the output pixel it reaches) in output-pixel
-/// order, as (beam, index among all beams' taps in turn), and where each pixel's begin (a
+/// order, as (beam, index among all beams' taps in turn), and where each pixel's taps begin (a
 /// counting sort: beams stay in order within a pixel).
 fn reach_by_pixel(taps: &[Vec<(u32, Tap)>], npix: usize) -> (Vec<(u32, u32)>, Vec<u32>) {
     let mut starts = vec![0u32; npix + 1];
