@@ -160,8 +160,8 @@ impl PlaneReader {
 impl PlaneReader {
     /// Channel `c`'s pixels in `runs` (ranges of consecutive offsets `y·nx + x`), in that
     /// order, appended to `out`: of a plain cube only those pixels, decoded straight out of the
-    /// map a run at a time; otherwise the plane is read whole
-    /// first. An offset outside the plane panics.
+    /// map a run at a time; otherwise the plane is read whole first. An offset outside the
+    /// plane panics.
     pub fn gather(
         &mut self,
         c: usize,
