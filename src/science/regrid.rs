@@ -136,7 +136,8 @@ impl Stencil {
 
 impl Tap {
     /// The plane (`nx` wide) through these taps: bicubic where the neighbourhood is free of
-    /// blanks, else bilinear (as [`sample`], in single precision).
+    /// blanks, else bilinear (as [`sample`], in single precision, the bicubic with `row4`'s
+    /// fused multiply-adds). The reference the mosaic's [`TapSpectra::sample`] is tested against.
     #[inline]
     pub fn sample(&self, plane: &[f32], nx: usize) -> f32 {
         if let Some((base, wx, wy)) = &self.cubic {

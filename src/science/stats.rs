@@ -86,11 +86,10 @@ fn clipped_body(
     moments: impl Fn(&[f64], f64, f64, f64) -> Moments,
 ) -> Option<(f64, f64)> {
     let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+    // About a finite value (none: nothing to clip); it lies in the first, unbounded pass, so
+    // that pass counts at least one value.
     let mut c = *v.iter().find(|x| x.is_finite())?;
     let (mut n, mut mean, mut std) = mean_std(moments(v, lo, hi, c), c);
-    if n == 0 {
-        return None;
-    }
     loop {
         let (next_lo, next_hi) = (lo.max(mean - nsigma * std), hi.min(mean + nsigma * std));
         let next = moments(v, next_lo, next_hi, mean);

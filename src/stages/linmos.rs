@@ -548,9 +548,9 @@ fn geometry(
     let hi = fis.iter().map(|f| f.f1).max().unwrap_or(0);
     let keep = |v: f64| if v >= cutoff { v as f32 } else { 0.0 };
     let ks3 = [ks[0], d0, d2];
-    // Beam by beam, each one's taps in output-pixel order, then sorted into pixel order.
-    let mut taps: Vec<Vec<(u32, Tap)>> = Vec::with_capacity(cubes.len());
-    let (mut pb, mut r2s) = (Vec::new(), Vec::new());
+    // Every beam's taps as (beam, output pixel, tap), beam after beam, and their beam's r² or
+    // values in the same order; then sorted into pixel order.
+    let (mut taps, mut pb, mut r2s) = (Vec::new(), Vec::new(), Vec::new());
     let mut planes = Vec::new();
     // Each output pixel's sky position, once for every beam.
     let sky: Vec<(f64, f64)> = (0..ny)
@@ -558,7 +558,6 @@ fn geometry(
         .map(|(x, y)| out_wcs.pix_to_world(x as f64, y as f64))
         .collect();
     for (b, (c, w)) in cubes.iter().enumerate() {
-        let mut mine = Vec::new();
         for y in 0..ny {
             for x in 0..nx {
                 let (ra, dec) = sky[y * nx + x];
@@ -588,32 +587,32 @@ fn geometry(
                         pb.extend(ks.iter().map(|k| keep((-k * r2).exp())));
                     }
                 }
-                mine.push(((y * nx + x) as u32, st.tap(c.nx)));
+                taps.push((b as u32, (y * nx + x) as u32, st.tap(c.nx)));
             }
         }
-        taps.push(mine);
     }
-    let (order, starts) = reach_by_pixel(&taps, nx * ny);
-    let flat: Vec<(u32, Tap)> = taps.into_iter().flatten().collect();
+    let (order, starts) = by_pixel(&taps, nx * ny);
     let reach = order
         .iter()
-        .map(|&(beam, i)| Reach {
-            beam,
-            tap: flat[i as usize].1.clone(),
+        .map(|&i| {
+            let (beam, _, tap) = &taps[i as usize];
+            Reach {
+                beam: *beam,
+                tap: tap.clone(),
+            }
         })
         .collect();
-    // The beam's values in the same order (`i` counts every beam's taps, as they were made).
     let beam = if holography.is_none() && quadratic {
         BeamValues::Gaussian {
             chirps: order
                 .iter()
-                .map(|&(_, i)| Chirp::new(r2s[i as usize], ks3))
+                .map(|&i| Chirp::new(r2s[i as usize], ks3))
                 .collect(),
             cutoff,
         }
     } else {
         let mut table = Vec::with_capacity(pb.len());
-        for &(_, i) in &order {
+        for &i in &order {
             table.extend_from_slice(&pb[i as usize * nchan..(i as usize + 1) * nchan]);
         }
         BeamValues::Table(table)
@@ -637,29 +636,22 @@ fn geometry(
     Ok(g)
 }
 
-/// Every beam's taps (`taps[beam]`, each with the output pixel it reaches) in output-pixel
-/// order, as (beam, index among all beams' taps in turn), and where each pixel's taps begin (a
-/// counting sort: beams stay in order within a pixel).
-fn reach_by_pixel(taps: &[Vec<(u32, Tap)>], npix: usize) -> (Vec<(u32, u32)>, Vec<u32>) {
+/// The indices of `taps` ((beam, output pixel, tap), beam after beam) in output-pixel order,
+/// and where each pixel's begin (a counting sort: beams stay in order within a pixel).
+fn by_pixel(taps: &[(u32, u32, Tap)], npix: usize) -> (Vec<u32>, Vec<u32>) {
     let mut starts = vec![0u32; npix + 1];
-    for t in taps {
-        for (p, _) in t {
-            starts[*p as usize + 1] += 1;
-        }
+    for (_, p, _) in taps {
+        starts[*p as usize + 1] += 1;
     }
     for p in 0..npix {
         starts[p + 1] += starts[p];
     }
     let mut next = starts.clone();
-    let mut order = vec![(0u32, 0u32); starts[npix] as usize];
-    let mut i = 0u32;
-    for (b, t) in taps.iter().enumerate() {
-        for (p, _) in t {
-            let at = &mut next[*p as usize];
-            order[*at as usize] = (b as u32, i);
-            *at += 1;
-            i += 1;
-        }
+    let mut order = vec![0u32; taps.len()];
+    for (i, (_, p, _)) in taps.iter().enumerate() {
+        let at = &mut next[*p as usize];
+        order[*at as usize] = i as u32;
+        *at += 1;
     }
     (order, starts)
 }
