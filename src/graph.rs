@@ -103,6 +103,9 @@ pub struct RuleInfo {
     pub output_each: Vec<Option<UnitKind>>,
     /// Which cluster config runs its targets.
     pub resources: crate::rules::spec::Resources,
+    /// Input slots (spec indexes) whose `file:` path a parameter names (`{param:holofile}`),
+    /// with that parameter: a missing file there is a mistake in the parameter's value.
+    pub param_files: Vec<(u16, String)>,
 }
 
 /// The expanded targets of one field.

@@ -69,6 +69,106 @@ fn forced_targets(graph: &Graph, names: &[String], all: bool) -> Result<Vec<bool
     Ok(forced)
 }
 
+/// Files that parameters name (`holofile`) and that targets about to run read: a missing one is
+/// a mistake in the value, said once before anything runs, naming where the value was set and
+/// the nearest file in its directory (rather than failing every target that reads it).
+fn check_named_files(
+    graph: &Graph,
+    modes: &[Mode],
+    params: &Params,
+    cache: &crate::cache::Cache,
+) -> Result<()> {
+    // (rule, parameter) -> (missing paths, paths checked)
+    let mut missing: BTreeMap<(usize, &str), (Vec<&str>, usize)> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (ti, t) in graph.targets.iter().enumerate() {
+        if !matches!(modes[ti], Mode::Run | Mode::CheckOnly) {
+            continue;
+        }
+        let rule = &graph.rules[t.rule as usize];
+        for (spec, param) in &rule.param_files {
+            for slot in t.inputs.iter().filter(|s| s.spec == *spec && !s.optional) {
+                for f in &slot.files {
+                    let crate::graph::InputFile::Source(rel) = f else {
+                        continue;
+                    };
+                    if !seen.insert((t.rule, rel.as_str())) {
+                        continue;
+                    }
+                    let entry = missing.entry((t.rule as usize, param)).or_default();
+                    entry.1 += 1;
+                    if !graph.field_dir.join(rel).exists()
+                        && cache.archived(&graph.field, rel)?.is_none()
+                    {
+                        entry.0.push(rel);
+                    }
+                }
+            }
+        }
+    }
+    for ((ri, param), (gone, checked)) in missing {
+        // Some of a pattern's files missing is missing data (those targets fail, the rest
+        // build); all of them missing is a wrong value.
+        let Some(first) = gone.first().filter(|_| gone.len() == checked) else {
+            continue;
+        };
+        let value = match params.get(param) {
+            Some(crate::config::params::ParamValue::Str(v)) => v.clone(),
+            Some(v) => v.display(),
+            None => String::new(),
+        };
+        let set_at = match params.origin(param) {
+            Some(crate::config::Origin::File(f)) => {
+                let line = std::fs::read_to_string(f)
+                    .ok()
+                    .and_then(|text| crate::diag::line_of(&text, &[param]));
+                format!("{}: key {param}", crate::diag::location(f, line))
+            }
+            Some(crate::config::Origin::Set) => format!("--set {param}"),
+            _ => format!("parameter {param} (its default)"),
+        };
+        let path = graph.field_dir.join(first);
+        let nearest = path
+            .parent()
+            .and_then(|dir| std::fs::read_dir(dir).ok())
+            .and_then(|entries| {
+                let names: Vec<String> = entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect();
+                let want = path.file_name()?.to_str()?;
+                crate::diag::nearest(want, names.iter().map(String::as_str))
+            });
+        let rule = &graph.rules[ri].name;
+        let what = if checked == 1 {
+            let near = nearest
+                .map(|name| match value.rfind('/') {
+                    Some(i) => format!(" (did you mean '{}{name}'?)", &value[..=i]),
+                    None => format!(" (did you mean '{name}'?)"),
+                })
+                .unwrap_or_default();
+            format!(
+                "names {}, which does not exist{near}; rule '{rule}' reads it",
+                path.display()
+            )
+        } else {
+            let near = nearest
+                .map(|name| format!("; the nearest name there is '{name}'"))
+                .unwrap_or_default();
+            format!(
+                "names {checked} files (for the targets of rule '{rule}'), and none exists: {} does not exist{near}",
+                path.display()
+            )
+        };
+        return Err(anyhow!(
+            "{set_at}: '{value}' {what}. Paths are relative to the field directory {} (or absolute); correct the value. Nothing was built",
+            graph.field_dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// One field of a build, loaded, checked and with its modes decided.
 struct Prepared {
     setup: Setup,
@@ -100,8 +200,9 @@ fn refuse_fields(args: &BuildArgs, names: &[String]) -> Option<i32> {
     None
 }
 
-/// Load a field's checks and modes: the cache-mismatch refusal, its lock, the notes, the
-/// `--until`/`--only`/`skip_*`/`--force` modes.
+/// Load a field's checks and modes: the cache-mismatch refusal, the `--until`/`--only`/`skip_*`/
+/// `--force` modes, the files parameters name (before the lock, the notes and the parameters'
+/// record, so a mistaken value leaves no trace), its lock.
 fn prepare(
     cache_dir: &Path,
     wait: bool,
@@ -151,28 +252,6 @@ fn prepare(
             }
         }
     }
-    // One build writes a field at a time, whatever cache it uses.
-    let lock = if args.dry_run {
-        None
-    } else {
-        Some(session::FieldLock::acquire(
-            &graph.field_dir,
-            cache_dir,
-            wait,
-        )?)
-    };
-    if !args.dry_run {
-        session::record_cache(&graph.field_dir, cache_dir);
-        cache.note_field_dir(&graph.field, &graph.field_dir)?;
-    }
-    print_notes(&setup.params, &graph.orphans, args.quiet);
-    print_rejected(&graph.units.rejected);
-    if !args.quiet {
-        note_changed_params(cache_dir, &graph.field, &setup.params);
-    }
-    if !args.dry_run {
-        save_params(cache_dir, &graph.field, &setup.params);
-    }
     let flag = |p: &crate::config::params::ParamSpec| {
         matches!(
             setup.params.get(p.name),
@@ -204,6 +283,29 @@ fn prepare(
         }
     }
     let forced = forced_targets(graph, &args.force, args.forceall)?;
+    check_named_files(graph, &modes, &setup.params, cache)?;
+    // One build writes a field at a time, whatever cache it uses.
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(session::FieldLock::acquire(
+            &graph.field_dir,
+            cache_dir,
+            wait,
+        )?)
+    };
+    if !args.dry_run {
+        session::record_cache(&graph.field_dir, cache_dir);
+        cache.note_field_dir(&graph.field, &graph.field_dir)?;
+    }
+    print_notes(&setup.params, &graph.orphans, args.quiet);
+    print_rejected(&graph.units.rejected);
+    if !args.quiet {
+        note_changed_params(cache_dir, &graph.field, &setup.params);
+    }
+    if !args.dry_run {
+        save_params(cache_dir, &graph.field, &setup.params);
+    }
     Ok((
         Prepared {
             setup,

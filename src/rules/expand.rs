@@ -227,6 +227,13 @@ impl Template {
     }
 }
 
+/// The first parameter a path template names (`{param:NAME}`).
+fn named_param(template: &str) -> Option<&str> {
+    let at = template.find("{param:")? + "{param:".len();
+    let rest = &template[at..];
+    Some(&rest[..rest.find('}')?])
+}
+
 /// A source file may also be named by an absolute path (a holography model kept elsewhere, as
 /// Arrakis configs give `holofile`); never with `.` or `..` components.
 fn check_source(path: &str) -> Result<(), TemplateError> {
@@ -514,6 +521,15 @@ pub fn expand(
             output_names: rule.outputs.iter().map(|o| o.name.clone()).collect(),
             output_each: rule.outputs.iter().map(|o| o.each).collect(),
             resources: rule.resources,
+            param_files: rule
+                .inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, inp)| match &inp.source {
+                    InputSource::File(t) => named_param(t).map(|p| (i as u16, p.to_string())),
+                    _ => None,
+                })
+                .collect(),
         });
         rule_index.insert(rule.name.as_str(), ri);
 

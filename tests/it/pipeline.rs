@@ -365,4 +365,18 @@ fn holography_beam_model_drives_linmos() {
     assert!(!out.status.success());
     assert!(text(&out).contains("holo.fits"), "{}", text(&out));
     assert!(!with_status(&r, "failed").is_empty());
+    // A typo in the holofile: one error before anything runs, naming the parameter, where it
+    // was set and the file it meant; not a failure per mosaic.
+    let (out, _) = build_real(&cache, data, field, &["--set", "holofile=holo.fit"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("--set holofile: 'holo.fit'")
+            && t.contains(&*dir.join("holo.fit").to_string_lossy())
+            && t.contains("did you mean 'holo.fits'?")
+            && t.contains("rule 'linmos'")
+            && t.contains("Nothing was built")
+            && t.matches("does not exist").count() == 1,
+        "{t}"
+    );
 }

@@ -66,7 +66,8 @@ fn casda_cube_names_through_parameters_give_the_native_catalogue() {
         std::fs::read(dir.join(&cat)).unwrap() == std::fs::read(cdir.join(&cat)).unwrap(),
         "the CASDA-named field's catalogue differs from the native one"
     );
-    // A name that matches no file fails those targets, naming the file.
+    // A name that matches no file: refused before anything runs, naming the parameter and the
+    // first file, with the nearest name on disk.
     let (out, _) = build_real(
         &casda.join("cache"),
         &casda,
@@ -76,9 +77,13 @@ fn casda_cube_names_through_parameters_give_the_native_catalogue() {
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(
-        t.contains("image.i.beam00.fits") && t.contains("does not exist"),
+        t.contains("image.i.beam00.fits")
+            && t.contains("does not exist")
+            && t.contains("--set cube_name")
+            && t.contains("Nothing was built"),
         "{t}"
     );
+    assert_eq!(out.status.code(), Some(2), "{t}");
 }
 
 /// The column names of a CSV catalogue, in order.
