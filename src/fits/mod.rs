@@ -846,20 +846,22 @@ impl ImageStream {
         })
     }
 
-    /// Append `nchan` whole planes given as spectra (`spectra[p·nchan + ch]`, `npix` pixels),
-    /// as [`ImageBytes::put_spectra`].
-    pub fn put_spectra(
+    /// Append `runs.w` whole planes given laid out as channel runs
+    /// ([`Runs`](crate::science::regrid::Runs)): each group transposed into its planes.
+    pub fn put_runs(
         &mut self,
-        spectra: &[f32],
-        npix: usize,
-        nchan: usize,
+        data: &[f32],
+        runs: crate::science::regrid::Runs,
     ) -> Result<(), FitsError> {
-        let n = npix * nchan;
+        let n = runs.npix * runs.w;
         assert!(
-            spectra.len() == n && self.len + n * 4 <= self.data_end,
+            data.len() == n && self.len + n * 4 <= self.data_end,
             "more pixels than the shape holds"
         );
-        append_planes_be(&mut self.buf, spectra, npix, nchan);
+        for (c, l) in runs.groups() {
+            let group = &data[c * runs.npix..(c + l) * runs.npix];
+            append_planes_be(&mut self.buf, group, runs.npix, l);
+        }
         self.len += n * 4;
         self.flush(false)
     }
@@ -997,6 +999,7 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::science::regrid::{Runs, CHANNEL_RUN};
 
     #[test]
     fn floats_go_to_big_endian_and_back_bit_for_bit() {
@@ -1139,14 +1142,20 @@ mod tests {
             let npix: usize = shape[..shape.len() - 1].iter().product();
             let planes = data.len() / npix;
             s.put_f32(&data[..npix]).unwrap();
+            // Blocks of a whole run and more, then of one and two planes, laid out as runs.
             let mut c0 = 1;
             while c0 < planes {
-                let w = (planes - c0).min(2 - c0 % 2);
+                let want = if c0 == 1 { CHANNEL_RUN + 2 } else { 2 - c0 % 2 };
+                let w = (planes - c0).min(want);
                 let run = &data[c0 * npix..(c0 + w) * npix];
-                let spectra: Vec<f32> = (0..npix)
-                    .flat_map(|p| (0..w).map(move |j| run[j * npix + p]))
-                    .collect();
-                s.put_spectra(&spectra, npix, w).unwrap();
+                let runs = Runs { npix, w };
+                let mut laid = vec![f32::NAN; npix * w];
+                for p in 0..npix {
+                    for j in 0..w {
+                        laid[runs.at(p, j)] = run[j * npix + p];
+                    }
+                }
+                s.put_runs(&laid, runs).unwrap();
                 c0 += w;
             }
             s.finish().unwrap();

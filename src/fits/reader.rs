@@ -228,6 +228,34 @@ impl PlaneReader {
         chans: std::ops::Range<usize>,
         out: &mut Vec<f32>,
     ) -> Result<(), FitsError> {
+        let w = chans.len();
+        self.groups_of(chans, out, std::iter::once((0, w)))
+    }
+
+    /// Channels `chans` of every pixel laid out as the mosaic's
+    /// [`Runs`](crate::science::regrid::Runs) into `out` (its contents replaced): each group of
+    /// channels decoded out of the map and transposed, as [`PlaneReader::spectra_of`] does.
+    pub fn runs_of(
+        &mut self,
+        chans: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), FitsError> {
+        let runs = crate::science::regrid::Runs {
+            npix: self.nx * self.ny,
+            w: chans.len(),
+        };
+        self.groups_of(chans, out, runs.groups())
+    }
+
+    /// Channels `chans` into `out`, group after group (first channel relative to
+    /// `chans.start`, channels; in order, covering `chans`), each group's planes transposed to
+    /// `[pixel][channel]`.
+    fn groups_of(
+        &mut self,
+        chans: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+        groups: impl Iterator<Item = (usize, usize)>,
+    ) -> Result<(), FitsError> {
         assert!(
             chans.start <= chans.end && chans.end <= self.nchan,
             "spectra_of outside the cube"
@@ -240,10 +268,14 @@ impl PlaneReader {
         }
         let Pixels::Mapped(map, start) = &self.source else {
             let mut planes = vec![0f32; n];
-            for (j, c) in chans.enumerate() {
+            for (j, c) in chans.clone().enumerate() {
                 self.read_plane(c, &mut planes[j * npix..(j + 1) * npix])?;
             }
-            out.extend(crate::science::regrid::to_spectra(&planes, npix, w));
+            for (c, l) in groups {
+                let group = &planes[c * npix..(c + l) * npix];
+                out.extend(crate::science::regrid::to_spectra(group, npix, l));
+            }
+            assert_eq!(out.len(), n, "the groups cover the channels");
             return Ok(());
         };
         let at = start + chans.start * npix * 4;
@@ -257,8 +289,15 @@ impl PlaneReader {
                 n * 4,
             )
         };
-        super::transpose::transpose_swap32(bytes, w, npix, dst);
-        // SAFETY: the transpose wrote every element.
+        let mut next = 0;
+        for (c, l) in groups {
+            assert_eq!(c, next, "the groups cover the channels in order");
+            let span = c * npix * 4..(c + l) * npix * 4;
+            super::transpose::transpose_swap32(&bytes[span.clone()], l, npix, &mut dst[span]);
+            next = c + l;
+        }
+        assert_eq!(next, w, "the groups cover the channels");
+        // SAFETY: the transposes wrote every element (the groups cover 0..w).
         unsafe { out.set_len(n) };
         Ok(())
     }

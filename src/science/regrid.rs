@@ -158,81 +158,172 @@ impl Tap {
     }
 }
 
-impl Tap {
-    /// The spectra these taps read in `cube`, pixel-major (`cube[(y·nx + x)·nchan + ch]`, a
-    /// cutout transposed so a pixel's spectrum is contiguous), found once for every run of
-    /// channels ([`TapSpectra::sample`]). Written out without closures, so it is inlined whole
-    /// (returned through memory, the weights were read back before their stores had landed).
+/// How the mosaic holds a block of `w` channels of `npix` pixels: channel group after channel
+/// group, each whole run of [`CHANNEL_RUN`] channels as `[pixel][CHANNEL_RUN]` and the channels
+/// after the last whole run as `[pixel][w − whole]`. Group `g` (first channel `c`, `l`
+/// channels) fills `[c·npix, (c + l)·npix)`: a pixel's run is one vector, a neighbourhood's
+/// pixels lie a run apart (fixed offsets from one address), and a group goes to its planes,
+/// and comes from them, as one transpose of `l` planes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Runs {
+    /// Pixels.
+    pub npix: usize,
+    /// Channels.
+    pub w: usize,
+}
+
+impl Runs {
+    /// The channels in whole runs.
     #[inline(always)]
-    pub fn spectra<'a>(&'a self, cube: &'a [f32], nx: usize, nchan: usize) -> TapSpectra<'a> {
-        let cubic = match &self.cubic {
-            Some((base, wx, wy)) => {
-                // A row's four spectra lie side by side: one slice a row.
-                let k = *base as usize;
-                let (k1, k2, k3) = (k + nx, k + 2 * nx, k + 3 * nx);
-                let rows = [
-                    &cube[k * nchan..(k + 4) * nchan],
-                    &cube[k1 * nchan..(k1 + 4) * nchan],
-                    &cube[k2 * nchan..(k2 + 4) * nchan],
-                    &cube[k3 * nchan..(k3 + 4) * nchan],
-                ];
-                Some((rows, wx, wy))
-            }
-            None => None,
+    pub fn whole(&self) -> usize {
+        self.w / CHANNEL_RUN * CHANNEL_RUN
+    }
+
+    /// The group of channel `ch`: its first channel and its length.
+    #[inline(always)]
+    pub fn group(&self, ch: usize) -> (usize, usize) {
+        let whole = self.whole();
+        if ch < whole {
+            (ch / CHANNEL_RUN * CHANNEL_RUN, CHANNEL_RUN)
+        } else {
+            (whole, self.w - whole)
+        }
+    }
+
+    /// Where channel `ch` of pixel `p` is.
+    #[inline(always)]
+    pub fn at(&self, p: usize, ch: usize) -> usize {
+        let (c, l) = self.group(ch);
+        c * self.npix + p * l + (ch - c)
+    }
+
+    /// The groups in order: (first channel, channels).
+    pub fn groups(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (w, whole) = (self.w, self.whole());
+        (0..whole)
+            .step_by(CHANNEL_RUN)
+            .map(|c| (c, CHANNEL_RUN))
+            .chain((whole < w).then_some((whole, w - whole)))
+    }
+
+    /// Channels `chans` of pixel-major spectra (`spectra[p·nchan + ch]`) laid out as runs into
+    /// `out` (replaced).
+    pub fn from_spectra(
+        spectra: &[f32],
+        nchan: usize,
+        chans: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) {
+        let runs = Runs {
+            npix: spectra.len() / nchan.max(1),
+            w: chans.len(),
         };
-        // A stencil on a sample (see [`stencil`]) reads that one spectrum as it is.
-        let on_sample = self.cubic.is_none() && self.lin.iter().all(|&k| k == self.lin[0]);
-        TapSpectra {
-            tap: self,
-            cube,
-            on_sample,
-            cubic,
-            nchan,
+        out.clear();
+        out.reserve(runs.npix * runs.w);
+        for (c, l) in runs.groups() {
+            let from = chans.start + c;
+            for s in spectra.chunks_exact(nchan) {
+                out.extend_from_slice(&s[from..from + l]);
+            }
         }
     }
 }
 
-/// The spectra of a 4×4 neighbourhood: a row's four side by side (`4·nchan` floats), row
-/// after row.
-type Neighbourhood<'a> = [&'a [f32]; 4];
+impl Tap {
+    /// The spectra these taps read in `tile`, a block of a cutout's channels laid out as
+    /// [`Runs`] (`w` channels of a cutout `nx` wide), found once for every run of channels
+    /// ([`TapSpectra::sample`]). Written out without closures, so it is inlined whole
+    /// (returned through memory, the weights were read back before their stores had landed).
+    #[inline(always)]
+    pub fn spectra<'a>(&'a self, tile: &'a [f32], nx: usize, w: usize) -> TapSpectra<'a> {
+        let runs = Runs {
+            npix: tile.len() / w.max(1),
+            w,
+        };
+        assert_eq!(runs.npix * w, tile.len(), "a tile of whole pixels");
+        let cubic = self.cubic.map(|(base, wx, wy)| {
+            // The sampling reads pixels base..base + 3·nx + 4 unchecked: checked here, once.
+            assert!(
+                base as usize + 3 * nx + 4 <= runs.npix,
+                "the neighbourhood is in the tile"
+            );
+            (base as usize, wx, wy)
+        });
+        // A stencil on a sample (see [`stencil`]) reads that one spectrum as it is.
+        let on_sample = self.cubic.is_none() && self.lin.iter().all(|&k| k == self.lin[0]);
+        TapSpectra {
+            tap: self,
+            tile,
+            runs,
+            nx,
+            on_sample,
+            cubic,
+        }
+    }
+}
 
-/// A [`Tap`] on one cube (pixel-major spectra, each `nchan` long): the bicubic's spectra and
+/// A [`Tap`] on one block of a cutout's channels ([`Runs`]): the bicubic's neighbourhood and
 /// weights found; the bilinear's read only where needed.
 pub struct TapSpectra<'a> {
     tap: &'a Tap,
-    cube: &'a [f32],
+    tile: &'a [f32],
+    runs: Runs,
+    nx: usize,
     /// On a sample: the pixel's own spectrum, taken as it is.
     on_sample: bool,
-    /// The 4×4 neighbourhood's spectra, row after row, and the weights along x and y.
-    cubic: Option<(Neighbourhood<'a>, &'a [f32; 4], &'a [f32; 4])>,
-    /// The spectra's length.
-    nchan: usize,
+    /// The 4×4 neighbourhood's first pixel and the weights along x and y (copied: held in
+    /// registers across a tap's runs, where through a reference they were loaded again for
+    /// every run, as the sums' stores might have changed them).
+    cubic: Option<(usize, [f32; 4], [f32; 4])>,
 }
 
 impl TapSpectra<'_> {
-    /// Channels `ch0..ch0 + L`: `L` lanes side by side (the compiler keeps them in vector
-    /// registers, so a caller can use them before they go to memory), bicubic where every
-    /// lane's bicubic value is finite, else bilinear in the lanes whose bicubic value is not.
-    /// Per channel the arithmetic of [`Tap::sample`].
+    /// Channels `ch0..ch0 + L` (a whole run, or one channel): `L` lanes side by side (the
+    /// compiler keeps them in vector registers, so a caller can use them before they go to
+    /// memory), bicubic where every lane's bicubic value is finite, else bilinear in the lanes
+    /// whose bicubic value is not. Per channel the arithmetic of [`Tap::sample`].
     #[inline(always)]
     pub fn sample<const L: usize>(&self, ch0: usize) -> [f32; L] {
-        let n = self.nchan;
+        let runs = self.runs;
+        let (c, ps) = runs.group(ch0);
+        // One check for the sixteen reads below (a bounds check each was two fifths of the
+        // mix's instructions): the lanes lie in ch0's group.
+        assert!(
+            (L == CHANNEL_RUN && ch0 == c && ps == CHANNEL_RUN) || (L == 1 && ch0 < runs.w),
+            "channels {ch0}..{} of {}",
+            ch0 + L,
+            runs.w
+        );
+        // Pixel p's lanes start at from + p·ps: within a whole run ps is the constant RUN, so
+        // a neighbourhood's sixteen loads are fixed offsets from one address.
+        let ps = if L == CHANNEL_RUN { CHANNEL_RUN } else { ps };
+        let from = c * runs.npix + (ch0 - c);
         let run = |k: u32| -> [f32; L] {
-            let at = k as usize * n + ch0;
-            self.cube[at..at + L].try_into().unwrap()
+            let at = from + k as usize * ps;
+            self.tile[at..at + L].try_into().unwrap()
         };
         if self.on_sample {
             return run(self.tap.lin[0]);
         }
         let mut o = [0f32; L];
-        if let Some((rows, wx, wy)) = &self.cubic {
-            for (&row, &wyj) in rows.iter().zip(*wy) {
-                let row = &row[ch0..];
-                let at = |k: usize| -> [f32; L] { row[k * n..k * n + L].try_into().unwrap() };
-                // The farthest first: its bounds check covers the other three.
-                let (d, c, b, a) = (at(3), at(2), at(1), at(0));
-                for l in 0..L {
-                    o[l] = wyj.mul_add(row4(wx, a[l], b[l], c[l], d[l]), o[l]);
+        if let Some((base, wx, wy)) = &self.cubic {
+            let corner = from + base * ps;
+            for (j, &wyj) in wy.iter().enumerate() {
+                // SAFETY: the neighbourhood's pixels are base + j·nx + k < npix (j, k ≤ 3:
+                // checked in [`Tap::spectra`]) and the lanes lie in the group (checked above),
+                // so every read is inside the tile.
+                let at = |k: usize| -> [f32; L] {
+                    unsafe {
+                        self.tile
+                            .as_ptr()
+                            .add(corner + (j * self.nx + k) * ps)
+                            .cast::<[f32; L]>()
+                            .read_unaligned()
+                    }
+                };
+                let (a, b, c, d) = (at(0), at(1), at(2), at(3));
+                for lane in 0..L {
+                    o[lane] = wyj.mul_add(row4(wx, a[lane], b[lane], c[lane], d[lane]), o[lane]);
                 }
             }
             // Without an early exit per lane, so it vectorises.
@@ -246,13 +337,13 @@ impl TapSpectra<'_> {
         let cubic = self.cubic.is_some();
         // Every lane's bilinear value, kept where the bicubic one is missing (a select, not a
         // branch: the loop vectorises).
-        for l in 0..L {
-            let lin =
-                (1.0 - fy) * ((1.0 - fx) * a[l] + fx * b[l]) + fy * ((1.0 - fx) * c[l] + fx * d[l]);
-            o[l] = if !cubic || !o[l].is_finite() {
+        for lane in 0..L {
+            let lin = (1.0 - fy) * ((1.0 - fx) * a[lane] + fx * b[lane])
+                + fy * ((1.0 - fx) * c[lane] + fx * d[lane]);
+            o[lane] = if !cubic || !o[lane].is_finite() {
                 lin
             } else {
-                o[l]
+                o[lane]
             };
         }
         o
@@ -418,8 +509,11 @@ mod tests {
             assert_eq!(back, cube.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             for (x, y) in [(4.5, 4.5), (0.2, 0.9), (3.3, 4.7)] {
                 let tap = stencil(11, 9, x, y).unwrap().tap(11);
-                // As the mosaic takes them: runs of CHANNEL_RUN, then one by one.
-                let t = tap.spectra(&spectra, 11, nchan);
+                // As the mosaic takes them: laid out as runs, sampled a run of CHANNEL_RUN at a
+                // time, then one by one.
+                let mut tile = Vec::new();
+                Runs::from_spectra(&spectra, nchan, 0..nchan, &mut tile);
+                let t = tap.spectra(&tile, 11, nchan);
                 let whole = nchan / CHANNEL_RUN * CHANNEL_RUN;
                 let mut got: Vec<f32> = (0..whole)
                     .step_by(CHANNEL_RUN)

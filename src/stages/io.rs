@@ -269,15 +269,12 @@ impl MosaicPair {
         })
     }
 
-    /// The next `nchan` planes of both, pixel after pixel (`mosaic[p·nchan + ch]`).
-    pub fn put_spectra(
-        &mut self,
-        mosaic: &[f32],
-        weight: &[f32],
-        nchan: usize,
-    ) -> Result<(), StageError> {
+    /// The next `w` planes of both, laid out as channel runs
+    /// ([`Runs`](crate::science::regrid::Runs)).
+    pub fn put_runs(&mut self, mosaic: &[f32], weight: &[f32], w: usize) -> Result<(), StageError> {
+        let runs = crate::science::regrid::Runs { npix: self.npix, w };
         for (k, img) in &mut self.files {
-            img.put_spectra([mosaic, weight][*k], self.npix, nchan)?;
+            img.put_runs([mosaic, weight][*k], runs)?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{stencil, Tap, TapSpectra, CHANNEL_RUN as RUN};
+use crate::science::regrid::{stencil, Runs, Tap, TapSpectra, CHANNEL_RUN as RUN};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
@@ -225,20 +225,16 @@ impl Cutout {
         })
     }
 
-    /// Channels `chans` of every pixel as spectra into `out` (see [`PlaneReader::spectra_of`]).
-    fn spectra_of(
+    /// Channels `chans` of every pixel laid out as [`Runs`] into `out` (see
+    /// [`PlaneReader::runs_of`]).
+    fn runs_of(
         &mut self,
         chans: std::ops::Range<usize>,
         out: &mut Vec<f32>,
     ) -> Result<(), StageError> {
         match &mut self.pixels {
-            CutoutPixels::File(r) => r.spectra_of(chans, out)?,
-            CutoutPixels::Held(d) => {
-                out.clear();
-                for s in d.chunks_exact(self.nchan) {
-                    out.extend_from_slice(&s[chans.clone()]);
-                }
-            }
+            CutoutPixels::File(r) => r.runs_of(chans, out)?,
+            CutoutPixels::Held(d) => Runs::from_spectra(d, self.nchan, chans, out),
         }
         Ok(())
     }
@@ -665,8 +661,8 @@ const BLOCK: usize = 96;
 
 /// Σ w B S / Σ w B² per pixel and channel (NaN where no beam is left) and Σ w B², a block of
 /// channels at a time (at most `m.block`, whole runs of [`RUN`] but the last): each beam's
-/// cutout read as spectra of those channels, mixed, and given to `put` as the mosaic's and
-/// the weight's spectra of them (`[p·w + j]`) and their number `w`. The block splits no
+/// cutout read as those channels laid out as [`Runs`], mixed, and given to `put` as the
+/// mosaic's and the weight's channels, laid out the same way, and their number `w`. The block splits no
 /// pixel's arithmetic: every channel's value is the same, bit for bit, whatever the block.
 fn mix(
     m: &Mix,
@@ -686,7 +682,7 @@ fn mix(
     for c0 in (0..nchan).step_by(width.max(1)) {
         let chans = c0..(c0 + width).min(nchan);
         for (c, t) in cutouts.iter_mut().zip(&mut tiles) {
-            c.spectra_of(chans.clone(), t)?;
+            c.runs_of(chans.clone(), t)?;
         }
         let b = Block {
             m,
@@ -757,16 +753,21 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
     } = *b.m;
     let (c0, w) = (b.chans.start, b.chans.len());
     let npix = geo.nx * geo.ny;
+    let runs = Runs { npix, w };
     // Pixel by pixel: a pixel's sums stay in the cache while every beam that reaches it adds
-    // to them (in beam order), then are written once.
+    // to them (in beam order), then are written once, run by run, into the [`Runs`] layout.
     num.clear();
     den.clear();
     num.reserve(npix * w);
     den.reserve(npix * w);
+    let (num_out, den_out) = (
+        &mut num.spare_capacity_mut()[..npix * w],
+        &mut den.spare_capacity_mut()[..npix * w],
+    );
     let (mut n, mut d) = (vec![0f32; w], vec![0f32; w]);
     // Channels in runs sampled and added at once (the run's samples never leave the vector
     // registers), then the channels after the last whole run one by one.
-    let whole = w / RUN * RUN;
+    let whole = runs.whole();
     for p in 0..npix {
         // Slices of exactly w: the loops below vectorise without bounds checks.
         let (n, d) = (&mut n[..w], &mut d[..w]);
@@ -780,16 +781,19 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
             let wt = &ws[beam][c0..c0 + w];
             match &geo.beam {
                 BeamValues::Gaussian { cutoff, .. } => {
-                    let chirp = &mut chirps[t];
+                    // A copy, and the cutoff's: kept in registers across the runs (through
+                    // references they went to memory and back every run).
+                    let (mut chirp, cutoff) = (chirps[t], *cutoff);
                     for r in (0..whole).step_by(RUN) {
-                        add_run::<RUN>(&tap, r, n, d, wt, &chirp.next(*cutoff));
+                        add_run::<RUN>(&tap, r, n, d, wt, &chirp.next(cutoff));
                     }
                     if whole < w {
-                        let pb = chirp.next(*cutoff);
+                        let pb = chirp.next(cutoff);
                         for (ch, pb) in (whole..w).zip(pb) {
                             add_run::<1>(&tap, ch, n, d, wt, &[pb]);
                         }
                     }
+                    chirps[t] = chirp;
                 }
                 BeamValues::Table(pb) => {
                     let pb = &pb[t * nchan + c0..t * nchan + c0 + w];
@@ -802,13 +806,43 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
                 }
             }
         }
-        // Appended as made: nothing zeroed first.
-        num.extend(
-            n.iter()
-                .zip(&*d)
-                .map(|(n, d)| if *d > 0.0 { *n / *d } else { f32::NAN }),
-        );
-        den.extend_from_slice(d);
+        // Each group's share of the pixel where the layout puts it (every element of the
+        // outputs is written once: each pixel's every channel), a run in one vector.
+        // The quotient taken always and then selected (a division behind a branch was done
+        // lane by lane).
+        let ratio = |n: f32, d: f32| {
+            let q = n / d;
+            if d > 0.0 {
+                q
+            } else {
+                f32::NAN
+            }
+        };
+        for c in (0..whole).step_by(RUN) {
+            let at = c * npix + p * RUN;
+            let (nr, dr): (&[f32; RUN], &[f32; RUN]) = (
+                n[c..c + RUN].try_into().unwrap(),
+                d[c..c + RUN].try_into().unwrap(),
+            );
+            let q: [f32; RUN] = std::array::from_fn(|j| ratio(nr[j], dr[j]));
+            for (o, v) in num_out[at..at + RUN].iter_mut().zip(q) {
+                o.write(v);
+            }
+            for (o, v) in den_out[at..at + RUN].iter_mut().zip(dr) {
+                o.write(*v);
+            }
+        }
+        let rem = w - whole;
+        let at = whole * npix + p * rem;
+        for j in 0..rem {
+            num_out[at + j].write(ratio(n[whole + j], d[whole + j]));
+            den_out[at + j].write(d[whole + j]);
+        }
+    }
+    // SAFETY: the loop above wrote all npix·w elements of both (each pixel's w channels).
+    unsafe {
+        num.set_len(npix * w);
+        den.set_len(npix * w);
     }
 }
 
@@ -847,16 +881,14 @@ fn accumulate<const L: usize>(
 ) {
     for ch in 0..L {
         let wp = w[ch] * pb[ch];
-        // No branch: where the sample is left out, w B and the sample are masked to +0.0 and
-        // the fused multiply-adds add +0.0 (what `if live { .. }` gives, but the lanes stay in
-        // one register). Each sum is rounded once per beam: the same bits on every CPU.
+        // No branch: where the sample is left out, w B and the sample are selected as +0.0
+        // (masked moves) and the fused multiply-adds add +0.0 (what `if live { .. }` around
+        // them gives, but the lanes stay in one register). Each sum is rounded once per beam:
+        // the same bits on every CPU.
         let live = v[ch].is_finite() & (wp > 0.0);
-        let keep = (live as u32).wrapping_neg();
-        let (wp, v) = (
-            f32::from_bits(wp.to_bits() & keep),
-            f32::from_bits(v[ch].to_bits() & keep),
-        );
-        n[ch] = wp.mul_add(v, n[ch]);
+        let wp = if live { wp } else { 0.0 };
+        let v = if live { v[ch] } else { 0.0 };
+        n[ch] = v.mul_add(wp, n[ch]);
         d[ch] = wp.mul_add(pb[ch], d[ch]);
     }
 }
@@ -1004,9 +1036,7 @@ impl Builtin for Linmos {
             nchan,
             block: BLOCK,
         };
-        mix(&m, &mut cutouts, |num, den, w| {
-            pair.put_spectra(num, den, w)
-        })?;
+        mix(&m, &mut cutouts, |num, den, w| pair.put_runs(num, den, w))?;
         pair.write()
     }
 }
@@ -1299,7 +1329,8 @@ mod tests {
         assert!(with(Some(20.0), Some(-45.0)).is_err());
     }
 
-    /// The mosaic and weight [`mix`] makes of `cubes`, as whole spectra.
+    /// The mosaic and weight [`mix`] makes of `cubes`, as whole spectra (from the blocks'
+    /// [`Runs`]).
     fn mixed(m: &Mix, cubes: &mut [(Cutout, Wcs)]) -> (Vec<f32>, Vec<f32>) {
         let npix = m.geo.nx * m.geo.ny;
         let (mut num, mut den) = (
@@ -1318,10 +1349,11 @@ mod tests {
             .collect();
         let mut c0 = 0;
         mix(m, &mut cutouts, |n, d, w| {
+            let runs = Runs { npix, w };
             for p in 0..npix {
                 for j in 0..w {
-                    num[p * m.nchan + c0 + j] = n[p * w + j];
-                    den[p * m.nchan + c0 + j] = d[p * w + j];
+                    num[p * m.nchan + c0 + j] = n[runs.at(p, j)];
+                    den[p * m.nchan + c0 + j] = d[runs.at(p, j)];
                 }
             }
             c0 += w;
@@ -1440,7 +1472,7 @@ mod tests {
         };
         let mut tiles = vec![Vec::new(); 2];
         for ((c, _), t) in cubes.iter_mut().zip(&mut tiles) {
-            c.spectra_of(0..nchan, t).unwrap();
+            c.runs_of(0..nchan, t).unwrap();
         }
         let b = Block {
             m: &m,
@@ -1457,7 +1489,17 @@ mod tests {
             } else {
                 mix_block(&b, &mut chirps, &mut num, &mut den);
             }
-            (bits(&num), bits(&den))
+            // From the block's runs to whole spectra, as `whole` is.
+            let runs = Runs {
+                npix: n * n,
+                w: nchan,
+            };
+            let spectra = |v: &[f32]| -> Vec<f32> {
+                (0..n * n)
+                    .flat_map(|p| (0..nchan).map(move |j| v[runs.at(p, j)]))
+                    .collect()
+            };
+            (bits(&spectra(&num)), bits(&spectra(&den)))
         };
         assert!(by(false) == whole);
         assert!(by(true) == whole, "the plain loop's bits differ");
