@@ -159,11 +159,11 @@ impl Tap {
 }
 
 /// How the mosaic holds a block of `w` channels of `npix` pixels: channel group after channel
-/// group, each whole run of [`CHANNEL_RUN`] channels as `[pixel][CHANNEL_RUN]` and the channels
-/// after the last whole run as `[pixel][w − whole]`. Group `g` (first channel `c`, `l`
-/// channels) fills `[c·npix, (c + l)·npix)`: a pixel's run is one vector, a neighbourhood's
-/// pixels lie a run apart (fixed offsets from one address), and a group goes to its planes,
-/// and comes from them, as one transpose of `l` planes.
+/// group, each whole group of [`CHANNEL_GROUP`] channels as `[pixel][CHANNEL_GROUP]` and the
+/// channels after the last whole group as `[pixel][w − whole]`. Group `g` (first channel `c`,
+/// `l` channels) fills `[c·npix, (c + l)·npix)`: a pixel's group is one AVX-512 vector (two
+/// AVX2 ones), a neighbourhood's pixels lie a group apart (fixed offsets from one address),
+/// and a group goes to its planes, and comes from them, as one transpose of `l` planes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Runs {
     /// Pixels.
@@ -173,10 +173,10 @@ pub struct Runs {
 }
 
 impl Runs {
-    /// The channels in whole runs.
+    /// The channels in whole groups.
     #[inline(always)]
     pub fn whole(&self) -> usize {
-        self.w / CHANNEL_RUN * CHANNEL_RUN
+        self.w / CHANNEL_GROUP * CHANNEL_GROUP
     }
 
     /// The group of channel `ch`: its first channel and its length.
@@ -184,7 +184,7 @@ impl Runs {
     pub fn group(&self, ch: usize) -> (usize, usize) {
         let whole = self.whole();
         if ch < whole {
-            (ch / CHANNEL_RUN * CHANNEL_RUN, CHANNEL_RUN)
+            (ch / CHANNEL_GROUP * CHANNEL_GROUP, CHANNEL_GROUP)
         } else {
             (whole, self.w - whole)
         }
@@ -201,8 +201,8 @@ impl Runs {
     pub fn groups(&self) -> impl Iterator<Item = (usize, usize)> {
         let (w, whole) = (self.w, self.whole());
         (0..whole)
-            .step_by(CHANNEL_RUN)
-            .map(|c| (c, CHANNEL_RUN))
+            .step_by(CHANNEL_GROUP)
+            .map(|c| (c, CHANNEL_GROUP))
             .chain((whole < w).then_some((whole, w - whole)))
     }
 
@@ -278,26 +278,40 @@ pub struct TapSpectra<'a> {
 }
 
 impl TapSpectra<'_> {
-    /// Channels `ch0..ch0 + L` (a whole run, or one channel): `L` lanes side by side (the
+    /// Channels `ch0..ch0 + L` (in one group of the [`Runs`]): `L` lanes side by side (the
     /// compiler keeps them in vector registers, so a caller can use them before they go to
     /// memory), bicubic where every lane's bicubic value is finite, else bilinear in the lanes
     /// whose bicubic value is not. Per channel the arithmetic of [`Tap::sample`].
     #[inline(always)]
     pub fn sample<const L: usize>(&self, ch0: usize) -> [f32; L] {
-        let runs = self.runs;
-        let (c, ps) = runs.group(ch0);
-        // One check for the sixteen reads below (a bounds check each was two fifths of the
-        // mix's instructions): the lanes lie in ch0's group.
+        let (c, l) = self.runs.group(ch0);
+        // One check for the sixteen reads of [`TapSpectra::sample_at`] (a bounds check each
+        // was two fifths of the mix's instructions).
         assert!(
-            (L == CHANNEL_RUN && ch0 == c && ps == CHANNEL_RUN) || (L == 1 && ch0 < runs.w),
-            "channels {ch0}..{} of {}",
-            ch0 + L,
-            runs.w
+            ch0 + L <= c + l,
+            "channels {ch0}..{} across a group",
+            ch0 + L
         );
-        // Pixel p's lanes start at from + p·ps: within a whole run ps is the constant RUN, so
-        // a neighbourhood's sixteen loads are fixed offsets from one address.
-        let ps = if L == CHANNEL_RUN { CHANNEL_RUN } else { ps };
-        let from = c * runs.npix + (ch0 - c);
+        self.sample_at::<L>(c * self.runs.npix + (ch0 - c), l)
+    }
+
+    /// As [`TapSpectra::sample`], for lanes in a whole group: a neighbourhood's sixteen loads
+    /// are then fixed offsets from one address.
+    #[inline(always)]
+    pub fn sample_whole<const L: usize>(&self, ch0: usize) -> [f32; L] {
+        let (c, off) = (ch0 / CHANNEL_GROUP * CHANNEL_GROUP, ch0 % CHANNEL_GROUP);
+        assert!(
+            ch0 + L <= self.runs.whole() && off + L <= CHANNEL_GROUP,
+            "channels {ch0}..{} not in a whole group",
+            ch0 + L
+        );
+        self.sample_at::<L>(c * self.runs.npix + off, CHANNEL_GROUP)
+    }
+
+    /// The lanes starting at `from` (pixel 0's first), pixel p's at `from + p·ps`, where every
+    /// pixel's `L` lanes lie in the tile (the callers check it).
+    #[inline(always)]
+    fn sample_at<const L: usize>(&self, from: usize, ps: usize) -> [f32; L] {
         let run = |k: u32| -> [f32; L] {
             let at = from + k as usize * ps;
             self.tile[at..at + L].try_into().unwrap()
@@ -310,8 +324,8 @@ impl TapSpectra<'_> {
             let corner = from + base * ps;
             for (j, &wyj) in wy.iter().enumerate() {
                 // SAFETY: the neighbourhood's pixels are base + j·nx + k < npix (j, k ≤ 3:
-                // checked in [`Tap::spectra`]) and the lanes lie in the group (checked above),
-                // so every read is inside the tile.
+                // checked in [`Tap::spectra`]) and each pixel's lanes lie in its group of the
+                // tile (checked by the callers), so every read is inside the tile.
                 let at = |k: usize| -> [f32; L] {
                     unsafe {
                         self.tile
@@ -358,9 +372,13 @@ fn row4(wx: &[f32; 4], a: f32, b: f32, c: f32, d: f32) -> f32 {
     wx[3].mul_add(d, wx[2].mul_add(c, wx[1].mul_add(b, wx[0] * a)))
 }
 
-/// The channels the mosaic takes at a time through [`TapSpectra::sample`]: one AVX2 register
-/// (more lanes spill registers).
+/// The channels the mosaic's Gaussian beam moves by at a time (linmos's chirp steps), and
+/// takes at a time through [`TapSpectra::sample`] with AVX2: one AVX2 register.
 pub const CHANNEL_RUN: usize = 8;
+
+/// The channels a pixel holds side by side in the mosaic's [`Runs`]: one AVX-512 register, the
+/// lanes the mix takes at a time with AVX-512 (two [`CHANNEL_RUN`]s).
+pub const CHANNEL_GROUP: usize = 16;
 
 /// A cube's planes (`nchan` of `npix` pixels) as spectra: `out[p·nchan + ch] = planes[ch·npix + p]`.
 pub fn to_spectra(planes: &[f32], npix: usize, nchan: usize) -> Vec<f32> {
@@ -490,16 +508,17 @@ mod tests {
                 "({x}, {y}): {got} vs {want}"
             );
         }
-        // Every channel at once, from the transposed cube: the same bits (a run of
-        // CHANNEL_RUN channels and three after it).
-        let nchan = CHANNEL_RUN + 3;
+        // Every channel at once, from the transposed cube: the same bits (a whole group of
+        // CHANNEL_GROUP channels, a run of CHANNEL_RUN after it and three after that).
+        let nchan = CHANNEL_GROUP + CHANNEL_RUN + 3;
         let cube: Vec<f32> = (0..nchan)
             .flat_map(|ch| d.iter().map(move |v| v * (ch as f32 + 1.0)))
             .collect();
         let mut cube_nan = cube.clone();
         cube_nan[99 + 3 * 11 + 3] = f32::NAN; // channel 1 only
         let mut cube_nan_late = cube.clone();
-        cube_nan_late[(CHANNEL_RUN + 1) * 99 + 3 * 11 + 3] = f32::NAN; // in the channels after the run
+        // In the channels after the last run.
+        cube_nan_late[(CHANNEL_GROUP + CHANNEL_RUN + 1) * 99 + 3 * 11 + 3] = f32::NAN;
         for cube in [&cube, &cube_nan, &cube_nan_late] {
             let spectra = to_spectra(cube, 99, nchan);
             let back: Vec<u32> = to_planes(&spectra, 99, nchan)
@@ -507,22 +526,37 @@ mod tests {
                 .map(|v| v.to_bits())
                 .collect();
             assert_eq!(back, cube.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            let mut tile = Vec::new();
+            Runs::from_spectra(&spectra, nchan, 0..nchan, &mut tile);
+            let runs = Runs { npix: 99, w: nchan };
+            assert_eq!(runs.whole(), CHANNEL_GROUP);
+            for (p, ch) in [(0, 0), (7, 3), (98, 15), (5, 16), (98, nchan - 1)] {
+                assert_eq!(tile[runs.at(p, ch)], spectra[p * nchan + ch], "({p}, {ch})");
+            }
             for (x, y) in [(4.5, 4.5), (0.2, 0.9), (3.3, 4.7)] {
                 let tap = stencil(11, 9, x, y).unwrap().tap(11);
-                // As the mosaic takes them: laid out as runs, sampled a run of CHANNEL_RUN at a
-                // time, then one by one.
-                let mut tile = Vec::new();
-                Runs::from_spectra(&spectra, nchan, 0..nchan, &mut tile);
+                // As the mosaic takes them: a whole group in one vector (AVX-512) or two runs
+                // (AVX2), then the runs after it, then one by one.
                 let t = tap.spectra(&tile, 11, nchan);
-                let whole = nchan / CHANNEL_RUN * CHANNEL_RUN;
-                let mut got: Vec<f32> = (0..whole)
-                    .step_by(CHANNEL_RUN)
-                    .flat_map(|c0| t.sample::<CHANNEL_RUN>(c0))
-                    .collect();
-                got.extend((whole..nchan).map(|ch| t.sample::<1>(ch)[0]));
-                for (ch, g) in got.iter().enumerate() {
-                    let want = tap.sample(&cube[ch * 99..(ch + 1) * 99], 11);
-                    assert_eq!(g.to_bits(), want.to_bits(), "({x}, {y}) channel {ch}");
+                let tail_runs = CHANNEL_GROUP + CHANNEL_RUN;
+                let after = |mut got: Vec<f32>| {
+                    got.extend(t.sample::<CHANNEL_RUN>(CHANNEL_GROUP));
+                    got.extend((tail_runs..nchan).map(|ch| t.sample::<1>(ch)[0]));
+                    got
+                };
+                let by_group = after(t.sample_whole::<CHANNEL_GROUP>(0).to_vec());
+                let by_run = after(
+                    (0..CHANNEL_GROUP)
+                        .step_by(CHANNEL_RUN)
+                        .flat_map(|c0| t.sample_whole::<CHANNEL_RUN>(c0))
+                        .collect(),
+                );
+                for got in [by_group, by_run] {
+                    assert_eq!(got.len(), nchan);
+                    for (ch, g) in got.iter().enumerate() {
+                        let want = tap.sample(&cube[ch * 99..(ch + 1) * 99], 11);
+                        assert_eq!(g.to_bits(), want.to_bits(), "({x}, {y}) channel {ch}");
+                    }
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{stencil, Runs, Tap, TapSpectra, CHANNEL_RUN as RUN};
+use crate::science::regrid::{stencil, Runs, Tap, CHANNEL_GROUP, CHANNEL_RUN as RUN};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
@@ -393,6 +393,16 @@ impl Chirp {
         }
     }
 
+    /// The next `V / RUN` runs' beam (as [`Chirp::next`], run after run).
+    #[inline(always)]
+    fn lanes<const V: usize>(&mut self, cutoff: f64) -> [f32; V] {
+        let mut out = [0f32; V];
+        for part in out.chunks_exact_mut(RUN) {
+            part.copy_from_slice(&self.next(cutoff));
+        }
+        out
+    }
+
     /// This run's beam in single precision (0 below `cutoff`), the chirp moved to the next run.
     #[inline(always)]
     fn next(&mut self, cutoff: f64) -> [f32; RUN] {
@@ -727,23 +737,32 @@ fn mix_block(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<
             return unsafe { mix_avx2(b, chirps, num, den) };
         }
     }
-    mix_body(b, chirps, num, den)
+    mix_body::<RUN>(b, chirps, num, den)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn mix_avx512(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f32>) {
-    mix_body(b, chirps, num, den)
+    mix_body::<CHANNEL_GROUP>(b, chirps, num, den)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn mix_avx2(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f32>) {
-    mix_body(b, chirps, num, den)
+    mix_body::<RUN>(b, chirps, num, den)
 }
 
+/// The mix, `V` channels at a time in the whole groups (a vector: [`CHANNEL_GROUP`] with
+/// AVX-512, [`RUN`] otherwise), then the runs and the channels after them: the same arithmetic
+/// per channel whatever `V` (the beam moves a run at a time either way).
 #[inline(always)]
-fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f32>) {
+fn mix_body<const V: usize>(
+    b: &Block,
+    chirps: &mut [Chirp],
+    num: &mut Vec<f32>,
+    den: &mut Vec<f32>,
+) {
+    const { assert!(V.is_multiple_of(RUN) && CHANNEL_GROUP.is_multiple_of(V)) };
     let Mix {
         geo,
         nxs,
@@ -755,7 +774,7 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
     let npix = geo.nx * geo.ny;
     let runs = Runs { npix, w };
     // Pixel by pixel: a pixel's sums stay in the cache while every beam that reaches it adds
-    // to them (in beam order), then are written once, run by run, into the [`Runs`] layout.
+    // to them (in beam order), then are written once, group by group, into the [`Runs`].
     num.clear();
     den.clear();
     num.reserve(npix * w);
@@ -765,9 +784,11 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
         &mut den.spare_capacity_mut()[..npix * w],
     );
     let (mut n, mut d) = (vec![0f32; w], vec![0f32; w]);
-    // Channels in runs sampled and added at once (the run's samples never leave the vector
-    // registers), then the channels after the last whole run one by one.
+    // The whole groups V lanes at a time, the runs after them, then the channels after the
+    // last run one by one (the lanes never leave the vector registers between sampling and
+    // adding).
     let whole = runs.whole();
+    let tail_runs = whole + (w - whole) / RUN * RUN;
     for p in 0..npix {
         // Slices of exactly w: the loops below vectorise without bounds checks.
         let (n, d) = (&mut n[..w], &mut d[..w]);
@@ -784,30 +805,40 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
                     // A copy, and the cutoff's: kept in registers across the runs (through
                     // references they went to memory and back every run).
                     let (mut chirp, cutoff) = (chirps[t], *cutoff);
-                    for r in (0..whole).step_by(RUN) {
-                        add_run::<RUN>(&tap, r, n, d, wt, &chirp.next(cutoff));
+                    for c in (0..whole).step_by(V) {
+                        let pb = chirp.lanes::<V>(cutoff);
+                        add_lanes::<V>(&tap.sample_whole::<V>(c), c, n, d, wt, &pb);
                     }
-                    if whole < w {
+                    for c in (whole..tail_runs).step_by(RUN) {
                         let pb = chirp.next(cutoff);
-                        for (ch, pb) in (whole..w).zip(pb) {
-                            add_run::<1>(&tap, ch, n, d, wt, &[pb]);
+                        add_lanes::<RUN>(&tap.sample::<RUN>(c), c, n, d, wt, &pb);
+                    }
+                    if tail_runs < w {
+                        let pb = chirp.next(cutoff);
+                        for (ch, pb) in (tail_runs..w).zip(pb) {
+                            add_lanes::<1>(&tap.sample::<1>(ch), ch, n, d, wt, &[pb]);
                         }
                     }
                     chirps[t] = chirp;
                 }
                 BeamValues::Table(pb) => {
                     let pb = &pb[t * nchan + c0..t * nchan + c0 + w];
-                    for r in (0..whole).step_by(RUN) {
-                        add_run::<RUN>(&tap, r, n, d, wt, pb[r..r + RUN].try_into().unwrap());
+                    let lanes = |c: usize| -> &[f32; V] { pb[c..c + V].try_into().unwrap() };
+                    for c in (0..whole).step_by(V) {
+                        add_lanes::<V>(&tap.sample_whole::<V>(c), c, n, d, wt, lanes(c));
                     }
-                    for (ch, &pb) in pb.iter().enumerate().skip(whole) {
-                        add_run::<1>(&tap, ch, n, d, wt, &[pb]);
+                    for c in (whole..tail_runs).step_by(RUN) {
+                        let pbr = pb[c..c + RUN].try_into().unwrap();
+                        add_lanes::<RUN>(&tap.sample::<RUN>(c), c, n, d, wt, pbr);
+                    }
+                    for (ch, &pb) in pb.iter().enumerate().skip(tail_runs) {
+                        add_lanes::<1>(&tap.sample::<1>(ch), ch, n, d, wt, &[pb]);
                     }
                 }
             }
         }
         // Each group's share of the pixel where the layout puts it (every element of the
-        // outputs is written once: each pixel's every channel), a run in one vector.
+        // outputs is written once: each pixel's every channel), a group in one vector.
         // The quotient taken always and then selected (a division behind a branch was done
         // lane by lane).
         let ratio = |n: f32, d: f32| {
@@ -818,17 +849,17 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
                 f32::NAN
             }
         };
-        for c in (0..whole).step_by(RUN) {
-            let at = c * npix + p * RUN;
-            let (nr, dr): (&[f32; RUN], &[f32; RUN]) = (
-                n[c..c + RUN].try_into().unwrap(),
-                d[c..c + RUN].try_into().unwrap(),
+        for c in (0..whole).step_by(CHANNEL_GROUP) {
+            let at = c * npix + p * CHANNEL_GROUP;
+            let (ng, dg): (&[f32; CHANNEL_GROUP], &[f32; CHANNEL_GROUP]) = (
+                n[c..c + CHANNEL_GROUP].try_into().unwrap(),
+                d[c..c + CHANNEL_GROUP].try_into().unwrap(),
             );
-            let q: [f32; RUN] = std::array::from_fn(|j| ratio(nr[j], dr[j]));
-            for (o, v) in num_out[at..at + RUN].iter_mut().zip(q) {
+            let q: [f32; CHANNEL_GROUP] = std::array::from_fn(|j| ratio(ng[j], dg[j]));
+            for (o, v) in num_out[at..at + CHANNEL_GROUP].iter_mut().zip(q) {
                 o.write(v);
             }
-            for (o, v) in den_out[at..at + RUN].iter_mut().zip(dr) {
+            for (o, v) in den_out[at..at + CHANNEL_GROUP].iter_mut().zip(dg) {
                 o.write(*v);
             }
         }
@@ -847,11 +878,11 @@ fn mix_body(b: &Block, chirps: &mut [Chirp], num: &mut Vec<f32>, den: &mut Vec<f
 }
 
 /// Channels `c0..c0 + L` of one beam's share of a pixel's sums (`n`, `d` and the weights `w`
-/// the block's channels long, `pb` the beam in these `L`): sampled through `tap` and added by
+/// the block's channels long, `v` the samples and `pb` the beam in these `L`), added by
 /// [`accumulate`].
 #[inline(always)]
-fn add_run<const L: usize>(
-    tap: &TapSpectra,
+fn add_lanes<const L: usize>(
+    v: &[f32; L],
     c0: usize,
     n: &mut [f32],
     d: &mut [f32],
@@ -862,7 +893,7 @@ fn add_run<const L: usize>(
     accumulate::<L>(
         (&mut n[r.clone()]).try_into().unwrap(),
         (&mut d[r.clone()]).try_into().unwrap(),
-        &tap.sample::<L>(c0),
+        v,
         w[r].try_into().unwrap(),
         pb,
     );
@@ -1366,8 +1397,9 @@ mod tests {
 
     #[test]
     fn a_mosaic_is_the_same_whatever_the_block_and_wherever_the_pixels_come_from() {
-        // Two overlapping beams on shifted grids (bicubic taps), blanks, 2 runs and 3 channels.
-        let nchan = 2 * RUN + 3;
+        // Two overlapping beams on shifted grids (bicubic taps), blanks; a whole group, a run
+        // after it and three channels after that.
+        let nchan = CHANNEL_GROUP + RUN + 3;
         let dir = tempfile::tempdir().unwrap();
         let n = 24;
         let mut cubes = Vec::new();
@@ -1455,6 +1487,7 @@ mod tests {
             (RUN, true),
             (1, true),
             (2 * RUN, true),
+            (CHANNEL_GROUP, false),
         ] {
             assert!(
                 at(block, from_files) == whole,
@@ -1485,7 +1518,7 @@ mod tests {
         let by = |plain: bool| {
             let (mut chirps, mut num, mut den) = (chirps.clone(), Vec::new(), Vec::new());
             if plain {
-                mix_body(&b, &mut chirps, &mut num, &mut den);
+                mix_body::<RUN>(&b, &mut chirps, &mut num, &mut den);
             } else {
                 mix_block(&b, &mut chirps, &mut num, &mut den);
             }
