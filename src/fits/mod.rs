@@ -846,21 +846,21 @@ impl ImageStream {
         })
     }
 
-    /// Append `runs.w` whole planes given laid out as channel runs
-    /// ([`Runs`](crate::science::regrid::Runs)): each group transposed into its planes.
-    pub fn put_runs(
+    /// Append `layout.w` whole planes given laid out in channel groups
+    /// ([`ChannelGroups`](crate::science::regrid::ChannelGroups)): each group transposed into its planes.
+    pub fn put_groups(
         &mut self,
         data: &[f32],
-        runs: crate::science::regrid::Runs,
+        layout: crate::science::regrid::ChannelGroups,
     ) -> Result<(), FitsError> {
-        let n = runs.npix * runs.w;
+        let n = layout.npix * layout.w;
         assert!(
             data.len() == n && self.len + n * 4 <= self.data_end,
             "more pixels than the shape holds"
         );
-        for (c, l) in runs.groups() {
-            let group = &data[c * runs.npix..(c + l) * runs.npix];
-            append_planes_be(&mut self.buf, group, runs.npix, l);
+        for (c, l) in layout.groups() {
+            let group = &data[c * layout.npix..(c + l) * layout.npix];
+            append_planes_be(&mut self.buf, group, layout.npix, l);
         }
         self.len += n * 4;
         self.flush(false)
@@ -999,7 +999,7 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::science::regrid::{Runs, CHANNEL_RUN};
+    use crate::science::regrid::{ChannelGroups, CHANNEL_RUN};
 
     #[test]
     fn floats_go_to_big_endian_and_back_bit_for_bit() {
@@ -1148,14 +1148,14 @@ mod tests {
                 let want = if c0 == 1 { CHANNEL_RUN + 2 } else { 2 - c0 % 2 };
                 let w = (planes - c0).min(want);
                 let run = &data[c0 * npix..(c0 + w) * npix];
-                let runs = Runs { npix, w };
+                let layout = ChannelGroups { npix, w };
                 let mut laid = vec![f32::NAN; npix * w];
                 for p in 0..npix {
                     for j in 0..w {
-                        laid[runs.at(p, j)] = run[j * npix + p];
+                        laid[layout.at(p, j)] = run[j * npix + p];
                     }
                 }
-                s.put_runs(&laid, runs).unwrap();
+                s.put_groups(&laid, layout).unwrap();
                 c0 += w;
             }
             s.finish().unwrap();

@@ -229,28 +229,28 @@ impl PlaneReader {
         out: &mut Vec<f32>,
     ) -> Result<(), FitsError> {
         let w = chans.len();
-        self.groups_of(chans, out, std::iter::once((0, w)))
+        self.transposed_groups(chans, out, std::iter::once((0, w)))
     }
 
     /// Channels `chans` of every pixel laid out as the mosaic's
-    /// [`Runs`](crate::science::regrid::Runs) into `out` (its contents replaced): each group of
+    /// [`ChannelGroups`](crate::science::regrid::ChannelGroups) into `out` (its contents replaced): each group of
     /// channels decoded out of the map and transposed, as [`PlaneReader::spectra_of`] does.
-    pub fn runs_of(
+    pub fn groups_of(
         &mut self,
         chans: std::ops::Range<usize>,
         out: &mut Vec<f32>,
     ) -> Result<(), FitsError> {
-        let runs = crate::science::regrid::Runs {
+        let layout = crate::science::regrid::ChannelGroups {
             npix: self.nx * self.ny,
             w: chans.len(),
         };
-        self.groups_of(chans, out, runs.groups())
+        self.transposed_groups(chans, out, layout.groups())
     }
 
     /// Channels `chans` into `out`, group after group (first channel relative to
     /// `chans.start`, channels; in order, covering `chans`), each group's planes transposed to
     /// `[pixel][channel]`.
-    fn groups_of(
+    fn transposed_groups(
         &mut self,
         chans: std::ops::Range<usize>,
         out: &mut Vec<f32>,
@@ -470,7 +470,7 @@ mod tests {
             bits(direct.spectra().unwrap()),
             bits(via_cfitsio.spectra().unwrap())
         );
-        // Runs of pixels of one channel, appended in order, both ways: the plane's own values.
+        // ChannelGroups of pixels of one channel, appended in order, both ways: the plane's own values.
         let runs = [5..9, 3..4, nx * ny - 2..nx * ny, 700..1500];
         let planes = direct.planes().unwrap();
         let plane = &planes[2 * nx * ny..3 * nx * ny];

@@ -165,14 +165,14 @@ impl Tap {
 /// AVX2 ones), a neighbourhood's pixels lie a group apart (fixed offsets from one address),
 /// and a group goes to its planes, and comes from them, as one transpose of `l` planes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Runs {
+pub struct ChannelGroups {
     /// Pixels.
     pub npix: usize,
     /// Channels.
     pub w: usize,
 }
 
-impl Runs {
+impl ChannelGroups {
     /// The channels in whole groups.
     #[inline(always)]
     pub fn whole(&self) -> usize {
@@ -206,7 +206,7 @@ impl Runs {
             .chain((whole < w).then_some((whole, w - whole)))
     }
 
-    /// Channels `chans` of pixel-major spectra (`spectra[p·nchan + ch]`) laid out as runs into
+    /// Channels `chans` of pixel-major spectra (`spectra[p·nchan + ch]`) laid out in groups into
     /// `out` (replaced).
     pub fn from_spectra(
         spectra: &[f32],
@@ -214,13 +214,13 @@ impl Runs {
         chans: std::ops::Range<usize>,
         out: &mut Vec<f32>,
     ) {
-        let runs = Runs {
+        let layout = ChannelGroups {
             npix: spectra.len() / nchan.max(1),
             w: chans.len(),
         };
         out.clear();
-        out.reserve(runs.npix * runs.w);
-        for (c, l) in runs.groups() {
+        out.reserve(layout.npix * layout.w);
+        for (c, l) in layout.groups() {
             let from = chans.start + c;
             for s in spectra.chunks_exact(nchan) {
                 out.extend_from_slice(&s[from..from + l]);
@@ -231,20 +231,20 @@ impl Runs {
 
 impl Tap {
     /// The spectra these taps read in `tile`, a block of a cutout's channels laid out as
-    /// [`Runs`] (`w` channels of a cutout `nx` wide), found once for every run of channels
+    /// [`ChannelGroups`] (`w` channels of a cutout `nx` wide), found once for every run of channels
     /// ([`TapSpectra::sample`]). Written out without closures, so it is inlined whole
     /// (returned through memory, the weights were read back before their stores had landed).
     #[inline(always)]
     pub fn spectra<'a>(&'a self, tile: &'a [f32], nx: usize, w: usize) -> TapSpectra<'a> {
-        let runs = Runs {
+        let layout = ChannelGroups {
             npix: tile.len() / w.max(1),
             w,
         };
-        assert_eq!(runs.npix * w, tile.len(), "a tile of whole pixels");
+        assert_eq!(layout.npix * w, tile.len(), "a tile of whole pixels");
         let cubic = self.cubic.map(|(base, wx, wy)| {
             // The sampling reads pixels base..base + 3·nx + 4 unchecked: checked here, once.
             assert!(
-                base as usize + 3 * nx + 4 <= runs.npix,
+                base as usize + 3 * nx + 4 <= layout.npix,
                 "the neighbourhood is in the tile"
             );
             (base as usize, wx, wy)
@@ -254,7 +254,7 @@ impl Tap {
         TapSpectra {
             tap: self,
             tile,
-            runs,
+            layout,
             nx,
             on_sample,
             cubic,
@@ -262,12 +262,12 @@ impl Tap {
     }
 }
 
-/// A [`Tap`] on one block of a cutout's channels ([`Runs`]): the bicubic's neighbourhood and
+/// A [`Tap`] on one block of a cutout's channels ([`ChannelGroups`]): the bicubic's neighbourhood and
 /// weights found; the bilinear's read only where needed.
 pub struct TapSpectra<'a> {
     tap: &'a Tap,
     tile: &'a [f32],
-    runs: Runs,
+    layout: ChannelGroups,
     nx: usize,
     /// On a sample: the pixel's own spectrum, taken as it is.
     on_sample: bool,
@@ -278,13 +278,13 @@ pub struct TapSpectra<'a> {
 }
 
 impl TapSpectra<'_> {
-    /// Channels `ch0..ch0 + L` (in one group of the [`Runs`]): `L` lanes side by side (the
+    /// Channels `ch0..ch0 + L` (in one group of the [`ChannelGroups`]): `L` lanes side by side (the
     /// compiler keeps them in vector registers, so a caller can use them before they go to
     /// memory), bicubic where every lane's bicubic value is finite, else bilinear in the lanes
     /// whose bicubic value is not. Per channel the arithmetic of [`Tap::sample`].
     #[inline(always)]
     pub fn sample<const L: usize>(&self, ch0: usize) -> [f32; L] {
-        let (c, l) = self.runs.group(ch0);
+        let (c, l) = self.layout.group(ch0);
         // One check for the sixteen reads of [`TapSpectra::sample_at`] (a bounds check each
         // was two fifths of the mix's instructions).
         assert!(
@@ -292,7 +292,7 @@ impl TapSpectra<'_> {
             "channels {ch0}..{} across a group",
             ch0 + L
         );
-        self.sample_at::<L>(c * self.runs.npix + (ch0 - c), l)
+        self.sample_at::<L>(c * self.layout.npix + (ch0 - c), l)
     }
 
     /// As [`TapSpectra::sample`], for lanes in a whole group: a neighbourhood's sixteen loads
@@ -301,11 +301,11 @@ impl TapSpectra<'_> {
     pub fn sample_whole<const L: usize>(&self, ch0: usize) -> [f32; L] {
         let (c, off) = (ch0 / CHANNEL_GROUP * CHANNEL_GROUP, ch0 % CHANNEL_GROUP);
         assert!(
-            ch0 + L <= self.runs.whole() && off + L <= CHANNEL_GROUP,
+            ch0 + L <= self.layout.whole() && off + L <= CHANNEL_GROUP,
             "channels {ch0}..{} not in a whole group",
             ch0 + L
         );
-        self.sample_at::<L>(c * self.runs.npix + off, CHANNEL_GROUP)
+        self.sample_at::<L>(c * self.layout.npix + off, CHANNEL_GROUP)
     }
 
     /// The lanes starting at `from` (pixel 0's first), pixel p's at `from + p·ps`, where every
@@ -376,7 +376,7 @@ fn row4(wx: &[f32; 4], a: f32, b: f32, c: f32, d: f32) -> f32 {
 /// takes at a time through [`TapSpectra::sample`] with AVX2: one AVX2 register.
 pub const CHANNEL_RUN: usize = 8;
 
-/// The channels a pixel holds side by side in the mosaic's [`Runs`]: one AVX-512 register, the
+/// The channels a pixel holds side by side in the mosaic's [`ChannelGroups`]: one AVX-512 register, the
 /// lanes the mix takes at a time with AVX-512 (two [`CHANNEL_RUN`]s).
 pub const CHANNEL_GROUP: usize = 16;
 
@@ -527,11 +527,15 @@ mod tests {
                 .collect();
             assert_eq!(back, cube.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             let mut tile = Vec::new();
-            Runs::from_spectra(&spectra, nchan, 0..nchan, &mut tile);
-            let runs = Runs { npix: 99, w: nchan };
-            assert_eq!(runs.whole(), CHANNEL_GROUP);
+            ChannelGroups::from_spectra(&spectra, nchan, 0..nchan, &mut tile);
+            let layout = ChannelGroups { npix: 99, w: nchan };
+            assert_eq!(layout.whole(), CHANNEL_GROUP);
             for (p, ch) in [(0, 0), (7, 3), (98, 15), (5, 16), (98, nchan - 1)] {
-                assert_eq!(tile[runs.at(p, ch)], spectra[p * nchan + ch], "({p}, {ch})");
+                assert_eq!(
+                    tile[layout.at(p, ch)],
+                    spectra[p * nchan + ch],
+                    "({p}, {ch})"
+                );
             }
             for (x, y) in [(4.5, 4.5), (0.2, 0.9), (3.3, 4.7)] {
                 let tap = stencil(11, 9, x, y).unwrap().tap(11);

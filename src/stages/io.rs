@@ -269,12 +269,17 @@ impl MosaicPair {
         })
     }
 
-    /// The next `w` planes of both, laid out as channel runs
-    /// ([`Runs`](crate::science::regrid::Runs)).
-    pub fn put_runs(&mut self, mosaic: &[f32], weight: &[f32], w: usize) -> Result<(), StageError> {
-        let runs = crate::science::regrid::Runs { npix: self.npix, w };
+    /// The next `w` planes of both, laid out in channel groups
+    /// ([`ChannelGroups`](crate::science::regrid::ChannelGroups)).
+    pub fn put_groups(
+        &mut self,
+        mosaic: &[f32],
+        weight: &[f32],
+        w: usize,
+    ) -> Result<(), StageError> {
+        let layout = crate::science::regrid::ChannelGroups { npix: self.npix, w };
         for (k, img) in &mut self.files {
-            img.put_runs([mosaic, weight][*k], runs)?;
+            img.put_groups([mosaic, weight][*k], layout)?;
         }
         Ok(())
     }

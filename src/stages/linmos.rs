@@ -14,7 +14,7 @@ use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{stencil, Runs, Tap, CHANNEL_GROUP, CHANNEL_RUN as RUN};
+use crate::science::regrid::{stencil, ChannelGroups, Tap, CHANNEL_GROUP, CHANNEL_RUN as RUN};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
@@ -225,16 +225,16 @@ impl Cutout {
         })
     }
 
-    /// Channels `chans` of every pixel laid out as [`Runs`] into `out` (see
-    /// [`PlaneReader::runs_of`]).
-    fn runs_of(
+    /// Channels `chans` of every pixel laid out as [`ChannelGroups`] into `out` (see
+    /// [`PlaneReader::groups_of`]).
+    fn groups_of(
         &mut self,
         chans: std::ops::Range<usize>,
         out: &mut Vec<f32>,
     ) -> Result<(), StageError> {
         match &mut self.pixels {
-            CutoutPixels::File(r) => r.runs_of(chans, out)?,
-            CutoutPixels::Held(d) => Runs::from_spectra(d, self.nchan, chans, out),
+            CutoutPixels::File(r) => r.groups_of(chans, out)?,
+            CutoutPixels::Held(d) => ChannelGroups::from_spectra(d, self.nchan, chans, out),
         }
         Ok(())
     }
@@ -671,7 +671,7 @@ const BLOCK: usize = 96;
 
 /// Σ w B S / Σ w B² per pixel and channel (NaN where no beam is left) and Σ w B², a block of
 /// channels at a time (at most `m.block`, whole runs of [`RUN`] but the last): each beam's
-/// cutout read as those channels laid out as [`Runs`], mixed, and given to `put` as the
+/// cutout read as those channels laid out as [`ChannelGroups`], mixed, and given to `put` as the
 /// mosaic's and the weight's channels, laid out the same way, and their number `w`. The block splits no
 /// pixel's arithmetic: every channel's value is the same, bit for bit, whatever the block.
 fn mix(
@@ -692,7 +692,7 @@ fn mix(
     for c0 in (0..nchan).step_by(width.max(1)) {
         let chans = c0..(c0 + width).min(nchan);
         for (c, t) in cutouts.iter_mut().zip(&mut tiles) {
-            c.runs_of(chans.clone(), t)?;
+            c.groups_of(chans.clone(), t)?;
         }
         let b = Block {
             m,
@@ -772,9 +772,9 @@ fn mix_body<const V: usize>(
     } = *b.m;
     let (c0, w) = (b.chans.start, b.chans.len());
     let npix = geo.nx * geo.ny;
-    let runs = Runs { npix, w };
+    let layout = ChannelGroups { npix, w };
     // Pixel by pixel: a pixel's sums stay in the cache while every beam that reaches it adds
-    // to them (in beam order), then are written once, group by group, into the [`Runs`].
+    // to them (in beam order), then are written once, group by group, into the [`ChannelGroups`].
     num.clear();
     den.clear();
     num.reserve(npix * w);
@@ -787,7 +787,7 @@ fn mix_body<const V: usize>(
     // The whole groups V lanes at a time, the runs after them, then the channels after the
     // last run one by one (the lanes never leave the vector registers between sampling and
     // adding).
-    let whole = runs.whole();
+    let whole = layout.whole();
     let tail_runs = whole + (w - whole) / RUN * RUN;
     for p in 0..npix {
         // Slices of exactly w: the loops below vectorise without bounds checks.
@@ -1067,7 +1067,7 @@ impl Builtin for Linmos {
             nchan,
             block: BLOCK,
         };
-        mix(&m, &mut cutouts, |num, den, w| pair.put_runs(num, den, w))?;
+        mix(&m, &mut cutouts, |num, den, w| pair.put_groups(num, den, w))?;
         pair.write()
     }
 }
@@ -1361,7 +1361,7 @@ mod tests {
     }
 
     /// The mosaic and weight [`mix`] makes of `cubes`, as whole spectra (from the blocks'
-    /// [`Runs`]).
+    /// [`ChannelGroups`]).
     fn mixed(m: &Mix, cubes: &mut [(Cutout, Wcs)]) -> (Vec<f32>, Vec<f32>) {
         let npix = m.geo.nx * m.geo.ny;
         let (mut num, mut den) = (
@@ -1380,11 +1380,11 @@ mod tests {
             .collect();
         let mut c0 = 0;
         mix(m, &mut cutouts, |n, d, w| {
-            let runs = Runs { npix, w };
+            let layout = ChannelGroups { npix, w };
             for p in 0..npix {
                 for j in 0..w {
-                    num[p * m.nchan + c0 + j] = n[runs.at(p, j)];
-                    den[p * m.nchan + c0 + j] = d[runs.at(p, j)];
+                    num[p * m.nchan + c0 + j] = n[layout.at(p, j)];
+                    den[p * m.nchan + c0 + j] = d[layout.at(p, j)];
                 }
             }
             c0 += w;
@@ -1505,7 +1505,7 @@ mod tests {
         };
         let mut tiles = vec![Vec::new(); 2];
         for ((c, _), t) in cubes.iter_mut().zip(&mut tiles) {
-            c.runs_of(0..nchan, t).unwrap();
+            c.groups_of(0..nchan, t).unwrap();
         }
         let b = Block {
             m: &m,
@@ -1523,13 +1523,13 @@ mod tests {
                 mix_block(&b, &mut chirps, &mut num, &mut den);
             }
             // From the block's runs to whole spectra, as `whole` is.
-            let runs = Runs {
+            let layout = ChannelGroups {
                 npix: n * n,
                 w: nchan,
             };
             let spectra = |v: &[f32]| -> Vec<f32> {
                 (0..n * n)
-                    .flat_map(|p| (0..nchan).map(move |j| v[runs.at(p, j)]))
+                    .flat_map(|p| (0..nchan).map(move |j| v[layout.at(p, j)]))
                     .collect()
             };
             (bits(&spectra(&num)), bits(&spectra(&den)))
