@@ -78,8 +78,8 @@ fn check_named_files(
     params: &Params,
     cache: &crate::cache::Cache,
 ) -> Result<()> {
-    // (rule, parameter) -> (missing paths, paths checked)
-    let mut missing: BTreeMap<(usize, &str), (Vec<&str>, usize)> = BTreeMap::new();
+    // (rule, parameter) -> (the paths missing, how many paths it names)
+    let mut named: BTreeMap<(usize, &str), (Vec<&str>, usize)> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     for (ti, t) in graph.targets.iter().enumerate() {
         if !matches!(modes[ti], Mode::Run | Mode::CheckOnly) {
@@ -95,7 +95,7 @@ fn check_named_files(
                     if !seen.insert((t.rule, rel.as_str())) {
                         continue;
                     }
-                    let entry = missing.entry((t.rule as usize, param)).or_default();
+                    let entry = named.entry((t.rule as usize, param)).or_default();
                     entry.1 += 1;
                     if !graph.field_dir.join(rel).exists()
                         && cache.archived(&graph.field, rel)?.is_none()
@@ -106,7 +106,7 @@ fn check_named_files(
             }
         }
     }
-    for ((ri, param), (gone, checked)) in missing {
+    for ((ri, param), (gone, checked)) in named {
         // Some of a pattern's files missing is missing data (those targets fail, the rest
         // build); all of them missing is a wrong value.
         let Some(first) = gone.first().filter(|_| gone.len() == checked) else {

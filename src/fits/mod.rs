@@ -847,7 +847,8 @@ impl ImageStream {
     }
 
     /// Append `layout.w` whole planes given laid out in channel groups
-    /// ([`ChannelGroups`](crate::science::regrid::ChannelGroups)): each group transposed into its planes.
+    /// ([`ChannelGroups`](crate::science::regrid::ChannelGroups)): each group transposed into
+    /// its planes.
     pub fn put_groups(
         &mut self,
         data: &[f32],
@@ -999,7 +1000,7 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::science::regrid::{ChannelGroups, CHANNEL_RUN};
+    use crate::science::regrid::{ChannelGroups, CHANNEL_GROUP, CHANNEL_RUN};
 
     #[test]
     fn floats_go_to_big_endian_and_back_bit_for_bit() {
@@ -1110,6 +1111,8 @@ mod tests {
             vec![30, 24, 1],
             vec![5, 4, 3, 2],
             vec![300, 301, 1],
+            // Enough planes for a whole channel group, a run and more.
+            vec![7, 5, 40],
         ]
         .into_iter()
         .enumerate()
@@ -1142,10 +1145,15 @@ mod tests {
             let npix: usize = shape[..shape.len() - 1].iter().product();
             let planes = data.len() / npix;
             s.put_f32(&data[..npix]).unwrap();
-            // Blocks of a whole run and more, then of one and two planes, laid out as runs.
+            // Blocks of a whole group, a run and more, then of one and two planes, laid out in
+            // channel groups.
             let mut c0 = 1;
             while c0 < planes {
-                let want = if c0 == 1 { CHANNEL_RUN + 2 } else { 2 - c0 % 2 };
+                let want = if c0 == 1 {
+                    CHANNEL_GROUP + CHANNEL_RUN + 2
+                } else {
+                    2 - c0 % 2
+                };
                 let w = (planes - c0).min(want);
                 let run = &data[c0 * npix..(c0 + w) * npix];
                 let layout = ChannelGroups { npix, w };

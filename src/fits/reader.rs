@@ -233,8 +233,9 @@ impl PlaneReader {
     }
 
     /// Channels `chans` of every pixel laid out as the mosaic's
-    /// [`ChannelGroups`](crate::science::regrid::ChannelGroups) into `out` (its contents replaced): each group of
-    /// channels decoded out of the map and transposed, as [`PlaneReader::spectra_of`] does.
+    /// [`ChannelGroups`](crate::science::regrid::ChannelGroups) into `out` (its contents
+    /// replaced): each group of channels decoded out of the map and transposed, as
+    /// [`PlaneReader::spectra_of`] does.
     pub fn groups_of(
         &mut self,
         chans: std::ops::Range<usize>,
@@ -470,7 +471,7 @@ mod tests {
             bits(direct.spectra().unwrap()),
             bits(via_cfitsio.spectra().unwrap())
         );
-        // ChannelGroups of pixels of one channel, appended in order, both ways: the plane's own values.
+        // Runs of pixels of one channel, appended in order, both ways: the plane's own values.
         let runs = [5..9, 3..4, nx * ny - 2..nx * ny, 700..1500];
         let planes = direct.planes().unwrap();
         let plane = &planes[2 * nx * ny..3 * nx * ny];

@@ -262,8 +262,8 @@ impl Tap {
     }
 }
 
-/// A [`Tap`] on one block of a cutout's channels ([`ChannelGroups`]): the bicubic's neighbourhood and
-/// weights found; the bilinear's read only where needed.
+/// A [`Tap`] on one block of a cutout's channels ([`ChannelGroups`]): the bicubic's
+/// neighbourhood and weights found; the bilinear's read only where needed.
 pub struct TapSpectra<'a> {
     tap: &'a Tap,
     tile: &'a [f32],
@@ -376,8 +376,8 @@ fn row4(wx: &[f32; 4], a: f32, b: f32, c: f32, d: f32) -> f32 {
 /// takes at a time through [`TapSpectra::sample`] with AVX2: one AVX2 register.
 pub const CHANNEL_RUN: usize = 8;
 
-/// The channels a pixel holds side by side in the mosaic's [`ChannelGroups`]: one AVX-512 register, the
-/// lanes the mix takes at a time with AVX-512 (two [`CHANNEL_RUN`]s).
+/// The channels a pixel holds side by side in the mosaic's [`ChannelGroups`]: one AVX-512
+/// register, the lanes the mix takes at a time with AVX-512 (two [`CHANNEL_RUN`]s).
 pub const CHANNEL_GROUP: usize = 16;
 
 /// A cube's planes (`nchan` of `npix` pixels) as spectra: `out[p·nchan + ch] = planes[ch·npix + p]`.

@@ -671,9 +671,10 @@ const BLOCK: usize = 96;
 
 /// Σ w B S / Σ w B² per pixel and channel (NaN where no beam is left) and Σ w B², a block of
 /// channels at a time (at most `m.block`, whole runs of [`RUN`] but the last): each beam's
-/// cutout read as those channels laid out as [`ChannelGroups`], mixed, and given to `put` as the
-/// mosaic's and the weight's channels, laid out the same way, and their number `w`. The block splits no
-/// pixel's arithmetic: every channel's value is the same, bit for bit, whatever the block.
+/// cutout read as those channels laid out as [`ChannelGroups`], mixed, and given to `put` as
+/// the mosaic's and the weight's channels, laid out the same way, and their number `w`. The
+/// block splits no pixel's arithmetic: every channel's value is the same, bit for bit,
+/// whatever the block.
 fn mix(
     m: &Mix,
     cutouts: &mut [Cutout],
@@ -774,7 +775,8 @@ fn mix_body<const V: usize>(
     let npix = geo.nx * geo.ny;
     let layout = ChannelGroups { npix, w };
     // Pixel by pixel: a pixel's sums stay in the cache while every beam that reaches it adds
-    // to them (in beam order), then are written once, group by group, into the [`ChannelGroups`].
+    // to them (in beam order), then are written once, group by group, where the layout puts
+    // them.
     num.clear();
     den.clear();
     num.reserve(npix * w);
