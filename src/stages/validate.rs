@@ -8,6 +8,7 @@
 //! here every plot is always written, with a note in the panel when there is nothing to show.
 //! Must never: read anything but its declared inputs; fonts come from the binary (DejaVu Sans).
 
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -673,75 +674,93 @@ impl Builtin for Validate {
         };
         let truth = truth_rows(ctx.input("truth").first())?;
 
-        png(ctx, "rm_sky", |r| rm_sky(r, &good, &field))?;
-        png(ctx, "fracpol", |r| {
-            let v: Vec<f64> = good.iter().map(|x| x.fracpol).collect();
-            histogram(
-                r,
-                &v,
-                20,
-                "Fractional polarisation of detections",
-                "p = PI / I",
-                RGBColor(60, 120, 180),
-                None,
-            )
-        })?;
-        png(ctx, "rm_glat", |r| {
-            let pts: Vec<(f64, f64, f64)> = good
-                .iter()
-                .map(|x| (crate::science::sky::galactic(x.ra, x.dec).1, x.rm, x.rm_err))
-                .collect();
-            scatter(
-                r,
-                &pts,
-                "RM against Galactic latitude",
-                ("Galactic latitude b (deg)", "RM (rad/m²)"),
-                false,
-                RGBColor(120, 40, 160),
-            )
-        })?;
-        png(ctx, "snr", |r| {
-            let v: Vec<f64> = rows
-                .iter()
-                .filter(|x| x.snr > 0.0)
-                .map(|x| x.snr.log10())
-                .collect();
-            let cut = format!("snr_cut = {snr_cut}");
-            histogram(
-                r,
-                &v,
-                25,
-                "Polarised signal-to-noise, all components",
-                "log10(PI / σ)",
-                RGBColor(70, 150, 90),
-                Some((snr_cut.log10(), &cut)),
-            )
-        })?;
-        png(ctx, "leakage", |r| {
-            let pts: Vec<(f64, f64, f64)> = if beams.is_empty() {
-                Vec::new()
-            } else {
-                // Bright in Stokes I and not polarised in their own right: what is left in Q and
-                // U is leakage (a polarised source would hide it).
-                rows.iter()
-                    .filter(|x| {
-                        x.stokes_i / x.stokes_i_err > leak_snr
-                            && x.polint.is_finite()
-                            && (x.snr < snr_cut || x.fracpol < LOW_POL)
-                    })
-                    .map(|x| {
-                        let d = beams
-                            .iter()
-                            .map(|&(ra, dec)| crate::wcs::separation_deg(ra, dec, x.ra, x.dec))
-                            .fold(f64::INFINITY, f64::min);
-                        let two_chi = 2.0 * x.polangle.to_radians();
-                        let f = x.polint / x.stokes_i;
-                        (d, f * two_chi.cos(), f * two_chi.sin())
-                    })
-                    .collect()
-            };
-            leakage(r, &pts, bins)
-        })?;
+        // The plots drawn side by side on the pool (each is its own file, the same bytes
+        // whichever thread draws it): a validate action is its field's last, alone on the
+        // machine.
+        type Plot<'p> = Box<dyn FnOnce(&Draw) -> Result<(), StageError> + Send + 'p>;
+        let (good, rows, beams, truth, field) = (&good, &rows, &beams, &truth, &field);
+        let mut plots: Vec<(&str, Plot)> =
+            vec![("rm_sky", Box::new(move |r: &Draw| rm_sky(r, good, field)))];
+        plots.push((
+            "fracpol",
+            Box::new(move |r: &Draw| {
+                let v: Vec<f64> = good.iter().map(|x| x.fracpol).collect();
+                histogram(
+                    r,
+                    &v,
+                    20,
+                    "Fractional polarisation of detections",
+                    "p = PI / I",
+                    RGBColor(60, 120, 180),
+                    None,
+                )
+            }),
+        ));
+        plots.push((
+            "rm_glat",
+            Box::new(move |r: &Draw| {
+                let pts: Vec<(f64, f64, f64)> = good
+                    .iter()
+                    .map(|x| (crate::science::sky::galactic(x.ra, x.dec).1, x.rm, x.rm_err))
+                    .collect();
+                scatter(
+                    r,
+                    &pts,
+                    "RM against Galactic latitude",
+                    ("Galactic latitude b (deg)", "RM (rad/m²)"),
+                    false,
+                    RGBColor(120, 40, 160),
+                )
+            }),
+        ));
+        plots.push((
+            "snr",
+            Box::new(move |r: &Draw| {
+                let v: Vec<f64> = rows
+                    .iter()
+                    .filter(|x| x.snr > 0.0)
+                    .map(|x| x.snr.log10())
+                    .collect();
+                let cut = format!("snr_cut = {snr_cut}");
+                histogram(
+                    r,
+                    &v,
+                    25,
+                    "Polarised signal-to-noise, all components",
+                    "log10(PI / σ)",
+                    RGBColor(70, 150, 90),
+                    Some((snr_cut.log10(), &cut)),
+                )
+            }),
+        ));
+        plots.push((
+            "leakage",
+            Box::new(move |r: &Draw| {
+                let pts: Vec<(f64, f64, f64)> = if beams.is_empty() {
+                    Vec::new()
+                } else {
+                    // Bright in Stokes I and not polarised in their own right: what is left in Q and
+                    // U is leakage (a polarised source would hide it).
+                    rows.iter()
+                        .filter(|x| {
+                            x.stokes_i / x.stokes_i_err > leak_snr
+                                && x.polint.is_finite()
+                                && (x.snr < snr_cut || x.fracpol < LOW_POL)
+                        })
+                        .map(|x| {
+                            let d = beams
+                                .iter()
+                                .map(|&(ra, dec)| crate::wcs::separation_deg(ra, dec, x.ra, x.dec))
+                                .fold(f64::INFINITY, f64::min);
+                            let two_chi = 2.0 * x.polangle.to_radians();
+                            let f = x.polint / x.stokes_i;
+                            (d, f * two_chi.cos(), f * two_chi.sin())
+                        })
+                        .collect()
+                };
+                leakage(r, &pts, bins)
+            }),
+        ));
         for (name, title, xdesc, ydesc, colour, rm) in [
             (
                 "truth_rm",
@@ -760,24 +779,30 @@ impl Builtin for Validate {
                 false,
             ),
         ] {
-            png(ctx, name, |r| {
-                if truth.is_empty() {
-                    return note(r, title, "no truth.csv: not a simulated field");
-                }
-                let pts: Vec<(f64, f64, f64)> = good
-                    .iter()
-                    .filter_map(|x| {
-                        let &(t_rm, t_p) = truth.get(&x.cat_id)?;
-                        Some(if rm {
-                            (t_rm, x.rm, x.rm_err)
-                        } else {
-                            (t_p, x.fracpol, x.fracpol_err)
+            plots.push((
+                name,
+                Box::new(move |r: &Draw| {
+                    if truth.is_empty() {
+                        return note(r, title, "no truth.csv: not a simulated field");
+                    }
+                    let pts: Vec<(f64, f64, f64)> = good
+                        .iter()
+                        .filter_map(|x| {
+                            let &(t_rm, t_p) = truth.get(&x.cat_id)?;
+                            Some(if rm {
+                                (t_rm, x.rm, x.rm_err)
+                            } else {
+                                (t_p, x.fracpol, x.fracpol_err)
+                            })
                         })
-                    })
-                    .collect();
-                scatter(r, &pts, title, (xdesc, ydesc), true, colour)
-            })?;
+                        .collect();
+                    scatter(r, &pts, title, (xdesc, ydesc), true, colour)
+                }),
+            ));
         }
+        plots
+            .into_par_iter()
+            .try_for_each(|(name, draw)| png(ctx, name, draw))?;
 
         let detected = good.len();
         let mut html = format!(
