@@ -231,16 +231,22 @@ impl ChannelGroups {
 
 impl Tap {
     /// The spectra these taps read in `tile`, a block of a cutout's channels laid out as
-    /// [`ChannelGroups`] (`w` channels of a cutout `nx` wide), found once for every run of channels
+    /// `layout` (channels of a cutout `nx` wide), found once for every run of channels
     /// ([`TapSpectra::sample`]). Written out without closures, so it is inlined whole
     /// (returned through memory, the weights were read back before their stores had landed).
     #[inline(always)]
-    pub fn spectra<'a>(&'a self, tile: &'a [f32], nx: usize, w: usize) -> TapSpectra<'a> {
-        let layout = ChannelGroups {
-            npix: tile.len() / w.max(1),
-            w,
-        };
-        assert_eq!(layout.npix * w, tile.len(), "a tile of whole pixels");
+    pub fn spectra<'a>(
+        &'a self,
+        tile: &'a [f32],
+        nx: usize,
+        layout: ChannelGroups,
+    ) -> TapSpectra<'a> {
+        // The layout given, not derived (a division per tap and pixel in the mix).
+        assert_eq!(
+            layout.npix * layout.w,
+            tile.len(),
+            "the tile is the layout's"
+        );
         let cubic = self.cubic.map(|(base, wx, wy)| {
             // The sampling reads pixels base..base + 3·nx + 4 unchecked: checked here, once.
             assert!(
@@ -473,7 +479,8 @@ mod tests {
             assert_eq!(sample(c, 0, &s), want as f64, "({x}, {y})");
             assert_eq!(s.tap(6).sample(&d, 6), want, "({x}, {y})");
             let spectra = to_spectra(&d, 30, 1);
-            assert_eq!(s.tap(6).spectra(&spectra, 6, 1).sample::<1>(0), [want]);
+            let layout = ChannelGroups { npix: 30, w: 1 };
+            assert_eq!(s.tap(6).spectra(&spectra, 6, layout).sample::<1>(0), [want]);
         }
         // A hair outside the last column is on it; further out is outside.
         assert_eq!(interpolate(c, 0, 5.0 + 1e-12, 4.0), d[4 * 6 + 5] as f64);
@@ -541,7 +548,7 @@ mod tests {
                 let tap = stencil(11, 9, x, y).unwrap().tap(11);
                 // As the mosaic takes them: a whole group in one vector (AVX-512) or two runs
                 // (AVX2), then the runs after it, then one by one.
-                let t = tap.spectra(&tile, 11, nchan);
+                let t = tap.spectra(&tile, 11, layout);
                 let tail_runs = CHANNEL_GROUP + CHANNEL_RUN;
                 let after = |mut got: Vec<f32>| {
                     got.extend(t.sample::<CHANNEL_RUN>(CHANNEL_GROUP));

@@ -150,6 +150,13 @@ fn moments(v: &[f64], lo: f64, hi: f64, c: f64) -> Moments {
     let mut last = [f64::NAN; 8];
     last[..rest.len()].copy_from_slice(rest);
     sweep(&last);
+    summed(n, s1, s2)
+}
+
+/// The eight lanes of each of a sweep's sums added pairwise, in the one order every path uses
+/// (the same bits whichever path swept).
+#[inline(always)]
+fn summed(n: [f64; 8], s1: [f64; 8], s2: [f64; 8]) -> Moments {
     let pairwise = |[a, b, c, d, e, f, g, h]: [f64; 8]| ((a + b) + (c + d)) + ((e + f) + (g + h));
     (pairwise(n) as usize, pairwise(s1), pairwise(s2))
 }
@@ -195,12 +202,7 @@ unsafe fn moments_avx2(v: &[f64], lo: f64, hi: f64, c: f64) -> Moments {
         _mm256_storeu_pd(out.as_mut_ptr().add(4), acc[1][k]);
         out
     };
-    let pairwise = |[a, b, c, d, e, f, g, h]: [f64; 8]| ((a + b) + (c + d)) + ((e + f) + (g + h));
-    (
-        pairwise(lanes(0)) as usize,
-        pairwise(lanes(1)),
-        pairwise(lanes(2)),
-    )
+    summed(lanes(0), lanes(1), lanes(2))
 }
 
 /// [`moments`] in one 512-bit vector a sum, the compares into a mask: the same operations per
@@ -240,12 +242,7 @@ unsafe fn moments_avx512(v: &[f64], lo: f64, hi: f64, c: f64) -> Moments {
         _mm512_storeu_pd(out.as_mut_ptr(), x);
         out
     };
-    let pairwise = |[a, b, c, d, e, f, g, h]: [f64; 8]| ((a + b) + (c + d)) + ((e + f) + (g + h));
-    (
-        pairwise(lanes(n)) as usize,
-        pairwise(lanes(s1)),
-        pairwise(lanes(s2)),
-    )
+    summed(lanes(n), lanes(s1), lanes(s2))
 }
 
 #[cfg(test)]

@@ -774,6 +774,15 @@ fn mix_body<const V: usize>(
     let (c0, w) = (b.chans.start, b.chans.len());
     let npix = geo.nx * geo.ny;
     let layout = ChannelGroups { npix, w };
+    // Each beam's tile in the same layout, over its own cutout's pixels.
+    let tile_layouts: Vec<ChannelGroups> = b
+        .tiles
+        .iter()
+        .map(|t| ChannelGroups {
+            npix: t.len() / w.max(1),
+            w,
+        })
+        .collect();
     // Pixel by pixel: a pixel's sums stay in the cache while every beam that reaches it adds
     // to them (in beam order), then are written once, group by group, where the layout puts
     // them.
@@ -800,7 +809,7 @@ fn mix_body<const V: usize>(
         for t in taps {
             let Reach { beam, tap } = &geo.reach[t];
             let beam = *beam as usize;
-            let tap = tap.spectra(&b.tiles[beam], nxs[beam], w);
+            let tap = tap.spectra(&b.tiles[beam], nxs[beam], tile_layouts[beam]);
             let wt = &ws[beam][c0..c0 + w];
             match &geo.beam {
                 BeamValues::Gaussian { cutoff, .. } => {
