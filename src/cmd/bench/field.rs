@@ -48,6 +48,95 @@ fn evict_tree(dir: &Path) {
     }
 }
 
+/// How long ext4 without a journal goes on skipping a deleted inode when it creates a file: a
+/// minute after the deletion, six while the inode's table block is dirty (as it is while files
+/// near it are being made). Every skipped inode costs a buffer lookup, so for minutes after the
+/// tens of thousands of files a run removes, making files is slow: a forced linmos took a
+/// quarter more CPU, rmsynth a fifth (its files are small). A field's first build does not
+/// meet that, so a run does not start its measurements until this long after the last run's
+/// clean-up (on such a filesystem).
+const RECENTLY_DELETED_S: u64 = 360;
+
+/// Whether the filesystem holding `dir` is ext4 without a journal (see [`RECENTLY_DELETED_S`]):
+/// its device has an entry in `/proc/fs/ext4` and none in `/proc/fs/jbd2`.
+fn skips_recently_deleted(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(dir) else {
+        return false;
+    };
+    let dev = md.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let Ok(block) = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")) else {
+        return false;
+    };
+    let Some(name) = block.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if !Path::new("/proc/fs/ext4").join(name).exists() {
+        return false;
+    }
+    let journal = format!("{name}-");
+    match std::fs::read_dir("/proc/fs/jbd2") {
+        Ok(entries) => !entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&journal)),
+        // No jbd2 at all: no filesystem here has a journal.
+        Err(_) => true,
+    }
+}
+
+/// Seconds since the epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Remove what an earlier run left (a killed run's scratch and set-aside outputs), then, on a
+/// filesystem that skips recently deleted inodes, wait until [`RECENTLY_DELETED_S`] have
+/// passed since the last clean-up (its time is in `root/cleaned-at`).
+fn settle(root: &Path) -> Result<()> {
+    if remove_leftovers(root)? {
+        std::fs::write(root.join("cleaned-at"), unix_now().to_string())?;
+    }
+    if let Some((wait, age)) = wait_before_measuring(root, unix_now()) {
+        eprintln!(
+            "bench field: waiting {wait} s: the last run removed its files {age} s ago, and this filesystem (ext4 without a journal) makes files slowly for {} min after many are deleted, which a field's first build does not meet",
+            RECENTLY_DELETED_S / 60
+        );
+        std::thread::sleep(std::time::Duration::from_secs(wait));
+    }
+    Ok(())
+}
+
+/// Remove a killed run's `floor-scratch` and `set-aside-*` under `root`; whether there were any.
+fn remove_leftovers(root: &Path) -> Result<bool> {
+    let mut removed = false;
+    for e in std::fs::read_dir(root)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name == "floor-scratch" || name.starts_with("set-aside-") {
+            std::fs::remove_dir_all(e.path())
+                .with_context(|| format!("removing {}", e.path().display()))?;
+            removed = true;
+        }
+    }
+    Ok(removed)
+}
+
+/// The seconds to wait at `now` before measuring, and the seconds since the last clean-up,
+/// if that was under [`RECENTLY_DELETED_S`] ago on a filesystem that skips recently deleted
+/// inodes.
+fn wait_before_measuring(root: &Path, now: u64) -> Option<(u64, u64)> {
+    let at = std::fs::read_to_string(root.join("cleaned-at"))
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    let age = now.saturating_sub(at);
+    (age < RECENTLY_DELETED_S && skips_recently_deleted(root))
+        .then_some((RECENTLY_DELETED_S - age, age))
+}
+
 /// Read each file to its end with `jobs` threads (1 MiB reads, as `cat`); seconds.
 fn read_all(files: &[(PathBuf, u64)], pool: &rayon::ThreadPool) -> Result<f64> {
     let t0 = Instant::now();
@@ -201,10 +290,11 @@ pub fn field(
     };
     let setup = crate::session::load_setup(&spec).map_err(|e| anyhow!(e))?;
     let graph = &setup.graph;
+    settle(&root)?;
     // Cold: no cache, no outputs, the inputs out of the page cache. An earlier run's outputs
     // are set aside (renamed) and removed only after the measurements: ext4 creates files
-    // slowly for a minute or more after thousands were deleted (its inode allocator skips
-    // recently deleted inodes), which a real first build of a field does not meet.
+    // slowly for minutes after thousands were deleted (see `settle`), which a real first build
+    // of a field does not meet.
     let aside = root.join(format!("set-aside-{}", std::process::id()));
     let mut moved = BTreeSet::new();
     // Directories holding inputs stay.
@@ -392,9 +482,10 @@ pub fn field(
         let wall = report_by_stage(&again)?.get(stage).map_or(0.0, |v| v.0);
         alone.insert(stage.clone(), wall / jobs as f64);
     }
-    // Deletions only now (see above).
+    // Deletions only now (see above), and when (see `settle`).
     let _ = std::fs::remove_dir_all(&scratch_root);
     let _ = std::fs::remove_dir_all(&aside);
+    std::fs::write(root.join("cleaned-at"), unix_now().to_string())?;
     let floor = floor_r + floor_w;
 
     let gb = |b: f64| b / 1e9;
@@ -453,4 +544,45 @@ pub fn field(
         "floor: read {floor_r:.2} s + write {floor_w:.2} s; peak memory {rss:.0} MiB; stage s = its actions' wall time / jobs in the cold build; alone s = the same with the stage built again by itself (--force S --only S), as its floor is measured"
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_runs_leftovers_go_and_a_recent_clean_up_is_waited_for_where_the_filesystem_needs_it(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // Nothing left, no clean-up recorded: nothing to remove, no wait.
+        assert!(!remove_leftovers(root).unwrap());
+        assert_eq!(wait_before_measuring(root, 1_000_000), None);
+        for d in [
+            "floor-scratch/1",
+            "set-aside-4242/cutouts",
+            "data/BENCH_FIELD",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+            std::fs::write(root.join(d).join("f"), b"x").unwrap();
+        }
+        assert!(remove_leftovers(root).unwrap());
+        assert!(!root.join("floor-scratch").exists());
+        assert!(!root.join("set-aside-4242").exists());
+        assert!(root.join("data/BENCH_FIELD/f").is_file(), "the field stays");
+        // A clean-up 100 s ago: the rest of the window, only where ext4 has no journal.
+        std::fs::write(root.join("cleaned-at"), "1000000\n").unwrap();
+        let skips = skips_recently_deleted(root);
+        assert_eq!(
+            wait_before_measuring(root, 1_000_100),
+            skips.then_some((RECENTLY_DELETED_S - 100, 100))
+        );
+        // Long enough ago, or a marker that is not a time: no wait.
+        assert_eq!(
+            wait_before_measuring(root, 1_000_000 + RECENTLY_DELETED_S),
+            None
+        );
+        std::fs::write(root.join("cleaned-at"), "yesterday").unwrap();
+        assert_eq!(wait_before_measuring(root, 1_000_100), None);
+    }
 }
