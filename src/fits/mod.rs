@@ -351,15 +351,28 @@ fn float_shape(h: &Header, path: &Path) -> Result<Vec<usize>, FitsError> {
 fn check_complete(h: &Header, handle: &Handle, n: usize) -> Result<(), FitsError> {
     let path = &handle.path;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let start = handle.data_start()?;
+    check_complete_at(h, path, size, start, n, |at| extension_at(path, at))
+}
+
+/// [`check_complete`] of a file of `size` bytes whose data start at byte `start`;
+/// `extension_at(at)`: whether an extension header starts at byte `at`.
+fn check_complete_at(
+    h: &Header,
+    path: &Path,
+    size: u64,
+    start: u64,
+    n: usize,
+    extension_at: impl Fn(u64) -> bool,
+) -> Result<(), FitsError> {
     let bytes = (h.get_f64("BITPIX").unwrap_or(-32.0).abs() / 8.0) as u64;
     let need = (n as u64).saturating_mul(bytes);
-    let start = handle.data_start()?;
     let end = start.saturating_add(need);
     if size < end {
         return Err(err(path, format!("truncated: the header ({start} bytes) promises {need} bytes of pixels after it but the file has {size} bytes in all (an interrupted copy or write?); copy or image it again")));
     }
     let padded = end.div_ceil(FITS_BLOCK) * FITS_BLOCK;
-    if size > padded && !extension_at(path, padded) {
+    if size > padded && !extension_at(padded) {
         let shape: Vec<String> = (1..=h.get_f64("NAXIS").unwrap_or(0.0) as usize)
             .map(|i| {
                 format!(
@@ -379,6 +392,40 @@ fn check_complete(h: &Header, handle: &Handle, n: usize) -> Result<(), FitsError
 
 /// FITS's block size.
 const FITS_BLOCK: u64 = 2880;
+
+/// A primary header read from a file's first bytes as cfitsio reads it (each card without
+/// its trailing blanks, the blank cards just before END left out: what `ffgrec` gives for
+/// the keywords `ffghsp` counts) and where its data start (the block after END's), for the
+/// plain headers this crate reads without cfitsio: SIMPLE = T in fixed format, every card
+/// printable ASCII, an END within the bytes. `None` otherwise: cfitsio reads it (and says
+/// what is wrong with it).
+fn quick_header(bytes: &[u8]) -> Option<(Header, u64)> {
+    let first = bytes.get(..80)?;
+    // SIMPLE's value T in column 30, nothing but blanks before it after the '= '.
+    if &first[..10] != b"SIMPLE  = "
+        || first[29] != b'T'
+        || first[10..29].iter().any(|&b| b != b' ')
+    {
+        return None;
+    }
+    let mut cards = Vec::new();
+    let mut blanks = 0;
+    for (i, rec) in bytes.chunks_exact(80).enumerate() {
+        if !rec.iter().all(|b| (0x20..0x7f).contains(b)) {
+            return None;
+        }
+        if &rec[..3] == b"END" && rec[3..8].iter().all(|&b| b == b' ') {
+            cards.truncate(cards.len() - blanks);
+            let start = ((i as u64 + 1) * 80).div_ceil(FITS_BLOCK) * FITS_BLOCK;
+            return Some((Header { cards }, start));
+        }
+        // Printable ASCII (checked above) is UTF-8.
+        let card = std::str::from_utf8(rec).ok()?.trim_end_matches(' ');
+        blanks = if card.is_empty() { blanks + 1 } else { 0 };
+        cards.push(card.to_string());
+    }
+    None
+}
 
 /// Whether an extension header starts at byte `at` of the file.
 fn extension_at(path: &Path, at: u64) -> bool {
@@ -1001,6 +1048,138 @@ impl Image {
 mod tests {
     use super::*;
     use crate::science::regrid::{ChannelGroups, CHANNEL_GROUP, CHANNEL_RUN};
+
+    /// A FITS file of these header records (each padded to 80 characters, END added unless
+    /// `end` is false, the header padded to its block) and `n` float32 pixels.
+    fn raw_fits(path: &Path, records: &[impl AsRef<[u8]>], end: bool, n: usize) {
+        let mut bytes = Vec::new();
+        for r in records {
+            let mut card = r.as_ref().to_vec();
+            card.resize(80, b' ');
+            bytes.extend(card);
+        }
+        if end {
+            let mut card = b"END".to_vec();
+            card.resize(80, b' ');
+            bytes.extend(card);
+        }
+        bytes.resize(bytes.len().div_ceil(2880) * 2880, b' ');
+        let data = (0..n).flat_map(|i| (i as f32 * 0.5).to_be_bytes());
+        bytes.extend(data);
+        bytes.resize(bytes.len().div_ceil(2880) * 2880, 0);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_header_read_without_cfitsio_has_the_cards_and_data_start_cfitsio_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let simple: &[&[u8]] = &[
+            b"SIMPLE  =                    T / conforms",
+            b"BITPIX  =                  -32",
+            b"NAXIS   =                    3",
+            b"NAXIS1  =                    4",
+            b"NAXIS2  =                    3",
+            b"NAXIS3  =                    2",
+        ];
+        let filler = |k: usize| format!("KEY{k:<5}= {:>20} / filler", k as f64 * 0.25);
+        let fillers: Vec<String> = (0..40).map(filler).collect();
+        let blank: &[u8] = b"";
+        let mut cases: Vec<(&str, Vec<Vec<u8>>)> = Vec::new();
+        let with = |extra: &[&[u8]]| -> Vec<Vec<u8>> {
+            simple.iter().chain(extra).map(|r| r.to_vec()).collect()
+        };
+        // Blank cards between keywords stay; those just before END go.
+        cases.push((
+            "blanks",
+            with(&[
+                blank,
+                b"HISTORY a line of history   ",
+                blank,
+                b"COMMENT   indented comment",
+                b"HIERARCH ESO DET CHIP = 'x' / long keyword",
+                b"OBJECT  = 'it''s a long string value&'",
+                b"CONTINUE  'that continues'",
+                blank,
+                blank,
+            ]),
+        ));
+        // END the last card of the first block, and the first of the second.
+        let upto = |k: usize| -> Vec<Vec<u8>> {
+            let mut v = with(&[]);
+            v.extend(fillers[..k].iter().map(|f| f.as_bytes().to_vec()));
+            v
+        };
+        cases.push(("end-last-in-block", upto(29)));
+        cases.push(("end-first-in-block", upto(30)));
+        // Two blocks of cards, a blank at the end of the first.
+        let mut two = upto(29);
+        two.push(Vec::new());
+        two.extend(fillers[29..].iter().map(|f| f.as_bytes().to_vec()));
+        cases.push(("two-blocks", two));
+        for (name, records) in &cases {
+            let p = dir.path().join(format!("{name}.fits"));
+            raw_fits(&p, records, true, 24);
+            let bytes = std::fs::read(&p).unwrap();
+            let (header, start) = quick_header(&bytes).unwrap_or_else(|| panic!("{name}"));
+            let h = Handle::open(&p).unwrap();
+            assert_eq!(header.cards, h.cards().unwrap(), "{name}");
+            assert_eq!(start, h.data_start().unwrap(), "{name}");
+        }
+        // Junk after END's keyword: still the end, as for cfitsio.
+        let p = dir.path().join("junk.fits");
+        raw_fits(&p, &with(&[b"END      junk after it"]), false, 24);
+        let bytes = std::fs::read(&p).unwrap();
+        let (header, start) = quick_header(&bytes).unwrap();
+        let h = Handle::open(&p).unwrap();
+        assert_eq!(header.cards, h.cards().unwrap());
+        assert_eq!(start, h.data_start().unwrap());
+        // The writer's own files, with a header of several blocks.
+        let mut header = Header::default();
+        header.set_str("CTYPE1", "RA---SIN", "");
+        header.history("made by a test");
+        header.cards.push(String::new());
+        for k in 0..50 {
+            header.set_f64(&format!("KEY{k}"), k as f64 * 1.5, "a value");
+        }
+        let p = dir.path().join("written.fits");
+        write_image(&p, &[5, 4, 3], &vec![1.5; 60], &header).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let (quick, start) = quick_header(&bytes).unwrap();
+        let h = Handle::open(&p).unwrap();
+        assert_eq!(quick.cards, h.cards().unwrap());
+        assert_eq!(start, h.data_start().unwrap());
+        // Left to cfitsio: a byte that is not printable ASCII, SIMPLE in free format or not
+        // T, no END, and not FITS at all.
+        let refuse: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
+            ("utf8", with(&["COMMENT caf\u{e9}".as_bytes()]), true),
+            ("latin1", with(&[b"COMMENT caf\xe9"]), true),
+            (
+                "free",
+                vec![b"SIMPLE = T".to_vec()]
+                    .into_iter()
+                    .chain(with(&[]).into_iter().skip(1))
+                    .collect(),
+                true,
+            ),
+            (
+                "false",
+                vec![b"SIMPLE  =                    F".to_vec()]
+                    .into_iter()
+                    .chain(with(&[]).into_iter().skip(1))
+                    .collect(),
+                true,
+            ),
+            ("no-end", with(&[]), false),
+        ];
+        for (name, records, end) in refuse {
+            let p = dir.path().join(format!("{name}.fits"));
+            raw_fits(&p, &records, end, 24);
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!(quick_header(&bytes), None, "{name}");
+        }
+        assert_eq!(quick_header(b"\x1f\x8b gzip"), None);
+        assert_eq!(quick_header(b""), None);
+    }
 
     #[test]
     fn floats_go_to_big_endian_and_back_bit_for_bit() {

@@ -1,9 +1,10 @@
 //! Reading a beam cube a plane or a row range at a time, holding one open file per cube: plain
 //! BITPIX −32 data without scaling is byte-swapped straight out of a populated memory map
-//! (bit-identical to cfitsio's read); other data through cfitsio. A cube whose digest the build
-//! asked for ([`crate::hash::witness`]) is hashed from that map as the reads go through it (a
-//! plane just before its rows are read, so they come from the cache), the rest when the reader
-//! is dropped: the cube is read from memory once.
+//! (bit-identical to cfitsio's read), its header read there too when it is plain (one open a
+//! cube: a linmos opens thousands of small cutouts); other data through cfitsio. A cube whose
+//! digest the build asked for ([`crate::hash::witness`]) is hashed from that map as the reads
+//! go through it (a plane just before its rows are read, so they come from the cache), the rest
+//! when the reader is dropped: the cube is read from memory once.
 //!
 //! Must never: read past the data the header describes.
 
@@ -49,6 +50,9 @@ impl PlaneReader {
 
     /// `direct`: read plain float32 pixels without cfitsio (tests compare both ways).
     fn open_with(path: &Path, direct: bool) -> Result<PlaneReader, FitsError> {
+        if let Some(r) = direct.then(|| Self::open_plain(path)).flatten() {
+            return Ok(r);
+        }
         let handle = Handle::open(path)?;
         let header = Header {
             cards: handle.cards()?,
@@ -82,6 +86,38 @@ impl PlaneReader {
         };
         Ok(PlaneReader {
             source,
+            hashing,
+            nx,
+            ny,
+            nchan,
+            header,
+        })
+    }
+
+    /// A plain float32 cube whose header is read here, without cfitsio (see
+    /// [`quick_header`]): the file opened once and mapped. `None` for anything else, or
+    /// anything wrong (cfitsio reads it then, and says what is wrong with it).
+    fn open_plain(path: &Path) -> Option<PlaneReader> {
+        let (file, _) = crate::hash::open_regular(path).ok()?;
+        // SAFETY: as in `open_with`.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
+        let (header, start) = quick_header(&map)?;
+        if !plain_f32(&header) {
+            return None;
+        }
+        let (nx, ny, nchan) = dims(&header, path).ok()?;
+        check_complete_at(
+            &header,
+            path,
+            map.len() as u64,
+            start,
+            nx * ny * nchan,
+            |at| map.get(at as usize..at as usize + 9) == Some(&b"XTENSION="[..]),
+        )
+        .ok()?;
+        let hashing = crate::hash::witness::Streaming::begin(path, &file).map(|h| (h, file, 0));
+        Some(PlaneReader {
+            source: Pixels::Mapped(map, start as usize),
             hashing,
             nx,
             ny,
@@ -435,6 +471,8 @@ mod tests {
         );
         let mut via_cfitsio = PlaneReader::open_with(&p, false).unwrap();
         assert!(matches!(via_cfitsio.source, Pixels::Cfitsio(_)));
+        // Its header read without cfitsio, card for card the same.
+        assert_eq!(direct.header, via_cfitsio.header);
         for (c, rows) in [(0, 0..ny), (2, 5..6), (1, 3..ny), (1, 0..1), (2, 100..ny)] {
             let n = rows.len() * nx;
             let (mut a, mut b) = (vec![0f32; n], vec![1f32; n]);
