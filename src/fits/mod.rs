@@ -1150,25 +1150,17 @@ mod tests {
         assert_eq!(start, h.data_start().unwrap());
         // Left to cfitsio: a byte that is not printable ASCII, SIMPLE in free format or not
         // T, no END, and not FITS at all.
+        // The header with another first card.
+        let first = |card: &[u8]| -> Vec<Vec<u8>> {
+            std::iter::once(card.to_vec())
+                .chain(with(&[]).into_iter().skip(1))
+                .collect()
+        };
         let refuse: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
             ("utf8", with(&["COMMENT caf\u{e9}".as_bytes()]), true),
             ("latin1", with(&[b"COMMENT caf\xe9"]), true),
-            (
-                "free",
-                vec![b"SIMPLE = T".to_vec()]
-                    .into_iter()
-                    .chain(with(&[]).into_iter().skip(1))
-                    .collect(),
-                true,
-            ),
-            (
-                "false",
-                vec![b"SIMPLE  =                    F".to_vec()]
-                    .into_iter()
-                    .chain(with(&[]).into_iter().skip(1))
-                    .collect(),
-                true,
-            ),
+            ("free", first(b"SIMPLE = T"), true),
+            ("false", first(b"SIMPLE  =                    F"), true),
             ("no-end", with(&[]), false),
         ];
         for (name, records, end) in refuse {
