@@ -95,17 +95,30 @@ impl PlaneReader {
     }
 
     /// A plain float32 cube whose header is read here, without cfitsio (see
-    /// [`quick_header`]): the file opened once and mapped. `None` for anything else, or
-    /// anything wrong (cfitsio reads it then, and says what is wrong with it).
+    /// [`quick_header`]): the file opened once, its header read, then mapped. `None` for
+    /// anything else, or anything wrong (cfitsio reads it then, and says what is wrong with it).
     fn open_plain(path: &Path) -> Option<PlaneReader> {
-        let (file, _) = crate::hash::open_regular(path).ok()?;
-        // SAFETY: as in `open_with`.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
-        let (header, start) = quick_header(&map)?;
+        use std::os::unix::fs::FileExt;
+        let (file, md) = crate::hash::open_regular(path).ok()?;
+        // The header's first blocks (288 cards), then more for a longer one; a cube that is
+        // not plain float32 is not mapped here (its pages populated for nothing).
+        let mut head = Vec::new();
+        let mut found = None;
+        for blocks in [8, 256] {
+            head.resize((blocks * FITS_BLOCK).min(md.len()) as usize, 0);
+            file.read_exact_at(&mut head, 0).ok()?;
+            found = quick_header(&head);
+            if found.is_some() || head.len() as u64 == md.len() {
+                break;
+            }
+        }
+        let (header, start) = found?;
         if !plain_f32(&header) {
             return None;
         }
         let (nx, ny, nchan) = dims(&header, path).ok()?;
+        // SAFETY: as in `open_with`.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
         check_complete_at(
             &header,
             path,
