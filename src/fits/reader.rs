@@ -95,7 +95,7 @@ impl PlaneReader {
     }
 
     /// A plain float32 cube whose header is read here, without cfitsio (see
-    /// [`quick_header`]): the file opened once, its header read, then mapped. `None` for
+    /// [`quick_header`]): the file opened once, its header read and checked, then mapped. `None` for
     /// anything else, or anything wrong (cfitsio reads it then, and says what is wrong with it).
     fn open_plain(path: &Path) -> Option<PlaneReader> {
         use std::os::unix::fs::FileExt;
@@ -117,17 +117,15 @@ impl PlaneReader {
             return None;
         }
         let (nx, ny, nchan) = dims(&header, path).ok()?;
+        check_complete_at(&header, path, md.len(), start, nx * ny * nchan, |at| {
+            extension_at(path, at)
+        })
+        .ok()?;
         // SAFETY: as in `open_with`.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
-        check_complete_at(
-            &header,
-            path,
-            map.len() as u64,
-            start,
-            nx * ny * nchan,
-            |at| map.get(at as usize..at as usize + 9) == Some(&b"XTENSION="[..]),
-        )
-        .ok()?;
+        if (map.len() as u64) < start + (nx * ny * nchan * 4) as u64 {
+            return None;
+        }
         let hashing = crate::hash::witness::Streaming::begin(path, &file).map(|h| (h, file, 0));
         Some(PlaneReader {
             source: Pixels::Mapped(map, start as usize),

@@ -92,12 +92,22 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Fewer files removed than this leave nothing measurable behind (a small field's run).
+const MANY_REMOVED: usize = 2_000;
+
 /// Remove what an earlier run left (a killed run's scratch and set-aside outputs), then, on a
 /// filesystem that skips recently deleted inodes, wait until [`RECENTLY_DELETED_S`] have
-/// passed since the last clean-up (its time is in `root/cleaned-at`).
+/// passed since the last clean-up of many files (`root/cleaned-at`: its time and how many).
 fn settle(root: &Path) -> Result<()> {
-    if remove_leftovers(root)? {
-        std::fs::write(root.join("cleaned-at"), unix_now().to_string())?;
+    let mut removed = 0;
+    for e in std::fs::read_dir(root)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name == "floor-scratch" || name.starts_with("set-aside-") {
+            removed += remove_counting(&e.path())?;
+        }
+    }
+    if removed > 0 {
+        record_clean_up(root, removed)?;
     }
     if let Some((wait, age)) = wait_before_measuring(root, unix_now()) {
         eprintln!(
@@ -109,31 +119,36 @@ fn settle(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Remove a killed run's `floor-scratch` and `set-aside-*` under `root`; whether there were any.
-fn remove_leftovers(root: &Path) -> Result<bool> {
-    let mut removed = false;
-    for e in std::fs::read_dir(root)?.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name == "floor-scratch" || name.starts_with("set-aside-") {
-            std::fs::remove_dir_all(e.path())
-                .with_context(|| format!("removing {}", e.path().display()))?;
-            removed = true;
-        }
+/// Remove `dir` and everything under it; how many files it held (none if it is not there).
+fn remove_counting(dir: &Path) -> Result<usize> {
+    if !dir.exists() {
+        return Ok(0);
     }
-    Ok(removed)
+    let files = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.file_type().is_dir())
+        .count();
+    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(files)
+}
+
+/// Note in `root/cleaned-at` that `files` were removed now.
+fn record_clean_up(root: &Path, files: usize) -> Result<()> {
+    std::fs::write(root.join("cleaned-at"), format!("{} {files}\n", unix_now()))?;
+    Ok(())
 }
 
 /// The seconds to wait at `now` before measuring, and the seconds since the last clean-up,
-/// if that was under [`RECENTLY_DELETED_S`] ago on a filesystem that skips recently deleted
-/// inodes.
+/// if that removed many files ([`MANY_REMOVED`]) under [`RECENTLY_DELETED_S`] ago on a
+/// filesystem that skips recently deleted inodes.
 fn wait_before_measuring(root: &Path, now: u64) -> Option<(u64, u64)> {
-    let at = std::fs::read_to_string(root.join("cleaned-at"))
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
+    let text = std::fs::read_to_string(root.join("cleaned-at")).ok()?;
+    let mut words = text.split_whitespace();
+    let at = words.next()?.parse::<u64>().ok()?;
+    let files = words.next()?.parse::<usize>().ok()?;
     let age = now.saturating_sub(at);
-    (age < RECENTLY_DELETED_S && skips_recently_deleted(root))
+    (files >= MANY_REMOVED && age < RECENTLY_DELETED_S && skips_recently_deleted(root))
         .then_some((RECENTLY_DELETED_S - age, age))
 }
 
@@ -397,8 +412,8 @@ pub fn field(
     // The floors, in the same run: each stage's inputs read (files no rule makes evicted
     // first) and its output bytes written; overall, every input once and every output once.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+    // No earlier run's scratch is left (see `settle`).
     let scratch_root = root.join("floor-scratch");
-    let _ = std::fs::remove_dir_all(&scratch_root);
     let mut floors = 0;
     let mut scratch = || {
         floors += 1;
@@ -482,10 +497,9 @@ pub fn field(
         let wall = report_by_stage(&again)?.get(stage).map_or(0.0, |v| v.0);
         alone.insert(stage.clone(), wall / jobs as f64);
     }
-    // Deletions only now (see above), and when (see `settle`).
-    let _ = std::fs::remove_dir_all(&scratch_root);
-    let _ = std::fs::remove_dir_all(&aside);
-    std::fs::write(root.join("cleaned-at"), unix_now().to_string())?;
+    // Deletions only now (see above), and when and how many (see `settle`).
+    let removed = remove_counting(&scratch_root)? + remove_counting(&aside)?;
+    record_clean_up(&root, removed)?;
     let floor = floor_r + floor_w;
 
     let gb = |b: f64| b / 1e9;
@@ -551,12 +565,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_killed_runs_leftovers_go_and_a_recent_clean_up_is_waited_for_where_the_filesystem_needs_it(
+    fn a_killed_runs_leftovers_go_and_a_recent_clean_up_of_many_files_is_waited_for_where_the_filesystem_needs_it(
     ) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        // Nothing left, no clean-up recorded: nothing to remove, no wait.
-        assert!(!remove_leftovers(root).unwrap());
+        // Nothing left, no clean-up recorded: nothing removed, no wait.
+        settle(root).unwrap();
+        assert!(!root.join("cleaned-at").exists());
         assert_eq!(wait_before_measuring(root, 1_000_000), None);
         for d in [
             "floor-scratch/1",
@@ -564,25 +579,37 @@ mod tests {
             "data/BENCH_FIELD",
         ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
-            std::fs::write(root.join(d).join("f"), b"x").unwrap();
+            for k in 0..3 {
+                std::fs::write(root.join(d).join(format!("f{k}")), b"x").unwrap();
+            }
         }
-        assert!(remove_leftovers(root).unwrap());
+        // A few files: removed and counted, too few to wait for.
+        settle(root).unwrap();
         assert!(!root.join("floor-scratch").exists());
         assert!(!root.join("set-aside-4242").exists());
-        assert!(root.join("data/BENCH_FIELD/f").is_file(), "the field stays");
-        // A clean-up 100 s ago: the rest of the window, only where ext4 has no journal.
-        std::fs::write(root.join("cleaned-at"), "1000000\n").unwrap();
+        assert!(
+            root.join("data/BENCH_FIELD/f0").is_file(),
+            "the field stays"
+        );
+        let marker = std::fs::read_to_string(root.join("cleaned-at")).unwrap();
+        assert_eq!(marker.split_whitespace().nth(1), Some("6"), "{marker}");
+        // Many files removed 100 s ago: the rest of the window, only where ext4 has no
+        // journal; a few, long enough ago, or a marker that is not a time and a count: none.
         let skips = skips_recently_deleted(root);
+        let wait_at = |marker: &str, now: u64| {
+            std::fs::write(root.join("cleaned-at"), marker).unwrap();
+            wait_before_measuring(root, now)
+        };
         assert_eq!(
-            wait_before_measuring(root, 1_000_100),
+            wait_at("1000000 40000\n", 1_000_100),
             skips.then_some((RECENTLY_DELETED_S - 100, 100))
         );
-        // Long enough ago, or a marker that is not a time: no wait.
+        assert_eq!(wait_at("1000000 6\n", 1_000_100), None);
         assert_eq!(
-            wait_before_measuring(root, 1_000_000 + RECENTLY_DELETED_S),
+            wait_at("1000000 40000", 1_000_000 + RECENTLY_DELETED_S),
             None
         );
-        std::fs::write(root.join("cleaned-at"), "yesterday").unwrap();
-        assert_eq!(wait_before_measuring(root, 1_000_100), None);
+        assert_eq!(wait_at("yesterday 40000", 1_000_100), None);
+        assert_eq!(wait_at("1000000", 1_000_100), None);
     }
 }
