@@ -89,6 +89,32 @@ pub struct FieldSpec {
     pub limit: Option<usize>,
 }
 
+impl FieldSpec {
+    /// The field's directory: `datadir/field`; or, when there is none, `datadir` itself if it
+    /// is that field (a build run from inside the field's directory as `arrakis build FIELD`,
+    /// the default datadir `.` then being the field).
+    pub fn dir(&self) -> PathBuf {
+        let dir = self.datadir.join(&self.field);
+        if dir.is_dir() {
+            return dir;
+        }
+        let named = std::fs::canonicalize(&self.datadir)
+            .ok()
+            .and_then(|d| {
+                d.file_name()
+                    .map(|n| n == std::ffi::OsStr::new(&self.field))
+            })
+            .unwrap_or(false);
+        let is_field =
+            self.datadir.join("field.yaml").is_file() || crate::region::is_region(&self.datadir);
+        if named && is_field {
+            self.datadir.clone()
+        } else {
+            dir
+        }
+    }
+}
+
 /// Rules, parameters and the field directory: enough to check a snapshot.
 pub struct Front {
     /// The rules.
@@ -171,12 +197,13 @@ pub fn load_front(spec: &FieldSpec) -> Result<Front, SessionError> {
     let t0 = Instant::now();
     // A region (a directory `arrakis region` made) runs the region's rules, a field the field's.
     let rules = load_rules(spec.rules.as_deref())?;
-    let rules = if crate::region::is_region(&spec.datadir.join(&spec.field)) {
+    let dir = spec.dir();
+    let rules = if crate::region::is_region(&dir) {
         rules.for_region()
     } else {
         rules.for_field()
     };
-    let configs = config_files(&spec.datadir.join(&spec.field), &spec.configs);
+    let configs = config_files(&dir, &spec.configs);
     let params = resolve_params(&rules, &configs, &spec.sets)?;
     timing("rules+config", t0);
     let limit = match spec.limit {
@@ -184,7 +211,6 @@ pub fn load_front(spec: &FieldSpec) -> Result<Front, SessionError> {
         // Declared in [0, inf).
         None => params.engine_opt_i64(&config::LIMIT)?.map(|v| v as usize),
     };
-    let dir = spec.datadir.join(&spec.field);
     if !dir.is_dir() {
         return Err(SessionError::NoField {
             dir,
@@ -259,7 +285,7 @@ pub fn recorded_cache(field_dir: &Path) -> Option<PathBuf> {
 /// The cache for a field command: the one given (`--cache` or `ARRAKIS_CACHE`), else the one
 /// that last built the field, else `./cache`.
 pub fn resolve_cache(explicit: Option<&Path>, spec: &FieldSpec) -> ResolvedCache {
-    let recorded = recorded_cache(&spec.datadir.join(&spec.field));
+    let recorded = recorded_cache(&spec.dir());
     let dir = match (explicit, &recorded) {
         (Some(e), _) => e.to_path_buf(),
         (None, Some(r)) => r.clone(),

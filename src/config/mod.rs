@@ -492,7 +492,10 @@ fn yaml_scalar(v: &ParamValue) -> String {
 /// A refused value's message, with what the parameter accepts where the error does not say it.
 fn explain(e: &params::ValueError, decl: &ParamDecl) -> String {
     match e {
-        params::ValueError::Type { .. } => format!("{e} ({})", describe(decl)),
+        // The accepted values when they say more than the type the error already names.
+        params::ValueError::Type { expected, .. } if describe(decl) != *expected => {
+            format!("{e}; accepted: {}", describe(decl))
+        }
         _ => e.to_string(),
     }
 }

@@ -466,6 +466,22 @@ fn the_field_knows_its_cache() {
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", text(&status));
+    // From inside the field's own directory, `build FC` with no --datadir: that field, its
+    // cache, nothing runs.
+    let report = tmp.path().join("r-inside.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+        .current_dir(data.join("FC"))
+        .env_remove("ARRAKIS_CACHE")
+        .args(["build", "FC", "--full-check", "--report"])
+        .arg(&report)
+        .arg("--rules")
+        .arg(engine_rules())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let r = read_report(&report);
+    assert!(!r.is_empty() && with_status(&r, "ran").is_empty(), "{r:?}");
+    assert!(!data.join("FC/cache").exists());
 
     // An explicit cache with no record of the built field: refused before running, naming the
     // cache that built it; --new-cache builds into it on purpose.
