@@ -148,17 +148,7 @@ impl RmSynth {
         let runs = runs(&at);
         let mut got = Vec::new();
         for (k, c) in [&mut ci, &mut cq, &mut cu].into_iter().enumerate() {
-            let (bkg, rms) = annulus_stats_with(nchan, |ch, v| {
-                got.clear();
-                c.gather(ch, &runs, &mut got)?;
-                // Most channels have no blank in the annulus: converted in one vector loop.
-                if got.iter().fold(true, |all, x| all & x.is_finite()) {
-                    v.extend(got.iter().map(|&x| x as f64));
-                } else {
-                    v.extend(got.iter().filter(|x| x.is_finite()).map(|&x| x as f64));
-                }
-                Ok::<(), crate::fits::FitsError>(())
-            })?;
+            let (bkg, rms) = annulus_stats_with(nchan, |ch, v| c.gather_finite(ch, &runs, v))?;
             // The component's own pixel: a run of one.
             let centre = [yi * c.nx + xi].map(|k| k..k + 1);
             let mut s = Vec::with_capacity(nchan);
