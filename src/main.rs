@@ -11,10 +11,6 @@ static GLOBAL: arrakis::limits::Guarded<mimalloc::MiMalloc> =
 use arrakis::cli::{BenchWhat, Cli, Command};
 
 /// The cache of a command that is not about one field: --cache, else ./cache.
-fn default_cache(cli: &Cli) -> std::path::PathBuf {
-    cli.cache.clone().unwrap_or_else(|| "cache".into())
-}
-
 fn main() {
     // A closed pipe ends the command quietly, as it does git and ls (`arrakis params | head`):
     // the default action of SIGPIPE, which Rust's runtime replaces with an error on every write
@@ -65,7 +61,7 @@ fn main() {
         Command::Explain(a) => arrakis::cmd::inspect::explain(cli.cache.as_deref(), cli.wait, a),
         Command::Dag(a) => arrakis::cmd::inspect::dag(a),
         Command::Compare(a) => arrakis::cmd::compare::compare(a),
-        Command::Gc(a) => arrakis::cmd::maintain::gc(&default_cache(&cli), cli.wait, a),
+        Command::Gc(a) => arrakis::cmd::maintain::gc(cli.cache.as_deref(), cli.wait, a),
         Command::Params(a) => arrakis::cmd::inspect::params(a),
         Command::Columns => arrakis::cmd::inspect::columns(),
         Command::Rmsynth1d(a) => arrakis::cmd::rmtools::rmsynth1d(a),

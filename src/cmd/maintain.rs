@@ -55,8 +55,59 @@ pub fn archive(cache: Option<&Path>, wait: bool, args: &ArchiveArgs) -> Result<i
     Ok(0)
 }
 
+/// The cache `gc` tidies: the one given (`--cache`, `ARRAKIS_CACHE`); else the one the named
+/// fields record, as a build finds it (they must agree); else `./cache`. It must exist: gc
+/// makes no cache.
+fn gc_cache(explicit: Option<&Path>, args: &GcArgs) -> std::result::Result<PathBuf, String> {
+    let dir = match explicit {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let recorded: std::collections::BTreeSet<PathBuf> = args
+                .fields
+                .iter()
+                .filter_map(|f| {
+                    let spec = FieldSpec {
+                        field: f.clone(),
+                        datadir: args.datadir.clone(),
+                        ..Default::default()
+                    };
+                    session::recorded_cache(&spec.dir())
+                })
+                .collect();
+            let mut caches = recorded.into_iter();
+            match (caches.next(), caches.next()) {
+                (None, _) => PathBuf::from("cache"),
+                (Some(one), None) => one,
+                (Some(a), Some(b)) => {
+                    return Err(format!(
+                        "the fields named were built with different caches ({} and {}): tidy each with its own cache (--cache DIR and the fields built with it)",
+                        a.display(),
+                        b.display()
+                    ))
+                }
+            }
+        }
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "no cache at {}: nothing to tidy (gc makes no cache); pass --cache DIR, the cache your builds use (a built field names its own in FIELD/{})",
+            super::absolute(&dir).display(),
+            session::CACHE_MARKER
+        ));
+    }
+    Ok(dir)
+}
+
 /// `arrakis gc`.
-pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
+pub fn gc(explicit: Option<&Path>, wait: bool, args: &GcArgs) -> Result<i32> {
+    let cache_dir = match gc_cache(explicit, args) {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("arrakis: error: {why}");
+            return Ok(super::EXIT_BAD_INPUT);
+        }
+    };
+    let cache_dir = cache_dir.as_path();
     let rules = session::load_rules(args.rules.as_deref())?;
     // With --repair: records that fail to decode are dropped; a store sled cannot open or read
     // is salvaged into a new one.
@@ -107,7 +158,14 @@ pub fn gc(cache_dir: &Path, wait: bool, args: &GcArgs) -> Result<i32> {
         }
     } else {
         for f in &args.fields {
-            fields.push((f.clone(), args.datadir.join(f)));
+            let spec = FieldSpec {
+                field: f.clone(),
+                datadir: args.datadir.clone(),
+                ..Default::default()
+            };
+            // Absolute: its parent is the datadir the field is loaded from below.
+            let dir = spec.dir();
+            fields.push((f.clone(), std::fs::canonicalize(&dir).unwrap_or(dir)));
         }
     }
     let mut forgotten = 0;

@@ -482,6 +482,25 @@ fn the_field_knows_its_cache() {
     let r = read_report(&report);
     assert!(!r.is_empty() && with_status(&r, "ran").is_empty(), "{r:?}");
     assert!(!data.join("FC/cache").exists());
+    // gc of the field, from elsewhere with no --cache: the cache that built it (no cache made
+    // here); gc of no field there: refused, no cache made either.
+    let gc = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_arrakis"))
+            .current_dir(&b)
+            .env_remove("ARRAKIS_CACHE")
+            .arg("gc")
+            .args(args)
+            .arg("--rules")
+            .arg(engine_rules())
+            .output()
+            .unwrap()
+    };
+    let out = gc(&["FC", "--datadir", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = gc(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no cache at"), "{}", text(&out));
+    assert!(!b.join("cache").exists());
 
     // An explicit cache with no record of the built field: refused before running, naming the
     // cache that built it; --new-cache builds into it on purpose.
