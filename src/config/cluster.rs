@@ -298,7 +298,7 @@ impl ClusterConfig {
                     return Err(r.err(
                         &[other],
                         format!(
-                            "unknown key '{other}'{}; a cluster config has cluster_class, cluster_kwargs and adapt_kwargs",
+                            "unknown key '{other}'{}; a cluster config has cluster_class, cluster_kwargs and adapt_kwargs (pipeline parameters go in a file given with --config)",
                             did_you_mean(other, ["cluster_class", "cluster_kwargs", "adapt_kwargs"])
                         ),
                     ))

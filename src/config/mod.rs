@@ -145,6 +145,10 @@ const RENAMED: &[(&str, &str)] = &[(
     "'ion_predict' was replaced by ion_source: write ion_source: frion_predict to run FRion's program, or ion_source: ionex to predict from the IONEX files without it",
 )];
 
+/// The top-level keys of a dask-jobqueue cluster config (what `--dask-config` reads), which a
+/// pipeline config given with `--config` by mistake holds.
+const CLUSTER_KEYS: &[&str] = &["cluster_class", "cluster_kwargs", "adapt_kwargs"];
+
 fn renamed(key: &str) -> Option<String> {
     RENAMED
         .iter()
@@ -665,6 +669,13 @@ fn apply_text(
                     })
                 }
             }
+        } else if CLUSTER_KEYS.contains(&key.as_str()) {
+            return Err(ConfigError {
+                location: loc,
+                message: format!(
+                    "'{raw_key}' is a dask-jobqueue setting: this is a cluster config, not a pipeline config; pass it with --dask-config FILE (the cutout and per-source stages) or --imager-dask-config FILE (imaging), as Arrakis takes it"
+                ),
+            });
         } else {
             let known = decls
                 .keys()

@@ -352,6 +352,11 @@ fn bad_configs_get_clear_errors_and_arrakis_configs_work() {
             vec!["bad.yaml:2", "cutoff", "expected float"],
         ),
         (
+            "a cluster config",
+            "# petrichor\ncluster_class: \"dask_jobqueue.SLURMCluster\"\ncluster_kwargs:\n  cores: 16\n".into(),
+            vec!["bad.yaml:2", "cluster_class", "--dask-config"],
+        ),
+        (
             "not a mapping",
             "- cutoff\n".into(),
             vec!["bad.yaml:1", "must be a mapping"],
