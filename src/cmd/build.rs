@@ -161,8 +161,14 @@ fn check_named_files(
                 path.display()
             )
         };
+        // What else serves where the file is the ionosphere's (a field `init` set up has none).
+        let instead = if param == "ion_file" {
+            " (or, without that file: --set ion_source=ionex to predict the ionosphere from IONEX maps in the field's IONEXdata/, or --set skip_frion=true to build without the correction)"
+        } else {
+            ""
+        };
         return Err(anyhow!(
-            "{set_at}: '{value}' {what}. Paths are relative to the field directory {} (or absolute); correct the value. Nothing was built",
+            "{set_at}: '{value}' {what}. Paths are relative to the field directory {} (or absolute); correct the value{instead}. Nothing was built",
             graph.field_dir.display()
         ));
     }

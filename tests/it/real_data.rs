@@ -205,6 +205,18 @@ fn init_sets_up_a_field_from_casda_products() {
     assert_eq!(written.flagged_channels, flagged);
     assert_eq!(written.nchan, ff.nchan);
 
+    // Built as it is, with no ionosphere given: refused before anything runs, saying what
+    // else serves (IONEX maps, or no correction).
+    let (out, _) = build_real(&data.join("cache"), &data, field, &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("ion_file")
+            && t.contains("--set ion_source=ionex")
+            && t.contains("--set skip_frion=true")
+            && t.contains("Nothing was built"),
+        "{t}"
+    );
     let (out, r) = build_real(
         &data.join("cache"),
         &data,
