@@ -100,6 +100,14 @@ pub struct RegionFile {
     pub match_arcsec: f64,
 }
 
+impl RegionFile {
+    /// The region file in `dir`, if there is one that reads.
+    pub fn read(dir: &Path) -> Option<RegionFile> {
+        let text = std::fs::read_to_string(dir.join(REGION_FILE)).ok()?;
+        serde_yaml::from_str(&text).ok()
+    }
+}
+
 /// What [`prepare`] found and wrote.
 #[derive(Debug, Default)]
 pub struct Summary {

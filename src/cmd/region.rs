@@ -55,6 +55,18 @@ pub fn region(cache: Option<&Path>, wait: bool, a: &RegionArgs) -> Result<i32> {
             ),
         }
     }
+    // A region made before of other fields (or another radius) is made again of these.
+    if let Some(was) = crate::region::RegionFile::read(&region_dir) {
+        if was.fields != a.fields || was.match_arcsec != a.match_arcsec {
+            eprintln!(
+                "arrakis: note: region {name} was made of {} (matched within {}\"); it is made again, of {} (within {}\")",
+                was.fields.join(", "),
+                was.match_arcsec,
+                a.fields.join(", "),
+                a.match_arcsec
+            );
+        }
+    }
     // Which Q and U the fields made: resolved as the region's build will resolve it.
     let configs = session::config_files(&region_dir, &a.build.field.config);
     let rules = session::load_rules(a.build.field.rules.as_deref())?.for_region();

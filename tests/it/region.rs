@@ -101,11 +101,19 @@ fn overlapping_fields_merge_into_one_catalogue_measured_deeper_in_the_overlap() 
     let out = region(&cache, data, "A,B", &report);
     assert!(out.status.success(), "{}", text(&out));
     assert!(with_status(&read_report(&report), "ran").is_empty());
+    assert!(!text(&out).contains("was made of"), "{}", text(&out));
 
-    // A third field that overlaps B only: the islands it holds rerun, nothing else.
+    // A third field that overlaps B only: the islands it holds rerun, nothing else; the
+    // region's new membership is said.
     field(data, "C", 191.375, 3);
     let out = region(&cache, data, "A,B,C", &report);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("region R was made of A, B (matched within 3\")")
+            && text(&out).contains("made again, of A, B, C"),
+        "{}",
+        text(&out)
+    );
     let ran = with_status(&read_report(&report), "ran");
     let islands = read_csv(&data.join("R/catalogue/islands.csv"));
     let with_c: BTreeSet<String> = islands
