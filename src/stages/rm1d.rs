@@ -46,7 +46,13 @@ impl SpectrumData {
 /// Read a spectrum: whitespace- or comma-separated columns, `#` comments. 7 columns
 /// (freq_Hz I Q U dI dQ dU) or 5 (freq_Hz Q U dQ dU). `nan` is accepted for flagged channels.
 pub fn read_spectrum(path: &Path) -> Result<SpectrumData, StageError> {
-    let text = crate::hash::read_regular_string(path).map_err(|e| StageError::io(path, e))?;
+    let text = crate::hash::read_regular_string(path).map_err(|e| {
+        StageError::file(
+            path,
+            None,
+            format!("cannot read the spectrum file (freq_Hz I Q U dI dQ dU per line): {e}"),
+        )
+    })?;
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
