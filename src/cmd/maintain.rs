@@ -55,6 +55,16 @@ pub fn archive(cache: Option<&Path>, wait: bool, args: &ArchiveArgs) -> Result<i
     Ok(0)
 }
 
+/// The directory of a field `gc` names, found as a build finds it ([`FieldSpec::dir`]).
+fn named_field_dir(args: &GcArgs, field: &str) -> PathBuf {
+    FieldSpec {
+        field: field.to_string(),
+        datadir: args.datadir.clone(),
+        ..Default::default()
+    }
+    .dir()
+}
+
 /// The cache `gc` tidies: the one given (`--cache`, `ARRAKIS_CACHE`); else the one the named
 /// fields record, as a build finds it (they must agree); else `./cache`. It must exist: gc
 /// makes no cache.
@@ -65,14 +75,7 @@ fn gc_cache(explicit: Option<&Path>, args: &GcArgs) -> std::result::Result<PathB
             let recorded: std::collections::BTreeSet<PathBuf> = args
                 .fields
                 .iter()
-                .filter_map(|f| {
-                    let spec = FieldSpec {
-                        field: f.clone(),
-                        datadir: args.datadir.clone(),
-                        ..Default::default()
-                    };
-                    session::recorded_cache(&spec.dir())
-                })
+                .filter_map(|f| session::recorded_cache(&named_field_dir(args, f)))
                 .collect();
             let mut caches = recorded.into_iter();
             match (caches.next(), caches.next()) {
@@ -158,13 +161,8 @@ pub fn gc(explicit: Option<&Path>, wait: bool, args: &GcArgs) -> Result<i32> {
         }
     } else {
         for f in &args.fields {
-            let spec = FieldSpec {
-                field: f.clone(),
-                datadir: args.datadir.clone(),
-                ..Default::default()
-            };
             // Absolute: its parent is the datadir the field is loaded from below.
-            let dir = spec.dir();
+            let dir = named_field_dir(args, f);
             fields.push((f.clone(), std::fs::canonicalize(&dir).unwrap_or(dir)));
         }
     }
