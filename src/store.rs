@@ -117,37 +117,57 @@ pub fn keep(
         return Ok(false);
     }
     let objects = objects_dir(cache.dir());
+    if !objects.exists() {
+        // The store's first objects: counted from zero (a build need not walk it to know).
+        cache.start_store_bytes()?;
+    }
     let mut outputs = Vec::with_capacity(rels.len());
-    for (rel, o) in rels.iter().zip(&rec.outputs) {
-        let path = field_dir.join(rel);
-        match StatSig::of_path(&path) {
-            Ok(Some(sig)) if sig == o.sig => {
-                put_object(&objects, &path, &o.digest)?;
-            }
-            // A signature recorded too close to the write to be trusted (or changed since):
-            // the bytes decide.
-            Ok(Some(_)) => {
-                if hash_file(&path).ok() != Some(o.digest) {
-                    return Ok(false);
+    // The bytes of the objects this adds, for the store's count (added whatever happens next:
+    // an object without an entry is still on disk until the next full count removes it).
+    let mut added = 0u64;
+    let mut kept_outputs = || -> Result<bool, StoreError> {
+        for (rel, o) in rels.iter().zip(&rec.outputs) {
+            let path = field_dir.join(rel);
+            match StatSig::of_path(&path) {
+                Ok(Some(sig)) if sig == o.sig => {
+                    if put_object(&objects, &path, &o.digest)? {
+                        added += o.sig.size;
+                    }
                 }
-                put_object(&objects, &path, &o.digest)?;
-            }
-            // Removed by `arrakis archive`: taken from its tarball (checked against its digest).
-            Ok(None) if !object_path(&objects, &o.digest).exists() => {
-                let a = match cache.archived(field, rel)? {
-                    Some(a) if a.digest == o.digest && a.tar.is_some() => a,
-                    _ => return Ok(false),
-                };
-                let tar = field_dir.join(a.tar.as_deref().unwrap_or_default());
-                let obj = object_path(&objects, &o.digest);
-                if crate::archive::restore(&tar, rel, &a, &obj).is_err() {
-                    return Ok(false);
+                // A signature recorded too close to the write to be trusted (or changed since):
+                // the bytes decide.
+                Ok(Some(_)) => {
+                    if hash_file(&path).ok() != Some(o.digest) {
+                        return Ok(false);
+                    }
+                    if put_object(&objects, &path, &o.digest)? {
+                        added += o.sig.size;
+                    }
                 }
+                // Removed by `arrakis archive`: taken from its tarball (checked against its digest).
+                Ok(None) if !object_path(&objects, &o.digest).exists() => {
+                    let a = match cache.archived(field, rel)? {
+                        Some(a) if a.digest == o.digest && a.tar.is_some() => a,
+                        _ => return Ok(false),
+                    };
+                    let tar = field_dir.join(a.tar.as_deref().unwrap_or_default());
+                    let obj = object_path(&objects, &o.digest);
+                    if crate::archive::restore(&tar, rel, &a, &obj).is_err() {
+                        return Ok(false);
+                    }
+                    added += o.sig.size;
+                }
+                Ok(None) => {}
+                _ => return Ok(false),
             }
-            Ok(None) => {}
-            _ => return Ok(false),
+            outputs.push((rel.to_string(), o.digest, o.sig.size));
         }
-        outputs.push((rel.to_string(), o.digest, o.sig.size));
+        Ok(true)
+    };
+    let kept = kept_outputs();
+    cache.add_store_bytes(added)?;
+    if !kept? {
+        return Ok(false);
     }
     let entry = StoreEntry {
         field: field.to_string(),
@@ -303,10 +323,21 @@ pub fn usage(cache: &Cache) -> Result<Usage, StoreError> {
     })
 }
 
+/// [`evict`] when the store may be over `budget`: its byte count (set by the last full count,
+/// added to as objects are kept) is over it, or there is none. A build calls this: the count
+/// spares it a walk of every object each time it keeps something (~40 ms for 14 000 objects
+/// on a 3 000-island field, growing with the store). Returns what [`evict`] did, if it ran.
+pub fn evict_if_over(cache: &Cache, budget: u64) -> Result<Option<(Usage, Usage)>, StoreError> {
+    match cache.store_bytes()? {
+        Some(bytes) if bytes <= budget => Ok(None),
+        _ => evict(cache, budget).map(Some),
+    }
+}
+
 /// Bring the store within `budget` bytes: entries least recently used first are forgotten
 /// until the objects the rest need fit; objects no entry needs are removed (also any left by a
 /// build killed between keeping an object and recording its entry). Returns what was removed
-/// and what is left.
+/// and what is left, and sets the store's byte count to what is left.
 pub fn evict(cache: &Cache, budget: u64) -> Result<(Usage, Usage), StoreError> {
     let objects = objects_dir(cache.dir());
     let files = object_files(&objects);
@@ -352,6 +383,14 @@ pub fn evict(cache: &Cache, budget: u64) -> Result<(Usage, Usage), StoreError> {
         objects: needed.len(),
         bytes,
     };
+    // Objects that could not be removed are still counted.
+    let stuck: u64 = files
+        .iter()
+        .filter(|(hex, _)| !needed.contains(*hex))
+        .map(|(_, size)| size)
+        .sum::<u64>()
+        - removed.bytes;
+    cache.set_store_bytes(bytes + stuck)?;
     Ok((removed, left))
 }
 
@@ -501,5 +540,54 @@ mod tests {
         assert!(matches!(r, Restored::Damaged(_)));
         assert!(cache.stored_entries().unwrap().is_empty());
         assert_eq!(usage(&cache).unwrap().objects, 0);
+    }
+
+    #[test]
+    fn a_build_walks_the_objects_only_when_the_count_says_the_store_may_be_over_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let field = tmp.path().join("field");
+        std::fs::create_dir_all(&field).unwrap();
+        std::fs::write(field.join("out"), vec![7u8; 100]).unwrap();
+        let digest = hash_file(&field.join("out")).unwrap();
+        let sig = StatSig::of_path(&field.join("out")).unwrap().unwrap();
+        let rec = TargetState {
+            key: Digest([1; 32]),
+            status: crate::cache::RunStatus::Ok,
+            outputs_id: Digest([0; 32]),
+            outputs: vec![crate::cache::OutputState { digest, sig }],
+        };
+        // A new store is counted from its first object.
+        let fresh = Cache::open(&tmp.path().join("fresh"), false).unwrap();
+        assert_eq!(fresh.store_bytes().unwrap(), None);
+        assert!(keep(&fresh, "F", "t", &field, &["out"], &rec).unwrap());
+        assert_eq!(fresh.store_bytes().unwrap(), Some(100));
+        // A store with objects and no count (kept by a binary from before the count; here an
+        // object no entry needs, as a killed build leaves one): the next build counts it.
+        let cache = Cache::open(&tmp.path().join("cache"), false).unwrap();
+        let orphan = objects_dir(cache.dir()).join("ab").join("ab".repeat(32));
+        std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+        std::fs::write(&orphan, vec![0u8; 50]).unwrap();
+        assert!(keep(&cache, "F", "t", &field, &["out"], &rec).unwrap());
+        assert_eq!(cache.store_bytes().unwrap(), None);
+        let (removed, left) = evict_if_over(&cache, 1000).unwrap().unwrap();
+        assert_eq!((removed.bytes, left.bytes), (50, 100));
+        assert_eq!(cache.store_bytes().unwrap(), Some(100));
+        // The same bytes kept for another target: no new object, nothing added.
+        assert!(keep(&cache, "F", "t2", &field, &["out"], &rec).unwrap());
+        assert_eq!(cache.store_bytes().unwrap(), Some(100));
+        // Under the budget nothing walks the objects: an orphan stays until a count.
+        std::fs::write(&orphan, vec![0u8; 50]).unwrap();
+        assert!(evict_if_over(&cache, 1000).unwrap().is_none());
+        assert!(orphan.exists());
+        // Over it: counted, the orphan and what does not fit removed.
+        let (removed, left) = evict_if_over(&cache, 99).unwrap().unwrap();
+        assert_eq!((removed.objects, removed.bytes), (2, 150));
+        assert_eq!(left, Usage::default());
+        assert!(!orphan.exists());
+        assert_eq!(cache.store_bytes().unwrap(), Some(0));
+        // gc counts whatever the count says.
+        std::fs::write(&orphan, vec![0u8; 50]).unwrap();
+        let (removed, _) = evict(&cache, 1000).unwrap();
+        assert_eq!(removed.bytes, 50);
     }
 }

@@ -84,6 +84,9 @@ pub enum CacheError {
     },
 }
 
+/// The default tree's key of the content store's byte count ([`Cache::store_bytes`]).
+const STORE_BYTES: &[u8] = b"store_bytes";
+
 /// The open cache. Holds the exclusive lock until dropped.
 pub struct Cache {
     dir: PathBuf,
@@ -706,6 +709,54 @@ impl Cache {
     /// Forget the content store's entry for `key`.
     pub fn remove_stored(&self, key: &Digest) -> Result<(), CacheError> {
         self.stored.remove(key.0).map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// The bytes of the content store's objects as the last full count found them plus what
+    /// was added since (`crate::store`); `None` when never counted (or unreadable).
+    pub fn store_bytes(&self) -> Result<Option<u64>, CacheError> {
+        let v = self.db.get(STORE_BYTES).map_err(|e| self.sled_err(e))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_le_bytes)))
+    }
+
+    /// Set the content store's byte count (after counting every object).
+    pub fn set_store_bytes(&self, n: u64) -> Result<(), CacheError> {
+        self.db
+            .insert(STORE_BYTES, &n.to_le_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Count the content store from zero unless it is counted already: for a store that has
+    /// no objects yet (the first object is kept after this).
+    pub fn start_store_bytes(&self) -> Result<(), CacheError> {
+        let _ = self
+            .db
+            .compare_and_swap(
+                STORE_BYTES,
+                None as Option<&[u8]>,
+                Some(&0u64.to_le_bytes()),
+            )
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// Add `n` bytes of new objects to the content store's count (left uncounted if it was).
+    pub fn add_store_bytes(&self, n: u64) -> Result<(), CacheError> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.db
+            .fetch_and_update(STORE_BYTES, |old| {
+                let old = <[u8; 8]>::try_from(old?).ok()?;
+                Some(
+                    u64::from_le_bytes(old)
+                        .saturating_add(n)
+                        .to_le_bytes()
+                        .to_vec(),
+                )
+            })
+            .map_err(|e| self.sled_err(e))?;
         Ok(())
     }
 

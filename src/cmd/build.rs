@@ -468,7 +468,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
     if kept > 0 {
         let t0 = Instant::now();
         // Best effort: a store over its budget costs disk, not correctness.
-        if let Err(e) = crate::store::evict(&cache, budget) {
+        if let Err(e) = crate::store::evict_if_over(&cache, budget) {
             eprintln!("arrakis: warning: {e}");
         }
         timing("content store eviction", t0);
