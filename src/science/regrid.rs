@@ -1,6 +1,8 @@
 //! Interpolation of a channel plane at a fractional pixel, as linmos regrids each beam's cutout
-//! onto the mosaic grid: bicubic (Keys' kernel, a = −0.5) where the 4×4 neighbourhood is inside
-//! the image and free of blanks, bilinear otherwise, NaN outside.
+//! onto the mosaic grid, by one of the [`Method`]s yandasoft's `linmos.regrid.method` names:
+//! bicubic (Keys' kernel, a = −0.5; linmos's default here) where the 4×4 neighbourhood is inside
+//! the image and free of blanks and bilinear otherwise, bilinear (yandasoft's default, and so
+//! what Arrakis's linmos runs get), or nearest; NaN outside.
 //!
 //! Must never: open a file. The weights of a position are the same for every channel, so they are
 //! worked out once ([`stencil`]) and applied per channel ([`sample`]).
@@ -19,6 +21,31 @@ pub fn keys(t: f64) -> f64 {
         ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
     } else {
         0.0
+    }
+}
+
+/// How a plane is interpolated between its pixels (yandasoft's `linmos.regrid.method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// The nearest pixel.
+    Nearest,
+    /// Bilinear between the four pixels around: yandasoft's default, which Arrakis's linmos
+    /// parsets leave in place.
+    Linear,
+    /// Bicubic (Keys, a = −0.5) where the 4×4 neighbourhood is inside the plane and free of
+    /// blanks, bilinear otherwise.
+    Cubic,
+}
+
+impl Method {
+    /// The method of a `linmos_regrid` value (`nearest`, `linear`, `cubic`).
+    pub fn from_name(name: &str) -> Option<Method> {
+        match name {
+            "nearest" => Some(Method::Nearest),
+            "linear" => Some(Method::Linear),
+            "cubic" => Some(Method::Cubic),
+            _ => None,
+        }
     }
 }
 
@@ -46,11 +73,12 @@ impl Stencil {
 /// sky (pixel → RA, Dec → pixel) lands within ~1e-12 of where it began.
 pub const ON_SAMPLE: f64 = 1e-9;
 
-/// The stencil of fractional pixel (x, y) in an `nx × ny` plane; `None` outside it. A coordinate
-/// within [`ON_SAMPLE`] of a whole pixel is that pixel (a round trip can land a hair outside the
-/// last column); on a sample in both, the stencil is that pixel alone: what both kernels give
-/// there, without reading (or a blank among) its neighbours.
-pub fn stencil(nx: usize, ny: usize, x: f64, y: f64) -> Option<Stencil> {
+/// The stencil of fractional pixel (x, y) in an `nx × ny` plane by `method`; `None` outside
+/// it (the same positions whatever the method). A coordinate within [`ON_SAMPLE`] of a whole
+/// pixel is that pixel (a round trip can land a hair outside the last column); on a sample in
+/// both, the stencil is that pixel alone: what every kernel gives there, without reading (or a
+/// blank among) its neighbours. Nearest is the stencil of the nearest sample.
+pub fn stencil(nx: usize, ny: usize, x: f64, y: f64, method: Method) -> Option<Stencil> {
     let snap = |v: f64| {
         let r = v.round();
         ((v - r).abs() < ON_SAMPLE).then_some(r)
@@ -60,8 +88,8 @@ pub fn stencil(nx: usize, ny: usize, x: f64, y: f64) -> Option<Stencil> {
     if x < 0.0 || y < 0.0 || x > (nx - 1) as f64 || y > (ny - 1) as f64 {
         return None;
     }
-    if sx.is_some() && sy.is_some() {
-        let (x, y) = (x as usize, y as usize);
+    if (sx.is_some() && sy.is_some()) || method == Method::Nearest {
+        let (x, y) = (x.round() as usize, y.round() as usize);
         return Some(Stencil {
             cubic: None,
             lin: (x, y, x, y, 0.0, 0.0),
@@ -69,7 +97,8 @@ pub fn stencil(nx: usize, ny: usize, x: f64, y: f64) -> Option<Stencil> {
     }
     let (xf, yf) = (x.floor(), y.floor());
     let (x0, y0) = (xf as isize - 1, yf as isize - 1);
-    let cubic = (x0 >= 0 && y0 >= 0 && x0 + 3 < nx as isize && y0 + 3 < ny as isize).then(|| {
+    let inside = x0 >= 0 && y0 >= 0 && x0 + 3 < nx as isize && y0 + 3 < ny as isize;
+    let cubic = (method == Method::Cubic && inside).then(|| {
         let (fx, fy) = (x - xf, y - yf);
         let wx = [keys(1.0 + fx), keys(fx), keys(1.0 - fx), keys(2.0 - fx)];
         let wy = [keys(1.0 + fy), keys(fy), keys(1.0 - fy), keys(2.0 - fy)];
@@ -417,10 +446,9 @@ pub fn to_planes(spectra: &[f32], npix: usize, nchan: usize) -> Vec<f32> {
     out
 }
 
-/// The value of channel `ch` at fractional pixel (x, y): bicubic, else bilinear, else NaN
-/// outside the plane.
-pub fn interpolate(c: CubeView, ch: usize, x: f64, y: f64) -> f64 {
-    stencil(c.nx, c.ny, x, y).map_or(f64::NAN, |s| sample(c, ch, &s))
+/// The value of channel `ch` at fractional pixel (x, y) by `method`, NaN outside the plane.
+pub fn interpolate(c: CubeView, ch: usize, x: f64, y: f64, method: Method) -> f64 {
+    stencil(c.nx, c.ny, x, y, method).map_or(f64::NAN, |s| sample(c, ch, &s))
 }
 
 #[cfg(test)]
@@ -444,7 +472,7 @@ mod tests {
     }
 
     fn bilinear(c: CubeView, x: f64, y: f64) -> f64 {
-        stencil(c.nx, c.ny, x, y).map_or(f64::NAN, |s| sample(c, 0, &s.bilinear()))
+        stencil(c.nx, c.ny, x, y, Method::Cubic).map_or(f64::NAN, |s| sample(c, 0, &s.bilinear()))
     }
 
     #[test]
@@ -453,13 +481,13 @@ mod tests {
         let d = plane(9, 8, q);
         let c = view(&d, 9, 8);
         for (x, y) in [(3.0, 4.0), (2.5, 3.25), (4.75, 2.1), (1.0, 1.0)] {
-            let v = interpolate(c, 0, x, y);
+            let v = interpolate(c, 0, x, y, Method::Cubic);
             assert!((v - q(x, y)).abs() < 1e-4, "({x}, {y}): {v} vs {}", q(x, y));
         }
         // Near the edge: bilinear, still exact at samples and on planes; outside: NaN.
-        assert!((interpolate(c, 0, 0.0, 7.0) - q(0.0, 7.0)).abs() < 1e-5);
-        assert!(interpolate(c, 0, -0.1, 3.0).is_nan());
-        assert!(interpolate(c, 0, 3.0, 7.5).is_nan());
+        assert!((interpolate(c, 0, 0.0, 7.0, Method::Cubic) - q(0.0, 7.0)).abs() < 1e-5);
+        assert!(interpolate(c, 0, -0.1, 3.0, Method::Cubic).is_nan());
+        assert!(interpolate(c, 0, 3.0, 7.5, Method::Cubic).is_nan());
     }
 
     #[test]
@@ -475,7 +503,7 @@ mod tests {
             (3.0f64 - 3e-11, 1.0f64),
         ] {
             let want = d[(y.round() as usize) * 6 + x.round() as usize];
-            let s = stencil(6, 5, x, y).unwrap();
+            let s = stencil(6, 5, x, y, Method::Cubic).unwrap();
             assert_eq!(sample(c, 0, &s), want as f64, "({x}, {y})");
             assert_eq!(s.tap(6).sample(&d, 6), want, "({x}, {y})");
             let spectra = to_spectra(&d, 30, 1);
@@ -483,10 +511,13 @@ mod tests {
             assert_eq!(s.tap(6).spectra(&spectra, 6, layout).sample::<1>(0), [want]);
         }
         // A hair outside the last column is on it; further out is outside.
-        assert_eq!(interpolate(c, 0, 5.0 + 1e-12, 4.0), d[4 * 6 + 5] as f64);
-        assert!(stencil(6, 5, 5.0 + 1e-6, 4.0).is_none());
+        assert_eq!(
+            interpolate(c, 0, 5.0 + 1e-12, 4.0, Method::Cubic),
+            d[4 * 6 + 5] as f64
+        );
+        assert!(stencil(6, 5, 5.0 + 1e-6, 4.0, Method::Cubic).is_none());
         // Off the sample the blank is read (bicubic, then bilinear): NaN.
-        assert!(interpolate(c, 0, 2.5, 2.0).is_nan());
+        assert!(interpolate(c, 0, 2.5, 2.0, Method::Cubic).is_nan());
     }
 
     #[test]
@@ -497,7 +528,7 @@ mod tests {
             (-k * ((x - 5.5).powi(2) + (y - 5.5).powi(2))).exp()
         });
         let c = view(&d, 12, 12);
-        let v = interpolate(c, 0, 5.5, 5.5);
+        let v = interpolate(c, 0, 5.5, 5.5, Method::Cubic);
         assert!(v > 0.95 && v < 1.0, "{v}");
         assert!(bilinear(c, 5.5, 5.5) < 0.87);
     }
@@ -506,13 +537,17 @@ mod tests {
     fn taps_agree_with_the_double_precision_stencil() {
         let d = plane(11, 9, |x, y| (0.3 * x).sin() + 0.1 * y * y - 0.02 * x * y);
         let c = view(&d, 11, 9);
-        for (x, y) in [(3.3, 4.7), (0.2, 0.9), (9.6, 7.5), (5.0, 5.0), (10.0, 8.0)] {
-            let s = stencil(11, 9, x, y).unwrap();
+        let methods = [Method::Cubic, Method::Linear, Method::Nearest];
+        for (x, y, method) in [(3.3, 4.7), (0.2, 0.9), (9.6, 7.5), (5.0, 5.0), (10.0, 8.0)]
+            .into_iter()
+            .flat_map(|(x, y)| methods.map(|m| (x, y, m)))
+        {
+            let s = stencil(11, 9, x, y, method).unwrap();
             let want = sample(c, 0, &s);
             let got = s.tap(11).sample(&d, 11) as f64;
             assert!(
                 (got - want).abs() < 2e-6 * (1.0 + want.abs()),
-                "({x}, {y}): {got} vs {want}"
+                "({x}, {y}) {method:?}: {got} vs {want}"
             );
         }
         // Every channel at once, from the transposed cube: the same bits (a whole group of
@@ -544,8 +579,11 @@ mod tests {
                     "({p}, {ch})"
                 );
             }
-            for (x, y) in [(4.5, 4.5), (0.2, 0.9), (3.3, 4.7)] {
-                let tap = stencil(11, 9, x, y).unwrap().tap(11);
+            for (x, y, method) in [(4.5, 4.5), (0.2, 0.9), (3.3, 4.7)]
+                .into_iter()
+                .flat_map(|(x, y)| methods.map(|m| (x, y, m)))
+            {
+                let tap = stencil(11, 9, x, y, method).unwrap().tap(11);
                 // As the mosaic takes them: a whole group in one vector (AVX-512) or two runs
                 // (AVX2), then the runs after it, then one by one.
                 let t = tap.spectra(&tile, 11, layout);
@@ -566,14 +604,18 @@ mod tests {
                     assert_eq!(got.len(), nchan);
                     for (ch, g) in got.iter().enumerate() {
                         let want = tap.sample(&cube[ch * 99..(ch + 1) * 99], 11);
-                        assert_eq!(g.to_bits(), want.to_bits(), "({x}, {y}) channel {ch}");
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "({x}, {y}) {method:?} channel {ch}"
+                        );
                     }
                 }
             }
         }
         let mut blank = d.clone();
         blank[3 * 11 + 3] = f32::NAN;
-        let s = stencil(11, 9, 4.5, 4.5).unwrap();
+        let s = stencil(11, 9, 4.5, 4.5, Method::Cubic).unwrap();
         let want = sample(view(&blank, 11, 9), 0, &s);
         let got = s.tap(11).sample(&blank, 11) as f64;
         assert!((got - want).abs() < 2e-6, "{got} vs {want}");
@@ -584,7 +626,37 @@ mod tests {
         let mut d = plane(8, 8, |x, _| x);
         d[2 * 8 + 2] = f32::NAN; // (x 2, y 2) is in the 4×4 of (3.5, 3.5) but not its 2×2
         let c = view(&d, 8, 8);
-        assert!((interpolate(c, 0, 3.5, 3.5) - 3.5).abs() < 1e-6);
-        assert!(interpolate(c, 0, 2.5, 2.5).is_nan());
+        assert!((interpolate(c, 0, 3.5, 3.5, Method::Cubic) - 3.5).abs() < 1e-6);
+        assert!(interpolate(c, 0, 2.5, 2.5, Method::Cubic).is_nan());
+    }
+
+    #[test]
+    fn linear_and_nearest_are_yandasofts_other_methods() {
+        // Bilinear is exact on a + b x + c y + d x y; the bicubic is not needed for it.
+        let f = |x: f64, y: f64| 1.0 + 0.5 * x - 0.25 * y + 0.125 * x * y;
+        let mut d = plane(8, 8, f);
+        let c = view(&d, 8, 8);
+        for (x, y) in [(2.5, 3.25), (0.1, 6.9), (7.0, 0.4), (3.0, 3.0)] {
+            let v = interpolate(c, 0, x, y, Method::Linear);
+            assert!((v - f(x, y)).abs() < 1e-5, "({x}, {y}): {v} vs {}", f(x, y));
+            // Nearest: the value of the nearest pixel.
+            let n = interpolate(c, 0, x, y, Method::Nearest);
+            assert_eq!(n, f(x.round(), y.round()) as f32 as f64, "({x}, {y})");
+        }
+        // The same positions are inside the plane whatever the method.
+        for m in [Method::Nearest, Method::Linear, Method::Cubic] {
+            assert!(interpolate(c, 0, -0.1, 3.0, m).is_nan());
+            assert!(interpolate(c, 0, 3.0, 7.2, m).is_nan());
+        }
+        // A blank in the 4×4 but not the 2×2: bilinear never reads it; a blank among the four
+        // pixels around: NaN, as yandasoft masks it.
+        d[2 * 8 + 2] = f32::NAN;
+        let c = view(&d, 8, 8);
+        assert!((interpolate(c, 0, 3.5, 3.5, Method::Linear) - f(3.5, 3.5)).abs() < 1e-5);
+        assert!(interpolate(c, 0, 2.5, 2.5, Method::Linear).is_nan());
+        assert!(interpolate(c, 0, 2.4, 2.4, Method::Nearest).is_nan());
+        assert!(!interpolate(c, 0, 2.6, 2.6, Method::Nearest).is_nan());
+        assert_eq!(Method::from_name("linear"), Some(Method::Linear));
+        assert_eq!(Method::from_name("bilinear"), None);
     }
 }

@@ -7,20 +7,22 @@
 use std::path::{Path, PathBuf};
 
 use super::io::{memo_by_file, read_weights};
-use super::params::LINMOS_CUTOFF;
+use super::params::{LINMOS_CUTOFF, LINMOS_REGRID};
 use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Header, Image, PlaneReader, Spectra};
 use crate::rules::{Contract, SlotSpec};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{stencil, ChannelGroups, Tap, CHANNEL_GROUP, CHANNEL_RUN as RUN};
+use crate::science::regrid::{
+    stencil, ChannelGroups, Method, Tap, CHANNEL_GROUP, CHANNEL_RUN as RUN,
+};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "linmos",
     version: 7,
-    params: &[&LINMOS_CUTOFF],
+    params: &[&LINMOS_CUTOFF, &LINMOS_REGRID],
     inputs: &[
         SlotSpec::required(
             "cutouts",
@@ -238,6 +240,18 @@ impl Cutout {
         }
         Ok(())
     }
+}
+
+/// How cutouts (and merge's mosaics) are regridded: `linmos_regrid` (its choices are checked
+/// where parameters are read; the error is for a caller that passes another).
+pub(super) fn regrid_method(ctx: &ActionCtx) -> Result<Method, StageError> {
+    let regrid = ctx.str(&LINMOS_REGRID)?;
+    Method::from_name(regrid).ok_or_else(|| {
+        StageError::data(format!(
+            "{}: linmos_regrid '{regrid}' is not a method: cubic, linear or nearest",
+            ctx.target
+        ))
+    })
 }
 
 /// The angle (radians) the holography is rotated by for these cutouts: α = P − (−45°), P the
@@ -499,6 +513,7 @@ fn geometry(
     holography: Option<(&BeamModel, PathBuf)>,
     alpha: f64,
     cutoff: f64,
+    method: Method,
 ) -> Result<std::sync::Arc<Geometry>, usize> {
     use std::sync::{Arc, Mutex};
     static MEMO: Mutex<GeometryMemo> = Mutex::new(std::collections::VecDeque::new());
@@ -509,7 +524,7 @@ fn geometry(
         h.update(&[0]);
     };
     put(format!(
-        "linmos-geometry-2 {ref_i} {alpha:e} {cutoff:e} {beam_numbers:?}"
+        "linmos-geometry-3 {ref_i} {alpha:e} {cutoff:e} {method:?} {beam_numbers:?}"
     ));
     for (c, w) in cubes {
         put(format!("{} {} {} {w:?}", c.nx, c.ny, c.nchan));
@@ -570,7 +585,7 @@ fn geometry(
                 let Some((px, py)) = w.world_to_pix(ra, dec) else {
                     continue;
                 };
-                let Some(st) = stencil(c.nx, c.ny, px, py) else {
+                let Some(st) = stencil(c.nx, c.ny, px, py, method) else {
                     continue;
                 };
                 let (l, m) = offset_lm_deg(ra, dec, w.crval_ra, w.crval_dec);
@@ -947,6 +962,7 @@ impl Builtin for Linmos {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let cutoff = ctx.f64(&LINMOS_CUTOFF)?;
+        let method = regrid_method(ctx)?;
         let images = ctx.input("cutouts");
         let weights = ctx.input("weights");
         if images.is_empty() || images.len() != weights.len() {
@@ -1041,7 +1057,7 @@ impl Builtin for Linmos {
                 ctx.input("holography").first().cloned().unwrap_or_default(),
             )
         });
-        let geo = geometry(&cubes, ref_i, &beam_numbers, holo, alpha, cutoff)
+        let geo = geometry(&cubes, ref_i, &beam_numbers, holo, alpha, cutoff, method)
             .map_err(|beam| no_beam(ctx, beam))?;
         let nxs: Vec<usize> = cubes.iter().map(|(c, _)| c.nx).collect();
         // A weight that is not a positive number leaves its channel out.
@@ -1252,7 +1268,7 @@ mod tests {
             header,
         });
         let mut cubes = [(cube, wcs)];
-        let geo = geometry(&cubes, 0, &[0], None, 0.0, 0.01).unwrap();
+        let geo = geometry(&cubes, 0, &[0], None, 0.0, 0.01, Method::Cubic).unwrap();
         let m = Mix {
             geo: &geo,
             nxs: &[n],
@@ -1408,7 +1424,13 @@ mod tests {
 
     #[test]
     fn a_mosaic_is_the_same_whatever_the_block_and_wherever_the_pixels_come_from() {
-        // Two overlapping beams on shifted grids (bicubic taps), blanks; a whole group, a run
+        for method in [Method::Linear, Method::Cubic, Method::Nearest] {
+            same_whatever_the_block(method);
+        }
+    }
+
+    fn same_whatever_the_block(method: Method) {
+        // Two overlapping beams on shifted grids (taps by `method`), blanks; a whole group, a run
         // after it and three channels after that.
         let nchan = CHANNEL_GROUP + RUN + 3;
         let dir = tempfile::tempdir().unwrap();
@@ -1447,7 +1469,7 @@ mod tests {
             paths.push(p);
             cubes.push((Cutout::held(s), wcs));
         }
-        let geo = geometry(&cubes, 0, &[0, 1], None, 0.0, 0.01).unwrap();
+        let geo = geometry(&cubes, 0, &[0, 1], None, 0.0, 0.01, method).unwrap();
         let ws = [
             vec![1.0; nchan],
             (0..nchan).map(|c| c as f32 * 0.5).collect(),
@@ -1545,7 +1567,10 @@ mod tests {
             };
             (bits(&spectra(&num)), bits(&spectra(&den)))
         };
-        assert!(by(false) == whole);
-        assert!(by(true) == whole, "the plain loop's bits differ");
+        assert!(by(false) == whole, "{method:?}");
+        assert!(
+            by(true) == whole,
+            "{method:?}: the plain loop's bits differ"
+        );
     }
 }

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use super::{ActionCtx, Builtin, StageError};
 use crate::fits::Cube;
 use crate::rules::{Contract, SlotSpec};
-use crate::science::regrid::{sample, stencil, Stencil};
+use crate::science::regrid::{sample, stencil, Method, Stencil};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
     name: "merge",
     version: 3,
-    params: &[],
+    params: &[&super::params::LINMOS_REGRID],
     inputs: &[
         SlotSpec::required(
             "mosaics",
@@ -113,6 +113,14 @@ impl Builtin for Merge {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let stokes = ctx.unit_var("stokes").unwrap_or("i");
+        // As linmos reads it (not through linmos's module: its code is not merge's).
+        let regrid = ctx.str(&super::params::LINMOS_REGRID)?;
+        let method = Method::from_name(regrid).ok_or_else(|| {
+            StageError::data(format!(
+                "{}: linmos_regrid '{regrid}' is not a method: cubic, linear or nearest",
+                ctx.target
+            ))
+        })?;
         let mosaics = ctx.input("mosaics");
         let weights = ctx.input("weights");
         let ions = ctx.input("ion");
@@ -225,11 +233,11 @@ impl Builtin for Merge {
                     // The grid's own mosaic at its own pixel (a round trip through the sky
                     // can land a hair outside the last column).
                     if k == ref_i {
-                        return stencil(nx, ny, x as f64, y as f64);
+                        return stencil(nx, ny, x as f64, y as f64, method);
                     }
                     // A position a hair from a pixel's centre is on that pixel (`stencil`).
                     let (px, py) = m.wcs.world_to_pix(ra, dec)?;
-                    stencil(m.cube.nx, m.cube.ny, px, py)
+                    stencil(m.cube.nx, m.cube.ny, px, py, method)
                 }));
                 for ch in 0..nchan {
                     let (mut num, mut den) = (0.0, 0.0);
@@ -326,11 +334,15 @@ mod tests {
         }
         let vars = vec![("stokes".to_string(), stokes.to_string())];
         let (mo, wo) = (d.join("out.fits"), d.join("outw.fits"));
+        let params = [(
+            "linmos_regrid".to_string(),
+            crate::config::params::ParamValue::Str("cubic".into()),
+        )];
         let ctx = ActionCtx {
             field_dir: d,
             target: "merge/X.q",
             vars: &vars,
-            params: &[],
+            params: &params,
             inputs: vec![("mosaics", ms), ("weights", ws), ("ion", ions)],
             outputs: vec![("mosaic", mo.clone(), None), ("weight", wo.clone(), None)],
         };

@@ -293,6 +293,14 @@ pub static LINMOS_CUTOFF: ParamSpec = ParamSpec::new(
     "primary-beam level below which a beam is left out of a mosaic",
 )
 .range(Range::closed(0.0, 1.0));
+/// How linmos regrids each beam's cutout onto the mosaic's grid.
+pub static LINMOS_REGRID: ParamSpec = ParamSpec::new(
+    "linmos_regrid",
+    T::String,
+    D::Str("cubic"),
+    "how linmos interpolates each beam's cutout onto the mosaic's grid: cubic (keeps more of a beam-sized peak between pixels), or yandasoft's linmos.regrid.method default linear (what Arrakis's parsets get), or nearest",
+)
+.choices(&["cubic", "linear", "nearest"]);
 /// Holography model.
 pub static HOLOFILE: ParamSpec = ParamSpec::new(
     "holofile",
@@ -562,6 +570,7 @@ pub static ALL: &[&ParamSpec] = &[
     &DISABLE_POL_FORCE_MASK_ROUNDS,
     &PAD,
     &LINMOS_CUTOFF,
+    &LINMOS_REGRID,
     &HOLOFILE,
     &ION_FILE,
     &ION_SOURCE,
