@@ -99,15 +99,25 @@ fn killed_pipeline_builds_resume_to_clean_bytes() {
     let pristine = simulate(&tmp.path().join("pristine"), &SimOptions::small(field, 21)).unwrap();
     let inputs = input_files(&pristine);
 
-    // The reference: a clean build, and how long it takes.
-    let clean = tmp.path().join("clean");
-    std::fs::create_dir_all(&clean).unwrap();
-    link_copy(&pristine, &clean);
-    let t0 = Instant::now();
-    let (out, _) = build_real(&tmp.path().join("cache-clean"), &clean, field, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let span = t0.elapsed().as_secs_f64();
-    let reference = outputs(&clean.join(field), &inputs);
+    // The reference: a clean build, and how long one takes (the least of three: a build slowed
+    // by a hiccup of the machine would put most kills after the end, and the trials would
+    // test little).
+    let mut span = f64::INFINITY;
+    for k in 0..3 {
+        let clean = tmp.path().join(format!("clean{k}"));
+        std::fs::create_dir_all(&clean).unwrap();
+        link_copy(&pristine, &clean);
+        let t0 = Instant::now();
+        let (out, _) = build_real(
+            &tmp.path().join(format!("cache-clean{k}")),
+            &clean,
+            field,
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        span = span.min(t0.elapsed().as_secs_f64());
+    }
+    let reference = outputs(&tmp.path().join("clean0").join(field), &inputs);
 
     let mut next = fractions(0x5EED);
     let (trials, mut mid_build) = (50, 0);
