@@ -242,9 +242,9 @@ impl Cutout {
     }
 }
 
-/// How cutouts (and merge's mosaics) are regridded: `linmos_regrid` (its choices are checked
-/// where parameters are read; the error is for a caller that passes another).
-pub(super) fn regrid_method(ctx: &ActionCtx) -> Result<Method, StageError> {
+/// How the cutouts are regridded: `linmos_regrid` (its choices are checked where parameters
+/// are read; the error is for a caller that passes another). `merge` reads it the same way.
+fn regrid_method(ctx: &ActionCtx) -> Result<Method, StageError> {
     let regrid = ctx.str(&LINMOS_REGRID)?;
     Method::from_name(regrid).ok_or_else(|| {
         StageError::data(format!(
