@@ -423,6 +423,22 @@ mod tests {
         }
     }
 
+    /// A successful record (key 1) of a target whose one output, `rel` in `field`, holds `bytes`.
+    fn one_output(field: &Path, rel: &str, bytes: &[u8]) -> TargetState {
+        let path = field.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        TargetState {
+            key: Digest([1; 32]),
+            status: crate::cache::RunStatus::Ok,
+            outputs_id: Digest([0; 32]),
+            outputs: vec![crate::cache::OutputState {
+                digest: hash_file(&path).unwrap(),
+                sig: StatSig::of_path(&path).unwrap().unwrap(),
+            }],
+        }
+    }
+
     #[test]
     fn eviction_keeps_the_most_recently_used_that_fit_and_shared_objects_once() {
         let tmp = tempfile::tempdir().unwrap();
@@ -490,16 +506,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::open(&tmp.path().join("cache"), false).unwrap();
         let field = tmp.path().join("field");
-        std::fs::create_dir_all(field.join("d")).unwrap();
-        std::fs::write(field.join("d/out.txt"), b"made with key 1").unwrap();
-        let digest = hash_file(&field.join("d/out.txt")).unwrap();
-        let sig = StatSig::of_path(&field.join("d/out.txt")).unwrap().unwrap();
-        let rec = TargetState {
-            key: Digest([1; 32]),
-            status: crate::cache::RunStatus::Ok,
-            outputs_id: Digest([0; 32]),
-            outputs: vec![crate::cache::OutputState { digest, sig }],
-        };
+        let rec = one_output(&field, "d/out.txt", b"made with key 1");
+        let digest = rec.outputs[0].digest;
         assert!(keep(&cache, "F", "t", &field, &["d/out.txt"], &rec).unwrap());
         // Replaced by rename, as a run replaces it; then removed altogether.
         let tmpf = field.join("d/new");
@@ -546,16 +554,7 @@ mod tests {
     fn a_build_walks_the_objects_only_when_the_count_says_the_store_may_be_over_budget() {
         let tmp = tempfile::tempdir().unwrap();
         let field = tmp.path().join("field");
-        std::fs::create_dir_all(&field).unwrap();
-        std::fs::write(field.join("out"), vec![7u8; 100]).unwrap();
-        let digest = hash_file(&field.join("out")).unwrap();
-        let sig = StatSig::of_path(&field.join("out")).unwrap().unwrap();
-        let rec = TargetState {
-            key: Digest([1; 32]),
-            status: crate::cache::RunStatus::Ok,
-            outputs_id: Digest([0; 32]),
-            outputs: vec![crate::cache::OutputState { digest, sig }],
-        };
+        let rec = one_output(&field, "out", &[7u8; 100]);
         // A new store is counted from its first object.
         let fresh = Cache::open(&tmp.path().join("fresh"), false).unwrap();
         assert_eq!(fresh.store_bytes().unwrap(), None);

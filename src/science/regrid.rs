@@ -38,13 +38,17 @@ pub enum Method {
 }
 
 impl Method {
-    /// The method of a `linmos_regrid` value (`nearest`, `linear`, `cubic`).
-    pub fn from_name(name: &str) -> Option<Method> {
+    /// The method of a `linmos_regrid` value (`cubic`, `linear`, `nearest`); otherwise what
+    /// is wrong, to report (the parameter's declared choices refuse other values before a
+    /// stage runs, so only a caller that skips them meets it).
+    pub fn from_name(name: &str) -> Result<Method, String> {
         match name {
-            "nearest" => Some(Method::Nearest),
-            "linear" => Some(Method::Linear),
-            "cubic" => Some(Method::Cubic),
-            _ => None,
+            "nearest" => Ok(Method::Nearest),
+            "linear" => Ok(Method::Linear),
+            "cubic" => Ok(Method::Cubic),
+            _ => Err(format!(
+                "linmos_regrid '{name}' is not one of cubic, linear, nearest"
+            )),
         }
     }
 }
@@ -656,7 +660,9 @@ mod tests {
         assert!(interpolate(c, 0, 2.5, 2.5, Method::Linear).is_nan());
         assert!(interpolate(c, 0, 2.4, 2.4, Method::Nearest).is_nan());
         assert!(!interpolate(c, 0, 2.6, 2.6, Method::Nearest).is_nan());
-        assert_eq!(Method::from_name("linear"), Some(Method::Linear));
-        assert_eq!(Method::from_name("bilinear"), None);
+        assert_eq!(Method::from_name("linear"), Ok(Method::Linear));
+        assert!(Method::from_name("bilinear")
+            .unwrap_err()
+            .contains("'bilinear'"));
     }
 }

@@ -242,18 +242,6 @@ impl Cutout {
     }
 }
 
-/// How the cutouts are regridded: `linmos_regrid` (its choices are checked where parameters
-/// are read; the error is for a caller that passes another). `merge` reads it the same way.
-fn regrid_method(ctx: &ActionCtx) -> Result<Method, StageError> {
-    let regrid = ctx.str(&LINMOS_REGRID)?;
-    Method::from_name(regrid).ok_or_else(|| {
-        StageError::data(format!(
-            "{}: linmos_regrid '{regrid}' is not a method: cubic, linear or nearest",
-            ctx.target
-        ))
-    })
-}
-
 /// The angle (radians) the holography is rotated by for these cutouts: α = P − (−45°), P the
 /// polarisation-axis angle the imager wrote as `INSTRUMENT_RECEPTOR_ANGLE` (degrees); cutouts
 /// without it are taken at fixms's common case P = −45° (α = 0). Every cutout must agree.
@@ -962,7 +950,8 @@ impl Builtin for Linmos {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let cutoff = ctx.f64(&LINMOS_CUTOFF)?;
-        let method = regrid_method(ctx)?;
+        let method = Method::from_name(ctx.str(&LINMOS_REGRID)?)
+            .map_err(|e| StageError::data(format!("{}: {e}", ctx.target)))?;
         let images = ctx.input("cutouts");
         let weights = ctx.input("weights");
         if images.is_empty() || images.len() != weights.len() {

@@ -113,14 +113,8 @@ impl Builtin for Merge {
     }
     fn run(&self, ctx: &ActionCtx) -> Result<(), StageError> {
         let stokes = ctx.unit_var("stokes").unwrap_or("i");
-        // As linmos reads it (not through linmos's module: its code is not merge's).
-        let regrid = ctx.str(&super::params::LINMOS_REGRID)?;
-        let method = Method::from_name(regrid).ok_or_else(|| {
-            StageError::data(format!(
-                "{}: linmos_regrid '{regrid}' is not a method: cubic, linear or nearest",
-                ctx.target
-            ))
-        })?;
+        let method = Method::from_name(ctx.str(&super::params::LINMOS_REGRID)?)
+            .map_err(|e| StageError::data(format!("{}: {e}", ctx.target)))?;
         let mosaics = ctx.input("mosaics");
         let weights = ctx.input("weights");
         let ions = ctx.input("ion");
