@@ -1,9 +1,9 @@
 // The source files a stage's code is made of: its module and every module of this crate it
-// refers to, transitively (`crate::`, `super::` and `self::` paths, `use` groups, `mod`
-// declarations, `include_str!`/`include_bytes!` files). `build.rs` includes this file to digest
-// each stage module's closure into the key of its builtins (so a change to a stage's code, or to
-// anything it calls, reruns that stage and what reads it, and nothing else); the crate compiles it
-// too (`crate::code_digest`), for its tests.
+// refers to, transitively (`crate::`, `super::` and `self::` paths, paths through a module's own
+// submodules, `use` groups, `mod` declarations, `include_str!`/`include_bytes!` files).
+// `build.rs` includes this file to digest each stage module's closure into the key of its
+// builtins (so a change to a stage's code, or to anything it calls, reruns that stage and what
+// reads it, and nothing else); the crate compiles it too (`crate::code_digest`), for its tests.
 //
 // Plain std only (build scripts cannot use the crate's dependencies). Module granularity: a
 // change anywhere in a module file counts, comments included (conservative).
@@ -148,8 +148,26 @@ pub mod scan {
             .any(|x| first.as_deref() == Some(*x) || rel == Path::new(x))
     }
 
+    /// The submodules a module file declares from its own file (`mod x;`, with any
+    /// visibility): the names its relative paths may start with.
+    fn child_modules(b: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(k) = b[i..].windows(4).position(|w| w == b"mod ") {
+            let at = i + k;
+            let word_start = at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
+            let (id, j) = ident_at(b, skip_ws(b, at + 4));
+            if word_start && !id.is_empty() && b.get(skip_ws(b, j)) == Some(&b';') {
+                out.push(id);
+            }
+            i = at + 4;
+        }
+        out
+    }
+
     /// The files `file` refers to; its `mod` declarations only when it is `root` or inside it
-    /// (a parent module declares every sibling: following those would take in everything).
+    /// (a parent module declares every sibling: following those would take in everything),
+    /// elsewhere the submodules its relative paths name (`fits/mod.rs`'s `reader::…`).
     /// Its unit tests (from `#[cfg(test)]` on) are not its code.
     fn refs(src: &Path, file: &Path, root: &[String]) -> Vec<PathBuf> {
         let Ok(mut text) = std::fs::read(file) else {
@@ -160,6 +178,7 @@ pub mod scan {
         }
         let b = &text[..];
         let here = module_of(src, file);
+        let children = child_modules(b);
         let mut paths: Vec<Vec<String>> = Vec::new();
         let mut files = Vec::new();
         let mut i = 0;
@@ -169,6 +188,13 @@ pub mod scan {
                 i += 1;
                 continue;
             }
+            // A path relative to this module through one of its own submodules
+            // (`reader::PlaneReader`, `use table::{..}`), not the tail of a longer path.
+            let relative_child = || {
+                let (id, j) = ident_at(b, i);
+                let tail = i >= 2 && &b[i - 2..i] == b"::";
+                !tail && b[j..].starts_with(b"::") && children.contains(&id)
+            };
             if b[i..].starts_with(b"crate::") {
                 i = paths_at(b, i + 7, &[], &mut paths);
             } else if b[i..].starts_with(b"super::") {
@@ -180,6 +206,8 @@ pub mod scan {
                 i = paths_at(b, i, &base, &mut paths);
             } else if b[i..].starts_with(b"self::") {
                 i = paths_at(b, i + 6, &here, &mut paths);
+            } else if relative_child() {
+                i = paths_at(b, i, &here, &mut paths);
             } else if b[i..].starts_with(b"mod ") {
                 let (id, j) = ident_at(b, skip_ws(b, i + 4));
                 let j = skip_ws(b, j);
@@ -355,5 +383,40 @@ mod tests {
         );
         let fix = names(&src, "fix_ms");
         assert!(fix.iter().any(|f| f == "stages/fix_ms.py"), "{fix:?}");
+        // A module outside the stage takes in the submodules its relative paths name
+        // (`fits/mod.rs`: `pub use reader::PlaneReader`, `transpose::transpose_swap32`).
+        let linmos = names(&src, "linmos");
+        for f in ["fits/reader.rs", "fits/transpose.rs", "fits/table.rs"] {
+            assert!(linmos.iter().any(|x| x == f), "{f} not in {linmos:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_name_only_the_modules_own_submodules() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("stages")).unwrap();
+        std::fs::create_dir_all(src.join("kit")).unwrap();
+        let put = |rel: &str, text: &str| std::fs::write(src.join(rel), text).unwrap();
+        put(
+            "stages/one.rs",
+            "use crate::kit::Thing;\nfn f() { crate::kit::helper(); }\n",
+        );
+        put(
+            "kit/mod.rs",
+            "mod inner;\npub(crate) mod unused;\nmod other;\npub use inner::Thing;\n\
+             fn g() { std::other::x(); regex::inner(); }\n",
+        );
+        for f in ["kit/inner.rs", "kit/unused.rs", "kit/other.rs"] {
+            put(f, "pub struct Thing;\n");
+        }
+        let (_, file) = stage_modules(&src).into_iter().next().unwrap();
+        let got: Vec<String> = closure(&src, &file)
+            .iter()
+            .map(|p| p.strip_prefix(&src).unwrap().display().to_string())
+            .collect();
+        // `inner::` is followed; `other` only appears after `::`, `unused` not at all, and
+        // `inner` after another crate's name is not this module's.
+        assert_eq!(got, ["kit/inner.rs", "kit/mod.rs", "stages/one.rs"]);
     }
 }
