@@ -147,6 +147,32 @@ pub fn read_weights(path: &Path, nchan: usize) -> Result<ChannelWeights, StageEr
     parse_weights(path, &text, nchan)
 }
 
+/// [`read_weights`], shared: files of the same text (every island's cutout of a beam carries a
+/// copy of the beam's weights) are parsed once per process and the one result handed out. The
+/// text is read each time and keyed by its digest, so a changed file is parsed again; a file in
+/// error is never kept.
+pub fn read_weights_shared(path: &Path, nchan: usize) -> Result<Arc<ChannelWeights>, StageError> {
+    type Memo = HashMap<([u8; 32], usize), Arc<ChannelWeights>>;
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+    // Some beams × Stokes of a field, a few fields to a process: more distinct texts than this
+    // start the memo afresh.
+    const MOST: usize = 1024;
+    let text = crate::hash::read_regular_string(path).map_err(|e| StageError::io(path, e))?;
+    let key = (*blake3::hash(text.as_bytes()).as_bytes(), nchan);
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(w) = memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(w);
+    }
+    let w = Arc::new(parse_weights(path, &text, nchan)?);
+    if let Ok(mut m) = memo.lock() {
+        if m.len() >= MOST {
+            m.clear();
+        }
+        m.insert(key, w.clone());
+    }
+    Ok(w)
+}
+
 /// [`read_weights`] of text already read from `path`.
 pub fn parse_weights(path: &Path, text: &str, nchan: usize) -> Result<ChannelWeights, StageError> {
     let mut w = vec![f64::NAN; nchan];
@@ -465,5 +491,42 @@ mod npy_tests {
         std::fs::write(&p, &short).unwrap();
         let e = read_npy(&p).unwrap_err().to_string();
         assert!(e.contains("a.npy"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod weights_tests {
+    use super::*;
+
+    #[test]
+    fn copies_of_a_weights_text_are_parsed_once_and_a_changed_one_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let text = "# Channel Weight\n0 4.5e5\n1 nan\n2 0\n";
+        let (a, b) = (put("a.txt", text), put("b.txt", text));
+        let wa = read_weights_shared(&a, 3).unwrap();
+        let wb = read_weights_shared(&b, 3).unwrap();
+        assert!(Arc::ptr_eq(&wa, &wb), "the second copy was parsed again");
+        let plain = read_weights(&a, 3).unwrap();
+        let bits = |w: &[f64]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!((bits(&wa.w), &wa.nan), (bits(&plain.w), &plain.nan));
+        // Another channel count is another reading of the same text.
+        let err = read_weights_shared(&a, 4).unwrap_err().to_string();
+        assert!(err.contains("no weight for channel 3"), "{err}");
+        // The file rewritten: its new text is what comes back.
+        std::fs::write(&a, "0 1\n1 2\n2 3\n").unwrap();
+        let changed = read_weights_shared(&a, 3).unwrap();
+        assert_eq!(changed.w, [1.0, 2.0, 3.0]);
+        assert!(Arc::ptr_eq(&read_weights_shared(&b, 3).unwrap(), &wb));
+        // A file in error names its line, each time it is read.
+        let bad = put("bad.txt", "0 1\n1 x\n2 3\n");
+        for _ in 0..2 {
+            let e = read_weights_shared(&bad, 3).unwrap_err().to_string();
+            assert!(e.contains("bad.txt") && e.contains("bad weight 'x'"), "{e}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::io::{memo_by_file, read_weights};
+use super::io::{memo_by_file, read_weights_shared};
 use super::params::{LINMOS_CUTOFF, LINMOS_REGRID};
 use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Header, Image, PlaneReader, Spectra};
@@ -1031,9 +1031,9 @@ impl Builtin for Linmos {
                 images[0].display()
             )));
         }
-        let ws: Vec<Vec<f64>> = weights
+        let ws: Vec<_> = weights
             .iter()
-            .map(|p| read_weights(p, nchan).map(|cw| cw.w))
+            .map(|p| read_weights_shared(p, nchan))
             .collect::<Result<_, _>>()?;
         let (ref_i, _) = cubes
             .iter()
@@ -1052,8 +1052,8 @@ impl Builtin for Linmos {
         // A weight that is not a positive number leaves its channel out.
         let ws: Vec<Vec<f32>> = ws
             .iter()
-            .map(|w| {
-                w.iter()
+            .map(|cw| {
+                cw.w.iter()
                     .map(|&v| {
                         if v > 0.0 && v.is_finite() {
                             v as f32
