@@ -347,9 +347,26 @@ mod tests {
         let again = digests(&src);
         let changed: Vec<&String> = after.keys().filter(|m| after[*m] != again[*m]).collect();
         assert_eq!(changed, ["linmos"]);
+        // The interpolation: the stages that regrid, not every stage that reads a FITS file
+        // (the reader takes only the pixel layout, `science/layout.rs`).
+        edit("science/regrid.rs");
+        let regrid = digests(&src);
+        let changed: Vec<&String> = again.keys().filter(|m| again[*m] != regrid[*m]).collect();
+        assert_eq!(changed, ["linmos", "merge"]);
+        // The FITS reader's transposes (a submodule `fits/mod.rs` names relatively): every
+        // stage that reads or writes a cube.
+        edit("fits/transpose.rs");
+        let fits = digests(&src);
+        let changed: Vec<&String> = regrid.keys().filter(|m| regrid[*m] != fits[*m]).collect();
+        for m in ["cutout", "linmos", "frion", "rmsynth", "rm3d", "beams"] {
+            assert!(changed.contains(&&m.to_string()), "{m} not in {changed:?}");
+        }
+        for m in ["rm1d", "products", "stamp", "params"] {
+            assert!(!changed.contains(&&m.to_string()), "{m} in {changed:?}");
+        }
         // The engine is not a stage's code.
         edit("exec/local.rs");
-        assert_eq!(digests(&src), again);
+        assert_eq!(digests(&src), fits);
     }
 
     #[test]

@@ -494,8 +494,8 @@ impl Cube {
     }
 
     /// The pixels as the science kernels take them.
-    pub fn view(&self) -> crate::science::background::CubeView<'_> {
-        crate::science::background::CubeView {
+    pub fn view(&self) -> crate::science::layout::CubeView<'_> {
+        crate::science::layout::CubeView {
             data: &self.data,
             nx: self.nx,
             ny: self.ny,
@@ -981,12 +981,12 @@ impl ImageStream {
     }
 
     /// Append `layout.w` whole planes given laid out in channel groups
-    /// ([`ChannelGroups`](crate::science::regrid::ChannelGroups)): each group transposed into
+    /// ([`ChannelGroups`](crate::science::layout::ChannelGroups)): each group transposed into
     /// its planes.
     pub fn put_groups(
         &mut self,
         data: &[f32],
-        layout: crate::science::regrid::ChannelGroups,
+        layout: crate::science::layout::ChannelGroups,
     ) -> Result<(), FitsError> {
         let n = layout.npix * layout.w;
         assert!(
@@ -1134,7 +1134,7 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::science::regrid::{ChannelGroups, CHANNEL_GROUP, CHANNEL_RUN};
+    use crate::science::layout::{ChannelGroups, CHANNEL_GROUP, CHANNEL_RUN};
 
     /// A FITS file of these header records (each padded to 80 characters, END added unless
     /// `end` is false, the header padded to its block) and `n` float32 pixels.

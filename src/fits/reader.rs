@@ -317,7 +317,7 @@ impl PlaneReader {
     }
 
     /// Channels `chans` of every pixel laid out as the mosaic's
-    /// [`ChannelGroups`](crate::science::regrid::ChannelGroups) into `out` (its contents
+    /// [`ChannelGroups`](crate::science::layout::ChannelGroups) into `out` (its contents
     /// replaced): each group of channels decoded out of the map and transposed, as
     /// [`PlaneReader::spectra_of`] does.
     pub fn groups_of(
@@ -325,7 +325,7 @@ impl PlaneReader {
         chans: std::ops::Range<usize>,
         out: &mut Vec<f32>,
     ) -> Result<(), FitsError> {
-        let layout = crate::science::regrid::ChannelGroups {
+        let layout = crate::science::layout::ChannelGroups {
             npix: self.nx * self.ny,
             w: chans.len(),
         };
@@ -358,7 +358,7 @@ impl PlaneReader {
             }
             for (c, l) in groups {
                 let group = &planes[c * npix..(c + l) * npix];
-                out.extend(crate::science::regrid::to_spectra(group, npix, l));
+                out.extend(crate::science::layout::to_spectra(group, npix, l));
             }
             assert_eq!(out.len(), n, "the groups cover the channels");
             return Ok(());

@@ -4,28 +4,8 @@
 //! Must never: open a file. Cubes come as [`CubeView`]s, or an annulus's values through a
 //! closure the stage gives.
 
+pub use super::layout::CubeView;
 use super::stats::{clipped_mean_std, mad_sigma, nanmedian};
-
-/// A cube's pixels, channel-major (`[channel][y][x]`), as the stages hold them.
-#[derive(Clone, Copy, Debug)]
-pub struct CubeView<'a> {
-    /// The pixels, `nchan × ny × nx`.
-    pub data: &'a [f32],
-    /// Pixels along x.
-    pub nx: usize,
-    /// Pixels along y.
-    pub ny: usize,
-    /// Channels.
-    pub nchan: usize,
-}
-
-impl CubeView<'_> {
-    /// The pixel (x, y) of channel `c`.
-    #[inline]
-    pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
-        self.data[(c * self.ny + y) * self.nx + x]
-    }
-}
 
 /// The pixels [`annulus_stats_with`] measures in an `nx × ny` plane, as offsets `y·nx + x`, row by
 /// row.

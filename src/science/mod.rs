@@ -13,6 +13,7 @@ pub mod geomag;
 pub mod ionex;
 pub mod ionosphere;
 pub mod lane_fft;
+pub mod layout;
 pub mod lm;
 pub mod nufft;
 pub mod primary_beam;

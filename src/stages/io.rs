@@ -296,14 +296,14 @@ impl MosaicPair {
     }
 
     /// The next `w` planes of both, laid out in channel groups
-    /// ([`ChannelGroups`](crate::science::regrid::ChannelGroups)).
+    /// ([`ChannelGroups`](crate::science::layout::ChannelGroups)).
     pub fn put_groups(
         &mut self,
         mosaic: &[f32],
         weight: &[f32],
         w: usize,
     ) -> Result<(), StageError> {
-        let layout = crate::science::regrid::ChannelGroups { npix: self.npix, w };
+        let layout = crate::science::layout::ChannelGroups { npix: self.npix, w };
         for (k, img) in &mut self.files {
             img.put_groups([mosaic, weight][*k], layout)?;
         }
