@@ -4,7 +4,7 @@
 //! Must never: open a file. Cubes come as [`CubeView`]s, or an annulus's values through a
 //! closure the stage gives.
 
-pub use super::layout::CubeView;
+use super::layout::CubeView;
 use super::stats::{clipped_mean_std, mad_sigma, nanmedian};
 
 /// The pixels [`annulus_stats_with`] measures in an `nx × ny` plane, as offsets `y·nx + x`, row by

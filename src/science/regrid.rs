@@ -7,9 +7,7 @@
 //! Must never: open a file. The weights of a position are the same for every channel, so they are
 //! worked out once ([`stencil`]) and applied per channel ([`sample`]).
 
-pub use super::layout::{
-    to_planes, to_spectra, ChannelGroups, CubeView, CHANNEL_GROUP, CHANNEL_RUN,
-};
+use super::layout::{ChannelGroups, CubeView, CHANNEL_GROUP};
 
 /// Keys' cubic convolution kernel (a = −0.5): interpolates exactly at the samples, reproduces
 /// quadratics, and loses far less of a beam-sized peak between pixels than bilinear does (a
@@ -350,6 +348,7 @@ pub fn interpolate(c: CubeView, ch: usize, x: f64, y: f64, method: Method) -> f6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::science::layout::{to_planes, to_spectra, CHANNEL_RUN};
 
     fn plane(nx: usize, ny: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f32> {
         (0..ny)

@@ -11,12 +11,11 @@ use super::params::{LINMOS_CUTOFF, LINMOS_REGRID};
 use super::{ActionCtx, Builtin, StageError};
 use crate::fits::{Header, Image, PlaneReader, Spectra};
 use crate::rules::{Contract, SlotSpec};
+use crate::science::layout::{ChannelGroups, CHANNEL_GROUP, CHANNEL_RUN as RUN};
 use crate::science::primary_beam::{
     blend, offset_lm_deg, primary_beam_fwhm_deg, rotate_lm, BeamModel, FreqIndex, PLANE_Q, PLANE_U,
 };
-use crate::science::regrid::{
-    stencil, ChannelGroups, Method, Tap, CHANNEL_GROUP, CHANNEL_RUN as RUN,
-};
+use crate::science::regrid::{stencil, Method, Tap};
 use crate::wcs::Wcs;
 
 static CONTRACT: Contract = Contract {
