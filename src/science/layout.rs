@@ -1,5 +1,5 @@
 //! How the stages hold a cube's pixels in memory: channel-major planes ([`CubeView`]), spectra
-//! ([`to_spectra`], [`to_planes`]), and the mosaic's blocks of channels ([`ChannelGroups`]).
+//! ([`to_spectra`]), and the mosaic's blocks of channels ([`ChannelGroups`]).
 //! Layout only, no science: the FITS reader and writer use it, and so every stage's code
 //! digest holds this file, not the kernels that compute on the pixels.
 //!
@@ -44,21 +44,6 @@ pub fn to_spectra(planes: &[f32], npix: usize, nchan: usize) -> Vec<f32> {
             let row = &planes[ch * npix + p0..ch * npix + p1];
             for (k, &v) in row.iter().enumerate() {
                 out[(p0 + k) * nchan + ch] = v;
-            }
-        }
-    }
-    out
-}
-
-/// The inverse of [`to_spectra`].
-pub fn to_planes(spectra: &[f32], npix: usize, nchan: usize) -> Vec<f32> {
-    let mut out = vec![0f32; spectra.len()];
-    for p0 in (0..npix).step_by(64) {
-        let p1 = (p0 + 64).min(npix);
-        for ch in 0..nchan {
-            let row = &mut out[ch * npix + p0..ch * npix + p1];
-            for (k, v) in row.iter_mut().enumerate() {
-                *v = spectra[(p0 + k) * nchan + ch];
             }
         }
     }

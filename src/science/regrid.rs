@@ -348,7 +348,22 @@ pub fn interpolate(c: CubeView, ch: usize, x: f64, y: f64, method: Method) -> f6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::science::layout::{to_planes, to_spectra, CHANNEL_RUN};
+    use crate::science::layout::{to_spectra, CHANNEL_RUN};
+
+    /// The inverse of [`to_spectra`].
+    fn to_planes(spectra: &[f32], npix: usize, nchan: usize) -> Vec<f32> {
+        let mut out = vec![0f32; spectra.len()];
+        for p0 in (0..npix).step_by(64) {
+            let p1 = (p0 + 64).min(npix);
+            for ch in 0..nchan {
+                let row = &mut out[ch * npix + p0..ch * npix + p1];
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v = spectra[(p0 + k) * nchan + ch];
+                }
+            }
+        }
+        out
+    }
 
     fn plane(nx: usize, ny: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f32> {
         (0..ny)
