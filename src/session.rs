@@ -318,9 +318,18 @@ pub fn an_existing_output(graph: &crate::graph::Graph) -> Option<PathBuf> {
 }
 
 /// The field's lock: `FIELD/.arrakis.lock`, held by a build for its duration, so that two builds
-/// cannot write one field at once even through two caches.
+/// cannot write one field at once even through two caches. It names its holder while held and
+/// is emptied when let go, so a holder still named when the lock is taken was killed.
 pub struct FieldLock {
-    _file: std::fs::File,
+    file: std::fs::File,
+    killed: Option<u32>,
+}
+
+impl Drop for FieldLock {
+    fn drop(&mut self) {
+        // Let go cleanly: nothing of this process is left in the field.
+        let _ = self.file.set_len(0);
+    }
 }
 
 impl FieldLock {
@@ -356,6 +365,9 @@ impl FieldLock {
                 ),
             });
         }
+        let mut before = String::new();
+        let _ = f.rewind().and_then(|_| f.read_to_string(&mut before));
+        let killed = killed_holder(&before);
         let abs = std::fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf());
         let _ = f.set_len(0);
         let _ = f.rewind();
@@ -367,8 +379,61 @@ impl FieldLock {
             abs.display()
         );
         let _ = f.flush();
-        Ok(FieldLock { _file: f })
+        Ok(FieldLock { file: f, killed })
     }
+
+    /// The process of this host that held the lock before and died holding it (killed, or
+    /// ended without letting go), if any: what it was writing may be left in the field.
+    pub fn killed_holder(&self) -> Option<u32> {
+        self.killed
+    }
+
+    /// Remove what the killed holder ([`FieldLock::killed_holder`]) left under `field_dir`:
+    /// its temporary outputs and scratch directories (only its own: a Slurm job of that build
+    /// may still be writing). Said on stderr unless `quiet`; a failure to remove is a note, not
+    /// an error (`arrakis gc` removes them later).
+    pub fn remove_killed_leftovers(&self, field_dir: &Path, quiet: bool) {
+        let Some(pid) = self.killed else { return };
+        match crate::atomic::remove_leftovers(field_dir, Some(pid)) {
+            Ok(r) if r == Default::default() || quiet => {}
+            Ok(r) => eprintln!(
+                "arrakis: removed what a build killed mid-way (pid {pid}) left in {}: {r}",
+                field_dir.display()
+            ),
+            Err(e) => eprintln!(
+                "arrakis: note: what a build killed mid-way (pid {pid}) left in {} stays (`arrakis gc` removes it): {e}",
+                field_dir.display()
+            ),
+        }
+    }
+}
+
+/// The pid a field lock's text names, if that process ran on this host and is gone.
+fn killed_holder(text: &str) -> Option<u32> {
+    let rest = text.trim().strip_prefix("pid ")?;
+    let (pid, rest) = rest.split_once(' ')?;
+    let pid: u32 = pid.parse().ok()?;
+    let host = rest.strip_prefix("on host ")?.split(' ').next()?;
+    if host != crate::cache::hostname() || pid == std::process::id() {
+        return None;
+    }
+    (!process_lives(pid)).then_some(pid)
+}
+
+/// Whether process `pid` of this host is running (a zombie, killed and not yet reaped by its
+/// parent, is not).
+fn process_lives(pid: u32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    // /proc/PID/stat: "pid (comm) S …", the state after the command's closing parenthesis.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next())
+        });
+    exists && !matches!(state, Some('Z' | 'X'))
 }
 
 /// Open the cache at `dir` (taking its lock).
@@ -621,4 +686,105 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid of this host that was running a moment ago and is gone now.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_field_lock_names_a_holder_that_died_holding_it_and_what_it_left_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (field, cache) = (dir.path().join("F"), dir.path().join("cache"));
+        std::fs::create_dir_all(&field).unwrap();
+        let lock_file = field.join(".arrakis.lock");
+        let host = crate::cache::hostname();
+        let dead = dead_pid();
+        let me = std::process::id();
+        let said = |text: String| {
+            std::fs::write(&lock_file, text).unwrap();
+            FieldLock::acquire(&field, &cache, false).unwrap()
+        };
+
+        // Let go cleanly: the lock is emptied, so the next holder finds no one killed.
+        let lock = FieldLock::acquire(&field, &cache, false).unwrap();
+        assert_eq!(lock.killed_holder(), None);
+        assert!(std::fs::read_to_string(&lock_file)
+            .unwrap()
+            .starts_with(&format!("pid {me} on host {host}")));
+        drop(lock);
+        assert_eq!(std::fs::read_to_string(&lock_file).unwrap(), "");
+        assert_eq!(
+            FieldLock::acquire(&field, &cache, false)
+                .unwrap()
+                .killed_holder(),
+            None
+        );
+
+        // A holder of this host that is gone, one that still runs (pid 1), one of another
+        // host (whose processes cannot be asked), and text that names no one.
+        let lock = said(format!("pid {dead} on host {host} with cache /c"));
+        assert_eq!(lock.killed_holder(), Some(dead));
+        drop(lock);
+        assert_eq!(
+            said(format!("pid 1 on host {host} with cache /c")).killed_holder(),
+            None
+        );
+        assert_eq!(
+            said(format!("pid {dead} on host not-{host} with cache /c")).killed_holder(),
+            None
+        );
+        assert_eq!(said("garbage".into()).killed_holder(), None);
+
+        // What the killed holder left goes; another process's stays.
+        std::fs::write(field.join(format!(".arrakis-tmp-{dead}-0-x.fits")), b"half").unwrap();
+        std::fs::write(field.join(format!(".arrakis-tmp-{me}-0-x.fits")), b"mine").unwrap();
+        std::fs::create_dir(field.join(format!(".arrakis-imager-beam00-{dead}"))).unwrap();
+        let lock = said(format!("pid {dead} on host {host} with cache /c"));
+        lock.remove_killed_leftovers(&field, true);
+        let mut left: Vec<String> = std::fs::read_dir(&field)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!(".arrakis-tmp-{me}-0-x.fits"),
+                ".arrakis.lock".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_zombie_is_not_a_running_process() {
+        // A child killed and not yet waited for is a zombie: gone, though its pid exists.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(process_lives(pid));
+        child.kill().unwrap();
+        let start = std::time::Instant::now();
+        while process_lives(pid) && start.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            !process_lives(pid),
+            "a killed, unreaped child counts as running"
+        );
+        // SAFETY: signal 0 only asks whether the process exists: the zombie still does.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, 0) }, 0);
+        child.wait().unwrap();
+        assert!(!process_lives(pid));
+    }
 }

@@ -175,7 +175,7 @@ pub fn gc(explicit: Option<&Path>, wait: bool, args: &GcArgs) -> Result<i32> {
             forgotten += 1;
         }
     }
-    let (mut removed_tmp, mut removed_bytes) = (0, 0u64);
+    let mut leftovers = crate::atomic::Removed::default();
     for (field, dir) in &fields {
         if !dir.is_dir() {
             eprintln!(
@@ -188,11 +188,12 @@ pub fn gc(explicit: Option<&Path>, wait: bool, args: &GcArgs) -> Result<i32> {
         // build writing the field meanwhile (whatever its cache).
         match session::FieldLock::acquire(dir, cache_dir, false) {
             Ok(_held) => {
-                let (n, bytes) = crate::atomic::remove_temp_files(dir)?;
-                removed_tmp += n;
-                removed_bytes += bytes;
+                let r = crate::atomic::remove_leftovers(dir, None)?;
+                leftovers.files += r.files;
+                leftovers.dirs += r.dirs;
+                leftovers.bytes += r.bytes;
             }
-            Err(e) => eprintln!("gc: note: temporary files of field {field} left alone: {e}"),
+            Err(e) => eprintln!("gc: note: temporary files and scratch directories of field {field} left alone: {e}"),
         }
         let fa = FieldArgs {
             field: field.clone(),
@@ -233,7 +234,7 @@ pub fn gc(explicit: Option<&Path>, wait: bool, args: &GcArgs) -> Result<i32> {
     let (removed, left) = crate::store::evict(&cache, budget)?;
     cache.flush()?;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    eprintln!("gc: forgot {forgotten} target record(s), removed {removed_tmp} temporary file(s) ({:.1} MiB), dropped {pruned} stat-cache entr(ies) of vanished files", mib(removed_bytes));
+    eprintln!("gc: forgot {forgotten} target record(s), removed {leftovers}, dropped {pruned} stat-cache entr(ies) of vanished files");
     eprintln!(
         "gc: content store: {} earlier run(s) of targets kept in {} object(s), {:.1} MiB of a {:.1} MiB budget (store_budget); evicted {} run(s), {} object(s), {:.1} MiB",
         left.entries,

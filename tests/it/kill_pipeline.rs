@@ -2,7 +2,8 @@
 //! SIGKILL (and every fifth time SIGINT) at 50 moments chosen by a fixed-seed generator across a
 //! cold build, with the local executor and with the Slurm executor. Every rerun completes, every
 //! output equals a clean build's bytes, no target that was recorded before the kill runs again,
-//! and the cache always opens cleanly.
+//! the cache always opens cleanly, and (local executor) the rebuild removes what the killed build
+//! was writing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -154,6 +155,20 @@ fn killed_pipeline_builds_resume_to_clean_bytes() {
             "trial {trial}: recorded targets ran again: {redone:?}"
         );
         assert_clean_bytes(&dir, &inputs, &reference, trial);
+        // What the killed build was writing went when the next build took the field.
+        let left: Vec<_> = walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy();
+                arrakis::atomic::leftover_pid(&name, e.file_type().is_dir()).is_some()
+            })
+            .map(|e| e.path().display().to_string())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "trial {trial}: the killed build's leftovers are still there after the rebuild: {left:?}"
+        );
         std::fs::remove_dir_all(&data).unwrap();
     }
     assert!(
