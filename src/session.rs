@@ -408,6 +408,23 @@ impl FieldLock {
     }
 }
 
+/// For a build the snapshot answered, which takes no lock: when the field's lock names a
+/// holder that was killed, take the lock and remove what that holder left
+/// ([`FieldLock::remove_killed_leftovers`]). One `stat` when the lock is empty (the lock of a
+/// build that ended cleanly), as it nearly always is.
+pub fn tidy_after_kill(field_dir: &Path, cache_dir: &Path, quiet: bool) {
+    let path = field_dir.join(".arrakis.lock");
+    if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+        return;
+    }
+    let named = std::fs::read_to_string(&path).unwrap_or_default();
+    if killed_holder(&named).is_some() {
+        if let Ok(lock) = FieldLock::acquire(field_dir, cache_dir, false) {
+            lock.remove_killed_leftovers(field_dir, quiet);
+        }
+    }
+}
+
 /// The pid a field lock's text names, if that process ran on this host and is gone.
 fn killed_holder(text: &str) -> Option<u32> {
     let rest = text.trim().strip_prefix("pid ")?;

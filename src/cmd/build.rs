@@ -368,6 +368,7 @@ pub fn build(cache: Option<&Path>, wait: bool, args: &BuildArgs) -> Result<i32> 
             } => {
                 if !args.dry_run {
                     session::record_cache(&front.field_dir, cache_dir);
+                    session::tidy_after_kill(&front.field_dir, cache_dir, args.quiet);
                 }
                 answered.push((name.as_str(), front, verified, seconds));
             }

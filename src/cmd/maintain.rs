@@ -32,7 +32,9 @@ pub fn archive(cache: Option<&Path>, wait: bool, args: &ArchiveArgs) -> Result<i
     } = *loaded;
     let graph = &setup.graph;
     // It removes files of the field: no build may write it meanwhile, whatever its cache.
-    let _field_lock = session::FieldLock::acquire(&graph.field_dir, cache_dir, wait)?;
+    let field_lock = session::FieldLock::acquire(&graph.field_dir, cache_dir, wait)?;
+    // What a build killed mid-way left is not archived: it goes, as a build would remove it.
+    field_lock.remove_killed_leftovers(&graph.field_dir, false);
     let engine = session::engine(&setup, &cache, states, default_jobs(), |_| true);
     let res = evaluate_all(&engine);
     let done = crate::archive::archive_field(&engine, &cache, &res, args.remove_beam_cubes)?;

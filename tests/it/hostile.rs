@@ -515,21 +515,89 @@ fn gc_finds_leftovers_of_kills_in_every_field_the_cache_built() {
     // From a directory holding neither field, with no --datadir.
     let elsewhere = root.join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
-    let out = arrakis(&cache)
-        .args(["gc", "--rules"])
-        .arg(engine_rules())
-        .current_dir(&elsewhere)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let said = gc_in(&cache, &elsewhere);
     assert!(
-        text(&out).contains("removed 2 temporary file(s) (6.0 MiB)"),
-        "{}",
-        text(&out)
+        said.contains("removed 2 temporary file(s) (6.0 MiB)"),
+        "{said}"
     );
     for p in planted {
         assert!(!p.exists(), "{} left behind", p.display());
     }
+}
+
+#[test]
+fn the_build_after_a_kill_removes_what_the_killed_build_was_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, data) = (tmp.path().join("cache"), tmp.path().join("data"));
+    make_field(&data, "F1", 1, 3, 0);
+    let field = data.join("F1");
+    let build_f1 = || {
+        let (out, _) = build(&cache, &data, "F1", &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    build_f1();
+    // A build killed mid-way: the lock still names it (a process of this host that is gone),
+    // a partial output and an imager's scratch copy of it are left, and another process's
+    // temporary file (a Slurm job of that build, say) is being written.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        field.join(".arrakis.lock"),
+        format!(
+            "pid {dead} on host {} with cache {}",
+            host.trim(),
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let partial = field.join(format!("cutouts/.arrakis-tmp-{dead}-3-x.fits"));
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, vec![1u8; 2 << 20]).unwrap();
+    let scratch = field.join(format!(".arrakis-imager-beam00-{dead}"));
+    std::fs::create_dir_all(scratch.join("ms")).unwrap();
+    std::fs::write(scratch.join("ms/table.f0"), vec![1u8; 1 << 20]).unwrap();
+    let other = field.join(format!(".arrakis-tmp-{}-0-y.fits", std::process::id()));
+    std::fs::write(&other, b"still being written").unwrap();
+
+    let said = build_f1();
+    assert!(
+        said.contains(&format!(
+            "removed what a build killed mid-way (pid {dead}) left in {}: 1 temporary file(s) and 1 scratch director(ies) (3.0 MiB)",
+            field.display()
+        )),
+        "{said}"
+    );
+    assert!(!partial.exists() && !scratch.exists());
+    assert!(other.exists(), "another process's file was removed");
+    // The build let the lock go cleanly: the next one finds no one killed.
+    assert_eq!(
+        std::fs::read_to_string(field.join(".arrakis.lock")).unwrap(),
+        ""
+    );
+    assert!(!build_f1().contains("killed"));
+    // gc removes every leftover, scratch directories too.
+    std::fs::create_dir_all(&scratch).unwrap();
+    let said = gc_in(&cache, tmp.path());
+    assert!(
+        said.contains("removed 1 temporary file(s) and 1 scratch director(ies)"),
+        "{said}"
+    );
+    assert!(!other.exists() && !scratch.exists());
+}
+
+/// `arrakis gc` (the engine's rules) run in `dir`, which must succeed; what it said.
+fn gc_in(cache: &Path, dir: &Path) -> String {
+    let out = arrakis(cache)
+        .args(["gc", "--rules"])
+        .arg(engine_rules())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
 }
 
 /// A build of `data`'s field under one resource limit (set in the child before exec).
