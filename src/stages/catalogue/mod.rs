@@ -196,8 +196,9 @@ impl Builtin for Catalogue {
         let mut table = build(&ids, &synth, &clean, &finder, &field, &opts, &name)?;
         table.provenance = provenance(ctx, &field.field);
         write::csv(csv_path, &table)?;
-        write::fits(out_path(ctx, "fits")?, &table)?;
         write::votable(out_path(ctx, "xml")?, &table)?;
+        // Last: the table's columns move into the FITS file's, not copied.
+        write::fits(out_path(ctx, "fits")?, table)?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! Must never: write anywhere but the paths given (the engine's temporary outputs).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use super::columns::Kind;
@@ -42,19 +43,21 @@ fn card_text(s: &str, room: usize) -> String {
     out
 }
 
-/// The RMTable FITS file.
-pub fn fits(path: &Path, t: &Table) -> Result<(), StageError> {
+/// The RMTable FITS file (the table's columns become the file's: it is written last).
+pub fn fits(path: &Path, t: Table) -> Result<(), StageError> {
     let mut cols = Vec::with_capacity(t.columns.len());
-    for (spec, v) in &t.columns {
+    let mut specs = Vec::with_capacity(t.columns.len());
+    for (spec, v) in t.columns {
         let c = match (spec.kind, v) {
             (Kind::F32, Values::F64(x)) => Column::F32(x.iter().map(|v| *v as f32).collect()),
-            (_, Values::F64(x)) => Column::F64(x.clone()),
+            (_, Values::F64(x)) => Column::F64(x),
             (Kind::I32, Values::I64(x)) => Column::I32(x.iter().map(|v| *v as i32).collect()),
-            (_, Values::I64(x)) => Column::I64(x.clone()),
-            (_, Values::Bool(x)) => Column::Bool(x.clone()),
-            (_, Values::Str(x)) => Column::Str(x.clone()),
+            (_, Values::I64(x)) => Column::I64(x),
+            (_, Values::Bool(x)) => Column::Bool(x),
+            (_, Values::Str(x)) => Column::Str(x),
         };
         cols.push((spec.name.to_string(), spec.unit.to_string(), c));
+        specs.push(spec);
     }
     let mut h = Header::default();
     h.set_str("VERSION", RMTABLE_VERSION, "RMTable standard version");
@@ -64,7 +67,7 @@ pub fn fits(path: &Path, t: &Table) -> Result<(), StageError> {
             h.set_str(k, &card_text(v, 60), c);
         }
     }
-    for (i, (spec, _)) in t.columns.iter().enumerate() {
+    for (i, spec) in specs.iter().enumerate() {
         h.set_str(&format!("TUCD{}", i + 1), &card_text(spec.ucd, 66), "");
         h.set_str(
             &format!("TCOMM{}", i + 1),
@@ -101,28 +104,37 @@ pub(crate) fn xml_escape(s: &str) -> String {
 
 /// The VOTable (1.3, TABLEDATA). Blank floats are written as NaN, as astropy reads them.
 pub fn votable(path: &Path, t: &Table) -> Result<(), StageError> {
-    let mut x = String::new();
-    let _ = writeln!(x, "<?xml version=\"1.0\" encoding=\"utf-8\"?>");
-    let _ = writeln!(
+    let file = std::fs::File::create(path).map_err(|e| StageError::io(path, e))?;
+    let mut x = std::io::BufWriter::with_capacity(1 << 16, file);
+    votable_to(&mut x, t)
+        .and_then(|_| x.flush())
+        .map_err(|e| StageError::io(path, e))
+}
+
+/// [`votable`]'s text, streamed into `x` row by row (a field's table as one string was the
+/// catalogue's largest allocation).
+fn votable_to(x: &mut impl std::io::Write, t: &Table) -> std::io::Result<()> {
+    writeln!(x, "<?xml version=\"1.0\" encoding=\"utf-8\"?>")?;
+    writeln!(
         x,
         "<VOTABLE version=\"1.3\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">"
-    );
-    let _ = writeln!(x, " <RESOURCE type=\"results\">");
+    )?;
+    writeln!(x, " <RESOURCE type=\"results\">")?;
     for (k, v, c) in &t.provenance {
-        let _ = writeln!(
+        writeln!(
             x,
             "  <INFO name=\"{}\" value=\"{}\">{}</INFO>",
             xml_escape(k),
             xml_escape(v),
             xml_escape(c)
-        );
+        )?;
     }
-    let _ = writeln!(x, "  <TABLE name=\"{}\">", xml_escape(&t.name));
-    let _ = writeln!(
+    writeln!(x, "  <TABLE name=\"{}\">", xml_escape(&t.name))?;
+    writeln!(
         x,
         "   <DESCRIPTION>Polarisation catalogue (RMTable v{}) made by arrakis</DESCRIPTION>",
         super::write::RMTABLE_VERSION
-    );
+    )?;
     let params = [
         ("Catalogue_Name", t.name.replace(['.', '-'], "_")),
         ("Indexed_Fields", "ra,dec,cat_id,source_id".to_string()),
@@ -132,12 +144,12 @@ pub fn votable(path: &Path, t: &Table) -> Result<(), StageError> {
         ),
     ];
     for (n, v) in &params {
-        let _ = writeln!(
+        writeln!(
             x,
             "   <PARAM name=\"{n}\" datatype=\"char\" arraysize=\"{}\" value=\"{}\"/>",
             v.len().max(1),
             xml_escape(v)
-        );
+        )?;
     }
     for (spec, v) in &t.columns {
         let (datatype, arraysize) = match (spec.kind, v) {
@@ -161,33 +173,33 @@ pub fn votable(path: &Path, t: &Table) -> Result<(), StageError> {
         if !spec.ucd.is_empty() {
             let _ = write!(attrs, " ucd=\"{}\"", xml_escape(spec.ucd));
         }
-        let _ = writeln!(
+        writeln!(
             x,
             "   <FIELD {attrs}>\n    <DESCRIPTION>{}</DESCRIPTION>\n   </FIELD>",
             xml_escape(spec.description)
-        );
+        )?;
     }
-    let _ = writeln!(x, "   <DATA>\n    <TABLEDATA>");
+    writeln!(x, "   <DATA>\n    <TABLEDATA>")?;
     for r in 0..t.rows {
-        x.push_str("     <TR>");
+        x.write_all(b"     <TR>")?;
         for (_, v) in &t.columns {
-            let cell = match v {
-                Values::F64(a) if a[r].is_nan() => "NaN".to_string(),
+            x.write_all(b"<TD>")?;
+            match v {
+                Values::F64(a) if a[r].is_nan() => x.write_all(b"NaN")?,
                 Values::F64(a) if a[r].is_infinite() => {
-                    if a[r] > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+                    x.write_all(if a[r] > 0.0 { b"+Inf" } else { b"-Inf" })?
                 }
-                Values::F64(a) => a[r].to_string(),
-                Values::I64(a) => a[r].to_string(),
-                Values::Bool(a) => if a[r] { "T" } else { "F" }.to_string(),
-                Values::Str(a) => xml_escape(&a[r]),
-            };
-            let _ = write!(x, "<TD>{cell}</TD>");
+                Values::F64(a) => write!(x, "{}", a[r])?,
+                Values::I64(a) => write!(x, "{}", a[r])?,
+                Values::Bool(a) => x.write_all(if a[r] { b"T" } else { b"F" })?,
+                Values::Str(a) => x.write_all(xml_escape(&a[r]).as_bytes())?,
+            }
+            x.write_all(b"</TD>")?;
         }
-        x.push_str("</TR>\n");
+        x.write_all(b"</TR>\n")?;
     }
-    let _ = writeln!(
+    writeln!(
         x,
         "    </TABLEDATA>\n   </DATA>\n  </TABLE>\n </RESOURCE>\n</VOTABLE>"
-    );
-    std::fs::write(path, x).map_err(|e| StageError::io(path, e))
+    )
 }
