@@ -75,14 +75,21 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
 /// (`.arrakis-tmp-<pid>-…`, a file or a symbolic link) or, with `dir`, a scratch directory
 /// (`.arrakis-<what>-<pid>`, the imager's and fix_ms's working copies).
 pub fn leftover_pid(name: &str, dir: bool) -> Option<u32> {
-    if let Some(rest) = name.strip_prefix(TMP_PREFIX) {
-        return (!dir).then(|| rest.split('-').next()?.parse().ok())?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let pid = match name.strip_prefix(TMP_PREFIX) {
+        Some(rest) if !dir => rest.split('-').next()?,
+        Some(_) => return None,
+        None if dir => match name.strip_prefix(".arrakis-")?.rsplit_once('-')? {
+            ("", _) => return None,
+            (_, pid) => pid,
+        },
+        None => return None,
+    };
+    if digits(pid) {
+        pid.parse().ok()
+    } else {
+        None
     }
-    let (what, pid) = name.strip_prefix(".arrakis-")?.rsplit_once('-')?;
-    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-    (dir && digits && !what.is_empty())
-        .then(|| pid.parse().ok())
-        .flatten()
 }
 
 /// What [`remove_leftovers`] removed.
@@ -94,6 +101,14 @@ pub struct Removed {
     pub dirs: usize,
     /// The bytes of both.
     pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Removed {
+    fn add_assign(&mut self, o: Removed) {
+        self.files += o.files;
+        self.dirs += o.dirs;
+        self.bytes += o.bytes;
+    }
 }
 
 impl std::fmt::Display for Removed {
@@ -190,6 +205,8 @@ mod tests {
         assert_eq!(leftover_pid(".arrakis-cache", true), None);
         assert_eq!(leftover_pid(".arrakis-imager-beam03-", true), None);
         assert_eq!(leftover_pid(".arrakis--12", true), None);
+        assert_eq!(leftover_pid(".arrakis-tmp-+12-0-x", false), None);
+        assert_eq!(leftover_pid(".arrakis-imager-beam03-+12", true), None);
         assert_eq!(leftover_pid("beam-03", true), None);
         assert_eq!(leftover_pid("cutouts", true), None);
 

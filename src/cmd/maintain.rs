@@ -190,10 +190,7 @@ pub fn gc(explicit: Option<&Path>, wait: bool, args: &GcArgs) -> Result<i32> {
         // build writing the field meanwhile (whatever its cache).
         match session::FieldLock::acquire(dir, cache_dir, false) {
             Ok(_held) => {
-                let r = crate::atomic::remove_leftovers(dir, None)?;
-                leftovers.files += r.files;
-                leftovers.dirs += r.dirs;
-                leftovers.bytes += r.bytes;
+                leftovers += crate::atomic::remove_leftovers(dir, None)?;
             }
             Err(e) => eprintln!("gc: note: temporary files and scratch directories of field {field} left alone: {e}"),
         }
