@@ -434,23 +434,7 @@ fn killed_holder(text: &str) -> Option<u32> {
     if host != crate::cache::hostname() || pid == std::process::id() {
         return None;
     }
-    (!process_lives(pid)).then_some(pid)
-}
-
-/// Whether process `pid` of this host is running (a zombie, killed and not yet reaped by its
-/// parent, is not).
-fn process_lives(pid: u32) -> bool {
-    // SAFETY: signal 0 only asks whether the process exists.
-    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-    // /proc/PID/stat: "pid (comm) S …", the state after the command's closing parenthesis.
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.trim_start().chars().next())
-        });
-    exists && !matches!(state, Some('Z' | 'X'))
+    (!crate::cache::process_lives(pid)).then_some(pid)
 }
 
 /// Open the cache at `dir` (taking its lock).
@@ -783,6 +767,7 @@ mod tests {
 
     #[test]
     fn a_zombie_is_not_a_running_process() {
+        use crate::cache::process_lives;
         // A child killed and not yet waited for is a zombie: gone, though its pid exists.
         let mut child = std::process::Command::new("sleep")
             .arg("30")

@@ -26,11 +26,7 @@ fn holder_gone_then_free(lock: &File) -> bool {
     let Some(pid) = pid.filter(|_| same_host) else {
         return false;
     };
-    let alive = || {
-        // SAFETY: signal 0 only asks whether the process exists.
-        let r = unsafe { libc::kill(pid, 0) };
-        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-    };
+    let alive = || process_lives(pid as u32);
     let start = std::time::Instant::now();
     while !alive() && start.elapsed() < std::time::Duration::from_secs(5) {
         if lock.try_lock().is_ok() {
@@ -39,6 +35,22 @@ fn holder_gone_then_free(lock: &File) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     false
+}
+
+/// Whether process `pid` of this host is running (a zombie, killed and not yet reaped by its
+/// parent, is not).
+pub fn process_lives(pid: u32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    // /proc/PID/stat: "pid (comm) S …", the state after the command's closing parenthesis.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next())
+        });
+    exists && !matches!(state, Some('Z' | 'X'))
 }
 
 /// Write the holder into the lock just taken.

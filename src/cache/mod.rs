@@ -13,7 +13,7 @@
 mod lock;
 mod records;
 
-pub use lock::{hostname, CacheLock};
+pub use lock::{hostname, process_lives, CacheLock};
 pub use records::*;
 
 use std::fs::File;
