@@ -56,9 +56,7 @@ impl Live {
         let text = std::fs::read_to_string(Live::path(cache_dir, field)).ok()?;
         let live: Live = serde_json::from_str(&text).ok()?;
         let here = live.host == crate::cache::hostname();
-        // SAFETY: signal 0 only asks whether the process exists.
-        let alive = unsafe { libc::kill(live.pid as i32, 0) } == 0;
-        (here && alive).then_some(live)
+        (here && crate::cache::process_lives(live.pid)).then_some(live)
     }
 }
 
