@@ -322,7 +322,13 @@ pub fn an_existing_output(graph: &crate::graph::Graph) -> Option<PathBuf> {
 /// is emptied when let go, so a holder still named when the lock is taken was killed.
 pub struct FieldLock {
     file: std::fs::File,
+    field_dir: PathBuf,
     killed: Option<u32>,
+}
+
+/// The field lock's file in `field_dir`.
+fn field_lock_path(field_dir: &Path) -> PathBuf {
+    field_dir.join(".arrakis.lock")
 }
 
 impl Drop for FieldLock {
@@ -340,7 +346,7 @@ impl FieldLock {
         wait: bool,
     ) -> Result<FieldLock, SessionError> {
         use std::io::{Read, Seek, Write};
-        let path = field_dir.join(".arrakis.lock");
+        let path = field_lock_path(field_dir);
         let io = |e: std::io::Error| SessionError::FieldLock {
             path: path.clone(),
             why: e.to_string(),
@@ -379,7 +385,11 @@ impl FieldLock {
             abs.display()
         );
         let _ = f.flush();
-        Ok(FieldLock { file: f, killed })
+        Ok(FieldLock {
+            file: f,
+            field_dir: field_dir.to_path_buf(),
+            killed,
+        })
     }
 
     /// The process of this host that held the lock before and died holding it (killed, or
@@ -388,12 +398,13 @@ impl FieldLock {
         self.killed
     }
 
-    /// Remove what the killed holder ([`FieldLock::killed_holder`]) left under `field_dir`:
+    /// Remove what the killed holder ([`FieldLock::killed_holder`]) left in the field:
     /// its temporary outputs and scratch directories (only its own: a Slurm job of that build
     /// may still be writing). Said on stderr unless `quiet`; a failure to remove is a note, not
     /// an error (`arrakis gc` removes them later).
-    pub fn remove_killed_leftovers(&self, field_dir: &Path, quiet: bool) {
+    pub fn remove_killed_leftovers(&self, quiet: bool) {
         let Some(pid) = self.killed else { return };
+        let field_dir = &self.field_dir;
         match crate::atomic::remove_leftovers(field_dir, Some(pid)) {
             Ok(r) if r == Default::default() || quiet => {}
             Ok(r) => eprintln!(
@@ -413,14 +424,14 @@ impl FieldLock {
 /// ([`FieldLock::remove_killed_leftovers`]). One `stat` when the lock is empty (the lock of a
 /// build that ended cleanly), as it nearly always is.
 pub fn tidy_after_kill(field_dir: &Path, cache_dir: &Path, quiet: bool) {
-    let path = field_dir.join(".arrakis.lock");
+    let path = field_lock_path(field_dir);
     if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
         return;
     }
     let named = std::fs::read_to_string(&path).unwrap_or_default();
     if killed_holder(&named).is_some() {
         if let Ok(lock) = FieldLock::acquire(field_dir, cache_dir, false) {
-            lock.remove_killed_leftovers(field_dir, quiet);
+            lock.remove_killed_leftovers(quiet);
         }
     }
 }
@@ -706,7 +717,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (field, cache) = (dir.path().join("F"), dir.path().join("cache"));
         std::fs::create_dir_all(&field).unwrap();
-        let lock_file = field.join(".arrakis.lock");
+        let lock_file = field_lock_path(&field);
         let host = crate::cache::hostname();
         let dead = dead_pid();
         let me = std::process::id();
@@ -750,7 +761,7 @@ mod tests {
         std::fs::write(field.join(format!(".arrakis-tmp-{me}-0-x.fits")), b"mine").unwrap();
         std::fs::create_dir(field.join(format!(".arrakis-imager-beam00-{dead}"))).unwrap();
         let lock = said(format!("pid {dead} on host {host} with cache /c"));
-        lock.remove_killed_leftovers(&field, true);
+        lock.remove_killed_leftovers(true);
         let mut left: Vec<String> = std::fs::read_dir(&field)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

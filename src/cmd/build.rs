@@ -303,7 +303,7 @@ fn prepare(
     if let Some(l) = &lock {
         // What a build killed mid-way left (its temporary outputs, the imager's scratch
         // copies) goes before anything is written: no one else writes the field now.
-        l.remove_killed_leftovers(&graph.field_dir, args.quiet);
+        l.remove_killed_leftovers(args.quiet);
     }
     if !args.dry_run {
         session::record_cache(&graph.field_dir, cache_dir);

@@ -34,7 +34,7 @@ pub fn archive(cache: Option<&Path>, wait: bool, args: &ArchiveArgs) -> Result<i
     // It removes files of the field: no build may write it meanwhile, whatever its cache.
     let field_lock = session::FieldLock::acquire(&graph.field_dir, cache_dir, wait)?;
     // What a build killed mid-way left is not archived: it goes, as a build would remove it.
-    field_lock.remove_killed_leftovers(&graph.field_dir, false);
+    field_lock.remove_killed_leftovers(false);
     let engine = session::engine(&setup, &cache, states, default_jobs(), |_| true);
     let res = evaluate_all(&engine);
     let done = crate::archive::archive_field(&engine, &cache, &res, args.remove_beam_cubes)?;
